@@ -1,0 +1,135 @@
+//! Sign-in, sign-out and "who am I" for scripts.
+
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+
+use super::ApiAuth;
+use super::errors::api_errors;
+use super::model::{Me, MeUser, SessionJson};
+use crate::domain::auth::{self as auth_domain, SignInRequest};
+use crate::error::Error;
+use crate::state::AppState;
+
+#[derive(Tags)]
+pub enum ApiTags {
+    /// Signing in and out.
+    Auth,
+    /// Your own sessions.
+    Sessions,
+    /// Sessions and users of the accounts you administer.
+    Admin,
+}
+
+/// Credentials. The password is never logged.
+#[derive(Object)]
+pub struct LoginBody {
+    #[oai(validator(max_length = 254))]
+    pub email: String,
+    #[oai(validator(max_length = 1024))]
+    pub password: String,
+    /// The `device_id` a previous sign-in returned; omit it on a new device.
+    #[oai(validator(max_length = 64))]
+    pub device_id: Option<String>,
+    /// A configured application's name; the session's application is `api` without it.
+    #[oai(validator(max_length = 64))]
+    pub application: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct LoginResult {
+    /// The session's secret: send it as `Authorization: Bearer <token>`. Shown once.
+    pub token: String,
+    /// Keep it and send it back at the next sign-in, so this device is recognised.
+    pub device_id: String,
+    pub session: SessionJson,
+}
+
+#[derive(ApiResponse)]
+pub enum LoginOk {
+    /// Signed in: a new session was created.
+    #[oai(status = 201)]
+    Created(Json<LoginResult>),
+}
+
+api_errors!(LoginError {
+    BadRequest = 400: "Malformed request or unknown application.",
+    Unauthorized = 401: "Invalid email or password (the same answer for an unknown email).",
+    TooManyRequests = 429: "Too many failed attempts for this email or from this address.",
+});
+
+#[derive(ApiResponse)]
+pub enum LogoutOk {
+    /// The current session has ended.
+    #[oai(status = 204)]
+    Ended,
+}
+
+api_errors!(AuthError {
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+});
+
+pub struct AuthApi;
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Sign in with email and password.
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<LoginBody>,
+    ) -> Result<LoginOk, LoginError> {
+        let body = body.0;
+        let application = match body.application {
+            None => "api".to_string(),
+            Some(name) => match state.config.application_named(&name) {
+                Some(app) => app.name.clone(),
+                None => {
+                    return Err(Error::invalid(
+                        "unknown_application",
+                        "No application with that name is configured.",
+                    )
+                    .into());
+                }
+            },
+        };
+        let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+        let signed = auth_domain::sign_in(
+            &state,
+            SignInRequest {
+                email: body.email,
+                password: body.password,
+                device_id: body.device_id,
+                application,
+            },
+            client,
+        )
+        .await?;
+        Ok(LoginOk::Created(Json(LoginResult {
+            session: SessionJson::new(&signed.session, Some(signed.session.pk)),
+            token: signed.token,
+            device_id: signed.device_id,
+        })))
+    }
+
+    /// End the current session.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(&self, state: Data<&AppState>, auth: ApiAuth) -> Result<LogoutOk, AuthError> {
+        auth_domain::sign_out(&state, auth.authed()).await?;
+        Ok(LogoutOk::Ended)
+    }
+
+    /// The signed-in user and the current session.
+    #[oai(path = "/me", method = "get", operation_id = "me")]
+    async fn me(&self, auth: ApiAuth) -> Result<Json<Me>, AuthError> {
+        let a = auth.authed();
+        Ok(Json(Me {
+            user: MeUser::from(&a.principal),
+            session: SessionJson::new(&a.session, Some(a.session.pk)),
+        }))
+    }
+}

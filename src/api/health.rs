@@ -1,0 +1,24 @@
+//! `GET /healthz`: 200 when the database answers.
+
+use poem::http::StatusCode;
+use poem::web::{Data, Json};
+use poem::{IntoResponse, Response, handler};
+use serde_json::json;
+
+use crate::state::AppState;
+
+#[handler]
+pub async fn healthz(state: Data<&AppState>) -> Response {
+    let ok = state
+        .db
+        .run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
+        .await
+        .is_ok();
+    if ok {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        Json(json!({"status": "unavailable", "message": "the database does not answer"}))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE)
+            .into_response()
+    }
+}

@@ -1,0 +1,172 @@
+//! The HTTP API (SPEC §7), described by poem-openapi: spec at `/api/openapi.json`,
+//! interactive docs at `/api/docs`. Handlers are thin: they call domain/ and map errors.
+
+pub mod auth;
+pub mod errors;
+pub mod health;
+pub mod model;
+pub mod verify;
+
+use poem::RequestBody;
+use poem::http::{Method, StatusCode};
+use poem::web::Json as PoemJson;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem_openapi::auth::{ApiKey, Bearer};
+use poem_openapi::registry::Registry;
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApiService, SecurityScheme,
+};
+
+use crate::domain::auth::{Authed, authenticate};
+use crate::domain::tokens;
+use crate::error::Error;
+use crate::state::AppState;
+use errors::{ErrorBody, code_for_status, describe};
+
+pub const SESSION_COOKIE: &str = "doorman_session";
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// A session token sent as `Authorization: Bearer <token>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_bearer")]
+pub struct BearerAuth(Authed);
+
+/// The browser's session cookie. On POST, PATCH and DELETE the `X-CSRF-Token` header
+/// must also carry the session's CSRF token (shown on the pages).
+#[derive(SecurityScheme)]
+#[oai(
+    ty = "api_key",
+    key_name = "doorman_session",
+    key_in = "cookie",
+    checker = "check_cookie"
+)]
+pub struct CookieAuth(Authed);
+
+/// Either scheme. Written out rather than derived so that a request presenting a bearer
+/// token gets the bearer check's answer (e.g. "session ended"), not the cookie's.
+pub enum ApiAuth {
+    Bearer(BearerAuth),
+    Cookie(CookieAuth),
+}
+
+impl<'a> ApiExtractor<'a> for ApiAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        BearerAuth::register(registry);
+        CookieAuth::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        let mut all = BearerAuth::security_schemes();
+        all.extend(CookieAuth::security_schemes());
+        all
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        if req
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            // A malformed header (not "Bearer …") gets our message, not the framework's.
+            BearerAuth::from_request(req, body, opts)
+                .await
+                .map(ApiAuth::Bearer)
+                .map_err(|e| {
+                    if e.is_from_response() {
+                        e
+                    } else {
+                        error_response(&Error::Unauthenticated(None))
+                    }
+                })
+        } else if crate::web::cookies::get(req, SESSION_COOKIE).is_some() {
+            CookieAuth::from_request(req, body, opts)
+                .await
+                .map(ApiAuth::Cookie)
+        } else {
+            Err(error_response(&Error::Unauthenticated(None)))
+        }
+    }
+}
+
+impl ApiAuth {
+    pub fn authed(&self) -> &Authed {
+        match self {
+            ApiAuth::Bearer(a) => &a.0,
+            ApiAuth::Cookie(a) => &a.0,
+        }
+    }
+}
+
+fn state_of(req: &Request) -> poem::Result<&AppState> {
+    req.data::<AppState>()
+        .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+fn error_response(err: &Error) -> poem::Error {
+    let (status, body) = describe(err);
+    poem::Error::from_response(PoemJson(body).with_status(status).into_response())
+}
+
+async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authed> {
+    authenticate(state_of(req)?, &bearer.token)
+        .await
+        .map_err(|e| error_response(&e))
+}
+
+async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
+    let authed = authenticate(state_of(req)?, &cookie.key)
+        .await
+        .map_err(|e| error_response(&e))?;
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let expected = tokens::csrf_for_session(&cookie.key);
+        let given = req
+            .headers()
+            .get(CSRF_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !tokens::constant_time_eq(given, expected.as_bytes()) {
+            return Err(error_response(&Error::Forbidden(
+                "Cookie-authenticated changes need the X-CSRF-Token header.".into(),
+            )));
+        }
+    }
+    Ok(authed)
+}
+
+pub fn routes() -> impl Endpoint {
+    let service = OpenApiService::new(auth::AuthApi, "Doorman", env!("CARGO_PKG_VERSION"))
+        .description("See where everyone is signed in, and end any sign-in.")
+        .server("/api/v1");
+    let spec = service.spec_endpoint();
+    let docs = service.swagger_ui();
+    Route::new()
+        .nest("/v1", service)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .catch_all_error(json_error)
+}
+
+/// Keeps every error in `{error, message}` form, including the framework's own (bad
+/// JSON, missing parameters, unknown paths, oversized bodies).
+async fn json_error(err: poem::Error) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    let message = if status.is_server_error() {
+        tracing::error!(error = %err, "unhandled error");
+        "Something went wrong on our side; it has been logged.".to_string()
+    } else {
+        err.to_string()
+    };
+    PoemJson(ErrorBody::new(code_for_status(status), message))
+        .with_status(status)
+        .into_response()
+}

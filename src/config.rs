@@ -1,0 +1,480 @@
+//! Typed configuration: defaults, then `doorman.toml` (or `--config PATH`), then
+//! `DOORMAN_<SECTION>__<KEY>` environment variables. Everything is validated once, at
+//! start, and every problem is reported together so an operator fixes them in one go.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+/// Where the configuration file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG_FILE: &str = "doorman.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub sessions: SessionsConfig,
+    pub security: SecurityConfig,
+    pub geoip: GeoipConfig,
+    pub mail: MailConfig,
+    pub applications: Vec<Application>,
+    pub bootstrap: BootstrapConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub trusted_proxies: Vec<Cidr>,
+    pub cookie_domain: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: "http://localhost:8080".into(),
+            trusted_proxies: Vec::new(),
+            cookie_domain: String::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Cookies get the `Secure` flag only when the public address is https, so a plain
+    /// http install on localhost still works.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
+    pub fn public_base(&self) -> &str {
+        self.public_url.trim_end_matches('/')
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/doorman.sqlite3"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    #[serde(with = "humantime_serde")]
+    pub touch_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+const DAY: u64 = 24 * 60 * 60;
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(14 * DAY),
+            max_lifetime: Duration::from_secs(30 * DAY),
+            touch_interval: Duration::from_secs(60),
+            retention: Duration::from_secs(90 * DAY),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    pub login_rate_limit: RateLimitConfig,
+    pub argon2: Argon2Config,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Failed sign-ins allowed per email and per IP within `window`.
+    pub failures: u32,
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            failures: 10,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Argon2Config {
+    /// Memory in KiB.
+    pub m: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Self {
+            m: 19456,
+            t: 2,
+            p: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GeoipConfig {
+    /// Empty means the database embedded in the binary.
+    pub database: PathBuf,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    pub smtp_url: String,
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: String::new(),
+            from: "Doorman <doorman@localhost>".into(),
+        }
+    }
+}
+
+impl fmt::Debug for MailConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The SMTP URL may carry credentials.
+        f.debug_struct("MailConfig")
+            .field("smtp_url", &redact_url(&self.smtp_url))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// Hides `user:pass@` in a URL.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    pub email: String,
+    pub password: String,
+    /// The account the bootstrap owner belongs to.
+    pub account: String,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            email: String::new(),
+            password: String::new(),
+            account: "Default".into(),
+        }
+    }
+}
+
+impl fmt::Debug for BootstrapConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BootstrapConfig")
+            .field("email", &self.email)
+            .field("password", &"***")
+            .field("account", &self.account)
+            .finish()
+    }
+}
+
+/// A trusted proxy: a CIDR (`10.0.0.0/8`) or a single address (`192.0.2.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr(pub IpNet);
+
+impl<'de> Deserialize<'de> for Cidr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        parse_cidr(&raw).map(Cidr).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{raw}` is not a CIDR or IP address (e.g. 10.0.0.0/8 or 192.0.2.1)"
+            ))
+        })
+    }
+}
+
+fn parse_cidr(raw: &str) -> Option<IpNet> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .ok()
+        .or_else(|| raw.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Config {
+    /// Loads the layered configuration. `explicit` is `--config PATH`: it must exist;
+    /// the default `doorman.toml` is optional.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let file = match explicit {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.into())),
+            Some(path) => path.to_path_buf(),
+            None => PathBuf::from(DEFAULT_CONFIG_FILE),
+        };
+        let figment = Figment::new()
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("DOORMAN_").split("__"));
+        Self::from_figment(figment)
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(|err| {
+            let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+            ConfigError::Parse(all.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot: ranges, URLs, names.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let url = &self.server.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            problems.push(format!(
+                "server.public_url: `{url}` must be an absolute http:// or https:// URL"
+            ));
+        }
+        let domain = &self.server.cookie_domain;
+        if domain.contains(|c: char| c.is_whitespace() || c == ';' || c == ',' || c == '/') {
+            problems.push(format!(
+                "server.cookie_domain: `{domain}` is not a domain name"
+            ));
+        }
+        let s = &self.sessions;
+        for (key, value) in [
+            ("sessions.idle_timeout", s.idle_timeout),
+            ("sessions.max_lifetime", s.max_lifetime),
+            ("sessions.touch_interval", s.touch_interval),
+            ("sessions.retention", s.retention),
+            (
+                "security.login_rate_limit.window",
+                self.security.login_rate_limit.window,
+            ),
+        ] {
+            if value.is_zero() {
+                problems.push(format!("{key}: must be longer than zero"));
+            }
+        }
+        if s.touch_interval >= s.idle_timeout && !s.idle_timeout.is_zero() {
+            problems
+                .push("sessions.touch_interval: must be shorter than sessions.idle_timeout".into());
+        }
+        if self.security.login_rate_limit.failures == 0 {
+            problems.push("security.login_rate_limit.failures: must be at least 1".into());
+        }
+        let a = &self.security.argon2;
+        if let Err(err) = argon2::Params::new(a.m, a.t, a.p, None) {
+            problems.push(format!("security.argon2: {err}"));
+        }
+        self.validate_applications(&mut problems);
+        let b = &self.bootstrap;
+        if b.email.is_empty() != b.password.is_empty() {
+            problems.push("bootstrap.email and bootstrap.password: set both or neither".into());
+        }
+        if !b.email.is_empty() && !b.email.contains('@') {
+            problems.push(format!(
+                "bootstrap.email: `{}` is not an email address",
+                b.email
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    fn validate_applications(&self, problems: &mut Vec<String>) {
+        let mut seen = std::collections::HashSet::new();
+        for (i, app) in self.applications.iter().enumerate() {
+            let name = app.name.trim();
+            if name.is_empty() || name.len() > 64 {
+                problems.push(format!(
+                    "applications[{i}].name: must be 1 to 64 characters"
+                ));
+            } else if name == "web" || name == "api" {
+                problems.push(format!("applications[{i}].name: `{name}` is reserved"));
+            } else if !seen.insert(name.to_lowercase()) {
+                problems.push(format!("applications[{i}].name: `{name}` is used twice"));
+            }
+            let url = &app.url;
+            let host = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .unwrap_or("");
+            if host.is_empty() || host.starts_with('/') {
+                problems.push(format!(
+                    "applications[{i}].url: `{url}` must be an absolute http:// or https:// URL"
+                ));
+            }
+        }
+    }
+
+    /// The configured application a return address belongs to, if any. The address must
+    /// be the application's URL or lie under it; `https://app.example.com.evil.net` does
+    /// not belong to `https://app.example.com`.
+    pub fn application_for(&self, rd: &str) -> Option<&Application> {
+        self.applications.iter().find(|app| {
+            let base = app.url.trim_end_matches('/');
+            match rd.strip_prefix(base) {
+                Some(rest) => {
+                    rest.is_empty()
+                        || rest.starts_with('/')
+                        || rest.starts_with('?')
+                        || rest.starts_with('#')
+                }
+                None => false,
+            }
+        })
+    }
+
+    pub fn application_named(&self, name: &str) -> Option<&Application> {
+        self.applications.iter().find(|app| app.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Serialized;
+
+    fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::new().merge(Toml::string(text)))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let c = from_toml("").unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.sessions.idle_timeout, Duration::from_secs(14 * DAY));
+        assert_eq!(c.sessions.touch_interval, Duration::from_secs(60));
+        assert_eq!(c.security.argon2.m, 19456);
+        assert_eq!(c.storage.path, PathBuf::from("data/doorman.sqlite3"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = from_toml("[server]\nlisten_port = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_port"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_is_named() {
+        let err = from_toml("[sessions]\nidle_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("idle_timeout"), "{err}");
+    }
+
+    #[test]
+    fn all_problems_reported_together() {
+        let err = from_toml("[server]\npublic_url = \"ftp://x\"\n[sessions]\nretention = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.public_url") && err.contains("sessions.retention"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_accept_cidr_and_ip() {
+        let c = from_toml("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.1\"]\n").unwrap();
+        assert_eq!(c.server.trusted_proxies.len(), 2);
+        let err = from_toml("[server]\ntrusted_proxies = [\"nope\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trusted_proxies") && err.contains("nope"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn application_matching_has_no_open_redirect() {
+        let c = Config::from_figment(Figment::new().merge(Serialized::default(
+            "applications",
+            vec![serde_json::json!({"name": "Grafana", "url": "https://grafana.example.com"})],
+        )))
+        .unwrap();
+        assert!(
+            c.application_for("https://grafana.example.com/d/1?x=2")
+                .is_some()
+        );
+        assert!(c.application_for("https://grafana.example.com").is_some());
+        assert!(
+            c.application_for("https://grafana.example.com.evil.net/")
+                .is_none()
+        );
+        assert!(
+            c.application_for("https://evil.net/https://grafana.example.com")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn smtp_credentials_are_hidden() {
+        assert_eq!(redact_url("smtp://u:secret@mail:25"), "smtp://***@mail:25");
+        let m = MailConfig {
+            smtp_url: "smtps://u:secret@mail".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{m:?}").contains("secret"));
+    }
+}

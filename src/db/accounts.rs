@@ -1,0 +1,46 @@
+//! `accounts` table.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::DbError;
+use crate::domain::model::{Account, AccountId};
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
+pub fn find_by_name(c: &Connection, name: &str) -> Result<Option<Account>, DbError> {
+    Ok(c.query_row(
+        "SELECT id, name, created_at FROM accounts WHERE name = ?1",
+        [name],
+        from_row,
+    )
+    .optional()?)
+}
+
+pub fn find_by_id(c: &Connection, id: AccountId) -> Result<Option<Account>, DbError> {
+    Ok(c.query_row(
+        "SELECT id, name, created_at FROM accounts WHERE id = ?1",
+        [id],
+        from_row,
+    )
+    .optional()?)
+}
+
+pub fn list(c: &Connection) -> Result<Vec<Account>, DbError> {
+    let mut stmt = c.prepare_cached("SELECT id, name, created_at FROM accounts ORDER BY name")?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn insert(c: &Connection, name: &str, now: i64) -> Result<AccountId, DbError> {
+    c.execute(
+        "INSERT INTO accounts (name, created_at) VALUES (?1, ?2)",
+        params![name, now],
+    )?;
+    Ok(AccountId(c.last_insert_rowid()))
+}

@@ -1,0 +1,142 @@
+//! SQLite storage: a pool of connections and one helper that runs a closure on a pooled
+//! connection inside `spawn_blocking`, so no SQLite call ever blocks the async runtime.
+//! SQL lives in this module's children, one per table.
+
+pub mod accounts;
+pub mod devices;
+pub mod login_records;
+pub mod migrate;
+pub mod sessions;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, ErrorCode};
+
+pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("connection pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("storage task failed: {0}")]
+    Task(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl DbError {
+    /// Faults of the storage itself (full disk, read-only file, lock held too long): the
+    /// request may succeed later, so they answer 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                ErrorCode::DiskFull
+                    | ErrorCode::ReadOnly
+                    | ErrorCode::DatabaseBusy
+                    | ErrorCode::DatabaseLocked
+                    | ErrorCode::CannotOpen
+                    | ErrorCode::SystemIoFailure
+            ),
+            DbError::Pool(_) => true,
+            _ => false,
+        }
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == ErrorCode::ConstraintViolation)
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Refused(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| {
+            c.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;",
+            )
+        });
+        let pool = Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| describe_open_error(path, e))?;
+        let db = Db { pool };
+        let mut conn = db.pool.get()?;
+        migrate::apply(&mut conn)?;
+        Ok(db)
+    }
+
+    /// Runs `f` on a pooled connection on the blocking thread pool. A panic inside `f`
+    /// comes back as an error instead of tearing down the request.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Same as [`Db::run`] for callers already off the runtime (the CLI).
+    pub fn blocking<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
+    /// Online backup to `dest` while the server may keep writing.
+    pub fn backup(&self, dest: &Path) -> Result<(), DbError> {
+        let conn = self.pool.get()?;
+        conn.backup(rusqlite::MAIN_DB, dest, None)?;
+        Ok(())
+    }
+}
+
+fn describe_open_error(path: &Path, err: r2d2::Error) -> DbError {
+    let text = err.to_string();
+    let hint = if text.contains("not a database") {
+        "the file is not a SQLite database"
+    } else if text.contains("unable to open") {
+        "the file cannot be opened (check the path and permissions)"
+    } else {
+        text.as_str()
+    };
+    DbError::Refused(format!("cannot open database {}: {hint}", path.display()))
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

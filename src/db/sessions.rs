@@ -1,0 +1,229 @@
+//! `sessions` table.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::DbError;
+use crate::domain::model::{
+    AccountId, Device, EndReason, Location, Role, Session, SessionId, UserId, UserStatus,
+};
+
+const COLUMNS: &str = "s.id, s.public_id, s.user_id, u.email, s.account_id, a.name, s.application,
+    s.device_id, s.user_agent, s.device_category, s.browser_name, s.browser_version, s.os_name,
+    s.os_version, s.ip, s.country_code, s.country_name, s.city, s.created_at, s.last_active_at,
+    s.expires_at, s.ended_at, s.end_reason";
+const FROM: &str =
+    "FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = s.account_id";
+/// Number of columns in [`COLUMNS`]; extra selected columns start here.
+const N: usize = 23;
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        pk: r.get(0)?,
+        id: SessionId(r.get(1)?),
+        user_id: r.get(2)?,
+        user_email: r.get(3)?,
+        account_id: r.get(4)?,
+        account_name: r.get(5)?,
+        application: r.get(6)?,
+        device_id: r.get(7)?,
+        user_agent: r.get(8)?,
+        device: Device {
+            category: r.get(9)?,
+            browser: r.get(10)?,
+            browser_version: r.get(11)?,
+            os: r.get(12)?,
+            os_version: r.get(13)?,
+        },
+        ip: r.get(14)?,
+        location: Location {
+            country_code: r.get(15)?,
+            country: r.get(16)?,
+            city: r.get(17)?,
+        },
+        created_at: r.get(18)?,
+        last_active_at: r.get(19)?,
+        expires_at: r.get(20)?,
+        ended_at: r.get(21)?,
+        end_reason: r.get(22)?,
+    })
+}
+
+pub struct NewSession<'a> {
+    pub public_id: &'a str,
+    pub token_hash: &'a [u8],
+    pub user_id: UserId,
+    pub account_id: AccountId,
+    pub application: &'a str,
+    pub device_id: &'a str,
+    pub user_agent: &'a str,
+    pub device: &'a Device,
+    pub ip: &'a str,
+    pub location: &'a Location,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<i64, DbError> {
+    c.prepare_cached(
+        "INSERT INTO sessions (public_id, token_hash, user_id, account_id, application, device_id,
+            user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
+            country_code, country_name, city, created_at, last_active_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18)",
+    )?
+    .execute(params![
+        s.public_id,
+        s.token_hash,
+        s.user_id,
+        s.account_id,
+        s.application,
+        s.device_id,
+        s.user_agent,
+        s.device.category,
+        s.device.browser,
+        s.device.browser_version,
+        s.device.os,
+        s.device.os_version,
+        s.ip,
+        s.location.country_code,
+        s.location.country,
+        s.location.city,
+        s.now,
+        s.expires_at,
+    ])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// What every authenticated request needs about its session and user, in one lookup.
+pub struct TokenMatch {
+    pub session: Session,
+    pub user_name: String,
+    pub role: Role,
+    pub status: UserStatus,
+}
+
+pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMatch>, DbError> {
+    let sql = format!("SELECT {COLUMNS}, u.name, u.role, u.status {FROM} WHERE s.token_hash = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([hash], |r| {
+            Ok(TokenMatch {
+                session: from_row(r)?,
+                user_name: r.get(N)?,
+                role: r.get(N + 1)?,
+                status: r.get(N + 2)?,
+            })
+        })
+        .optional()?)
+}
+
+pub fn find_by_public_id(c: &Connection, id: &str) -> Result<Option<Session>, DbError> {
+    let sql = format!("SELECT {COLUMNS} {FROM} WHERE s.public_id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+/// Moves last activity forward; a no-op on an ended session.
+pub fn update_last_active(
+    c: &Connection,
+    pk: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<(), DbError> {
+    c.prepare_cached(
+        "UPDATE sessions SET last_active_at = ?2, expires_at = ?3 WHERE id = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![pk, now, expires_at])?;
+    Ok(())
+}
+
+/// Ends one live session; false when it had already ended.
+pub fn end(
+    c: &Connection,
+    pk: i64,
+    now: i64,
+    by: Option<UserId>,
+    reason: EndReason,
+) -> Result<bool, DbError> {
+    let n = c
+        .prepare_cached(
+            "UPDATE sessions SET ended_at = ?2, ended_by = ?3, end_reason = ?4
+             WHERE id = ?1 AND ended_at IS NULL",
+        )?
+        .execute(params![pk, now, by, reason])?;
+    Ok(n == 1)
+}
+
+/// Ends every live session of a user except `keep`.
+pub fn end_all_for_user(
+    c: &Connection,
+    user: UserId,
+    keep: Option<i64>,
+    now: i64,
+    by: Option<UserId>,
+    reason: EndReason,
+) -> Result<usize, DbError> {
+    Ok(c.prepare_cached(
+        "UPDATE sessions SET ended_at = ?3, ended_by = ?4, end_reason = ?5
+             WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?3 AND id IS NOT ?2",
+    )?
+    .execute(params![user, keep, now, by, reason])?)
+}
+
+/// A user's active sessions, most recently active first.
+pub fn list_active_for_user(
+    c: &Connection,
+    user: UserId,
+    now: i64,
+) -> Result<Vec<Session>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
+         ORDER BY s.last_active_at DESC, s.id DESC"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user, now], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every active session (for the CLI), optionally of one user.
+pub fn list_active(
+    c: &Connection,
+    user: Option<UserId>,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Session>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} WHERE s.ended_at IS NULL AND s.expires_at > ?2
+           AND (?1 IS NULL OR s.user_id = ?1)
+         ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?3"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user, now, limit], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Marks sessions past their expiry as ended, with the reason that applies; the ending
+/// time is when they expired, not when the sweeper noticed.
+pub fn end_expired(c: &Connection, now: i64, max_lifetime: i64) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "UPDATE sessions SET ended_at = expires_at,
+            end_reason = CASE WHEN expires_at >= created_at + ?2 THEN 'max_lifetime' ELSE 'idle_timeout' END
+         WHERE ended_at IS NULL AND expires_at <= ?1",
+        params![now, max_lifetime],
+    )?)
+}
+
+/// Deletes ended sessions older than the retention period.
+pub fn delete_ended_before(c: &Connection, cutoff: i64) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1",
+        [cutoff],
+    )?)
+}
+
+pub fn count_active(c: &Connection, now: i64) -> Result<i64, DbError> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM sessions WHERE ended_at IS NULL AND expires_at > ?1",
+        [now],
+        |r| r.get(0),
+    )?)
+}

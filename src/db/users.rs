@@ -1,0 +1,113 @@
+//! `users` table.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::DbError;
+use crate::domain::model::{AccountId, Role, User, UserId, UserStatus};
+
+const SELECT: &str =
+    "SELECT u.id, u.account_id, a.name, u.email, u.name, u.role, u.status, u.created_at
+    FROM users u JOIN accounts a ON a.id = u.account_id";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        account_name: r.get(2)?,
+        email: r.get(3)?,
+        name: r.get(4)?,
+        role: r.get(5)?,
+        status: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub account_id: AccountId,
+    pub email: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub password_hash: &'a str,
+    pub now: i64,
+}
+
+pub fn insert(c: &Connection, u: &NewUser<'_>) -> Result<UserId, DbError> {
+    c.execute(
+        "INSERT INTO users (account_id, email, email_lower, name, role, status, password_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7)",
+        params![u.account_id, u.email, u.email.to_lowercase(), u.name, u.role, u.password_hash, u.now],
+    )?;
+    Ok(UserId(c.last_insert_rowid()))
+}
+
+pub fn find_by_id(c: &Connection, id: UserId) -> Result<Option<User>, DbError> {
+    Ok(
+        c.query_row(&format!("{SELECT} WHERE u.id = ?1"), [id], from_row)
+            .optional()?,
+    )
+}
+
+pub fn find_by_email(c: &Connection, email: &str) -> Result<Option<User>, DbError> {
+    Ok(c.query_row(
+        &format!("{SELECT} WHERE u.email_lower = ?1"),
+        [email.to_lowercase()],
+        from_row,
+    )
+    .optional()?)
+}
+
+/// The user and their password hash, for sign-in only.
+pub fn find_credentials(c: &Connection, email: &str) -> Result<Option<(User, String)>, DbError> {
+    let sql = "SELECT u.id, u.account_id, a.name, u.email, u.name, u.role, u.status, u.created_at, u.password_hash
+        FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.email_lower = ?1";
+    Ok(c.prepare_cached(sql)?
+        .query_row([email.to_lowercase()], |r| Ok((from_row(r)?, r.get(8)?)))
+        .optional()?)
+}
+
+pub fn password_hash(c: &Connection, id: UserId) -> Result<Option<String>, DbError> {
+    Ok(
+        c.query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?,
+    )
+}
+
+pub fn count_by_role(c: &Connection, role: Role) -> Result<i64, DbError> {
+    Ok(
+        c.query_row("SELECT count(*) FROM users WHERE role = ?1", [role], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Users visible to an admin: one account, or every account when `account` is None.
+pub fn list(c: &Connection, account: Option<AccountId>) -> Result<Vec<User>, DbError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{SELECT} WHERE (?1 IS NULL OR u.account_id = ?1) ORDER BY u.email_lower LIMIT 10000"
+    ))?;
+    let rows = stmt.query_map([account], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn update_password(c: &Connection, id: UserId, hash: &str) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        params![id, hash],
+    )? == 1)
+}
+
+pub fn update_status(c: &Connection, id: UserId, status: UserStatus) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET status = ?2 WHERE id = ?1",
+        params![id, status],
+    )? == 1)
+}
+
+pub fn update_role(c: &Connection, id: UserId, role: Role) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET role = ?2 WHERE id = ?1",
+        params![id, role],
+    )? == 1)
+}

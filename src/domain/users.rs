@@ -1,0 +1,193 @@
+//! Creating users and changing what ends their sessions (password, status).
+
+use tracing::instrument;
+
+use crate::db::users::NewUser;
+use crate::db::{self, DbError};
+use crate::domain::model::{EndReason, Role, User, UserId, UserStatus};
+use crate::domain::passwords::Hasher;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+pub struct CreateUser {
+    pub account: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password: String,
+}
+
+/// A plain but strict check: one `@`, both sides present, no spaces or controls.
+pub fn validate_email(email: &str) -> Result<()> {
+    let ok = email.len() <= 254
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_email",
+            "That is not a valid email address.",
+        ))
+    }
+}
+
+fn validate_name(label: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control)
+    {
+        return Err(Error::invalid(
+            "invalid_name",
+            format!("The {label} must be 1 to 128 characters, without control characters."),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the user, and the account when it does not exist yet.
+#[instrument(skip_all, err(level = "debug"))]
+pub async fn create(state: &AppState, req: CreateUser) -> Result<User> {
+    validate(&req)?;
+    let hash = state.hasher.hash(req.password.clone()).await?;
+    let result = state.db.run(move |c| insert(c, &req, &hash)).await;
+    finish(result)
+}
+
+/// The CLI's form of [`create`], on the calling thread.
+pub fn create_blocking(state: &AppState, req: CreateUser) -> Result<User> {
+    validate(&req)?;
+    let hash = state.hasher.hash_now(&req.password)?;
+    finish(state.db.blocking(|c| insert(c, &req, &hash)))
+}
+
+fn validate(req: &CreateUser) -> Result<()> {
+    validate_email(&req.email)?;
+    validate_name("name", &req.name)?;
+    validate_name("account name", &req.account)?;
+    Hasher::check_policy(&req.password)
+}
+
+fn insert(c: &mut rusqlite::Connection, req: &CreateUser, hash: &str) -> Result<User, DbError> {
+    let now = db::now();
+    let tx = c.transaction()?;
+    let account = match db::accounts::find_by_name(&tx, req.account.trim())? {
+        Some(a) => a.id,
+        None => db::accounts::insert(&tx, req.account.trim(), now)?,
+    };
+    let id = db::users::insert(
+        &tx,
+        &NewUser {
+            account_id: account,
+            email: req.email.trim(),
+            name: req.name.trim(),
+            role: req.role,
+            password_hash: hash,
+            now,
+        },
+    )?;
+    let user = db::users::find_by_id(&tx, id)?
+        .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
+    tx.commit()?;
+    Ok(user)
+}
+
+fn finish(result: Result<User, DbError>) -> Result<User> {
+    match result {
+        Ok(user) => {
+            tracing::info!(user_id = %user.id, role = %user.role, "user created");
+            Ok(user)
+        }
+        Err(e) if e.is_unique_violation() => Err(Error::conflict(
+            "email_taken",
+            "A user with that email already exists.",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets a new password and ends the user's other sessions (all of them when `keep` is
+/// None). Returns how many sessions ended.
+pub fn set_password_blocking(
+    state: &AppState,
+    user: UserId,
+    password: &str,
+    keep: Option<i64>,
+) -> Result<usize> {
+    Hasher::check_policy(password)?;
+    let hash = state.hasher.hash_now(password)?;
+    let ended = state.db.blocking(|c| {
+        let tx = c.transaction()?;
+        if !db::users::update_password(&tx, user, &hash)? {
+            return Ok(None);
+        }
+        let n = db::sessions::end_all_for_user(
+            &tx,
+            user,
+            keep,
+            db::now(),
+            Some(user),
+            EndReason::PasswordChanged,
+        )?;
+        tx.commit()?;
+        Ok(Some(n))
+    })?;
+    ended.ok_or(Error::NotFound)
+}
+
+/// Disables (or re-enables) a user; disabling ends every session at once.
+pub fn set_status_blocking(
+    state: &AppState,
+    user: UserId,
+    status: UserStatus,
+    by: Option<UserId>,
+) -> Result<usize> {
+    let ended = state.db.blocking(|c| set_status_tx(c, user, status, by))?;
+    ended.ok_or(Error::NotFound)
+}
+
+pub async fn set_status(
+    state: &AppState,
+    user: UserId,
+    status: UserStatus,
+    by: Option<UserId>,
+) -> Result<usize> {
+    let ended = state
+        .db
+        .run(move |c| set_status_tx(c, user, status, by))
+        .await?;
+    ended.ok_or(Error::NotFound)
+}
+
+fn set_status_tx(
+    c: &mut rusqlite::Connection,
+    user: UserId,
+    status: UserStatus,
+    by: Option<UserId>,
+) -> Result<Option<usize>, DbError> {
+    let tx = c.transaction()?;
+    if !db::users::update_status(&tx, user, status)? {
+        return Ok(None);
+    }
+    let n = if status == UserStatus::Disabled {
+        db::sessions::end_all_for_user(&tx, user, None, db::now(), by, EndReason::UserDisabled)?
+    } else {
+        0
+    };
+    tx.commit()?;
+    Ok(Some(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_validation() {
+        assert!(validate_email("a@b.c").is_ok());
+        for bad in ["", "a", "@b", "a@", "a b@c", "a@b@c", "<a@b>"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The domain's one error type. Which HTTP status and message each variant becomes is
+//! decided in one place, `api::errors`; pages map it the same way.
+
+use crate::db::DbError;
+use crate::domain::model::EndReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Missing, or outside the caller's scope: the two are not told apart, so ids do
+    /// not leak.
+    #[error("not found")]
+    NotFound,
+    /// Unknown email, wrong password and disabled user all look the same to the caller.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("too many failed sign-in attempts")]
+    RateLimited { retry_after_secs: u64 },
+    /// No session, or one that has ended (with why, when known).
+    #[error("not signed in")]
+    Unauthenticated(Option<EndReason>),
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("storage: {0}")]
+    Storage(#[from] DbError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}

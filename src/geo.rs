@@ -1,0 +1,240 @@
+//! IP → location, from a MaxMind-format City database: the GeoLite2 City database
+//! embedded in the binary, or the file named by `geoip.database`, reloaded when it
+//! changes (a bad new file is logged once and the last good database stays in use).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, SystemTime};
+
+use maxminddb::Reader;
+use serde::Deserialize;
+
+use crate::domain::model::Location;
+
+static EMBEDDED_ZST: &[u8] = include_bytes!("../geoip/GeoLite2-City.mmdb.zst");
+/// Decompressed once per process: the data never changes, and test processes start many
+/// servers.
+static EMBEDDED: OnceLock<Arc<Reader<Vec<u8>>>> = OnceLock::new();
+
+/// How often the configured file is checked for changes.
+const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GeoError {
+    #[error("cannot read GeoIP database {path}: {detail}")]
+    File { path: PathBuf, detail: String },
+    #[error("embedded GeoIP database is damaged: {0}")]
+    Embedded(String),
+}
+
+pub struct Geo {
+    current: RwLock<Arc<Reader<Vec<u8>>>>,
+    file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Record<'a> {
+    #[serde(borrow)]
+    country: Option<Place<'a>>,
+    #[serde(borrow)]
+    city: Option<Place<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Place<'a> {
+    iso_code: Option<&'a str>,
+    #[serde(borrow)]
+    names: Option<Names<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Names<'a> {
+    en: Option<&'a str>,
+}
+
+impl Geo {
+    /// `path` empty means the embedded database.
+    pub fn open(path: &Path) -> Result<Self, GeoError> {
+        if path.as_os_str().is_empty() {
+            return Ok(Geo {
+                current: RwLock::new(embedded()?),
+                file: None,
+            });
+        }
+        let reader = read_file(path)?;
+        Ok(Geo {
+            current: RwLock::new(Arc::new(reader)),
+            file: Some(path.to_path_buf()),
+        })
+    }
+
+    fn reader(&self) -> Arc<Reader<Vec<u8>>> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn lookup(&self, ip: IpAddr) -> Location {
+        if !is_public(ip) {
+            return Location::default();
+        }
+        let reader = self.reader();
+        let Ok(Some(record)) = reader.lookup::<Record<'_>>(ip) else {
+            return Location::default();
+        };
+        let name = |p: &Option<Place<'_>>| {
+            p.as_ref()
+                .and_then(|p| p.names.as_ref())
+                .and_then(|n| n.en)
+                .map(str::to_string)
+        };
+        Location {
+            country_code: record
+                .country
+                .as_ref()
+                .and_then(|c| c.iso_code)
+                .map(str::to_string),
+            country: name(&record.country),
+            city: name(&record.city),
+        }
+    }
+
+    /// When the database in use was built (Unix seconds), for operators.
+    pub fn build_epoch(&self) -> u64 {
+        self.reader().metadata.build_epoch
+    }
+
+    /// Watches the configured file and swaps in a new database when it changes.
+    pub fn spawn_reloader(self: &Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let Some(path) = self.file.clone() else {
+            return;
+        };
+        let geo = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            let mut seen = modified(&path);
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(RELOAD_POLL) => {}
+                    _ = shutdown.changed() => return,
+                }
+                let now = modified(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                let p = path.clone();
+                match tokio::task::spawn_blocking(move || read_file(&p)).await {
+                    Ok(Ok(reader)) => {
+                        if let Ok(mut slot) = geo.current.write() {
+                            *slot = Arc::new(reader);
+                        }
+                        tracing::info!(path = %path.display(), "reloaded GeoIP database");
+                    }
+                    Ok(Err(err)) => {
+                        // Logged once per change of the file: `seen` moved on.
+                        tracing::error!(%err, "keeping the previous GeoIP database");
+                    }
+                    Err(err) => tracing::error!(%err, "GeoIP reload task failed"),
+                }
+            }
+        });
+    }
+}
+
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn embedded() -> Result<Arc<Reader<Vec<u8>>>, GeoError> {
+    if let Some(reader) = EMBEDDED.get() {
+        return Ok(reader.clone());
+    }
+    let bytes =
+        zstd::stream::decode_all(EMBEDDED_ZST).map_err(|e| GeoError::Embedded(e.to_string()))?;
+    let reader = Reader::from_source(bytes).map_err(|e| GeoError::Embedded(e.to_string()))?;
+    Ok(EMBEDDED.get_or_init(|| Arc::new(reader)).clone())
+}
+
+fn read_file(path: &Path) -> Result<Reader<Vec<u8>>, GeoError> {
+    let err = |detail: String| GeoError::File {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let reader = Reader::from_source(bytes).map_err(|e| err(e.to_string()))?;
+    // A file that parses but is not a City database would give no locations at all.
+    let kind = &reader.metadata.database_type;
+    if !kind.contains("City") {
+        return Err(err(format!("it is a {kind} database, not a City database")));
+    }
+    Ok(reader)
+}
+
+/// Private, loopback, link-local and other non-routable addresses have no location.
+fn is_public(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] == 0x2001 && s[1] == 0x0db8))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_database_locates_public_ips() {
+        let geo = Geo::open(Path::new("")).unwrap();
+        // 81.2.69.142 is MaxMind's documented London test address.
+        let loc = geo.lookup("81.2.69.142".parse().unwrap());
+        assert_eq!(loc.country_code.as_deref(), Some("GB"));
+        assert_eq!(loc.country.as_deref(), Some("United Kingdom"));
+        assert!(geo.build_epoch() > 1_500_000_000);
+    }
+
+    #[test]
+    fn private_and_loopback_are_unknown() {
+        let geo = Geo::open(Path::new("")).unwrap();
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.1.1",
+            "::1",
+            "fd00::1",
+            "100.64.0.1",
+        ] {
+            assert_eq!(geo.lookup(ip.parse().unwrap()), Location::default(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn unreadable_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.mmdb");
+        std::fs::write(&path, b"not a database").unwrap();
+        let err = Geo::open(&path).err().unwrap().to_string();
+        assert!(err.contains("bad.mmdb"), "{err}");
+    }
+}

@@ -1,0 +1,71 @@
+//! Doorman: see where everyone is signed in, end any sign-in.
+//!
+//! `build_app` assembles the HTTP application from an [`AppState`]; `serve` runs it on a
+//! listener until a shutdown signal. `main.rs` and the tests both go through these.
+
+pub mod api;
+pub mod client_ip;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod geo;
+pub mod state;
+pub mod ua;
+pub mod web;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, TcpAcceptor};
+use poem::middleware::CatchPanic;
+use poem::{Endpoint, EndpointExt, Route, Server};
+
+pub use config::Config;
+pub use state::AppState;
+
+/// Request bodies larger than this are refused with 413 before they are read.
+pub const MAX_BODY: usize = 64 * 1024;
+
+pub fn build_app(state: AppState) -> impl Endpoint {
+    Route::new()
+        .nest("/api", api::routes())
+        .at("/auth/verify", api::verify::verify)
+        .at("/healthz", api::health::healthz)
+        .nest("/", web::routes())
+        .around(web::limit_body)
+        .with(CatchPanic::new())
+        .around(web::security_headers)
+        .data(state)
+}
+
+/// Opens storage and the GeoIP database as the configuration says. Errors are plain
+/// text: at start-up the only thing to do with them is print and exit.
+pub fn open_state(config: Config) -> Result<AppState, String> {
+    let db = db::Db::open(&config.storage.path).map_err(|e| e.to_string())?;
+    let geo = Arc::new(geo::Geo::open(&config.geoip.database).map_err(|e| e.to_string())?);
+    AppState::new(config, db, geo).map_err(|e| e.to_string())
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves, with the background
+/// tasks (sweeper, GeoIP reloader) running alongside.
+pub async fn serve(
+    listener: std::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let acceptor = TcpAcceptor::from_std(listener)?;
+    let local = acceptor.local_addr();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    domain::sweeper::spawn(state.clone(), stop_rx.clone());
+    state.geo.spawn_reloader(stop_rx);
+    web::setup::announce(&state).await;
+    tracing::info!(addr = ?local.first().map(|a| a.to_string()), "listening");
+    let app = build_app(state);
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(10)))
+        .await;
+    let _ = stop_tx.send(true);
+    result
+}

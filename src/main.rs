@@ -1,0 +1,308 @@
+//! The `doorman` command line: `serve` (the default) and the operator's tools.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use doorman::domain::model::{EndReason, Role, UserStatus};
+use doorman::domain::users::{self, CreateUser};
+use doorman::{AppState, Config, db};
+
+#[derive(Parser)]
+#[command(
+    name = "doorman",
+    version,
+    about = "See where everyone is signed in, and end any sign-in."
+)]
+struct Cli {
+    /// Configuration file (default: ./doorman.toml when it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List or end sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Copy the database to PATH while the server may be running (SQLite online backup).
+    Backup { path: PathBuf },
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (and the account, if it does not exist).
+    Add {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "user", value_parser = ["user", "admin", "owner"])]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input; otherwise one is generated and printed.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password; every session of the user ends.
+    Passwd {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user; every session of the user ends at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// Active sessions, most recently active first.
+    List {
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// End a session by its public id.
+    End { id: String },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration without starting.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, None | Some(Command::Serve));
+    init_logging(if serving { "info" } else { "warn" });
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(err) => return fail(err),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config),
+        Command::Config(ConfigCommand::Check) => {
+            println!("configuration is valid");
+            println!("{config:#?}");
+            ExitCode::SUCCESS
+        }
+        other => match doorman::open_state(config) {
+            Ok(state) => match run_tool(&state, other) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => fail(err),
+            },
+            Err(err) => fail(err),
+        },
+    }
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn fail(err: impl std::fmt::Display) -> ExitCode {
+    eprintln!("doorman: {err}");
+    ExitCode::FAILURE
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(err),
+    };
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let state = match doorman::open_state(config) {
+            Ok(s) => s,
+            Err(err) => return fail(err),
+        };
+        let listener = match std::net::TcpListener::bind(listen) {
+            Ok(l) => l,
+            Err(err) => return fail(format!("cannot listen on {listen}: {err}")),
+        };
+        match doorman::serve(listener, state, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(err),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}
+
+fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
+    if from_stdin {
+        let mut buf = String::new();
+        std::io::stdin()
+            .take(4096)
+            .read_to_string(&mut buf)
+            .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+        let pw = buf.trim_end_matches(['\r', '\n']).to_string();
+        return Ok((pw, false));
+    }
+    Ok((doorman::domain::tokens::new_token()[..20].to_string(), true))
+}
+
+fn find_user(state: &AppState, email: &str) -> Result<doorman::domain::model::User, String> {
+    let email = email.to_string();
+    state
+        .db
+        .blocking(|c| db::users::find_by_email(c, &email))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user with email {email}"))
+}
+
+fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
+    match command {
+        Command::User(UserCommand::Add {
+            email,
+            account,
+            role,
+            name,
+            password_stdin,
+        }) => {
+            let (password, generated) = read_password(password_stdin)?;
+            let role = Role::parse(&role).unwrap_or(Role::User);
+            let name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+            let user = users::create_blocking(
+                state,
+                CreateUser {
+                    account,
+                    email,
+                    name,
+                    role,
+                    password: password.clone(),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            println!(
+                "created {} ({}) in account {} with id {}",
+                user.email, user.role, user.account_name, user.id
+            );
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        Command::User(UserCommand::Passwd {
+            email,
+            password_stdin,
+        }) => {
+            let user = find_user(state, &email)?;
+            let (password, generated) = read_password(password_stdin)?;
+            let ended = users::set_password_blocking(state, user.id, &password, None)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "password changed for {}; {ended} session(s) ended",
+                user.email
+            );
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        Command::User(UserCommand::Disable { email }) => {
+            let user = find_user(state, &email)?;
+            let ended = users::set_status_blocking(state, user.id, UserStatus::Disabled, None)
+                .map_err(|e| e.to_string())?;
+            println!("disabled {}; {ended} session(s) ended", user.email);
+        }
+        Command::Sessions(SessionsCommand::List { email }) => {
+            let user = email
+                .map(|e| find_user(state, &e))
+                .transpose()?
+                .map(|u| u.id);
+            let now = db::now();
+            let list = state
+                .db
+                .blocking(|c| db::sessions::list_active(c, user, now, 10_000))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<24} {:<32} {:<12} {:<40} {:<16} LAST ACTIVE (UTC)",
+                "ID", "USER", "APP", "DEVICE", "IP"
+            );
+            for s in &list {
+                println!(
+                    "{:<24} {:<32} {:<12} {:<40} {:<16} {}",
+                    s.id,
+                    s.user_email,
+                    s.application,
+                    s.device.label(),
+                    s.ip,
+                    doorman::web::utc(s.last_active_at)
+                );
+            }
+            println!("{} active session(s)", list.len());
+        }
+        Command::Sessions(SessionsCommand::End { id }) => {
+            let now = db::now();
+            let ended = state
+                .db
+                .blocking(|c| match db::sessions::find_by_public_id(c, &id)? {
+                    Some(s) if s.is_active(now) => {
+                        db::sessions::end(c, s.pk, now, None, EndReason::TerminatedByAdmin)
+                    }
+                    _ => Ok(false),
+                })
+                .map_err(|e| e.to_string())?;
+            if !ended {
+                return Err(format!("no active session with id {id}"));
+            }
+            println!("session {id} ended");
+        }
+        Command::Backup { path } => {
+            if path.exists() {
+                return Err(format!(
+                    "{} already exists; choose a new file",
+                    path.display()
+                ));
+            }
+            state
+                .db
+                .backup(&path)
+                .map_err(|e| format!("backup failed: {e}"))?;
+            println!("backed up to {}", path.display());
+        }
+        Command::Serve | Command::Config(_) => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! `/login` and `/logout` for browsers.
+
+use maud::{Markup, html};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Form, Query, Redirect};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use super::{SESSIONS_PATH, cookies, ended_notice, error_page, html_response, layout};
+use crate::api::SESSION_COOKIE;
+use crate::api::errors::describe;
+use crate::domain::auth::{SignInRequest, authenticate, sign_in, sign_out};
+use crate::domain::tokens;
+use crate::error::Error;
+use crate::state::AppState;
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    rd: Option<String>,
+    ended: Option<String>,
+    out: Option<String>,
+    created: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rd: String,
+}
+
+/// Where to go after sign-in, and the application the session is for. Only a configured
+/// application's URL or a path on Doorman itself is followed: no open redirect.
+fn destination(state: &AppState, rd: &str) -> (String, String) {
+    if let Some(app) = state.config.application_for(rd) {
+        return (rd.to_string(), app.name.clone());
+    }
+    let local = rd.starts_with('/')
+        && !rd.starts_with("//")
+        && !rd.starts_with("/\\")
+        && !rd.chars().any(|c| c.is_control());
+    if local {
+        (rd.to_string(), "web".into())
+    } else {
+        (SESSIONS_PATH.to_string(), "web".into())
+    }
+}
+
+#[handler]
+pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery>) -> Response {
+    let query = query.0;
+    let rd = query.rd.unwrap_or_default();
+    if let Some(token) = cookies::presented_token(req) {
+        if authenticate(&state, &token).await.is_ok() {
+            return Redirect::see_other(destination(&state, &rd).0).into_response();
+        }
+    }
+    let notice = if let Some(reason) = &query.ended {
+        Some(ended_notice(reason))
+    } else if query.out.is_some() {
+        Some("You have signed out.".to_string())
+    } else if query.created.is_some() {
+        Some("The owner account is ready. Sign in with it.".to_string())
+    } else {
+        None
+    };
+    render(
+        req,
+        &state,
+        &rd,
+        "",
+        notice.as_deref(),
+        None,
+        StatusCode::OK,
+    )
+}
+
+fn render(
+    req: &Request,
+    state: &AppState,
+    rd: &str,
+    email: &str,
+    notice: Option<&str>,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let csrf = cookies::get(req, cookies::PRE_CSRF_COOKIE)
+        .filter(|c| c.len() >= 20 && c.len() <= 64)
+        .unwrap_or_else(tokens::new_csrf);
+    let body = form(&csrf, rd, email, notice, error);
+    let mut resp = html_response(layout("Sign in", None, body))
+        .with_status(status)
+        .into_response();
+    let cookie = cookies::build(
+        &state.config.server,
+        cookies::PRE_CSRF_COOKIE,
+        &csrf,
+        Some(3600),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+fn form(csrf: &str, rd: &str, email: &str, notice: Option<&str>, error: Option<&str>) -> Markup {
+    html! {
+        main.narrow {
+            h1 { "Sign in" }
+            @if let Some(n) = notice { p.notice role="status" { (n) } }
+            @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            form.card method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="rd" value=(rd);
+                label { "Email" input type="email" name="email" value=(email) required autocomplete="username" autofocus; }
+                label { "Password" input type="password" name="password" required autocomplete="current-password"; }
+                button.primary type="submit" { "Sign in" }
+            }
+        }
+    }
+}
+
+#[handler]
+pub async fn submit(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<LoginForm>>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return render(
+            req,
+            &state,
+            "",
+            "",
+            None,
+            Some("The form could not be read. Please try again."),
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !tokens::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+        return render(
+            req,
+            &state,
+            &form.rd,
+            &form.email,
+            None,
+            Some("This form has expired. Please sign in again."),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let (target, application) = destination(&state, &form.rd);
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    let device_id = cookies::get(req, cookies::DEVICE_COOKIE);
+    let result = sign_in(
+        &state,
+        SignInRequest {
+            email: form.email.clone(),
+            password: form.password,
+            device_id,
+            application,
+        },
+        client,
+    )
+    .await;
+    match result {
+        Ok(signed) => {
+            let server = &state.config.server;
+            let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
+            let mut resp = Redirect::see_other(target).into_response();
+            for cookie in [
+                cookies::build(server, SESSION_COOKIE, &signed.token, Some(max_age)),
+                cookies::build(
+                    server,
+                    cookies::DEVICE_COOKIE,
+                    &signed.device_id,
+                    Some(cookies::DEVICE_MAX_AGE),
+                ),
+                cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Err(err @ (Error::InvalidCredentials | Error::RateLimited { .. })) => {
+            let (status, body) = describe(&err);
+            render(
+                req,
+                &state,
+                &form.rd,
+                &form.email,
+                None,
+                Some(&body.message),
+                status,
+            )
+        }
+        Err(err) => error_page(&err),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[handler]
+pub async fn logout(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<LogoutForm>>,
+) -> Response {
+    let clear = cookies::build(&state.config.server, SESSION_COOKIE, "", Some(0));
+    let signed_out = || {
+        let mut resp = Redirect::see_other("/login?out=1").into_response();
+        if let Ok(v) = HeaderValue::from_str(&clear) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+        resp
+    };
+    let Some(token) = cookies::presented_token(req) else {
+        return signed_out();
+    };
+    let csrf = form.map(|f| f.0.csrf).unwrap_or_default();
+    if !tokens::constant_time_eq(csrf.as_bytes(), tokens::csrf_for_session(&token).as_bytes()) {
+        return error_page(&Error::Forbidden(
+            "This form has expired. Go back, reload the page and try again.".into(),
+        ));
+    }
+    match authenticate(&state, &token).await {
+        Ok(authed) => match sign_out(&state, &authed).await {
+            Ok(()) => signed_out(),
+            Err(err) => error_page(&err),
+        },
+        Err(Error::Unauthenticated(_)) => signed_out(),
+        Err(err) => error_page(&err),
+    }
+}

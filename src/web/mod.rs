@@ -1,0 +1,289 @@
+//! Server-rendered pages (maud), usable without JavaScript. Pages are thin: they call
+//! domain/ and render.
+
+pub mod cookies;
+pub mod login;
+pub mod sessions;
+pub mod setup;
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::Redirect;
+use poem::{Endpoint, IntoResponse, Request, Response, Route, get, handler, post};
+use rust_embed::RustEmbed;
+
+use crate::api::errors::{ENDED_NOTICE, describe};
+use crate::domain::auth::{Authed, authenticate};
+use crate::error::Error;
+use crate::state::AppState;
+
+#[derive(RustEmbed)]
+#[folder = "assets/"]
+struct Assets;
+
+pub const SESSIONS_PATH: &str = "/settings/security/sessions";
+
+pub fn routes() -> Route {
+    Route::new()
+        .at("/", get(index))
+        .at("/login", get(login::show).post(login::submit))
+        .at("/logout", post(login::logout))
+        .at("/setup", get(setup::show).post(setup::submit))
+        .at(SESSIONS_PATH, get(sessions::show))
+        .at("/assets/*path", get(asset))
+}
+
+#[handler]
+async fn index(req: &Request, state: poem::web::Data<&AppState>) -> Response {
+    match cookies::presented_token(req) {
+        Some(token) if authenticate(&state, &token).await.is_ok() => {
+            Redirect::see_other(SESSIONS_PATH).into_response()
+        }
+        _ => Redirect::see_other("/login").into_response(),
+    }
+}
+
+#[handler]
+fn asset(req: &Request) -> Response {
+    let path = req.uri().path().trim_start_matches("/assets/");
+    match Assets::get(path) {
+        Some(file) => {
+            let mime = match path.rsplit('.').next() {
+                Some("css") => "text/css; charset=utf-8",
+                Some("js") => "text/javascript; charset=utf-8",
+                Some("svg") => "image/svg+xml",
+                Some("png") => "image/png",
+                _ => "application/octet-stream",
+            };
+            Response::builder()
+                .header(header::CONTENT_TYPE, mime)
+                .header(header::CACHE_CONTROL, "public, max-age=3600")
+                .body(file.data.into_owned())
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The session of a page request, or the response that sends the browser to sign in:
+/// with the "Your session has ended" notice when it presented a session that ended.
+pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, String), Response> {
+    let Some(token) = cookies::presented_token(req) else {
+        return Err(to_login(req, None));
+    };
+    match authenticate(state, &token).await {
+        Ok(authed) => Ok((authed, token)),
+        Err(Error::Unauthenticated(reason)) => {
+            let why = reason.map(|r| r.as_str()).unwrap_or("unknown");
+            let mut resp = to_login(req, Some(why));
+            let clear = cookies::build(
+                &state.config.server,
+                crate::api::SESSION_COOKIE,
+                "",
+                Some(0),
+            );
+            if let Ok(v) = HeaderValue::from_str(&clear) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            Err(resp)
+        }
+        Err(err) => Err(error_page(&err)),
+    }
+}
+
+fn to_login(req: &Request, ended: Option<&str>) -> Response {
+    let mut target = String::from("/login");
+    let back = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let mut params = vec![];
+    if let Some(why) = ended {
+        params.push(format!("ended={why}"));
+    }
+    if req.method() == poem::http::Method::GET && back != "/" {
+        params.push(format!("rd={}", encode(back)));
+    }
+    if !params.is_empty() {
+        target.push('?');
+        target.push_str(&params.join("&"));
+    }
+    Redirect::see_other(target).into_response()
+}
+
+/// Percent-encodes a query parameter value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The notice shown on the sign-in page for `?ended=<reason>`.
+pub fn ended_notice(reason: &str) -> String {
+    match crate::domain::model::EndReason::parse(reason).and_then(|r| r.explanation()) {
+        Some(why) => format!("{ENDED_NOTICE} {why}"),
+        None => ENDED_NOTICE.to_string(),
+    }
+}
+
+/// A page-shaped error: the same status and message the API would give.
+pub fn error_page(err: &Error) -> Response {
+    let (status, body) = describe(err);
+    let markup = layout(
+        "Error",
+        None,
+        html! {
+            main.narrow {
+                h1 { "Something is not right" }
+                p.notice.error { (body.message) }
+                p { a href="/" { "Back to Doorman" } }
+            }
+        },
+    );
+    html_response(markup).with_status(status).into_response()
+}
+
+pub fn html_response(markup: Markup) -> poem::web::Html<String> {
+    poem::web::Html(markup.into_string())
+}
+
+/// The frame of every page. `who` is the signed-in user and the session's CSRF token.
+pub fn layout(title: &str, who: Option<(&Authed, &str)>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Doorman" }
+                link rel="stylesheet" href="/assets/style.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/" { (PreEscaped(DOOR_ICON)) " Doorman" }
+                    @if let Some((authed, csrf)) = who {
+                        nav {
+                            span.who { (authed.principal.email) }
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(csrf);
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                (body)
+                script src="/assets/app.js" defer {}
+            }
+        }
+    }
+}
+
+const DOOR_ICON: &str = r#"<svg aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><path d="M4 21h16M6 21V3h12v18M14 12h.01"/></svg>"#;
+
+/// Security headers on every answer; the strict CSP on everything but the API docs,
+/// whose bundled UI needs inline script.
+pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let is_docs = req.uri().path().starts_with("/api/docs");
+    let mut resp = next.call(req).await?.into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if !is_docs {
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+            ),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(resp)
+}
+
+/// Refuses request bodies over [`crate::MAX_BODY`] with 413 before a handler reads them:
+/// by `Content-Length` when given, otherwise by reading at most that much.
+pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let too_large = || {
+        let body = crate::api::errors::ErrorBody::new(
+            "payload_too_large",
+            format!("The request body is larger than {} bytes.", crate::MAX_BODY),
+        );
+        poem::web::Json(body)
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > crate::MAX_BODY as u64 => return Ok(too_large()),
+        Some(_) => {}
+        None => {
+            let body = req.take_body();
+            match body.into_bytes_limit(crate::MAX_BODY).await {
+                Ok(bytes) => req.set_body(bytes),
+                Err(_) => return Ok(too_large()),
+            }
+        }
+    }
+    Ok(next.call(req).await?.into_response())
+}
+
+/// "5 minutes ago" for `t` seen from `now` (both Unix seconds).
+pub fn relative(now: i64, t: i64) -> String {
+    let d = (now - t).max(0);
+    let (n, unit) = match d {
+        0..=59 => return "just now".into(),
+        60..=3599 => (d / 60, "minute"),
+        3600..=86_399 => (d / 3600, "hour"),
+        _ => (d / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+/// "2026-11-23 08:15:00 UTC".
+pub fn utc(t: i64) -> String {
+    let dt = crate::api::model::at(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        dt.year(),
+        dt.month() as u8,
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(relative(1000, 1000), "just now");
+        assert_eq!(relative(1000 + 300, 1000), "5 minutes ago");
+        assert_eq!(relative(3600, 0), "1 hour ago");
+        assert_eq!(relative(3 * 86_400, 0), "3 days ago");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode("/a b?c=d&e"), "/a%20b%3Fc%3Dd%26e");
+    }
+}
