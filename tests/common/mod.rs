@@ -1,0 +1,274 @@
+//! Test harness: a real Doorman server on an ephemeral loopback port with its own
+//! temporary SQLite file, talked to over HTTP.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use doorman::domain::model::{Role, User};
+use doorman::domain::users::{self, CreateUser};
+use doorman::{AppState, Config};
+use serde_json::{Value, json};
+
+pub const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+pub const FIREFOX_WIN: &str =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
+pub const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub base: String,
+    pub state: AppState,
+    pub db_path: PathBuf,
+    /// Kept alive for the server's lifetime; removed on drop.
+    pub dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A configuration for tests: temp database, cheap argon2 (the real parameters are
+/// checked in unit tests), everything else at its defaults.
+pub fn test_config(db_path: &Path) -> Config {
+    let mut c = Config::default();
+    c.storage.path = db_path.to_path_buf();
+    c.security.argon2.m = 1024;
+    c.security.argon2.t = 1;
+    c
+}
+
+pub async fn start() -> TestServer {
+    start_with(|_| {}).await
+}
+
+pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("doorman.sqlite3");
+    let mut config = test_config(&db_path);
+    tweak(&mut config);
+    start_in(dir, config).await
+}
+
+/// Starts a server on `config` (whose storage path should lie in `dir`).
+pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
+    config.validate().expect("test config must be valid");
+    let db_path = config.storage.path.clone();
+    let state = doorman::open_state(config).expect("open state");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    let task = tokio::spawn(async move {
+        doorman::serve(listener, st, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestServer {
+        addr,
+        base: format!("http://{addr}"),
+        state,
+        db_path,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server and waits for it; the temp dir (and database) survive for a
+    /// restart with [`TestServer::restart`].
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops this server and starts a new one on the same database and configuration.
+    pub async fn restart(mut self) -> TestServer {
+        self.stop().await;
+        let config = (*self.state.config).clone();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        start_in(dir, config).await
+    }
+
+    /// Creates a user (and account) directly through the domain.
+    pub async fn user(&self, account: &str, email: &str, role: Role) -> User {
+        users::create(
+            &self.state,
+            CreateUser {
+                account: account.into(),
+                email: email.into(),
+                name: email.split('@').next().unwrap().into(),
+                role,
+                password: PASSWORD.into(),
+            },
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Signs in through the API; returns the JSON body.
+    pub async fn api_login(&self, email: &str, ua: &str) -> Value {
+        self.api_login_with(email, ua, json!({})).await
+    }
+
+    pub async fn api_login_with(&self, email: &str, ua: &str, extra: Value) -> Value {
+        let mut body = json!({"email": email, "password": PASSWORD});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        let resp = client()
+            .post(self.url("/api/v1/login"))
+            .header("user-agent", ua)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "login of {email} failed");
+        resp.json().await.unwrap()
+    }
+
+    /// Signs in and returns just the token.
+    pub async fn token(&self, email: &str) -> String {
+        self.api_login(email, CHROME_MAC).await["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// GET with a bearer token; returns (status, JSON body or Null).
+    pub async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = client()
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        let resp = client()
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let resp = client()
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let resp = client()
+            .patch(self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(resp).await
+    }
+
+    /// Runs SQL against the server's database (read-only checks in tests).
+    pub fn sql_i64(&self, sql: &str) -> i64 {
+        let c = rusqlite::Connection::open(&self.db_path).unwrap();
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A client that does not follow redirects, so tests can look at them.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .user_agent(CHROME_MAC)
+        .build()
+        .unwrap()
+}
+
+pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
+/// The value of `name="…" value="…"` in a page.
+pub fn form_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// Signs a browser in through the `/login` form; returns the page it lands on.
+pub async fn browser_login(
+    server: &TestServer,
+    browser: &reqwest::Client,
+    email: &str,
+) -> reqwest::Response {
+    let page = browser
+        .get(server.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_value(&page, "csrf").expect("csrf field on login page");
+    let resp = browser
+        .post(server.url("/login"))
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+            ("rd", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "browser login of {email}");
+    resp
+}
