@@ -1,9 +1,19 @@
-// Progressive enhancement only: every form works without this file.
-// Forms with data-confirm ask before submitting.
+// Progressive enhancement only: every form works without this file (the server then
+// shows its own confirmation step). Forms with data-confirm ask here instead, and on
+// "OK" tell the server the question was answered.
 document.addEventListener("submit", function (event) {
   var form = event.target;
   var question = form.getAttribute("data-confirm");
-  if (question && !window.confirm(question)) {
-    event.preventDefault();
+  if (!question) {
+    return;
   }
+  if (!window.confirm(question)) {
+    event.preventDefault();
+    return;
+  }
+  var confirmed = document.createElement("input");
+  confirmed.type = "hidden";
+  confirmed.name = "confirm";
+  confirmed.value = "yes";
+  form.appendChild(confirmed);
 });

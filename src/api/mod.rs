@@ -5,6 +5,7 @@ pub mod auth;
 pub mod errors;
 pub mod health;
 pub mod model;
+pub mod sessions;
 pub mod verify;
 
 use poem::RequestBody;
@@ -141,7 +142,12 @@ async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
 }
 
 pub fn routes() -> impl Endpoint {
-    let service = OpenApiService::new(auth::AuthApi, "Doorman", env!("CARGO_PKG_VERSION"))
+    let apis = (
+        auth::AuthApi,
+        sessions::SessionsApi,
+        sessions::AdminSessionsApi,
+    );
+    let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")
         .server("/api/v1");
     let spec = service.spec_endpoint();

@@ -227,3 +227,102 @@ pub fn count_active(c: &Connection, now: i64) -> Result<i64, DbError> {
         |r| r.get(0),
     )?)
 }
+
+/// Filters of the admin listing; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct AdminFilter {
+    pub account: Option<AccountId>,
+    pub user: Option<UserId>,
+    pub application: Option<String>,
+    /// Case-insensitive substring of the user's email.
+    pub email_contains: Option<String>,
+}
+
+/// Keyset position: the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub last_active_at: i64,
+    pub pk: i64,
+}
+
+/// The WHERE clause and parameters for active sessions matching `f`. Only the filters
+/// given appear in the SQL, so SQLite can pick the index that fits.
+fn admin_where(f: &AdminFilter, now: i64) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut sql = String::from("s.ended_at IS NULL AND s.expires_at > ?");
+    let mut args = vec![Value::Integer(now)];
+    if let Some(a) = f.account {
+        sql.push_str(" AND s.account_id = ?");
+        args.push(Value::Integer(a.0));
+    }
+    if let Some(u) = f.user {
+        sql.push_str(" AND s.user_id = ?");
+        args.push(Value::Integer(u.0));
+    }
+    if let Some(app) = &f.application {
+        sql.push_str(" AND s.application = ?");
+        args.push(Value::Text(app.clone()));
+    }
+    if let Some(q) = &f.email_contains {
+        sql.push_str(" AND s.user_id IN (SELECT id FROM users WHERE email_lower LIKE ? ESCAPE '\\')");
+        args.push(Value::Text(format!("%{}%", escape_like(&q.to_lowercase()))));
+    }
+    (sql, args)
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// One page of active sessions matching `f`, newest activity first, after `cursor`.
+pub fn list_admin(
+    c: &Connection,
+    f: &AdminFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+    now: i64,
+) -> Result<Vec<Session>, DbError> {
+    let (mut cond, mut args) = admin_where(f, now);
+    if let Some(cur) = cursor {
+        cond.push_str(" AND (s.last_active_at < ? OR (s.last_active_at = ? AND s.id < ?))");
+        args.extend([cur.last_active_at, cur.last_active_at, cur.pk].map(rusqlite::types::Value::Integer));
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit}"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn count_admin(c: &Connection, f: &AdminFilter, now: i64) -> Result<i64, DbError> {
+    let (cond, args) = admin_where(f, now);
+    let sql = format!("SELECT count(*) FROM sessions s WHERE {cond}");
+    Ok(c.prepare_cached(&sql)?
+        .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
+}
+
+/// Ends every active session matching `f` except `keep`.
+pub fn end_admin(
+    c: &Connection,
+    f: &AdminFilter,
+    keep: i64,
+    now: i64,
+    by: UserId,
+    reason: EndReason,
+) -> Result<usize, DbError> {
+    let (cond, mut args) = admin_where(f, now);
+    let sql = format!(
+        "UPDATE sessions SET ended_at = ?, ended_by = ?, end_reason = ?
+         WHERE id IN (SELECT s.id FROM sessions s WHERE {cond} AND s.id != ?)"
+    );
+    use rusqlite::types::Value;
+    let mut all = vec![
+        Value::Integer(now),
+        Value::Integer(by.0),
+        Value::Text(reason.as_str().into()),
+    ];
+    all.append(&mut args);
+    all.push(Value::Integer(keep));
+    Ok(c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(all))?)
+}

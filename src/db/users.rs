@@ -91,6 +91,38 @@ pub fn list(c: &Connection, account: Option<AccountId>) -> Result<Vec<User>, DbE
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Users visible to an admin, narrowed by a case-insensitive email substring.
+pub fn list_matching(
+    c: &Connection,
+    account: Option<AccountId>,
+    email_contains: Option<&str>,
+) -> Result<Vec<User>, DbError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{SELECT} WHERE (?1 IS NULL OR u.account_id = ?1)
+           AND (?2 IS NULL OR instr(u.email_lower, ?2) > 0)
+         ORDER BY u.email_lower LIMIT 10000"
+    ))?;
+    let needle = email_contains.map(str::to_lowercase);
+    let rows = stmt.query_map(params![account, needle], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many users hold `role` and are active (the "never without an owner" rule).
+pub fn count_active_by_role(c: &Connection, role: Role) -> Result<i64, DbError> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM users WHERE role = ?1 AND status = 'active'",
+        [role],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn update_name(c: &Connection, id: UserId, name: &str) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )? == 1)
+}
+
 pub fn update_password(c: &Connection, id: UserId, hash: &str) -> Result<bool, DbError> {
     Ok(c.execute(
         "UPDATE users SET password_hash = ?2 WHERE id = ?1",

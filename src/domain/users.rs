@@ -35,7 +35,7 @@ pub fn validate_email(email: &str) -> Result<()> {
     }
 }
 
-fn validate_name(label: &str, value: &str) -> Result<()> {
+pub(crate) fn validate_name(label: &str, value: &str) -> Result<()> {
     if value.trim().is_empty() || value.chars().count() > 128 || value.chars().any(char::is_control)
     {
         return Err(Error::invalid(
@@ -167,15 +167,30 @@ fn set_status_tx(
     by: Option<UserId>,
 ) -> Result<Option<usize>, DbError> {
     let tx = c.transaction()?;
-    if !db::users::update_status(&tx, user, status)? {
+    let ended = apply_status(&tx, user, status, by)?;
+    if ended.is_some() {
+        tx.commit()?;
+    }
+    Ok(ended)
+}
+
+/// The status change itself, inside the caller's transaction, so that callers with more
+/// to check and change (the admin API) keep it in one transaction. Disabling ends every
+/// session of the user. `None` when there is no such user.
+pub(crate) fn apply_status(
+    c: &rusqlite::Connection,
+    user: UserId,
+    status: UserStatus,
+    by: Option<UserId>,
+) -> Result<Option<usize>, DbError> {
+    if !db::users::update_status(c, user, status)? {
         return Ok(None);
     }
     let n = if status == UserStatus::Disabled {
-        db::sessions::end_all_for_user(&tx, user, None, db::now(), by, EndReason::UserDisabled)?
+        db::sessions::end_all_for_user(c, user, None, db::now(), by, EndReason::UserDisabled)?
     } else {
         0
     };
-    tx.commit()?;
     Ok(Some(n))
 }
 

@@ -1,6 +1,7 @@
 //! Server-rendered pages (maud), usable without JavaScript. Pages are thin: they call
 //! domain/ and render.
 
+pub mod admin_sessions;
 pub mod cookies;
 pub mod login;
 pub mod sessions;
@@ -30,6 +31,12 @@ pub fn routes() -> Route {
         .at("/logout", post(login::logout))
         .at("/setup", get(setup::show).post(setup::submit))
         .at(SESSIONS_PATH, get(sessions::show))
+        .at(format!("{SESSIONS_PATH}/terminate"), post(sessions::terminate))
+        .at(format!("{SESSIONS_PATH}/end-others"), post(sessions::end_others))
+        .at(sessions::USERS_PATH, get(admin_sessions::show))
+        .at(format!("{}/terminate", sessions::USERS_PATH), post(admin_sessions::terminate))
+        .at(format!("{}/end-listed", sessions::USERS_PATH), post(admin_sessions::end_listed))
+        .at(format!("{}/end-user", sessions::USERS_PATH), post(admin_sessions::end_user))
         .at("/assets/*path", get(asset))
 }
 

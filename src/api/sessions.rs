@@ -1,0 +1,187 @@
+//! My sessions and, for admins, the sessions of the users in their scope.
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiAuth;
+use super::auth::ApiTags;
+use super::errors::api_errors;
+use super::model::SessionJson;
+use crate::domain::model::UserId;
+use crate::domain::sessions::{self as domain, AdminQuery};
+use crate::state::AppState;
+
+#[derive(Debug, Object)]
+pub struct SessionList {
+    pub items: Vec<SessionJson>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Object)]
+pub struct Ended {
+    /// How many sessions were ended.
+    pub ended: u64,
+}
+
+#[derive(ApiResponse)]
+pub enum EndedOne {
+    /// The session has ended; its token is refused from the next request on.
+    #[oai(status = 204)]
+    Ended,
+}
+
+api_errors!(ListError {
+    Unauthorized = 401: "No valid session.",
+});
+
+api_errors!(EndOneError {
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "No active session with that id in your scope.",
+    Conflict = 409: "It is the session making this request: sign out instead.",
+});
+
+api_errors!(EndManyError {
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+});
+
+api_errors!(AdminListError {
+    BadRequest = 400: "Invalid limit or cursor.",
+    Unauthorized = 401: "No valid session.",
+    NotFound = 404: "Not an admin, or an account outside your scope.",
+});
+
+api_errors!(AdminEndManyError {
+    BadRequest = 400: "No filter given, or an invalid one.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "Not an admin, or a user or account outside your scope.",
+});
+
+fn list(items: &[crate::domain::model::Session], current: i64, next: Option<String>) -> SessionList {
+    SessionList {
+        items: items.iter().map(|s| SessionJson::new(s, Some(current))).collect(),
+        next_cursor: next,
+    }
+}
+
+pub struct SessionsApi;
+
+#[OpenApi(tag = "ApiTags::Sessions")]
+impl SessionsApi {
+    /// My active sessions: the current one first, then by last activity.
+    #[oai(path = "/sessions", method = "get", operation_id = "listMySessions")]
+    async fn list_mine(&self, state: Data<&AppState>, auth: ApiAuth) -> Result<Json<SessionList>, ListError> {
+        let me = auth.authed();
+        let items = domain::list_mine(&state, me).await?;
+        Ok(Json(list(&items, me.session.pk, None)))
+    }
+
+    /// End one of my sessions.
+    #[oai(path = "/sessions/:id", method = "delete", operation_id = "endMySession")]
+    async fn end_mine(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The session's public id.
+        id: Path<String>,
+    ) -> Result<EndedOne, EndOneError> {
+        domain::end_mine(&state, auth.authed(), &id.0).await?;
+        Ok(EndedOne::Ended)
+    }
+
+    /// End all my sessions except the current one.
+    #[oai(path = "/sessions", method = "delete", operation_id = "endMyOtherSessions")]
+    async fn end_others(&self, state: Data<&AppState>, auth: ApiAuth) -> Result<Json<Ended>, EndManyError> {
+        let n = domain::end_my_others(&state, auth.authed()).await?;
+        Ok(Json(Ended { ended: n as u64 }))
+    }
+}
+
+pub struct AdminSessionsApi;
+
+#[OpenApi(tag = "ApiTags::Admin")]
+impl AdminSessionsApi {
+    /// Active sessions of the users in my scope (my account; every account for the
+    /// owner), newest activity first.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/admin/sessions", method = "get", operation_id = "listSessions")]
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// Case-insensitive substring of the user's email.
+        q: Query<Option<String>>,
+        user_id: Query<Option<i64>>,
+        /// Owner only (an admin may give only their own account).
+        account_id: Query<Option<i64>>,
+        /// `web`, `api` or a configured application's name.
+        application: Query<Option<String>>,
+        /// Page size, 1 to 200 (default 50).
+        limit: Query<Option<i64>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<SessionList>, AdminListError> {
+        let me = auth.authed();
+        let query = AdminQuery {
+            q: q.0,
+            user_id: user_id.0,
+            account_id: account_id.0,
+            application: application.0,
+        };
+        let page = domain::admin_list(&state, me, &query, limit.0, cursor.0.as_deref()).await?;
+        Ok(Json(list(&page.items, me.session.pk, page.next_cursor)))
+    }
+
+    /// End a session in my scope.
+    #[oai(path = "/admin/sessions/:id", method = "delete", operation_id = "endSession")]
+    async fn end_one(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The session's public id.
+        id: Path<String>,
+    ) -> Result<EndedOne, EndOneError> {
+        domain::admin_end(&state, auth.authed(), &id.0).await?;
+        Ok(EndedOne::Ended)
+    }
+
+    /// End every active session matching the filters (at least one), in my scope,
+    /// except my current one. For incident response: "sign everyone in Acme out".
+    #[oai(path = "/admin/sessions", method = "delete", operation_id = "endSessions")]
+    async fn end_matching(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        q: Query<Option<String>>,
+        user_id: Query<Option<i64>>,
+        account_id: Query<Option<i64>>,
+        application: Query<Option<String>>,
+    ) -> Result<Json<Ended>, AdminEndManyError> {
+        let query = AdminQuery {
+            q: q.0,
+            user_id: user_id.0,
+            account_id: account_id.0,
+            application: application.0,
+        };
+        let n = domain::admin_end_matching(&state, auth.authed(), &query).await?;
+        Ok(Json(Ended { ended: n as u64 }))
+    }
+
+    /// End every session of a user in my scope (except my current one).
+    #[oai(path = "/admin/users/:id/sessions", method = "delete", operation_id = "endUserSessions")]
+    async fn end_user(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<Json<Ended>, AdminEndManyError> {
+        let n = domain::admin_end_user(&state, auth.authed(), UserId(id.0)).await?;
+        Ok(Json(Ended { ended: n as u64 }))
+    }
+}

@@ -1,0 +1,356 @@
+//! Managing users and accounts (SPEC §2, §7): list, create (with a password or as an
+//! invite), change role, status and name; accounts for the owner. The scope and rank
+//! rules come from `permissions`; this module adds the rules about changing oneself and
+//! keeping an active owner.
+
+use rusqlite::TransactionBehavior;
+use tracing::instrument;
+
+use crate::db::users::NewUser;
+use crate::db::{self, DbError};
+use crate::domain::auth::Principal;
+use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
+use crate::domain::passwords::Hasher;
+use crate::domain::permissions::{AdminScope, admin_scope, check_grant_role, check_manage_user};
+use crate::domain::tokens;
+use crate::domain::users::{apply_status, validate_email, validate_name};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Length of a generated invite password (URL-safe base64 characters, ~120 bits).
+const INVITE_PASSWORD_LEN: usize = 20;
+
+/// A new user as an admin asks for it.
+pub struct NewUserRequest {
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    /// None: an invite; a temporary password is generated and returned once.
+    pub password: Option<String>,
+    /// None: the caller's own account.
+    pub account_id: Option<AccountId>,
+}
+
+pub struct CreatedUser {
+    pub user: User,
+    /// The generated temporary password of an invite; never stored in clear, never
+    /// shown again.
+    pub initial_password: Option<String>,
+}
+
+/// A change to a user; `None` leaves that part as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub status: Option<UserStatus>,
+    pub name: Option<String>,
+}
+
+/// Users in the caller's scope, optionally narrowed to one account (an admin may give
+/// only their own) and to a case-insensitive email substring.
+pub async fn list_users(
+    state: &AppState,
+    me: &Principal,
+    account_id: Option<AccountId>,
+    q: Option<String>,
+) -> Result<Vec<User>> {
+    let account = admin_scope(me)?.account_filter(account_id)?;
+    let q = q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
+    if q.as_ref().is_some_and(|q| q.len() > 254) {
+        return Err(Error::invalid(
+            "invalid_query",
+            "The search text is too long.",
+        ));
+    }
+    Ok(state
+        .db
+        .run(move |c| db::users::list_matching(c, account, q.as_deref()))
+        .await?)
+}
+
+/// Creates a user in an existing account of the caller's scope.
+#[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id))]
+pub async fn create_user(
+    state: &AppState,
+    me: &Principal,
+    req: NewUserRequest,
+) -> Result<CreatedUser> {
+    let scope = admin_scope(me)?;
+    let account = scope
+        .account_filter(req.account_id)?
+        .unwrap_or(me.account_id);
+    check_grant_role(me, req.role)?;
+    validate_email(&req.email)?;
+    validate_name("name", &req.name)?;
+    let (password, initial_password) = match req.password {
+        Some(p) => {
+            Hasher::check_policy(&p)?;
+            (p, None)
+        }
+        None => {
+            let p: String = tokens::new_token()
+                .chars()
+                .take(INVITE_PASSWORD_LEN)
+                .collect();
+            (p.clone(), Some(p))
+        }
+    };
+    let hash = state.hasher.hash(password).await?;
+    let (email, name, role) = (req.email.trim().to_string(), req.name.trim().to_string(), req.role);
+    let result = state
+        .db
+        .run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if db::accounts::find_by_id(&tx, account)?.is_none() {
+                return Ok(Err(Error::NotFound));
+            }
+            if db::users::find_by_email(&tx, &email)?.is_some() {
+                return Ok(Err(email_taken()));
+            }
+            let id = db::users::insert(
+                &tx,
+                &NewUser {
+                    account_id: account,
+                    email: &email,
+                    name: &name,
+                    role,
+                    password_hash: &hash,
+                    now: db::now(),
+                },
+            )?;
+            let user = db::users::find_by_id(&tx, id)?
+                .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
+            tx.commit()?;
+            Ok(Ok(user))
+        })
+        .await;
+    let user = match result {
+        Ok(outcome) => outcome?,
+        Err(e) if e.is_unique_violation() => return Err(email_taken()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(
+        user_id = %user.id,
+        role = %user.role,
+        account_id = %user.account_id,
+        invite = initial_password.is_some(),
+        "user created by an admin"
+    );
+    Ok(CreatedUser {
+        user,
+        initial_password,
+    })
+}
+
+fn email_taken() -> Error {
+    Error::conflict("email_taken", "A user with that email already exists.")
+}
+
+/// Changes a user's role, status or name. Disabling ends all the user's sessions in
+/// the same transaction, so the next request with any of their tokens is refused.
+#[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id, user_id = %id))]
+pub async fn update_user(
+    state: &AppState,
+    me: &Principal,
+    id: UserId,
+    change: UserChange,
+) -> Result<User> {
+    admin_scope(me)?;
+    if let Some(name) = &change.name {
+        validate_name("name", name)?;
+    }
+    let me = me.clone();
+    let (user, ended) = state
+        .db
+        .run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let Some(target) = db::users::find_by_id(&tx, id)? else {
+                return Ok(Err(Error::NotFound));
+            };
+            let other_active_owners = if target.role == Role::Owner {
+                let all = db::users::count_active_by_role(&tx, Role::Owner)?;
+                all - i64::from(target.status == UserStatus::Active)
+            } else {
+                0
+            };
+            if let Err(e) = check_change(&me, &target, &change, other_active_owners) {
+                return Ok(Err(e));
+            }
+            if let Some(role) = change.role.filter(|r| *r != target.role) {
+                db::users::update_role(&tx, id, role)?;
+            }
+            if let Some(name) = &change.name {
+                db::users::update_name(&tx, id, name.trim())?;
+            }
+            let mut ended = 0;
+            if let Some(status) = change.status.filter(|s| *s != target.status) {
+                ended = apply_status(&tx, id, status, Some(me.user_id))?.unwrap_or(0);
+            }
+            let user = db::users::find_by_id(&tx, id)?
+                .ok_or_else(|| DbError::Refused("user vanished during update".into()))?;
+            tx.commit()?;
+            Ok(Ok((user, ended)))
+        })
+        .await??;
+    tracing::info!(
+        role = %user.role,
+        status = %user.status,
+        sessions_ended = ended,
+        "user changed by an admin"
+    );
+    Ok(user)
+}
+
+/// The rules of a change, apart from storage: scope and rank, granting, oneself, and
+/// keeping at least one active owner. `other_active_owners` counts the active owners
+/// other than `target`.
+fn check_change(
+    me: &Principal,
+    target: &User,
+    change: &UserChange,
+    other_active_owners: i64,
+) -> Result<()> {
+    check_manage_user(me, target)?;
+    if let Some(role) = change.role {
+        check_grant_role(me, role)?;
+    }
+    let new_role = change.role.unwrap_or(target.role);
+    let new_status = change.status.unwrap_or(target.status);
+    if target.id == me.user_id && (new_role != target.role || new_status != target.status) {
+        return Err(Error::conflict(
+            "self_change",
+            "You cannot change your own role or disable yourself; ask another administrator.",
+        ));
+    }
+    let stays_active_owner = new_role == Role::Owner && new_status == UserStatus::Active;
+    let was_active_owner = target.role == Role::Owner && target.status == UserStatus::Active;
+    if was_active_owner && !stays_active_owner && other_active_owners < 1 {
+        return Err(Error::conflict(
+            "last_owner",
+            "This is the only active owner; make someone else owner first.",
+        ));
+    }
+    Ok(())
+}
+
+fn owner_only(me: &Principal) -> Result<()> {
+    match admin_scope(me)? {
+        AdminScope::All => Ok(()),
+        AdminScope::Account(_) => Err(Error::NotFound),
+    }
+}
+
+/// Every account; the owner only (others get `NotFound`).
+pub async fn list_accounts(state: &AppState, me: &Principal) -> Result<Vec<Account>> {
+    owner_only(me)?;
+    Ok(state.db.run(|c| db::accounts::list(c)).await?)
+}
+
+/// Creates an account; the owner only.
+#[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id))]
+pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Result<Account> {
+    owner_only(me)?;
+    validate_name("account name", name)?;
+    let name = name.trim().to_string();
+    let result = state
+        .db
+        .run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if db::accounts::find_by_name(&tx, &name)?.is_some() {
+                return Ok(Err(account_taken()));
+            }
+            let id = db::accounts::insert(&tx, &name, db::now())?;
+            let account = db::accounts::find_by_id(&tx, id)?
+                .ok_or_else(|| DbError::Refused("account vanished during creation".into()))?;
+            tx.commit()?;
+            Ok(Ok(account))
+        })
+        .await;
+    let account = match result {
+        Ok(outcome) => outcome?,
+        Err(e) if e.is_unique_violation() => return Err(account_taken()),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(account_id = %account.id, "account created");
+    Ok(account)
+}
+
+fn account_taken() -> Error {
+    Error::conflict("account_taken", "An account with that name already exists.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(id: i64, role: Role) -> Principal {
+        Principal {
+            user_id: UserId(id),
+            email: format!("{id}@x"),
+            name: "p".into(),
+            role,
+            account_id: AccountId(1),
+            account_name: "A".into(),
+        }
+    }
+
+    fn user(id: i64, role: Role) -> User {
+        User {
+            id: UserId(id),
+            account_id: AccountId(1),
+            account_name: "A".into(),
+            email: format!("{id}@x"),
+            name: "u".into(),
+            role,
+            status: UserStatus::Active,
+            created_at: 0,
+        }
+    }
+
+    fn code(r: Result<()>) -> Option<&'static str> {
+        match r {
+            Err(Error::Conflict { code, .. }) => Some(code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn self_changes_are_refused_but_renaming_is_not() {
+        let me = principal(1, Role::Admin);
+        let target = user(1, Role::Admin);
+        let disable = UserChange {
+            status: Some(UserStatus::Disabled),
+            ..Default::default()
+        };
+        assert_eq!(code(check_change(&me, &target, &disable, 0)), Some("self_change"));
+        let demote = UserChange {
+            role: Some(Role::User),
+            ..Default::default()
+        };
+        assert_eq!(code(check_change(&me, &target, &demote, 0)), Some("self_change"));
+        let rename = UserChange {
+            name: Some("New".into()),
+            role: Some(Role::Admin),
+            ..Default::default()
+        };
+        assert!(check_change(&me, &target, &rename, 0).is_ok());
+    }
+
+    #[test]
+    fn the_last_active_owner_stays() {
+        let me = principal(1, Role::Owner);
+        let target = user(2, Role::Owner);
+        let demote = UserChange {
+            role: Some(Role::Admin),
+            ..Default::default()
+        };
+        assert_eq!(code(check_change(&me, &target, &demote, 0)), Some("last_owner"));
+        assert!(check_change(&me, &target, &demote, 1).is_ok());
+        let disable = UserChange {
+            status: Some(UserStatus::Disabled),
+            ..Default::default()
+        };
+        assert_eq!(code(check_change(&me, &target, &disable, 0)), Some("last_owner"));
+        assert!(check_change(&me, &target, &disable, 1).is_ok());
+    }
+}

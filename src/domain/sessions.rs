@@ -1,0 +1,280 @@
+//! Listing and ending sessions (SPEC §3, §6, §7): My Sessions and Users Sessions. The
+//! pages and the API both call these, so the rules live here once.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tracing::instrument;
+
+use crate::db::sessions::{AdminFilter, Cursor};
+use crate::db;
+use crate::domain::auth::Authed;
+use crate::domain::model::{AccountId, EndReason, Session, UserId};
+use crate::domain::permissions::admin_scope;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 200;
+
+/// The caller's active sessions: the current one first, then by last activity.
+pub async fn list_mine(state: &AppState, me: &Authed) -> Result<Vec<Session>> {
+    let user = me.principal.user_id;
+    let current = me.session.pk;
+    let mut list = state
+        .db
+        .run(move |c| db::sessions::list_active_for_user(c, user, db::now()))
+        .await?;
+    if let Some(pos) = list.iter().position(|s| s.pk == current) {
+        let cur = list.remove(pos);
+        list.insert(0, cur);
+    }
+    Ok(list)
+}
+
+fn current_conflict() -> Error {
+    Error::conflict(
+        "current_session",
+        "This is the session you are using. To end it, sign out (POST /api/v1/logout).",
+    )
+}
+
+/// Ends one of the caller's own sessions by its public id.
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn end_mine(state: &AppState, me: &Authed, id: &str) -> Result<()> {
+    let (user, current, id) = (me.principal.user_id, me.session.pk, id.to_string());
+    let outcome = state
+        .db
+        .run(move |c| {
+            let now = db::now();
+            match db::sessions::find_by_public_id(c, &id)? {
+                Some(s) if s.user_id == user && s.is_active(now) => {
+                    if s.pk == current {
+                        return Ok(Err(current_conflict()));
+                    }
+                    db::sessions::end(c, s.pk, now, Some(user), EndReason::Terminated)?;
+                    Ok(Ok(()))
+                }
+                _ => Ok(Err(Error::NotFound)),
+            }
+        })
+        .await?;
+    if outcome.is_ok() {
+        tracing::info!("session terminated by its user");
+    }
+    outcome
+}
+
+/// Ends all of the caller's sessions except the current one.
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn end_my_others(state: &AppState, me: &Authed) -> Result<usize> {
+    let (user, current) = (me.principal.user_id, me.session.pk);
+    let n = state
+        .db
+        .run(move |c| {
+            db::sessions::end_all_for_user(
+                c,
+                user,
+                Some(current),
+                db::now(),
+                Some(user),
+                EndReason::EndedOtherSessions,
+            )
+        })
+        .await?;
+    tracing::info!(ended = n, "ended other sessions");
+    Ok(n)
+}
+
+/// What an admin asks for: the filters of SPEC §7 as received.
+#[derive(Debug, Clone, Default)]
+pub struct AdminQuery {
+    pub q: Option<String>,
+    pub user_id: Option<i64>,
+    pub account_id: Option<i64>,
+    pub application: Option<String>,
+}
+
+impl AdminQuery {
+    pub fn has_filter(&self) -> bool {
+        self.q.is_some() || self.user_id.is_some() || self.account_id.is_some() || self.application.is_some()
+    }
+
+    /// Resolves the query against the caller's scope; out-of-scope account → NotFound.
+    fn to_filter(&self, me: &Authed) -> Result<AdminFilter> {
+        let scope = admin_scope(&me.principal)?;
+        let account = scope.account_filter(self.account_id.map(AccountId))?;
+        let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if q.is_some_and(|q| q.len() > 254) {
+            return Err(Error::invalid("invalid_query", "The search text is too long."));
+        }
+        Ok(AdminFilter {
+            account,
+            user: self.user_id.map(UserId),
+            application: self.application.clone().filter(|a| !a.is_empty()),
+            email_contains: q.map(str::to_string),
+        })
+    }
+}
+
+pub struct Page {
+    pub items: Vec<Session>,
+    pub next_cursor: Option<String>,
+}
+
+pub fn encode_cursor(c: Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}.{}", c.last_active_at, c.pk))
+}
+
+pub fn decode_cursor(raw: &str) -> Result<Cursor> {
+    let bad = || Error::invalid("invalid_cursor", "The cursor is not one this server gave out.");
+    if raw.len() > 64 {
+        return Err(bad());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (a, b) = text.split_once('.').ok_or_else(bad)?;
+    Ok(Cursor {
+        last_active_at: a.parse().map_err(|_| bad())?,
+        pk: b.parse().map_err(|_| bad())?,
+    })
+}
+
+/// Active sessions in the caller's admin scope, newest activity first, keyset-paged.
+pub async fn admin_list(
+    state: &AppState,
+    me: &Authed,
+    query: &AdminQuery,
+    limit: Option<i64>,
+    cursor: Option<&str>,
+) -> Result<Page> {
+    let filter = query.to_filter(me)?;
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(Error::invalid("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}.")));
+    }
+    let cursor = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let mut items = state
+        .db
+        .run(move |c| db::sessions::list_admin(c, &filter, cursor, limit + 1, db::now()))
+        .await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|s| {
+            encode_cursor(Cursor {
+                last_active_at: s.last_active_at,
+                pk: s.pk,
+            })
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// How many active sessions match (for "End all N listed sessions").
+pub async fn admin_count(state: &AppState, me: &Authed, query: &AdminQuery) -> Result<i64> {
+    let filter = query.to_filter(me)?;
+    Ok(state
+        .db
+        .run(move |c| db::sessions::count_admin(c, &filter, db::now()))
+        .await?)
+}
+
+/// Ends one session in the caller's admin scope.
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
+    let scope = admin_scope(&me.principal)?;
+    let (by, current, id) = (me.principal.user_id, me.session.pk, id.to_string());
+    let outcome = state
+        .db
+        .run(move |c| {
+            let now = db::now();
+            let Some(s) = db::sessions::find_by_public_id(c, &id)? else {
+                return Ok(Err(Error::NotFound));
+            };
+            if !s.is_active(now) || !scope.covers(s.account_id) {
+                return Ok(Err(Error::NotFound));
+            }
+            if s.pk == current {
+                return Ok(Err(current_conflict()));
+            }
+            let reason = if s.user_id == by {
+                EndReason::Terminated
+            } else {
+                EndReason::TerminatedByAdmin
+            };
+            db::sessions::end(c, s.pk, now, Some(by), reason)?;
+            Ok(Ok(()))
+        })
+        .await?;
+    if outcome.is_ok() {
+        tracing::info!("session terminated by an administrator");
+    }
+    outcome
+}
+
+/// Ends every active session matching the filters (at least one), in scope, except the
+/// caller's current one.
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn admin_end_matching(state: &AppState, me: &Authed, query: &AdminQuery) -> Result<usize> {
+    if !query.has_filter() {
+        return Err(Error::invalid(
+            "filter_required",
+            "Give at least one filter (q, user_id, account_id or application); ending every session needs a filter.",
+        ));
+    }
+    let filter = query.to_filter(me)?;
+    let (by, current) = (me.principal.user_id, me.session.pk);
+    let n = state
+        .db
+        .run(move |c| {
+            db::sessions::end_admin(c, &filter, current, db::now(), by, EndReason::TerminatedByAdmin)
+        })
+        .await?;
+    tracing::info!(ended = n, "ended listed sessions");
+    Ok(n)
+}
+
+/// Ends every session of one user in scope (except the caller's current one).
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn admin_end_user(state: &AppState, me: &Authed, user: UserId) -> Result<usize> {
+    let target = state
+        .db
+        .run(move |c| db::users::find_by_id(c, user))
+        .await?
+        .ok_or(Error::NotFound)?;
+    if !admin_scope(&me.principal)?.covers(target.account_id) {
+        return Err(Error::NotFound);
+    }
+    let (by, current) = (me.principal.user_id, me.session.pk);
+    let reason = if user == by {
+        EndReason::Terminated
+    } else {
+        EndReason::TerminatedByAdmin
+    };
+    let n = state
+        .db
+        .run(move |c| {
+            db::sessions::end_all_for_user(c, user, Some(current), db::now(), Some(by), reason)
+        })
+        .await?;
+    tracing::info!(ended = n, target = %user, "ended a user's sessions");
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let c = Cursor {
+            last_active_at: 1_700_000_000,
+            pk: 42,
+        };
+        assert_eq!(decode_cursor(&encode_cursor(c)).unwrap(), c);
+        for bad in ["", "!!", "bm90LWEtY3Vyc29y", &"A".repeat(100)] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

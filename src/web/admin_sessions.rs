@@ -1,0 +1,310 @@
+//! The Users Sessions tab: admins see, search and end the sessions of their account's
+//! users; the owner, of every account.
+
+use maud::html;
+use poem::web::{Data, Form, Query, Redirect};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use super::sessions::{
+    USERS_PATH, confirm_page, device_cell, done_notice, form_session, location_cell, read_form, tabs,
+    time_cell,
+};
+use super::{encode, error_page, html_response, layout, page_session};
+use crate::db;
+use crate::domain::model::UserId;
+use crate::domain::permissions::{AdminScope, admin_scope};
+use crate::domain::sessions::{self as domain, AdminQuery};
+use crate::domain::tokens;
+use crate::state::AppState;
+
+/// The tab's filters as they arrive in the query string or a form. Empty fields mean
+/// "any", so a plain GET form can submit all of them.
+#[derive(Deserialize, Default, Clone)]
+pub struct Filters {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    user_id: String,
+    #[serde(default)]
+    account_id: String,
+    #[serde(default)]
+    application: String,
+    #[serde(default)]
+    cursor: String,
+    done: Option<u64>,
+}
+
+impl Filters {
+    fn query(&self) -> AdminQuery {
+        let some = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+        AdminQuery {
+            q: some(&self.q),
+            user_id: self.user_id.trim().parse().ok(),
+            account_id: self.account_id.trim().parse().ok(),
+            application: some(&self.application),
+        }
+    }
+
+    /// The filters as a query string (without cursor), to come back to the same view.
+    fn query_string(&self) -> String {
+        [
+            ("q", &self.q),
+            ("user_id", &self.user_id),
+            ("account_id", &self.account_id),
+            ("application", &self.application),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+
+    fn hidden_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("q", self.q.clone()),
+            ("user_id", self.user_id.clone()),
+            ("account_id", self.account_id.clone()),
+            ("application", self.application.clone()),
+        ]
+    }
+
+    fn back(&self, done: Option<usize>) -> String {
+        let mut qs = self.query_string();
+        if let Some(n) = done {
+            if !qs.is_empty() {
+                qs.push('&');
+            }
+            qs.push_str(&format!("done={n}"));
+        }
+        if qs.is_empty() {
+            USERS_PATH.to_string()
+        } else {
+            format!("{USERS_PATH}?{qs}")
+        }
+    }
+}
+
+#[handler]
+pub async fn show(req: &Request, state: Data<&AppState>, filters: poem::Result<Query<Filters>>) -> Response {
+    let (me, token) = match page_session(req, &state).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let scope = match admin_scope(&me.principal) {
+        Ok(s) => s,
+        Err(err) => return error_page(&err),
+    };
+    let f = filters.map(|q| q.0).unwrap_or_default();
+    let query = f.query();
+    let page = domain::admin_list(&state, &me, &query, None, Some(&f.cursor)).await;
+    let count = domain::admin_count(&state, &me, &query).await;
+    let (page, count) = match (page, count) {
+        (Ok(p), Ok(c)) => (p, c),
+        (Err(err), _) | (_, Err(err)) => return error_page(&err),
+    };
+    let accounts = if scope == AdminScope::All {
+        state.db.run(|c| db::accounts::list(c)).await.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let mut applications = vec!["web".to_string(), "api".to_string()];
+    applications.extend(state.config.applications.iter().map(|a| a.name.clone()));
+    let csrf = tokens::csrf_for_session(&token);
+    let now = db::now();
+    let body = html! {
+        main {
+            (tabs(&me, "users"))
+            @if let Some(n) = done_notice(f.done) { p.notice.ok role="status" { (n) } }
+            form.filters method="get" action=(USERS_PATH) role="search" {
+                label { "Email contains" input type="search" name="q" value=(f.q) placeholder="e.g. @acme.com"; }
+                @if !accounts.is_empty() {
+                    label { "Account"
+                        select name="account_id" {
+                            option value="" { "All accounts" }
+                            @for a in &accounts {
+                                option value=(a.id) selected[f.account_id == a.id.to_string()] { (a.name) }
+                            }
+                        }
+                    }
+                }
+                label { "Application"
+                    select name="application" {
+                        option value="" { "Any" }
+                        @for app in &applications {
+                            option value=(app) selected[&f.application == app] { (app) }
+                        }
+                    }
+                }
+                @if !f.user_id.is_empty() {
+                    input type="hidden" name="user_id" value=(f.user_id);
+                }
+                button type="submit" { "Search" }
+                a.button href=(USERS_PATH) { "Clear" }
+            }
+            @if let Some(u) = page.items.first().filter(|_| !f.user_id.is_empty()) {
+                p.notice { "Showing the sessions of " strong { (u.user_email) } "." }
+            }
+            p.muted { (count) " active session" @if count != 1 { "s" } " match." }
+            @if page.items.is_empty() {
+                p.muted { "No active sessions match." }
+            } @else {
+                table {
+                    thead { tr { th { "User" } th { "Device" } th { "IP" } th { "Location" } th { "Last active" } th { "Created" } th { "Application" } th { span.sr { "Actions" } } } }
+                    tbody {
+                        @for s in &page.items {
+                            tr {
+                                td {
+                                    a href=(format!("{USERS_PATH}?user_id={}", s.user_id)) title="Only this user's sessions" { (s.user_email) }
+                                    @if scope == AdminScope::All { br; span.muted { (s.account_name) } }
+                                }
+                                td { (device_cell(s)) }
+                                td { (s.ip) }
+                                td { (location_cell(s)) }
+                                td { (time_cell(now, s.last_active_at)) }
+                                td { (time_cell(now, s.created_at)) }
+                                td { (s.application) }
+                                td {
+                                    @if s.pk == me.session.pk {
+                                        span.badge { "Current" }
+                                    } @else {
+                                        form method="post" action=(format!("{USERS_PATH}/terminate")) {
+                                            input type="hidden" name="csrf" value=(csrf);
+                                            input type="hidden" name="id" value=(s.id.0);
+                                            @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                                            button.danger type="submit" { "Terminate" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                div.pager {
+                    @if f.cursor.is_empty() { span {} } @else { a href=(f.back(None)) { "← First page" } }
+                    @if let Some(next) = &page.next_cursor {
+                        @let qs = f.query_string();
+                        a href=(format!("{USERS_PATH}?{}{}cursor={}", qs, if qs.is_empty() { "" } else { "&" }, encode(next))) { "Next page →" }
+                    }
+                }
+                div.actions {
+                    @if query.has_filter() {
+                        form method="post" action=(format!("{USERS_PATH}/end-listed"))
+                            data-confirm=(format!("End all {count} listed sessions? Those users will be signed out.")) {
+                            input type="hidden" name="csrf" value=(csrf);
+                            @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                            button.danger type="submit" { "End all listed sessions (" (count) ")" }
+                        }
+                    } @else {
+                        span.muted { "Search or filter to end many sessions at once." }
+                    }
+                    @if let Ok(uid) = f.user_id.trim().parse::<i64>() {
+                        form method="post" action=(format!("{USERS_PATH}/end-user"))
+                            data-confirm="End every session of this user?" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            input type="hidden" name="target" value=(uid);
+                            @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                            button.danger type="submit" { "End all sessions of this user" }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    html_response(layout("Users sessions", Some((&me, &csrf)), body)).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    target: String,
+    #[serde(flatten)]
+    filters: Filters,
+}
+
+#[handler]
+pub async fn terminate(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ActionForm>>) -> Response {
+    let form = match read_form(form) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let me = match form_session(req, &state, &form.csrf).await {
+        Ok(me) => me,
+        Err(resp) => return resp,
+    };
+    match domain::admin_end(&state, &me, &form.id).await {
+        Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
+
+#[handler]
+pub async fn end_listed(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ActionForm>>) -> Response {
+    let form = match read_form(form) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let me = match form_session(req, &state, &form.csrf).await {
+        Ok(me) => me,
+        Err(resp) => return resp,
+    };
+    let query = form.filters.query();
+    if form.confirm != "yes" {
+        let count = match domain::admin_count(&state, &me, &query).await {
+            Ok(c) => c,
+            Err(err) => return error_page(&err),
+        };
+        return confirm_page(
+            &me,
+            &form.csrf,
+            &format!("End all {count} listed sessions?"),
+            "Every session matching the current search and filters will be signed out on its next request (except yours).",
+            &format!("{USERS_PATH}/end-listed"),
+            &form.filters.hidden_fields(),
+            &form.filters.back(None),
+        );
+    }
+    match domain::admin_end_matching(&state, &me, &query).await {
+        Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
+
+#[handler]
+pub async fn end_user(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ActionForm>>) -> Response {
+    let form = match read_form(form) {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let me = match form_session(req, &state, &form.csrf).await {
+        Ok(me) => me,
+        Err(resp) => return resp,
+    };
+    let Ok(target) = form.target.trim().parse::<i64>() else {
+        return error_page(&crate::error::Error::NotFound);
+    };
+    if form.confirm != "yes" {
+        let mut fields = form.filters.hidden_fields();
+        fields.push(("target", target.to_string()));
+        return confirm_page(
+            &me,
+            &form.csrf,
+            "End every session of this user?",
+            "The user will be signed out everywhere on their next request.",
+            &format!("{USERS_PATH}/end-user"),
+            &fields,
+            &form.filters.back(None),
+        );
+    }
+    match domain::admin_end_user(&state, &me, UserId(target)).await {
+        Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
