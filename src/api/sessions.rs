@@ -62,9 +62,16 @@ api_errors!(AdminEndManyError {
     NotFound = 404: "Not an admin, or a user or account outside your scope.",
 });
 
-fn list(items: &[crate::domain::model::Session], current: i64, next: Option<String>) -> SessionList {
+fn list(
+    items: &[crate::domain::model::Session],
+    current: i64,
+    next: Option<String>,
+) -> SessionList {
     SessionList {
-        items: items.iter().map(|s| SessionJson::new(s, Some(current))).collect(),
+        items: items
+            .iter()
+            .map(|s| SessionJson::new(s, Some(current)))
+            .collect(),
         next_cursor: next,
     }
 }
@@ -75,14 +82,22 @@ pub struct SessionsApi;
 impl SessionsApi {
     /// My active sessions: the current one first, then by last activity.
     #[oai(path = "/sessions", method = "get", operation_id = "listMySessions")]
-    async fn list_mine(&self, state: Data<&AppState>, auth: ApiAuth) -> Result<Json<SessionList>, ListError> {
+    async fn list_mine(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+    ) -> Result<Json<SessionList>, ListError> {
         let me = auth.authed();
         let items = domain::list_mine(&state, me).await?;
         Ok(Json(list(&items, me.session.pk, None)))
     }
 
     /// End one of my sessions.
-    #[oai(path = "/sessions/:id", method = "delete", operation_id = "endMySession")]
+    #[oai(
+        path = "/sessions/:id",
+        method = "delete",
+        operation_id = "endMySession"
+    )]
     async fn end_mine(
         &self,
         state: Data<&AppState>,
@@ -95,8 +110,16 @@ impl SessionsApi {
     }
 
     /// End all my sessions except the current one.
-    #[oai(path = "/sessions", method = "delete", operation_id = "endMyOtherSessions")]
-    async fn end_others(&self, state: Data<&AppState>, auth: ApiAuth) -> Result<Json<Ended>, EndManyError> {
+    #[oai(
+        path = "/sessions",
+        method = "delete",
+        operation_id = "endMyOtherSessions"
+    )]
+    async fn end_others(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+    ) -> Result<Json<Ended>, EndManyError> {
         let n = domain::end_my_others(&state, auth.authed()).await?;
         Ok(Json(Ended { ended: n as u64 }))
     }
@@ -109,7 +132,11 @@ impl AdminSessionsApi {
     /// Active sessions of the users in my scope (my account; every account for the
     /// owner), newest activity first.
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/admin/sessions", method = "get", operation_id = "listSessions")]
+    #[oai(
+        path = "/admin/sessions",
+        method = "get",
+        operation_id = "listSessions"
+    )]
     async fn list(
         &self,
         state: Data<&AppState>,
@@ -138,7 +165,11 @@ impl AdminSessionsApi {
     }
 
     /// End a session in my scope.
-    #[oai(path = "/admin/sessions/:id", method = "delete", operation_id = "endSession")]
+    #[oai(
+        path = "/admin/sessions/:id",
+        method = "delete",
+        operation_id = "endSession"
+    )]
     async fn end_one(
         &self,
         state: Data<&AppState>,
@@ -152,7 +183,11 @@ impl AdminSessionsApi {
 
     /// End every active session matching the filters (at least one), in my scope,
     /// except my current one. For incident response: "sign everyone in Acme out".
-    #[oai(path = "/admin/sessions", method = "delete", operation_id = "endSessions")]
+    #[oai(
+        path = "/admin/sessions",
+        method = "delete",
+        operation_id = "endSessions"
+    )]
     async fn end_matching(
         &self,
         state: Data<&AppState>,
@@ -173,7 +208,11 @@ impl AdminSessionsApi {
     }
 
     /// End every session of a user in my scope (except my current one).
-    #[oai(path = "/admin/users/:id/sessions", method = "delete", operation_id = "endUserSessions")]
+    #[oai(
+        path = "/admin/users/:id/sessions",
+        method = "delete",
+        operation_id = "endUserSessions"
+    )]
     async fn end_user(
         &self,
         state: Data<&AppState>,

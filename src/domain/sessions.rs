@@ -5,8 +5,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::instrument;
 
-use crate::db::sessions::{AdminFilter, Cursor};
 use crate::db;
+use crate::db::sessions::{AdminFilter, Cursor};
 use crate::domain::auth::Authed;
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
 use crate::domain::permissions::admin_scope;
@@ -96,7 +96,10 @@ pub struct AdminQuery {
 
 impl AdminQuery {
     pub fn has_filter(&self) -> bool {
-        self.q.is_some() || self.user_id.is_some() || self.account_id.is_some() || self.application.is_some()
+        self.q.is_some()
+            || self.user_id.is_some()
+            || self.account_id.is_some()
+            || self.application.is_some()
     }
 
     /// Resolves the query against the caller's scope; out-of-scope account → NotFound.
@@ -105,7 +108,10 @@ impl AdminQuery {
         let account = scope.account_filter(self.account_id.map(AccountId))?;
         let q = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
         if q.is_some_and(|q| q.len() > 254) {
-            return Err(Error::invalid("invalid_query", "The search text is too long."));
+            return Err(Error::invalid(
+                "invalid_query",
+                "The search text is too long.",
+            ));
         }
         Ok(AdminFilter {
             account,
@@ -126,7 +132,12 @@ pub fn encode_cursor(c: Cursor) -> String {
 }
 
 pub fn decode_cursor(raw: &str) -> Result<Cursor> {
-    let bad = || Error::invalid("invalid_cursor", "The cursor is not one this server gave out.");
+    let bad = || {
+        Error::invalid(
+            "invalid_cursor",
+            "The cursor is not one this server gave out.",
+        )
+    };
     if raw.len() > 64 {
         return Err(bad());
     }
@@ -150,9 +161,15 @@ pub async fn admin_list(
     let filter = query.to_filter(me)?;
     let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Error::invalid("invalid_limit", format!("limit must be between 1 and {MAX_PAGE}.")));
+        return Err(Error::invalid(
+            "invalid_limit",
+            format!("limit must be between 1 and {MAX_PAGE}."),
+        ));
     }
-    let cursor = cursor.filter(|c| !c.is_empty()).map(decode_cursor).transpose()?;
+    let cursor = cursor
+        .filter(|c| !c.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let mut items = state
         .db
         .run(move |c| db::sessions::list_admin(c, &filter, cursor, limit + 1, db::now()))
@@ -216,7 +233,11 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
 /// Ends every active session matching the filters (at least one), in scope, except the
 /// caller's current one.
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
-pub async fn admin_end_matching(state: &AppState, me: &Authed, query: &AdminQuery) -> Result<usize> {
+pub async fn admin_end_matching(
+    state: &AppState,
+    me: &Authed,
+    query: &AdminQuery,
+) -> Result<usize> {
     if !query.has_filter() {
         return Err(Error::invalid(
             "filter_required",
@@ -228,7 +249,14 @@ pub async fn admin_end_matching(state: &AppState, me: &Authed, query: &AdminQuer
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_admin(c, &filter, current, db::now(), by, EndReason::TerminatedByAdmin)
+            db::sessions::end_admin(
+                c,
+                &filter,
+                current,
+                db::now(),
+                by,
+                EndReason::TerminatedByAdmin,
+            )
         })
         .await?;
     tracing::info!(ended = n, "ended listed sessions");

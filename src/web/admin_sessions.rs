@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::sessions::{
-    USERS_PATH, confirm_page, device_cell, done_notice, form_session, location_cell, read_form, tabs,
-    time_cell,
+    USERS_PATH, confirm_page, device_cell, done_notice, form_session, location_cell, read_form,
+    tabs, time_cell,
 };
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::db;
@@ -87,7 +87,11 @@ impl Filters {
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, filters: poem::Result<Query<Filters>>) -> Response {
+pub async fn show(
+    req: &Request,
+    state: Data<&AppState>,
+    filters: poem::Result<Query<Filters>>,
+) -> Response {
     let (me, token) = match page_session(req, &state).await {
         Ok(a) => a,
         Err(resp) => return resp,
@@ -105,7 +109,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, filters: poem::Result<Q
         (Err(err), _) | (_, Err(err)) => return error_page(&err),
     };
     let accounts = if scope == AdminScope::All {
-        state.db.run(|c| db::accounts::list(c)).await.unwrap_or_default()
+        state
+            .db
+            .run(|c| db::accounts::list(c))
+            .await
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
@@ -230,7 +238,11 @@ pub struct ActionForm {
 }
 
 #[handler]
-pub async fn terminate(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ActionForm>>) -> Response {
+pub async fn terminate(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<ActionForm>>,
+) -> Response {
     let form = match read_form(form) {
         Ok(f) => f,
         Err(resp) => return resp,
@@ -246,7 +258,11 @@ pub async fn terminate(req: &Request, state: Data<&AppState>, form: poem::Result
 }
 
 #[handler]
-pub async fn end_listed(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ActionForm>>) -> Response {
+pub async fn end_listed(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<ActionForm>>,
+) -> Response {
     let form = match read_form(form) {
         Ok(f) => f,
         Err(resp) => return resp,
@@ -278,7 +294,11 @@ pub async fn end_listed(req: &Request, state: Data<&AppState>, form: poem::Resul
 }
 
 #[handler]
-pub async fn end_user(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ActionForm>>) -> Response {
+pub async fn end_user(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<ActionForm>>,
+) -> Response {
     let form = match read_form(form) {
         Ok(f) => f,
         Err(resp) => return resp,

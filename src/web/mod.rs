@@ -31,12 +31,27 @@ pub fn routes() -> Route {
         .at("/logout", post(login::logout))
         .at("/setup", get(setup::show).post(setup::submit))
         .at(SESSIONS_PATH, get(sessions::show))
-        .at(format!("{SESSIONS_PATH}/terminate"), post(sessions::terminate))
-        .at(format!("{SESSIONS_PATH}/end-others"), post(sessions::end_others))
+        .at(
+            format!("{SESSIONS_PATH}/terminate"),
+            post(sessions::terminate),
+        )
+        .at(
+            format!("{SESSIONS_PATH}/end-others"),
+            post(sessions::end_others),
+        )
         .at(sessions::USERS_PATH, get(admin_sessions::show))
-        .at(format!("{}/terminate", sessions::USERS_PATH), post(admin_sessions::terminate))
-        .at(format!("{}/end-listed", sessions::USERS_PATH), post(admin_sessions::end_listed))
-        .at(format!("{}/end-user", sessions::USERS_PATH), post(admin_sessions::end_user))
+        .at(
+            format!("{}/terminate", sessions::USERS_PATH),
+            post(admin_sessions::terminate),
+        )
+        .at(
+            format!("{}/end-listed", sessions::USERS_PATH),
+            post(admin_sessions::end_listed),
+        )
+        .at(
+            format!("{}/end-user", sessions::USERS_PATH),
+            post(admin_sessions::end_user),
+        )
         .at("/assets/*path", get(asset))
 }
 

@@ -178,7 +178,8 @@ pub async fn form_session(req: &Request, state: &AppState, csrf: &str) -> Result
     let expected = tokens::csrf_for_session(&token);
     if !tokens::constant_time_eq(expected.as_bytes(), csrf.as_bytes()) {
         return Err(error_page(&Error::Forbidden(
-            "This form has expired or did not come from Doorman. Reload the page and try again.".into(),
+            "This form has expired or did not come from Doorman. Reload the page and try again."
+                .into(),
         )));
     }
     Ok(me)
@@ -191,7 +192,11 @@ pub fn read_form<T>(form: poem::Result<Form<T>>) -> Result<T, Response> {
 }
 
 #[handler]
-pub async fn terminate(req: &Request, state: Data<&AppState>, form: poem::Result<Form<TerminateForm>>) -> Response {
+pub async fn terminate(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<TerminateForm>>,
+) -> Response {
     let form = match read_form(form) {
         Ok(f) => f,
         Err(resp) => return resp,
@@ -215,7 +220,11 @@ pub struct ConfirmForm {
 }
 
 #[handler]
-pub async fn end_others(req: &Request, state: Data<&AppState>, form: poem::Result<Form<ConfirmForm>>) -> Response {
+pub async fn end_others(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<ConfirmForm>>,
+) -> Response {
     let form = match read_form(form) {
         Ok(f) => f,
         Err(resp) => return resp,

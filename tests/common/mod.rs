@@ -2,6 +2,8 @@
 //! temporary SQLite file, talked to over HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod webdriver;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,126 @@
+//! Drives a real headless Chromium: sign in, look at My Sessions, terminate another
+//! browser's session, and see that browser sent to the sign-in page. Screenshots of each
+//! tab are saved under target/screenshots/.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+
+use std::path::PathBuf;
+
+use common::webdriver::{Browser, Driver};
+use common::*;
+use doorman::domain::model::Role;
+
+fn shot(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots")
+        .join(name)
+}
+
+async fn sign_in(b: &Browser, server: &TestServer, email: &str) {
+    b.goto(&server.url("/login")).await;
+    b.type_into("input[name=email]", email).await;
+    b.type_into("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_url("/settings/security/sessions").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_another_browser_from_my_sessions() {
+    let server = start().await;
+    server.user("Acme", "ada@acme.test", Role::Admin).await;
+    server.user("Acme", "bob@acme.test", Role::User).await;
+    // Bob has a session from a phone somewhere, so the admin tab has a second user.
+    server.api_login("bob@acme.test", SAFARI_IPHONE).await;
+
+    let driver = Driver::start().await;
+    let laptop = driver.browser().await;
+    let other = driver.browser().await;
+    sign_in(&other, &server, "ada@acme.test").await;
+    sign_in(&laptop, &server, "ada@acme.test").await;
+
+    laptop
+        .goto(&server.url("/settings/security/sessions"))
+        .await;
+    assert_eq!(laptop.count(".current-box").await, 1, "one Current box");
+    assert!(laptop.text(".current-box").await.contains("Current"));
+    assert_eq!(
+        laptop.count(".current-box button").await,
+        0,
+        "no Terminate on the current session"
+    );
+    assert_eq!(
+        laptop.count("table tbody tr").await,
+        1,
+        "the other browser is listed"
+    );
+    assert!(laptop.text("table tbody tr").await.contains("Chrome"));
+    laptop.screenshot(&shot("my-sessions.png")).await;
+
+    // The admin tab lists both users' sessions.
+    laptop.click("nav.tabs a[href$='/users']").await;
+    laptop
+        .wait_for_url("/settings/security/sessions/users")
+        .await;
+    let users_page = laptop.source().await;
+    assert!(users_page.contains("bob@acme.test") && users_page.contains("ada@acme.test"));
+    laptop.screenshot(&shot("users-sessions.png")).await;
+
+    // Terminate the other browser's session from My Sessions.
+    laptop
+        .goto(&server.url("/settings/security/sessions"))
+        .await;
+    laptop.click("table tbody tr button.danger").await;
+    laptop.wait_for_url("done=1").await;
+    assert_eq!(
+        laptop.count("table tbody tr").await,
+        0,
+        "the other session is gone"
+    );
+    assert!(laptop.source().await.contains("1 session ended"));
+
+    // The other browser's next click lands on the sign-in page with the notice.
+    other.goto(&server.url("/settings/security/sessions")).await;
+    other.wait_for_url("/login").await;
+    let notice = other.text(".notice").await;
+    assert!(
+        notice.contains("Your session has ended. Please sign in again."),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("It was ended from another of your devices."),
+        "{notice}"
+    );
+    other.screenshot(&shot("signed-out.png")).await;
+
+    // The terminating browser is still signed in.
+    laptop
+        .goto(&server.url("/settings/security/sessions"))
+        .await;
+    assert!(
+        laptop
+            .current_url()
+            .await
+            .ends_with("/settings/security/sessions")
+    );
+
+    // End all other sessions with the JavaScript confirmation.
+    sign_in(&other, &server, "ada@acme.test").await;
+    laptop
+        .goto(&server.url("/settings/security/sessions"))
+        .await;
+    laptop.click("form[action$='/end-others'] button").await;
+    laptop.accept_dialog().await;
+    laptop.wait_for_url("done=1").await;
+    other.goto(&server.url("/settings/security/sessions")).await;
+    other
+        .wait_for_url("/login?ended=ended_other_sessions")
+        .await;
+
+    laptop.quit().await;
+    other.quit().await;
+    for name in ["my-sessions.png", "users-sessions.png", "signed-out.png"] {
+        let len = std::fs::metadata(shot(name)).unwrap().len();
+        assert!(len > 5_000, "{name} is a real screenshot ({len} bytes)");
+    }
+}
