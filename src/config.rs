@@ -321,6 +321,7 @@ impl Config {
             problems.push(format!("security.argon2: {err}"));
         }
         self.validate_applications(&mut problems);
+        problems.extend(crate::mail::check(&self.mail));
         let b = &self.bootstrap;
         if b.email.is_empty() != b.password.is_empty() {
             problems.push("bootstrap.email and bootstrap.password: set both or neither".into());

@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod geo;
+pub mod mail;
 pub mod state;
 pub mod ua;
 pub mod web;
@@ -59,6 +60,7 @@ pub async fn serve(
     let local = acceptor.local_addr();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     domain::sweeper::spawn(state.clone(), stop_rx.clone());
+    mail::worker::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
     web::setup::announce(&state).await;
     tracing::info!(addr = ?local.first().map(|a| a.to_string()), "listening");

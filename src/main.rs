@@ -33,6 +33,9 @@ enum Command {
     /// List or end sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Inspect and retry sign-in alert emails.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Copy the database to PATH while the server may be running (SQLite online backup).
     Backup { path: PathBuf },
     /// Check the configuration.
@@ -79,6 +82,17 @@ enum SessionsCommand {
     },
     /// End a session by its public id.
     End { id: String },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// The most recent alerts and their delivery status.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Queue an alert for sending again now (a failed one, or one kept back).
+    Retry { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +315,41 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
                 .backup(&path)
                 .map_err(|e| format!("backup failed: {e}"))?;
             println!("backed up to {}", path.display());
+        }
+        Command::Alerts(AlertsCommand::List { limit }) => {
+            let rows = state
+                .db
+                .blocking(|c| db::alerts::list_recent(c, limit.clamp(1, 10_000)))
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{:<8} {:<10} {:<24} {:<8} {:<24} LAST ERROR",
+                "ID", "STATUS", "REASONS", "TRIES", "CREATED (UTC)"
+            );
+            for a in &rows {
+                println!(
+                    "{:<8} {:<10} {:<24} {:<8} {:<24} {}",
+                    a.id,
+                    a.status,
+                    a.reasons,
+                    a.attempts,
+                    doorman::web::utc(a.created_at),
+                    a.last_error.as_deref().unwrap_or("")
+                );
+            }
+            println!("{} alert(s)", rows.len());
+        }
+        Command::Alerts(AlertsCommand::Retry { id }) => {
+            if state.mailer.is_none() {
+                return Err("email is off: set mail.smtp_url first".into());
+            }
+            let done = state
+                .db
+                .blocking(|c| db::alerts::update_retry(c, id, db::now()))
+                .map_err(|e| e.to_string())?;
+            if !done {
+                return Err(format!("no unsent alert with id {id}"));
+            }
+            println!("alert {id} queued; a running server sends it within seconds");
         }
         Command::Serve | Command::Config(_) => {}
     }

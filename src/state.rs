@@ -3,11 +3,14 @@
 
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
 use crate::config::Config;
 use crate::db::Db;
 use crate::domain::passwords::Hasher;
 use crate::domain::ratelimit::RateLimiter;
 use crate::geo::Geo;
+use crate::mail::Mailer;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +21,13 @@ pub struct AppState {
     pub limiter: Arc<RateLimiter>,
     /// The one-time owner setup token while no owner exists (kept only in memory).
     pub setup_token: Arc<Mutex<Option<String>>>,
+    /// None when email is off.
+    pub mailer: Option<Mailer>,
+    /// Wakes the outbox worker when a sign-in queued an alert.
+    pub mail_wakeup: Arc<Notify>,
+    /// Signs the "end this session" links in alert emails; kept in the database so
+    /// links survive restarts.
+    pub link_key: Arc<Vec<u8>>,
 }
 
 impl AppState {
@@ -25,6 +35,12 @@ impl AppState {
         let hasher = Hasher::new(&config.security.argon2)?;
         let rl = &config.security.login_rate_limit;
         let limiter = Arc::new(RateLimiter::new(rl.failures, rl.window.as_secs() as i64));
+        let mailer = Mailer::from_config(&config.mail).map_err(crate::error::Error::Internal)?;
+        let link_key = db.blocking(|c| {
+            crate::db::alerts::secret(c, "alert_link_key", || {
+                crate::domain::tokens::new_token().into_bytes()
+            })
+        })?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -32,6 +48,9 @@ impl AppState {
             hasher,
             limiter,
             setup_token: Arc::new(Mutex::new(None)),
+            mailer,
+            mail_wakeup: Arc::new(Notify::new()),
+            link_key: Arc::new(link_key),
         })
     }
 }

@@ -39,7 +39,7 @@ pub fn parse(user_agent: &str) -> Device {
         browser: known(r.name),
         browser_version: known(r.version),
         os: os_name(r.os),
-        os_version: known(&r.os_version),
+        os_version: os_version(r.os, &r.os_version),
     }
 }
 
@@ -65,8 +65,19 @@ fn known(value: &str) -> String {
 fn os_name(os: &str) -> String {
     match os {
         "Mac OSX" => "macOS".into(),
+        "Windows UNKNOWN Ver" => "Windows".into(),
         "UNKNOWN" => "Unknown".into(),
         other => other.to_string(),
+    }
+}
+
+/// woothee names desktop Windows by its release ("Windows 10") and gives the kernel
+/// token ("NT 10.0") as the version, which would only repeat the release in the label.
+fn os_version(os: &str, version: &str) -> String {
+    if os.starts_with("Windows ") && os != "Windows Phone OS" {
+        String::new()
+    } else {
+        known(version)
     }
 }
 
@@ -90,6 +101,17 @@ mod tests {
         assert_eq!(d.category, "Smartphone");
         assert_eq!(d.browser, "Safari");
         assert_eq!(d.os, "iPhone");
+    }
+
+    #[test]
+    fn windows_release_is_not_repeated() {
+        let d = parse(
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
+        );
+        assert_eq!(d.label(), "Firefox 121 · Windows 10 · Desktop");
+        let d = parse("Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 6.1; Trident/4.0)");
+        assert_eq!(d.os, "Windows 7");
+        assert_eq!(d.os_version, "");
     }
 
     #[test]

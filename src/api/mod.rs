@@ -1,9 +1,11 @@
 //! The HTTP API (SPEC §7), described by poem-openapi: spec at `/api/openapi.json`,
 //! interactive docs at `/api/docs`. Handlers are thin: they call domain/ and map errors.
 
+pub mod admin_users;
 pub mod auth;
 pub mod errors;
 pub mod health;
+pub mod history;
 pub mod model;
 pub mod sessions;
 pub mod verify;
@@ -144,8 +146,10 @@ async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
 pub fn routes() -> impl Endpoint {
     let apis = (
         auth::AuthApi,
+        admin_users::AdminUsersApi,
         sessions::SessionsApi,
         sessions::AdminSessionsApi,
+        history::HistoryApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

@@ -54,3 +54,64 @@ pub fn has_success(c: &Connection, user: UserId) -> Result<bool, DbError> {
         |r| r.get(0),
     )?)
 }
+
+/// Has the user signed in successfully from this country before?
+pub fn has_country(c: &Connection, user: UserId, country_code: &str) -> Result<bool, DbError> {
+    Ok(c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM login_records
+                        WHERE user_id = ?1 AND success = 1 AND country_code = ?2)",
+        params![user, country_code],
+        |r| r.get(0),
+    )?)
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    pub id: i64,
+    pub at: i64,
+    pub email: String,
+    pub user_id: Option<UserId>,
+    pub ip: String,
+    pub location: Location,
+    pub device: Device,
+    pub success: bool,
+    pub reason: String,
+}
+
+/// A user's sign-in history, newest first, before record `before` (keyset paging).
+pub fn list_for_user(
+    c: &Connection,
+    user: UserId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<LoginRecord>, DbError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, at, email, user_id, ip, country_code, country_name, city, device_category,
+                browser_name, browser_version, os_name, os_version, success, reason
+         FROM login_records WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![user, before.unwrap_or(i64::MAX), limit], |r| {
+        Ok(LoginRecord {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            email: r.get(2)?,
+            user_id: r.get(3)?,
+            ip: r.get(4)?,
+            location: Location {
+                country_code: r.get(5)?,
+                country: r.get(6)?,
+                city: r.get(7)?,
+            },
+            device: Device {
+                category: r.get(8)?,
+                browser: r.get(9)?,
+                browser_version: r.get(10)?,
+                os: r.get(11)?,
+                os_version: r.get(12)?,
+            },
+            success: r.get(13)?,
+            reason: r.get(14)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -7,8 +7,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{DbError, now};
 
 /// (version, name, SQL) in order. New migrations go at the end, never edited once shipped.
-pub const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "alerts",
+        include_str!("../../migrations/0002_alerts.sql"),
+    ),
+];
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)

@@ -3,6 +3,7 @@
 //! SQL lives in this module's children, one per table.
 
 pub mod accounts;
+pub mod alerts;
 pub mod devices;
 pub mod login_records;
 pub mod migrate;

@@ -264,14 +264,18 @@ fn admin_where(f: &AdminFilter, now: i64) -> (String, Vec<rusqlite::types::Value
         args.push(Value::Text(app.clone()));
     }
     if let Some(q) = &f.email_contains {
-        sql.push_str(" AND s.user_id IN (SELECT id FROM users WHERE email_lower LIKE ? ESCAPE '\\')");
+        sql.push_str(
+            " AND s.user_id IN (SELECT id FROM users WHERE email_lower LIKE ? ESCAPE '\\')",
+        );
         args.push(Value::Text(format!("%{}%", escape_like(&q.to_lowercase()))));
     }
     (sql, args)
 }
 
 fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// One page of active sessions matching `f`, newest activity first, after `cursor`.
@@ -285,7 +289,9 @@ pub fn list_admin(
     let (mut cond, mut args) = admin_where(f, now);
     if let Some(cur) = cursor {
         cond.push_str(" AND (s.last_active_at < ? OR (s.last_active_at = ? AND s.id < ?))");
-        args.extend([cur.last_active_at, cur.last_active_at, cur.pk].map(rusqlite::types::Value::Integer));
+        args.extend(
+            [cur.last_active_at, cur.last_active_at, cur.pk].map(rusqlite::types::Value::Integer),
+        );
     }
     let sql = format!(
         "SELECT {COLUMNS} {FROM} WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit}"
@@ -324,5 +330,6 @@ pub fn end_admin(
     ];
     all.append(&mut args);
     all.push(Value::Integer(keep));
-    Ok(c.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(all))?)
+    Ok(c.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(all))?)
 }

@@ -96,7 +96,11 @@ pub async fn create_user(
         }
     };
     let hash = state.hasher.hash(password).await?;
-    let (email, name, role) = (req.email.trim().to_string(), req.name.trim().to_string(), req.role);
+    let (email, name, role) = (
+        req.email.trim().to_string(),
+        req.name.trim().to_string(),
+        req.role,
+    );
     let result = state
         .db
         .run(move |c| {
@@ -322,12 +326,18 @@ mod tests {
             status: Some(UserStatus::Disabled),
             ..Default::default()
         };
-        assert_eq!(code(check_change(&me, &target, &disable, 0)), Some("self_change"));
+        assert_eq!(
+            code(check_change(&me, &target, &disable, 0)),
+            Some("self_change")
+        );
         let demote = UserChange {
             role: Some(Role::User),
             ..Default::default()
         };
-        assert_eq!(code(check_change(&me, &target, &demote, 0)), Some("self_change"));
+        assert_eq!(
+            code(check_change(&me, &target, &demote, 0)),
+            Some("self_change")
+        );
         let rename = UserChange {
             name: Some("New".into()),
             role: Some(Role::Admin),
@@ -344,13 +354,19 @@ mod tests {
             role: Some(Role::Admin),
             ..Default::default()
         };
-        assert_eq!(code(check_change(&me, &target, &demote, 0)), Some("last_owner"));
+        assert_eq!(
+            code(check_change(&me, &target, &demote, 0)),
+            Some("last_owner")
+        );
         assert!(check_change(&me, &target, &demote, 1).is_ok());
         let disable = UserChange {
             status: Some(UserStatus::Disabled),
             ..Default::default()
         };
-        assert_eq!(code(check_change(&me, &target, &disable, 0)), Some("last_owner"));
+        assert_eq!(
+            code(check_change(&me, &target, &disable, 0)),
+            Some("last_owner")
+        );
         assert!(check_change(&me, &target, &disable, 1).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use crate::db::{self, DbError};
 use crate::domain::model::{
     AccountId, Device, EndReason, Location, Role, Session, UserId, UserStatus,
 };
-use crate::domain::tokens;
+use crate::domain::{alerts, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -138,7 +138,8 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
     };
     let user_agent = client.user_agent;
     let (dev_id, loc, dev) = (device_id.clone(), location.clone(), device.clone());
-    let session = state
+    let mail_enabled = state.mailer.is_some();
+    let (session, queued) = state
         .db
         .run(move |c| {
             let tx = c.transaction()?;
@@ -159,7 +160,10 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
                     expires_at,
                 },
             )?;
-            db::devices::upsert(&tx, user.id, &dev_id, now)?;
+            let device_is_new = db::devices::upsert(&tx, user.id, &dev_id, now)?;
+            // Decided before this sign-in is recorded: it compares with earlier ones.
+            let reasons =
+                alerts::classify(&tx, user.id, device_is_new, loc.country_code.as_deref())?;
             db::login_records::insert(
                 &tx,
                 &NewLoginRecord {
@@ -175,8 +179,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
                     reason: "ok",
                 },
             )?;
-            tx.commit()?;
-            Ok(Session {
+            let session = Session {
                 pk,
                 id: crate::domain::model::SessionId(public_id),
                 user_id: user.id,
@@ -194,9 +197,25 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
                 expires_at,
                 ended_at: None,
                 end_reason: None,
-            })
+            };
+            let queued = if reasons.any() {
+                Some(alerts::enqueue(
+                    &tx,
+                    reasons,
+                    &session,
+                    &user.name,
+                    mail_enabled,
+                )?)
+            } else {
+                None
+            };
+            tx.commit()?;
+            Ok((session, queued))
         })
         .await?;
+    if queued == Some("pending") {
+        state.mail_wakeup.notify_one();
+    }
     tracing::info!(user_id = %principal.user_id, session = %session.id, "signed in");
     Ok(SignedIn {
         token,

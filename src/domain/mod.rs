@@ -1,7 +1,9 @@
 //! The rules, shared by the pages (web/) and the API (api/).
 
 pub mod admin_users;
+pub mod alerts;
 pub mod auth;
+pub mod history;
 pub mod model;
 pub mod passwords;
 pub mod permissions;

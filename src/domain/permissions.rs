@@ -102,17 +102,32 @@ mod tests {
 
     #[test]
     fn matrix() {
-        assert!(matches!(admin_scope(&principal(Role::User, 1)), Err(Error::NotFound)));
+        assert!(matches!(
+            admin_scope(&principal(Role::User, 1)),
+            Err(Error::NotFound)
+        ));
         let admin = principal(Role::Admin, 1);
-        assert_eq!(admin_scope(&admin).unwrap(), AdminScope::Account(AccountId(1)));
+        assert_eq!(
+            admin_scope(&admin).unwrap(),
+            AdminScope::Account(AccountId(1))
+        );
         assert!(check_manage_user(&admin, &user(Role::User, 1)).is_ok());
-        assert!(matches!(check_manage_user(&admin, &user(Role::User, 2)), Err(Error::NotFound)));
-        assert!(matches!(check_manage_user(&admin, &user(Role::Owner, 1)), Err(Error::Forbidden(_))));
+        assert!(matches!(
+            check_manage_user(&admin, &user(Role::User, 2)),
+            Err(Error::NotFound)
+        ));
+        assert!(matches!(
+            check_manage_user(&admin, &user(Role::Owner, 1)),
+            Err(Error::Forbidden(_))
+        ));
         assert!(check_grant_role(&admin, Role::Owner).is_err());
         let owner = principal(Role::Owner, 1);
         assert!(check_manage_user(&owner, &user(Role::Admin, 7)).is_ok());
         assert_eq!(
-            AdminScope::Account(AccountId(1)).account_filter(Some(AccountId(2))).err().map(|e| e.to_string()),
+            AdminScope::Account(AccountId(1))
+                .account_filter(Some(AccountId(2)))
+                .err()
+                .map(|e| e.to_string()),
             Some("not found".into())
         );
     }

@@ -95,11 +95,13 @@ pub struct AdminQuery {
 }
 
 impl AdminQuery {
+    /// Whether any filter narrows the set; empty texts do not.
     pub fn has_filter(&self) -> bool {
-        self.q.is_some()
+        let given = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.trim().is_empty());
+        given(&self.q)
             || self.user_id.is_some()
             || self.account_id.is_some()
-            || self.application.is_some()
+            || given(&self.application)
     }
 
     /// Resolves the query against the caller's scope; out-of-scope account → NotFound.
@@ -116,7 +118,7 @@ impl AdminQuery {
         Ok(AdminFilter {
             account,
             user: self.user_id.map(UserId),
-            application: self.application.clone().filter(|a| !a.is_empty()),
+            application: self.application.clone().filter(|a| !a.trim().is_empty()),
             email_contains: q.map(str::to_string),
         })
     }

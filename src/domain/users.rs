@@ -194,6 +194,52 @@ pub(crate) fn apply_status(
     Ok(Some(n))
 }
 
+/// A signed-in user changes their password: the current password is asked again
+/// (re-authentication), then every other session ends (the current one too unless
+/// `keep_current`). Returns how many sessions ended.
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn change_own_password(
+    state: &AppState,
+    me: &crate::domain::auth::Authed,
+    current: String,
+    new: String,
+    keep_current: bool,
+) -> Result<usize> {
+    let user = me.principal.user_id;
+    let stored = state
+        .db
+        .run(move |c| db::users::password_hash(c, user))
+        .await?;
+    if !state.hasher.verify(current, stored).await {
+        return Err(Error::invalid(
+            "wrong_password",
+            "The current password is not right.",
+        ));
+    }
+    Hasher::check_policy(&new)?;
+    let hash = state.hasher.hash(new).await?;
+    let keep = keep_current.then_some(me.session.pk);
+    let ended = state
+        .db
+        .run(move |c| {
+            let tx = c.transaction()?;
+            db::users::update_password(&tx, user, &hash)?;
+            let n = db::sessions::end_all_for_user(
+                &tx,
+                user,
+                keep,
+                db::now(),
+                Some(user),
+                EndReason::PasswordChanged,
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+        .await?;
+    tracing::info!(ended, "password changed");
+    Ok(ended)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,8 +2,11 @@
 //! domain/ and render.
 
 pub mod admin_sessions;
+pub mod alert_link;
 pub mod cookies;
+pub mod history;
 pub mod login;
+pub mod password;
 pub mod sessions;
 pub mod setup;
 
@@ -51,6 +54,12 @@ pub fn routes() -> Route {
         .at(
             format!("{}/end-user", sessions::USERS_PATH),
             post(admin_sessions::end_user),
+        )
+        .at(password::PATH, get(password::show).post(password::submit))
+        .at(history::PATH, get(history::show))
+        .at(
+            alert_link::PATH,
+            get(alert_link::show).post(alert_link::submit),
         )
         .at("/assets/*path", get(asset))
 }

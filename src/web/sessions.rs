@@ -40,6 +40,7 @@ pub fn tabs(me: &Authed, active: &str) -> Markup {
         h1 { "Active sessions" }
         nav.tabs aria-label="Sessions" {
             a href=(SESSIONS_PATH) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
+            a href=(super::history::PATH) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
             @if is_admin {
                 a href=(USERS_PATH) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
             }
@@ -64,6 +65,9 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
     let body = html! {
         main {
             (tabs(&me, "mine"))
+            @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
+                p.notice role="note" { "Email alerts are off: set " code { "mail.smtp_url" } " to email people when they sign in from a new device or country." }
+            }
             @if let Some(n) = done_notice(notice.done) { p.notice.ok role="status" { (n) } }
             h2 { "This device" }
             @for s in &current {
@@ -185,7 +189,9 @@ pub async fn form_session(req: &Request, state: &AppState, csrf: &str) -> Result
     Ok(me)
 }
 
-/// Reads a form, answering 400 with a page when it cannot be read.
+/// Reads a form, answering 400 with a page when it cannot be read. (The error is the
+/// response itself, returned at once by the handler, so its size does not matter.)
+#[allow(clippy::result_large_err)]
 pub fn read_form<T>(form: poem::Result<Form<T>>) -> Result<T, Response> {
     form.map(|f| f.0)
         .map_err(|_| error_page(&Error::invalid("bad_form", "The form could not be read.")))

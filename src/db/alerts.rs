@@ -1,0 +1,188 @@
+//! `alerts` table (the email outbox) and `secrets`.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::DbError;
+use crate::domain::model::UserId;
+
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub id: i64,
+    pub user_id: UserId,
+    pub session_id: Option<i64>,
+    pub reasons: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+    pub created_at: i64,
+    pub held_back: i64,
+    pub message_id: String,
+    pub details: String,
+    pub link_used_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, user_id, session_id, reasons, status, attempts, next_attempt_at, last_error,
+    sent_at, created_at, held_back, message_id, details, link_used_at";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        user_id: r.get(1)?,
+        session_id: r.get(2)?,
+        reasons: r.get(3)?,
+        status: r.get(4)?,
+        attempts: r.get(5)?,
+        next_attempt_at: r.get(6)?,
+        last_error: r.get(7)?,
+        sent_at: r.get(8)?,
+        created_at: r.get(9)?,
+        held_back: r.get(10)?,
+        message_id: r.get(11)?,
+        details: r.get(12)?,
+        link_used_at: r.get(13)?,
+    })
+}
+
+pub struct NewAlert<'a> {
+    pub user_id: UserId,
+    pub session_id: i64,
+    pub reasons: &'a str,
+    pub status: &'a str,
+    pub now: i64,
+    pub message_id: &'a str,
+    pub details: &'a str,
+}
+
+pub fn insert(c: &Connection, a: &NewAlert<'_>) -> Result<i64, DbError> {
+    c.prepare_cached(
+        "INSERT INTO alerts (user_id, session_id, reasons, status, next_attempt_at, created_at, message_id, details)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+    )?
+    .execute(params![a.user_id, a.session_id, a.reasons, a.status, a.now, a.message_id, a.details])?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Alerts of a user that count toward the hourly limit (sent or on their way).
+pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i64, DbError> {
+    Ok(c.query_row(
+        "SELECT count(*) FROM alerts WHERE user_id = ?1 AND created_at > ?2
+           AND status IN ('pending', 'sent', 'failed')",
+        params![user, since],
+        |r| r.get(0),
+    )?)
+}
+
+/// Marks the user's unreported suppressed alerts as reported by `alert`; returns how many.
+pub fn report_suppressed(c: &Connection, user: UserId, alert: i64) -> Result<i64, DbError> {
+    let n = c.execute(
+        "UPDATE alerts SET reported_by = ?2
+         WHERE user_id = ?1 AND status = 'suppressed' AND reported_by IS NULL",
+        params![user, alert],
+    )?;
+    c.execute(
+        "UPDATE alerts SET held_back = ?2 WHERE id = ?1",
+        params![alert, n as i64],
+    )?;
+    Ok(n as i64)
+}
+
+/// The next alert due for sending.
+pub fn next_due(c: &Connection, now: i64) -> Result<Option<AlertRow>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM alerts WHERE status = 'pending' AND next_attempt_at <= ?1
+         ORDER BY next_attempt_at, id LIMIT 1"
+    );
+    Ok(c.prepare_cached(&sql)?
+        .query_row([now], from_row)
+        .optional()?)
+}
+
+pub fn find_by_id(c: &Connection, id: i64) -> Result<Option<AlertRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM alerts WHERE id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?)
+}
+
+pub fn list_recent(c: &Connection, limit: i64) -> Result<Vec<AlertRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM alerts ORDER BY id DESC LIMIT ?1");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([limit], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn update_sent(c: &Connection, id: i64, now: i64) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE alerts SET status = 'sent', sent_at = ?2, attempts = attempts + 1, last_error = NULL
+         WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// Records a failed attempt; `give_up` turns it into `failed` (retry with the CLI).
+pub fn update_failed_attempt(
+    c: &Connection,
+    id: i64,
+    next_attempt_at: i64,
+    error: &str,
+    give_up: bool,
+) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE alerts SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3,
+            status = CASE WHEN ?4 THEN 'failed' ELSE status END
+         WHERE id = ?1",
+        params![id, next_attempt_at, error, give_up],
+    )?;
+    Ok(())
+}
+
+/// Puts an alert back in the queue, due now.
+pub fn update_retry(c: &Connection, id: i64, now: i64) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE alerts SET status = 'pending', next_attempt_at = ?2 WHERE id = ?1 AND status != 'sent'",
+        params![id, now],
+    )? == 1)
+}
+
+/// Uses the alert's end-session link; false when it was used already.
+pub fn update_link_used(c: &Connection, id: i64, now: i64) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE alerts SET link_used_at = ?2 WHERE id = ?1 AND link_used_at IS NULL",
+        params![id, now],
+    )? == 1)
+}
+
+pub fn count_by_status(c: &Connection) -> Result<Vec<(String, i64)>, DbError> {
+    let mut stmt = c.prepare_cached("SELECT status, count(*) FROM alerts GROUP BY status")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A named secret, created from `make` the first time it is asked for.
+pub fn secret(
+    c: &Connection,
+    name: &str,
+    make: impl FnOnce() -> Vec<u8>,
+) -> Result<Vec<u8>, DbError> {
+    if let Some(v) = c
+        .query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?
+    {
+        return Ok(v);
+    }
+    c.execute(
+        "INSERT INTO secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        params![name, make()],
+    )?;
+    Ok(
+        c.query_row("SELECT value FROM secrets WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })?,
+    )
+}

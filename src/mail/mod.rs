@@ -1,0 +1,76 @@
+//! Email: the SMTP transport from `mail.smtp_url`, the outbox worker, and one typed
+//! function per email.
+
+pub mod templates;
+pub mod worker;
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{MailConfig, redact_url};
+
+/// How long one SMTP conversation may take before it counts as a failure.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pub from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer")
+            .field("from", &self.from.to_string())
+            .finish()
+    }
+}
+
+/// Checks the mail settings without connecting (used by config validation).
+pub fn check(cfg: &MailConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = cfg.from.parse::<Mailbox>() {
+        problems.push(format!("mail.from: `{}` is not a mailbox ({e})", cfg.from));
+    }
+    if !cfg.smtp_url.is_empty() {
+        let url = &cfg.smtp_url;
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            problems.push(format!(
+                "mail.smtp_url: `{}` must start with smtp:// or smtps://",
+                redact_url(url)
+            ));
+        } else if let Err(e) = AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
+            problems.push(format!("mail.smtp_url: `{}`: {e}", redact_url(url)));
+        }
+    }
+    problems
+}
+
+impl Mailer {
+    /// None when email is off (no `mail.smtp_url`).
+    pub fn from_config(cfg: &MailConfig) -> Result<Option<Mailer>, String> {
+        if cfg.smtp_url.is_empty() {
+            return Ok(None);
+        }
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url)
+            .map_err(|e| format!("mail.smtp_url: {e}"))?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        let from = cfg
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("mail.from: {e}"))?;
+        Ok(Some(Mailer { transport, from }))
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), String> {
+        // lettre's own timeout covers each read and write; this bounds the whole exchange.
+        match tokio::time::timeout(SMTP_TIMEOUT * 3, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the SMTP server did not finish in time".into()),
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! One function per email, building subject, text and HTML from the same data.
+
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use maud::html;
+
+use crate::domain::alerts::{Details, Reasons};
+
+pub struct NewSignIn<'a> {
+    pub details: &'a Details,
+    pub reasons: Reasons,
+    pub held_back: i64,
+    pub sessions_url: String,
+    pub end_url: String,
+    pub message_id: &'a str,
+}
+
+pub fn new_sign_in_subject(reasons: Reasons) -> String {
+    format!("New sign-in to Doorman from {}", reasons.phrase())
+}
+
+/// "New sign-in to Doorman from a new device and a new country".
+pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String> {
+    let d = e.details;
+    let subject = new_sign_in_subject(e.reasons);
+    let when = crate::web::utc(d.at);
+    let rows = [
+        ("When", when.as_str()),
+        ("Device", d.device.as_str()),
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+        ("IP address", d.ip.as_str()),
+        ("Location", d.location.as_str()),
+    ];
+    let held = match e.held_back {
+        0 => String::new(),
+        1 => "1 more alert was held back in the last hour (at most 5 are sent per hour).".into(),
+        n => format!(
+            "{n} more alerts were held back in the last hour (at most 5 are sent per hour)."
+        ),
+    };
+    let mut text = format!(
+        "Hello {},\n\nYour Doorman account was just signed in to from {}.\n\n",
+        d.to_name,
+        e.reasons.phrase()
+    );
+    for (k, v) in rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nIf this was you, there is nothing to do.\n\nNot you? End this session:\n{}\n\n\
+         See and end all your sessions:\n{}\n",
+        e.end_url, e.sessions_url
+    ));
+    if !held.is_empty() {
+        text.push_str(&format!("\n{held}\n"));
+    }
+    let page = html! {
+        p { "Hello " (d.to_name) "," }
+        p { "Your Doorman account was just signed in to from " strong { (e.reasons.phrase()) } "." }
+        table cellpadding="4" {
+            @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
+        }
+        p { "If this was you, there is nothing to do." }
+        p { a href=(e.end_url) { "Not you? End this session" } }
+        p { a href=(e.sessions_url) { "See and end all your sessions" } }
+        @if !held.is_empty() { p { small { (held) } } }
+    };
+    let to = Mailbox::new(
+        Some(d.to_name.clone()),
+        d.to_email.parse().map_err(|e| format!("recipient: {e}"))?,
+    );
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .message_id(Some(e.message_id.to_string()))
+        .multipart(MultiPart::alternative_plain_html(text, page.into_string()))
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,79 @@
+//! The Sign-in history tab: one's own sign-in attempts, successes and failures.
+
+use maud::html;
+use poem::web::{Data, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use super::sessions::{tabs, time_cell};
+use super::{encode, error_page, html_response, layout, page_session};
+use crate::db;
+use crate::domain::history;
+use crate::domain::tokens;
+use crate::state::AppState;
+
+pub const PATH: &str = "/settings/security/history";
+
+#[derive(Deserialize, Default)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    cursor: String,
+}
+
+#[handler]
+pub async fn show(
+    req: &Request,
+    state: Data<&AppState>,
+    q: poem::Result<Query<HistoryQuery>>,
+) -> Response {
+    let (me, token) = match page_session(req, &state).await {
+        Ok(a) => a,
+        Err(resp) => return resp,
+    };
+    let q = q.map(|q| q.0).unwrap_or_default();
+    let page = match history::list(&state, &me, None, None, Some(&q.cursor)).await {
+        Ok(p) => p,
+        Err(err) => return error_page(&err),
+    };
+    let csrf = tokens::csrf_for_session(&token);
+    let now = db::now();
+    let body = html! {
+        main {
+            (tabs(&me, "history"))
+            @if page.items.is_empty() {
+                p.muted { "No sign-ins yet." }
+            } @else {
+                table {
+                    thead { tr { th { "When" } th { "Outcome" } th { "Device" } th { "IP" } th { "Location" } } }
+                    tbody {
+                        @for r in &page.items {
+                            tr {
+                                td { (time_cell(now, r.at)) }
+                                td {
+                                    @if r.success { span.badge { "Signed in" } }
+                                    @else { span.badge.fail { "Refused" } " " span.muted { (outcome(&r.reason)) } }
+                                }
+                                td { (r.device.label()) }
+                                td { (r.ip) }
+                                td { (r.location.label()) }
+                            }
+                        }
+                    }
+                }
+                @if let Some(next) = &page.next_cursor {
+                    div.pager { span {} a href=(format!("{PATH}?cursor={}", encode(next))) { "Older →" } }
+                }
+            }
+        }
+    };
+    html_response(layout("Sign-in history", Some((&me, &csrf)), body)).into_response()
+}
+
+fn outcome(reason: &str) -> &'static str {
+    match reason {
+        "wrong_password" => "wrong password",
+        "user_disabled" => "account disabled",
+        "rate_limited" => "too many attempts",
+        _ => "refused",
+    }
+}
