@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod geo;
 pub mod mail;
+pub mod metrics;
 pub mod state;
 pub mod ua;
 pub mod web;
@@ -33,10 +34,12 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .nest("/api", api::routes())
         .at("/auth/verify", api::verify::verify)
         .at("/healthz", api::health::healthz)
+        .at("/metrics", metrics::metrics)
         .nest("/", web::routes())
         .around(web::limit_body)
         .with(CatchPanic::new())
         .around(web::security_headers)
+        .around(metrics::count_requests)
         .data(state)
 }
 

@@ -147,8 +147,11 @@ fn serve(config: Config) -> ExitCode {
     };
     runtime.block_on(async move {
         let listen = config.server.listen;
-        let state = match doorman::open_state(config) {
-            Ok(s) => s,
+        // Opening storage and decompressing the GeoIP database block: keep them off the
+        // async workers.
+        let state = match tokio::task::spawn_blocking(move || doorman::open_state(config)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(err)) => return fail(err),
             Err(err) => return fail(err),
         };
         let listener = match std::net::TcpListener::bind(listen) {

@@ -77,6 +77,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
                 &device,
                 presented_device.as_deref(),
             );
+            state.metrics.count_sign_in("rate_limited");
             record_failure(state, attempt, None, "rate_limited").await;
             return Err(Error::RateLimited {
                 retry_after_secs: wait,
@@ -115,6 +116,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
                 &device,
                 presented_device.as_deref(),
             );
+            state.metrics.count_sign_in(reason);
             record_failure(state, attempt, other.map(|u| u.id), reason).await;
             return Err(Error::InvalidCredentials);
         }
@@ -216,6 +218,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
     if queued == Some("pending") {
         state.mail_wakeup.notify_one();
     }
+    state.metrics.count_sign_in("ok");
     tracing::info!(user_id = %principal.user_id, session = %session.id, "signed in");
     Ok(SignedIn {
         token,
