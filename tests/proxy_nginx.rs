@@ -1,0 +1,272 @@
+//! Behind a real reverse proxy: nginx with `auth_request` to `/auth/verify` protects a
+//! small upstream. A signed-in browser passes; a terminated session is sent to sign-in on
+//! its next request; Doorman records the client address nginx forwarded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use doorman::config::{Application, Cidr};
+use doorman::domain::model::Role;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The protected application: answers with the user nginx passed on.
+async fn upstream() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let user = req
+                    .lines()
+                    .find_map(|l| l.strip_prefix("X-User: "))
+                    .unwrap_or("nobody")
+                    .trim()
+                    .to_string();
+                let body = format!("hello {user}");
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn nginx_binary() -> String {
+    for candidate in ["/usr/sbin/nginx", "nginx"] {
+        if Command::new(candidate)
+            .arg("-v")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+        {
+            return candidate.to_string();
+        }
+    }
+    panic!("nginx not found: install it (Debian: apt-get install nginx)");
+}
+
+async fn start_nginx(
+    dir: &std::path::Path,
+    port: u16,
+    doorman: SocketAddr,
+    app: SocketAddr,
+) -> Nginx {
+    let conf = format!(
+        r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+
+        # Doorman itself (sign-in page and API) behind the same proxy.
+        location ~ ^/(login|logout|api/|assets/|settings/) {{
+            proxy_pass http://{doorman};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+
+        # The protected application.
+        location /app/ {{
+            auth_request /_doorman_verify;
+            auth_request_set $doorman_email $upstream_http_x_doorman_email;
+            proxy_set_header X-User $doorman_email;
+            proxy_pass http://{app};
+            error_page 401 = @signin;
+        }}
+
+        location = /_doorman_verify {{
+            internal;
+            proxy_pass http://{doorman}/auth/verify;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+
+        location @signin {{
+            return 302 /login?rd=$scheme://$http_host$request_uri;
+        }}
+    }}
+}}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(nginx_binary())
+        .arg("-c")
+        .arg(&path)
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Nginx(child);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
+}
+
+/// A browser-like client whose connections come from 127.0.0.5, so the address nginx
+/// forwards differs from nginx's own 127.0.0.1.
+fn browser_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .user_agent(CHROME_MAC)
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_auth_request_protects_an_app() {
+    let app = upstream().await;
+    let port = free_port();
+    let proxy = format!("http://127.0.0.1:{port}");
+    let p = proxy.clone();
+    let server = start_with(move |c| {
+        c.server.public_url = p.clone();
+        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+        c.applications = vec![Application {
+            name: "Wiki".into(),
+            url: format!("{p}/app"),
+        }];
+    })
+    .await;
+    server.user("Acme", "ann@acme.test", Role::User).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = start_nginx(dir.path(), port, server.addr, app).await;
+
+    // Not signed in: nginx sends the browser to Doorman's sign-in with a return address.
+    let b = browser_from([127, 0, 0, 5]);
+    let resp = b.get(format!("{proxy}/app/page")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let location = location
+        .strip_prefix(&proxy)
+        .unwrap_or(&location)
+        .to_string();
+    assert!(location.starts_with("/login?rd="), "{location}");
+
+    // Sign in through nginx, with a forged X-Forwarded-For that must not be believed.
+    let page = b
+        .get(format!("{proxy}{location}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_value(&page, "csrf").unwrap();
+    let rd = form_value(&page, "rd").unwrap();
+    assert_eq!(rd, format!("{proxy}/app/page"));
+    let resp = b
+        .post(format!("{proxy}/login"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .form(&[
+            ("email", "ann@acme.test"),
+            ("password", PASSWORD),
+            ("csrf", csrf.as_str()),
+            ("rd", rd.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        resp.headers()["location"],
+        format!("{proxy}/app/page").as_str()
+    );
+
+    // The signed-in browser passes, and the app learns who it is.
+    let resp = b.get(format!("{proxy}/app/page")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "hello ann@acme.test");
+
+    // Doorman recorded the address nginx forwarded, and the application.
+    let ip = server
+        .sql_i64("SELECT count(*) FROM sessions WHERE ip = '127.0.0.5' AND application = 'Wiki'");
+    assert_eq!(
+        ip, 1,
+        "session recorded with the client address nginx forwarded"
+    );
+    assert_eq!(
+        server.sql_i64("SELECT count(*) FROM sessions WHERE ip = '6.6.6.6'"),
+        0
+    );
+
+    // Terminate it from another device: the next request through nginx goes to sign-in.
+    let other = server.token("ann@acme.test").await;
+    let (_, list) = server.get("/api/v1/sessions", &other).await;
+    let browser_session = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["application"] == "Wiki")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{browser_session}"), &other)
+        .await;
+    assert_eq!(status, 204);
+    let resp = b.get(format!("{proxy}/app/page")).send().await.unwrap();
+    assert_eq!(resp.status(), 302, "terminated session is refused at once");
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with(&format!("{proxy}/login")),
+        "{location}"
+    );
+}
