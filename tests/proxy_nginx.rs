@@ -133,21 +133,23 @@ http {{
     );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
-    let child = Command::new(nginx_binary())
-        .arg("-c")
-        .arg(&path)
-        .arg("-p")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start nginx");
+    let guard = Nginx(
+        Command::new(nginx_binary())
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx"),
+    );
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return Nginx(child);
+            return guard;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -69,24 +69,21 @@ impl Db {
                 DbError::Refused(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
-        let manager = SqliteConnectionManager::file(path).with_init(|c| {
-            c.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 5000;",
-            )
-        });
+        // One plain connection first: a file that is not a database, or cannot be
+        // opened, is reported at once instead of after the pool's retries.
+        let mut first =
+            Connection::open(path).map_err(|e| describe_open_error(path, &e.to_string()))?;
+        init_connection(&mut first).map_err(|e| describe_open_error(path, &e.to_string()))?;
+        migrate::apply(&mut first)?;
+        drop(first);
+        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
         let pool = Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
-            .map_err(|e| describe_open_error(path, e))?;
-        let db = Db { pool };
-        let mut conn = db.pool.get()?;
-        migrate::apply(&mut conn)?;
-        Ok(db)
+            .map_err(|e| describe_open_error(path, &e.to_string()))?;
+        Ok(Db { pool })
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool. A panic inside `f`
@@ -122,14 +119,23 @@ impl Db {
     }
 }
 
-fn describe_open_error(path: &Path, err: r2d2::Error) -> DbError {
-    let text = err.to_string();
+/// Per-connection settings: WAL, foreign keys, and waiting (not failing) on a lock.
+fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+}
+
+fn describe_open_error(path: &Path, text: &str) -> DbError {
     let hint = if text.contains("not a database") {
         "the file is not a SQLite database"
     } else if text.contains("unable to open") {
         "the file cannot be opened (check the path and permissions)"
     } else {
-        text.as_str()
+        text
     };
     DbError::Refused(format!("cannot open database {}: {hint}", path.display()))
 }

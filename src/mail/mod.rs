@@ -4,20 +4,28 @@
 pub mod templates;
 pub mod worker;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use lettre::message::Mailbox;
+use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{MailConfig, redact_url};
 
-/// How long one SMTP conversation may take before it counts as a failure.
+/// How long one SMTP conversation may take before it counts as a failure: the default
+/// of `mail.timeout`.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// Checked when the state opens, built on first use: building starts lettre's pool
+    /// task, which needs a Tokio runtime, and CLI commands open the state without one.
+    builder: AsyncSmtpTransportBuilder,
+    transport: Arc<OnceLock<AsyncSmtpTransport<Tokio1Executor>>>,
     pub from: Mailbox,
+    /// `mail.timeout`: bounds one whole conversation.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -54,23 +62,36 @@ impl Mailer {
         if cfg.smtp_url.is_empty() {
             return Ok(None);
         }
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url)
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url)
             .map_err(|e| format!("mail.smtp_url: {e}"))?
-            .timeout(Some(SMTP_TIMEOUT))
-            .build();
+            .timeout(Some(cfg.timeout));
         let from = cfg
             .from
             .parse::<Mailbox>()
             .map_err(|e| format!("mail.from: {e}"))?;
-        Ok(Some(Mailer { transport, from }))
+        Ok(Some(Mailer {
+            builder,
+            transport: Arc::new(OnceLock::new()),
+            from,
+            timeout: cfg.timeout,
+        }))
+    }
+
+    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
+        self.transport
+            .get_or_init(|| self.builder.clone().build::<Tokio1Executor>())
     }
 
     pub async fn send(&self, message: Message) -> Result<(), String> {
-        // lettre's own timeout covers each read and write; this bounds the whole exchange.
-        match tokio::time::timeout(SMTP_TIMEOUT * 3, self.transport.send(message)).await {
+        // lettre's async timeout covers only the TCP connect; a server that accepts and
+        // then says nothing (no greeting, no reply) is bounded here, over the whole exchange.
+        match tokio::time::timeout(self.timeout, self.transport().send(message)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("the SMTP server did not finish in time".into()),
+            Err(_) => Err(format!(
+                "the SMTP server did not answer within {}",
+                humantime::format_duration(self.timeout)
+            )),
         }
     }
 }

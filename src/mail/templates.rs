@@ -22,6 +22,13 @@ pub fn new_sign_in_subject(reasons: Reasons) -> String {
 /// "New sign-in to Doorman from a new device and a new country".
 pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String> {
     let d = e.details;
+    // Line breaks cannot be put in a header (lettre panics on them): a name that got
+    // control characters past validation is shown with spaces instead.
+    let name: String = d
+        .to_name
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let subject = new_sign_in_subject(e.reasons);
     let when = crate::web::utc(d.at);
     let rows = [
@@ -41,7 +48,7 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
     };
     let mut text = format!(
         "Hello {},\n\nYour Doorman account was just signed in to from {}.\n\n",
-        d.to_name,
+        name,
         e.reasons.phrase()
     );
     for (k, v) in rows {
@@ -56,7 +63,7 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
         text.push_str(&format!("\n{held}\n"));
     }
     let page = html! {
-        p { "Hello " (d.to_name) "," }
+        p { "Hello " (name) "," }
         p { "Your Doorman account was just signed in to from " strong { (e.reasons.phrase()) } "." }
         table cellpadding="4" {
             @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
@@ -67,7 +74,7 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
         @if !held.is_empty() { p { small { (held) } } }
     };
     let to = Mailbox::new(
-        Some(d.to_name.clone()),
+        Some(name.clone()),
         d.to_email.parse().map_err(|e| format!("recipient: {e}"))?,
     );
     Message::builder()

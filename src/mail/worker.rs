@@ -61,9 +61,18 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> Result<bool, db::DbErro
         return Ok(false);
     };
     let id = alert.id;
-    let result = match build(state, mailer, &alert) {
-        Ok(message) => mailer.send(message).await,
-        Err(e) => Err(e),
+    // In its own task, so that a panic while building or sending one message becomes a
+    // failed attempt of that alert instead of stopping the worker for everyone.
+    let (st, m, a) = (state.clone(), mailer.clone(), alert.clone());
+    let attempt = tokio::spawn(async move {
+        match build(&st, &m, &a) {
+            Ok(message) => m.send(message).await,
+            Err(e) => Err(e),
+        }
+    });
+    let result = match attempt.await {
+        Ok(r) => r,
+        Err(e) => Err(format!("sending failed unexpectedly: {e}")),
     };
     match result {
         Ok(()) => {

@@ -70,5 +70,10 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>
             p { "Someone may know your password. " a.button href="/settings/security/password" { "Change your password" } }
         }
     };
-    html_response(layout("Session ended", None, body)).into_response()
+    let title = if ended {
+        "Session ended"
+    } else {
+        "Nothing to end"
+    };
+    html_response(layout(title, None, body)).into_response()
 }
