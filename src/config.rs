@@ -156,6 +156,10 @@ pub struct GeoipConfig {
 pub struct MailConfig {
     pub smtp_url: String,
     pub from: String,
+    /// How long one SMTP conversation (connect, greeting, send) may take before the
+    /// attempt counts as failed and is retried later.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 impl Default for MailConfig {
@@ -163,6 +167,7 @@ impl Default for MailConfig {
         Self {
             smtp_url: String::new(),
             from: "Doorman <doorman@localhost>".into(),
+            timeout: crate::mail::SMTP_TIMEOUT,
         }
     }
 }
@@ -173,6 +178,7 @@ impl fmt::Debug for MailConfig {
         f.debug_struct("MailConfig")
             .field("smtp_url", &redact_url(&self.smtp_url))
             .field("from", &self.from)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -300,6 +306,7 @@ impl Config {
             ("sessions.max_lifetime", s.max_lifetime),
             ("sessions.touch_interval", s.touch_interval),
             ("sessions.retention", s.retention),
+            ("mail.timeout", self.mail.timeout),
             (
                 "security.login_rate_limit.window",
                 self.security.login_rate_limit.window,
@@ -467,6 +474,21 @@ mod tests {
             c.application_for("https://evil.net/https://grafana.example.com")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn mail_timeout_defaults_parses_and_must_be_positive() {
+        assert_eq!(from_toml("").unwrap().mail.timeout, Duration::from_secs(10));
+        let c = from_toml("[mail]\ntimeout = \"2s\"\n").unwrap();
+        assert_eq!(c.mail.timeout, Duration::from_secs(2));
+        let err = from_toml("[mail]\ntimeout = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mail.timeout"), "{err}");
+        let err = from_toml("[mail]\ntimeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("timeout"), "{err}");
     }
 
     #[test]

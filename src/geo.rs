@@ -2,7 +2,7 @@
 //! embedded in the binary, or the file named by `geoip.database`, reloaded when it
 //! changes (a bad new file is logged once and the last good database stays in use).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
@@ -19,6 +19,15 @@ static EMBEDDED: OnceLock<Arc<Reader<Vec<u8>>>> = OnceLock::new();
 
 /// How often the configured file is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
+
+/// Public addresses any world-wide City database places in a country (81.2.69.142 is
+/// also in MaxMind's test databases): a file that locates none of them is damaged.
+const PROBES: [IpAddr; 4] = [
+    IpAddr::V4(Ipv4Addr::new(81, 2, 69, 142)),
+    IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
+    IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
+    IpAddr::V6(Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888)),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum GeoError {
@@ -171,6 +180,17 @@ fn read_file(path: &Path) -> Result<Reader<Vec<u8>>, GeoError> {
     if !kind.contains("City") {
         return Err(err(format!("it is a {kind} database, not a City database")));
     }
+    // The metadata sits at the end of the file, so a file damaged in the middle still
+    // parses; swapped in, it would locate nobody.
+    let locates = |ip: &IpAddr| {
+        matches!(reader.lookup::<Record<'_>>(*ip),
+            Ok(Some(r)) if r.country.as_ref().and_then(|c| c.iso_code).is_some())
+    };
+    if !PROBES.iter().any(locates) {
+        return Err(err(
+            "it locates none of the well-known test addresses; the file is damaged".into(),
+        ));
+    }
     Ok(reader)
 }
 
@@ -227,6 +247,22 @@ mod tests {
         ] {
             assert_eq!(geo.lookup(ip.parse().unwrap()), Location::default(), "{ip}");
         }
+    }
+
+    #[test]
+    fn file_damaged_inside_is_refused() {
+        let good = zstd::stream::decode_all(EMBEDDED_ZST).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("city.mmdb");
+        std::fs::write(&path, &good).unwrap();
+        assert!(Geo::open(&path).is_ok());
+        // Metadata intact at the end, search tree and data zeroed.
+        let mut bad = good;
+        let n = bad.len();
+        bad[..n * 9 / 10].fill(0);
+        std::fs::write(&path, &bad).unwrap();
+        let err = Geo::open(&path).err().unwrap().to_string();
+        assert!(err.contains("damaged"), "{err}");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! temporary SQLite file, talked to over HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod process;
+pub mod smtp;
 pub mod webdriver;
 
 use std::net::SocketAddr;
@@ -273,4 +275,64 @@ pub async fn browser_login(
         .unwrap();
     assert_eq!(resp.status(), 303, "browser login of {email}");
     resp
+}
+
+// ---- sign-in from a given client address (needs `server.trusted_proxies` to cover
+// 127.0.0.1, so that `X-Forwarded-For` is believed) ----
+
+impl TestServer {
+    /// POST /api/v1/login with any password, an optional `X-Forwarded-For` and an optional
+    /// `device_id`; returns (status, JSON body or Null).
+    pub async fn login_raw(
+        &self,
+        email: &str,
+        password: &str,
+        ua: &str,
+        xff: Option<&str>,
+        device_id: Option<&str>,
+    ) -> (u16, Value) {
+        let mut body = json!({"email": email, "password": password});
+        if let Some(d) = device_id {
+            body["device_id"] = json!(d);
+        }
+        let mut req = client()
+            .post(self.url("/api/v1/login"))
+            .header("user-agent", ua)
+            .json(&body);
+        if let Some(ip) = xff {
+            req = req.header("x-forwarded-for", ip);
+        }
+        status_json(req.send().await.unwrap()).await
+    }
+
+    /// Signs in with the right password from `xff` (None: the loopback peer), presenting
+    /// `device_id` when given; asserts 201 and returns the JSON body.
+    pub async fn api_login_from(
+        &self,
+        email: &str,
+        ua: &str,
+        xff: Option<&str>,
+        device_id: Option<&str>,
+    ) -> Value {
+        let (status, body) = self.login_raw(email, PASSWORD, ua, xff, device_id).await;
+        assert_eq!(status, 201, "login of {email} from {xff:?} failed: {body}");
+        body
+    }
+
+    /// Runs a statement that changes the database; returns the rows changed.
+    pub fn sql_exec(&self, sql: &str) -> usize {
+        let c = rusqlite::Connection::open(&self.db_path).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c.execute(sql, []).unwrap()
+    }
+
+    /// A single text value (None for SQL NULL or no row).
+    pub fn sql_text(&self, sql: &str) -> Option<String> {
+        use rusqlite::OptionalExtension;
+        let c = rusqlite::Connection::open(&self.db_path).unwrap();
+        c.query_row(sql, [], |r| r.get::<_, Option<String>>(0))
+            .optional()
+            .unwrap()
+            .flatten()
+    }
 }
