@@ -14,7 +14,9 @@ use time::format_description::well_known::Rfc3339;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn is_hex32(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn rfc3339_utc(v: &Value) -> OffsetDateTime {
@@ -61,7 +63,10 @@ async fn sign_in_answers_token_device_and_session() {
     let id = sess["id"].as_str().unwrap();
     assert!(!id.is_empty() && id != token);
     assert_eq!(sess["current"], true);
-    assert_eq!(sess["user"], json!({"id": user.id.0, "email": "ann@acme.test"}));
+    assert_eq!(
+        sess["user"],
+        json!({"id": user.id.0, "email": "ann@acme.test"})
+    );
     assert_eq!(
         sess["account"],
         json!({"id": user.account_id.0, "name": "Acme"})
@@ -114,7 +119,10 @@ async fn every_sign_in_gets_a_new_token() {
     let resp = client()
         .post(s.url("/api/v1/login"))
         .bearer_auth(a["token"].as_str().unwrap())
-        .header("cookie", format!("doorman_session={}", a["token"].as_str().unwrap()))
+        .header(
+            "cookie",
+            format!("doorman_session={}", a["token"].as_str().unwrap()),
+        )
         .json(&json!({"email": "ann@acme.test", "password": PASSWORD}))
         .send()
         .await
@@ -172,9 +180,7 @@ async fn token_is_stored_only_as_its_sha256() {
                     _ => continue,
                 };
                 assert!(
-                    !bytes
-                        .windows(token.len())
-                        .any(|w| w == token.as_bytes()),
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
                     "the token is stored in table {table}"
                 );
             }
@@ -218,7 +224,10 @@ async fn bad_credentials_all_get_the_same_answer() {
         assert_eq!(v["error"], "invalid_credentials", "{email}");
     }
     assert_eq!(answers[0].2, answers[1].2);
-    assert_eq!(answers[0].3, answers[1].3, "unknown email vs wrong password");
+    assert_eq!(
+        answers[0].3, answers[1].3,
+        "unknown email vs wrong password"
+    );
     assert_eq!(answers[0].3, answers[2].3, "unknown email vs disabled user");
     assert_eq!(s.sql_i64("SELECT count(*) FROM sessions"), 0);
     // Each refusal is kept in the history with its real reason.
@@ -255,7 +264,10 @@ async fn device_id_is_reused_and_a_bogus_one_replaced() {
         let got = other["device_id"].as_str().unwrap();
         assert!(is_hex32(got), "{bogus:?} -> {got}");
         assert_ne!(got, bogus);
-        assert_ne!(got, device, "a bogus id must get a new device, not the old one");
+        assert_ne!(
+            got, device,
+            "a bogus id must get a new device, not the old one"
+        );
     }
     let c = rusqlite::Connection::open(&s.db_path).unwrap();
     let with_first: i64 = c
@@ -267,7 +279,9 @@ async fn device_id_is_reused_and_a_bogus_one_replaced() {
         .unwrap();
     assert_eq!(with_first, 2);
     assert_eq!(
-        s.sql_i64("SELECT count(*) FROM sessions WHERE device_id LIKE '%/%' OR length(device_id) <> 32"),
+        s.sql_i64(
+            "SELECT count(*) FROM sessions WHERE device_id LIKE '%/%' OR length(device_id) <> 32"
+        ),
         0
     );
     // 1 reused + 4 new devices.
@@ -285,7 +299,11 @@ async fn configured_application_is_recorded_and_unknown_refused() {
     .await;
     s.user("Acme", "ann@acme.test", Role::User).await;
     let body = s
-        .api_login_with("ann@acme.test", CHROME_MAC, json!({"application": "Grafana"}))
+        .api_login_with(
+            "ann@acme.test",
+            CHROME_MAC,
+            json!({"application": "Grafana"}),
+        )
         .await;
     assert_eq!(body["session"]["application"], "Grafana");
     assert_eq!(
@@ -332,7 +350,9 @@ async fn logout_ends_the_session_at_once() {
     let (status, _) = s.post("/api/v1/logout", &token, json!({})).await;
     assert_eq!(status, 401, "a second logout with an ended token");
     assert_eq!(
-        s.sql_i64("SELECT count(*) FROM sessions WHERE end_reason = 'logout' AND ended_at IS NOT NULL"),
+        s.sql_i64(
+            "SELECT count(*) FROM sessions WHERE end_reason = 'logout' AND ended_at IS NOT NULL"
+        ),
         1
     );
     // Only that session ended.
@@ -421,12 +441,25 @@ async fn malformed_and_incomplete_bodies_get_400_json() {
         ("malformed", b"{\"email\": \"ann@acme.test\", ".to_vec()),
         ("not json", b"hello".to_vec()),
         ("empty", Vec::new()),
-        ("missing password", br#"{"email": "ann@acme.test"}"#.to_vec()),
-        ("missing email", br#"{"password": "correct horse battery"}"#.to_vec()),
+        (
+            "missing password",
+            br#"{"email": "ann@acme.test"}"#.to_vec(),
+        ),
+        (
+            "missing email",
+            br#"{"password": "correct horse battery"}"#.to_vec(),
+        ),
         ("array", b"[]".to_vec()),
+        ("deeply nested", "[".repeat(50_000).into_bytes()),
         ("null", b"null".to_vec()),
-        ("wrong types", br#"{"email": {}, "password": ["x"]}"#.to_vec()),
-        ("invalid utf-8", b"{\"email\": \"\xff\xfe\", \"password\": \"x\"}".to_vec()),
+        (
+            "wrong types",
+            br#"{"email": {}, "password": ["x"]}"#.to_vec(),
+        ),
+        (
+            "invalid utf-8",
+            b"{\"email\": \"\xff\xfe\", \"password\": \"x\"}".to_vec(),
+        ),
     ];
     for (what, body) in cases {
         let (status, body) = raw_login(&s, json_ct, body).await;
@@ -450,7 +483,8 @@ async fn malformed_and_incomplete_bodies_get_400_json() {
 async fn wrong_content_type_is_a_json_4xx() {
     let s = start().await;
     s.user("Acme", "ann@acme.test", Role::User).await;
-    let valid = serde_json::to_vec(&json!({"email": "ann@acme.test", "password": PASSWORD})).unwrap();
+    let valid =
+        serde_json::to_vec(&json!({"email": "ann@acme.test", "password": PASSWORD})).unwrap();
     for ct in [
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
@@ -554,4 +588,55 @@ async fn megabyte_chunked_body_gets_413_json() {
     }
     let (status, _) = status_json(client().get(s.url("/healthz")).send().await.unwrap()).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_authenticated_logout_needs_the_csrf_header() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let token = s.token("ann@acme.test").await;
+    let cookie = format!("doorman_session={token}");
+    // The CSRF token a page shows for this session.
+    let page = client()
+        .get(s.url("/settings/security/sessions"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_value(&page, "csrf").expect("csrf on the sessions page");
+
+    for header in [None, Some("wrong"), Some("")] {
+        let mut req = client()
+            .post(s.url("/api/v1/logout"))
+            .header("cookie", &cookie);
+        if let Some(h) = header {
+            req = req.header("x-csrf-token", h);
+        }
+        let (status, body) = status_json(req.send().await.unwrap()).await;
+        assert_eq!(status, 403, "{header:?}: {body}");
+        assert_error_json(status, &body, "cookie logout without csrf");
+    }
+    assert_eq!(s.get("/api/v1/me", &token).await.0, 200, "still signed in");
+
+    // Reading needs no header.
+    let resp = client()
+        .get(s.url("/api/v1/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let resp = client()
+        .post(s.url("/api/v1/logout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(s.get("/api/v1/me", &token).await.0, 401);
 }

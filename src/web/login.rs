@@ -37,13 +37,15 @@ pub struct LoginForm {
 /// Where to go after sign-in, and the application the session is for. Only a configured
 /// application's URL or a path on Doorman itself is followed: no open redirect.
 fn destination(state: &AppState, rd: &str) -> (String, String) {
+    // A control character cannot go into a `Location` header (the redirect would lose
+    // it), nor belongs in an address: such an `rd` is ignored.
+    if rd.chars().any(|c| c.is_control()) {
+        return (SESSIONS_PATH.to_string(), "web".into());
+    }
     if let Some(app) = state.config.application_for(rd) {
         return (rd.to_string(), app.name.clone());
     }
-    let local = rd.starts_with('/')
-        && !rd.starts_with("//")
-        && !rd.starts_with("/\\")
-        && !rd.chars().any(|c| c.is_control());
+    let local = rd.starts_with('/') && !rd.starts_with("//") && !rd.starts_with("/\\");
     if local {
         (rd.to_string(), "web".into())
     } else {
