@@ -38,7 +38,8 @@ pub enum GeoError {
 }
 
 pub struct Geo {
-    current: RwLock<Arc<Reader<Vec<u8>>>>,
+    /// None for command-line tools, which never locate anyone.
+    current: RwLock<Option<Arc<Reader<Vec<u8>>>>>,
     file: Option<PathBuf>,
 }
 
@@ -67,18 +68,27 @@ impl Geo {
     pub fn open(path: &Path) -> Result<Self, GeoError> {
         if path.as_os_str().is_empty() {
             return Ok(Geo {
-                current: RwLock::new(embedded()?),
+                current: RwLock::new(Some(embedded()?)),
                 file: None,
             });
         }
         let reader = read_file(path)?;
         Ok(Geo {
-            current: RwLock::new(Arc::new(reader)),
+            current: RwLock::new(Some(Arc::new(reader))),
             file: Some(path.to_path_buf()),
         })
     }
 
-    fn reader(&self) -> Arc<Reader<Vec<u8>>> {
+    /// No database: every address is "Unknown". For the CLI tools, which only manage
+    /// users and sessions and need not decompress the embedded database.
+    pub fn disabled() -> Self {
+        Geo {
+            current: RwLock::new(None),
+            file: None,
+        }
+    }
+
+    fn reader(&self) -> Option<Arc<Reader<Vec<u8>>>> {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -89,7 +99,9 @@ impl Geo {
         if !is_public(ip) {
             return Location::default();
         }
-        let reader = self.reader();
+        let Some(reader) = self.reader() else {
+            return Location::default();
+        };
         let Ok(Some(record)) = reader.lookup::<Record<'_>>(ip) else {
             return Location::default();
         };
@@ -112,7 +124,7 @@ impl Geo {
 
     /// When the database in use was built (Unix seconds), for operators.
     pub fn build_epoch(&self) -> u64 {
-        self.reader().metadata.build_epoch
+        self.reader().map(|r| r.metadata.build_epoch).unwrap_or(0)
     }
 
     /// Watches the configured file and swaps in a new database when it changes.
@@ -138,7 +150,7 @@ impl Geo {
                 match tokio::task::spawn_blocking(move || read_file(&p)).await {
                     Ok(Ok(reader)) => {
                         if let Ok(mut slot) = geo.current.write() {
-                            *slot = Arc::new(reader);
+                            *slot = Some(Arc::new(reader));
                         }
                         tracing::info!(path = %path.display(), "reloaded GeoIP database");
                     }

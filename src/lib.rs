@@ -43,6 +43,13 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .data(state)
 }
 
+/// Opens storage only, for command-line tools: they never locate an address, so the
+/// GeoIP database is not loaded.
+pub fn open_tool_state(config: Config) -> Result<AppState, String> {
+    let db = db::Db::open(&config.storage.path).map_err(|e| e.to_string())?;
+    AppState::new(config, db, Arc::new(geo::Geo::disabled())).map_err(|e| e.to_string())
+}
+
 /// Opens storage and the GeoIP database as the configuration says. Errors are plain
 /// text: at start-up the only thing to do with them is print and exit.
 pub fn open_state(config: Config) -> Result<AppState, String> {

@@ -116,7 +116,7 @@ fn main() -> ExitCode {
             println!("{config:#?}");
             ExitCode::SUCCESS
         }
-        other => match doorman::open_state(config) {
+        other => match doorman::open_tool_state(config) {
             Ok(state) => match run_tool(&state, other) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => fail(err),
