@@ -301,11 +301,22 @@ pub fn list_admin(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn count_admin(c: &Connection, f: &AdminFilter, now: i64) -> Result<i64, DbError> {
+/// How many active sessions match `f`: all of them, and those other than `except` (the
+/// caller's own, which bulk ending leaves alone).
+pub fn count_admin(
+    c: &Connection,
+    f: &AdminFilter,
+    now: i64,
+    except: i64,
+) -> Result<(i64, i64), DbError> {
     let (cond, args) = admin_where(f, now);
-    let sql = format!("SELECT count(*) FROM sessions s WHERE {cond}");
+    let sql = format!("SELECT count(*), coalesce(sum(s.id != ?), 0) FROM sessions s WHERE {cond}");
+    let mut all = vec![rusqlite::types::Value::Integer(except)];
+    all.extend(args);
     Ok(c.prepare_cached(&sql)?
-        .query_row(rusqlite::params_from_iter(args), |r| r.get(0))?)
+        .query_row(rusqlite::params_from_iter(all), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?)
 }
 
 /// Ends every active session matching `f` except `keep`.

@@ -190,13 +190,21 @@ pub async fn admin_list(
     Ok(Page { items, next_cursor })
 }
 
-/// How many active sessions match (for "End all N listed sessions").
-pub async fn admin_count(state: &AppState, me: &Authed, query: &AdminQuery) -> Result<i64> {
+/// How many active sessions match, and how many of them "End all listed sessions"
+/// would end (all but the caller's current one).
+pub async fn admin_count(state: &AppState, me: &Authed, query: &AdminQuery) -> Result<Counts> {
     let filter = query.to_filter(me)?;
-    Ok(state
+    let current = me.session.pk;
+    let (matching, endable) = state
         .db
-        .run(move |c| db::sessions::count_admin(c, &filter, db::now()))
-        .await?)
+        .run(move |c| db::sessions::count_admin(c, &filter, db::now(), current))
+        .await?;
+    Ok(Counts { matching, endable })
+}
+
+pub struct Counts {
+    pub matching: i64,
+    pub endable: i64,
 }
 
 /// Ends one session in the caller's admin scope.

@@ -154,7 +154,7 @@ pub async fn show(
             @if let Some(u) = page.items.first().filter(|_| !f.user_id.is_empty()) {
                 p.notice { "Showing the sessions of " strong { (u.user_email) } "." }
             }
-            p.muted { (count) " active session" @if count != 1 { "s" } " match." }
+            p.muted { (count.matching) " active session" @if count.matching != 1 { "s" } " match." }
             @if page.items.is_empty() {
                 p.muted { "No active sessions match." }
             } @else {
@@ -199,10 +199,10 @@ pub async fn show(
                 div.actions {
                     @if query.has_filter() {
                         form method="post" action=(format!("{USERS_PATH}/end-listed"))
-                            data-confirm=(format!("End all {count} listed sessions? Those users will be signed out.")) {
+                            data-confirm=(format!("End all {} listed sessions? Those users will be signed out.", count.endable)) {
                             input type="hidden" name="csrf" value=(csrf);
                             @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                            button.danger type="submit" { "End all listed sessions (" (count) ")" }
+                            button.danger type="submit" { "End all listed sessions (" (count.endable) ")" }
                         }
                     } @else {
                         span.muted { "Search or filter to end many sessions at once." }
@@ -274,7 +274,7 @@ pub async fn end_listed(
     let query = form.filters.query();
     if form.confirm != "yes" {
         let count = match domain::admin_count(&state, &me, &query).await {
-            Ok(c) => c,
+            Ok(c) => c.endable,
             Err(err) => return error_page(&err),
         };
         return confirm_page(
