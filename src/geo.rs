@@ -174,8 +174,15 @@ fn embedded() -> Result<Arc<Reader<Vec<u8>>>, GeoError> {
     if let Some(reader) = EMBEDDED.get() {
         return Ok(reader.clone());
     }
-    let bytes =
-        zstd::stream::decode_all(EMBEDDED_ZST).map_err(|e| GeoError::Embedded(e.to_string()))?;
+    // Decompressed into a buffer of the final size (the frame header says it): growing
+    // one by doubling would briefly hold twice the ~60 MB and raise the peak memory.
+    let size = zstd::zstd_safe::get_frame_content_size(EMBEDDED_ZST)
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    zstd::stream::copy_decode(EMBEDDED_ZST, &mut bytes)
+        .map_err(|e| GeoError::Embedded(e.to_string()))?;
     let reader = Reader::from_source(bytes).map_err(|e| GeoError::Embedded(e.to_string()))?;
     Ok(EMBEDDED.get_or_init(|| Arc::new(reader)).clone())
 }

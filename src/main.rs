@@ -141,7 +141,14 @@ fn fail(err: impl std::fmt::Display) -> ExitCode {
 }
 
 fn serve(config: Config) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Storage calls run at most eight at once (the pool, see `Db::run`) and argon2 is
+    // CPU-bound: a few dozen blocking threads are plenty. Tokio's default of 512 lets a
+    // burst leave dozens of idle threads and their malloc arenas behind.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => return fail(err),
     };

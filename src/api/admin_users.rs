@@ -103,6 +103,7 @@ impl From<&User> for UserJson {
 pub struct UserList {
     pub items: Vec<UserJson>,
     /// Always null: every matching user is in `items`.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
@@ -130,6 +131,7 @@ pub struct CreatedUserJson {
     pub user: UserJson,
     /// The generated temporary password of an invite, shown this once and never again
     /// (only its hash is stored); hand it to the user. Null when a password was given.
+    #[oai(nullable)]
     pub initial_password: Option<String>,
 }
 
@@ -173,6 +175,7 @@ impl From<&Account> for AccountJson {
 pub struct AccountList {
     pub items: Vec<AccountJson>,
     /// Always null: every account is in `items`.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

@@ -48,6 +48,7 @@ impl From<&LoginRecord> for LoginRecordJson {
 pub struct LoginRecordList {
     pub items: Vec<LoginRecordJson>,
     /// Pass as `cursor` for older records; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

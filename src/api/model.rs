@@ -50,6 +50,7 @@ impl From<&Device> for DeviceJson {
 
 /// Each part is null when unknown (private addresses, or not in the database).
 #[derive(Debug, Clone, Object)]
+#[oai(nullable_all)]
 pub struct LocationJson {
     pub country_code: Option<String>,
     pub country: Option<String>,

@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub struct SessionList {
     pub items: Vec<SessionJson>,
     /// Pass as `cursor` for the next page; null on the last page.
+    #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 

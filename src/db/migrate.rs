@@ -14,6 +14,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "alerts",
         include_str!("../../migrations/0002_alerts.sql"),
     ),
+    (
+        3,
+        "session_search",
+        include_str!("../../migrations/0003_session_search.sql"),
+    ),
 ];
 
 pub fn latest_version() -> i64 {

@@ -11,11 +11,13 @@ pub mod sessions;
 pub mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode};
+use tokio::sync::Semaphore;
 
 pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 
@@ -56,9 +58,17 @@ impl DbError {
     }
 }
 
+/// Connections in the pool, and so the most storage calls that run at once.
+const POOL_SIZE: u32 = 8;
+
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
+    /// One permit per pooled connection. [`Db::run`] waits for a permit on the runtime
+    /// before it takes a blocking thread, so under load requests queue as cheap futures
+    /// instead of as dozens of blocking threads contending for eight connections (which
+    /// cost more in futex wake-ups and context switches than the queries themselves).
+    permits: Arc<Semaphore>,
 }
 
 impl Db {
@@ -78,12 +88,15 @@ impl Db {
         drop(first);
         let manager = SqliteConnectionManager::file(path).with_init(init_connection);
         let pool = Pool::builder()
-            .max_size(8)
+            .max_size(POOL_SIZE)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| describe_open_error(path, &e.to_string()))?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            permits: Arc::new(Semaphore::new(POOL_SIZE as usize)),
+        })
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool. A panic inside `f`
@@ -93,8 +106,17 @@ impl Db {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
     {
+        // Held by the blocking task, not by this future: a request that goes away does
+        // not free the connection before its query is done.
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DbError::Task(e.to_string()))?;
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let mut conn = pool.get()?;
             f(&mut conn)
         })

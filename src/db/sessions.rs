@@ -278,7 +278,22 @@ fn escape_like(s: &str) -> String {
         .replace('_', "\\_")
 }
 
+/// An email search matching at most this many users goes by those users' own sessions.
+const FEW_USERS: i64 = 1_000;
+/// How many of the most recently active sessions in scope a broader email search looks
+/// at first: one matching more than one session in 40 (an account's domain, a common
+/// name) fills its page from these.
+const RECENT_WINDOW: i64 = 2_000;
+
 /// One page of active sessions matching `f`, newest activity first, after `cursor`.
+///
+/// An email search is answered so that neither a search matching a handful of people
+/// nor one matching nearly everyone reads a million rows:
+/// 1. the trigram index of emails tells whether at most [`FEW_USERS`] users match;
+/// 2. if more do, the page is looked for among the [`RECENT_WINDOW`] most recent
+///    sessions in scope (index entries, and the users they belong to);
+/// 3. otherwise, or when that window holds less than a page: the matching users, then
+///    the newest of their sessions by the per-user index (index entries only).
 pub fn list_admin(
     c: &Connection,
     f: &AdminFilter,
@@ -286,23 +301,89 @@ pub fn list_admin(
     limit: i64,
     now: i64,
 ) -> Result<Vec<Session>, DbError> {
-    let (mut cond, mut args) = admin_where(f, now);
-    if let Some(cur) = cursor {
-        cond.push_str(" AND (s.last_active_at < ? OR (s.last_active_at = ? AND s.id < ?))");
-        args.extend(
-            [cur.last_active_at, cur.last_active_at, cur.pk].map(rusqlite::types::Value::Integer),
+    use rusqlite::types::Value;
+    let Some(q) = &f.email_contains else {
+        let (cond, args) = page_where(admin_where(f, now), cursor);
+        let sql = format!(
+            "SELECT {COLUMNS} {FROM} WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit}"
         );
+        return query_sessions(c, &sql, args);
+    };
+    let unfiltered = AdminFilter {
+        email_contains: None,
+        ..f.clone()
+    };
+    let (cond, args) = page_where(admin_where(&unfiltered, now), cursor);
+    let q = q.to_lowercase();
+    let exact = Value::Text(format!("%{}%", escape_like(&q)));
+    // The trigram index proposes users whose email matches `q` with `_` and `%` read as
+    // wildcards (a superset); the LIKE with ESCAPE keeps exactly the substring matches.
+    let candidates = Value::Text(format!("%{q}%"));
+
+    let few: i64 = c
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT rowid FROM users_email_trigram
+             WHERE email_lower LIKE ? LIMIT {})",
+            FEW_USERS + 1
+        ))?
+        .query_row([&candidates], |r| r.get(0))?;
+    if few > FEW_USERS {
+        let sql = format!(
+            "SELECT {COLUMNS} {FROM} WHERE s.id IN (
+           SELECT r.id FROM (
+             SELECT s.id, s.user_id, s.last_active_at FROM sessions s INDEXED BY sessions_recent
+             WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {RECENT_WINDOW}) r
+           JOIN users u ON u.id = r.user_id WHERE u.email_lower LIKE ? ESCAPE '\\'
+           ORDER BY r.last_active_at DESC, r.id DESC LIMIT {limit})
+         ORDER BY s.last_active_at DESC, s.id DESC"
+        );
+        let mut recent_args = args.clone();
+        recent_args.push(exact.clone());
+        let page = query_sessions(c, &sql, recent_args)?;
+        if page.len() as i64 >= limit {
+            return Ok(page);
+        }
     }
+
     let sql = format!(
-        "SELECT {COLUMNS} {FROM} WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit}"
+        "SELECT {COLUMNS} {FROM} WHERE s.id IN (
+           SELECT s.id FROM sessions s INDEXED BY sessions_user_recent
+           WHERE {cond} AND s.user_id IN (
+             SELECT u.id FROM users u
+             WHERE u.id IN (SELECT rowid FROM users_email_trigram WHERE email_lower LIKE ?)
+               AND u.email_lower LIKE ? ESCAPE '\\')
+           ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit})
+         ORDER BY s.last_active_at DESC, s.id DESC"
     );
-    let mut stmt = c.prepare_cached(&sql)?;
+    let mut by_user_args = args;
+    by_user_args.push(candidates);
+    by_user_args.push(exact);
+    query_sessions(c, &sql, by_user_args)
+}
+
+/// Adds the keyset condition: rows strictly after `cursor` in (last_active_at, id)
+/// descending order. Written as a row value so SQLite can start the index walk there.
+fn page_where(
+    (mut cond, mut args): (String, Vec<rusqlite::types::Value>),
+    cursor: Option<Cursor>,
+) -> (String, Vec<rusqlite::types::Value>) {
+    if let Some(cur) = cursor {
+        cond.push_str(" AND (s.last_active_at, s.id) < (?, ?)");
+        args.extend([cur.last_active_at, cur.pk].map(rusqlite::types::Value::Integer));
+    }
+    (cond, args)
+}
+
+fn query_sessions(
+    c: &Connection,
+    sql: &str,
+    args: Vec<rusqlite::types::Value>,
+) -> Result<Vec<Session>, DbError> {
+    let mut stmt = c.prepare_cached(sql)?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// How many active sessions match `f`: all of them, and those other than `except` (the
-/// caller's own, which bulk ending leaves alone).
 pub fn count_admin(
     c: &Connection,
     f: &AdminFilter,

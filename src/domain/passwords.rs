@@ -1,7 +1,9 @@
 //! argon2id password hashing, off the async runtime.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Arc, Mutex};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::Argon2Config;
 use crate::error::{Error, Result};
@@ -17,7 +19,14 @@ pub struct Hasher {
     /// A hash of a random password, checked when the email is unknown so that the answer
     /// takes as long as for a real user.
     dummy: String,
+    /// argon2's working memory (19 MiB by default), kept for the next sign-in. Allocated
+    /// afresh each time, glibc keeps such blocks in a per-thread arena after they are
+    /// freed: a few dozen sign-ins left the server hundreds of MB larger.
+    blocks: Arc<Mutex<Vec<Vec<Block>>>>,
 }
+
+/// Working memories kept: one per core is as many as hash at once.
+const KEPT_BLOCKS: usize = 2;
 
 impl Hasher {
     pub fn new(cfg: &Argon2Config) -> Result<Self> {
@@ -26,6 +35,7 @@ impl Hasher {
         let mut hasher = Hasher {
             params,
             dummy: String::new(),
+            blocks: Arc::new(Mutex::new(Vec::new())),
         };
         hasher.dummy = hasher.hash_now(&super::tokens::new_token())?;
         Ok(hasher)
@@ -77,17 +87,66 @@ impl Hasher {
         tokio::task::spawn_blocking(move || {
             let real = hash.is_some();
             let stored = hash.unwrap_or_else(|| this.dummy.clone());
-            let ok = PasswordHash::new(&stored)
-                .map(|parsed| {
-                    this.argon2()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false);
+            let ok = this.verify_now(password.as_bytes(), &stored);
             real && ok
         })
         .await
         .unwrap_or(false)
+    }
+}
+
+impl Hasher {
+    /// What argon2's `verify_password` does, with reused working memory: recompute the
+    /// hash with the stored algorithm, version, parameters and salt, and compare in
+    /// constant time.
+    fn verify_now(&self, password: &[u8], stored: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(stored) else {
+            return false;
+        };
+        let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+            return false;
+        };
+        let (Ok(params), Ok(algorithm)) = (
+            Params::try_from(&parsed),
+            Algorithm::try_from(parsed.algorithm),
+        ) else {
+            return false;
+        };
+        let version = match parsed.version.map(Version::try_from).transpose() {
+            Ok(v) => v.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let mut salt_buf = [0u8; 64];
+        let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+            return false;
+        };
+        let mut out = vec![0u8; expected.len()];
+        let mut blocks = self.take_blocks(params.block_count());
+        let argon2 = Argon2::new(algorithm, version, params);
+        let done = argon2
+            .hash_password_into_with_memory(password, salt, &mut out, &mut blocks[..])
+            .is_ok();
+        self.give_back(blocks);
+        done && super::tokens::constant_time_eq(&out, expected.as_bytes())
+    }
+
+    fn take_blocks(&self, n: usize) -> Vec<Block> {
+        let kept = match self.blocks.lock() {
+            Ok(mut kept) => kept
+                .iter()
+                .position(|b| b.len() == n)
+                .map(|i| kept.swap_remove(i)),
+            Err(_) => None,
+        };
+        kept.unwrap_or_else(|| vec![Block::default(); n])
+    }
+
+    fn give_back(&self, blocks: Vec<Block>) {
+        if let Ok(mut kept) = self.blocks.lock() {
+            if kept.len() < KEPT_BLOCKS {
+                kept.push(blocks);
+            }
+        }
     }
 }
 

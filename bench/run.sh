@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Doorman load benchmark: `bash bench/run.sh`.
+#
+# Builds the release binary, seeds a database of 10 accounts, 100,000 users and 1,000,000
+# active sessions (bench/seed.rs, once; later runs start from a pristine copy), starts the
+# server on loopback, loads it with wrk and prints a table of figures. It measures; it
+# does not fail on a slow machine. Everything it writes stays under target/bench/.
+#
+# Knobs (environment): BENCH_DURATION (10s per load), BENCH_CONNECTIONS (32),
+# BENCH_THREADS (wrk threads, 1), BENCH_PORT (18080), BENCH_RESEED=1 (rebuild the data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/target/bench
+DURATION=${BENCH_DURATION:-10s}
+CONNS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-1}
+PORT=${BENCH_PORT:-18080}
+URL=http://127.0.0.1:$PORT
+TOKENS=$OUT/tokens.txt
+export BENCH_TOKENS=$TOKENS
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+# --- tools -------------------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+say "building (release)"
+cargo build --release --bin doorman --example seed --example probe
+BIN=$ROOT/target/release/doorman
+SEED=$ROOT/target/release/examples/seed
+PROBE=$ROOT/target/release/examples/probe
+mkdir -p "$OUT"
+
+# --- data set ----------------------------------------------------------------------------
+# Seeded sessions were created up to 13 days ago and idle-expire after 14: a seed is good
+# for a day.
+PRISTINE=$OUT/seed.sqlite3
+if [ -n "${BENCH_RESEED:-}" ] || [ ! -s "$PRISTINE" ] || [ ! -s "$TOKENS" ] ||
+  [ -n "$(find "$PRISTINE" -mmin +1200)" ]; then
+  say "seeding 1,000,000 sessions (takes a minute or two)"
+  start=$(date +%s%N)
+  "$SEED" "$PRISTINE" "$TOKENS"
+  SEED_SECS=$(( ($(date +%s%N) - start) / 1000000 ))
+  echo "$SEED_SECS" >"$OUT/seed-ms"
+fi
+DB=$OUT/doorman.sqlite3
+rm -f "$DB" "$DB-wal" "$DB-shm"
+cp "$PRISTINE" "$DB"
+
+# --- server ------------------------------------------------------------------------------
+SERVER_PID=""
+BG_PID=""
+cleanup() {
+  [ -n "$BG_PID" ] && kill "$BG_PID" 2>/dev/null
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID" 2>/dev/null
+  fi
+  return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if curl -s -o /dev/null "$URL/healthz"; then
+  echo "bench: something already listens on port $PORT; set BENCH_PORT" >&2
+  exit 1
+fi
+say "starting the server on $URL"
+start=$(date +%s%N)
+# Started from target/bench so that no doorman.toml of the developer's is read.
+(cd "$OUT" && DOORMAN_STORAGE__PATH="$DB" DOORMAN_SERVER__LISTEN="127.0.0.1:$PORT" \
+  RUST_LOG=info exec "$BIN" serve) >"$OUT/server.log" 2>&1 &
+SERVER_PID=$!
+until curl -s -o /dev/null -f "$URL/healthz"; do
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "bench: the server did not start; see $OUT/server.log" >&2
+    cat "$OUT/server.log" >&2
+    exit 1
+  fi
+  sleep 0.002
+done
+STARTUP_MS=$(( ($(date +%s%N) - start) / 1000000 ))
+
+token() { awk -v k="$1" '$1 == k { print $2; exit }' "$TOKENS"; }
+OWNER=$(token owner)
+FIFTY=$(token fifty)
+HOT=$(token hot)
+
+ROWS=()
+row() { ROWS+=("$(printf '%-52s | %-22s | %s' "$1" "$2" "$3")"); }
+
+# wrk with latency percentiles; prints "req/s p50 p99 errors" (times in ms).
+load() {
+  local name=$1 conns=$2
+  shift 2
+  local file
+  file=$OUT/wrk-$(echo "$name" | tr -c 'a-zA-Z0-9' '_').txt
+  wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency "$@" >"$file"
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) return v * 0.001
+      if (v ~ /ms$/) return v + 0
+      if (v ~ /s$/) return v * 1000
+      return v
+    }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    /^Requests\/sec:/ { rps = $2 }
+    /Non-2xx or 3xx responses:/ { bad += $NF }
+    /Socket errors:/ { bad += 1 }
+    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }' "$file"
+}
+
+# One table row per load: what, target, measured.
+measure() {
+  local name=$1 target=$2 conns=$3
+  shift 3
+  say "$name ($conns connections, $DURATION)"
+  read -r rps p50 p99 bad < <(load "$name" "$conns" "$@")
+  local note=""
+  [ "$bad" != 0 ] && note=" ($bad errors or non-2xx)"
+  note+=", RSS $(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status") MB"
+  row "$name" "$target" "$rps req/s, p50 $p50 ms, p99 $p99 ms$note"
+  echo "  $rps req/s, p50 $p50 ms, p99 $p99 ms$note" >&2
+}
+
+say "warming up"
+wrk -t1 -c8 -d3s -H "Authorization: Bearer $HOT" "$URL/auth/verify" >/dev/null
+
+AUTH=(-H "Authorization: Bearer $HOT")
+measure "GET /auth/verify (one token)" "20000 req/s, p99 5 ms" "$CONNS" "${AUTH[@]}" "$URL/auth/verify"
+measure "GET /api/v1/me (one token)" "20000 req/s, p99 5 ms" "$CONNS" "${AUTH[@]}" "$URL/api/v1/me"
+measure "GET /auth/verify (1,000 tokens in turn)" "20000 req/s, p99 5 ms" "$CONNS" \
+  -s "$ROOT/bench/rotate.lua" "$URL"
+BENCH_PATH=/api/v1/me measure "GET /api/v1/me (1,000 tokens in turn)" "20000 req/s, p99 5 ms" \
+  "$CONNS" -s "$ROOT/bench/rotate.lua" "$URL"
+measure "GET /api/v1/sessions (user with 50 sessions)" "5000 req/s" "$CONNS" \
+  -H "Authorization: Bearer $FIFTY" "$URL/api/v1/sessions"
+
+# Admin search as the owner over every account; 50 per page (the default).
+for q in "fifty@:1 user, 50 sessions" "user0424:100 users, ~1,000 sessions" \
+  "@hooli.:10,000 users, ~100,000 sessions" ".example:every user, 1,000,000 sessions" \
+  "nobody:no match"; do
+  measure "GET /api/v1/admin/sessions?q=${q%%:*} (${q#*:})" "p99 50 ms" 16 \
+    -H "Authorization: Bearer $OWNER" "$URL/api/v1/admin/sessions?q=${q%%:*}"
+done
+
+say "termination: 1,000 x (end a session, then present its token), under load"
+wrk -t1 -c16 -d120s -s "$ROOT/bench/rotate.lua" "$URL" >/dev/null &
+BG_PID=$!
+TERM_LINE=$("$PROBE" terminate "$URL" "$TOKENS" || true)
+kill "$BG_PID" 2>/dev/null
+wait "$BG_PID" 2>/dev/null || true
+BG_PID=""
+echo "  $TERM_LINE" >&2
+row "DELETE /api/v1/sessions/{id}, then the ended token" "refused, always" "${TERM_LINE#terminate: }"
+
+say "sign-in: 30 sequential sign-ins, then the argon2 verify alone"
+SIGNIN_LINE=$("$PROBE" signin "$URL" "$TOKENS" 30 || true)
+echo "  $SIGNIN_LINE" >&2
+row "POST /api/v1/login, beyond the argon2 hash" "2 ms" "${SIGNIN_LINE#signin: }"
+
+MEM=$(awk '/^VmRSS|^VmHWM/ { printf "%s %.0f MB  ", $1, $2 / 1024 }' "/proc/$SERVER_PID/status")
+row "server memory after the loads" "150 MB" "$MEM"
+row "start-up to first answered request" "1 s" "$STARTUP_MS ms (1,000,000 sessions, embedded GeoLite2)"
+[ -f "$OUT/seed-ms" ] && row "seeding the data set (bench/seed.rs)" "a couple of minutes" \
+  "$(( $(cat "$OUT/seed-ms") / 1000 )) s"
+
+CPU=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEMTOTAL=$(awk '/^MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
+{
+  echo
+  echo "Doorman load benchmark — $(nproc) CPUs ($CPU), $MEMTOTAL RAM, wrk -t$THREADS, $DURATION per load"
+  echo "load average when done: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
+  echo
+  printf '%-52s | %-22s | %s\n' "what" "target" "measured"
+  printf '%-52s-|-%-22s-|-%s\n' "$(printf '%.0s-' {1..52})" "$(printf '%.0s-' {1..22})" "--------"
+  printf '%s\n' "${ROWS[@]}"
+} | tee "$OUT/results.txt"
