@@ -65,10 +65,11 @@ login() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["token"])'
 }
 
+# Run from the temp dir: schemathesis keeps its example database in ./.hypothesis.
 run_st() {
   local token="$1"
   shift
-  st run "$base/api/openapi.json" \
+  (cd "$work" && st run "$base/api/openapi.json" \
     --url "$base/api/v1" \
     -H "Authorization: Bearer $token" \
     --checks not_a_server_error,response_schema_conformance \
@@ -77,7 +78,7 @@ run_st() {
     --workers 1 \
     --request-timeout 10 \
     --suppress-health-check all \
-    "$@"
+    "$@")
 }
 
 status=0
