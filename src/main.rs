@@ -101,6 +101,12 @@ enum ConfigCommand {
     Check,
 }
 
+/// jemalloc instead of glibc's malloc: a session listing allocates and frees thousands
+/// of small strings per request, and glibc spent a third of the request's CPU on that
+/// (and kept per-thread arenas of freed memory); see bench/RESULTS.md.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, None | Some(Command::Serve));

@@ -7,6 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::ApiAuth;
 use super::errors::api_errors;
+use super::json::JsonOut;
 use super::model::{Me, MeUser, SessionJson};
 use crate::domain::auth::{self as auth_domain, SignInRequest};
 use crate::error::Error;
@@ -125,9 +126,9 @@ impl AuthApi {
 
     /// The signed-in user and the current session.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, auth: ApiAuth) -> Result<Json<Me>, AuthError> {
+    async fn me(&self, auth: ApiAuth) -> Result<JsonOut<Me>, AuthError> {
         let a = auth.authed();
-        Ok(Json(Me {
+        Ok(JsonOut(Me {
             user: MeUser::from(&a.principal),
             session: SessionJson::new(&a.session, Some(a.session.pk)),
         }))

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod errors;
 pub mod health;
 pub mod history;
+pub mod json;
 pub mod model;
 pub mod sessions;
 pub mod verify;

@@ -1,6 +1,7 @@
 //! The API's JSON shapes (SPEC §7) and their conversion from domain values.
 
 use poem_openapi::Object;
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::auth::Principal;
@@ -11,19 +12,19 @@ pub fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 pub struct UserRef {
     pub id: i64,
     pub email: String,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 pub struct AccountRef {
     pub id: i64,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 pub struct DeviceJson {
     /// Desktop, Smartphone, Mobile phone, Appliance, Crawler or Unknown.
     pub category: String,
@@ -49,7 +50,7 @@ impl From<&Device> for DeviceJson {
 }
 
 /// Each part is null when unknown (private addresses, or not in the database).
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(nullable_all)]
 pub struct LocationJson {
     pub country_code: Option<String>,
@@ -68,7 +69,7 @@ impl From<&Location> for LocationJson {
 }
 
 /// An active session.
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 #[oai(rename = "Session")]
 pub struct SessionJson {
     /// Public id: use it to end the session. It is not the secret token.
@@ -82,28 +83,47 @@ pub struct SessionJson {
     pub device: DeviceJson,
     pub ip: String,
     pub location: LocationJson,
+    #[serde(serialize_with = "crate::api::json::rfc3339")]
     pub created_at: OffsetDateTime,
+    #[serde(serialize_with = "crate::api::json::rfc3339")]
     pub last_active_at: OffsetDateTime,
+    #[serde(serialize_with = "crate::api::json::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
 impl SessionJson {
     pub fn new(s: &Session, current_pk: Option<i64>) -> Self {
+        Self::from_session(s.clone(), current_pk)
+    }
+
+    /// Takes the session's strings instead of copying them (a listing converts fifty).
+    pub fn from_session(s: Session, current_pk: Option<i64>) -> Self {
         SessionJson {
-            id: s.id.0.clone(),
             current: current_pk == Some(s.pk),
+            device: DeviceJson {
+                label: s.device.label(),
+                category: s.device.category,
+                browser: s.device.browser,
+                browser_version: s.device.browser_version,
+                os: s.device.os,
+                os_version: s.device.os_version,
+            },
+            id: s.id.0,
             user: UserRef {
                 id: s.user_id.0,
-                email: s.user_email.clone(),
+                email: s.user_email,
             },
             account: AccountRef {
                 id: s.account_id.0,
-                name: s.account_name.clone(),
+                name: s.account_name,
             },
-            application: s.application.clone(),
-            device: (&s.device).into(),
-            ip: s.ip.clone(),
-            location: (&s.location).into(),
+            application: s.application,
+            ip: s.ip,
+            location: LocationJson {
+                country_code: s.location.country_code,
+                country: s.location.country,
+                city: s.location.city,
+            },
             created_at: at(s.created_at),
             last_active_at: at(s.last_active_at),
             expires_at: at(s.expires_at),
@@ -111,7 +131,7 @@ impl SessionJson {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 pub struct MeUser {
     pub id: i64,
     pub email: String,
@@ -136,8 +156,91 @@ impl From<&Principal> for MeUser {
     }
 }
 
-#[derive(Debug, Clone, Object)]
+#[derive(Debug, Clone, Object, Serialize)]
 pub struct Me {
     pub user: MeUser,
     pub session: SessionJson,
+}
+
+#[cfg(test)]
+mod tests {
+    use poem_openapi::types::ToJSON;
+
+    use super::*;
+    use crate::api::sessions::SessionList;
+    use crate::domain::model::{AccountId, Role, SessionId, UserId};
+
+    fn session(location: Location) -> Session {
+        Session {
+            pk: 7,
+            id: SessionId("pub-id".into()),
+            user_id: UserId(3),
+            user_email: "ann@example.com".into(),
+            account_id: AccountId(2),
+            account_name: "Acme \"quoted\" · ünïcode".into(),
+            application: "web".into(),
+            device_id: "dev".into(),
+            user_agent: "ua".into(),
+            device: Device {
+                category: "Desktop".into(),
+                browser: "Firefox".into(),
+                browser_version: "128.0".into(),
+                os: "Linux".into(),
+                os_version: String::new(),
+            },
+            ip: "203.0.113.9".into(),
+            location,
+            created_at: 1_700_000_000,
+            last_active_at: 1_700_000_061,
+            expires_at: 1_701_209_661,
+            ended_at: None,
+            end_reason: None,
+        }
+    }
+
+    /// [`crate::api::json::JsonOut`] writes these types with serde while the OpenAPI
+    /// document describes poem-openapi's rendering: both must give the same JSON.
+    fn same<T: ToJSON + Serialize>(value: &T) {
+        let ours = serde_json::to_value(value).unwrap();
+        let documented = value.to_json().unwrap();
+        assert_eq!(ours, documented);
+    }
+
+    #[test]
+    fn serde_output_matches_the_documented_schema() {
+        let known = Location {
+            country_code: Some("DE".into()),
+            country: Some("Germany".into()),
+            city: Some("Berlin".into()),
+        };
+        let unknown = Location {
+            country_code: None,
+            country: None,
+            city: None,
+        };
+        let items = vec![
+            SessionJson::new(&session(known), Some(7)),
+            SessionJson::new(&session(unknown), Some(8)),
+        ];
+        same(&SessionList {
+            items: items.clone(),
+            next_cursor: Some("next".into()),
+        });
+        same(&SessionList {
+            items: vec![],
+            next_cursor: None,
+        });
+        let principal = Principal {
+            user_id: UserId(3),
+            email: "ann@example.com".into(),
+            name: "Ann".into(),
+            role: Role::Admin,
+            account_id: AccountId(2),
+            account_name: "Acme".into(),
+        };
+        same(&Me {
+            user: MeUser::from(&principal),
+            session: items[0].clone(),
+        });
+    }
 }

@@ -8,12 +8,13 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
+use super::json::JsonOut;
 use super::model::SessionJson;
 use crate::domain::model::UserId;
 use crate::domain::sessions::{self as domain, AdminQuery};
 use crate::state::AppState;
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, serde::Serialize)]
 pub struct SessionList {
     pub items: Vec<SessionJson>,
     /// Pass as `cursor` for the next page; null on the last page.
@@ -64,14 +65,14 @@ api_errors!(AdminEndManyError {
 });
 
 fn list(
-    items: &[crate::domain::model::Session],
+    items: Vec<crate::domain::model::Session>,
     current: i64,
     next: Option<String>,
 ) -> SessionList {
     SessionList {
         items: items
-            .iter()
-            .map(|s| SessionJson::new(s, Some(current)))
+            .into_iter()
+            .map(|s| SessionJson::from_session(s, Some(current)))
             .collect(),
         next_cursor: next,
     }
@@ -87,10 +88,10 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         auth: ApiAuth,
-    ) -> Result<Json<SessionList>, ListError> {
+    ) -> Result<JsonOut<SessionList>, ListError> {
         let me = auth.authed();
         let items = domain::list_mine(&state, me).await?;
-        Ok(Json(list(&items, me.session.pk, None)))
+        Ok(JsonOut(list(items, me.session.pk, None)))
     }
 
     /// End one of my sessions.
@@ -153,7 +154,7 @@ impl AdminSessionsApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<Json<SessionList>, AdminListError> {
+    ) -> Result<JsonOut<SessionList>, AdminListError> {
         let me = auth.authed();
         let query = AdminQuery {
             q: q.0,
@@ -162,7 +163,7 @@ impl AdminSessionsApi {
             application: application.0,
         };
         let page = domain::admin_list(&state, me, &query, limit.0, cursor.0.as_deref()).await?;
-        Ok(Json(list(&page.items, me.session.pk, page.next_cursor)))
+        Ok(JsonOut(list(page.items, me.session.pk, page.next_cursor)))
     }
 
     /// End a session in my scope.

@@ -180,8 +180,17 @@ pub fn list_active_for_user(
          ORDER BY s.last_active_at DESC, s.id DESC"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![user, now], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    collect(stmt.query_map(params![user, now], from_row)?)
+}
+
+/// Collects rows into a vector sized for a page up front: growing it row by row costs
+/// more than reading the rows (each step copies every session so far).
+fn collect(rows: impl Iterator<Item = rusqlite::Result<Session>>) -> Result<Vec<Session>, DbError> {
+    let mut out = Vec::with_capacity(64);
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(out)
 }
 
 /// Every active session (for the CLI), optionally of one user.
@@ -380,8 +389,7 @@ fn query_sessions(
     args: Vec<rusqlite::types::Value>,
 ) -> Result<Vec<Session>, DbError> {
     let mut stmt = c.prepare_cached(sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    collect(stmt.query_map(rusqlite::params_from_iter(args), from_row)?)
 }
 
 pub fn count_admin(

@@ -151,28 +151,30 @@ pub struct Device {
 impl Device {
     /// "Chrome 120 · macOS 10.15 · Desktop": browser major version, OS major.minor.
     pub fn label(&self) -> String {
-        let mut parts = Vec::with_capacity(3);
+        let mut out = String::with_capacity(64);
         if self.browser != "Unknown" {
-            parts.push(join_version(&self.browser, &self.browser_version, 1));
+            push_version(&mut out, &self.browser, &self.browser_version, 1);
+            out.push_str(" · ");
         }
         if self.os != "Unknown" {
-            parts.push(join_version(&self.os, &self.os_version, 2));
+            push_version(&mut out, &self.os, &self.os_version, 2);
+            out.push_str(" · ");
         }
-        parts.push(self.category.clone());
-        parts.join(" · ")
+        out.push_str(&self.category);
+        out
     }
 }
 
-fn join_version(name: &str, version: &str, keep: usize) -> String {
-    let short: Vec<&str> = version
-        .split(['.', '_'])
-        .filter(|p| !p.is_empty())
-        .take(keep)
-        .collect();
-    if short.is_empty() || version == "UNKNOWN" {
-        name.to_string()
-    } else {
-        format!("{name} {}", short.join("."))
+/// Appends `name` and the first `keep` parts of `version` ("10_15_7" → "10.15").
+fn push_version(out: &mut String, name: &str, version: &str, keep: usize) {
+    out.push_str(name);
+    if version == "UNKNOWN" {
+        return;
+    }
+    let parts = version.split(['.', '_']).filter(|p| !p.is_empty());
+    for (i, part) in parts.take(keep).enumerate() {
+        out.push_str(if i == 0 { " " } else { "." });
+        out.push_str(part);
     }
 }
 
