@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "session_search",
         include_str!("../../migrations/0003_session_search.sql"),
     ),
+    (
+        4,
+        "session_email",
+        include_str!("../../migrations/0004_session_email.sql"),
+    ),
 ];
 
 pub fn latest_version() -> i64 {

@@ -142,7 +142,13 @@ impl Db {
 }
 
 /// Per-connection settings: WAL, foreign keys, and waiting (not failing) on a lock.
+/// Transactions take the write lock when they begin (IMMEDIATE): a deferred one that
+/// reads first and then writes fails at once with "database is locked" when another
+/// connection wrote in between, and the busy timeout cannot help it.
 fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
+    c.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    // `rarray(?)`: a list of ids bound as one parameter (the admin email search).
+    rusqlite::vtab::array::load_module(c)?;
     c.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
