@@ -403,3 +403,52 @@ async fn sessions_survive_a_restart() {
     let (status, me) = s.get("/api/v1/me", &ended).await;
     assert_eq!((status, me["error"].as_str()), (401, Some("session_ended")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_write_lock_does_not_hold_up_the_session_check() {
+    let s = start().await; // touch_interval: 60 s
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let token = s.api_login("ann@acme.test", "curl/8.0").await["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    let client = reqwest::Client::new();
+    let c = rusqlite::Connection::open(&s.db_path).unwrap();
+    c.busy_timeout(Duration::from_secs(5)).unwrap();
+    c.execute(
+        "UPDATE sessions SET last_active_at = last_active_at - 120",
+        [],
+    )
+    .unwrap();
+    let before = s.sql_i64("SELECT last_active_at FROM sessions");
+
+    // Another process holds the write lock: the check answers at once (the server's
+    // busy timeout is 5 s) and the touch waits for a later request.
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let resp = client
+        .get(s.url("/auth/verify"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited {:?} for the write lock",
+        started.elapsed()
+    );
+    c.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(s.sql_i64("SELECT last_active_at FROM sessions"), before);
+
+    // Lock released: the next request records the activity.
+    let resp = client
+        .get(s.url("/auth/verify"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(s.sql_i64("SELECT last_active_at FROM sessions") >= db::now() - 1);
+}

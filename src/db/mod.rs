@@ -52,11 +52,20 @@ impl DbError {
         }
     }
 
+    /// Another connection holds the write lock (and the busy timeout ran out).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
             if e.code == ErrorCode::ConstraintViolation)
     }
 }
+
+/// How long a statement waits for another connection's write lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections in the pool, and so the most storage calls that run at once.
 const POOL_SIZE: u32 = 8;
@@ -152,9 +161,9 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
     c.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
-    )
+         PRAGMA foreign_keys = ON;",
+    )?;
+    c.busy_timeout(BUSY_TIMEOUT)
 }
 
 fn describe_open_error(path: &Path, text: &str) -> DbError {

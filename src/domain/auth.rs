@@ -314,10 +314,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
                 && now - sess.last_active_at >= touch
             {
                 let expires = (now + idle).min(sess.created_at + max);
-                match db::sessions::update_last_active(c, sess.pk, now, expires) {
+                // The touch does not wait for the write lock: while another write holds
+                // it, SQLite's busy handler would sleep (1, 2, 5, 10… ms) with this
+                // request and its pooled connection. Skipped, the touch is simply made
+                // by the session's next request.
+                c.busy_timeout(std::time::Duration::ZERO)?;
+                let touched = db::sessions::update_last_active(c, sess.pk, now, expires);
+                c.busy_timeout(db::BUSY_TIMEOUT)?;
+                match touched {
                     Ok(()) => {
                         sess.last_active_at = now;
                         sess.expires_at = expires;
+                    }
+                    Err(err) if err.is_busy() => {
+                        tracing::debug!("session activity not recorded: database busy")
                     }
                     // A read-only or full disk must not lock everyone out: the check
                     // itself succeeded, only the bookkeeping did not.
