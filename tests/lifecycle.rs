@@ -414,26 +414,23 @@ async fn a_held_write_lock_does_not_hold_up_the_session_check() {
         .to_string();
     let bearer = format!("Bearer {token}");
     let client = reqwest::Client::new();
-    let c = rusqlite::Connection::open(&s.db_path).unwrap();
-    c.busy_timeout(Duration::from_secs(5)).unwrap();
-    c.execute(
-        "UPDATE sessions SET last_active_at = last_active_at - 120",
-        [],
-    )
-    .unwrap();
+    let verify = || async {
+        let req = client.get(s.url("/auth/verify"));
+        req.header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    s.sql_exec("UPDATE sessions SET last_active_at = last_active_at - 120");
     let before = s.sql_i64("SELECT last_active_at FROM sessions");
 
     // Another process holds the write lock: the check answers at once (the server's
     // busy timeout is 5 s) and the touch waits for a later request.
+    let c = rusqlite::Connection::open(&s.db_path).unwrap();
     c.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = std::time::Instant::now();
-    let resp = client
-        .get(s.url("/auth/verify"))
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(verify().await, 200);
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "waited {:?} for the write lock",
@@ -443,12 +440,6 @@ async fn a_held_write_lock_does_not_hold_up_the_session_check() {
     assert_eq!(s.sql_i64("SELECT last_active_at FROM sessions"), before);
 
     // Lock released: the next request records the activity.
-    let resp = client
-        .get(s.url("/auth/verify"))
-        .header("authorization", &bearer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(verify().await, 200);
     assert!(s.sql_i64("SELECT last_active_at FROM sessions") >= db::now() - 1);
 }
