@@ -36,35 +36,6 @@ fn rfc3339_utc(v: &Value) -> i64 {
     t.unix_timestamp()
 }
 
-/// A signed-in API session: its secret token and public id.
-#[derive(Clone, Debug)]
-struct Sess {
-    token: String,
-    id: String,
-}
-
-async fn login(s: &TestServer, email: &str, ua: &str) -> Sess {
-    login_with(s, email, ua, json!({})).await
-}
-
-async fn login_with(s: &TestServer, email: &str, ua: &str, extra: Value) -> Sess {
-    let body = s.api_login_with(email, ua, extra).await;
-    Sess {
-        token: body["token"].as_str().unwrap().to_string(),
-        id: body["session"]["id"].as_str().unwrap().to_string(),
-    }
-}
-
-/// Does the token still authenticate? (GET /me: 200 yes, 401 no; anything else fails.)
-async fn alive(s: &TestServer, token: &str) -> bool {
-    let (status, body) = s.get("/api/v1/me", token).await;
-    match status {
-        200 => true,
-        401 => false,
-        other => panic!("GET /me answered {other}: {body}"),
-    }
-}
-
 fn is_active_in_db(s: &TestServer, id: &str) -> bool {
     s.sql_i64(&format!(
         "SELECT count(*) FROM sessions WHERE public_id = '{id}' AND ended_at IS NULL"

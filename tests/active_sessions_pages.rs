@@ -24,31 +24,6 @@ fn sql_exec(s: &TestServer, sql: &str) -> usize {
     c.execute(sql, []).unwrap()
 }
 
-/// A signed-in API session: its secret token and public id.
-#[derive(Clone, Debug)]
-struct Sess {
-    token: String,
-    id: String,
-}
-
-async fn login(s: &TestServer, email: &str, ua: &str) -> Sess {
-    let body = s.api_login(email, ua).await;
-    Sess {
-        token: body["token"].as_str().unwrap().to_string(),
-        id: body["session"]["id"].as_str().unwrap().to_string(),
-    }
-}
-
-/// Does the token still authenticate? (GET /me: 200 yes, 401 no.)
-async fn alive(s: &TestServer, token: &str) -> bool {
-    let (status, body) = s.get("/api/v1/me", token).await;
-    match status {
-        200 => true,
-        401 => false,
-        other => panic!("GET /me answered {other}: {body}"),
-    }
-}
-
 fn active_in_db(s: &TestServer) -> i64 {
     s.sql_i64("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
 }

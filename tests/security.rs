@@ -22,31 +22,6 @@ const PASSWORD_PAGE: &str = "/settings/security/password";
 // ---------------------------------------------------------------------------------------
 // helpers
 
-/// A signed-in API session: its secret token and public id.
-#[derive(Clone, Debug)]
-struct Sess {
-    token: String,
-    id: String,
-}
-
-async fn login(s: &TestServer, email: &str, ua: &str) -> Sess {
-    let body = s.api_login(email, ua).await;
-    Sess {
-        token: body["token"].as_str().unwrap().to_string(),
-        id: body["session"]["id"].as_str().unwrap().to_string(),
-    }
-}
-
-/// Does the token still authenticate? (GET /me: 200 yes, 401 no; anything else fails.)
-async fn alive(s: &TestServer, token: &str) -> bool {
-    let (status, body) = s.get("/api/v1/me", token).await;
-    match status {
-        200 => true,
-        401 => false,
-        other => panic!("GET /me answered {other}: {body}"),
-    }
-}
-
 /// Everything an attack below could change, as one comparable value: sessions (ended or
 /// not, and why), users (name, role, status, password hash) and accounts.
 fn snapshot(s: &TestServer) -> Vec<String> {

@@ -336,3 +336,34 @@ impl TestServer {
             .flatten()
     }
 }
+
+/// A signed-in API session: its secret token and public id.
+#[derive(Clone, Debug)]
+pub struct Sess {
+    pub token: String,
+    pub id: String,
+}
+
+/// Signs in through the API as `email` with User-Agent `ua`.
+pub async fn login(s: &TestServer, email: &str, ua: &str) -> Sess {
+    login_with(s, email, ua, json!({})).await
+}
+
+/// [`login`] with extra fields in the sign-in body (e.g. `device_id`).
+pub async fn login_with(s: &TestServer, email: &str, ua: &str, extra: Value) -> Sess {
+    let body = s.api_login_with(email, ua, extra).await;
+    Sess {
+        token: body["token"].as_str().unwrap().to_string(),
+        id: body["session"]["id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// Does the token still authenticate? (GET /me: 200 yes, 401 no; anything else fails.)
+pub async fn alive(s: &TestServer, token: &str) -> bool {
+    let (status, body) = s.get("/api/v1/me", token).await;
+    match status {
+        200 => true,
+        401 => false,
+        other => panic!("GET /me answered {other}: {body}"),
+    }
+}
