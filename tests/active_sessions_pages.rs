@@ -28,34 +28,8 @@ fn active_in_db(s: &TestServer) -> i64 {
     s.sql_i64("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
 }
 
-struct Page {
-    status: u16,
-    location: String,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
-async fn read(resp: reqwest::Response) -> Page {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let location = headers
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    Page {
-        status,
-        location,
-        headers,
-        body: resp.text().await.unwrap(),
-    }
-}
-
 async fn get(b: &reqwest::Client, s: &TestServer, path: &str) -> Page {
     read(b.get(s.url(path)).send().await.unwrap()).await
-}
-
-async fn post(b: &reqwest::Client, s: &TestServer, path: &str, form: &[(&str, &str)]) -> Page {
-    read(b.post(s.url(path)).form(form).send().await.unwrap()).await
 }
 
 /// A signed-in browser, its page CSRF token and its session's public id.
@@ -220,14 +194,14 @@ async fn terminate_needs_csrf_and_ends_that_session_at_once() {
             vec![("csrf", &phone.csrf), ("id", &script.id)],
         ),
     ] {
-        let p = post(&laptop.c, &s, &action, &form).await;
+        let p = post_form(&laptop.c, &s, &action, &form).await;
         assert_eq!(p.status, 403, "{what}: {}", p.body);
         assert!(alive(&s, &script.token).await, "{what}: ended");
     }
     assert_eq!(active_in_db(&s), 4);
 
     // Not mine, and my current one: refused.
-    let p = post(
+    let p = post_form(
         &laptop.c,
         &s,
         &action,
@@ -236,7 +210,7 @@ async fn terminate_needs_csrf_and_ends_that_session_at_once() {
     .await;
     assert_eq!(p.status, 404, "{}", p.body);
     assert!(alive(&s, &bob.token).await);
-    let p = post(
+    let p = post_form(
         &laptop.c,
         &s,
         &action,
@@ -248,7 +222,7 @@ async fn terminate_needs_csrf_and_ends_that_session_at_once() {
     assert_eq!(get(&laptop.c, &s, PAGE).await.status, 200);
 
     // The right token: 303 back to the list, and that token is refused at once.
-    let p = post(
+    let p = post_form(
         &laptop.c,
         &s,
         &action,
@@ -264,7 +238,7 @@ async fn terminate_needs_csrf_and_ends_that_session_at_once() {
     assert!(!back.body.contains(&script.id));
 
     // Ending the other browser: its next page load goes to the sign-in page.
-    let p = post(
+    let p = post_form(
         &laptop.c,
         &s,
         &action,
@@ -307,7 +281,7 @@ async fn end_all_others_asks_first() {
         vec![("csrf", me.csrf.as_str())],
         vec![("csrf", &me.csrf), ("confirm", "no")],
     ] {
-        let p = post(&me.c, &s, &action, &form).await;
+        let p = post_form(&me.c, &s, &action, &form).await;
         assert_eq!(p.status, 200, "{}", p.body);
         assert!(
             p.body.contains("End all 3 other sessions?"),
@@ -323,13 +297,13 @@ async fn end_all_others_asks_first() {
             assert!(alive(&s, &o.token).await, "ended without confirmation");
         }
     }
-    let p = post(&me.c, &s, &action, &[("confirm", "yes")]).await;
+    let p = post_form(&me.c, &s, &action, &[("confirm", "yes")]).await;
     assert_eq!(p.status, 403, "{}", p.body);
-    let p = post(&me.c, &s, &action, &[("csrf", "nope"), ("confirm", "yes")]).await;
+    let p = post_form(&me.c, &s, &action, &[("csrf", "nope"), ("confirm", "yes")]).await;
     assert_eq!(p.status, 403, "{}", p.body);
     assert_eq!(active_in_db(&s), 5);
 
-    let p = post(
+    let p = post_form(
         &me.c,
         &s,
         &action,
@@ -421,7 +395,7 @@ async fn users_sessions_tab_is_not_there_for_plain_users() {
         assert!(!p.body.contains("bob@acme.test"), "{path}");
     }
     let before = active_in_db(s);
-    let p = post(
+    let p = post_form(
         &carol.c,
         s,
         &format!("{USERS}/terminate"),
@@ -429,7 +403,7 @@ async fn users_sessions_tab_is_not_there_for_plain_users() {
     )
     .await;
     assert_eq!(p.status, 404, "{}", p.body);
-    let p = post(
+    let p = post_form(
         &carol.c,
         s,
         &format!("{USERS}/end-listed"),
@@ -437,7 +411,7 @@ async fn users_sessions_tab_is_not_there_for_plain_users() {
     )
     .await;
     assert_eq!(p.status, 404, "{}", p.body);
-    let p = post(
+    let p = post_form(
         &carol.c,
         s,
         &format!("{USERS}/end-user"),
@@ -512,12 +486,12 @@ async fn admin_sees_searches_and_ends_only_their_account() {
     ];
     let mut form = vec![("csrf", a.csrf.as_str())];
     form.extend(filters);
-    let p = post(&a.c, s, &listed, &form).await;
+    let p = post_form(&a.c, s, &listed, &form).await;
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(p.body.contains("End all 2 listed sessions?"), "{}", p.body);
     assert_eq!(active_in_db(s), 7, "ended without confirmation");
     form.push(("confirm", "yes"));
-    let p = post(&a.c, s, &listed, &form).await;
+    let p = post_form(&a.c, s, &listed, &form).await;
     assert_eq!(p.status, 303, "{}", p.body);
     assert!(p.location.starts_with(USERS), "{}", p.location);
     assert!(
@@ -540,7 +514,7 @@ async fn admin_sees_searches_and_ends_only_their_account() {
         ("account_id", ""),
         ("application", ""),
     ];
-    let p = post(&a.c, s, &listed, &form).await;
+    let p = post_form(&a.c, s, &listed, &form).await;
     assert_eq!(p.status, 303, "{}", p.body);
     assert!(p.location.contains("done=2"), "{}", p.location);
     assert!(!alive(s, &t.carol.token).await);
@@ -584,10 +558,10 @@ async fn end_listed_confirmation_counts_what_will_end() {
         ("account_id", ""),
         ("application", ""),
     ];
-    let p = post(&a.c, s, &format!("{USERS}/end-listed"), &form).await;
+    let p = post_form(&a.c, s, &format!("{USERS}/end-listed"), &form).await;
     assert_eq!(p.status, 200, "{}", p.body);
     form.push(("confirm", "yes"));
-    let done = post(&a.c, s, &format!("{USERS}/end-listed"), &form).await;
+    let done = post_form(&a.c, s, &format!("{USERS}/end-listed"), &form).await;
     assert_eq!(done.status, 303);
     assert!(done.location.contains("done=4"), "{}", done.location);
     assert!(
@@ -610,7 +584,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     let terminate = format!("{USERS}/terminate");
 
     // Out of scope or without the token: refused, nothing ended.
-    let p = post(
+    let p = post_form(
         &a.c,
         s,
         &terminate,
@@ -619,13 +593,13 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     .await;
     assert_eq!(p.status, 404, "{}", p.body);
     assert!(alive(s, &t.dave.token).await);
-    let p = post(&a.c, s, &terminate, &[("id", &carol.id)]).await;
+    let p = post_form(&a.c, s, &terminate, &[("id", &carol.id)]).await;
     assert_eq!(p.status, 403, "{}", p.body);
-    let p = post(&a.c, s, &terminate, &[("csrf", "x"), ("id", &carol.id)]).await;
+    let p = post_form(&a.c, s, &terminate, &[("csrf", "x"), ("id", &carol.id)]).await;
     assert_eq!(p.status, 403, "{}", p.body);
     assert_eq!(get(&carol.c, s, PAGE).await.status, 200);
 
-    let p = post(&a.c, s, &terminate, &[("csrf", &a.csrf), ("id", &carol.id)]).await;
+    let p = post_form(&a.c, s, &terminate, &[("csrf", &a.csrf), ("id", &carol.id)]).await;
     assert_eq!(p.status, 303, "{}", p.body);
     assert!(p.location.starts_with(USERS), "{}", p.location);
     assert_sent_to_login(
@@ -640,7 +614,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     // Every session of one user, after a confirmation.
     let end_user = format!("{USERS}/end-user");
     let bob_id = t.bob_u.id.0.to_string();
-    let p = post(
+    let p = post_form(
         &a.c,
         s,
         &end_user,
@@ -650,7 +624,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     assert_eq!(p.status, 200, "{}", p.body);
     assert!(p.body.contains("name=\"confirm\" value=\"yes\""));
     assert!(alive(s, &t.bob[0].token).await);
-    let p = post(
+    let p = post_form(
         &a.c,
         s,
         &end_user,
@@ -661,7 +635,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     assert!(!alive(s, &t.bob[0].token).await);
     assert!(!alive(s, &t.bob[1].token).await);
     let dave_id = t.dave_u.id.0.to_string();
-    let p = post(
+    let p = post_form(
         &a.c,
         s,
         &end_user,
@@ -692,7 +666,7 @@ async fn pages_carry_security_headers() {
     ];
     pages.push((
         "confirmation",
-        post(
+        post_form(
             &t.admin.c,
             s,
             &format!("{PAGE}/end-others"),
@@ -702,7 +676,7 @@ async fn pages_carry_security_headers() {
     ));
     pages.push((
         "403 form",
-        post(&t.admin.c, s, &format!("{PAGE}/terminate"), &[("id", "x")]).await,
+        post_form(&t.admin.c, s, &format!("{PAGE}/terminate"), &[("id", "x")]).await,
     ));
     let expected_status = [200, 303, 200, 200, 404, 200, 403];
     for ((what, p), want) in pages.iter().zip(expected_status) {

@@ -39,31 +39,6 @@ fn active_count(s: &TestServer) -> i64 {
     s.sql_i64("SELECT count(*) FROM sessions WHERE ended_at IS NULL")
 }
 
-/// A page answer, read once.
-struct Page {
-    status: u16,
-    location: String,
-    body: String,
-}
-
-async fn read(resp: reqwest::Response) -> Page {
-    let status = resp.status().as_u16();
-    let location = resp
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    Page {
-        status,
-        location,
-        body: resp.text().await.unwrap(),
-    }
-}
-
-async fn post_form(b: &reqwest::Client, s: &TestServer, path: &str, form: &[(&str, &str)]) -> Page {
-    read(b.post(s.url(path)).form(form).send().await.unwrap()).await
-}
-
 /// A browser signed in through the form: its client, session token and page CSRF token.
 struct Browser {
     c: reqwest::Client,

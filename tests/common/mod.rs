@@ -367,3 +367,36 @@ pub async fn alive(s: &TestServer, token: &str) -> bool {
         other => panic!("GET /me answered {other}: {body}"),
     }
 }
+
+/// A page answer, read once.
+pub struct Page {
+    pub status: u16,
+    pub location: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+pub async fn read(resp: reqwest::Response) -> Page {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let location = headers
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    Page {
+        status,
+        location,
+        headers,
+        body: resp.text().await.unwrap(),
+    }
+}
+
+/// Posts a form with the browser `b`.
+pub async fn post_form(
+    b: &reqwest::Client,
+    s: &TestServer,
+    path: &str,
+    form: &[(&str, &str)],
+) -> Page {
+    read(b.post(s.url(path)).form(form).send().await.unwrap()).await
+}
