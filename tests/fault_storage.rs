@@ -294,7 +294,14 @@ async fn read_only_volume_after_clean_shutdown_is_a_clear_start_error() {
     let db = vol.path("doorman.sqlite3");
     add_user(&db, "clean@example.com", "ReadOnly");
     // A clean close: the last connection to close checkpoints and removes the -wal file.
-    drop(rusqlite::Connection::open(&db).unwrap());
+    // It must have read the database for that: an unused connection never opens the WAL
+    // (and the CLI process may have left it behind when it exited).
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let users: i64 = c
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 1);
+    drop(c);
     assert!(
         !vol.path("doorman.sqlite3-wal").exists(),
         "a -wal file is still there after a clean close"
