@@ -133,7 +133,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
         let _ = std::fs::remove_file(p);
     }
     let db = Db::open(path).map_err(|e| e.to_string())?;
-    let geo = Geo::open(Path::new("")).map_err(|e| e.to_string())?;
+    let geo = Geo::open(Path::new(""), &doorman::geo::data_dir(path)).map_err(|e| e.to_string())?;
     let hasher = Hasher::new(&Argon2Config::default()).map_err(|e| e.to_string())?;
     // One real argon2id hash, shared by every user: hashing 100,000 would take an hour.
     let hash = hasher.hash_now(PASSWORD).map_err(|e| e.to_string())?;

@@ -32,7 +32,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
     config.security.argon2.m = 1024;
     config.security.argon2.t = 1;
     let db = Db::open(&config.storage.path).unwrap();
-    let geo = Arc::new(Geo::open(Path::new("")).unwrap());
+    let geo = Arc::new(Geo::open(Path::new(""), dir).unwrap());
     let device = doorman::ua::parse(CHROME);
     let location = geo.lookup("81.2.69.142".parse().unwrap());
     let now = db::now();

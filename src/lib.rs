@@ -54,7 +54,9 @@ pub fn open_tool_state(config: Config) -> Result<AppState, String> {
 /// text: at start-up the only thing to do with them is print and exit.
 pub fn open_state(config: Config) -> Result<AppState, String> {
     let db = db::Db::open(&config.storage.path).map_err(|e| e.to_string())?;
-    let geo = Arc::new(geo::Geo::open(&config.geoip.database).map_err(|e| e.to_string())?);
+    let data_dir = geo::data_dir(&config.storage.path);
+    let geo = geo::Geo::open(&config.geoip.database, &data_dir).map_err(|e| e.to_string())?;
+    let geo = Arc::new(geo);
     AppState::new(config, db, geo).map_err(|e| e.to_string())
 }
 

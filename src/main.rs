@@ -159,6 +159,7 @@ fn serve(config: Config) -> ExitCode {
         Err(err) => return fail(err),
     };
     runtime.block_on(async move {
+        let shutdown = shutdown_signal();
         let listen = config.server.listen;
         // Opening storage and decompressing the GeoIP database block: keep them off the
         // async workers.
@@ -171,33 +172,42 @@ fn serve(config: Config) -> ExitCode {
             Ok(l) => l,
             Err(err) => return fail(format!("cannot listen on {listen}: {err}")),
         };
-        match doorman::serve(listener, state, shutdown_signal()).await {
+        match doorman::serve(listener, state, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => fail(err),
         }
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// SIGTERM or Ctrl-C. The handlers are registered at once, before storage opens: a
+/// SIGTERM during start-up then stops the server cleanly once it is up, instead of
+/// killing the process with the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down");
 }
 
 fn read_password(from_stdin: bool) -> Result<(String, bool), String> {

@@ -771,3 +771,47 @@ fn serve_on_a_busy_port_fails_clearly() {
         "{stderr}"
     );
 }
+
+/// Resident anonymous memory (heap) of a process, in bytes.
+fn rss_anon(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_geoip_database_is_extracted_once_and_mapped() {
+    use std::os::unix::fs::MetadataExt;
+    let w = Workdir::new();
+    let extracted = || -> Vec<PathBuf> {
+        std::fs::read_dir(w.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.starts_with("geolite2-city-") && name.ends_with(".mmdb")
+            })
+            .collect()
+    };
+    let mut served = w.serve(&[]);
+    served.wait_for("listening");
+    let files = extracted();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let meta = std::fs::metadata(&files[0]).unwrap();
+    assert!(meta.len() > 10_000_000, "{}", meta.len());
+    // The ~60 MB database is in the page cache, not in the process's heap.
+    let heap = rss_anon(served.child.id());
+    assert!(heap < 50_000_000, "anonymous RSS {heap} bytes");
+    assert_eq!(served.terminate(), Some(0), "{}", served.stderr());
+
+    // The next start maps the same file again.
+    let mut served = w.serve(&[]);
+    served.wait_for("listening");
+    assert_eq!(extracted(), files);
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().ino(), meta.ino());
+    assert_eq!(served.terminate(), Some(0), "{}", served.stderr());
+}

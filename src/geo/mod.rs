@@ -7,15 +7,17 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
-use maxminddb::Reader;
+use maxminddb::{MaxMindDbError, Mmap, Reader};
 use serde::Deserialize;
 
 use crate::domain::model::Location;
 
-static EMBEDDED_ZST: &[u8] = include_bytes!("../geoip/GeoLite2-City.mmdb.zst");
-/// Decompressed once per process: the data never changes, and test processes start many
+mod embedded;
+pub use embedded::data_dir;
+
+/// Opened once per process: the data never changes, and test processes start many
 /// servers.
-static EMBEDDED: OnceLock<Arc<Reader<Vec<u8>>>> = OnceLock::new();
+static EMBEDDED: OnceLock<Arc<Source>> = OnceLock::new();
 
 /// How often the configured file is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
@@ -39,8 +41,32 @@ pub enum GeoError {
 
 pub struct Geo {
     /// None for command-line tools, which never locate anyone.
-    current: RwLock<Option<Arc<Reader<Vec<u8>>>>>,
+    current: RwLock<Option<Arc<Source>>>,
     file: Option<PathBuf>,
+}
+
+/// The embedded database is memory-mapped from its extracted file. A file the operator
+/// configures is read into memory: it may be rewritten in place, which a mapping would
+/// see half-way.
+enum Source {
+    Memory(Reader<Vec<u8>>),
+    Mapped(Reader<Mmap>),
+}
+
+impl Source {
+    fn lookup<'a>(&'a self, ip: IpAddr) -> Result<Option<Record<'a>>, MaxMindDbError> {
+        match self {
+            Source::Memory(r) => r.lookup(ip),
+            Source::Mapped(r) => r.lookup(ip),
+        }
+    }
+
+    fn build_epoch(&self) -> u64 {
+        match self {
+            Source::Memory(r) => r.metadata.build_epoch,
+            Source::Mapped(r) => r.metadata.build_epoch,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -64,17 +90,18 @@ struct Names<'a> {
 }
 
 impl Geo {
-    /// `path` empty means the embedded database.
-    pub fn open(path: &Path) -> Result<Self, GeoError> {
+    /// `path` empty means the embedded database, extracted into `data_dir` (see
+    /// [`data_dir`]) the first time.
+    pub fn open(path: &Path, data_dir: &Path) -> Result<Self, GeoError> {
         if path.as_os_str().is_empty() {
             return Ok(Geo {
-                current: RwLock::new(Some(embedded()?)),
+                current: RwLock::new(Some(embedded(data_dir)?)),
                 file: None,
             });
         }
         let reader = read_file(path)?;
         Ok(Geo {
-            current: RwLock::new(Some(Arc::new(reader))),
+            current: RwLock::new(Some(Arc::new(Source::Memory(reader)))),
             file: Some(path.to_path_buf()),
         })
     }
@@ -88,7 +115,7 @@ impl Geo {
         }
     }
 
-    fn reader(&self) -> Option<Arc<Reader<Vec<u8>>>> {
+    fn reader(&self) -> Option<Arc<Source>> {
         match self.current.read() {
             Ok(guard) => guard.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -102,7 +129,7 @@ impl Geo {
         let Some(reader) = self.reader() else {
             return Location::default();
         };
-        let Ok(Some(record)) = reader.lookup::<Record<'_>>(ip) else {
+        let Ok(Some(record)) = reader.lookup(ip) else {
             return Location::default();
         };
         let name = |p: &Option<Place<'_>>| {
@@ -124,7 +151,7 @@ impl Geo {
 
     /// When the database in use was built (Unix seconds), for operators.
     pub fn build_epoch(&self) -> u64 {
-        self.reader().map(|r| r.metadata.build_epoch).unwrap_or(0)
+        self.reader().map_or(0, |r| r.build_epoch())
     }
 
     /// Watches the configured file and swaps in a new database when it changes.
@@ -150,7 +177,7 @@ impl Geo {
                 match tokio::task::spawn_blocking(move || read_file(&p)).await {
                     Ok(Ok(reader)) => {
                         if let Ok(mut slot) = geo.current.write() {
-                            *slot = Some(Arc::new(reader));
+                            *slot = Some(Arc::new(Source::Memory(reader)));
                         }
                         tracing::info!(path = %path.display(), "reloaded GeoIP database");
                     }
@@ -170,21 +197,12 @@ fn modified(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-fn embedded() -> Result<Arc<Reader<Vec<u8>>>, GeoError> {
-    if let Some(reader) = EMBEDDED.get() {
-        return Ok(reader.clone());
+fn embedded(data_dir: &Path) -> Result<Arc<Source>, GeoError> {
+    if let Some(source) = EMBEDDED.get() {
+        return Ok(source.clone());
     }
-    // Decompressed into a buffer of the final size (the frame header says it): growing
-    // one by doubling would briefly hold twice the ~60 MB and raise the peak memory.
-    let size = zstd::zstd_safe::get_frame_content_size(EMBEDDED_ZST)
-        .ok()
-        .flatten()
-        .unwrap_or(0);
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    zstd::stream::copy_decode(EMBEDDED_ZST, &mut bytes)
-        .map_err(|e| GeoError::Embedded(e.to_string()))?;
-    let reader = Reader::from_source(bytes).map_err(|e| GeoError::Embedded(e.to_string()))?;
-    Ok(EMBEDDED.get_or_init(|| Arc::new(reader)).clone())
+    let source = embedded::open(data_dir)?;
+    Ok(EMBEDDED.get_or_init(|| Arc::new(source)).clone())
 }
 
 fn read_file(path: &Path) -> Result<Reader<Vec<u8>>, GeoError> {
@@ -194,23 +212,27 @@ fn read_file(path: &Path) -> Result<Reader<Vec<u8>>, GeoError> {
     };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let reader = Reader::from_source(bytes).map_err(|e| err(e.to_string()))?;
-    // A file that parses but is not a City database would give no locations at all.
+    check_city(&reader).map_err(err)?;
+    Ok(reader)
+}
+
+/// A file that parses but is not a City database would give no locations at all; and
+/// the metadata sits at the end of the file, so a file damaged in the middle still
+/// parses. Either, swapped in, would locate nobody.
+fn check_city<S: AsRef<[u8]>>(reader: &Reader<S>) -> Result<(), String> {
     let kind = &reader.metadata.database_type;
     if !kind.contains("City") {
-        return Err(err(format!("it is a {kind} database, not a City database")));
+        return Err(format!("it is a {kind} database, not a City database"));
     }
-    // The metadata sits at the end of the file, so a file damaged in the middle still
-    // parses; swapped in, it would locate nobody.
     let locates = |ip: &IpAddr| {
         matches!(reader.lookup::<Record<'_>>(*ip),
             Ok(Some(r)) if r.country.as_ref().and_then(|c| c.iso_code).is_some())
     };
-    if !PROBES.iter().any(locates) {
-        return Err(err(
-            "it locates none of the well-known test addresses; the file is damaged".into(),
-        ));
+    if PROBES.iter().any(locates) {
+        Ok(())
+    } else {
+        Err("it locates none of the well-known test addresses; the file is damaged".into())
     }
-    Ok(reader)
 }
 
 /// Private, loopback, link-local and other non-routable addresses have no location.
@@ -245,7 +267,8 @@ mod tests {
 
     #[test]
     fn embedded_database_locates_public_ips() {
-        let geo = Geo::open(Path::new("")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let geo = Geo::open(Path::new(""), dir.path()).unwrap();
         // 81.2.69.142 is MaxMind's documented London test address.
         let loc = geo.lookup("81.2.69.142".parse().unwrap());
         assert_eq!(loc.country_code.as_deref(), Some("GB"));
@@ -255,7 +278,8 @@ mod tests {
 
     #[test]
     fn private_and_loopback_are_unknown() {
-        let geo = Geo::open(Path::new("")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let geo = Geo::open(Path::new(""), dir.path()).unwrap();
         for ip in [
             "127.0.0.1",
             "10.1.2.3",
@@ -270,17 +294,17 @@ mod tests {
 
     #[test]
     fn file_damaged_inside_is_refused() {
-        let good = zstd::stream::decode_all(EMBEDDED_ZST).unwrap();
+        let good = zstd::stream::decode_all(embedded::EMBEDDED_ZST).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("city.mmdb");
         std::fs::write(&path, &good).unwrap();
-        assert!(Geo::open(&path).is_ok());
+        assert!(Geo::open(&path, dir.path()).is_ok());
         // Metadata intact at the end, search tree and data zeroed.
         let mut bad = good;
         let n = bad.len();
         bad[..n * 9 / 10].fill(0);
         std::fs::write(&path, &bad).unwrap();
-        let err = Geo::open(&path).err().unwrap().to_string();
+        let err = Geo::open(&path, dir.path()).err().unwrap().to_string();
         assert!(err.contains("damaged"), "{err}");
     }
 
@@ -289,7 +313,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.mmdb");
         std::fs::write(&path, b"not a database").unwrap();
-        let err = Geo::open(&path).err().unwrap().to_string();
+        let err = Geo::open(&path, dir.path()).err().unwrap().to_string();
         assert!(err.contains("bad.mmdb"), "{err}");
     }
 }
