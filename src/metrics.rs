@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use poem::PathPattern;
 use poem::http::HeaderValue;
@@ -17,15 +19,56 @@ use crate::state::AppState;
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    /// Route pattern → status → answers. Keyed by route first so that counting finds an
+    /// existing series without allocating.
+    requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     sign_ins: Mutex<BTreeMap<&'static str, u64>>,
+    sign_in_time: Timing,
+    password_time: Timing,
+}
+
+/// A Prometheus summary without quantiles: a sum of seconds and a count.
+#[derive(Default)]
+struct Timing {
+    nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Timing {
+    fn observe(&self, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn write(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} summary");
+        let secs = self.nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {secs:.9}");
+        let _ = writeln!(out, "{name}_count {}", self.count.load(Ordering::Relaxed));
+    }
 }
 
 impl Metrics {
     pub fn count_request(&self, route: &str, status: u16) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((route.to_string(), status)).or_default() += 1;
+            let by_status = match m.get_mut(route) {
+                Some(by_status) => by_status,
+                None => m.entry(route.to_string()).or_default(),
+            };
+            *by_status.entry(status).or_default() += 1;
         }
+    }
+
+    /// A successful sign-in, from its start to its session committed, argon2 included.
+    pub fn observe_sign_in(&self, took: Duration) {
+        self.sign_in_time.observe(took);
+    }
+
+    /// One argon2 verification, the hash alone (not its wait for a thread).
+    pub fn observe_password_check(&self, took: Duration) {
+        self.password_time.observe(took);
     }
 
     pub fn count_sign_in(&self, outcome: &'static str) {
@@ -83,12 +126,14 @@ pub async fn metrics(state: Data<&AppState>) -> Response {
     );
     let _ = writeln!(out, "# TYPE doorman_http_requests_total counter");
     if let Ok(m) = state.metrics.requests.lock() {
-        for ((route, status), n) in m.iter() {
-            let _ = writeln!(
-                out,
-                "doorman_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-                escape(route)
-            );
+        for (route, by_status) in m.iter() {
+            let route = escape(route);
+            for (status, n) in by_status {
+                let _ = writeln!(
+                    out,
+                    "doorman_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}",
+                );
+            }
         }
     }
     let _ = writeln!(
@@ -101,6 +146,16 @@ pub async fn metrics(state: Data<&AppState>) -> Response {
             let _ = writeln!(out, "doorman_sign_ins_total{{outcome=\"{outcome}\"}} {n}");
         }
     }
+    state.metrics.sign_in_time.write(
+        &mut out,
+        "doorman_sign_in_seconds",
+        "Successful sign-ins, whole (password check included).",
+    );
+    state.metrics.password_time.write(
+        &mut out,
+        "doorman_password_check_seconds",
+        "argon2 password verifications, the hash alone.",
+    );
     match gauges {
         Ok((active, alerts, oldest)) => {
             let _ = writeln!(

@@ -16,3 +16,56 @@ async fn health_and_login_roundtrip() {
     assert_eq!(me["user"]["email"], "ann@acme.test");
     assert_eq!(me["session"]["current"], true);
 }
+
+/// The value of an unlabelled (or exactly labelled) series in `/metrics`.
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_answers_sign_ins_and_their_cost() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let scrape = || async {
+        let resp = client().get(s.url("/metrics")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        resp.text().await.unwrap()
+    };
+    let before = scrape().await;
+    assert_eq!(series(&before, "doorman_sign_in_seconds_count"), 0.0);
+    assert_eq!(series(&before, "doorman_password_check_seconds_count"), 0.0);
+
+    let t = s.token("ann@acme.test").await;
+    let (status, _) = s
+        .login_raw("ann@acme.test", "wrong password", CHROME_MAC, None, None)
+        .await;
+    assert_eq!(status, 401);
+    for _ in 0..3 {
+        assert_eq!(s.get("/api/v1/me", &t).await.0, 200);
+    }
+    assert_eq!(s.get("/api/v1/me", "not-a-token").await.0, 401);
+
+    let after = scrape().await;
+    let me_ok = r#"doorman_http_requests_total{route="/api/v1/me",status="200"}"#;
+    let me_401 = r#"doorman_http_requests_total{route="/api/v1/me",status="401"}"#;
+    assert_eq!(series(&after, me_ok), 3.0);
+    assert_eq!(series(&after, me_401), 1.0);
+    assert_eq!(series(&after, r#"doorman_sign_ins_total{outcome="ok"}"#), 1.0);
+    assert_eq!(
+        series(&after, r#"doorman_sign_ins_total{outcome="wrong_password"}"#),
+        1.0
+    );
+    assert_eq!(series(&after, "doorman_active_sessions"), 1.0);
+    // One successful sign-in timed whole; both attempts ran argon2 and were timed.
+    assert_eq!(series(&after, "doorman_sign_in_seconds_count"), 1.0);
+    assert_eq!(series(&after, "doorman_password_check_seconds_count"), 2.0);
+    let whole = series(&after, "doorman_sign_in_seconds_sum");
+    let hashes = series(&after, "doorman_password_check_seconds_sum");
+    assert!(hashes > 0.0, "{hashes}");
+    // The successful sign-in took at least its own hash (half of the two, roughly: the
+    // hashes cost the same, so the sign-in is longer than the shorter of them).
+    assert!(whole > hashes / 4.0, "sign-in {whole} s, hashes {hashes} s");
+}

@@ -59,6 +59,7 @@ const MAX_EMAIL: usize = 254;
 
 #[instrument(skip_all, err(level = "debug"), fields(ip = %client.ip))]
 pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -> Result<SignedIn> {
+    let started = std::time::Instant::now();
     let now = db::now();
     let email = req.email.trim().to_string();
     let device = crate::ua::parse(&client.user_agent);
@@ -99,7 +100,8 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         None => (None, None),
     };
     // Always run argon2, even for an unknown email, so timing tells nothing.
-    let password_ok = state.hasher.verify(req.password, hash).await;
+    let (password_ok, took) = state.hasher.verify(req.password, hash).await;
+    state.metrics.observe_password_check(took);
     let user = match user {
         Some(u) if password_ok && u.status == UserStatus::Active => u,
         other => {
@@ -219,6 +221,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         state.mail_wakeup.notify_one();
     }
     state.metrics.count_sign_in("ok");
+    state.metrics.observe_sign_in(started.elapsed());
     tracing::info!(user_id = %principal.user_id, session = %session.id, "signed in");
     Ok(SignedIn {
         token,

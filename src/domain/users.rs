@@ -210,7 +210,9 @@ pub async fn change_own_password(
         .db
         .run(move |c| db::users::password_hash(c, user))
         .await?;
-    if !state.hasher.verify(current, stored).await {
+    let (password_ok, took) = state.hasher.verify(current, stored).await;
+    state.metrics.observe_password_check(took);
+    if !password_ok {
         return Err(Error::invalid(
             "wrong_password",
             "The current password is not right.",
