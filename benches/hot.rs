@@ -127,7 +127,9 @@ fn hot(c: &mut Criterion) {
         b.iter(|| {
             state
                 .db
-                .blocking(|c| db::sessions::list_active_for_user(c, fifty, db::now()))
+                .blocking(|c| {
+                    db::sessions::list_active_for_user(c, fifty, "u1@acme.test", "Acme", db::now())
+                })
                 .unwrap()
                 .len()
         })

@@ -31,7 +31,12 @@ async fn metrics_count_answers_sign_ins_and_their_cost() {
     let scrape = || async {
         let resp = client().get(s.url("/metrics")).send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
         resp.text().await.unwrap()
     };
     let before = scrape().await;
@@ -53,9 +58,15 @@ async fn metrics_count_answers_sign_ins_and_their_cost() {
     let me_401 = r#"doorman_http_requests_total{route="/api/v1/me",status="401"}"#;
     assert_eq!(series(&after, me_ok), 3.0);
     assert_eq!(series(&after, me_401), 1.0);
-    assert_eq!(series(&after, r#"doorman_sign_ins_total{outcome="ok"}"#), 1.0);
     assert_eq!(
-        series(&after, r#"doorman_sign_ins_total{outcome="wrong_password"}"#),
+        series(&after, r#"doorman_sign_ins_total{outcome="ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        series(
+            &after,
+            r#"doorman_sign_ins_total{outcome="wrong_password"}"#
+        ),
         1.0
     );
     assert_eq!(series(&after, "doorman_active_sessions"), 1.0);

@@ -8,8 +8,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use super::json::JsonOut;
-use super::model::SessionJson;
+use super::json::{JsonOut, JsonWriter, WriteJson};
+use super::model::{SESSION_JSON_BYTES, SessionJson};
 use crate::domain::model::UserId;
 use crate::domain::sessions::{self as domain, AdminQuery};
 use crate::state::AppState;
@@ -20,6 +20,28 @@ pub struct SessionList {
     /// Pass as `cursor` for the next page; null on the last page.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
+}
+
+impl WriteJson for SessionList {
+    fn write_json(&self, w: &mut JsonWriter) -> Result<(), serde_json::Error> {
+        w.begin();
+        w.key("items");
+        w.0.push(b'[');
+        for (i, item) in self.items.iter().enumerate() {
+            if i > 0 {
+                w.0.push(b',');
+            }
+            item.write_json(w)?;
+        }
+        w.0.push(b']');
+        w.opt_str("next_cursor", self.next_cursor.as_deref())?;
+        w.end();
+        Ok(())
+    }
+
+    fn size_hint(&self) -> usize {
+        64 + SESSION_JSON_BYTES * self.items.len()
+    }
 }
 
 #[derive(Debug, Object)]

@@ -1,6 +1,7 @@
 //! `sessions` table.
 
 use std::rc::Rc;
+use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
@@ -172,18 +173,26 @@ pub fn end_all_for_user(
     .execute(params![user, keep, now, by, reason])?)
 }
 
-/// A user's active sessions, most recently active first.
+/// A user's active sessions, most recently active first. Every row has the same user and
+/// account: their email and account name come from the caller, who has just read them
+/// to authenticate, instead of from two lookups per row.
 pub fn list_active_for_user(
     c: &Connection,
     user: UserId,
+    email: &str,
+    account_name: &str,
     now: i64,
 ) -> Result<Vec<Session>, DbError> {
-    let sql = format!(
-        "SELECT {COLUMNS} {FROM} WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
-         ORDER BY s.last_active_at DESC, s.id DESC"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
-    collect(stmt.query_map(params![user, now], from_row)?)
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        let columns = COLUMNS.replace("u.email", "?3").replace("a.name", "?4");
+        format!(
+            "SELECT {columns} FROM sessions s
+             WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
+             ORDER BY s.last_active_at DESC, s.id DESC"
+        )
+    });
+    let mut stmt = c.prepare_cached(&SQL)?;
+    collect(stmt.query_map(params![user, now, email, account_name], from_row)?)
 }
 
 /// Collects rows into a vector sized for a page up front: growing it row by row costs

@@ -166,7 +166,11 @@ mod tests {
         .unwrap();
         let stored = h.hash("correct horse".into()).await.unwrap();
         assert!(stored.starts_with("$argon2id$"));
-        assert!(h.verify("correct horse".into(), Some(stored.clone())).await.0);
+        assert!(
+            h.verify("correct horse".into(), Some(stored.clone()))
+                .await
+                .0
+        );
         assert!(!h.verify("wrong horse".into(), Some(stored)).await.0);
         assert!(!h.verify("anything".into(), None).await.0);
         assert!(Hasher::check_policy("short").is_err());

@@ -19,14 +19,16 @@ pub const MAX_PAGE: i64 = 200;
 /// The caller's active sessions: the current one first, then by last activity.
 pub async fn list_mine(state: &AppState, me: &Authed) -> Result<Vec<Session>> {
     let user = me.principal.user_id;
+    let email = me.principal.email.clone();
+    let account_name = me.principal.account_name.clone();
     let current = me.session.pk;
     let mut list = state
         .db
-        .run(move |c| db::sessions::list_active_for_user(c, user, db::now()))
+        .run(move |c| db::sessions::list_active_for_user(c, user, &email, &account_name, db::now()))
         .await?;
+    // Usually the current session is the most recently active, and nothing moves.
     if let Some(pos) = list.iter().position(|s| s.pk == current) {
-        let cur = list.remove(pos);
-        list.insert(0, cur);
+        list[..=pos].rotate_right(1);
     }
     Ok(list)
 }
