@@ -1147,3 +1147,46 @@ async fn cookie_auth_needs_the_csrf_header_on_changes() {
     let (status, body) = status_json(resp).await;
     assert_error(status, &body, 401, "session_ended", "the ended cookie");
 }
+
+/// The listing checks its token in the same database trip as it reads the sessions: it
+/// must refuse exactly as every other endpoint does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_refuses_bad_tokens_like_every_endpoint() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let ended = login(&s, "ann@acme.test", FIREFOX_WIN).await;
+    let keeper = login(&s, "ann@acme.test", CHROME_MAC).await;
+    let (status, _) = s
+        .delete(&format!("/api/v1/sessions/{}", ended.id), &keeper.token)
+        .await;
+    assert_eq!(status, 204);
+
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no credentials", None),
+        ("not a bearer header", Some("Basic YW5uOnB3".into())),
+        ("empty bearer", Some("Bearer ".into())),
+        ("unknown token", Some("Bearer nope-nope-nope".into())),
+        (
+            "overlong token",
+            Some(format!("Bearer {}", "x".repeat(300))),
+        ),
+        ("ended session", Some(format!("Bearer {}", ended.token))),
+    ];
+    for (what, header) in cases {
+        let get = |path: &str| {
+            let mut req = client().get(s.url(path));
+            if let Some(h) = &header {
+                req = req.header("authorization", h);
+            }
+            req
+        };
+        let (list_status, list_body) =
+            status_json(get("/api/v1/sessions").send().await.unwrap()).await;
+        let (me_status, me_body) = status_json(get("/api/v1/me").send().await.unwrap()).await;
+        assert_eq!(list_status, 401, "{what}: {list_body}");
+        assert_eq!((list_status, &list_body), (me_status, &me_body), "{what}");
+    }
+    let (status, body) = s.get("/api/v1/sessions", &keeper.token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids_of(&body), vec![keeper.id.clone()]);
+}

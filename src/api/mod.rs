@@ -99,6 +99,45 @@ impl<'a> ApiExtractor<'a> for ApiAuth {
     }
 }
 
+/// A request's session token, not checked yet: for handlers that check it in the same
+/// database trip as their own read ([`crate::domain::auth::authenticate_then`]).
+/// Documented with the same security schemes as [`ApiAuth`]; only for safe methods, as
+/// it does not check the CSRF header of cookie requests.
+pub struct ApiToken(pub String);
+
+impl<'a> ApiExtractor<'a> for ApiToken {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        ApiAuth::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        ApiAuth::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        if req
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            <Bearer as poem_openapi::auth::BearerAuthorization>::from_request(req)
+                .map(|b| ApiToken(b.token))
+                .map_err(|_| error_response(&Error::Unauthenticated(None)))
+        } else if let Some(cookie) = crate::web::cookies::get(req, SESSION_COOKIE) {
+            Ok(ApiToken(cookie))
+        } else {
+            Err(error_response(&Error::Unauthenticated(None)))
+        }
+    }
+}
+
 impl ApiAuth {
     pub fn authed(&self) -> &Authed {
         match self {

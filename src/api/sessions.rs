@@ -5,11 +5,11 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::json::{JsonOut, JsonWriter, WriteJson};
 use super::model::{SESSION_JSON_BYTES, SessionJson};
+use super::{ApiAuth, ApiToken};
 use crate::domain::model::UserId;
 use crate::domain::sessions::{self as domain, AdminQuery};
 use crate::state::AppState;
@@ -109,10 +109,9 @@ impl SessionsApi {
     async fn list_mine(
         &self,
         state: Data<&AppState>,
-        auth: ApiAuth,
+        auth: ApiToken,
     ) -> Result<JsonOut<SessionList>, ListError> {
-        let me = auth.authed();
-        let items = domain::list_mine(&state, me).await?;
+        let (me, items) = domain::list_mine_by_token(&state, &auth.0).await?;
         Ok(JsonOut(list(items, me.session.pk, None)))
     }
 

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use rusqlite::Connection;
 use tracing::instrument;
 
 use crate::db::login_records::NewLoginRecord;
@@ -296,6 +297,19 @@ async fn record_failure(state: &AppState, a: Attempt, user: Option<UserId>, reas
 /// session is refused on the very next request. Last activity is written at most once
 /// per `sessions.touch_interval`.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
+    authenticate_then(state, token, |_, _| Ok(()))
+        .await
+        .map(|(authed, ())| authed)
+}
+
+/// Authenticates, then runs `then` with the caller on the same pooled connection: one
+/// trip to the blocking pool instead of two for a request that reads right after its
+/// session check (a thread hand-off costs about as much as the check itself).
+pub async fn authenticate_then<T, F>(state: &AppState, token: &str, then: F) -> Result<(Authed, T)>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &Authed) -> std::result::Result<T, DbError> + Send + 'static,
+{
     if token.is_empty() || token.len() > 128 {
         return Err(Error::Unauthenticated(None));
     }
@@ -304,51 +318,62 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
     let touch = s.touch_interval.as_secs() as i64;
     let idle = s.idle_timeout.as_secs() as i64;
     let max = s.max_lifetime.as_secs() as i64;
-    let found = state
+    state
         .db
         .run(move |c| {
-            let Some(mut m) = db::sessions::find_by_token_hash(c, &hash)? else {
-                return Ok(None);
+            let authed = match check_token(c, &hash, touch, idle, max)? {
+                Ok(authed) => authed,
+                Err(refused) => return Ok(Err(refused)),
             };
-            let now = db::now();
-            let sess = &mut m.session;
-            if sess.is_active(now)
-                && m.status == UserStatus::Active
-                && now - sess.last_active_at >= touch
-            {
-                let expires = (now + idle).min(sess.created_at + max);
-                // The touch does not wait for the write lock: while another write holds
-                // it, SQLite's busy handler would sleep (1, 2, 5, 10… ms) with this
-                // request and its pooled connection. Skipped, the touch is simply made
-                // by the session's next request.
-                c.busy_timeout(std::time::Duration::ZERO)?;
-                let touched = db::sessions::update_last_active(c, sess.pk, now, expires);
-                c.busy_timeout(db::BUSY_TIMEOUT)?;
-                match touched {
-                    Ok(()) => {
-                        sess.last_active_at = now;
-                        sess.expires_at = expires;
-                    }
-                    Err(err) if err.is_busy() => {
-                        tracing::debug!("session activity not recorded: database busy")
-                    }
-                    // A read-only or full disk must not lock everyone out: the check
-                    // itself succeeded, only the bookkeeping did not.
-                    Err(err) if err.is_unavailable() => {
-                        tracing::warn!(%err, "could not record session activity")
-                    }
-                    Err(err) => return Err(err),
-                }
-            }
-            Ok::<_, DbError>(Some((m, now)))
+            let out = then(c, &authed)?;
+            Ok(Ok((authed, out)))
         })
-        .await?;
-    let Some((m, now)) = found else {
-        return Err(Error::Unauthenticated(None));
+        .await?
+}
+
+/// The session check itself, on a connection: the session of the token, refused when it
+/// has ended, expired or its user is disabled; its activity recorded at most once per
+/// touch interval.
+fn check_token(
+    c: &Connection,
+    hash: &[u8],
+    touch: i64,
+    idle: i64,
+    max: i64,
+) -> std::result::Result<Result<Authed>, DbError> {
+    let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
+        return Ok(Err(Error::Unauthenticated(None)));
     };
+    let now = db::now();
+    let sess = &mut m.session;
+    if sess.is_active(now) && m.status == UserStatus::Active && now - sess.last_active_at >= touch {
+        let expires = (now + idle).min(sess.created_at + max);
+        // The touch does not wait for the write lock: while another write holds it,
+        // SQLite's busy handler would sleep (1, 2, 5, 10… ms) with this request and its
+        // pooled connection. Skipped, the touch is simply made by the session's next
+        // request.
+        c.busy_timeout(std::time::Duration::ZERO)?;
+        let touched = db::sessions::update_last_active(c, sess.pk, now, expires);
+        c.busy_timeout(db::BUSY_TIMEOUT)?;
+        match touched {
+            Ok(()) => {
+                sess.last_active_at = now;
+                sess.expires_at = expires;
+            }
+            Err(err) if err.is_busy() => {
+                tracing::debug!("session activity not recorded: database busy")
+            }
+            // A read-only or full disk must not lock everyone out: the check itself
+            // succeeded, only the bookkeeping did not.
+            Err(err) if err.is_unavailable() => {
+                tracing::warn!(%err, "could not record session activity")
+            }
+            Err(err) => return Err(err),
+        }
+    }
     let sess = m.session;
     if let Some(reason) = sess.end_reason.filter(|_| sess.ended_at.is_some()) {
-        return Err(Error::Unauthenticated(Some(reason)));
+        return Ok(Err(Error::Unauthenticated(Some(reason))));
     }
     if sess.expires_at <= now {
         let reason = if sess.expires_at >= sess.created_at + max {
@@ -356,12 +381,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
         } else {
             EndReason::IdleTimeout
         };
-        return Err(Error::Unauthenticated(Some(reason)));
+        return Ok(Err(Error::Unauthenticated(Some(reason))));
     }
     if m.status != UserStatus::Active {
-        return Err(Error::Unauthenticated(Some(EndReason::UserDisabled)));
+        return Ok(Err(Error::Unauthenticated(Some(EndReason::UserDisabled))));
     }
-    Ok(Authed {
+    Ok(Ok(Authed {
         principal: Principal {
             user_id: sess.user_id,
             email: sess.user_email.clone(),
@@ -371,7 +396,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
             account_name: sess.account_name.clone(),
         },
         session: sess,
-    })
+    }))
 }
 
 /// Ends the caller's own session.

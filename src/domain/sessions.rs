@@ -7,7 +7,7 @@ use tracing::instrument;
 
 use crate::db;
 use crate::db::sessions::{AdminFilter, Cursor};
-use crate::domain::auth::Authed;
+use crate::domain::auth::{self, Authed};
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
 use crate::domain::permissions::admin_scope;
 use crate::error::{Error, Result};
@@ -26,11 +26,27 @@ pub async fn list_mine(state: &AppState, me: &Authed) -> Result<Vec<Session>> {
         .db
         .run(move |c| db::sessions::list_active_for_user(c, user, &email, &account_name, db::now()))
         .await?;
+    current_first(&mut list, current);
+    Ok(list)
+}
+
+/// [`list_mine`] for a token not checked yet: the check and the listing make one trip
+/// to the database.
+pub async fn list_mine_by_token(state: &AppState, token: &str) -> Result<(Authed, Vec<Session>)> {
+    let (me, mut list) = auth::authenticate_then(state, token, |c, me| {
+        let p = &me.principal;
+        db::sessions::list_active_for_user(c, p.user_id, &p.email, &p.account_name, db::now())
+    })
+    .await?;
+    current_first(&mut list, me.session.pk);
+    Ok((me, list))
+}
+
+fn current_first(list: &mut [Session], current: i64) {
     // Usually the current session is the most recently active, and nothing moves.
     if let Some(pos) = list.iter().position(|s| s.pk == current) {
         list[..=pos].rotate_right(1);
     }
-    Ok(list)
 }
 
 fn current_conflict() -> Error {
