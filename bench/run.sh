@@ -75,21 +75,35 @@ if curl -s -o /dev/null "$URL/healthz"; then
   echo "bench: something already listens on port $PORT; set BENCH_PORT" >&2
   exit 1
 fi
-say "starting the server on $URL"
-start=$(date +%s%N)
-# Started from target/bench so that no doorman.toml of the developer's is read.
-(cd "$OUT" && DOORMAN_STORAGE__PATH="$DB" DOORMAN_SERVER__LISTEN="127.0.0.1:$PORT" \
-  RUST_LOG=info exec "$BIN" serve) >"$OUT/server.log" 2>&1 &
-SERVER_PID=$!
-until curl -s -o /dev/null -f "$URL/healthz"; do
-  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    echo "bench: the server did not start; see $OUT/server.log" >&2
-    cat "$OUT/server.log" >&2
-    exit 1
-  fi
-  sleep 0.002
-done
-STARTUP_MS=$(( ($(date +%s%N) - start) / 1000000 ))
+# Started from target/bench so that no doorman.toml of the developer's is read. Sets
+# SERVER_PID, and START_MS to the milliseconds from launch to the first answered request.
+start_server() {
+  local start
+  start=$(date +%s%N)
+  (cd "$OUT" && DOORMAN_STORAGE__PATH="$DB" DOORMAN_SERVER__LISTEN="127.0.0.1:$PORT" \
+    RUST_LOG=info exec "$BIN" serve) >>"$OUT/server.log" 2>&1 &
+  SERVER_PID=$!
+  until curl -s -o /dev/null -f "$URL/healthz"; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "bench: the server did not start; see $OUT/server.log" >&2
+      cat "$OUT/server.log" >&2
+      exit 1
+    fi
+    sleep 0.002
+  done
+  START_MS=$(( ($(date +%s%N) - start) / 1000000 ))
+}
+
+# The first start unpacks the embedded GeoLite2 database beside the database file; later
+# starts map the unpacked file. Both are timed.
+say "starting the server on $URL (first start, then a restart)"
+rm -f "$OUT"/geolite2-city-*.mmdb "$OUT/server.log"
+start_server
+FIRST_MS=$START_MS
+kill "$SERVER_PID"
+wait "$SERVER_PID" 2>/dev/null || true
+start_server
+STARTUP_MS=$START_MS
 
 token() { awk -v k="$1" '$1 == k { print $2; exit }' "$TOKENS"; }
 OWNER=$(token owner)
@@ -172,7 +186,8 @@ row "POST /api/v1/login, beyond the argon2 hash" "2 ms" "${SIGNIN_LINE#signin: }
 
 MEM=$(awk '/^VmRSS|^VmHWM/ { printf "%s %.0f MB  ", $1, $2 / 1024 }' "/proc/$SERVER_PID/status")
 row "server memory after the loads" "150 MB" "$MEM"
-row "start-up to first answered request" "1 s" "$STARTUP_MS ms (1,000,000 sessions, embedded GeoLite2)"
+row "start-up to first answered request" "1 s" \
+  "$FIRST_MS ms first start (unpacks GeoLite2), $STARTUP_MS ms later starts (1,000,000 sessions)"
 [ -f "$OUT/seed-ms" ] && row "seeding the data set (bench/seed.rs)" "a couple of minutes" \
   "$(( $(cat "$OUT/seed-ms") / 1000 )) s"
 

@@ -128,7 +128,14 @@ fn hot(c: &mut Criterion) {
             state
                 .db
                 .blocking(|c| {
-                    db::sessions::list_active_for_user(c, fifty, "u1@acme.test", "Acme", db::now())
+                    db::sessions::list_active_for_user(
+                        c,
+                        fifty,
+                        "u1@acme.test",
+                        "Acme",
+                        db::now(),
+                        None,
+                    )
                 })
                 .unwrap()
                 .len()

@@ -1190,3 +1190,62 @@ async fn listing_refuses_bad_tokens_like_every_endpoint() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(ids_of(&body), vec![keeper.id.clone()]);
 }
+
+/// Copies `session` (a public id) as `copy-<from>`… `n` times, with fresh tokens, copy `i`
+/// last active `i` seconds before now.
+fn copy_session(s: &TestServer, session: &str, from: usize, n: usize) -> usize {
+    sql_exec(
+        s,
+        &format!(
+            "WITH RECURSIVE k(i) AS (SELECT {from} UNION ALL SELECT i + 1 FROM k WHERE i < {last})
+             INSERT INTO sessions (public_id, token_hash, user_id, account_id, application,
+               device_id, user_agent, device_category, browser_name, browser_version, os_name,
+               os_version, ip, country_code, country_name, city, created_at, last_active_at,
+               expires_at)
+             SELECT 'copy-' || k.i, randomblob(32), user_id, account_id, application,
+               device_id, user_agent, device_category, browser_name, browser_version, os_name,
+               os_version, ip, country_code, country_name, city, created_at,
+               {now} - k.i, expires_at
+             FROM sessions, k WHERE public_id = '{session}'",
+            last = from + n - 1,
+            now = now(),
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_sessions_lists_every_session_however_many() {
+    // Most users' listings are read right after the session check on the request's own
+    // thread; one with more than a hundred sessions goes to the blocking pool. Both must
+    // list every session, the current one first.
+    let s = start_with(|c| c.sessions.touch_interval = Duration::from_secs(86_400)).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    s.user("Acme", "bob@acme.test", Role::User).await;
+    let ann = login(&s, "ann@acme.test", CHROME_MAC).await;
+    let bob = login(&s, "bob@acme.test", CHROME_MAC).await;
+    // The current session is the least recently active, so it is last in the query's
+    // order and must be moved to the front.
+    sql_exec(
+        &s,
+        &format!(
+            "UPDATE sessions SET last_active_at = last_active_at - 100000 WHERE public_id = '{}'",
+            bob.id
+        ),
+    );
+    let mut copied = 0;
+    for total in [100, 101, 250] {
+        copied += copy_session(&s, &bob.id, copied + 1, total - 1 - copied);
+        let (status, body) = s.get("/api/v1/sessions", &bob.token).await;
+        assert_eq!(status, 200, "{body}");
+        let ids = ids_of(&body);
+        assert_eq!(ids.len(), total, "every session of bob's, none of ann's");
+        assert_eq!(ids[0], bob.id, "current first");
+        let unique: BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), total, "no session twice");
+        let wanted: Vec<String> = (1..total).map(|i| format!("copy-{i}")).collect();
+        assert_eq!(ids[1..], wanted[..], "then by last activity");
+    }
+    let (status, body) = s.get("/api/v1/sessions", &ann.token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids_of(&body), vec![ann.id.clone()]);
+}

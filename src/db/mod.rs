@@ -133,6 +133,21 @@ impl Db {
         .map_err(|e| DbError::Task(e.to_string()))?
     }
 
+    /// Runs `f` at once, on this thread, when a pooled connection is idle; `None` (and
+    /// `f` not run) when none is. For short indexed reads on the request path, where the
+    /// hand-off to a blocking thread and back costs more than the read itself; whatever
+    /// may wait on a lock, write to the disk, or read an unbounded number of rows goes
+    /// through [`Db::run`]. A panic inside `f` comes back as an error, as there.
+    pub fn try_inline<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, DbError>,
+    ) -> Option<Result<T, DbError>> {
+        let _permit = self.permits.try_acquire().ok()?;
+        let mut conn = self.pool.try_get()?;
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)));
+        Some(ran.unwrap_or_else(|_| Err(DbError::Task("storage call panicked".into()))))
+    }
+
     /// Same as [`Db::run`] for callers already off the runtime (the CLI).
     pub fn blocking<T>(
         &self,

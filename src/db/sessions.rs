@@ -182,17 +182,20 @@ pub fn list_active_for_user(
     email: &str,
     account_name: &str,
     now: i64,
+    limit: Option<u32>,
 ) -> Result<Vec<Session>, DbError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         let columns = COLUMNS.replace("u.email", "?3").replace("a.name", "?4");
         format!(
             "SELECT {columns} FROM sessions s
              WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
-             ORDER BY s.last_active_at DESC, s.id DESC"
+             ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
         )
     });
     let mut stmt = c.prepare_cached(&SQL)?;
-    collect(stmt.query_map(params![user, now, email, account_name], from_row)?)
+    // A negative LIMIT is none in SQLite.
+    let limit = limit.map_or(-1, i64::from);
+    collect(stmt.query_map(params![user, now, email, account_name, limit], from_row)?)
 }
 
 /// Collects rows into a vector sized for a page up front: growing it row by row costs

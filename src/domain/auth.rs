@@ -292,62 +292,108 @@ async fn record_failure(state: &AppState, a: Attempt, user: Option<UserId>, reas
     tracing::info!(reason, "sign-in refused");
 }
 
+/// Where a request's database work runs: at once on the async worker (a pooled
+/// connection was idle and the work is a short read), or on the blocking pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Inline,
+    Blocking,
+}
+
 /// Checks a presented token on every request: the session must exist, not have ended,
 /// not have expired, and belong to an active user. Nothing is cached, so an ended
 /// session is refused on the very next request. Last activity is written at most once
 /// per `sessions.touch_interval`.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
-    authenticate_then(state, token, |_, _| Ok(()))
+    authenticate_then(state, token, |_, _, _| Ok(Some(())))
         .await
         .map(|(authed, ())| authed)
 }
 
-/// Authenticates, then runs `then` with the caller on the same pooled connection: one
-/// trip to the blocking pool instead of two for a request that reads right after its
-/// session check (a thread hand-off costs about as much as the check itself).
+/// Authenticates, then runs `then` with the caller on the same pooled connection.
+///
+/// The check is an indexed read of one row, cheaper than handing it to a blocking thread
+/// and back, so it first runs inline ([`Db::try_inline`](crate::db::Db::try_inline)),
+/// with `then` told [`Place::Inline`]. It goes to the blocking pool instead when no
+/// connection is idle, when the session's activity is due to be written (a write may
+/// wait for SQLite's single writer or checkpoint the log), or when `then` answers `None`
+/// (too much to do inline); `then` must not answer `None` for [`Place::Blocking`].
 pub async fn authenticate_then<T, F>(state: &AppState, token: &str, then: F) -> Result<(Authed, T)>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection, &Authed) -> std::result::Result<T, DbError> + Send + 'static,
+    F: Fn(&Connection, &Authed, Place) -> std::result::Result<Option<T>, DbError> + Send + 'static,
 {
     if token.is_empty() || token.len() > 128 {
         return Err(Error::Unauthenticated(None));
     }
     let hash = tokens::hash_token(token);
     let s = &state.config.sessions;
-    let touch = s.touch_interval.as_secs() as i64;
-    let idle = s.idle_timeout.as_secs() as i64;
-    let max = s.max_lifetime.as_secs() as i64;
+    let policy = Policy {
+        touch: s.touch_interval.as_secs() as i64,
+        idle: s.idle_timeout.as_secs() as i64,
+        max: s.max_lifetime.as_secs() as i64,
+    };
+    let inline = state
+        .db
+        .try_inline(|c| check_then(c, &hash, policy, &then, Place::Inline));
+    if let Some(Some(done)) = inline.transpose()? {
+        return done;
+    }
     state
         .db
         .run(move |c| {
-            let authed = match check_token(c, &hash, touch, idle, max)? {
-                Ok(authed) => authed,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            let out = then(c, &authed)?;
-            Ok(Ok((authed, out)))
+            check_then(c, &hash, policy, &then, Place::Blocking)?
+                .ok_or_else(|| DbError::Task("a blocking storage call asked to be deferred".into()))
         })
         .await?
 }
 
-/// The session check itself, on a connection: the session of the token, refused when it
-/// has ended, expired or its user is disabled; its activity recorded at most once per
-/// touch interval.
-fn check_token(
-    c: &Connection,
-    hash: &[u8],
+/// Session lifetimes, in seconds.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
     touch: i64,
     idle: i64,
     max: i64,
-) -> std::result::Result<Result<Authed>, DbError> {
+}
+
+/// The check and `then` at `place`; `None` when they must be done on the blocking pool.
+fn check_then<T>(
+    c: &Connection,
+    hash: &[u8],
+    policy: Policy,
+    then: &impl Fn(&Connection, &Authed, Place) -> std::result::Result<Option<T>, DbError>,
+    place: Place,
+) -> std::result::Result<Option<Result<(Authed, T)>>, DbError> {
+    let authed = match check_token(c, hash, policy, place)? {
+        None => return Ok(None),
+        Some(Ok(authed)) => authed,
+        Some(Err(refused)) => return Ok(Some(Err(refused))),
+    };
+    Ok(then(c, &authed, place)?.map(|out| Ok((authed, out))))
+}
+
+/// The session check itself, on a connection: the session of the token, refused when it
+/// has ended, expired or its user is disabled; its activity recorded at most once per
+/// touch interval. `None` when that record is due and `place` is [`Place::Inline`].
+fn check_token(
+    c: &Connection,
+    hash: &[u8],
+    policy: Policy,
+    place: Place,
+) -> std::result::Result<Option<Result<Authed>>, DbError> {
     let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
-        return Ok(Err(Error::Unauthenticated(None)));
+        return Ok(Some(Err(Error::Unauthenticated(None))));
     };
     let now = db::now();
     let sess = &mut m.session;
-    if sess.is_active(now) && m.status == UserStatus::Active && now - sess.last_active_at >= touch {
-        let expires = (now + idle).min(sess.created_at + max);
+    if sess.is_active(now)
+        && m.status == UserStatus::Active
+        && now - sess.last_active_at >= policy.touch
+    {
+        if place == Place::Inline {
+            return Ok(None);
+        }
+        let expires = (now + policy.idle).min(sess.created_at + policy.max);
         // The touch does not wait for the write lock: while another write holds it,
         // SQLite's busy handler would sleep (1, 2, 5, 10… ms) with this request and its
         // pooled connection. Skipped, the touch is simply made by the session's next
@@ -373,20 +419,22 @@ fn check_token(
     }
     let sess = m.session;
     if let Some(reason) = sess.end_reason.filter(|_| sess.ended_at.is_some()) {
-        return Ok(Err(Error::Unauthenticated(Some(reason))));
+        return Ok(Some(Err(Error::Unauthenticated(Some(reason)))));
     }
     if sess.expires_at <= now {
-        let reason = if sess.expires_at >= sess.created_at + max {
+        let reason = if sess.expires_at >= sess.created_at + policy.max {
             EndReason::MaxLifetime
         } else {
             EndReason::IdleTimeout
         };
-        return Ok(Err(Error::Unauthenticated(Some(reason))));
+        return Ok(Some(Err(Error::Unauthenticated(Some(reason)))));
     }
     if m.status != UserStatus::Active {
-        return Ok(Err(Error::Unauthenticated(Some(EndReason::UserDisabled))));
+        return Ok(Some(Err(Error::Unauthenticated(Some(
+            EndReason::UserDisabled,
+        )))));
     }
-    Ok(Ok(Authed {
+    Ok(Some(Ok(Authed {
         principal: Principal {
             user_id: sess.user_id,
             email: sess.user_email.clone(),
@@ -396,7 +444,7 @@ fn check_token(
             account_name: sess.account_name.clone(),
         },
         session: sess,
-    }))
+    })))
 }
 
 /// Ends the caller's own session.
