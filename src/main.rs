@@ -161,8 +161,8 @@ fn serve(config: Config) -> ExitCode {
     runtime.block_on(async move {
         let shutdown = shutdown_signal();
         let listen = config.server.listen;
-        // Opening storage and decompressing the GeoIP database block: keep them off the
-        // async workers.
+        // Opening storage and the GeoIP database (unpacked on a first start) block: keep
+        // them off the async workers.
         let state = match tokio::task::spawn_blocking(move || doorman::open_state(config)).await {
             Ok(Ok(s)) => s,
             Ok(Err(err)) => return fail(err),

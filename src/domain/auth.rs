@@ -11,7 +11,7 @@ use crate::db::{self, DbError};
 use crate::domain::model::{
     AccountId, Device, EndReason, Location, Role, Session, UserId, UserStatus,
 };
-use crate::domain::{alerts, tokens};
+use crate::domain::{alerts, passwords, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -101,8 +101,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         None => (None, None),
     };
     // Always run argon2, even for an unknown email, so timing tells nothing.
-    let (password_ok, took) = state.hasher.verify(req.password, hash).await;
-    state.metrics.observe_password_check(took);
+    let password_ok = passwords::check(state, req.password, hash).await;
     let user = match user {
         Some(u) if password_ok && u.status == UserStatus::Active => u,
         other => {

@@ -5,7 +5,7 @@ use tracing::instrument;
 use crate::db::users::NewUser;
 use crate::db::{self, DbError};
 use crate::domain::model::{EndReason, Role, User, UserId, UserStatus};
-use crate::domain::passwords::Hasher;
+use crate::domain::passwords::{self, Hasher};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -210,9 +210,7 @@ pub async fn change_own_password(
         .db
         .run(move |c| db::users::password_hash(c, user))
         .await?;
-    let (password_ok, took) = state.hasher.verify(current, stored).await;
-    state.metrics.observe_password_check(took);
-    if !password_ok {
+    if !passwords::check(state, current, stored).await {
         return Err(Error::invalid(
             "wrong_password",
             "The current password is not right.",

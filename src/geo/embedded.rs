@@ -25,8 +25,9 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 
 /// The embedded database, mapped from a file in `dir` or, failing that, in memory.
 pub(super) fn open(dir: &Path) -> Result<Source, GeoError> {
-    match Frame::read() {
-        Some(frame) => match extracted(dir, &frame) {
+    let frame = Frame::read();
+    match &frame {
+        Some(frame) => match extracted(dir, frame) {
             Ok(reader) => return Ok(Source::Mapped(reader)),
             Err(err) => tracing::warn!(
                 dir = %dir.display(),
@@ -36,7 +37,7 @@ pub(super) fn open(dir: &Path) -> Result<Source, GeoError> {
         },
         None => tracing::warn!("embedded GeoIP database has no size or checksum"),
     }
-    in_memory().map(Source::Memory)
+    in_memory(frame.map_or(0, |f| f.size)).map(Source::Memory)
 }
 
 /// What the zstd frame header and trailer say of the content, read without
@@ -151,10 +152,9 @@ fn remove_stale(dir: &Path, keep: &Path) {
     }
 }
 
-/// Decompressed into a buffer of the final size (the frame header says it): growing one
-/// by doubling would briefly hold twice the ~60 MB and raise the peak memory.
-fn in_memory() -> Result<Reader<Vec<u8>>, GeoError> {
-    let size = Frame::read().map_or(0, |f| f.size);
+/// Decompressed into a buffer of the final `size` (the frame header says it): growing
+/// one by doubling would briefly hold twice the ~60 MB and raise the peak memory.
+fn in_memory(size: u64) -> Result<Reader<Vec<u8>>, GeoError> {
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     zstd::stream::copy_decode(EMBEDDED_ZST, &mut bytes)
         .map_err(|e| GeoError::Embedded(e.to_string()))?;
