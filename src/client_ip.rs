@@ -39,6 +39,25 @@ pub fn client_ip<'a>(
     last_trusted
 }
 
+/// A request carried `X-Forwarded-For` from a peer that is not a trusted proxy: most
+/// likely Doorman runs behind a proxy that `server.trusted_proxies` does not list, and
+/// every person then shares the proxy's address (in the rate limits, in every session's
+/// IP and location). Said once per process: a log line per request would drown the log.
+fn warn_untrusted_forwarding(peer: IpAddr, trusted: &[Cidr]) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let peer = peer.to_canonical();
+    if trusted.iter().any(|c| c.0.contains(&peer)) || WARNED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    tracing::warn!(
+        %peer,
+        "a request carried X-Forwarded-For from {peer}, which is not in server.trusted_proxies: \
+         the header is ignored and the peer's address is used. If Doorman runs behind a \
+         proxy, list the proxy's address in server.trusted_proxies (said once)"
+    );
+}
+
 fn parse_entry(raw: &[u8]) -> Option<IpAddr> {
     let text = std::str::from_utf8(raw).ok()?.trim();
     text.parse::<IpAddr>()
@@ -62,6 +81,9 @@ pub fn from_request(req: &poem::Request, trusted: &[Cidr]) -> crate::domain::aut
         .map(|v| v.as_bytes())
         .collect::<Vec<_>>();
     let ua = req.headers().get("user-agent").map(|v| v.as_bytes());
+    if !xff.is_empty() {
+        warn_untrusted_forwarding(peer, trusted);
+    }
     crate::domain::auth::ClientInfo {
         ip: client_ip(peer, xff.into_iter(), trusted),
         user_agent: crate::ua::clean_user_agent(ua),

@@ -26,6 +26,38 @@ pub struct Config {
     pub mail: MailConfig,
     pub applications: Vec<Application>,
     pub bootstrap: BootstrapConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Who may read `/metrics`: with a token, only `Authorization: Bearer <token>`; without,
+/// only loopback peers. Everyone else gets 404.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub token: String,
+    /// How long the gauges read from the database (active sessions, alerts) of one
+    /// scrape serve the next ones, so that scrapes cost little however often they come.
+    #[serde(with = "humantime_serde")]
+    pub gauge_cache: Duration,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            token: String::new(),
+            gauge_cache: Duration::from_secs(5),
+        }
+    }
+}
+
+impl fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let token = if self.token.is_empty() { "" } else { "***" };
+        f.debug_struct("MetricsConfig")
+            .field("token", &token)
+            .field("gauge_cache", &self.gauge_cache)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -372,22 +404,39 @@ impl Config {
         }
     }
 
-    /// The configured application a return address belongs to, if any. The address must
-    /// be the application's URL or lie under it; `https://app.example.com.evil.net` does
-    /// not belong to `https://app.example.com`.
-    pub fn application_for(&self, rd: &str) -> Option<&Application> {
-        self.applications.iter().find(|app| {
-            let base = app.url.trim_end_matches('/');
-            match rd.strip_prefix(base) {
-                Some(rest) => {
-                    rest.is_empty()
-                        || rest.starts_with('/')
-                        || rest.starts_with('?')
-                        || rest.starts_with('#')
+    /// The configured application a return address belongs to, if any, and the address
+    /// as it is to be followed. The address is parsed and normalised first (dot segments,
+    /// percent-encoded dots, backslashes), so `https://wiki.example.com/app/../x` is not
+    /// under an application at `/app`; then it must have the application's origin and
+    /// lie under its path on a segment boundary (`/app` holds `/app` and `/app/x`, not
+    /// `/application`). The longest matching path wins. An address whose path hides a
+    /// slash (`%2F`, `%5C`), which a server behind might decode, belongs to nobody.
+    pub fn application_for(&self, rd: &str) -> Option<(&Application, String)> {
+        let target = url::Url::parse(rd).ok()?;
+        if !matches!(target.scheme(), "http" | "https")
+            || !target.username().is_empty()
+            || target.password().is_some()
+        {
+            return None;
+        }
+        let path = target.path();
+        let lower = path.to_ascii_lowercase();
+        if lower.contains("%2f") || lower.contains("%5c") {
+            return None;
+        }
+        self.applications
+            .iter()
+            .filter_map(|app| {
+                let base = url::Url::parse(&app.url).ok()?;
+                if base.origin() != target.origin() {
+                    return None;
                 }
-                None => false,
-            }
-        })
+                let prefix = base.path().trim_end_matches('/');
+                let rest = path.strip_prefix(prefix)?;
+                (rest.is_empty() || rest.starts_with('/')).then_some((app, prefix.len()))
+            })
+            .max_by_key(|(_, len)| *len)
+            .map(|(app, _)| (app, target.to_string()))
     }
 
     pub fn application_named(&self, name: &str) -> Option<&Application> {
@@ -474,6 +523,42 @@ mod tests {
             c.application_for("https://evil.net/https://grafana.example.com")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn return_addresses_are_normalised_before_they_are_matched() {
+        let c = Config::from_figment(Figment::new().merge(Serialized::default(
+            "applications",
+            vec![
+                serde_json::json!({"name": "App", "url": "https://wiki.example.com/app"}),
+                serde_json::json!({"name": "Admin", "url": "https://wiki.example.com/app/admin/"}),
+            ],
+        )))
+        .unwrap();
+        let name = |rd: &str| c.application_for(rd).map(|(a, _)| a.name.clone());
+        assert_eq!(name("https://wiki.example.com/app/../../../x"), None);
+        assert_eq!(name("https://wiki.example.com/app/%2e%2e/x"), None);
+        assert_eq!(name("https://wiki.example.com/app/.%2E/x"), None);
+        assert_eq!(name("https://wiki.example.com/app\\..\\x"), None);
+        assert_eq!(name("https://wiki.example.com/app/..%2Fx"), None);
+        assert_eq!(name("https://wiki.example.com/application"), None);
+        assert_eq!(name("https://user@wiki.example.com/app/"), None);
+        assert_eq!(
+            name("https://WIKI.example.com/app/./x").as_deref(),
+            Some("App")
+        );
+        assert_eq!(
+            name("https://wiki.example.com/app/admin/x").as_deref(),
+            Some("Admin")
+        );
+        assert_eq!(
+            name("https://wiki.example.com/app/b/../admin").as_deref(),
+            Some("Admin")
+        );
+        let (_, followed) = c
+            .application_for("https://wiki.example.com/app/a/./b/../c?q=1")
+            .unwrap();
+        assert_eq!(followed, "https://wiki.example.com/app/a/c?q=1");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! `GET /metrics` in Prometheus text format: requests by route and status, sign-ins by
 //! outcome, active sessions, alerts by status, outbox age and the GeoIP database date.
 //! Counters are in memory (reset at restart, as Prometheus expects); gauges are read
-//! from the database at scrape time.
+//! from the database at most once per `metrics.gauge_cache`, however often it is scraped.
+//!
+//! Who may read it: with `metrics.token` set, only `Authorization: Bearer <token>`;
+//! without, only loopback peers. Everyone else gets 404, as if it did not exist.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -17,8 +20,17 @@ use poem::{Endpoint, IntoResponse, Request, Response, handler};
 use crate::db;
 use crate::state::AppState;
 
+/// What a scrape reads from the database.
+#[derive(Clone)]
+struct Gauges {
+    active: i64,
+    alerts: Vec<(String, i64)>,
+    oldest_pending: Option<i64>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
+    gauges: tokio::sync::Mutex<Option<(std::time::Instant, Gauges)>>,
     /// Route pattern → status → answers. Keyed by route first so that counting finds an
     /// existing series without allocating.
     requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
@@ -103,22 +115,54 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
-#[handler]
-pub async fn metrics(state: Data<&AppState>) -> Response {
+/// Whether the request may read the metrics (see the module comment).
+fn allowed(req: &Request, state: &AppState) -> bool {
+    let token = &state.config.metrics.token;
+    if token.is_empty() {
+        return req
+            .remote_addr()
+            .as_socket_addr()
+            .is_some_and(|a| a.ip().to_canonical().is_loopback());
+    }
+    let given = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    crate::domain::tokens::constant_time_eq(given.as_bytes(), token.as_bytes())
+}
+
+/// The database gauges, read at most once per `metrics.gauge_cache`: scrapes never
+/// count a million sessions more often than that, however often they come.
+async fn gauges(state: &AppState) -> Result<Gauges, db::DbError> {
+    let fresh_for = state.config.metrics.gauge_cache;
+    let mut cached = state.metrics.gauges.lock().await;
+    if let Some((_, g)) = cached.as_ref().filter(|(at, _)| at.elapsed() < fresh_for) {
+        return Ok(g.clone());
+    }
     let now = db::now();
-    let gauges = state
+    let fresh = state
         .db
         .run(move |c| {
-            let active = db::sessions::count_active(c, now)?;
-            let alerts = db::alerts::count_by_status(c)?;
-            let oldest: Option<i64> = c.query_row(
-                "SELECT min(created_at) FROM alerts WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )?;
-            Ok((active, alerts, oldest))
+            Ok(Gauges {
+                active: db::sessions::count_active(c, now)?,
+                alerts: db::alerts::count_by_status(c)?,
+                oldest_pending: db::alerts::oldest_pending(c)?,
+            })
         })
-        .await;
+        .await?;
+    *cached = Some((std::time::Instant::now(), fresh.clone()));
+    Ok(fresh)
+}
+
+#[handler]
+pub async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
+    if !allowed(req, &state) {
+        return poem::http::StatusCode::NOT_FOUND.into_response();
+    }
+    let now = db::now();
+    let gauges = gauges(&state).await;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -157,7 +201,11 @@ pub async fn metrics(state: Data<&AppState>) -> Response {
         "argon2 password verifications, the hash alone.",
     );
     match gauges {
-        Ok((active, alerts, oldest)) => {
+        Ok(Gauges {
+            active,
+            alerts,
+            oldest_pending: oldest,
+        }) => {
             let _ = writeln!(
                 out,
                 "# HELP doorman_active_sessions Sessions neither ended nor expired."

@@ -364,7 +364,8 @@ async fn an_admin_changes_only_users_in_scope_and_below() {
     let (st, body) =
         w.s.patch(&boss, &w.admin_a, json!({"status": "disabled"}))
             .await;
-    assert_error(st, &body, 403, "forbidden", "admin disables an owner");
+    // Out of rank is out of scope (SPEC §18): as if the owner did not exist.
+    assert_error(st, &body, 404, "not_found", "admin disables an owner");
     let ann = format!("/api/v1/admin/users/{}", w.user_a_id);
     let (st, body) = w.s.patch(&ann, &w.admin_a, json!({"role": "owner"})).await;
     assert_error(st, &body, 403, "forbidden", "admin grants owner");

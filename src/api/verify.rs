@@ -26,9 +26,15 @@ pub async fn verify(req: &Request, state: Data<&AppState>) -> Response {
                 ("x-doorman-email", p.email.clone()),
                 ("x-doorman-session", a.session.id.0.clone()),
             ] {
-                if let Ok(v) = HeaderValue::from_str(&value) {
-                    h.insert(name, v);
-                }
+                // Fails closed: a "yes" without the identity the application relies on
+                // would let it guess (or take the proxy's own header) instead.
+                let Ok(v) = HeaderValue::from_str(&value) else {
+                    tracing::warn!(header = name, "identity cannot be sent as a header");
+                    return refuse(&Error::Forbidden(
+                        "Your identity cannot be passed on to the application (a header cannot carry it); ask an administrator.".into(),
+                    ));
+                };
+                h.insert(name, v);
             }
             h.insert("cache-control", HeaderValue::from_static("no-store"));
             resp

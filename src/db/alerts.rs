@@ -48,7 +48,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
 
 pub struct NewAlert<'a> {
     pub user_id: UserId,
-    pub session_id: i64,
+    pub session_id: Option<i64>,
     pub reasons: &'a str,
     pub status: &'a str,
     pub now: i64,
@@ -69,7 +69,7 @@ pub fn insert(c: &Connection, a: &NewAlert<'_>) -> Result<i64, DbError> {
 pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i64, DbError> {
     Ok(c.query_row(
         "SELECT count(*) FROM alerts WHERE user_id = ?1 AND created_at > ?2
-           AND status IN ('pending', 'sent', 'failed')",
+           AND status IN ('pending', 'sent', 'failed') AND reasons != 'password_changed'",
         params![user, since],
         |r| r.get(0),
     )?)
@@ -185,4 +185,13 @@ pub fn secret(
             r.get(0)
         })?,
     )
+}
+
+/// When the oldest unsent alert was queued.
+pub fn oldest_pending(c: &Connection) -> Result<Option<i64>, DbError> {
+    Ok(c.query_row(
+        "SELECT min(created_at) FROM alerts WHERE status = 'pending'",
+        [],
+        |r| r.get(0),
+    )?)
 }

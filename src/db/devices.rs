@@ -20,3 +20,11 @@ pub fn upsert(c: &Connection, user: UserId, device_id: &str, now: i64) -> Result
     }
     Ok(inserted == 1)
 }
+
+/// Whether the user has signed in from `device_id` before.
+pub fn is_known(c: &Connection, user: UserId, device_id: &str) -> Result<bool, DbError> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM devices WHERE user_id = ?1 AND device_id = ?2")?
+            .exists(params![user, device_id])?,
+    )
+}

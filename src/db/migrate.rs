@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
         "session_email",
         include_str!("../../migrations/0004_session_email.sql"),
     ),
+    (
+        5,
+        "hardening",
+        include_str!("../../migrations/0005_hardening.sql"),
+    ),
 ];
 
 pub fn latest_version() -> i64 {

@@ -64,6 +64,54 @@ impl DbError {
     }
 }
 
+/// Opening options that create a file readable by its owner only (0600): the database
+/// holds password hashes and the alert-link key, and its copies and the unpacked GeoIP
+/// file sit beside it.
+pub fn private_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    options.create(true)
+}
+
+/// Creates a directory and its missing parents, those it creates open to the owner only
+/// (0700).
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the database file 0600 before SQLite opens it (SQLite gives its `-wal` and
+/// `-shm` files the database file's mode), and takes group and other access away from
+/// files an older version created readable by all.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(path).is_err() {
+        private_file(std::fs::OpenOptions::new().write(true)).open(path)?;
+    }
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            let file = Path::new(&file);
+            match std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => tracing::info!(file = %file.display(), "database file made private"),
+                Err(err) => {
+                    tracing::warn!(file = %file.display(), %err, "database file is readable by others")
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -84,10 +132,11 @@ impl Db {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            private_dir(dir).map_err(|e| {
                 DbError::Refused(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
+        make_private(path).map_err(|e| describe_open_error(path, &e.to_string()))?;
         // One plain connection first: a file that is not a database, or cannot be
         // opened, is reported at once instead of after the pool's retries.
         let mut first =

@@ -260,6 +260,8 @@ pub struct AdminFilter {
     pub application: Option<String>,
     /// Case-insensitive substring of the user's email.
     pub email_contains: Option<String>,
+    /// Leave out the sessions of owners (they rank above the caller).
+    pub hide_owners: bool,
 }
 
 /// Keyset position: the last row of the previous page.
@@ -286,6 +288,10 @@ fn admin_where(f: &AdminFilter, now: i64) -> (String, Vec<rusqlite::types::Value
     if let Some(app) = &f.application {
         sql.push_str(" AND s.application = ?");
         args.push(Value::Text(app.clone()));
+    }
+    if f.hide_owners {
+        // A handful of ids, from the partial index of owners.
+        sql.push_str(" AND s.user_id NOT IN (SELECT id FROM users WHERE role = 'owner')");
     }
     if let Some(q) = &f.email_contains {
         sql.push_str(

@@ -56,13 +56,41 @@ pub fn find_by_email(c: &Connection, email: &str) -> Result<Option<User>, DbErro
     .optional()?)
 }
 
-/// The user and their password hash, for sign-in only.
-pub fn find_credentials(c: &Connection, email: &str) -> Result<Option<(User, String)>, DbError> {
-    let sql = "SELECT u.id, u.account_id, a.name, u.email, u.name, u.role, u.status, u.created_at, u.password_hash
+/// What a sign-in verifies: the password hash and the credentials version it belongs to.
+pub struct Credentials {
+    pub hash: String,
+    pub version: i64,
+}
+
+/// The user and their credentials, for sign-in only.
+pub fn find_credentials(
+    c: &Connection,
+    email: &str,
+) -> Result<Option<(User, Credentials)>, DbError> {
+    let sql = "SELECT u.id, u.account_id, a.name, u.email, u.name, u.role, u.status, u.created_at,
+               u.password_hash, u.credentials_version
         FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.email_lower = ?1";
     Ok(c.prepare_cached(sql)?
-        .query_row([email.to_lowercase()], |r| Ok((from_row(r)?, r.get(8)?)))
+        .query_row([email.to_lowercase()], |r| {
+            Ok((
+                from_row(r)?,
+                Credentials {
+                    hash: r.get(8)?,
+                    version: r.get(9)?,
+                },
+            ))
+        })
         .optional()?)
+}
+
+/// Whether the user is active and still has the credentials version a sign-in verified;
+/// asked in the transaction that inserts the session.
+pub fn credentials_current(c: &Connection, id: UserId, version: i64) -> Result<bool, DbError> {
+    let found: Option<(UserStatus, i64)> = c
+        .prepare_cached("SELECT status, credentials_version FROM users WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(found.is_some_and(|(status, v)| status == UserStatus::Active && v == version))
 }
 
 pub fn password_hash(c: &Connection, id: UserId) -> Result<Option<String>, DbError> {
@@ -125,14 +153,17 @@ pub fn update_name(c: &Connection, id: UserId, name: &str) -> Result<bool, DbErr
 
 pub fn update_password(c: &Connection, id: UserId, hash: &str) -> Result<bool, DbError> {
     Ok(c.execute(
-        "UPDATE users SET password_hash = ?2 WHERE id = ?1",
+        "UPDATE users SET password_hash = ?2, credentials_version = credentials_version + 1
+         WHERE id = ?1",
         params![id, hash],
     )? == 1)
 }
 
 pub fn update_status(c: &Connection, id: UserId, status: UserStatus) -> Result<bool, DbError> {
     Ok(c.execute(
-        "UPDATE users SET status = ?2 WHERE id = ?1",
+        "UPDATE users SET status = ?2,
+           credentials_version = credentials_version + (?2 = 'disabled')
+         WHERE id = ?1",
         params![id, status],
     )? == 1)
 }

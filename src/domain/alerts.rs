@@ -120,6 +120,63 @@ impl Details {
     }
 }
 
+/// The `reasons` of a security notice: the password was changed. Notices go through
+/// the same outbox as alerts but are never held back by the hourly limit and carry no
+/// end-session link.
+pub const PASSWORD_CHANGED: &str = "password_changed";
+
+impl Details {
+    /// What a security notice says: who, when, and from which session (none for a
+    /// change made on the command line).
+    pub fn notice(email: &str, name: &str, at: i64, from: Option<&Session>) -> Self {
+        match from {
+            Some(s) => Details {
+                at,
+                ..Details::new(s, name)
+            },
+            None => Details {
+                to_email: email.to_string(),
+                to_name: name.to_string(),
+                at,
+                device: "Command line".into(),
+                browser: String::new(),
+                os: String::new(),
+                ip: String::new(),
+                location: String::new(),
+                session_public_id: String::new(),
+                session_expires_at: 0,
+            },
+        }
+    }
+}
+
+/// Queues a security notice in the caller's transaction: `pending`, or `skipped` when
+/// email is off. Returns the status used.
+pub fn enqueue_notice(
+    c: &Connection,
+    kind: &'static str,
+    user: UserId,
+    details: &Details,
+    mail_enabled: bool,
+) -> Result<&'static str, DbError> {
+    let status = if mail_enabled { "pending" } else { "skipped" };
+    let json = serde_json::to_string(details).map_err(|e| DbError::Refused(e.to_string()))?;
+    let message_id = format!("<notice.{}@doorman>", tokens::new_public_id());
+    db::alerts::insert(
+        c,
+        &NewAlert {
+            user_id: user,
+            session_id: None,
+            reasons: kind,
+            status,
+            now: details.at,
+            message_id: &message_id,
+            details: &json,
+        },
+    )?;
+    Ok(status)
+}
+
 /// Queues the alert in the caller's transaction: `skipped` when email is off,
 /// `suppressed` past the hourly limit, else `pending` (reporting how many were held back).
 /// Returns the status used.
@@ -145,7 +202,7 @@ pub fn enqueue(
         c,
         &NewAlert {
             user_id: session.user_id,
-            session_id: session.pk,
+            session_id: Some(session.pk),
             reasons: reasons.code(),
             status,
             now,

@@ -7,10 +7,12 @@ use tracing::instrument;
 
 use crate::db::login_records::NewLoginRecord;
 use crate::db::sessions::NewSession;
+use crate::db::users::Credentials;
 use crate::db::{self, DbError};
 use crate::domain::model::{
-    AccountId, Device, EndReason, Location, Role, Session, UserId, UserStatus,
+    AccountId, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
 };
+use crate::domain::ratelimit::Subject;
 use crate::domain::{alerts, passwords, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -65,73 +67,82 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
     let email = req.email.trim().to_string();
     let device = crate::ua::parse(&client.user_agent);
     let location = state.geo.lookup(client.ip);
-    let ip = client.ip.to_string();
     let presented_device = req.device_id.filter(|d| tokens::is_device_id(d));
+    let attempt = Attempt::new(
+        &email,
+        &location,
+        &client,
+        &device,
+        presented_device.as_deref(),
+    );
 
-    let reservation = match state.limiter.reserve(&email, &ip, now) {
+    let found = find_account(state, &email, presented_device.clone()).await?;
+    let known_device = found
+        .as_ref()
+        .filter(|f| f.device_known)
+        .and(presented_device.as_deref());
+    let subject = Subject {
+        email: &email,
+        ip: client.ip,
+        known_device,
+    };
+    let reservation = match state.limiter.reserve(&subject, now).await {
         Ok(r) => r,
         Err(wait) => {
-            let attempt = Attempt::new(
-                &email,
-                &ip,
-                &location,
-                &client,
-                &device,
-                presented_device.as_deref(),
-            );
             state.metrics.count_sign_in("rate_limited");
-            record_failure(state, attempt, None, "rate_limited").await;
+            if state.limiter.record_refusal(&email, client.ip, now) {
+                record_failure(state, attempt, None, "rate_limited").await;
+            }
             return Err(Error::RateLimited {
                 retry_after_secs: wait,
             });
         }
     };
 
-    let lookup_email = email.clone();
-    let found = if email.is_empty() || email.len() > MAX_EMAIL {
-        None
-    } else {
-        state
-            .db
-            .run(move |c| db::users::find_credentials(c, &lookup_email))
-            .await?
-    };
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
+    let (user, credentials) = match found {
+        Some(f) => (Some(f.user), Some(f.credentials)),
         None => (None, None),
     };
     // Always run argon2, even for an unknown email, so timing tells nothing.
+    let hash = credentials.as_ref().map(|c| c.hash.clone());
     let password_ok = passwords::check(state, req.password, hash).await;
-    let user = match user {
-        Some(u) if password_ok && u.status == UserStatus::Active => u,
-        other => {
+    let (user, version) = match (user, credentials) {
+        (Some(u), Some(c)) if password_ok && u.status == UserStatus::Active => (u, c.version),
+        (other, _) => {
             let reason = match &other {
                 None => "unknown_email",
                 Some(_) if !password_ok => "wrong_password",
                 Some(_) => "user_disabled",
             };
-            let attempt = Attempt::new(
-                &email,
-                &ip,
-                &location,
-                &client,
-                &device,
-                presented_device.as_deref(),
-            );
-            state.metrics.count_sign_in(reason);
+            reservation.failed();
+            // Metrics are public to whoever may scrape them: one outcome for every
+            // refusal, so they never tell an unknown email from a wrong password.
+            state.metrics.count_sign_in("failure");
             record_failure(state, attempt, other.map(|u| u.id), reason).await;
             return Err(Error::InvalidCredentials);
         }
     };
-    state.limiter.release(reservation);
+    // Not a guess: the password was right, whatever the insert finds below.
+    reservation.succeeded();
 
     let token = tokens::new_token();
-    let token_hash = tokens::hash_token(&token);
-    let public_id = tokens::new_public_id();
     let device_id = presented_device.unwrap_or_else(tokens::new_device_id);
-    let s = &state.config.sessions;
-    let expires_at = now + s.idle_timeout.as_secs().min(s.max_lifetime.as_secs()) as i64;
-    let application = req.application;
+    let new = NewSignIn {
+        token_hash: tokens::hash_token(&token),
+        public_id: tokens::new_public_id(),
+        device_id: device_id.clone(),
+        user_agent: client.user_agent,
+        device,
+        ip: client.ip.to_string(),
+        location,
+        application: req.application,
+        email,
+        now,
+        expires_at: {
+            let s = &state.config.sessions;
+            now + s.idle_timeout.as_secs().min(s.max_lifetime.as_secs()) as i64
+        },
+    };
     let principal = Principal {
         user_id: user.id,
         email: user.email.clone(),
@@ -140,87 +151,28 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         account_id: user.account_id,
         account_name: user.account_name.clone(),
     };
-    let user_agent = client.user_agent;
-    let (dev_id, loc, dev) = (device_id.clone(), location.clone(), device.clone());
     let mail_enabled = state.mailer.is_some();
-    let (session, queued) = state
+    let inserted = state
         .db
-        .run(move |c| {
-            let tx = c.transaction()?;
-            let pk = db::sessions::insert(
-                &tx,
-                &NewSession {
-                    public_id: &public_id,
-                    token_hash: &token_hash,
-                    user_id: user.id,
-                    account_id: user.account_id,
-                    application: &application,
-                    device_id: &dev_id,
-                    user_agent: &user_agent,
-                    device: &dev,
-                    ip: &ip,
-                    location: &loc,
-                    now,
-                    expires_at,
-                },
-            )?;
-            let device_is_new = db::devices::upsert(&tx, user.id, &dev_id, now)?;
-            // Decided before this sign-in is recorded: it compares with earlier ones.
-            let reasons =
-                alerts::classify(&tx, user.id, device_is_new, loc.country_code.as_deref())?;
-            db::login_records::insert(
-                &tx,
-                &NewLoginRecord {
-                    at: now,
-                    email: &email,
-                    user_id: Some(user.id),
-                    ip: &ip,
-                    location: &loc,
-                    device_id: Some(&dev_id),
-                    user_agent: &user_agent,
-                    device: &dev,
-                    success: true,
-                    reason: "ok",
-                },
-            )?;
-            let session = Session {
-                pk,
-                id: crate::domain::model::SessionId(public_id),
-                user_id: user.id,
-                user_email: user.email,
-                account_id: user.account_id,
-                account_name: user.account_name,
-                application,
-                device_id: dev_id,
-                user_agent,
-                device: dev,
-                ip,
-                location: loc,
-                created_at: now,
-                last_active_at: now,
-                expires_at,
-                ended_at: None,
-                end_reason: None,
-            };
-            let queued = if reasons.any() {
-                Some(alerts::enqueue(
-                    &tx,
-                    reasons,
-                    &session,
-                    &user.name,
-                    mail_enabled,
-                )?)
-            } else {
-                None
-            };
-            tx.commit()?;
-            Ok((session, queued))
-        })
+        .run(move |c| insert_session(c, user, version, new, mail_enabled))
         .await?;
+    let Some((session, queued)) = inserted else {
+        // The password or the user's status changed while this sign-in was being
+        // checked: the credentials it verified are no longer the user's.
+        state.metrics.count_sign_in("failure");
+        record_failure(
+            state,
+            attempt,
+            Some(principal.user_id),
+            "credentials_changed",
+        )
+        .await;
+        return Err(Error::InvalidCredentials);
+    };
     if queued == Some("pending") {
         state.mail_wakeup.notify_one();
     }
-    state.metrics.count_sign_in("ok");
+    state.metrics.count_sign_in("success");
     state.metrics.observe_sign_in(started.elapsed());
     tracing::info!(user_id = %principal.user_id, session = %session.id, "signed in");
     Ok(SignedIn {
@@ -229,6 +181,201 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         session,
         principal,
     })
+}
+
+/// The account a sign-in names, its credentials, and whether the presented device is
+/// one it has signed in from before.
+struct Found {
+    user: User,
+    credentials: Credentials,
+    device_known: bool,
+}
+
+async fn find_account(
+    state: &AppState,
+    email: &str,
+    device: Option<String>,
+) -> Result<Option<Found>> {
+    if email.is_empty() || email.len() > MAX_EMAIL {
+        return Ok(None);
+    }
+    let email = email.to_string();
+    Ok(state
+        .db
+        .run(move |c| {
+            let Some((user, credentials)) = db::users::find_credentials(c, &email)? else {
+                return Ok(None);
+            };
+            let device_known = match &device {
+                Some(d) => db::devices::is_known(c, user.id, d)?,
+                None => false,
+            };
+            Ok(Some(Found {
+                user,
+                credentials,
+                device_known,
+            }))
+        })
+        .await?)
+}
+
+/// A verified sign-in, ready to be stored.
+struct NewSignIn {
+    token_hash: [u8; 32],
+    public_id: String,
+    device_id: String,
+    user_agent: String,
+    device: Device,
+    ip: String,
+    location: Location,
+    application: String,
+    email: String,
+    now: i64,
+    expires_at: i64,
+}
+
+/// Stores the session, the device, the login record and any alert in one transaction,
+/// after checking that the user still has the credentials version the sign-in verified
+/// (`None` when not: nothing is written).
+fn insert_session(
+    c: &mut Connection,
+    user: User,
+    version: i64,
+    n: NewSignIn,
+    mail_enabled: bool,
+) -> std::result::Result<Option<(Session, Option<&'static str>)>, DbError> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if !db::users::credentials_current(&tx, user.id, version)? {
+        return Ok(None);
+    }
+    let now = n.now;
+    let pk = db::sessions::insert(
+        &tx,
+        &NewSession {
+            public_id: &n.public_id,
+            token_hash: &n.token_hash,
+            user_id: user.id,
+            account_id: user.account_id,
+            application: &n.application,
+            device_id: &n.device_id,
+            user_agent: &n.user_agent,
+            device: &n.device,
+            ip: &n.ip,
+            location: &n.location,
+            now,
+            expires_at: n.expires_at,
+        },
+    )?;
+    let device_is_new = db::devices::upsert(&tx, user.id, &n.device_id, now)?;
+    // Decided before this sign-in is recorded: it compares with earlier ones.
+    let reasons = alerts::classify(
+        &tx,
+        user.id,
+        device_is_new,
+        n.location.country_code.as_deref(),
+    )?;
+    db::login_records::insert(
+        &tx,
+        &NewLoginRecord {
+            at: now,
+            email: &n.email,
+            user_id: Some(user.id),
+            ip: &n.ip,
+            location: &n.location,
+            device_id: Some(&n.device_id),
+            user_agent: &n.user_agent,
+            device: &n.device,
+            success: true,
+            reason: "ok",
+        },
+    )?;
+    let session = Session {
+        pk,
+        id: crate::domain::model::SessionId(n.public_id),
+        user_id: user.id,
+        user_email: user.email,
+        account_id: user.account_id,
+        account_name: user.account_name,
+        application: n.application,
+        device_id: n.device_id,
+        user_agent: n.user_agent,
+        device: n.device,
+        ip: n.ip,
+        location: n.location,
+        created_at: now,
+        last_active_at: now,
+        expires_at: n.expires_at,
+        ended_at: None,
+        end_reason: None,
+    };
+    let queued = if reasons.any() {
+        Some(alerts::enqueue(
+            &tx,
+            reasons,
+            &session,
+            &user.name,
+            mail_enabled,
+        )?)
+    } else {
+        None
+    };
+    tx.commit()?;
+    Ok(Some((session, queued)))
+}
+
+/// Checks a signed-in person's current password again (a password change, and later an
+/// email change or a step-up), under the same limits as sign-in: failures count toward
+/// the email's and the IP's budget and leave a login record.
+pub(crate) async fn check_current_password(
+    state: &AppState,
+    me: &Authed,
+    client: &ClientInfo,
+    password: String,
+) -> Result<()> {
+    let now = db::now();
+    let email = me.principal.email.clone();
+    let subject = Subject {
+        email: &email,
+        ip: client.ip,
+        known_device: None,
+    };
+    let attempt = || {
+        let device = crate::ua::parse(&client.user_agent);
+        let location = state.geo.lookup(client.ip);
+        Attempt::new(
+            &email,
+            &location,
+            client,
+            &device,
+            Some(&me.session.device_id),
+        )
+    };
+    let reservation = match state.limiter.reserve(&subject, now).await {
+        Ok(r) => r,
+        Err(wait) => {
+            if state.limiter.record_refusal(&email, client.ip, now) {
+                record_failure(state, attempt(), Some(me.principal.user_id), "rate_limited").await;
+            }
+            return Err(Error::RateLimited {
+                retry_after_secs: wait,
+            });
+        }
+    };
+    let user = me.principal.user_id;
+    let stored = state
+        .db
+        .run(move |c| db::users::password_hash(c, user))
+        .await?;
+    if !passwords::check(state, password, stored).await {
+        reservation.failed();
+        record_failure(state, attempt(), Some(user), "wrong_current_password").await;
+        return Err(Error::invalid(
+            "wrong_password",
+            "The current password is not right.",
+        ));
+    }
+    reservation.succeeded();
+    Ok(())
 }
 
 /// The parts of a failed attempt worth keeping.
@@ -244,7 +391,6 @@ struct Attempt {
 impl Attempt {
     fn new(
         email: &str,
-        ip: &str,
         location: &Location,
         client: &ClientInfo,
         device: &Device,
@@ -253,7 +399,7 @@ impl Attempt {
         Attempt {
             // Bounded: the email field is attacker-controlled.
             email: email.chars().take(MAX_EMAIL).collect(),
-            ip: ip.to_string(),
+            ip: client.ip.to_string(),
             location: location.clone(),
             device_id: device_id.map(str::to_string),
             user_agent: client.user_agent.clone(),

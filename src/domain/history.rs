@@ -3,7 +3,7 @@
 use crate::db::{self, login_records::LoginRecord};
 use crate::domain::auth::Authed;
 use crate::domain::model::UserId;
-use crate::domain::permissions::admin_scope;
+use crate::domain::permissions::{admin_scope, check_in_rank};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -39,15 +39,13 @@ pub async fn list(
     };
     let target = UserId(user.unwrap_or(me.principal.user_id.0));
     if target != me.principal.user_id {
-        let scope = admin_scope(&me.principal)?;
+        admin_scope(&me.principal)?;
         let found = state
             .db
             .run(move |c| db::users::find_by_id(c, target))
-            .await?;
-        match found {
-            Some(u) if scope.covers(u.account_id) => {}
-            _ => return Err(Error::NotFound),
-        }
+            .await?
+            .ok_or(Error::NotFound)?;
+        check_in_rank(&me.principal, found.account_id, found.role)?;
     }
     let mut items = state
         .db

@@ -45,19 +45,26 @@ pub fn admin_scope(p: &Principal) -> Result<AdminScope> {
     }
 }
 
-/// May the caller change `target` (role, status, sessions)? The target must be in scope
-/// (else `NotFound`) and not rank above the caller (else `Forbidden`).
+/// May the caller see and act on `target` and their sessions and history? The target
+/// must be in scope and not rank above the caller (an admin and the owner of their
+/// account): anything else is `NotFound`, as if the user did not exist.
 pub fn check_manage_user(p: &Principal, target: &User) -> Result<AdminScope> {
+    check_in_rank(p, target.account_id, target.role)
+}
+
+/// [`check_manage_user`] for what is known of a user from one of their sessions.
+pub fn check_in_rank(p: &Principal, account: AccountId, role: Role) -> Result<AdminScope> {
     let scope = admin_scope(p)?;
-    if !scope.covers(target.account_id) {
+    if !scope.covers(account) || role.rank() > p.role.rank() {
         return Err(Error::NotFound);
     }
-    if target.role.rank() > p.role.rank() {
-        return Err(Error::Forbidden(
-            "You cannot change a user whose role is above yours.".into(),
-        ));
-    }
     Ok(scope)
+}
+
+/// Whether admin listings must leave out the owners' sessions: for everyone but an
+/// owner, owners rank above.
+pub fn hides_owners(p: &Principal) -> bool {
+    p.role.rank() < Role::Owner.rank()
 }
 
 /// May the caller grant `role`? Nobody grants a role above their own.
@@ -118,8 +125,10 @@ mod tests {
         ));
         assert!(matches!(
             check_manage_user(&admin, &user(Role::Owner, 1)),
-            Err(Error::Forbidden(_))
+            Err(Error::NotFound)
         ));
+        assert!(hides_owners(&admin));
+        assert!(!hides_owners(&principal(Role::Owner, 1)));
         assert!(check_grant_role(&admin, Role::Owner).is_err());
         let owner = principal(Role::Owner, 1);
         assert!(check_manage_user(&owner, &user(Role::Admin, 7)).is_ok());

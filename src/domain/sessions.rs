@@ -9,7 +9,7 @@ use crate::db;
 use crate::db::sessions::{AdminFilter, Cursor};
 use crate::domain::auth::{self, Authed, Place};
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
-use crate::domain::permissions::admin_scope;
+use crate::domain::permissions::{admin_scope, check_in_rank, hides_owners};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -154,6 +154,7 @@ impl AdminQuery {
             user: self.user_id.map(UserId),
             application: self.application.clone().filter(|a| !a.trim().is_empty()),
             email_contains: q.map(str::to_string),
+            hide_owners: hides_owners(&me.principal),
         })
     }
 }
@@ -244,8 +245,9 @@ pub struct Counts {
 /// Ends one session in the caller's admin scope.
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
 pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
-    let scope = admin_scope(&me.principal)?;
+    admin_scope(&me.principal)?;
     let (by, current, id) = (me.principal.user_id, me.session.pk, id.to_string());
+    let principal = me.principal.clone();
     let outcome = state
         .db
         .run(move |c| {
@@ -253,7 +255,10 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
             let Some(s) = db::sessions::find_by_public_id(c, &id)? else {
                 return Ok(Err(Error::NotFound));
             };
-            if !s.is_active(now) || !scope.covers(s.account_id) {
+            let Some(owner) = db::users::find_by_id(c, s.user_id)? else {
+                return Ok(Err(Error::NotFound));
+            };
+            if !s.is_active(now) || check_in_rank(&principal, s.account_id, owner.role).is_err() {
                 return Ok(Err(Error::NotFound));
             }
             if s.pk == current {
@@ -315,9 +320,7 @@ pub async fn admin_end_user(state: &AppState, me: &Authed, user: UserId) -> Resu
         .run(move |c| db::users::find_by_id(c, user))
         .await?
         .ok_or(Error::NotFound)?;
-    if !admin_scope(&me.principal)?.covers(target.account_id) {
-        return Err(Error::NotFound);
-    }
+    check_in_rank(&me.principal, target.account_id, target.role)?;
     let (by, current) = (me.principal.user_id, me.session.pk);
     let reason = if user == by {
         EndReason::Terminated

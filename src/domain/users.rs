@@ -4,8 +4,10 @@ use tracing::instrument;
 
 use crate::db::users::NewUser;
 use crate::db::{self, DbError};
+use crate::domain::alerts::{self, Details, PASSWORD_CHANGED};
+use crate::domain::auth::{self, Authed, ClientInfo};
 use crate::domain::model::{EndReason, Role, User, UserId, UserStatus};
-use crate::domain::passwords::{self, Hasher};
+use crate::domain::passwords::Hasher;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -51,15 +53,33 @@ pub(crate) fn validate_name(label: &str, value: &str) -> Result<()> {
 pub async fn create(state: &AppState, req: CreateUser) -> Result<User> {
     validate(&req)?;
     let hash = state.hasher.hash(req.password.clone()).await?;
-    let result = state.db.run(move |c| insert(c, &req, &hash)).await;
+    let result = state.db.run(move |c| insert(c, &req, &hash, false)).await;
     finish(result)
+}
+
+/// Creates the first owner (the setup page), in one transaction with the check that
+/// no owner exists yet: once one does, however it was made, this is `NotFound`.
+pub async fn create_first_owner(state: &AppState, req: CreateUser) -> Result<User> {
+    validate(&req)?;
+    let hash = state.hasher.hash(req.password.clone()).await?;
+    let result = state.db.run(move |c| insert(c, &req, &hash, true)).await;
+    finish(result)
+}
+
+/// Whether an owner exists.
+pub async fn owner_exists(state: &AppState) -> Result<bool> {
+    let n = state
+        .db
+        .run(|c| db::users::count_by_role(c, Role::Owner))
+        .await?;
+    Ok(n > 0)
 }
 
 /// The CLI's form of [`create`], on the calling thread.
 pub fn create_blocking(state: &AppState, req: CreateUser) -> Result<User> {
     validate(&req)?;
     let hash = state.hasher.hash_now(&req.password)?;
-    finish(state.db.blocking(|c| insert(c, &req, &hash)))
+    finish(state.db.blocking(|c| insert(c, &req, &hash, false)))
 }
 
 fn validate(req: &CreateUser) -> Result<()> {
@@ -69,9 +89,17 @@ fn validate(req: &CreateUser) -> Result<()> {
     Hasher::check_policy(&req.password)
 }
 
-fn insert(c: &mut rusqlite::Connection, req: &CreateUser, hash: &str) -> Result<User, DbError> {
+fn insert(
+    c: &mut rusqlite::Connection,
+    req: &CreateUser,
+    hash: &str,
+    first_owner: bool,
+) -> Result<Option<User>, DbError> {
     let now = db::now();
-    let tx = c.transaction()?;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if first_owner && db::users::count_by_role(&tx, Role::Owner)? > 0 {
+        return Ok(None);
+    }
     let account = match db::accounts::find_by_name(&tx, req.account.trim())? {
         Some(a) => a.id,
         None => db::accounts::insert(&tx, req.account.trim(), now)?,
@@ -90,12 +118,13 @@ fn insert(c: &mut rusqlite::Connection, req: &CreateUser, hash: &str) -> Result<
     let user = db::users::find_by_id(&tx, id)?
         .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
     tx.commit()?;
-    Ok(user)
+    Ok(Some(user))
 }
 
-fn finish(result: Result<User, DbError>) -> Result<User> {
+fn finish(result: Result<Option<User>, DbError>) -> Result<User> {
     match result {
-        Ok(user) => {
+        Ok(None) => Err(Error::NotFound),
+        Ok(Some(user)) => {
             tracing::info!(user_id = %user.id, role = %user.role, "user created");
             Ok(user)
         }
@@ -117,19 +146,24 @@ pub fn set_password_blocking(
 ) -> Result<usize> {
     Hasher::check_policy(password)?;
     let hash = state.hasher.hash_now(password)?;
+    let mail_enabled = state.mailer.is_some();
     let ended = state.db.blocking(|c| {
         let tx = c.transaction()?;
-        if !db::users::update_password(&tx, user, &hash)? {
+        let Some(target) = db::users::find_by_id(&tx, user)? else {
             return Ok(None);
-        }
+        };
+        db::users::update_password(&tx, user, &hash)?;
+        let now = db::now();
         let n = db::sessions::end_all_for_user(
             &tx,
             user,
             keep,
-            db::now(),
+            now,
             Some(user),
             EndReason::PasswordChanged,
         )?;
+        let details = Details::notice(&target.email, &target.name, now, None);
+        alerts::enqueue_notice(&tx, PASSWORD_CHANGED, user, &details, mail_enabled)?;
         tx.commit()?;
         Ok(Some(n))
     })?;
@@ -196,30 +230,32 @@ pub(crate) fn apply_status(
 
 /// A signed-in user changes their password: the current password is asked again
 /// (re-authentication), then every other session ends (the current one too unless
-/// `keep_current`). Returns how many sessions ended.
+/// `keep_current`), and the user is emailed a notice. The check of the current password
+/// shares the sign-in limits (a stolen session cannot guess at it) and a wrong one
+/// leaves a login record. Returns how many sessions ended.
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
 pub async fn change_own_password(
     state: &AppState,
-    me: &crate::domain::auth::Authed,
+    me: &Authed,
+    client: &ClientInfo,
     current: String,
     new: String,
     keep_current: bool,
 ) -> Result<usize> {
-    let user = me.principal.user_id;
-    let stored = state
-        .db
-        .run(move |c| db::users::password_hash(c, user))
-        .await?;
-    if !passwords::check(state, current, stored).await {
-        return Err(Error::invalid(
-            "wrong_password",
-            "The current password is not right.",
-        ));
-    }
     Hasher::check_policy(&new)?;
+    auth::check_current_password(state, me, client, current).await?;
     let hash = state.hasher.hash(new).await?;
     let keep = keep_current.then_some(me.session.pk);
-    let ended = state
+    let user = me.principal.user_id;
+    let now = db::now();
+    let details = Details::notice(
+        &me.principal.email,
+        &me.principal.name,
+        now,
+        Some(&me.session),
+    );
+    let mail_enabled = state.mailer.is_some();
+    let (ended, queued) = state
         .db
         .run(move |c| {
             let tx = c.transaction()?;
@@ -228,14 +264,19 @@ pub async fn change_own_password(
                 &tx,
                 user,
                 keep,
-                db::now(),
+                now,
                 Some(user),
                 EndReason::PasswordChanged,
             )?;
+            let queued =
+                alerts::enqueue_notice(&tx, PASSWORD_CHANGED, user, &details, mail_enabled)?;
             tx.commit()?;
-            Ok(n)
+            Ok((n, queued))
         })
         .await?;
+    if queued == "pending" {
+        state.mail_wakeup.notify_one();
+    }
     tracing::info!(ended, "password changed");
     Ok(ended)
 }

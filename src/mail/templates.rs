@@ -22,13 +22,7 @@ pub fn new_sign_in_subject(reasons: Reasons) -> String {
 /// "New sign-in to Doorman from a new device and a new country".
 pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String> {
     let d = e.details;
-    // Line breaks cannot be put in a header (lettre panics on them): a name that got
-    // control characters past validation is shown with spaces instead.
-    let name: String = d
-        .to_name
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let name = header_safe(&d.to_name);
     let subject = new_sign_in_subject(e.reasons);
     let when = crate::web::utc(d.at);
     let rows = [
@@ -73,15 +67,87 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
         p { a href=(e.sessions_url) { "See and end all your sessions" } }
         @if !held.is_empty() { p { small { (held) } } }
     };
+    message(from, d, &subject, e.message_id, text, page.into_string())
+}
+
+/// Line breaks cannot be put in a header (lettre panics on them): a name that got
+/// control characters past validation is shown with spaces instead.
+fn header_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+fn message(
+    from: &Mailbox,
+    d: &Details,
+    subject: &str,
+    message_id: &str,
+    text: String,
+    html: String,
+) -> Result<Message, String> {
     let to = Mailbox::new(
-        Some(name.clone()),
+        Some(header_safe(&d.to_name)),
         d.to_email.parse().map_err(|e| format!("recipient: {e}"))?,
     );
     Message::builder()
         .from(from.clone())
         .to(to)
         .subject(subject)
-        .message_id(Some(e.message_id.to_string()))
-        .multipart(MultiPart::alternative_plain_html(text, page.into_string()))
+        .message_id(Some(message_id.to_string()))
+        .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| e.to_string())
+}
+
+pub const PASSWORD_CHANGED_SUBJECT: &str = "Your Doorman password was changed";
+
+/// The security notice sent whenever a password changes (it cannot be turned off).
+pub fn password_changed(
+    from: &Mailbox,
+    d: &Details,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    let name = header_safe(&d.to_name);
+    let when = crate::web::utc(d.at);
+    let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
+    for (k, v) in [
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+        ("IP address", d.ip.as_str()),
+        ("Location", d.location.as_str()),
+    ] {
+        if !v.is_empty() {
+            rows.push((k, v));
+        }
+    }
+    let mut text = format!(
+        "Hello {name},\n\nThe password of your Doorman account was just changed, and your \
+         other sessions were signed out.\n\n"
+    );
+    for (k, v) in &rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nIf this was you, there is nothing to do.\n\nIf it was not, someone knows your \
+         password: tell your administrator at once.\n\nYour sessions:\n{sessions_url}\n"
+    ));
+    let page = html! {
+        p { "Hello " (name) "," }
+        p { "The password of your Doorman account was just changed, and your other sessions were signed out." }
+        table cellpadding="4" {
+            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
+        }
+        p { "If this was you, there is nothing to do." }
+        p { strong { "If it was not, someone knows your password: tell your administrator at once." } }
+        p { a href=(sessions_url) { "See and end all your sessions" } }
+    };
+    message(
+        from,
+        d,
+        PASSWORD_CHANGED_SUBJECT,
+        message_id,
+        text,
+        page.into_string(),
+    )
 }

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::db::alerts::AlertRow;
 use crate::db::{self};
-use crate::domain::alerts::{Details, Reasons, sign_link};
+use crate::domain::alerts::{Details, PASSWORD_CHANGED, Reasons, sign_link};
 use crate::mail::Mailer;
-use crate::mail::templates::{NewSignIn, new_sign_in};
+use crate::mail::templates::{NewSignIn, new_sign_in, password_changed};
 use crate::state::AppState;
 use crate::web::SESSIONS_PATH;
 
@@ -100,7 +100,21 @@ fn build(state: &AppState, mailer: &Mailer, alert: &AlertRow) -> Result<lettre::
     let details: Details =
         serde_json::from_str(&alert.details).map_err(|e| format!("alert details: {e}"))?;
     let base = state.config.server.public_base();
-    let token = sign_link(&state.link_key, alert.id, details.session_expires_at);
+    if alert.reasons == PASSWORD_CHANGED {
+        return password_changed(
+            &mailer.from,
+            &details,
+            &format!("{base}{SESSIONS_PATH}"),
+            &alert.message_id,
+        );
+    }
+    // The link works for as long as the session can live (it is checked against the
+    // session itself when used), not only until the expiry the sign-in was given.
+    let max_lifetime = state.config.sessions.max_lifetime.as_secs() as i64;
+    let link_expires = details
+        .session_expires_at
+        .max(details.at.saturating_add(max_lifetime));
+    let token = sign_link(&state.link_key, alert.id, link_expires);
     new_sign_in(
         &mailer.from,
         &NewSignIn {

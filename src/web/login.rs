@@ -42,8 +42,8 @@ fn destination(state: &AppState, rd: &str) -> (String, String) {
     if rd.chars().any(|c| c.is_control()) {
         return (SESSIONS_PATH.to_string(), "web".into());
     }
-    if let Some(app) = state.config.application_for(rd) {
-        return (rd.to_string(), app.name.clone());
+    if let Some((app, target)) = state.config.application_for(rd) {
+        return (target, app.name.clone());
     }
     let local = rd.starts_with('/') && !rd.starts_with("//") && !rd.starts_with("/\\");
     if local {

@@ -76,12 +76,13 @@ pub async fn submit(
         Err(resp) => return resp,
     };
     let keep = form.keep_current == "yes";
-    match change_own_password(&state, &me, form.current, form.new, keep).await {
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    match change_own_password(&state, &me, &client, form.current, form.new, keep).await {
         Ok(n) if keep => {
             Redirect::see_other(format!("{}?done={n}", super::SESSIONS_PATH)).into_response()
         }
         Ok(_) => Redirect::see_other("/login?ended=password_changed").into_response(),
-        Err(err @ Error::Invalid { .. }) => {
+        Err(err @ (Error::Invalid { .. } | Error::RateLimited { .. })) => {
             let (status, body) = crate::api::errors::describe(&err);
             page(&me, &form.csrf, Some(&body.message), status)
         }

@@ -65,6 +65,22 @@ fn token_matches(state: &AppState, given: &str) -> bool {
     }
 }
 
+/// Takes the setup token out of its slot when `given` is it: of concurrent requests
+/// with the right token, exactly one gets it.
+fn take_token(state: &AppState, given: &str) -> Option<String> {
+    let mut slot = state.setup_token.lock().ok()?;
+    let matches = slot
+        .as_deref()
+        .is_some_and(|t| tokens::constant_time_eq(t.as_bytes(), given.as_bytes()));
+    if matches { slot.take() } else { None }
+}
+
+fn put_back(state: &AppState, token: String) {
+    if let Ok(mut slot) = state.setup_token.lock() {
+        *slot = Some(token);
+    }
+}
+
 #[derive(Deserialize)]
 pub struct SetupQuery {
     #[serde(default)]
@@ -73,7 +89,7 @@ pub struct SetupQuery {
 
 #[handler]
 pub async fn show(state: Data<&AppState>, query: Query<SetupQuery>) -> Response {
-    if !token_matches(&state, &query.token) {
+    if !token_matches(&state, &query.token) || users::owner_exists(&state).await.unwrap_or(true) {
         return error_page(&Error::NotFound);
     }
     page(&query.token, None, StatusCode::OK)
@@ -119,9 +135,9 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<SetupForm>>)
     let Ok(Form(form)) = form else {
         return error_page(&Error::invalid("bad_form", "The form could not be read."));
     };
-    if !token_matches(&state, &form.token) {
+    let Some(token) = take_token(&state, &form.token) else {
         return error_page(&Error::NotFound);
-    }
+    };
     let req = CreateUser {
         account: form.account,
         email: form.email,
@@ -129,17 +145,15 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<SetupForm>>)
         role: Role::Owner,
         password: form.password,
     };
-    match users::create(&state, req).await {
-        Ok(_) => {
-            if let Ok(mut slot) = state.setup_token.lock() {
-                *slot = None;
-            }
-            Redirect::see_other("/login?created=1").into_response()
-        }
+    match users::create_first_owner(&state, req).await {
+        Ok(_) => Redirect::see_other("/login?created=1").into_response(),
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
+            // Nothing was created: the operator corrects the form and tries again.
+            put_back(&state, token);
             let (status, body) = crate::api::errors::describe(&err);
             page(&form.token, Some(&body.message), status)
         }
+        // NotFound: an owner exists by now (made elsewhere); the token is spent.
         Err(err) => error_page(&err),
     }
 }
