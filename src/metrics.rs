@@ -4,7 +4,8 @@
 //! from the database at most once per `metrics.gauge_cache`, however often it is scraped.
 //!
 //! Who may read it: with `metrics.token` set, only `Authorization: Bearer <token>`;
-//! without, only loopback peers. Everyone else gets 404, as if it did not exist.
+//! without, only loopback peers, and not requests a local proxy forwards. Everyone else
+//! gets 404, as if it did not exist.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -119,10 +120,16 @@ fn escape(label: &str) -> String {
 fn allowed(req: &Request, state: &AppState) -> bool {
     let token = &state.config.metrics.token;
     if token.is_empty() {
-        return req
-            .remote_addr()
-            .as_socket_addr()
-            .is_some_and(|a| a.ip().to_canonical().is_loopback());
+        // A request a proxy on this host forwards comes from loopback too: it names the
+        // client it forwards for, and is not a local scrape.
+        let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"]
+            .iter()
+            .any(|h| req.headers().contains_key(*h));
+        return !forwarded
+            && req
+                .remote_addr()
+                .as_socket_addr()
+                .is_some_and(|a| a.ip().to_canonical().is_loopback());
     }
     let given = req
         .headers()

@@ -73,6 +73,23 @@ async fn metrics_need_the_token_and_tell_no_account_facts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_metrics_are_for_local_scrapes_only() {
+    let s = start().await;
+    let get = |forwarded: Option<(&'static str, &'static str)>| {
+        let mut req = client().get(s.url("/metrics"));
+        if let Some((h, v)) = forwarded {
+            req = req.header(h, v);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(get(None).await, 200, "a loopback scrape");
+    // What a proxy on this host forwards comes from loopback too.
+    assert_eq!(get(Some(("x-forwarded-for", "203.0.113.7"))).await, 404);
+    assert_eq!(get(Some(("forwarded", "for=203.0.113.7"))).await, 404);
+    assert_eq!(get(Some(("x-real-ip", "203.0.113.7"))).await, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_gauges_are_read_at_most_once_per_cache_period() {
     let s = start().await;
     s.user("Acme", "ann@acme.test", Role::User).await;
