@@ -145,7 +145,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     let mut out = String::new();
     let _ = writeln!(out, "password {PASSWORD}");
 
-    let now = db::now();
+    let now = doorman::clock::now();
     let users = db
         .blocking(|c| {
             // A bigger page cache for the bulk load only (this connection, this process).
@@ -275,7 +275,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
 
     db.blocking(|c| {
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")?;
-        let active = db::sessions::count_active(c, db::now())?;
+        let active = db::sessions::count_active(c, doorman::clock::now())?;
         eprintln!("seed: {active} active sessions");
         Ok(())
     })

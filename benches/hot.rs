@@ -35,7 +35,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
     let geo = Arc::new(Geo::open(Path::new(""), dir).unwrap());
     let device = doorman::ua::parse(CHROME);
     let location = geo.lookup("81.2.69.142".parse().unwrap());
-    let now = db::now();
+    let now = doorman::clock::now();
     let (token, fifty) = db
         .blocking(|c| {
             let tx = c.transaction()?;
@@ -133,7 +133,7 @@ fn hot(c: &mut Criterion) {
                         fifty,
                         "u1@acme.test",
                         "Acme",
-                        db::now(),
+                        doorman::clock::now(),
                         None,
                     )
                 })

@@ -5,11 +5,13 @@
 
 pub mod api;
 pub mod client_ip;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod geo;
+pub mod http;
 pub mod mail;
 pub mod metrics;
 pub mod state;
@@ -36,9 +38,9 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at("/healthz", api::health::healthz)
         .at("/metrics", metrics::metrics)
         .nest("/", web::routes())
-        .around(web::limit_body)
+        .around(http::headers::limit_body)
         .with(CatchPanic::new())
-        .around(web::security_headers)
+        .around(http::headers::security_headers)
         .around(metrics::count_requests)
         .data(state)
 }

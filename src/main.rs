@@ -291,7 +291,7 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
                 .map(|e| find_user(state, &e))
                 .transpose()?
                 .map(|u| u.id);
-            let now = db::now();
+            let now = doorman::clock::now();
             let list = state
                 .db
                 .blocking(|c| db::sessions::list_active(c, user, now, 10_000))
@@ -308,13 +308,13 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
                     s.application,
                     s.device.label(),
                     s.ip,
-                    doorman::web::utc(s.last_active_at)
+                    doorman::clock::utc(s.last_active_at)
                 );
             }
             println!("{} active session(s)", list.len());
         }
         Command::Sessions(SessionsCommand::End { id }) => {
-            let now = db::now();
+            let now = doorman::clock::now();
             let ended = state
                 .db
                 .blocking(|c| match db::sessions::find_by_public_id(c, &id)? {
@@ -358,7 +358,7 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
                     a.status,
                     a.reasons,
                     a.attempts,
-                    doorman::web::utc(a.created_at),
+                    doorman::clock::utc(a.created_at),
                     a.last_error.as_deref().unwrap_or("")
                 );
             }
@@ -370,7 +370,7 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             }
             let done = state
                 .db
-                .blocking(|c| db::alerts::update_retry(c, id, db::now()))
+                .blocking(|c| db::alerts::update_retry(c, id, doorman::clock::now()))
                 .map_err(|e| e.to_string())?;
             if !done {
                 return Err(format!("no unsent alert with id {id}"));

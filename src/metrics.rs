@@ -148,7 +148,7 @@ async fn gauges(state: &AppState) -> Result<Gauges, db::DbError> {
     if let Some((_, g)) = cached.as_ref().filter(|(at, _)| at.elapsed() < fresh_for) {
         return Ok(g.clone());
     }
-    let now = db::now();
+    let now = crate::clock::now();
     let fresh = state
         .db
         .run(move |c| {
@@ -168,7 +168,7 @@ pub async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
     if !allowed(req, &state) {
         return poem::http::StatusCode::NOT_FOUND.into_response();
     }
-    let now = db::now();
+    let now = crate::clock::now();
     let gauges = gauges(&state).await;
     let mut out = String::new();
     let _ = writeln!(

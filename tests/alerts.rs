@@ -203,7 +203,7 @@ async fn new_device_sends_one_mail_with_the_details() {
         text.contains("signed in to from a new device."),
         "reason in the text: {text}"
     );
-    let when = doorman::web::utc(unix(&session["created_at"]));
+    let when = doorman::clock::utc(unix(&session["created_at"]));
     let device = &session["device"];
     let expected = [
         format!("When: {when}"),

@@ -140,7 +140,7 @@ async fn hanging_smtp_times_out_is_retried_and_slows_nothing_else() {
         assert!(Instant::now() < deadline, "no failed attempt was recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let failed_at = doorman::db::now();
+    let failed_at = doorman::clock::now();
     let error = server
         .sql_text("SELECT last_error FROM alerts")
         .unwrap_or_default();

@@ -21,7 +21,7 @@ async fn end_session(s: &TestServer, public_id: &str, reason: EndReason) {
         .db
         .run(move |c| {
             let sess = db::sessions::find_by_public_id(c, &id)?.expect("session exists");
-            db::sessions::end(c, sess.pk, db::now(), None, reason)
+            db::sessions::end(c, sess.pk, doorman::clock::now(), None, reason)
         })
         .await
         .unwrap();
@@ -285,7 +285,7 @@ async fn last_activity_is_written_at_most_once_per_touch_interval() {
         b.get(s.url("/auth/verify")).send().await.unwrap().status(),
         200
     );
-    let now = db::now();
+    let now = doorman::clock::now();
     let after = s.sql_i64("SELECT last_active_at FROM sessions");
     assert!(after >= now - 1, "last_active_at {after}, now {now}");
     assert_eq!(
@@ -441,5 +441,5 @@ async fn a_held_write_lock_does_not_hold_up_the_session_check() {
 
     // Lock released: the next request records the activity.
     assert_eq!(verify().await, 200);
-    assert!(s.sql_i64("SELECT last_active_at FROM sessions") >= db::now() - 1);
+    assert!(s.sql_i64("SELECT last_active_at FROM sessions") >= doorman::clock::now() - 1);
 }

@@ -1,114 +1,5 @@
-//! The one place where a domain error becomes an HTTP status, a machine code and the
-//! message a caller sees. The logged detail of internal errors never reaches the caller.
-
-use poem::http::StatusCode;
-use poem_openapi::Object;
-
-use crate::error::Error;
-
-/// The body of every error answer.
-#[derive(Debug, Clone, Object, serde::Serialize)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `invalid_credentials`.
-    pub error: String,
-    /// Human-readable explanation.
-    pub message: String,
-}
-
-impl ErrorBody {
-    pub fn new(error: impl Into<String>, message: impl Into<String>) -> Self {
-        ErrorBody {
-            error: error.into(),
-            message: message.into(),
-        }
-    }
-}
-
-pub const ENDED_NOTICE: &str = "Your session has ended. Please sign in again.";
-
-pub fn describe(err: &Error) -> (StatusCode, ErrorBody) {
-    use StatusCode as S;
-    match err {
-        Error::NotFound => (S::NOT_FOUND, ErrorBody::new("not_found", "Not found.")),
-        Error::InvalidCredentials => (
-            S::UNAUTHORIZED,
-            ErrorBody::new("invalid_credentials", "Invalid email or password."),
-        ),
-        Error::RateLimited { retry_after_secs } => (
-            S::TOO_MANY_REQUESTS,
-            ErrorBody::new(
-                "rate_limited",
-                format!(
-                    "Too many failed sign-in attempts. Try again in {retry_after_secs} seconds."
-                ),
-            ),
-        ),
-        Error::Unauthenticated(None) => (
-            S::UNAUTHORIZED,
-            ErrorBody::new(
-                "unauthenticated",
-                "Sign in first, and send the token as `Authorization: Bearer <token>`.",
-            ),
-        ),
-        Error::Unauthenticated(Some(reason)) => {
-            let message = match reason.explanation() {
-                Some(why) => format!("{ENDED_NOTICE} {why}"),
-                None => ENDED_NOTICE.to_string(),
-            };
-            (S::UNAUTHORIZED, ErrorBody::new("session_ended", message))
-        }
-        Error::Invalid { code, message } => (S::BAD_REQUEST, ErrorBody::new(*code, message)),
-        Error::Conflict { code, message } => (S::CONFLICT, ErrorBody::new(*code, message)),
-        Error::Forbidden(message) => (S::FORBIDDEN, ErrorBody::new("forbidden", message)),
-        Error::Storage(e) if e.is_unavailable() => {
-            tracing::error!(error = %e, "storage unavailable");
-            (
-                S::SERVICE_UNAVAILABLE,
-                ErrorBody::new(
-                    "storage_unavailable",
-                    "The database cannot take this change right now (disk full, read-only or busy). Try again later.",
-                ),
-            )
-        }
-        Error::Storage(e) => {
-            tracing::error!(error = %e, "storage error");
-            internal()
-        }
-        Error::Internal(detail) => {
-            tracing::error!(%detail, "internal error");
-            internal()
-        }
-    }
-}
-
-fn internal() -> (StatusCode, ErrorBody) {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorBody::new(
-            "internal",
-            "Something went wrong on our side; it has been logged.",
-        ),
-    )
-}
-
-/// A machine code for errors raised by the framework itself (unparsable JSON, a missing
-/// parameter, a body too large, an unknown path).
-pub fn code_for_status(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        400 => "bad_request",
-        401 => "unauthenticated",
-        403 => "forbidden",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        422 => "unprocessable",
-        429 => "rate_limited",
-        503 => "unavailable",
-        s if s >= 500 => "internal",
-        _ => "error",
-    }
-}
+//! Each operation's declared error answers. The mapping of a domain error to a status
+//! and body lives in [`crate::http::errors`], shared with the pages.
 
 /// Declares an operation's error answers: the listed statuses plus 500 and 503, each
 /// with [`ErrorBody`], and the conversion from a domain error. A domain error whose
@@ -120,26 +11,26 @@ macro_rules! api_errors {
             $(
                 #[doc = $doc]
                 #[oai(status = $status)]
-                $variant(poem_openapi::payload::Json<$crate::api::errors::ErrorBody>),
+                $variant(poem_openapi::payload::Json<$crate::http::errors::ErrorBody>),
             )*
             /// Unexpected server error.
             #[oai(status = 500)]
-            Internal(poem_openapi::payload::Json<$crate::api::errors::ErrorBody>),
+            Internal(poem_openapi::payload::Json<$crate::http::errors::ErrorBody>),
             /// The database cannot take writes right now (disk full, read-only, busy).
             #[oai(status = 503)]
-            Unavailable(poem_openapi::payload::Json<$crate::api::errors::ErrorBody>),
+            Unavailable(poem_openapi::payload::Json<$crate::http::errors::ErrorBody>),
         }
 
         impl From<$crate::error::Error> for $name {
             fn from(err: $crate::error::Error) -> Self {
-                let (status, body) = $crate::api::errors::describe(&err);
+                let (status, body) = $crate::http::errors::describe(&err);
                 match status.as_u16() {
                     $($status => $name::$variant(poem_openapi::payload::Json(body)),)*
                     503 => $name::Unavailable(poem_openapi::payload::Json(body)),
                     500 => $name::Internal(poem_openapi::payload::Json(body)),
                     other => {
                         tracing::error!(status = other, ?err, "undeclared error status");
-                        $name::Internal(poem_openapi::payload::Json($crate::api::errors::ErrorBody::new(
+                        $name::Internal(poem_openapi::payload::Json($crate::http::errors::ErrorBody::new(
                             "internal",
                             "Something went wrong on our side; it has been logged.",
                         )))

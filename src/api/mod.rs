@@ -22,13 +22,11 @@ use poem_openapi::{
 };
 
 use crate::domain::auth::{Authed, authenticate};
-use crate::domain::tokens;
 use crate::error::Error;
+use crate::http::cookies::{self, SESSION_COOKIE};
+use crate::http::errors::{ErrorBody, code_for_status, describe};
+use crate::http::{CSRF_HEADER, csrf_matches};
 use crate::state::AppState;
-use errors::{ErrorBody, code_for_status, describe};
-
-pub const SESSION_COOKIE: &str = "doorman_session";
-pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
 /// A session token sent as `Authorization: Bearer <token>`.
 #[derive(SecurityScheme)]
@@ -89,7 +87,7 @@ impl<'a> ApiExtractor<'a> for ApiAuth {
                         error_response(&Error::Unauthenticated(None))
                     }
                 })
-        } else if crate::web::cookies::get(req, SESSION_COOKIE).is_some() {
+        } else if cookies::get(req, SESSION_COOKIE).is_some() {
             CookieAuth::from_request(req, body, opts)
                 .await
                 .map(ApiAuth::Cookie)
@@ -130,7 +128,7 @@ impl<'a> ApiExtractor<'a> for ApiToken {
             <Bearer as poem_openapi::auth::BearerAuthorization>::from_request(req)
                 .map(|b| ApiToken(b.token))
                 .map_err(|_| error_response(&Error::Unauthenticated(None)))
-        } else if let Some(cookie) = crate::web::cookies::get(req, SESSION_COOKIE) {
+        } else if let Some(cookie) = cookies::get(req, SESSION_COOKIE) {
             Ok(ApiToken(cookie))
         } else {
             Err(error_response(&Error::Unauthenticated(None)))
@@ -168,13 +166,12 @@ async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
         .await
         .map_err(|e| error_response(&e))?;
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        let expected = tokens::csrf_for_session(&cookie.key);
         let given = req
             .headers()
             .get(CSRF_HEADER)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        if !tokens::constant_time_eq(given, expected.as_bytes()) {
+        if !csrf_matches(&cookie.key, given) {
             return Err(error_response(&Error::Forbidden(
                 "Cookie-authenticated changes need the X-CSRF-Token header.".into(),
             )));

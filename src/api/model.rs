@@ -9,9 +9,7 @@ use crate::domain::auth::Principal;
 use crate::domain::model::{Device, Location, Session};
 
 /// An RFC 3339 UTC time from Unix seconds.
-pub fn at(secs: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+pub use crate::clock::at;
 
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct UserRef {

@@ -5,11 +5,11 @@ use poem::http::{HeaderValue, StatusCode};
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Request, Response, handler};
 
-use super::errors::describe;
 use crate::domain::auth::authenticate;
 use crate::error::Error;
+use crate::http::cookies;
+use crate::http::errors::describe;
 use crate::state::AppState;
-use crate::web::cookies;
 
 #[handler]
 pub async fn verify(req: &Request, state: Data<&AppState>) -> Response {

@@ -4,7 +4,8 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{DbError, now};
+use super::DbError;
+use crate::clock::now;
 
 /// (version, name, SQL) in order. New migrations go at the end, never edited once shipped.
 pub const MIGRATIONS: &[(i64, &str, &str)] = &[

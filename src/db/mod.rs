@@ -240,11 +240,3 @@ fn describe_open_error(path: &Path, text: &str) -> DbError {
     };
     DbError::Refused(format!("cannot open database {}: {hint}", path.display()))
 }
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}

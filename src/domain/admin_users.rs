@@ -119,7 +119,7 @@ pub async fn create_user(
                     name: &name,
                     role,
                     password_hash: &hash,
-                    now: db::now(),
+                    now: crate::clock::now(),
                 },
             )?;
             let user = db::users::find_by_id(&tx, id)?
@@ -263,7 +263,7 @@ pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Res
             if db::accounts::find_by_name(&tx, &name)?.is_some() {
                 return Ok(Err(account_taken()));
             }
-            let id = db::accounts::insert(&tx, &name, db::now())?;
+            let id = db::accounts::insert(&tx, &name, crate::clock::now())?;
             let account = db::accounts::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("account vanished during creation".into()))?;
             tx.commit()?;

@@ -269,7 +269,7 @@ pub struct LinkTarget {
 
 /// Resolves a link token (GET: changes nothing).
 pub async fn link_target(state: &AppState, token: &str) -> Result<LinkTarget> {
-    let now = db::now();
+    let now = crate::clock::now();
     let alert_id = verify_link(&state.link_key, token, now).ok_or(Error::NotFound)?;
     let found = state
         .db
@@ -305,7 +305,7 @@ pub async fn link_target(state: &AppState, token: &str) -> Result<LinkTarget> {
 /// Uses the link: ends the session it names, once. Returns false when the link was used
 /// before or the session had already ended.
 pub async fn end_via_link(state: &AppState, token: &str) -> Result<bool> {
-    let now = db::now();
+    let now = crate::clock::now();
     let alert_id = verify_link(&state.link_key, token, now).ok_or(Error::NotFound)?;
     state
         .db

@@ -63,7 +63,7 @@ const MAX_EMAIL: usize = 254;
 #[instrument(skip_all, err(level = "debug"), fields(ip = %client.ip))]
 pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -> Result<SignedIn> {
     let started = std::time::Instant::now();
-    let now = db::now();
+    let now = crate::clock::now();
     let email = req.email.trim().to_string();
     let device = crate::ua::parse(&client.user_agent);
     let location = state.geo.lookup(client.ip);
@@ -332,7 +332,7 @@ pub(crate) async fn check_current_password(
     client: &ClientInfo,
     password: String,
 ) -> Result<()> {
-    let now = db::now();
+    let now = crate::clock::now();
     let email = me.principal.email.clone();
     let subject = Subject {
         email: &email,
@@ -409,7 +409,7 @@ impl Attempt {
 }
 
 async fn record_failure(state: &AppState, a: Attempt, user: Option<UserId>, reason: &'static str) {
-    let now = db::now();
+    let now = crate::clock::now();
     let result = state
         .db
         .run(move |c| {
@@ -529,7 +529,7 @@ fn check_token(
     let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
         return Ok(Some(Err(Error::Unauthenticated(None))));
     };
-    let now = db::now();
+    let now = crate::clock::now();
     let sess = &mut m.session;
     if sess.is_active(now)
         && m.status == UserStatus::Active
@@ -597,7 +597,7 @@ pub async fn sign_out(state: &AppState, authed: &Authed) -> Result<()> {
     let (pk, user) = (authed.session.pk, authed.principal.user_id);
     state
         .db
-        .run(move |c| db::sessions::end(c, pk, db::now(), Some(user), EndReason::Logout))
+        .run(move |c| db::sessions::end(c, pk, crate::clock::now(), Some(user), EndReason::Logout))
         .await?;
     tracing::info!(user_id = %user, session = %authed.session.id, "signed out");
     Ok(())

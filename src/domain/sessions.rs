@@ -25,7 +25,14 @@ pub async fn list_mine(state: &AppState, me: &Authed) -> Result<Vec<Session>> {
     let mut list = state
         .db
         .run(move |c| {
-            db::sessions::list_active_for_user(c, user, &email, &account_name, db::now(), None)
+            db::sessions::list_active_for_user(
+                c,
+                user,
+                &email,
+                &account_name,
+                crate::clock::now(),
+                None,
+            )
         })
         .await?;
     current_first(&mut list, current);
@@ -48,7 +55,7 @@ pub async fn list_mine_by_token(state: &AppState, token: &str) -> Result<(Authed
             p.user_id,
             &p.email,
             &p.account_name,
-            db::now(),
+            crate::clock::now(),
             limit,
         )?;
         Ok((place == Place::Blocking || list.len() <= INLINE_ROWS as usize).then_some(list))
@@ -79,7 +86,7 @@ pub async fn end_mine(state: &AppState, me: &Authed, id: &str) -> Result<()> {
     let outcome = state
         .db
         .run(move |c| {
-            let now = db::now();
+            let now = crate::clock::now();
             match db::sessions::find_by_public_id(c, &id)? {
                 Some(s) if s.user_id == user && s.is_active(now) => {
                     if s.pk == current {
@@ -109,7 +116,7 @@ pub async fn end_my_others(state: &AppState, me: &Authed) -> Result<usize> {
                 c,
                 user,
                 Some(current),
-                db::now(),
+                crate::clock::now(),
                 Some(user),
                 EndReason::EndedOtherSessions,
             )
@@ -209,7 +216,7 @@ pub async fn admin_list(
         .transpose()?;
     let mut items = state
         .db
-        .run(move |c| db::sessions::list_admin(c, &filter, cursor, limit + 1, db::now()))
+        .run(move |c| db::sessions::list_admin(c, &filter, cursor, limit + 1, crate::clock::now()))
         .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
@@ -232,7 +239,7 @@ pub async fn admin_count(state: &AppState, me: &Authed, query: &AdminQuery) -> R
     let current = me.session.pk;
     let (matching, endable) = state
         .db
-        .run(move |c| db::sessions::count_admin(c, &filter, db::now(), current))
+        .run(move |c| db::sessions::count_admin(c, &filter, crate::clock::now(), current))
         .await?;
     Ok(Counts { matching, endable })
 }
@@ -251,7 +258,7 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
     let outcome = state
         .db
         .run(move |c| {
-            let now = db::now();
+            let now = crate::clock::now();
             let Some(s) = db::sessions::find_by_public_id(c, &id)? else {
                 return Ok(Err(Error::NotFound));
             };
@@ -302,7 +309,7 @@ pub async fn admin_end_matching(
                 c,
                 &filter,
                 current,
-                db::now(),
+                crate::clock::now(),
                 by,
                 EndReason::TerminatedByAdmin,
             )
@@ -330,7 +337,14 @@ pub async fn admin_end_user(state: &AppState, me: &Authed, user: UserId) -> Resu
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_all_for_user(c, user, Some(current), db::now(), Some(by), reason)
+            db::sessions::end_all_for_user(
+                c,
+                user,
+                Some(current),
+                crate::clock::now(),
+                Some(by),
+                reason,
+            )
         })
         .await?;
     tracing::info!(ended = n, target = %user, "ended a user's sessions");

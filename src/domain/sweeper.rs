@@ -24,7 +24,7 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
 pub async fn sweep_once(state: &AppState) {
     let max = state.config.sessions.max_lifetime.as_secs() as i64;
     let retention = state.config.sessions.retention.as_secs() as i64;
-    let now = db::now();
+    let now = crate::clock::now();
     state.limiter.prune(now);
     let result = state
         .db

@@ -95,7 +95,7 @@ fn insert(
     hash: &str,
     first_owner: bool,
 ) -> Result<Option<User>, DbError> {
-    let now = db::now();
+    let now = crate::clock::now();
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if first_owner && db::users::count_by_role(&tx, Role::Owner)? > 0 {
         return Ok(None);
@@ -153,7 +153,7 @@ pub fn set_password_blocking(
             return Ok(None);
         };
         db::users::update_password(&tx, user, &hash)?;
-        let now = db::now();
+        let now = crate::clock::now();
         let n = db::sessions::end_all_for_user(
             &tx,
             user,
@@ -221,7 +221,14 @@ pub(crate) fn apply_status(
         return Ok(None);
     }
     let n = if status == UserStatus::Disabled {
-        db::sessions::end_all_for_user(c, user, None, db::now(), by, EndReason::UserDisabled)?
+        db::sessions::end_all_for_user(
+            c,
+            user,
+            None,
+            crate::clock::now(),
+            by,
+            EndReason::UserDisabled,
+        )?
     } else {
         0
     };
@@ -247,7 +254,7 @@ pub async fn change_own_password(
     let hash = state.hasher.hash(new).await?;
     let keep = keep_current.then_some(me.session.pk);
     let user = me.principal.user_id;
-    let now = db::now();
+    let now = crate::clock::now();
     let details = Details::notice(
         &me.principal.email,
         &me.principal.name,

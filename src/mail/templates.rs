@@ -24,7 +24,7 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
     let d = e.details;
     let name = header_safe(&d.to_name);
     let subject = new_sign_in_subject(e.reasons);
-    let when = crate::web::utc(d.at);
+    let when = crate::clock::utc(d.at);
     let rows = [
         ("When", when.as_str()),
         ("Device", d.device.as_str()),
@@ -109,7 +109,7 @@ pub fn password_changed(
     message_id: &str,
 ) -> Result<Message, String> {
     let name = header_safe(&d.to_name);
-    let when = crate::web::utc(d.at);
+    let when = crate::clock::utc(d.at);
     let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
     for (k, v) in [
         ("Browser", d.browser.as_str()),

@@ -10,10 +10,10 @@ use std::time::Duration;
 use crate::db::alerts::AlertRow;
 use crate::db::{self};
 use crate::domain::alerts::{Details, PASSWORD_CHANGED, Reasons, sign_link};
+use crate::http::paths::{ALERT_END, SESSIONS};
 use crate::mail::Mailer;
 use crate::mail::templates::{NewSignIn, new_sign_in, password_changed};
 use crate::state::AppState;
-use crate::web::SESSIONS_PATH;
 
 /// How often the queue is looked at when nothing wakes the worker.
 const POLL: Duration = Duration::from_secs(5);
@@ -56,7 +56,7 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
 
 /// Sends the next due alert, if any; true when there was one.
 async fn send_next(state: &AppState, mailer: &Mailer) -> Result<bool, db::DbError> {
-    let now = db::now();
+    let now = crate::clock::now();
     let Some(alert) = state.db.run(move |c| db::alerts::next_due(c, now)).await? else {
         return Ok(false);
     };
@@ -78,14 +78,14 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> Result<bool, db::DbErro
         Ok(()) => {
             state
                 .db
-                .run(move |c| db::alerts::update_sent(c, id, db::now()))
+                .run(move |c| db::alerts::update_sent(c, id, crate::clock::now()))
                 .await?;
             tracing::info!(alert = id, "alert email sent");
         }
         Err(error) => {
             let attempts = alert.attempts + 1;
             let give_up = attempts >= MAX_ATTEMPTS;
-            let next = db::now() + backoff(alert.attempts);
+            let next = crate::clock::now() + backoff(alert.attempts);
             tracing::warn!(alert = id, attempts, %error, give_up, "alert email not sent");
             state
                 .db
@@ -104,7 +104,7 @@ fn build(state: &AppState, mailer: &Mailer, alert: &AlertRow) -> Result<lettre::
         return password_changed(
             &mailer.from,
             &details,
-            &format!("{base}{SESSIONS_PATH}"),
+            &format!("{base}{SESSIONS}"),
             &alert.message_id,
         );
     }
@@ -121,8 +121,8 @@ fn build(state: &AppState, mailer: &Mailer, alert: &AlertRow) -> Result<lettre::
             details: &details,
             reasons: Reasons::parse(&alert.reasons),
             held_back: alert.held_back,
-            sessions_url: format!("{base}{SESSIONS_PATH}"),
-            end_url: format!("{base}/alerts/end?t={token}"),
+            sessions_url: format!("{base}{SESSIONS}"),
+            end_url: format!("{base}{ALERT_END}?t={token}"),
             message_id: &alert.message_id,
         },
     )

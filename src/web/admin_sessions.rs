@@ -2,13 +2,12 @@
 //! users; the owner, of every account.
 
 use maud::html;
-use poem::web::{Data, Form, Query, Redirect};
+use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::sessions::{
-    USERS_PATH, confirm_page, device_cell, done_notice, form_session, location_cell, read_form,
-    tabs, time_cell,
+use super::components::{
+    CsrfForm, confirm_page, csrf_field, device_cell, done_notice, location_cell, tabs, time_cell,
 };
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::db;
@@ -16,6 +15,7 @@ use crate::domain::model::UserId;
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery};
 use crate::domain::tokens;
+use crate::http::paths::USERS_SESSIONS as USERS_PATH;
 use crate::state::AppState;
 
 /// The tab's filters as they arrive in the query string or a form. Empty fields mean
@@ -120,7 +120,7 @@ pub async fn show(
     let mut applications = vec!["web".to_string(), "api".to_string()];
     applications.extend(state.config.applications.iter().map(|a| a.name.clone()));
     let csrf = tokens::csrf_for_session(&token);
-    let now = db::now();
+    let now = crate::clock::now();
     let body = html! {
         main {
             (tabs(&me, "users"))
@@ -237,20 +237,13 @@ pub struct ActionForm {
     filters: Filters,
 }
 
+csrf_field!(ActionForm);
+
 #[handler]
 pub async fn terminate(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ActionForm>>,
+    CsrfForm { me, form }: CsrfForm<ActionForm>,
 ) -> Response {
-    let form = match read_form(form) {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let me = match form_session(req, &state, &form.csrf).await {
-        Ok(me) => me,
-        Err(resp) => return resp,
-    };
     match domain::admin_end(&state, &me, &form.id).await {
         Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
         Err(err) => error_page(&err),
@@ -259,18 +252,9 @@ pub async fn terminate(
 
 #[handler]
 pub async fn end_listed(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ActionForm>>,
+    CsrfForm { me, form }: CsrfForm<ActionForm>,
 ) -> Response {
-    let form = match read_form(form) {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let me = match form_session(req, &state, &form.csrf).await {
-        Ok(me) => me,
-        Err(resp) => return resp,
-    };
     let query = form.filters.query();
     if form.confirm != "yes" {
         let count = match domain::admin_count(&state, &me, &query).await {
@@ -295,18 +279,9 @@ pub async fn end_listed(
 
 #[handler]
 pub async fn end_user(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ActionForm>>,
+    CsrfForm { me, form }: CsrfForm<ActionForm>,
 ) -> Response {
-    let form = match read_form(form) {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let me = match form_session(req, &state, &form.csrf).await {
-        Ok(me) => me,
-        Err(resp) => return resp,
-    };
     let Ok(target) = form.target.trim().parse::<i64>() else {
         return error_page(&crate::error::Error::NotFound);
     };

@@ -6,12 +6,12 @@ use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use super::{error_page, html_response, layout, relative, utc};
-use crate::db;
+use super::{error_page, html_response, layout};
+use crate::clock::{relative, utc};
 use crate::domain::alerts::{end_via_link, link_target};
 use crate::state::AppState;
 
-pub const PATH: &str = "/alerts/end";
+pub use crate::http::paths::ALERT_END as PATH;
 
 #[derive(Deserialize)]
 pub struct LinkParams {
@@ -26,7 +26,7 @@ pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
         Err(err) => return error_page(&err),
     };
     let d = &target.details;
-    let now = db::now();
+    let now = crate::clock::now();
     let body = html! {
         main.narrow {
             h1 { "Not you?" }

@@ -5,14 +5,13 @@ use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::sessions::{tabs, time_cell};
+use super::components::{tabs, time_cell};
 use super::{encode, error_page, html_response, layout, page_session};
-use crate::db;
 use crate::domain::history;
 use crate::domain::tokens;
 use crate::state::AppState;
 
-pub const PATH: &str = "/settings/security/history";
+pub use crate::http::paths::HISTORY as PATH;
 
 #[derive(Deserialize, Default)]
 pub struct HistoryQuery {
@@ -36,7 +35,7 @@ pub async fn show(
         Err(err) => return error_page(&err),
     };
     let csrf = tokens::csrf_for_session(&token);
-    let now = db::now();
+    let now = crate::clock::now();
     let body = html! {
         main {
             (tabs(&me, "history"))

@@ -6,12 +6,14 @@ use poem::web::{Data, Form, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::{SESSIONS_PATH, cookies, ended_notice, error_page, html_response, layout};
-use crate::api::SESSION_COOKIE;
-use crate::api::errors::describe;
+use super::{ended_notice, error_page, html_response, layout};
 use crate::domain::auth::{SignInRequest, authenticate, sign_in, sign_out};
 use crate::domain::tokens;
 use crate::error::Error;
+use crate::http::cookies;
+use crate::http::cookies::SESSION_COOKIE;
+use crate::http::errors::describe;
+use crate::http::paths::SESSIONS as SESSIONS_PATH;
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]

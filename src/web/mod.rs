@@ -3,7 +3,7 @@
 
 pub mod admin_sessions;
 pub mod alert_link;
-pub mod cookies;
+pub mod components;
 pub mod history;
 pub mod login;
 pub mod password;
@@ -13,19 +13,20 @@ pub mod setup;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::Redirect;
-use poem::{Endpoint, IntoResponse, Request, Response, Route, get, handler, post};
+use poem::{IntoResponse, Request, Response, Route, get, handler, post};
 use rust_embed::RustEmbed;
 
-use crate::api::errors::{ENDED_NOTICE, describe};
 use crate::domain::auth::{Authed, authenticate};
 use crate::error::Error;
+use crate::http::errors::{ENDED_NOTICE, describe};
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]
 struct Assets;
 
-pub const SESSIONS_PATH: &str = "/settings/security/sessions";
+use crate::http::cookies;
+use crate::http::paths::{SESSIONS as SESSIONS_PATH, USERS_SESSIONS};
 
 pub fn routes() -> Route {
     Route::new()
@@ -42,17 +43,17 @@ pub fn routes() -> Route {
             format!("{SESSIONS_PATH}/end-others"),
             post(sessions::end_others),
         )
-        .at(sessions::USERS_PATH, get(admin_sessions::show))
+        .at(USERS_SESSIONS, get(admin_sessions::show))
         .at(
-            format!("{}/terminate", sessions::USERS_PATH),
+            format!("{}/terminate", USERS_SESSIONS),
             post(admin_sessions::terminate),
         )
         .at(
-            format!("{}/end-listed", sessions::USERS_PATH),
+            format!("{}/end-listed", USERS_SESSIONS),
             post(admin_sessions::end_listed),
         )
         .at(
-            format!("{}/end-user", sessions::USERS_PATH),
+            format!("{}/end-user", USERS_SESSIONS),
             post(admin_sessions::end_user),
         )
         .at(password::PATH, get(password::show).post(password::submit))
@@ -108,7 +109,7 @@ pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, St
             let mut resp = to_login(req, Some(why));
             let clear = cookies::build(
                 &state.config.server,
-                crate::api::SESSION_COOKIE,
+                crate::http::cookies::SESSION_COOKIE,
                 "",
                 Some(0),
             );
@@ -217,110 +218,9 @@ pub fn layout(title: &str, who: Option<(&Authed, &str)>, body: Markup) -> Markup
 
 const DOOR_ICON: &str = r#"<svg aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><path d="M4 21h16M6 21V3h12v18M14 12h.01"/></svg>"#;
 
-/// Security headers on every answer; the strict CSP on everything but the API docs,
-/// whose bundled UI needs inline script.
-pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let is_docs = req.uri().path().starts_with("/api/docs");
-    let https = req
-        .data::<AppState>()
-        .is_some_and(|s| s.config.server.secure_cookies());
-    let mut resp = next.call(req).await?.into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    let csp = if is_docs {
-        // Swagger UI is one page of inline script and style that fetches the OpenAPI
-        // document and calls the API on this origin: that, and nothing else.
-        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'"
-    } else {
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
-    };
-    h.insert("content-security-policy", HeaderValue::from_static(csp));
-    if https {
-        h.insert(
-            "strict-transport-security",
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    Ok(resp)
-}
-
-/// Refuses request bodies over [`crate::MAX_BODY`] with 413 before a handler reads them:
-/// by `Content-Length` when given, otherwise by reading at most that much.
-pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
-    let too_large = || {
-        let body = crate::api::errors::ErrorBody::new(
-            "payload_too_large",
-            format!("The request body is larger than {} bytes.", crate::MAX_BODY),
-        );
-        poem::web::Json(body)
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-            .into_response()
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
-        Some(n) if n > crate::MAX_BODY as u64 => return Ok(too_large()),
-        Some(_) => {}
-        None => {
-            let body = req.take_body();
-            match body.into_bytes_limit(crate::MAX_BODY).await {
-                Ok(bytes) => req.set_body(bytes),
-                Err(_) => return Ok(too_large()),
-            }
-        }
-    }
-    Ok(next.call(req).await?.into_response())
-}
-
-/// "5 minutes ago" for `t` seen from `now` (both Unix seconds).
-pub fn relative(now: i64, t: i64) -> String {
-    let d = (now - t).max(0);
-    let (n, unit) = match d {
-        0..=59 => return "just now".into(),
-        60..=3599 => (d / 60, "minute"),
-        3600..=86_399 => (d / 3600, "hour"),
-        _ => (d / 86_400, "day"),
-    };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
-}
-
-/// "2026-11-23 08:15:00 UTC".
-pub fn utc(t: i64) -> String {
-    let dt = crate::api::model::at(t);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        dt.year(),
-        dt.month() as u8,
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_times() {
-        assert_eq!(relative(1000, 1000), "just now");
-        assert_eq!(relative(1000 + 300, 1000), "5 minutes ago");
-        assert_eq!(relative(3600, 0), "1 hour ago");
-        assert_eq!(relative(3 * 86_400, 0), "3 days ago");
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-    }
 
     #[test]
     fn query_encoding() {

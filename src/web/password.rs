@@ -1,11 +1,11 @@
 //! Settings › Security › Password: change it, after typing the current one again.
 
 use maud::html;
-use poem::web::{Data, Form, Redirect};
+use poem::web::{Data, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::sessions::{form_session, read_form};
+use super::components::{CsrfForm, csrf_field};
 use super::{error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::tokens;
@@ -13,7 +13,7 @@ use crate::domain::users::change_own_password;
 use crate::error::Error;
 use crate::state::AppState;
 
-pub const PATH: &str = "/settings/security/password";
+pub use crate::http::paths::PASSWORD as PATH;
 
 fn page(me: &Authed, csrf: &str, error: Option<&str>, status: poem::http::StatusCode) -> Response {
     let body = html! {
@@ -61,29 +61,22 @@ pub struct PasswordForm {
     keep_current: String,
 }
 
+csrf_field!(PasswordForm);
+
 #[handler]
 pub async fn submit(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<PasswordForm>>,
+    CsrfForm { me, form }: CsrfForm<PasswordForm>,
 ) -> Response {
-    let form = match read_form(form) {
-        Ok(f) => f,
-        Err(resp) => return resp,
-    };
-    let me = match form_session(req, &state, &form.csrf).await {
-        Ok(me) => me,
-        Err(resp) => return resp,
-    };
     let keep = form.keep_current == "yes";
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match change_own_password(&state, &me, &client, form.current, form.new, keep).await {
-        Ok(n) if keep => {
-            Redirect::see_other(format!("{}?done={n}", super::SESSIONS_PATH)).into_response()
-        }
+        Ok(n) if keep => Redirect::see_other(format!("{}?done={n}", crate::http::paths::SESSIONS))
+            .into_response(),
         Ok(_) => Redirect::see_other("/login?ended=password_changed").into_response(),
         Err(err @ (Error::Invalid { .. } | Error::RateLimited { .. })) => {
-            let (status, body) = crate::api::errors::describe(&err);
+            let (status, body) = crate::http::errors::describe(&err);
             page(&me, &form.csrf, Some(&body.message), status)
         }
         Err(err) => error_page(&err),

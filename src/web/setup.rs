@@ -150,7 +150,7 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<SetupForm>>)
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
             // Nothing was created: the operator corrects the form and tries again.
             put_back(&state, token);
-            let (status, body) = crate::api::errors::describe(&err);
+            let (status, body) = crate::http::errors::describe(&err);
             page(&form.token, Some(&body.message), status)
         }
         // NotFound: an owner exists by now (made elsewhere); the token is spent.

@@ -1,10 +1,11 @@
-//! Reading and writing Doorman's cookies.
+//! Reading and writing Doorman's cookies, and the one way to find the session token a
+//! request presents.
 
 use poem::Request;
 
-use crate::api::SESSION_COOKIE;
 use crate::config::ServerConfig;
 
+pub const SESSION_COOKIE: &str = "doorman_session";
 pub const DEVICE_COOKIE: &str = "doorman_device";
 /// Double-submit CSRF cookie for the forms shown before sign-in.
 pub const PRE_CSRF_COOKIE: &str = "doorman_csrf";

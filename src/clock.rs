@@ -1,0 +1,59 @@
+//! The one clock and every time format, for pages, the API, emails and the CLI alike.
+//! Times are Unix seconds (UTC) everywhere inside Doorman.
+
+use time::OffsetDateTime;
+
+/// Now, in Unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A stored time as a date-time (the API's RFC 3339 values); out-of-range values are
+/// the epoch rather than a panic.
+pub fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// "2026-11-23 08:15:00 UTC".
+pub fn utc(t: i64) -> String {
+    let dt = at(t);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        dt.year(),
+        dt.month() as u8,
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// "just now", "5 minutes ago", "1 hour ago", "3 days ago".
+pub fn relative(now: i64, t: i64) -> String {
+    let d = (now - t).max(0);
+    let (n, unit) = match d {
+        0..=59 => return "just now".into(),
+        60..=3599 => (d / 60, "minute"),
+        3600..=86_399 => (d / 3600, "hour"),
+        _ => (d / 86_400, "day"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(relative(1000, 1000), "just now");
+        assert_eq!(relative(1000 + 300, 1000), "5 minutes ago");
+        assert_eq!(relative(3600, 0), "1 hour ago");
+        assert_eq!(relative(3 * 86_400, 0), "3 days ago");
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(at(i64::MAX), OffsetDateTime::UNIX_EPOCH);
+    }
+}

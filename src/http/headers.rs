@@ -1,0 +1,78 @@
+//! What every answer carries (security headers, `Cache-Control`) and the request body
+//! limit, for pages and the API alike.
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::state::AppState;
+
+/// Security headers on every answer; the strict CSP on everything but the API docs,
+/// whose bundled UI needs inline script.
+pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let is_docs = req.uri().path().starts_with("/api/docs");
+    let https = req
+        .data::<AppState>()
+        .is_some_and(|s| s.config.server.secure_cookies());
+    // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer too,
+    // and gets the same headers.
+    let mut resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    let csp = if is_docs {
+        // Swagger UI is one page of inline script and style that fetches the OpenAPI
+        // document and calls the API on this origin: that, and nothing else.
+        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'"
+    } else {
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    };
+    h.insert("content-security-policy", HeaderValue::from_static(csp));
+    if https {
+        h.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(resp)
+}
+
+/// Refuses request bodies over [`crate::MAX_BODY`] with 413 before a handler reads them:
+/// by `Content-Length` when given, otherwise by reading at most that much.
+pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+    let too_large = || {
+        let body = super::errors::ErrorBody::new(
+            "payload_too_large",
+            format!("The request body is larger than {} bytes.", crate::MAX_BODY),
+        );
+        poem::web::Json(body)
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > crate::MAX_BODY as u64 => return Ok(too_large()),
+        Some(_) => {}
+        None => {
+            let body = req.take_body();
+            match body.into_bytes_limit(crate::MAX_BODY).await {
+                Ok(bytes) => req.set_body(bytes),
+                Err(_) => return Ok(too_large()),
+            }
+        }
+    }
+    Ok(next.call(req).await?.into_response())
+}

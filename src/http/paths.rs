@@ -1,0 +1,13 @@
+//! Every page path, in one place: the pages route them, and emails, the API and the CLI
+//! link to them.
+
+pub const LOGIN: &str = "/login";
+/// Settings › Security › Active Sessions, tab My Sessions.
+pub const SESSIONS: &str = "/settings/security/sessions";
+/// The Users Sessions tab (admins and the owner).
+pub const USERS_SESSIONS: &str = "/settings/security/sessions/users";
+pub const HISTORY: &str = "/settings/security/history";
+pub const PASSWORD: &str = "/settings/security/password";
+/// The page behind an alert email's "Not you? End this session" link.
+pub const ALERT_END: &str = "/alerts/end";
+pub const SETUP: &str = "/setup";
