@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Property-based testing of the HTTP API against its own OpenAPI document: schemathesis
 # generates valid and invalid requests for every operation of /api/openapi.json and
-# checks that none answers 5xx and that every answer matches the declared schema.
+# checks that none answers 5xx and that every answer is documented: its status, its
+# content type and its body's schema.
 #
 #   bash fuzz/schemathesis.sh [MAX_EXAMPLES_PER_OPERATION]     (default 25)
 #
@@ -72,7 +73,7 @@ run_st() {
   (cd "$work" && st run "$base/api/openapi.json" \
     --url "$base/api/v1" \
     -H "Authorization: Bearer $token" \
-    --checks not_a_server_error,response_schema_conformance \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --max-examples "$examples" \
     --seed 20261123 \
     --workers 1 \

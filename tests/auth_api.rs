@@ -504,6 +504,53 @@ async fn wrong_content_type_is_a_json_4xx() {
     assert_eq!(s.sql_i64("SELECT count(*) FROM sessions"), 0);
 }
 
+/// The document declares the 415 that a body sent as anything but JSON gets, on the
+/// sign-in and on every other operation that takes a JSON body, and the server answers
+/// it as declared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_is_not_json_gets_the_documented_415() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let (status, spec) = status_json(
+        client()
+            .get(s.url("/api/openapi.json"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{spec}");
+    let login = &spec["paths"]["/login"]["post"];
+    assert_eq!(login["operationId"], "login", "{login}");
+    let documented = &login["responses"]["415"];
+    assert!(
+        documented["content"]["application/json; charset=utf-8"]["schema"].is_object(),
+        "POST /login does not document 415 with a JSON body: {}",
+        login["responses"]
+    );
+    let mut with_body = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if op.get("requestBody").is_some() {
+                with_body += 1;
+                assert!(
+                    op["responses"]["415"].is_object(),
+                    "{method} {path} takes a body but does not document 415"
+                );
+            }
+        }
+    }
+    assert!(with_body >= 4, "only {with_body} operations take a body");
+
+    let valid =
+        serde_json::to_vec(&json!({"email": "ann@acme.test", "password": PASSWORD})).unwrap();
+    let (status, body) = raw_login(&s, Some("text/plain"), valid).await;
+    assert_eq!(status, 415, "{body}");
+    assert_error_json(status, &body, "text/plain");
+    assert_eq!(body["error"], "unsupported_media_type", "{body}");
+    assert_eq!(s.sql_i64("SELECT count(*) FROM sessions"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn megabyte_body_with_content_length_gets_413_json() {
     let s = start().await;

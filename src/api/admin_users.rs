@@ -205,6 +205,7 @@ api_errors!(CreateUserError {
     Forbidden = 403: "A role above yours, or cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or an account outside your scope or unknown.",
     Conflict = 409: "`email_taken`: a user with that email (in any case) exists.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
 api_errors!(UpdateUserError {
@@ -213,6 +214,7 @@ api_errors!(UpdateUserError {
     Forbidden = 403: "The user or the new role ranks above you, or cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or no such user in your scope.",
     Conflict = 409: "`self_change`: your own role or status; `last_owner`: it would leave no active owner.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
 api_errors!(ListAccountsError {
@@ -226,6 +228,7 @@ api_errors!(CreateAccountError {
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not the owner.",
     Conflict = 409: "`account_taken`: an account with that name exists.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
 pub struct AdminUsersApi;

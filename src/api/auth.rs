@@ -57,6 +57,7 @@ pub enum LoginOk {
 api_errors!(LoginError {
     BadRequest = 400: "Malformed request or unknown application.",
     Unauthorized = 401: "Invalid email or password (the same answer for an unknown email).",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
     TooManyRequests = 429: "Too many failed attempts for this email or from this address.",
 });
 
