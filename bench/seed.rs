@@ -147,7 +147,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
 
     let now = doorman::clock::now();
     let users = db
-        .blocking(|c| {
+        .blocking(|c| -> Result<_, doorman::db::DbError> {
             // A bigger page cache for the bulk load only (this connection, this process).
             c.execute_batch("PRAGMA cache_size = -524288;")?;
             let tx = c.transaction()?;
@@ -202,7 +202,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     let mut inserted = 0usize;
     for chunk in plan.chunks(BATCH) {
         let kept = db
-            .blocking(|c| {
+            .blocking(|c| -> Result<_, doorman::db::DbError> {
                 let tx = c.transaction()?;
                 let mut kept = Vec::new();
                 for &(created, ui) in chunk {
@@ -273,7 +273,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
         let _ = writeln!(out, "signin {}", u.email);
     }
 
-    db.blocking(|c| {
+    db.blocking(|c| -> Result<_, doorman::db::DbError> {
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")?;
         let active = db::sessions::count_active(c, doorman::clock::now())?;
         eprintln!("seed: {active} active sessions");

@@ -37,7 +37,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
     let location = geo.lookup("81.2.69.142".parse().unwrap());
     let now = doorman::clock::now();
     let (token, fifty) = db
-        .blocking(|c| {
+        .blocking(|c| -> Result<_, doorman::db::DbError> {
             let tx = c.transaction()?;
             let account = db::accounts::insert(&tx, "Acme", now)?;
             let mut kept = None;
@@ -127,7 +127,7 @@ fn hot(c: &mut Criterion) {
         b.iter(|| {
             state
                 .db
-                .blocking(|c| {
+                .blocking(|c| -> Result<_, doorman::db::DbError> {
                     db::sessions::list_active_for_user(
                         c,
                         fifty,

@@ -1,5 +1,5 @@
 //! The domain's one error type. Which HTTP status and message each variant becomes is
-//! decided in one place, `api::errors`; pages map it the same way.
+//! decided in one place, `http::errors`, for pages and the API alike.
 
 use crate::db::DbError;
 use crate::domain::model::EndReason;
@@ -32,7 +32,19 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A SQLite failure inside a domain transaction is a storage error.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(DbError::Sqlite(e))
+    }
+}
+
 impl Error {
+    /// A uniqueness constraint refused the write (an email or a name taken).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_unique_violation())
+    }
+
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         Error::Invalid {
             code,

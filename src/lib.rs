@@ -76,7 +76,10 @@ pub async fn serve(
     domain::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
-    web::setup::announce(&state).await;
+    if let Some(url) = domain::bootstrap::first_start(&state).await {
+        // Printed, not logged: it is a one-time secret meant for the operator's eyes.
+        eprintln!("No owner exists yet. Create one at: {url}");
+    }
     tracing::info!(addr = ?local.first().map(|a| a.to_string()), "listening");
     let app = build_app(state);
     let result = Server::new_with_acceptor(acceptor)

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use doorman::domain::model::{EndReason, Role, UserStatus};
+use doorman::domain::model::{Role, User, UserStatus};
+use doorman::domain::operator;
 use doorman::domain::users::{self, CreateUser};
-use doorman::{AppState, Config, db};
+use doorman::{AppState, Config, clock};
 
 #[derive(Parser)]
 #[command(
@@ -223,13 +224,11 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
     Ok((doorman::domain::tokens::new_token()[..20].to_string(), true))
 }
 
-fn find_user(state: &AppState, email: &str) -> Result<doorman::domain::model::User, String> {
-    let email = email.to_string();
-    state
-        .db
-        .blocking(|c| db::users::find_by_email(c, &email))
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("no user with email {email}"))
+fn find_user(state: &AppState, email: &str) -> Result<User, String> {
+    operator::find_user(state, email).map_err(|e| match e {
+        doorman::error::Error::NotFound => format!("no user with email {email}"),
+        other => other.to_string(),
+    })
 }
 
 fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
@@ -240,144 +239,135 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             role,
             name,
             password_stdin,
-        }) => {
-            let (password, generated) = read_password(password_stdin)?;
-            let role = Role::parse(&role).unwrap_or(Role::User);
-            let name =
-                name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
-            let user = users::create_blocking(
-                state,
-                CreateUser {
-                    account,
-                    email,
-                    name,
-                    role,
-                    password: password.clone(),
-                },
-            )
-            .map_err(|e| e.to_string())?;
-            println!(
-                "created {} ({}) in account {} with id {}",
-                user.email, user.role, user.account_name, user.id
-            );
-            if generated {
-                println!("password: {password}");
-            }
-        }
+        }) => add_user(state, email, account, &role, name, password_stdin),
         Command::User(UserCommand::Passwd {
             email,
             password_stdin,
-        }) => {
-            let user = find_user(state, &email)?;
-            let (password, generated) = read_password(password_stdin)?;
-            let ended = users::set_password_blocking(state, user.id, &password, None)
-                .map_err(|e| e.to_string())?;
-            println!(
-                "password changed for {}; {ended} session(s) ended",
-                user.email
-            );
-            if generated {
-                println!("password: {password}");
-            }
-        }
+        }) => change_password(state, &email, password_stdin),
         Command::User(UserCommand::Disable { email }) => {
             let user = find_user(state, &email)?;
             let ended = users::set_status_blocking(state, user.id, UserStatus::Disabled, None)
                 .map_err(|e| e.to_string())?;
             println!("disabled {}; {ended} session(s) ended", user.email);
+            Ok(())
         }
-        Command::Sessions(SessionsCommand::List { email }) => {
-            let user = email
-                .map(|e| find_user(state, &e))
-                .transpose()?
-                .map(|u| u.id);
-            let now = doorman::clock::now();
-            let list = state
-                .db
-                .blocking(|c| db::sessions::list_active(c, user, now, 10_000))
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{:<24} {:<32} {:<12} {:<40} {:<16} LAST ACTIVE (UTC)",
-                "ID", "USER", "APP", "DEVICE", "IP"
-            );
-            for s in &list {
-                println!(
-                    "{:<24} {:<32} {:<12} {:<40} {:<16} {}",
-                    s.id,
-                    s.user_email,
-                    s.application,
-                    s.device.label(),
-                    s.ip,
-                    doorman::clock::utc(s.last_active_at)
-                );
-            }
-            println!("{} active session(s)", list.len());
-        }
+        Command::Sessions(SessionsCommand::List { email }) => list_sessions(state, email),
         Command::Sessions(SessionsCommand::End { id }) => {
-            let now = doorman::clock::now();
-            let ended = state
-                .db
-                .blocking(|c| match db::sessions::find_by_public_id(c, &id)? {
-                    Some(s) if s.is_active(now) => {
-                        db::sessions::end(c, s.pk, now, None, EndReason::TerminatedByAdmin)
-                    }
-                    _ => Ok(false),
-                })
-                .map_err(|e| e.to_string())?;
-            if !ended {
+            if !operator::end_session(state, &id).map_err(|e| e.to_string())? {
                 return Err(format!("no active session with id {id}"));
             }
             println!("session {id} ended");
+            Ok(())
         }
         Command::Backup { path } => {
-            if path.exists() {
-                return Err(format!(
-                    "{} already exists; choose a new file",
-                    path.display()
-                ));
-            }
-            state
-                .db
-                .backup(&path)
-                .map_err(|e| format!("backup failed: {e}"))?;
+            operator::backup(state, &path).map_err(|e| e.to_string())?;
             println!("backed up to {}", path.display());
+            Ok(())
         }
-        Command::Alerts(AlertsCommand::List { limit }) => {
-            let rows = state
-                .db
-                .blocking(|c| db::alerts::list_recent(c, limit.clamp(1, 10_000)))
-                .map_err(|e| e.to_string())?;
-            println!(
-                "{:<8} {:<10} {:<24} {:<8} {:<24} LAST ERROR",
-                "ID", "STATUS", "REASONS", "TRIES", "CREATED (UTC)"
-            );
-            for a in &rows {
-                println!(
-                    "{:<8} {:<10} {:<24} {:<8} {:<24} {}",
-                    a.id,
-                    a.status,
-                    a.reasons,
-                    a.attempts,
-                    doorman::clock::utc(a.created_at),
-                    a.last_error.as_deref().unwrap_or("")
-                );
-            }
-            println!("{} alert(s)", rows.len());
-        }
+        Command::Alerts(AlertsCommand::List { limit }) => list_alerts(state, limit),
         Command::Alerts(AlertsCommand::Retry { id }) => {
             if state.mailer.is_none() {
                 return Err("email is off: set mail.smtp_url first".into());
             }
-            let done = state
-                .db
-                .blocking(|c| db::alerts::update_retry(c, id, doorman::clock::now()))
-                .map_err(|e| e.to_string())?;
-            if !done {
+            if !operator::retry_alert(state, id).map_err(|e| e.to_string())? {
                 return Err(format!("no unsent alert with id {id}"));
             }
             println!("alert {id} queued; a running server sends it within seconds");
+            Ok(())
         }
-        Command::Serve | Command::Config(_) => {}
+        Command::Serve | Command::Config(_) => Ok(()),
     }
+}
+
+fn add_user(
+    state: &AppState,
+    email: String,
+    account: String,
+    role: &str,
+    name: Option<String>,
+    password_stdin: bool,
+) -> Result<(), String> {
+    let (password, generated) = read_password(password_stdin)?;
+    let role = Role::parse(role).unwrap_or(Role::User);
+    let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_string());
+    let user = users::create_blocking(
+        state,
+        CreateUser {
+            account,
+            email,
+            name,
+            role,
+            password: password.clone(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    println!(
+        "created {} ({}) in account {} with id {}",
+        user.email, user.role, user.account_name, user.id
+    );
+    if generated {
+        println!("password: {password}");
+    }
+    Ok(())
+}
+
+fn change_password(state: &AppState, email: &str, password_stdin: bool) -> Result<(), String> {
+    let user = find_user(state, email)?;
+    let (password, generated) = read_password(password_stdin)?;
+    let ended =
+        users::set_password_blocking(state, user.id, &password, None).map_err(|e| e.to_string())?;
+    println!(
+        "password changed for {}; {ended} session(s) ended",
+        user.email
+    );
+    if generated {
+        println!("password: {password}");
+    }
+    Ok(())
+}
+
+fn list_sessions(state: &AppState, email: Option<String>) -> Result<(), String> {
+    let user = email
+        .map(|e| find_user(state, &e))
+        .transpose()?
+        .map(|u| u.id);
+    let list = operator::active_sessions(state, user).map_err(|e| e.to_string())?;
+    println!(
+        "{:<24} {:<32} {:<12} {:<40} {:<16} LAST ACTIVE (UTC)",
+        "ID", "USER", "APP", "DEVICE", "IP"
+    );
+    for s in &list {
+        println!(
+            "{:<24} {:<32} {:<12} {:<40} {:<16} {}",
+            s.id,
+            s.user_email,
+            s.application,
+            s.device.label(),
+            s.ip,
+            clock::utc(s.last_active_at)
+        );
+    }
+    println!("{} active session(s)", list.len());
+    Ok(())
+}
+
+fn list_alerts(state: &AppState, limit: i64) -> Result<(), String> {
+    let rows = operator::recent_alerts(state, limit).map_err(|e| e.to_string())?;
+    println!(
+        "{:<8} {:<10} {:<24} {:<8} {:<24} LAST ERROR",
+        "ID", "STATUS", "REASONS", "TRIES", "CREATED (UTC)"
+    );
+    for a in &rows {
+        println!(
+            "{:<8} {:<10} {:<24} {:<8} {:<24} {}",
+            a.id,
+            a.status,
+            a.reasons,
+            a.attempts,
+            clock::utc(a.created_at),
+            a.last_error.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} alert(s)", rows.len());
     Ok(())
 }

@@ -18,16 +18,8 @@ use poem::http::HeaderValue;
 use poem::web::Data;
 use poem::{Endpoint, IntoResponse, Request, Response, handler};
 
-use crate::db;
+use crate::domain::health::{self, Gauges};
 use crate::state::AppState;
-
-/// What a scrape reads from the database.
-#[derive(Clone)]
-struct Gauges {
-    active: i64,
-    alerts: Vec<(String, i64)>,
-    oldest_pending: Option<i64>,
-}
 
 #[derive(Default)]
 pub struct Metrics {
@@ -142,23 +134,13 @@ fn allowed(req: &Request, state: &AppState) -> bool {
 
 /// The database gauges, read at most once per `metrics.gauge_cache`: scrapes never
 /// count a million sessions more often than that, however often they come.
-async fn gauges(state: &AppState) -> Result<Gauges, db::DbError> {
+async fn gauges(state: &AppState) -> crate::error::Result<Gauges> {
     let fresh_for = state.config.metrics.gauge_cache;
     let mut cached = state.metrics.gauges.lock().await;
     if let Some((_, g)) = cached.as_ref().filter(|(at, _)| at.elapsed() < fresh_for) {
         return Ok(g.clone());
     }
-    let now = crate::clock::now();
-    let fresh = state
-        .db
-        .run(move |c| {
-            Ok(Gauges {
-                active: db::sessions::count_active(c, now)?,
-                alerts: db::alerts::count_by_status(c)?,
-                oldest_pending: db::alerts::oldest_pending(c)?,
-            })
-        })
-        .await?;
+    let fresh = health::gauges(state).await?;
     *cached = Some((std::time::Instant::now(), fresh.clone()));
     Ok(fresh)
 }
@@ -209,7 +191,7 @@ pub async fn metrics(req: &Request, state: Data<&AppState>) -> Response {
     );
     match gauges {
         Ok(Gauges {
-            active,
+            active_sessions: active,
             alerts,
             oldest_pending: oldest,
         }) => {

@@ -9,12 +9,7 @@ use crate::state::AppState;
 
 #[handler]
 pub async fn healthz(state: Data<&AppState>) -> Response {
-    let ok = state
-        .db
-        .run(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?))
-        .await
-        .is_ok();
-    if ok {
+    if crate::domain::health::database_answers(&state).await {
         Json(json!({"status": "ok"})).into_response()
     } else {
         Json(json!({"status": "unavailable", "message": "the database does not answer"}))

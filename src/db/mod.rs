@@ -112,6 +112,12 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The cheapest query that proves the database answers.
+pub fn ping(c: &Connection) -> Result<(), DbError> {
+    c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
+    Ok(())
+}
+
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -158,11 +164,14 @@ impl Db {
     }
 
     /// Runs `f` on a pooled connection on the blocking thread pool. A panic inside `f`
-    /// comes back as an error instead of tearing down the request.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    /// comes back as an error instead of tearing down the request. `f` fails with any
+    /// error a storage error converts into (the domain's own, so that a rule broken
+    /// inside a transaction is simply returned), or with [`DbError`].
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, DbError> + Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         // Held by the blocking task, not by this future: a request that goes away does
         // not free the connection before its query is done.
@@ -175,7 +184,7 @@ impl Db {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(DbError::from)?;
             f(&mut conn)
         })
         .await
@@ -198,11 +207,11 @@ impl Db {
     }
 
     /// Same as [`Db::run`] for callers already off the runtime (the CLI).
-    pub fn blocking<T>(
+    pub fn blocking<T, E: From<DbError>>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
-        let mut conn = self.pool.get()?;
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.pool.get().map_err(DbError::from)?;
         f(&mut conn)
     }
 

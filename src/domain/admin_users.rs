@@ -103,13 +103,13 @@ pub async fn create_user(
     );
     let result = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if db::accounts::find_by_id(&tx, account)?.is_none() {
-                return Ok(Err(Error::NotFound));
+                return Err(Error::NotFound);
             }
             if db::users::find_by_email(&tx, &email)?.is_some() {
-                return Ok(Err(email_taken()));
+                return Err(email_taken());
             }
             let id = db::users::insert(
                 &tx,
@@ -125,11 +125,11 @@ pub async fn create_user(
             let user = db::users::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
             tx.commit()?;
-            Ok(Ok(user))
+            Ok(user)
         })
         .await;
     let user = match result {
-        Ok(outcome) => outcome?,
+        Ok(user) => user,
         Err(e) if e.is_unique_violation() => return Err(email_taken()),
         Err(e) => return Err(e.into()),
     };
@@ -166,10 +166,10 @@ pub async fn update_user(
     let me = me.clone();
     let (user, ended) = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(target) = db::users::find_by_id(&tx, id)? else {
-                return Ok(Err(Error::NotFound));
+                return Err(Error::NotFound);
             };
             let other_active_owners = if target.role == Role::Owner {
                 let all = db::users::count_active_by_role(&tx, Role::Owner)?;
@@ -178,7 +178,7 @@ pub async fn update_user(
                 0
             };
             if let Err(e) = check_change(&me, &target, &change, other_active_owners) {
-                return Ok(Err(e));
+                return Err(e);
             }
             if let Some(role) = change.role.filter(|r| *r != target.role) {
                 db::users::update_role(&tx, id, role)?;
@@ -193,9 +193,9 @@ pub async fn update_user(
             let user = db::users::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("user vanished during update".into()))?;
             tx.commit()?;
-            Ok(Ok((user, ended)))
+            Ok((user, ended))
         })
-        .await??;
+        .await?;
     tracing::info!(
         role = %user.role,
         status = %user.status,
@@ -258,20 +258,20 @@ pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Res
     let name = name.trim().to_string();
     let result = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if db::accounts::find_by_name(&tx, &name)?.is_some() {
-                return Ok(Err(account_taken()));
+                return Err(account_taken());
             }
             let id = db::accounts::insert(&tx, &name, crate::clock::now())?;
             let account = db::accounts::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("account vanished during creation".into()))?;
             tx.commit()?;
-            Ok(Ok(account))
+            Ok(account)
         })
         .await;
     let account = match result {
-        Ok(outcome) => outcome?,
+        Ok(account) => account,
         Err(e) if e.is_unique_violation() => return Err(account_taken()),
         Err(e) => return Err(e.into()),
     };

@@ -273,7 +273,7 @@ pub async fn link_target(state: &AppState, token: &str) -> Result<LinkTarget> {
     let alert_id = verify_link(&state.link_key, token, now).ok_or(Error::NotFound)?;
     let found = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let Some(alert) = db::alerts::find_by_id(c, alert_id)? else {
                 return Ok(None);
             };
@@ -309,13 +309,13 @@ pub async fn end_via_link(state: &AppState, token: &str) -> Result<bool> {
     let alert_id = verify_link(&state.link_key, token, now).ok_or(Error::NotFound)?;
     state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let tx = c.transaction()?;
             let Some(alert) = db::alerts::find_by_id(&tx, alert_id)? else {
-                return Ok(Err(Error::NotFound));
+                return Err(Error::NotFound);
             };
             if !db::alerts::update_link_used(&tx, alert_id, now)? {
-                return Ok(Ok(false));
+                return Ok(false);
             }
             let details: Option<Details> = serde_json::from_str(&alert.details).ok();
             let ended = match details {
@@ -335,9 +335,43 @@ pub async fn end_via_link(state: &AppState, token: &str) -> Result<bool> {
             if ended {
                 tracing::info!(alert = alert_id, "session ended from an alert email link");
             }
-            Ok(Ok(ended))
+            Ok(ended)
         })
-        .await?
+        .await
+}
+
+/// One email of the outbox (a sign-in alert or a security notice).
+pub use crate::db::alerts::AlertRow as OutboxRow;
+
+/// The next email due to be sent, if any.
+pub async fn next_due(state: &AppState) -> Result<Option<OutboxRow>> {
+    let now = crate::clock::now();
+    Ok(state.db.run(move |c| db::alerts::next_due(c, now)).await?)
+}
+
+/// The SMTP server accepted the email.
+pub async fn mark_sent(state: &AppState, id: i64) -> Result<()> {
+    state
+        .db
+        .run(move |c| db::alerts::update_sent(c, id, crate::clock::now()))
+        .await?;
+    Ok(())
+}
+
+/// An attempt failed: retried after `retry_in` seconds, or given up (`failed`).
+pub async fn mark_failed(
+    state: &AppState,
+    id: i64,
+    retry_in: i64,
+    error: String,
+    give_up: bool,
+) -> Result<()> {
+    let next = crate::clock::now() + retry_in;
+    state
+        .db
+        .run(move |c| db::alerts::update_failed_attempt(c, id, next, &error, give_up))
+        .await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -202,7 +202,7 @@ async fn find_account(
     let email = email.to_string();
     Ok(state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let Some((user, credentials)) = db::users::find_credentials(c, &email)? else {
                 return Ok(None);
             };
@@ -486,7 +486,7 @@ where
     }
     state
         .db
-        .run(move |c| {
+        .run(move |c| -> std::result::Result<_, DbError> {
             check_then(c, &hash, policy, &then, Place::Blocking)?
                 .ok_or_else(|| DbError::Task("a blocking storage call asked to be deferred".into()))
         })

@@ -1,6 +1,7 @@
 //! Sign-in history (login records): one's own, and for admins, their users'.
 
-use crate::db::{self, login_records::LoginRecord};
+use crate::db;
+pub use crate::db::login_records::LoginRecord;
 use crate::domain::auth::Authed;
 use crate::domain::model::UserId;
 use crate::domain::permissions::{admin_scope, check_in_rank};

@@ -3,8 +3,11 @@
 pub mod admin_users;
 pub mod alerts;
 pub mod auth;
+pub mod bootstrap;
+pub mod health;
 pub mod history;
 pub mod model;
+pub mod operator;
 pub mod passwords;
 pub mod permissions;
 pub mod ratelimit;

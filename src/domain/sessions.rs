@@ -85,20 +85,20 @@ pub async fn end_mine(state: &AppState, me: &Authed, id: &str) -> Result<()> {
     let (user, current, id) = (me.principal.user_id, me.session.pk, id.to_string());
     let outcome = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let now = crate::clock::now();
             match db::sessions::find_by_public_id(c, &id)? {
                 Some(s) if s.user_id == user && s.is_active(now) => {
                     if s.pk == current {
-                        return Ok(Err(current_conflict()));
+                        return Err(current_conflict());
                     }
                     db::sessions::end(c, s.pk, now, Some(user), EndReason::Terminated)?;
-                    Ok(Ok(()))
+                    Ok(())
                 }
-                _ => Ok(Err(Error::NotFound)),
+                _ => Err(Error::NotFound),
             }
         })
-        .await?;
+        .await;
     if outcome.is_ok() {
         tracing::info!("session terminated by its user");
     }
@@ -257,19 +257,19 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
     let principal = me.principal.clone();
     let outcome = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let now = crate::clock::now();
             let Some(s) = db::sessions::find_by_public_id(c, &id)? else {
-                return Ok(Err(Error::NotFound));
+                return Err(Error::NotFound);
             };
             let Some(owner) = db::users::find_by_id(c, s.user_id)? else {
-                return Ok(Err(Error::NotFound));
+                return Err(Error::NotFound);
             };
             if !s.is_active(now) || check_in_rank(&principal, s.account_id, owner.role).is_err() {
-                return Ok(Err(Error::NotFound));
+                return Err(Error::NotFound);
             }
             if s.pk == current {
-                return Ok(Err(current_conflict()));
+                return Err(current_conflict());
             }
             let reason = if s.user_id == by {
                 EndReason::Terminated
@@ -277,9 +277,9 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
                 EndReason::TerminatedByAdmin
             };
             db::sessions::end(c, s.pk, now, Some(by), reason)?;
-            Ok(Ok(()))
+            Ok(())
         })
-        .await?;
+        .await;
     if outcome.is_ok() {
         tracing::info!("session terminated by an administrator");
     }

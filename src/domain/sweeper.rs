@@ -28,7 +28,7 @@ pub async fn sweep_once(state: &AppState) {
     state.limiter.prune(now);
     let result = state
         .db
-        .run(move |c| {
+        .run(move |c| -> crate::error::Result<_> {
             let ended = db::sessions::end_expired(c, now, max)?;
             let deleted = db::sessions::delete_ended_before(c, now - retention)?;
             Ok((ended, deleted))

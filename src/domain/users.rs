@@ -147,7 +147,7 @@ pub fn set_password_blocking(
     Hasher::check_policy(password)?;
     let hash = state.hasher.hash_now(password)?;
     let mail_enabled = state.mailer.is_some();
-    let ended = state.db.blocking(|c| {
+    let ended = state.db.blocking(|c| -> Result<_> {
         let tx = c.transaction()?;
         let Some(target) = db::users::find_by_id(&tx, user)? else {
             return Ok(None);
@@ -264,7 +264,7 @@ pub async fn change_own_password(
     let mail_enabled = state.mailer.is_some();
     let (ended, queued) = state
         .db
-        .run(move |c| {
+        .run(move |c| -> Result<_> {
             let tx = c.transaction()?;
             db::users::update_password(&tx, user, &hash)?;
             let n = db::sessions::end_all_for_user(

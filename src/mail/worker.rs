@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use crate::db::alerts::AlertRow;
-use crate::db::{self};
-use crate::domain::alerts::{Details, PASSWORD_CHANGED, Reasons, sign_link};
+use crate::domain::alerts::{self, Details, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link};
 use crate::http::paths::{ALERT_END, SESSIONS};
 use crate::mail::Mailer;
 use crate::mail::templates::{NewSignIn, new_sign_in, password_changed};
@@ -55,9 +53,8 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
 }
 
 /// Sends the next due alert, if any; true when there was one.
-async fn send_next(state: &AppState, mailer: &Mailer) -> Result<bool, db::DbError> {
-    let now = crate::clock::now();
-    let Some(alert) = state.db.run(move |c| db::alerts::next_due(c, now)).await? else {
+async fn send_next(state: &AppState, mailer: &Mailer) -> crate::error::Result<bool> {
+    let Some(alert) = alerts::next_due(state).await? else {
         return Ok(false);
     };
     let id = alert.id;
@@ -76,27 +73,20 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> Result<bool, db::DbErro
     };
     match result {
         Ok(()) => {
-            state
-                .db
-                .run(move |c| db::alerts::update_sent(c, id, crate::clock::now()))
-                .await?;
+            alerts::mark_sent(state, id).await?;
             tracing::info!(alert = id, "alert email sent");
         }
         Err(error) => {
             let attempts = alert.attempts + 1;
             let give_up = attempts >= MAX_ATTEMPTS;
-            let next = crate::clock::now() + backoff(alert.attempts);
             tracing::warn!(alert = id, attempts, %error, give_up, "alert email not sent");
-            state
-                .db
-                .run(move |c| db::alerts::update_failed_attempt(c, id, next, &error, give_up))
-                .await?;
+            alerts::mark_failed(state, id, backoff(alert.attempts), error, give_up).await?;
         }
     }
     Ok(true)
 }
 
-fn build(state: &AppState, mailer: &Mailer, alert: &AlertRow) -> Result<lettre::Message, String> {
+fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre::Message, String> {
     let details: Details =
         serde_json::from_str(&alert.details).map_err(|e| format!("alert details: {e}"))?;
     let base = state.config.server.public_base();

@@ -10,7 +10,6 @@ use super::components::{
     CsrfForm, confirm_page, csrf_field, device_cell, done_notice, location_cell, tabs, time_cell,
 };
 use super::{encode, error_page, html_response, layout, page_session};
-use crate::db;
 use crate::domain::model::UserId;
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery};
@@ -109,11 +108,10 @@ pub async fn show(
         (Err(err), _) | (_, Err(err)) => return error_page(&err),
     };
     let accounts = if scope == AdminScope::All {
-        state
-            .db
-            .run(|c| db::accounts::list(c))
-            .await
-            .unwrap_or_default()
+        match crate::domain::admin_users::list_accounts(&state, &me.principal).await {
+            Ok(a) => a,
+            Err(err) => return error_page(&err),
+        }
     } else {
         Vec::new()
     };
