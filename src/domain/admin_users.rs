@@ -131,7 +131,7 @@ pub async fn create_user(
     let user = match result {
         Ok(user) => user,
         Err(e) if e.is_unique_violation() => return Err(email_taken()),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     tracing::info!(
         user_id = %user.id,
@@ -177,9 +177,7 @@ pub async fn update_user(
             } else {
                 0
             };
-            if let Err(e) = check_change(&me, &target, &change, other_active_owners) {
-                return Err(e);
-            }
+            check_change(&me, &target, &change, other_active_owners)?;
             if let Some(role) = change.role.filter(|r| *r != target.role) {
                 db::users::update_role(&tx, id, role)?;
             }
@@ -273,7 +271,7 @@ pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Res
     let account = match result {
         Ok(account) => account,
         Err(e) if e.is_unique_violation() => return Err(account_taken()),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e),
     };
     tracing::info!(account_id = %account.id, "account created");
     Ok(account)

@@ -200,7 +200,7 @@ async fn find_account(
         return Ok(None);
     }
     let email = email.to_string();
-    Ok(state
+    state
         .db
         .run(move |c| -> Result<_> {
             let Some((user, credentials)) = db::users::find_credentials(c, &email)? else {
@@ -216,7 +216,7 @@ async fn find_account(
                 device_known,
             }))
         })
-        .await?)
+        .await
 }
 
 /// A verified sign-in, ready to be stored.
