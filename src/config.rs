@@ -199,7 +199,7 @@ impl Default for MailConfig {
         Self {
             smtp_url: String::new(),
             from: "Doorman <doorman@localhost>".into(),
-            timeout: crate::mail::SMTP_TIMEOUT,
+            timeout: SMTP_TIMEOUT,
         }
     }
 }
@@ -360,7 +360,7 @@ impl Config {
             problems.push(format!("security.argon2: {err}"));
         }
         self.validate_applications(&mut problems);
-        problems.extend(crate::mail::check(&self.mail));
+        problems.extend(check_mail(&self.mail));
         let b = &self.bootstrap;
         if b.email.is_empty() != b.password.is_empty() {
             problems.push("bootstrap.email and bootstrap.password: set both or neither".into());
@@ -442,6 +442,29 @@ impl Config {
     pub fn application_named(&self, name: &str) -> Option<&Application> {
         self.applications.iter().find(|app| app.name == name)
     }
+}
+
+/// How long one SMTP conversation may take by default (`mail.timeout`).
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks the mail settings without connecting (used by config validation).
+fn check_mail(cfg: &MailConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Err(e) = cfg.from.parse::<lettre::message::Mailbox>() {
+        problems.push(format!("mail.from: `{}` is not a mailbox ({e})", cfg.from));
+    }
+    if !cfg.smtp_url.is_empty() {
+        let url = &cfg.smtp_url;
+        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            problems.push(format!(
+                "mail.smtp_url: `{}` must start with smtp:// or smtps://",
+                redact_url(url)
+            ));
+        } else if let Err(e) = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url) {
+            problems.push(format!("mail.smtp_url: `{}`: {e}", redact_url(url)));
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

@@ -2,21 +2,58 @@
 //!
 //! `build_app` assembles the HTTP application from an [`AppState`]; `serve` runs it on a
 //! listener until a shutdown signal. `main.rs` and the tests both go through these.
+//!
+//! # The map
+//!
+//! ```text
+//! main.rs      the CLI: calls lib and domain/ only
+//! lib.rs       build_app, serve, open_state: the wiring
+//! state.rs     AppState { config, db, geo, hasher, limiter, mailer, metrics, … }, passed
+//! config.rs    typed configuration, validated once at start
+//! clock.rs     now() and every time format (RFC 3339, UTC, "5 minutes ago")
+//! error.rs     the domain's one error type
+//! http/        what both skins stand on: cookies and the one token extractor, CSRF, the
+//!              error → status/body mapping, the headers every answer carries, page paths
+//! web/         the pages (maud): one module per page, shared pieces in components.rs
+//! api/         the JSON API (poem-openapi)
+//! domain/      the rules: sign-in and the session check, sessions, permissions, users,
+//!              alerts, bootstrap, the operator's tools, health
+//! db/          SQLite: the pool, `run` / `read_or_block`, migrations, one module per
+//!              table (SQL only)
+//! mail/        the SMTP transport, the outbox worker, one function per email
+//! metrics/     `/metrics` and the in-memory counters
+//! geo/ ua.rs client_ip.rs   leaf services: where and what a request is
+//! files.rs     files only their owner reads (the database, its copies, GeoIP)
+//! ```
+//!
+//! # The rules (checked by `tests/layering.rs`)
+//!
+//! - `web/` and `api/` are two skins over `domain/` and `http/`: they never import
+//!   each other, and a rule (who may end which session) exists once, in `domain/`.
+//! - Only `domain/` (and the wiring here and in `state.rs`) imports `db/`; SQL is
+//!   written in `db/` only.
+//! - Page modules do not import each other; what several pages share is in
+//!   `web/components.rs`.
+//! - Leaf services (clock, GeoIP, User-Agent, client address, password hasher, tokens,
+//!   rate limiter) do not take `AppState`: they are given what they need.
+//! - Modules are `pub` only where the tests or the benchmarks use them.
 
-pub mod api;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod files;
 pub mod geo;
-pub mod http;
-pub mod mail;
-pub mod metrics;
 pub mod state;
 pub mod ua;
-pub mod web;
+
+pub(crate) mod api;
+pub(crate) mod http;
+pub(crate) mod mail;
+pub(crate) mod metrics;
+pub(crate) mod web;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -72,7 +72,9 @@ fn nginx_binary() -> String {
             return candidate.to_string();
         }
     }
-    panic!("nginx not found: install it (Debian: apt-get install nginx)");
+    panic!(
+        "nginx not found: install it (Debian: apt-get install nginx), or run `bash .ci/run`, which installs it"
+    );
 }
 
 async fn start_nginx(

@@ -1006,10 +1006,13 @@ async fn the_session_token_never_appears_in_a_url_or_a_page() {
     ] {
         let c = browser();
         let page = read(
-            c.get(s.url(&format!("/login?rd={}", doorman::web::encode(rd))))
-                .send()
-                .await
-                .unwrap(),
+            c.get(s.url(&format!(
+                "/login?rd={}",
+                url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+            )))
+            .send()
+            .await
+            .unwrap(),
         )
         .await;
         let csrf = form_value(&page.body, "csrf").unwrap();

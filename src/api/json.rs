@@ -1,14 +1,11 @@
-//! A JSON response payload that writes straight to bytes.
+//! A JSON response payload that serialises straight to bytes.
 //!
 //! poem-openapi's `Json<T>` first converts the value to a `serde_json::Value` tree (a
 //! `BTreeMap` and a `String` key per field) and then serialises that tree; for a list of
 //! fifty sessions that is most of the request's CPU time, spent in malloc and free.
-//! [`JsonOut`] documents the same schema (the type's poem-openapi description) but writes
-//! the value in one pass into one buffer sized up front. The session, which a listing
-//! writes fifty times, has a hand-written writer ([`JsonWriter`]): its keys are written
-//! as they are and its values escaped only when they need it, where serde escapes every
-//! key and value byte by byte (a quarter of a listing's instructions). The tests in
-//! `api/model.rs` check that the writer, serde and poem-openapi give the same JSON.
+//! [`JsonOut`] documents the same schema (the type's poem-openapi description) but
+//! serialises the value with serde in one pass into one buffer sized up front. The
+//! tests in `api/model.rs` check that serde and poem-openapi give the same JSON.
 
 use poem::http::StatusCode;
 use poem::http::header::CONTENT_TYPE;
@@ -36,21 +33,19 @@ impl<T: Type> Payload for JsonOut<T> {
     }
 }
 
-/// A value [`JsonOut`] can answer with.
-pub trait WriteJson {
-    /// Appends the value's JSON.
-    fn write_json(&self, w: &mut JsonWriter) -> Result<(), serde_json::Error>;
-    /// Bytes to reserve, so that the buffer is not grown (and copied) while writing.
+/// A value [`JsonOut`] can answer with: how many bytes its JSON takes, about, so that
+/// the buffer is reserved once instead of grown (and copied) while writing.
+pub trait SizeHint {
     fn size_hint(&self) -> usize {
         1024
     }
 }
 
-impl<T: WriteJson + Send> IntoResponse for JsonOut<T> {
+impl<T: Serialize + SizeHint + Send> IntoResponse for JsonOut<T> {
     fn into_response(self) -> Response {
-        let mut w = JsonWriter(Vec::with_capacity(self.0.size_hint()));
-        match self.0.write_json(&mut w) {
-            Ok(()) => Response::builder().header(CONTENT_TYPE, CONTENT).body(w.0),
+        let mut buf = Vec::with_capacity(self.0.size_hint());
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => Response::builder().header(CONTENT_TYPE, CONTENT).body(buf),
             Err(err) => {
                 tracing::error!(%err, "could not serialise a response");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -59,96 +54,7 @@ impl<T: WriteJson + Send> IntoResponse for JsonOut<T> {
     }
 }
 
-/// Writes JSON objects field by field into a buffer. Keys are the program's own
-/// literals and are written as they are; string values go through serde_json's escaping
-/// only when they contain a byte it would escape, so the output is byte for byte what
-/// serde_json writes.
-pub struct JsonWriter(pub Vec<u8>);
-
-impl JsonWriter {
-    pub fn begin(&mut self) {
-        self.0.push(b'{');
-    }
-
-    pub fn end(&mut self) {
-        self.0.push(b'}');
-    }
-
-    /// `"key":`, after a comma unless it is the object's first key.
-    pub fn key(&mut self, key: &'static str) {
-        if !matches!(self.0.last(), Some(b'{' | b'[')) {
-            self.0.push(b',');
-        }
-        self.0.push(b'"');
-        self.0.extend_from_slice(key.as_bytes());
-        self.0.extend_from_slice(b"\":");
-    }
-
-    pub fn str(&mut self, key: &'static str, value: &str) -> Result<(), serde_json::Error> {
-        self.key(key);
-        self.string(value)
-    }
-
-    pub fn opt_str(
-        &mut self,
-        key: &'static str,
-        value: Option<&str>,
-    ) -> Result<(), serde_json::Error> {
-        self.key(key);
-        match value {
-            Some(v) => self.string(v),
-            None => {
-                self.0.extend_from_slice(b"null");
-                Ok(())
-            }
-        }
-    }
-
-    pub fn int(&mut self, key: &'static str, value: i64) {
-        self.key(key);
-        self.0
-            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
-    }
-
-    pub fn bool(&mut self, key: &'static str, value: bool) {
-        self.key(key);
-        self.0
-            .extend_from_slice(if value { b"true" } else { b"false" });
-    }
-
-    pub fn time(
-        &mut self,
-        key: &'static str,
-        value: &OffsetDateTime,
-    ) -> Result<(), serde_json::Error> {
-        self.key(key);
-        rfc3339(value, &mut serde_json::Serializer::new(&mut self.0))
-    }
-
-    /// Any serde value, e.g. a nested object without a writer of its own.
-    pub fn serde<T: Serialize>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), serde_json::Error> {
-        self.key(key);
-        serde_json::to_writer(&mut self.0, value)
-    }
-
-    fn string(&mut self, value: &str) -> Result<(), serde_json::Error> {
-        // serde_json escapes `"`, `\` and control characters, nothing else.
-        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            self.0.push(b'"');
-            self.0.extend_from_slice(value.as_bytes());
-            self.0.push(b'"');
-            Ok(())
-        } else {
-            serde_json::to_writer(&mut self.0, value)
-        }
-    }
-}
-
-impl<T: Type + WriteJson + Send> ApiResponse for JsonOut<T> {
+impl<T: Type + Serialize + SizeHint + Send> ApiResponse for JsonOut<T> {
     fn meta() -> MetaResponses {
         MetaResponses {
             responses: vec![MetaResponse {

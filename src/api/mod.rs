@@ -21,7 +21,8 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApiService, SecurityScheme,
 };
 
-use crate::domain::auth::{Authed, authenticate};
+use crate::domain::auth::Authed;
+use crate::domain::session_check::authenticate;
 use crate::error::Error;
 use crate::http::cookies::{self, SESSION_COOKIE};
 use crate::http::errors::{ErrorBody, code_for_status, describe};
@@ -98,7 +99,7 @@ impl<'a> ApiExtractor<'a> for ApiAuth {
 }
 
 /// A request's session token, not checked yet: for handlers that check it in the same
-/// database trip as their own read ([`crate::domain::auth::authenticate_then`]).
+/// database trip as their own read ([`crate::domain::session_check::authenticate_then`]).
 /// Documented with the same security schemes as [`ApiAuth`]; only for safe methods, as
 /// it does not check the CSRF header of cookie requests.
 pub struct ApiToken(pub String);

@@ -7,7 +7,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use super::json::{JsonOut, JsonWriter, WriteJson};
+use super::json::{JsonOut, SizeHint};
 use super::model::{SESSION_JSON_BYTES, SessionJson};
 use super::{ApiAuth, ApiToken};
 use crate::domain::model::UserId;
@@ -22,23 +22,7 @@ pub struct SessionList {
     pub next_cursor: Option<String>,
 }
 
-impl WriteJson for SessionList {
-    fn write_json(&self, w: &mut JsonWriter) -> Result<(), serde_json::Error> {
-        w.begin();
-        w.key("items");
-        w.0.push(b'[');
-        for (i, item) in self.items.iter().enumerate() {
-            if i > 0 {
-                w.0.push(b',');
-            }
-            item.write_json(w)?;
-        }
-        w.0.push(b']');
-        w.opt_str("next_cursor", self.next_cursor.as_deref())?;
-        w.end();
-        Ok(())
-    }
-
+impl SizeHint for SessionList {
     fn size_hint(&self) -> usize {
         64 + SESSION_JSON_BYTES * self.items.len()
     }

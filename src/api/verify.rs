@@ -5,7 +5,7 @@ use poem::http::{HeaderValue, StatusCode};
 use poem::web::{Data, Json};
 use poem::{IntoResponse, Request, Response, handler};
 
-use crate::domain::auth::authenticate;
+use crate::domain::session_check::authenticate;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::errors::describe;

@@ -7,9 +7,9 @@ use crate::domain::model::{Account, AccountId};
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        created_at: r.get(2)?,
+        id: r.get("id")?,
+        name: r.get("name")?,
+        created_at: r.get("created_at")?,
     })
 }
 

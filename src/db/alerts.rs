@@ -29,20 +29,20 @@ const COLUMNS: &str =
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<AlertRow> {
     Ok(AlertRow {
-        id: r.get(0)?,
-        user_id: r.get(1)?,
-        session_id: r.get(2)?,
-        reasons: r.get(3)?,
-        status: r.get(4)?,
-        attempts: r.get(5)?,
-        next_attempt_at: r.get(6)?,
-        last_error: r.get(7)?,
-        sent_at: r.get(8)?,
-        created_at: r.get(9)?,
-        held_back: r.get(10)?,
-        message_id: r.get(11)?,
-        details: r.get(12)?,
-        link_used_at: r.get(13)?,
+        id: r.get("id")?,
+        user_id: r.get("user_id")?,
+        session_id: r.get("session_id")?,
+        reasons: r.get("reasons")?,
+        status: r.get("status")?,
+        attempts: r.get("attempts")?,
+        next_attempt_at: r.get("next_attempt_at")?,
+        last_error: r.get("last_error")?,
+        sent_at: r.get("sent_at")?,
+        created_at: r.get("created_at")?,
+        held_back: r.get("held_back")?,
+        message_id: r.get("message_id")?,
+        details: r.get("details")?,
+        link_used_at: r.get("link_used_at")?,
     })
 }
 

@@ -92,25 +92,24 @@ pub fn list_for_user(
     )?;
     let rows = stmt.query_map(params![user, before.unwrap_or(i64::MAX), limit], |r| {
         Ok(LoginRecord {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            email: r.get(2)?,
-            user_id: r.get(3)?,
-            ip: r.get(4)?,
-            location: Location {
-                country_code: r.get(5)?,
-                country: r.get(6)?,
-                city: r.get(7)?,
-            },
-            device: Device {
-                category: r.get(8)?,
-                browser: r.get(9)?,
-                browser_version: r.get(10)?,
-                os: r.get(11)?,
-                os_version: r.get(12)?,
-            },
-            success: r.get(13)?,
-            reason: r.get(14)?,
+            id: r.get("id")?,
+            at: r.get("at")?,
+            email: r.get("email")?,
+            user_id: r.get("user_id")?,
+            ip: r.get("ip")?,
+            location: super::location(r, ["country_code", "country_name", "city"])?,
+            device: super::device(
+                r,
+                [
+                    "device_category",
+                    "browser_name",
+                    "browser_version",
+                    "os_name",
+                    "os_version",
+                ],
+            )?,
+            success: r.get("success")?,
+            reason: r.get("reason")?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -1,6 +1,7 @@
-//! SQLite storage: a pool of connections and one helper that runs a closure on a pooled
-//! connection inside `spawn_blocking`, so no SQLite call ever blocks the async runtime.
-//! SQL lives in this module's children, one per table.
+//! SQLite storage: a pool of connections. [`Db::run`] runs a closure on a pooled
+//! connection on the blocking pool; [`Db::read_or_block`] runs a short read at once on
+//! the async worker when a connection is idle (cheaper than the hand-off) and on the
+//! blocking pool otherwise. SQL lives in this module's children, one per table.
 
 pub mod accounts;
 pub mod alerts;
@@ -18,8 +19,6 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::Semaphore;
-
-pub type Conn = r2d2::PooledConnection<SqliteConnectionManager>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -64,31 +63,12 @@ impl DbError {
     }
 }
 
-/// Opening options that create a file readable by its owner only (0600): the database
-/// holds password hashes and the alert-link key, and its copies and the unpacked GeoIP
-/// file sit beside it.
-pub fn private_file(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
-    options.create(true)
-}
-
-/// Creates a directory and its missing parents, those it creates open to the owner only
-/// (0700).
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
 /// Creates the database file 0600 before SQLite opens it (SQLite gives its `-wal` and
 /// `-shm` files the database file's mode), and takes group and other access away from
 /// files an older version created readable by all.
 fn make_private(path: &Path) -> std::io::Result<()> {
     if std::fs::symlink_metadata(path).is_err() {
-        private_file(std::fs::OpenOptions::new().write(true)).open(path)?;
+        crate::files::private_file(std::fs::OpenOptions::new().write(true)).open(path)?;
     }
     #[cfg(unix)]
     for suffix in ["", "-wal", "-shm"] {
@@ -112,6 +92,33 @@ fn make_private(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A parsed device from its five columns, by index or by name: sessions and login
+/// records keep it the same way, and are read through this one mapping.
+pub(crate) fn device<I: rusqlite::RowIndex>(
+    r: &rusqlite::Row<'_>,
+    [category, browser, browser_version, os, os_version]: [I; 5],
+) -> rusqlite::Result<crate::domain::model::Device> {
+    Ok(crate::domain::model::Device {
+        category: r.get(category)?,
+        browser: r.get(browser)?,
+        browser_version: r.get(browser_version)?,
+        os: r.get(os)?,
+        os_version: r.get(os_version)?,
+    })
+}
+
+/// A location from its three columns (see [`device`]).
+pub(crate) fn location<I: rusqlite::RowIndex>(
+    r: &rusqlite::Row<'_>,
+    [country_code, country, city]: [I; 3],
+) -> rusqlite::Result<crate::domain::model::Location> {
+    Ok(crate::domain::model::Location {
+        country_code: r.get(country_code)?,
+        country: r.get(country)?,
+        city: r.get(city)?,
+    })
+}
+
 /// The cheapest query that proves the database answers.
 pub fn ping(c: &Connection) -> Result<(), DbError> {
     c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?;
@@ -123,6 +130,15 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connections in the pool, and so the most storage calls that run at once.
 const POOL_SIZE: u32 = 8;
+
+/// Where a [`Db::read_or_block`] read runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// On the async worker, at once: keep it short and never wait.
+    Inline,
+    /// On the blocking pool: anything goes.
+    Blocking,
+}
 
 #[derive(Clone)]
 pub struct Db {
@@ -138,7 +154,7 @@ impl Db {
     /// Opens (creating if needed) the database file and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self, DbError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            private_dir(dir).map_err(|e| {
+            crate::files::private_dir(dir).map_err(|e| {
                 DbError::Refused(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
@@ -191,19 +207,43 @@ impl Db {
         .map_err(|e| DbError::Task(e.to_string()))?
     }
 
-    /// Runs `f` at once, on this thread, when a pooled connection is idle; `None` (and
-    /// `f` not run) when none is. For short indexed reads on the request path, where the
-    /// hand-off to a blocking thread and back costs more than the read itself; whatever
-    /// may wait on a lock, write to the disk, or read an unbounded number of rows goes
-    /// through [`Db::run`]. A panic inside `f` comes back as an error, as there.
-    pub fn try_inline<T>(
+    /// A short read on the request path: run at once on this thread when a pooled
+    /// connection is idle (the hand-off to a blocking thread and back costs more than an
+    /// indexed read of a few rows), otherwise on the blocking pool as [`Db::run`] does.
+    ///
+    /// `f` is told where it runs. Inline, it answers `None` for anything that may wait
+    /// (a write, which may wait for SQLite's one writer or checkpoint the log) or read
+    /// too much; it is then run again on the blocking pool, where it must answer. A
+    /// panic inside `f` comes back as an error, as with [`Db::run`].
+    pub async fn read_or_block<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: Fn(&mut Connection, Place) -> Result<Option<T>, E> + Send + 'static,
+    {
+        if let Some(done) = self.try_inline(|c| f(c, Place::Inline)) {
+            if let Some(value) = done? {
+                return Ok(value);
+            }
+        }
+        self.run(move |c| {
+            f(c, Place::Blocking)?.ok_or_else(|| {
+                DbError::Task("a read on the blocking pool asked to wait".into()).into()
+            })
+        })
+        .await
+    }
+
+    /// `f` at once on this thread when a connection is idle; `None` (and `f` not run)
+    /// when none is.
+    fn try_inline<T, E: From<DbError>>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, DbError>,
-    ) -> Option<Result<T, DbError>> {
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
         let _permit = self.permits.try_acquire().ok()?;
         let mut conn = self.pool.try_get()?;
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut conn)));
-        Some(ran.unwrap_or_else(|_| Err(DbError::Task("storage call panicked".into()))))
+        Some(ran.unwrap_or_else(|_| Err(DbError::Task("storage call panicked".into()).into())))
     }
 
     /// Same as [`Db::run`] for callers already off the runtime (the CLI).

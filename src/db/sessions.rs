@@ -1,7 +1,7 @@
 //! `sessions` table.
 
 use std::rc::Rc;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
@@ -10,44 +10,86 @@ use crate::domain::model::{
     AccountId, Device, EndReason, Location, Role, Session, SessionId, UserId, UserStatus,
 };
 
-const COLUMNS: &str = "s.id, s.public_id, s.user_id, u.email, s.account_id, a.name, s.application,
+/// A session row, by name: every session-reading statement selects these, plus
+/// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
+const COLUMNS: &str = "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application,
     s.device_id, s.user_agent, s.device_category, s.browser_name, s.browser_version, s.os_name,
     s.os_version, s.ip, s.country_code, s.country_name, s.city, s.created_at, s.last_active_at,
     s.expires_at, s.ended_at, s.end_reason";
+/// The session's user email and account name, from the joins of [`FROM`].
+const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 const FROM: &str =
     "FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = s.account_id";
-/// Number of columns in [`COLUMNS`]; extra selected columns start here.
-const N: usize = 23;
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Session> {
+/// Declares where each named column of a row is in a statement's result, found by name
+/// once per statement instead of at every row (or kept by hand as positions).
+macro_rules! columns {
+    ($(#[$doc:meta])* $name:ident { $($field:ident),* $(,)? }) => {
+        $(#[$doc])*
+        struct $name {
+            $($field: usize,)*
+        }
+
+        impl $name {
+            fn of(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<Self> {
+                Ok($name {
+                    $($field: stmt.column_index(stringify!($field))?,)*
+                })
+            }
+
+            /// [`Self::of`] once per process for a statement whose text never changes.
+            fn cached(
+                cell: &'static std::sync::OnceLock<$name>,
+                stmt: &rusqlite::Statement<'_>,
+            ) -> rusqlite::Result<&'static $name> {
+                if let Some(c) = cell.get() {
+                    return Ok(c);
+                }
+                let found = $name::of(stmt)?;
+                Ok(cell.get_or_init(|| found))
+            }
+        }
+    };
+}
+
+columns!(
+    /// The columns of [`COLUMNS`] and [`JOINED`].
+    Cols {
+        pk, public_id, user_id, user_email, account_id, account_name, application, device_id,
+        user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
+        country_code, country_name, city, created_at, last_active_at, expires_at, ended_at,
+        end_reason,
+    }
+);
+
+fn from_row(r: &Row<'_>, c: &Cols) -> rusqlite::Result<Session> {
     Ok(Session {
-        pk: r.get(0)?,
-        id: SessionId(r.get(1)?),
-        user_id: r.get(2)?,
-        user_email: r.get(3)?,
-        account_id: r.get(4)?,
-        account_name: r.get(5)?,
-        application: r.get(6)?,
-        device_id: r.get(7)?,
-        user_agent: r.get(8)?,
-        device: Device {
-            category: r.get(9)?,
-            browser: r.get(10)?,
-            browser_version: r.get(11)?,
-            os: r.get(12)?,
-            os_version: r.get(13)?,
-        },
-        ip: r.get(14)?,
-        location: Location {
-            country_code: r.get(15)?,
-            country: r.get(16)?,
-            city: r.get(17)?,
-        },
-        created_at: r.get(18)?,
-        last_active_at: r.get(19)?,
-        expires_at: r.get(20)?,
-        ended_at: r.get(21)?,
-        end_reason: r.get(22)?,
+        pk: r.get(c.pk)?,
+        id: SessionId(r.get(c.public_id)?),
+        user_id: r.get(c.user_id)?,
+        user_email: r.get(c.user_email)?,
+        account_id: r.get(c.account_id)?,
+        account_name: r.get(c.account_name)?,
+        application: r.get(c.application)?,
+        device_id: r.get(c.device_id)?,
+        user_agent: r.get(c.user_agent)?,
+        device: super::device(
+            r,
+            [
+                c.device_category,
+                c.browser_name,
+                c.browser_version,
+                c.os_name,
+                c.os_version,
+            ],
+        )?,
+        ip: r.get(c.ip)?,
+        location: super::location(r, [c.country_code, c.country_name, c.city])?,
+        created_at: r.get(c.created_at)?,
+        last_active_at: r.get(c.last_active_at)?,
+        expires_at: r.get(c.expires_at)?,
+        ended_at: r.get(c.ended_at)?,
+        end_reason: r.get(c.end_reason)?,
     })
 }
 
@@ -66,7 +108,8 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<i64, DbError> {
+/// Inserts a session and reads it back as it is stored.
+pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
     c.prepare_cached(
         "INSERT INTO sessions (public_id, token_hash, user_id, account_id, application, device_id,
             user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
@@ -94,7 +137,22 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<i64, DbError> {
         s.now,
         s.expires_at,
     ])?;
-    Ok(c.last_insert_rowid())
+    find_by_pk(c, c.last_insert_rowid())?
+        .ok_or_else(|| DbError::Refused("a session vanished as it was inserted".into()))
+}
+
+pub fn find_by_pk(c: &Connection, pk: i64) -> Result<Option<Session>, DbError> {
+    query_one(
+        c,
+        &format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id = ?1"),
+        pk,
+    )
+}
+
+fn query_one(c: &Connection, sql: &str, key: impl ToSql) -> Result<Option<Session>, DbError> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let cols = Cols::of(&stmt)?;
+    Ok(stmt.query_row([key], |r| from_row(r, &cols)).optional()?)
 }
 
 /// What every authenticated request needs about its session and user, in one lookup.
@@ -105,25 +163,41 @@ pub struct TokenMatch {
     pub status: UserStatus,
 }
 
+/// The session check's one lookup, on every authenticated request.
 pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMatch>, DbError> {
-    let sql = format!("SELECT {COLUMNS}, u.name, u.role, u.status {FROM} WHERE s.token_hash = ?1");
-    Ok(c.prepare_cached(&sql)?
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status {FROM}
+             WHERE s.token_hash = ?1"
+        )
+    });
+    columns!(UserCols {
+        user_name,
+        role,
+        status
+    });
+    static COLS: OnceLock<Cols> = OnceLock::new();
+    static USER: OnceLock<UserCols> = OnceLock::new();
+    let mut stmt = c.prepare_cached(&SQL)?;
+    let (cols, user) = (Cols::cached(&COLS, &stmt)?, UserCols::cached(&USER, &stmt)?);
+    Ok(stmt
         .query_row([hash], |r| {
             Ok(TokenMatch {
-                session: from_row(r)?,
-                user_name: r.get(N)?,
-                role: r.get(N + 1)?,
-                status: r.get(N + 2)?,
+                session: from_row(r, cols)?,
+                user_name: r.get(user.user_name)?,
+                role: r.get(user.role)?,
+                status: r.get(user.status)?,
             })
         })
         .optional()?)
 }
 
 pub fn find_by_public_id(c: &Connection, id: &str) -> Result<Option<Session>, DbError> {
-    let sql = format!("SELECT {COLUMNS} {FROM} WHERE s.public_id = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([id], from_row)
-        .optional()?)
+    query_one(
+        c,
+        &format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.public_id = ?1"),
+        id,
+    )
 }
 
 /// Moves last activity forward; a no-op on an ended session.
@@ -138,6 +212,34 @@ pub fn update_last_active(
     )?
     .execute(params![pk, now, expires_at])?;
     Ok(())
+}
+
+/// Records a session's activity unless another connection holds the write lock: while
+/// one does, SQLite's busy handler would sleep (1, 2, 5, 10… ms) with this request and
+/// its pooled connection, so the touch is skipped and made by the session's next
+/// request. A read-only or full disk is skipped too: the check it belongs to succeeded,
+/// only the bookkeeping did not. True when the activity was written.
+pub fn touch_unless_busy(
+    c: &Connection,
+    pk: i64,
+    now: i64,
+    expires_at: i64,
+) -> Result<bool, DbError> {
+    c.busy_timeout(std::time::Duration::ZERO)?;
+    let touched = update_last_active(c, pk, now, expires_at);
+    c.busy_timeout(super::BUSY_TIMEOUT)?;
+    match touched {
+        Ok(()) => Ok(true),
+        Err(err) if err.is_busy() => {
+            tracing::debug!("session activity not recorded: database busy");
+            Ok(false)
+        }
+        Err(err) if err.is_unavailable() => {
+            tracing::warn!(%err, "could not record session activity");
+            Ok(false)
+        }
+        Err(err) => Err(err),
+    }
 }
 
 /// Ends one live session; false when it had already ended.
@@ -185,17 +287,22 @@ pub fn list_active_for_user(
     limit: Option<u32>,
 ) -> Result<Vec<Session>, DbError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
-        let columns = COLUMNS.replace("u.email", "?3").replace("a.name", "?4");
         format!(
-            "SELECT {columns} FROM sessions s
+            "SELECT {COLUMNS}, ?3 AS user_email, ?4 AS account_name FROM sessions s
              WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
              ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
         )
     });
+    static COLS: OnceLock<Cols> = OnceLock::new();
     let mut stmt = c.prepare_cached(&SQL)?;
+    let cols = Cols::cached(&COLS, &stmt)?;
     // A negative LIMIT is none in SQLite.
     let limit = limit.map_or(-1, i64::from);
-    collect(stmt.query_map(params![user, now, email, account_name, limit], from_row)?)
+    collect(
+        stmt.query_map(params![user, now, email, account_name, limit], |r| {
+            from_row(r, cols)
+        })?,
+    )
 }
 
 /// Collects rows into a vector sized for a page up front: growing it row by row costs
@@ -216,12 +323,13 @@ pub fn list_active(
     limit: i64,
 ) -> Result<Vec<Session>, DbError> {
     let sql = format!(
-        "SELECT {COLUMNS} {FROM} WHERE s.ended_at IS NULL AND s.expires_at > ?2
+        "SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.ended_at IS NULL AND s.expires_at > ?2
            AND (?1 IS NULL OR s.user_id = ?1)
          ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?3"
     );
     let mut stmt = c.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![user, now, limit], from_row)?;
+    let cols = Cols::of(&stmt)?;
+    let rows = stmt.query_map(params![user, now, limit], |r| from_row(r, &cols))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -338,7 +446,7 @@ pub fn list_admin(
     let Some(q) = &f.email_contains else {
         let (cond, args) = page_where(admin_where(f, now), cursor);
         let sql = format!(
-            "SELECT {COLUMNS} {FROM} WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit}"
+            "SELECT {COLUMNS}, {JOINED} {FROM} WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit}"
         );
         return query_sessions(c, &sql, args);
     };
@@ -357,7 +465,7 @@ pub fn list_admin(
            AND u.email_lower LIKE ? ESCAPE '\\'";
     let by_user = |users: &str, extra: Vec<Box<dyn ToSql>>| {
         let sql = format!(
-            "SELECT {COLUMNS} {FROM} WHERE s.id IN (
+            "SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id IN (
                SELECT s.id FROM sessions s INDEXED BY sessions_user_recent
                WHERE {cond} AND s.user_id IN ({users})
                ORDER BY s.last_active_at DESC, s.id DESC LIMIT {limit})
@@ -387,7 +495,7 @@ pub fn list_admin(
     }
 
     let sql = format!(
-        "SELECT {COLUMNS} {FROM} WHERE s.id IN (
+        "SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id IN (
            SELECT r.id FROM (
              SELECT s.id, s.last_active_at, s.email_lower FROM sessions s INDEXED BY sessions_recent
              WHERE {cond} ORDER BY s.last_active_at DESC, s.id DESC LIMIT {RECENT_WINDOW}) r
@@ -427,7 +535,8 @@ fn query_sessions(
     args: Vec<impl ToSql>,
 ) -> Result<Vec<Session>, DbError> {
     let mut stmt = c.prepare_cached(sql)?;
-    collect(stmt.query_map(rusqlite::params_from_iter(args), from_row)?)
+    let cols = Cols::of(&stmt)?;
+    collect(stmt.query_map(rusqlite::params_from_iter(args), |r| from_row(r, &cols))?)
 }
 
 pub fn count_admin(
@@ -525,6 +634,7 @@ mod tests {
                     },
                 )
                 .unwrap()
+                .pk
             })
             .collect()
     }

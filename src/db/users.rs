@@ -5,20 +5,19 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::DbError;
 use crate::domain::model::{AccountId, Role, User, UserId, UserStatus};
 
-const SELECT: &str =
-    "SELECT u.id, u.account_id, a.name, u.email, u.name, u.role, u.status, u.created_at
-    FROM users u JOIN accounts a ON a.id = u.account_id";
+const SELECT: &str = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name,
+    u.role, u.status, u.created_at FROM users u JOIN accounts a ON a.id = u.account_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
-        id: r.get(0)?,
-        account_id: r.get(1)?,
-        account_name: r.get(2)?,
-        email: r.get(3)?,
-        name: r.get(4)?,
-        role: r.get(5)?,
-        status: r.get(6)?,
-        created_at: r.get(7)?,
+        id: r.get("id")?,
+        account_id: r.get("account_id")?,
+        account_name: r.get("account_name")?,
+        email: r.get("email")?,
+        name: r.get("name")?,
+        role: r.get("role")?,
+        status: r.get("status")?,
+        created_at: r.get("created_at")?,
     })
 }
 
@@ -67,16 +66,16 @@ pub fn find_credentials(
     c: &Connection,
     email: &str,
 ) -> Result<Option<(User, Credentials)>, DbError> {
-    let sql = "SELECT u.id, u.account_id, a.name, u.email, u.name, u.role, u.status, u.created_at,
-               u.password_hash, u.credentials_version
+    let sql = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name, u.role,
+               u.status, u.created_at, u.password_hash, u.credentials_version
         FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.email_lower = ?1";
     Ok(c.prepare_cached(sql)?
         .query_row([email.to_lowercase()], |r| {
             Ok((
                 from_row(r)?,
                 Credentials {
-                    hash: r.get(8)?,
-                    version: r.get(9)?,
+                    hash: r.get("password_hash")?,
+                    version: r.get("credentials_version")?,
                 },
             ))
         })
@@ -108,15 +107,6 @@ pub fn count_by_role(c: &Connection, role: Role) -> Result<i64, DbError> {
             r.get(0)
         })?,
     )
-}
-
-/// Users visible to an admin: one account, or every account when `account` is None.
-pub fn list(c: &Connection, account: Option<AccountId>) -> Result<Vec<User>, DbError> {
-    let mut stmt = c.prepare_cached(&format!(
-        "{SELECT} WHERE (?1 IS NULL OR u.account_id = ?1) ORDER BY u.email_lower LIMIT 10000"
-    ))?;
-    let rows = stmt.query_map([account], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Users visible to an admin, narrowed by a case-insensitive email substring.

@@ -111,7 +111,7 @@ pub async fn create_user(
             if db::users::find_by_email(&tx, &email)?.is_some() {
                 return Err(email_taken());
             }
-            let id = db::users::insert(
+            let user = crate::domain::users::insert_user(
                 &tx,
                 &NewUser {
                     account_id: account,
@@ -122,8 +122,6 @@ pub async fn create_user(
                     now: crate::clock::now(),
                 },
             )?;
-            let user = db::users::find_by_id(&tx, id)?
-                .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
             tx.commit()?;
             Ok(user)
         })

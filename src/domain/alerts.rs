@@ -261,7 +261,6 @@ pub fn verify_link(key: &[u8], token: &str, now: i64) -> Option<i64> {
 
 /// What the link page shows before the POST.
 pub struct LinkTarget {
-    pub alert_id: i64,
     pub details: Details,
     pub session_active: bool,
     pub used: bool,
@@ -295,7 +294,6 @@ pub async fn link_target(state: &AppState, token: &str) -> Result<LinkTarget> {
     let details: Details = serde_json::from_str(&alert.details)
         .map_err(|e| Error::Internal(format!("alert {alert_id} details: {e}")))?;
     Ok(LinkTarget {
-        alert_id,
         details,
         session_active,
         used: alert.link_used_at.is_some(),

@@ -13,7 +13,7 @@ use crate::domain::model::{
     AccountId, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
 };
 use crate::domain::ratelimit::Subject;
-use crate::domain::{alerts, passwords, tokens};
+use crate::domain::{alerts, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -105,7 +105,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
     };
     // Always run argon2, even for an unknown email, so timing tells nothing.
     let hash = credentials.as_ref().map(|c| c.hash.clone());
-    let password_ok = passwords::check(state, req.password, hash).await;
+    let password_ok = check_password(state, req.password, hash).await;
     let (user, version) = match (user, credentials) {
         (Some(u), Some(c)) if password_ok && u.status == UserStatus::Active => (u, c.version),
         (other, _) => {
@@ -249,7 +249,7 @@ fn insert_session(
         return Ok(None);
     }
     let now = n.now;
-    let pk = db::sessions::insert(
+    let session = db::sessions::insert(
         &tx,
         &NewSession {
             public_id: &n.public_id,
@@ -289,25 +289,6 @@ fn insert_session(
             reason: "ok",
         },
     )?;
-    let session = Session {
-        pk,
-        id: crate::domain::model::SessionId(n.public_id),
-        user_id: user.id,
-        user_email: user.email,
-        account_id: user.account_id,
-        account_name: user.account_name,
-        application: n.application,
-        device_id: n.device_id,
-        user_agent: n.user_agent,
-        device: n.device,
-        ip: n.ip,
-        location: n.location,
-        created_at: now,
-        last_active_at: now,
-        expires_at: n.expires_at,
-        ended_at: None,
-        end_reason: None,
-    };
     let queued = if reasons.any() {
         Some(alerts::enqueue(
             &tx,
@@ -366,7 +347,7 @@ pub(crate) async fn check_current_password(
         .db
         .run(move |c| db::users::password_hash(c, user))
         .await?;
-    if !passwords::check(state, password, stored).await {
+    if !check_password(state, password, stored).await {
         reservation.failed();
         record_failure(state, attempt(), Some(user), "wrong_current_password").await;
         return Err(Error::invalid(
@@ -376,6 +357,14 @@ pub(crate) async fn check_current_password(
     }
     reservation.succeeded();
     Ok(())
+}
+
+/// Verifies with the server's hasher (see [`Hasher::verify`]) and records how long the
+/// hash took in its metrics (`doorman_password_check_seconds`).
+async fn check_password(state: &AppState, password: String, hash: Option<String>) -> bool {
+    let (ok, took) = state.hasher.verify(password, hash).await;
+    state.metrics.observe_password_check(took);
+    ok
 }
 
 /// The parts of a failed attempt worth keeping.
@@ -435,161 +424,6 @@ async fn record_failure(state: &AppState, a: Attempt, user: Option<UserId>, reas
         tracing::warn!(%err, "could not record failed sign-in");
     }
     tracing::info!(reason, "sign-in refused");
-}
-
-/// Where a request's database work runs: at once on the async worker (a pooled
-/// connection was idle and the work is a short read), or on the blocking pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Place {
-    Inline,
-    Blocking,
-}
-
-/// Checks a presented token on every request: the session must exist, not have ended,
-/// not have expired, and belong to an active user. Nothing is cached, so an ended
-/// session is refused on the very next request. Last activity is written at most once
-/// per `sessions.touch_interval`.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
-    authenticate_then(state, token, |_, _, _| Ok(Some(())))
-        .await
-        .map(|(authed, ())| authed)
-}
-
-/// Authenticates, then runs `then` with the caller on the same pooled connection.
-///
-/// The check is an indexed read of one row, cheaper than handing it to a blocking thread
-/// and back, so it first runs inline ([`Db::try_inline`](crate::db::Db::try_inline)),
-/// with `then` told [`Place::Inline`]. It goes to the blocking pool instead when no
-/// connection is idle, when the session's activity is due to be written (a write may
-/// wait for SQLite's single writer or checkpoint the log), or when `then` answers `None`
-/// (too much to do inline); `then` must not answer `None` for [`Place::Blocking`].
-pub async fn authenticate_then<T, F>(state: &AppState, token: &str, then: F) -> Result<(Authed, T)>
-where
-    T: Send + 'static,
-    F: Fn(&Connection, &Authed, Place) -> std::result::Result<Option<T>, DbError> + Send + 'static,
-{
-    if token.is_empty() || token.len() > 128 {
-        return Err(Error::Unauthenticated(None));
-    }
-    let hash = tokens::hash_token(token);
-    let s = &state.config.sessions;
-    let policy = Policy {
-        touch: s.touch_interval.as_secs() as i64,
-        idle: s.idle_timeout.as_secs() as i64,
-        max: s.max_lifetime.as_secs() as i64,
-    };
-    let inline = state
-        .db
-        .try_inline(|c| check_then(c, &hash, policy, &then, Place::Inline));
-    if let Some(Some(done)) = inline.transpose()? {
-        return done;
-    }
-    state
-        .db
-        .run(move |c| -> std::result::Result<_, DbError> {
-            check_then(c, &hash, policy, &then, Place::Blocking)?
-                .ok_or_else(|| DbError::Task("a blocking storage call asked to be deferred".into()))
-        })
-        .await?
-}
-
-/// Session lifetimes, in seconds.
-#[derive(Debug, Clone, Copy)]
-struct Policy {
-    touch: i64,
-    idle: i64,
-    max: i64,
-}
-
-/// The check and `then` at `place`; `None` when they must be done on the blocking pool.
-fn check_then<T>(
-    c: &Connection,
-    hash: &[u8],
-    policy: Policy,
-    then: &impl Fn(&Connection, &Authed, Place) -> std::result::Result<Option<T>, DbError>,
-    place: Place,
-) -> std::result::Result<Option<Result<(Authed, T)>>, DbError> {
-    let authed = match check_token(c, hash, policy, place)? {
-        None => return Ok(None),
-        Some(Ok(authed)) => authed,
-        Some(Err(refused)) => return Ok(Some(Err(refused))),
-    };
-    Ok(then(c, &authed, place)?.map(|out| Ok((authed, out))))
-}
-
-/// The session check itself, on a connection: the session of the token, refused when it
-/// has ended, expired or its user is disabled; its activity recorded at most once per
-/// touch interval. `None` when that record is due and `place` is [`Place::Inline`].
-fn check_token(
-    c: &Connection,
-    hash: &[u8],
-    policy: Policy,
-    place: Place,
-) -> std::result::Result<Option<Result<Authed>>, DbError> {
-    let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
-        return Ok(Some(Err(Error::Unauthenticated(None))));
-    };
-    let now = crate::clock::now();
-    let sess = &mut m.session;
-    if sess.is_active(now)
-        && m.status == UserStatus::Active
-        && now - sess.last_active_at >= policy.touch
-    {
-        if place == Place::Inline {
-            return Ok(None);
-        }
-        let expires = (now + policy.idle).min(sess.created_at + policy.max);
-        // The touch does not wait for the write lock: while another write holds it,
-        // SQLite's busy handler would sleep (1, 2, 5, 10… ms) with this request and its
-        // pooled connection. Skipped, the touch is simply made by the session's next
-        // request.
-        c.busy_timeout(std::time::Duration::ZERO)?;
-        let touched = db::sessions::update_last_active(c, sess.pk, now, expires);
-        c.busy_timeout(db::BUSY_TIMEOUT)?;
-        match touched {
-            Ok(()) => {
-                sess.last_active_at = now;
-                sess.expires_at = expires;
-            }
-            Err(err) if err.is_busy() => {
-                tracing::debug!("session activity not recorded: database busy")
-            }
-            // A read-only or full disk must not lock everyone out: the check itself
-            // succeeded, only the bookkeeping did not.
-            Err(err) if err.is_unavailable() => {
-                tracing::warn!(%err, "could not record session activity")
-            }
-            Err(err) => return Err(err),
-        }
-    }
-    let sess = m.session;
-    if let Some(reason) = sess.end_reason.filter(|_| sess.ended_at.is_some()) {
-        return Ok(Some(Err(Error::Unauthenticated(Some(reason)))));
-    }
-    if sess.expires_at <= now {
-        let reason = if sess.expires_at >= sess.created_at + policy.max {
-            EndReason::MaxLifetime
-        } else {
-            EndReason::IdleTimeout
-        };
-        return Ok(Some(Err(Error::Unauthenticated(Some(reason)))));
-    }
-    if m.status != UserStatus::Active {
-        return Ok(Some(Err(Error::Unauthenticated(Some(
-            EndReason::UserDisabled,
-        )))));
-    }
-    Ok(Some(Ok(Authed {
-        principal: Principal {
-            user_id: sess.user_id,
-            email: sess.user_email.clone(),
-            name: m.user_name,
-            role: m.role,
-            account_id: sess.account_id,
-            account_name: sess.account_name.clone(),
-        },
-        session: sess,
-    })))
 }
 
 /// Ends the caller's own session.

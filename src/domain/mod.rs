@@ -11,6 +11,7 @@ pub mod operator;
 pub mod passwords;
 pub mod permissions;
 pub mod ratelimit;
+pub mod session_check;
 pub mod sessions;
 pub mod sweeper;
 pub mod tokens;

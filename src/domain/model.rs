@@ -100,10 +100,6 @@ impl Role {
             Role::Owner => 2,
         }
     }
-
-    pub fn is_admin(self) -> bool {
-        self.rank() >= Role::Admin.rank()
-    }
 }
 
 string_enum!(UserStatus {

@@ -8,7 +8,6 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::Argon2Config;
 use crate::error::{Error, Result};
-use crate::state::AppState;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 8;
@@ -25,14 +24,6 @@ pub struct Hasher {
     /// afresh each time, glibc keeps such blocks in a per-thread arena after they are
     /// freed: a few dozen sign-ins left the server hundreds of MB larger.
     blocks: Arc<Mutex<Vec<Vec<Block>>>>,
-}
-
-/// Verifies with the server's hasher (see [`Hasher::verify`]) and records how long the
-/// hash took in its metrics (`doorman_password_check_seconds`).
-pub async fn check(state: &AppState, password: String, hash: Option<String>) -> bool {
-    let (ok, took) = state.hasher.verify(password, hash).await;
-    state.metrics.observe_password_check(took);
-    ok
 }
 
 /// Working memories kept: one per core is as many as hash at once.

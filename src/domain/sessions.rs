@@ -6,10 +6,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::instrument;
 
 use crate::db;
+use crate::db::Place;
 use crate::db::sessions::{AdminFilter, Cursor};
-use crate::domain::auth::{self, Authed, Place};
+use crate::domain::auth::Authed;
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
 use crate::domain::permissions::{admin_scope, check_in_rank, hides_owners};
+use crate::domain::session_check;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -45,9 +47,9 @@ pub async fn list_mine(state: &AppState, me: &Authed) -> Result<Vec<Session>> {
 const INLINE_ROWS: u32 = 100;
 
 /// [`list_mine`] for a token not checked yet: the check and the listing share one
-/// connection, and for most users run inline (see [`auth::authenticate_then`]).
+/// connection, and for most users run inline (see [`session_check::authenticate_then`]).
 pub async fn list_mine_by_token(state: &AppState, token: &str) -> Result<(Authed, Vec<Session>)> {
-    let (me, mut list) = auth::authenticate_then(state, token, |c, me, place| {
+    let (me, mut list) = session_check::authenticate_then(state, token, |c, me, place| {
         let p = &me.principal;
         let limit = (place == Place::Inline).then_some(INLINE_ROWS + 1);
         let list = db::sessions::list_active_for_user(

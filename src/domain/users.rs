@@ -104,7 +104,7 @@ fn insert(
         Some(a) => a.id,
         None => db::accounts::insert(&tx, req.account.trim(), now)?,
     };
-    let id = db::users::insert(
+    let user = insert_user(
         &tx,
         &NewUser {
             account_id: account,
@@ -115,10 +115,16 @@ fn insert(
             now,
         },
     )?;
-    let user = db::users::find_by_id(&tx, id)?
-        .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
     tx.commit()?;
     Ok(Some(user))
+}
+
+/// Inserts a user in the caller's transaction and reads it back: the one way users are
+/// created (CLI, setup, bootstrap, admins).
+pub(crate) fn insert_user(c: &rusqlite::Connection, new: &NewUser<'_>) -> Result<User, DbError> {
+    let id = db::users::insert(c, new)?;
+    db::users::find_by_id(c, id)?
+        .ok_or_else(|| DbError::Refused("user vanished during creation".into()))
 }
 
 fn finish(result: Result<Option<User>, DbError>) -> Result<User> {
@@ -152,18 +158,9 @@ pub fn set_password_blocking(
         let Some(target) = db::users::find_by_id(&tx, user)? else {
             return Ok(None);
         };
-        db::users::update_password(&tx, user, &hash)?;
         let now = crate::clock::now();
-        let n = db::sessions::end_all_for_user(
-            &tx,
-            user,
-            keep,
-            now,
-            Some(user),
-            EndReason::PasswordChanged,
-        )?;
         let details = Details::notice(&target.email, &target.name, now, None);
-        alerts::enqueue_notice(&tx, PASSWORD_CHANGED, user, &details, mail_enabled)?;
+        let n = replace_password(&tx, user, &hash, keep, &details, mail_enabled)?;
         tx.commit()?;
         Ok(Some(n))
     })?;
@@ -262,30 +259,45 @@ pub async fn change_own_password(
         Some(&me.session),
     );
     let mail_enabled = state.mailer.is_some();
-    let (ended, queued) = state
+    let ended = state
         .db
         .run(move |c| -> Result<_> {
             let tx = c.transaction()?;
-            db::users::update_password(&tx, user, &hash)?;
-            let n = db::sessions::end_all_for_user(
-                &tx,
-                user,
-                keep,
-                now,
-                Some(user),
-                EndReason::PasswordChanged,
-            )?;
-            let queued =
-                alerts::enqueue_notice(&tx, PASSWORD_CHANGED, user, &details, mail_enabled)?;
+            let n = replace_password(&tx, user, &hash, keep, &details, mail_enabled)?;
             tx.commit()?;
-            Ok((n, queued))
+            Ok(n)
         })
         .await?;
-    if queued == "pending" {
+    if mail_enabled {
         state.mail_wakeup.notify_one();
     }
     tracing::info!(ended, "password changed");
     Ok(ended)
+}
+
+/// A password change, inside the caller's transaction: the new hash (which moves the
+/// credentials version on, so that no sign-in checked against the old one can still
+/// store a session), every session of the user but `keep` ended, and the notice queued.
+/// Returns how many sessions ended.
+fn replace_password(
+    tx: &rusqlite::Connection,
+    user: UserId,
+    hash: &str,
+    keep: Option<i64>,
+    notice: &Details,
+    mail_enabled: bool,
+) -> Result<usize> {
+    db::users::update_password(tx, user, hash)?;
+    let n = db::sessions::end_all_for_user(
+        tx,
+        user,
+        keep,
+        notice.at,
+        Some(user),
+        EndReason::PasswordChanged,
+    )?;
+    alerts::enqueue_notice(tx, PASSWORD_CHANGED, user, notice, mail_enabled)?;
+    Ok(n)
 }
 
 #[cfg(test)]

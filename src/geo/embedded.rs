@@ -105,8 +105,8 @@ fn extract(dir: &Path, path: &Path) -> std::io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(PREFIX);
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
-        let file =
-            crate::db::private_file(OpenOptions::new().write(true).truncate(true)).open(&temp)?;
+        let file = crate::files::private_file(OpenOptions::new().write(true).truncate(true))
+            .open(&temp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         zstd::stream::copy_decode(EMBEDDED_ZST, &mut out)?;
         let file: File = out.into_inner().map_err(|e| e.into_error())?;

@@ -11,11 +11,7 @@ use lettre::message::Mailbox;
 use lettre::transport::smtp::AsyncSmtpTransportBuilder;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{MailConfig, redact_url};
-
-/// How long one SMTP conversation may take before it counts as a failure: the default
-/// of `mail.timeout`.
-pub const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::config::MailConfig;
 
 #[derive(Clone)]
 pub struct Mailer {
@@ -34,26 +30,6 @@ impl std::fmt::Debug for Mailer {
             .field("from", &self.from.to_string())
             .finish()
     }
-}
-
-/// Checks the mail settings without connecting (used by config validation).
-pub fn check(cfg: &MailConfig) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Err(e) = cfg.from.parse::<Mailbox>() {
-        problems.push(format!("mail.from: `{}` is not a mailbox ({e})", cfg.from));
-    }
-    if !cfg.smtp_url.is_empty() {
-        let url = &cfg.smtp_url;
-        if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-            problems.push(format!(
-                "mail.smtp_url: `{}` must start with smtp:// or smtps://",
-                redact_url(url)
-            ));
-        } else if let Err(e) = AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
-            problems.push(format!("mail.smtp_url: `{}`: {e}", redact_url(url)));
-        }
-    }
-    problems
 }
 
 impl Mailer {

@@ -1,18 +1,19 @@
 //! The Users Sessions tab: admins see, search and end the sessions of their account's
 //! users; the owner, of every account.
 
-use maud::html;
+use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, device_cell, done_notice, location_cell, tabs, time_cell,
+    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
 };
 use super::{encode, error_page, html_response, layout, page_session};
-use crate::domain::model::UserId;
+use crate::domain::auth::Authed;
+use crate::domain::model::{Account, UserId};
 use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::sessions::{self as domain, AdminQuery};
+use crate::domain::sessions::{self as domain, AdminQuery, Counts, Page};
 use crate::domain::tokens;
 use crate::http::paths::USERS_SESSIONS as USERS_PATH;
 use crate::state::AppState;
@@ -123,32 +124,7 @@ pub async fn show(
         main {
             (tabs(&me, "users"))
             @if let Some(n) = done_notice(f.done) { p.notice.ok role="status" { (n) } }
-            form.filters method="get" action=(USERS_PATH) role="search" {
-                label { "Email contains" input type="search" name="q" value=(f.q) placeholder="e.g. @acme.com"; }
-                @if !accounts.is_empty() {
-                    label { "Account"
-                        select name="account_id" {
-                            option value="" { "All accounts" }
-                            @for a in &accounts {
-                                option value=(a.id) selected[f.account_id == a.id.to_string()] { (a.name) }
-                            }
-                        }
-                    }
-                }
-                label { "Application"
-                    select name="application" {
-                        option value="" { "Any" }
-                        @for app in &applications {
-                            option value=(app) selected[&f.application == app] { (app) }
-                        }
-                    }
-                }
-                @if !f.user_id.is_empty() {
-                    input type="hidden" name="user_id" value=(f.user_id);
-                }
-                button type="submit" { "Search" }
-                a.button href=(USERS_PATH) { "Clear" }
-            }
+            (filter_form(&f, &accounts, &applications))
             @if let Some(u) = page.items.first().filter(|_| !f.user_id.is_empty()) {
                 p.notice { "Showing the sessions of " strong { (u.user_email) } "." }
             }
@@ -156,69 +132,118 @@ pub async fn show(
             @if page.items.is_empty() {
                 p.muted { "No active sessions match." }
             } @else {
-                table {
-                    thead { tr { th { "User" } th { "Device" } th { "IP" } th { "Location" } th { "Last active" } th { "Created" } th { "Application" } th { span.sr { "Actions" } } } }
-                    tbody {
-                        @for s in &page.items {
-                            tr {
-                                td {
-                                    a href=(format!("{USERS_PATH}?user_id={}", s.user_id)) title="Only this user's sessions" { (s.user_email) }
-                                    @if scope == AdminScope::All { br; span.muted { (s.account_name) } }
-                                }
-                                td { (device_cell(s)) }
-                                td { (s.ip) }
-                                td { (location_cell(s)) }
-                                td { (time_cell(now, s.last_active_at)) }
-                                td { (time_cell(now, s.created_at)) }
-                                td { (s.application) }
-                                td {
-                                    @if s.pk == me.session.pk {
-                                        span.badge { "Current" }
-                                    } @else {
-                                        form method="post" action=(format!("{USERS_PATH}/terminate")) {
-                                            input type="hidden" name="csrf" value=(csrf);
-                                            input type="hidden" name="id" value=(s.id.0);
-                                            @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                                            button.danger type="submit" { "Terminate" }
-                                        }
-                                    }
+                (results(&me, scope, &page, &csrf, &f, now))
+                (bulk_actions(&query, &count, &csrf, &f))
+            }
+        }
+    };
+    html_response(layout("Users sessions", Some((&me, &csrf)), body)).into_response()
+}
+
+/// The search box and the filters.
+fn filter_form(f: &Filters, accounts: &[Account], applications: &[String]) -> Markup {
+    html! {
+        form.filters method="get" action=(USERS_PATH) role="search" {
+            label { "Email contains" input type="search" name="q" value=(f.q) placeholder="e.g. @acme.com"; }
+            @if !accounts.is_empty() {
+                label { "Account"
+                    select name="account_id" {
+                        option value="" { "All accounts" }
+                        @for a in accounts {
+                            option value=(a.id) selected[f.account_id == a.id.to_string()] { (a.name) }
+                        }
+                    }
+                }
+            }
+            label { "Application"
+                select name="application" {
+                    option value="" { "Any" }
+                    @for app in applications {
+                        option value=(app) selected[&f.application == app] { (app) }
+                    }
+                }
+            }
+            @if !f.user_id.is_empty() {
+                input type="hidden" name="user_id" value=(f.user_id);
+            }
+            button type="submit" { "Search" }
+            a.button href=(USERS_PATH) { "Clear" }
+        }
+    }
+}
+
+/// One page of matching sessions, each with its Terminate button, and the pager.
+fn results(
+    me: &Authed,
+    scope: AdminScope,
+    page: &Page,
+    csrf: &str,
+    f: &Filters,
+    now: i64,
+) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "User" } @for h in session_headings() { th { (h) } } th { "Application" } th { span.sr { "Actions" } } } }
+            tbody {
+                @for s in &page.items {
+                    tr {
+                        td {
+                            a href=(format!("{USERS_PATH}?user_id={}", s.user_id)) title="Only this user's sessions" { (s.user_email) }
+                            @if scope == AdminScope::All { br; span.muted { (s.account_name) } }
+                        }
+                        @for (_, cell) in session_cells(s, now) { td { (cell) } }
+                        td { (s.application) }
+                        td {
+                            @if s.pk == me.session.pk {
+                                span.badge { "Current" }
+                            } @else {
+                                form method="post" action=(format!("{USERS_PATH}/terminate")) {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    input type="hidden" name="id" value=(s.id.0);
+                                    @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                                    button.danger type="submit" { "Terminate" }
                                 }
                             }
                         }
                     }
                 }
-                div.pager {
-                    @if f.cursor.is_empty() { span {} } @else { a href=(f.back(None)) { "← First page" } }
-                    @if let Some(next) = &page.next_cursor {
-                        @let qs = f.query_string();
-                        a href=(format!("{USERS_PATH}?{}{}cursor={}", qs, if qs.is_empty() { "" } else { "&" }, encode(next))) { "Next page →" }
-                    }
+            }
+        }
+        div.pager {
+            @if f.cursor.is_empty() { span {} } @else { a href=(f.back(None)) { "← First page" } }
+            @if let Some(next) = &page.next_cursor {
+                @let qs = f.query_string();
+                a href=(format!("{USERS_PATH}?{}{}cursor={}", qs, if qs.is_empty() { "" } else { "&" }, encode(next))) { "Next page →" }
+            }
+        }
+    }
+}
+
+/// "End all listed sessions" and "End all sessions of this user".
+fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> Markup {
+    html! {
+        div.actions {
+            @if query.has_filter() {
+                form method="post" action=(format!("{USERS_PATH}/end-listed"))
+                    data-confirm=(format!("End all {} listed sessions? Those users will be signed out.", count.endable)) {
+                    input type="hidden" name="csrf" value=(csrf);
+                    @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                    button.danger type="submit" { "End all listed sessions (" (count.endable) ")" }
                 }
-                div.actions {
-                    @if query.has_filter() {
-                        form method="post" action=(format!("{USERS_PATH}/end-listed"))
-                            data-confirm=(format!("End all {} listed sessions? Those users will be signed out.", count.endable)) {
-                            input type="hidden" name="csrf" value=(csrf);
-                            @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                            button.danger type="submit" { "End all listed sessions (" (count.endable) ")" }
-                        }
-                    } @else {
-                        span.muted { "Search or filter to end many sessions at once." }
-                    }
-                    @if let Ok(uid) = f.user_id.trim().parse::<i64>() {
-                        form method="post" action=(format!("{USERS_PATH}/end-user"))
-                            data-confirm="End every session of this user?" {
-                            input type="hidden" name="csrf" value=(csrf);
-                            input type="hidden" name="target" value=(uid);
-                            @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                            button.danger type="submit" { "End all sessions of this user" }
-                        }
-                    }
+            } @else {
+                span.muted { "Search or filter to end many sessions at once." }
+            }
+            @if let Ok(uid) = f.user_id.trim().parse::<i64>() {
+                form method="post" action=(format!("{USERS_PATH}/end-user"))
+                    data-confirm="End every session of this user?" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="target" value=(uid);
+                    @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                    button.danger type="submit" { "End all sessions of this user" }
                 }
             }
         }
-    };
-    html_response(layout("Users sessions", Some((&me, &csrf)), body)).into_response()
+    }
 }
 
 #[derive(Deserialize)]

@@ -41,6 +41,24 @@ pub fn tabs(me: &Authed, active: &str) -> Markup {
     }
 }
 
+/// What every listing shows of a session, heading and cell, in order: the current
+/// session's box, the My Sessions table and the Users Sessions table all render from
+/// here, so a new column is one line.
+pub fn session_cells(s: &Session, now: i64) -> [(&'static str, Markup); 5] {
+    [
+        ("Device", device_cell(s)),
+        ("IP", html! { (s.ip) }),
+        ("Location", location_cell(s)),
+        ("Last active", time_cell(now, s.last_active_at)),
+        ("Created", time_cell(now, s.created_at)),
+    ]
+}
+
+/// The headings of [`session_cells`], for a table's head.
+pub fn session_headings() -> impl Iterator<Item = &'static str> {
+    ["Device", "IP", "Location", "Last active", "Created"].into_iter()
+}
+
 pub fn device_cell(s: &Session) -> Markup {
     html! {
         span.device title=(s.user_agent) {

@@ -7,13 +7,14 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::{ended_notice, error_page, html_response, layout};
-use crate::domain::auth::{SignInRequest, authenticate, sign_in, sign_out};
+use crate::domain::auth::{SignInRequest, sign_in, sign_out};
+use crate::domain::session_check::authenticate;
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::cookies::SESSION_COOKIE;
 use crate::http::errors::describe;
-use crate::http::paths::SESSIONS as SESSIONS_PATH;
+use crate::http::paths::{self, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -118,7 +119,7 @@ fn form(csrf: &str, rd: &str, email: &str, notice: Option<&str>, error: Option<&
             h1 { "Sign in" }
             @if let Some(n) = notice { p.notice role="status" { (n) } }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-            form.card method="post" action="/login" {
+            form.card method="post" action=(paths::LOGIN) {
                 input type="hidden" name="csrf" value=(csrf);
                 input type="hidden" name="rd" value=(rd);
                 label { "Email" input type="email" name="email" value=(email) required autocomplete="username" autofocus; }

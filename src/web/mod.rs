@@ -16,7 +16,8 @@ use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response, Route, get, handler, post};
 use rust_embed::RustEmbed;
 
-use crate::domain::auth::{Authed, authenticate};
+use crate::domain::auth::Authed;
+use crate::domain::session_check::authenticate;
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
 use crate::state::AppState;
@@ -26,12 +27,12 @@ use crate::state::AppState;
 struct Assets;
 
 use crate::http::cookies;
-use crate::http::paths::{SESSIONS as SESSIONS_PATH, USERS_SESSIONS};
+use crate::http::paths::{self, SESSIONS as SESSIONS_PATH, USERS_SESSIONS};
 
 pub fn routes() -> Route {
     Route::new()
         .at("/", get(index))
-        .at("/login", get(login::show).post(login::submit))
+        .at(paths::LOGIN, get(login::show).post(login::submit))
         .at("/logout", post(login::logout))
         .at("/setup", get(setup::show).post(setup::submit))
         .at(SESSIONS_PATH, get(sessions::show))
@@ -71,7 +72,7 @@ async fn index(req: &Request, state: poem::web::Data<&AppState>) -> Response {
         Some(token) if authenticate(&state, &token).await.is_ok() => {
             Redirect::see_other(SESSIONS_PATH).into_response()
         }
-        _ => Redirect::see_other("/login").into_response(),
+        _ => Redirect::see_other(paths::LOGIN).into_response(),
     }
 }
 
@@ -123,7 +124,7 @@ pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, St
 }
 
 fn to_login(req: &Request, ended: Option<&str>) -> Response {
-    let mut target = String::from("/login");
+    let mut target = String::from(paths::LOGIN);
     let back = req
         .uri()
         .path_and_query()

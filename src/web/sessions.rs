@@ -7,7 +7,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, device_cell, done_notice, location_cell, tabs, time_cell,
+    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
 };
 use super::{error_page, html_response, layout, page_session};
 use crate::domain::model::Session;
@@ -48,11 +48,9 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                 section.card.current-box aria-label="Current session" {
                     p { span.badge { "Current" } " " span.muted { "You are using this session. To end it, sign out." } }
                     dl.current {
-                        div { dt { "Device" } dd { (device_cell(s)) } }
-                        div { dt { "IP" } dd { (s.ip) } }
-                        div { dt { "Location" } dd { (location_cell(s)) } }
-                        div { dt { "Last active" } dd { (time_cell(now, s.last_active_at)) } }
-                        div { dt { "Created" } dd { (time_cell(now, s.created_at)) } }
+                        @for (heading, cell) in session_cells(s, now) {
+                            div { dt { (heading) } dd { (cell) } }
+                        }
                     }
                 }
             }
@@ -61,15 +59,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                 p.muted { "You are not signed in anywhere else." }
             } @else {
                 table {
-                    thead { tr { th { "Device" } th { "IP" } th { "Location" } th { "Last active" } th { "Created" } th { span.sr { "Action" } } } }
+                    thead { tr { @for h in session_headings() { th { (h) } } th { span.sr { "Action" } } } }
                     tbody {
                         @for s in &others {
                             tr {
-                                td { (device_cell(s)) }
-                                td { (s.ip) }
-                                td { (location_cell(s)) }
-                                td { (time_cell(now, s.last_active_at)) }
-                                td { (time_cell(now, s.created_at)) }
+                                @for (_, cell) in session_cells(s, now) { td { (cell) } }
                                 td {
                                     form method="post" action=(format!("{SESSIONS_PATH}/terminate")) {
                                         input type="hidden" name="csrf" value=(csrf);

@@ -30,7 +30,7 @@ fn find(cmd: &str, fallbacks: &[&str]) -> String {
         }
     }
     panic!(
-        "{cmd} not found: install Chromium and its driver (Debian: apt-get install chromium chromium-driver)"
+        "{cmd} not found: install Chromium and its driver (Debian: apt-get install chromium chromium-driver), or run `bash .ci/run`, which installs them"
     );
 }
 

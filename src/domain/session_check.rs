@@ -1,0 +1,112 @@
+//! The check every authenticated request makes (SPEC §3): the session of the presented
+//! token must exist, not have ended, not have expired, and belong to an active user.
+//! Nothing is cached, so an ended session is refused on its very next request. Last
+//! activity is written at most once per `sessions.touch_interval`.
+
+use rusqlite::Connection;
+
+use crate::db::{self, Place};
+use crate::domain::auth::{Authed, Principal};
+use crate::domain::model::{EndReason, UserStatus};
+use crate::domain::tokens;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// Checks a presented token (see the module comment).
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
+    authenticate_then(state, token, |_, _, _| Ok(Some(())))
+        .await
+        .map(|(authed, ())| authed)
+}
+
+/// Authenticates, then runs `then` with the caller on the same connection, in one
+/// [`Db::read_or_block`](crate::db::Db::read_or_block) read: usually inline, on the
+/// blocking pool when the session's activity is due to be written or `then` answers
+/// `None` (too much to do inline). `then` must answer for [`Place::Blocking`].
+pub async fn authenticate_then<T, F>(state: &AppState, token: &str, then: F) -> Result<(Authed, T)>
+where
+    T: Send + 'static,
+    F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
+{
+    if token.is_empty() || token.len() > 128 {
+        return Err(Error::Unauthenticated(None));
+    }
+    let hash = tokens::hash_token(token);
+    let s = &state.config.sessions;
+    let policy = Policy {
+        touch: s.touch_interval.as_secs() as i64,
+        idle: s.idle_timeout.as_secs() as i64,
+        max: s.max_lifetime.as_secs() as i64,
+    };
+    state
+        .db
+        .read_or_block(move |c, place| {
+            let Some(authed) = check_token(c, &hash, policy, place)? else {
+                return Ok(None);
+            };
+            Ok(then(c, &authed, place)?.map(|out| (authed, out)))
+        })
+        .await
+}
+
+/// Session lifetimes, in seconds.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    touch: i64,
+    idle: i64,
+    max: i64,
+}
+
+/// The check itself: the caller of the token, or why it is refused. `None` when its
+/// activity is due to be written and the check runs [`Place::Inline`].
+fn check_token(
+    c: &Connection,
+    hash: &[u8],
+    policy: Policy,
+    place: Place,
+) -> Result<Option<Authed>> {
+    let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
+        return Err(Error::Unauthenticated(None));
+    };
+    let now = crate::clock::now();
+    let sess = &mut m.session;
+    if sess.is_active(now)
+        && m.status == UserStatus::Active
+        && now - sess.last_active_at >= policy.touch
+    {
+        if place == Place::Inline {
+            return Ok(None);
+        }
+        let expires = (now + policy.idle).min(sess.created_at + policy.max);
+        if db::sessions::touch_unless_busy(c, sess.pk, now, expires)? {
+            sess.last_active_at = now;
+            sess.expires_at = expires;
+        }
+    }
+    let sess = m.session;
+    if let Some(reason) = sess.end_reason.filter(|_| sess.ended_at.is_some()) {
+        return Err(Error::Unauthenticated(Some(reason)));
+    }
+    if sess.expires_at <= now {
+        let reason = if sess.expires_at >= sess.created_at + policy.max {
+            EndReason::MaxLifetime
+        } else {
+            EndReason::IdleTimeout
+        };
+        return Err(Error::Unauthenticated(Some(reason)));
+    }
+    if m.status != UserStatus::Active {
+        return Err(Error::Unauthenticated(Some(EndReason::UserDisabled)));
+    }
+    Ok(Some(Authed {
+        principal: Principal {
+            user_id: sess.user_id,
+            email: sess.user_email.clone(),
+            name: m.user_name,
+            role: m.role,
+            account_id: sess.account_id,
+            account_name: sess.account_name.clone(),
+        },
+        session: sess,
+    }))
+}
