@@ -7,33 +7,40 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::DbError;
 use crate::clock::now;
 
-/// (version, name, SQL) in order. New migrations go at the end, never edited once shipped.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (1, "init", include_str!("../../migrations/0001_init.sql")),
-    (
-        2,
-        "alerts",
-        include_str!("../../migrations/0002_alerts.sql"),
-    ),
-    (
-        3,
-        "session_search",
-        include_str!("../../migrations/0003_session_search.sql"),
-    ),
-    (
-        4,
-        "session_email",
-        include_str!("../../migrations/0004_session_email.sql"),
-    ),
-    (
-        5,
-        "hardening",
-        include_str!("../../migrations/0005_hardening.sql"),
-    ),
-];
+/// The files of `migrations/`, embedded: `NNNN_name.sql`, applied in the order of NNNN.
+/// A new migration is a new file there, nothing else; shipped files are never edited.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "migrations/"]
+struct Files;
+
+/// One migration: its version (the file's number), name and SQL.
+pub struct Migration {
+    pub version: i64,
+    pub name: String,
+    pub sql: String,
+}
+
+/// Every embedded migration, in order. A file not named `NNNN_name.sql` is a build
+/// mistake, caught by the unit tests below.
+pub fn migrations() -> Vec<Migration> {
+    let mut all: Vec<Migration> = Files::iter()
+        .filter_map(|file| {
+            let stem = file.strip_suffix(".sql")?;
+            let (number, name) = stem.split_once('_')?;
+            let content = Files::get(&file)?;
+            Some(Migration {
+                version: number.parse().ok()?,
+                name: name.to_string(),
+                sql: String::from_utf8_lossy(&content.data).into_owned(),
+            })
+        })
+        .collect();
+    all.sort_by_key(|m| m.version);
+    all
+}
 
 pub fn latest_version() -> i64 {
-    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+    migrations().last().map(|m| m.version).unwrap_or(0)
 }
 
 pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
@@ -64,9 +71,10 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
             latest_version()
         )));
     }
-    for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+    for Migration { version, name, sql } in migrations().into_iter().filter(|m| m.version > current)
+    {
         let tx = conn.transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(&sql)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
             params![version, name, now()],
@@ -89,7 +97,23 @@ mod tests {
         let n: i64 = conn
             .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(n, MIGRATIONS.len() as i64);
+        assert_eq!(n, migrations().len() as i64);
+    }
+
+    #[test]
+    fn every_file_is_a_numbered_migration_in_sequence() {
+        let files = Files::iter().filter(|f| f.ends_with(".sql")).count();
+        let all = migrations();
+        assert_eq!(all.len(), files, "every file is named NNNN_name.sql");
+        for (i, m) in all.iter().enumerate() {
+            assert_eq!(
+                m.version,
+                i as i64 + 1,
+                "{} is not numbered in sequence",
+                m.name
+            );
+            assert!(!m.sql.trim().is_empty(), "{} is empty", m.name);
+        }
     }
 
     #[test]

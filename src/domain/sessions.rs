@@ -18,36 +18,15 @@ use crate::state::AppState;
 pub const DEFAULT_PAGE: i64 = 50;
 pub const MAX_PAGE: i64 = 200;
 
-/// The caller's active sessions: the current one first, then by last activity.
-pub async fn list_mine(state: &AppState, me: &Authed) -> Result<Vec<Session>> {
-    let user = me.principal.user_id;
-    let email = me.principal.email.clone();
-    let account_name = me.principal.account_name.clone();
-    let current = me.session.pk;
-    let mut list = state
-        .db
-        .run(move |c| {
-            db::sessions::list_active_for_user(
-                c,
-                user,
-                &email,
-                &account_name,
-                crate::clock::now(),
-                None,
-            )
-        })
-        .await?;
-    current_first(&mut list, current);
-    Ok(list)
-}
-
 /// Most sessions listed inline, on the async worker, after an inline session check: a
 /// few hundred microseconds of reading at most. A user with more is listed on the
 /// blocking pool.
 const INLINE_ROWS: u32 = 100;
 
-/// [`list_mine`] for a token not checked yet: the check and the listing share one
-/// connection, and for most users run inline (see [`session_check::authenticate_then`]).
+/// The active sessions of the caller of `token`, the current one first, then by last
+/// activity. The session check and the listing share one connection, and for most users
+/// run inline (see [`session_check::authenticate_then`]). Pages and the API both list
+/// My Sessions here.
 pub async fn list_mine_by_token(state: &AppState, token: &str) -> Result<(Authed, Vec<Session>)> {
     let (me, mut list) = session_check::authenticate_then(state, token, |c, me, place| {
         let p = &me.principal;

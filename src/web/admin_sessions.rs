@@ -265,7 +265,7 @@ csrf_field!(ActionForm);
 #[handler]
 pub async fn terminate(
     state: Data<&AppState>,
-    CsrfForm { me, form }: CsrfForm<ActionForm>,
+    CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     match domain::admin_end(&state, &me, &form.id).await {
         Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
@@ -276,7 +276,7 @@ pub async fn terminate(
 #[handler]
 pub async fn end_listed(
     state: Data<&AppState>,
-    CsrfForm { me, form }: CsrfForm<ActionForm>,
+    CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     let query = form.filters.query();
     if form.confirm != "yes" {
@@ -303,7 +303,7 @@ pub async fn end_listed(
 #[handler]
 pub async fn end_user(
     state: Data<&AppState>,
-    CsrfForm { me, form }: CsrfForm<ActionForm>,
+    CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
     let Ok(target) = form.target.trim().parse::<i64>() else {
         return error_page(&crate::error::Error::NotFound);

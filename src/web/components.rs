@@ -131,6 +131,8 @@ pub(crate) use csrf_field;
 pub struct CsrfForm<T> {
     pub me: Authed,
     pub form: T,
+    /// The session's secret, for a handler that checks it again with more to read.
+    pub token: String,
 }
 
 impl<'a, T: DeserializeOwned + CsrfField + Send> FromRequest<'a> for CsrfForm<T> {
@@ -144,10 +146,14 @@ impl<'a, T: DeserializeOwned + CsrfField + Send> FromRequest<'a> for CsrfForm<T>
         let state = req
             .data::<AppState>()
             .ok_or_else(|| answer(error_page(&Error::Internal("no state".into()))))?;
-        let me = form_session(req, state, form.csrf())
+        let (me, token) = form_session(req, state, form.csrf())
             .await
             .map_err(answer)?;
-        Ok(CsrfForm { me, form: form.0 })
+        Ok(CsrfForm {
+            me,
+            form: form.0,
+            token,
+        })
     }
 }
 
@@ -156,7 +162,11 @@ fn answer(resp: Response) -> poem::Error {
 }
 
 /// The checks every action form needs: a live session and its CSRF token.
-async fn form_session(req: &Request, state: &AppState, csrf: &str) -> Result<Authed, Response> {
+async fn form_session(
+    req: &Request,
+    state: &AppState,
+    csrf: &str,
+) -> Result<(Authed, String), Response> {
     let (me, token) = page_session(req, state).await?;
     if !crate::http::csrf_matches(&token, csrf.as_bytes()) {
         return Err(error_page(&Error::Forbidden(
@@ -164,7 +174,7 @@ async fn form_session(req: &Request, state: &AppState, csrf: &str) -> Result<Aut
                 .into(),
         )));
     }
-    Ok(me)
+    Ok((me, token))
 }
 
 /// The no-JavaScript confirmation step: the same form again with `confirm=yes`.

@@ -100,12 +100,24 @@ fn asset(req: &Request) -> Response {
 /// The session of a page request, or the response that sends the browser to sign in:
 /// with the "Your session has ended" notice when it presented a session that ended.
 pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, String), Response> {
-    let Some(token) = cookies::presented_token(req) else {
-        return Err(to_login(req, None));
-    };
+    let token = presented(req)?;
     match authenticate(state, &token).await {
         Ok(authed) => Ok((authed, token)),
-        Err(Error::Unauthenticated(reason)) => {
+        Err(err) => Err(refused(req, state, &err)),
+    }
+}
+
+/// The session token a page request presents, or the way to the sign-in page.
+#[allow(clippy::result_large_err)]
+pub fn presented(req: &Request) -> Result<String, Response> {
+    cookies::presented_token(req).ok_or_else(|| to_login(req, None))
+}
+
+/// What a page answers when its session check (or a domain call that made it) failed:
+/// an ended session goes to the sign-in page, with the notice of why.
+pub fn refused(req: &Request, state: &AppState, err: &Error) -> Response {
+    match err {
+        Error::Unauthenticated(reason) => {
             let why = reason.map(|r| r.as_str()).unwrap_or("unknown");
             let mut resp = to_login(req, Some(why));
             let clear = cookies::build(
@@ -117,9 +129,9 @@ pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, St
             if let Ok(v) = HeaderValue::from_str(&clear) {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
-            Err(resp)
+            resp
         }
-        Err(err) => Err(error_page(&err)),
+        err => error_page(err),
     }
 }
 

@@ -67,7 +67,7 @@ csrf_field!(PasswordForm);
 pub async fn submit(
     req: &Request,
     state: Data<&AppState>,
-    CsrfForm { me, form }: CsrfForm<PasswordForm>,
+    CsrfForm { me, form, .. }: CsrfForm<PasswordForm>,
 ) -> Response {
     let keep = form.keep_current == "yes";
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);

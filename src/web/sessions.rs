@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::components::{
     CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
 };
-use super::{error_page, html_response, layout, page_session};
+use super::{error_page, html_response, layout, presented, refused};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::sessions as domain;
@@ -24,13 +24,13 @@ pub struct Notice {
 
 #[handler]
 pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
+    let token = match presented(req) {
+        Ok(t) => t,
         Err(resp) => return resp,
     };
-    let list = match domain::list_mine(&state, &me).await {
-        Ok(l) => l,
-        Err(err) => return error_page(&err),
+    let (me, list) = match domain::list_mine_by_token(&state, &token).await {
+        Ok(found) => found,
+        Err(err) => return refused(req, &state, &err),
     };
     let csrf = tokens::csrf_for_session(&token);
     let now = crate::clock::now();
@@ -99,7 +99,7 @@ pub struct TerminateForm {
 #[handler]
 pub async fn terminate(
     state: Data<&AppState>,
-    CsrfForm { me, form }: CsrfForm<TerminateForm>,
+    CsrfForm { me, form, .. }: CsrfForm<TerminateForm>,
 ) -> Response {
     match domain::end_mine(&state, &me, &form.id).await {
         Ok(()) => Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response(),
@@ -120,11 +120,11 @@ pub struct ConfirmForm {
 #[handler]
 pub async fn end_others(
     state: Data<&AppState>,
-    CsrfForm { me, form }: CsrfForm<ConfirmForm>,
+    CsrfForm { me, form, token }: CsrfForm<ConfirmForm>,
 ) -> Response {
     if form.confirm != "yes" {
-        let count = match domain::list_mine(&state, &me).await {
-            Ok(l) => l.len().saturating_sub(1),
+        let count = match domain::list_mine_by_token(&state, &token).await {
+            Ok((_, l)) => l.len().saturating_sub(1),
             Err(err) => return error_page(&err),
         };
         return confirm_page(
