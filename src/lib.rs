@@ -65,9 +65,6 @@ use poem::{Endpoint, EndpointExt, Route, Server};
 pub use config::Config;
 pub use state::AppState;
 
-/// Request bodies larger than this are refused with 413 before they are read.
-pub const MAX_BODY: usize = 64 * 1024;
-
 pub fn build_app(state: AppState) -> impl Endpoint {
     Route::new()
         .nest("/api", api::routes())
@@ -113,9 +110,13 @@ pub async fn serve(
     domain::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
-    if let Some(url) = domain::bootstrap::first_start(&state).await {
+    if let Some(token) = domain::bootstrap::first_start(&state).await {
         // Printed, not logged: it is a one-time secret meant for the operator's eyes.
-        eprintln!("No owner exists yet. Create one at: {url}");
+        let base = state.config.server.public_base();
+        eprintln!(
+            "No owner exists yet. Create one at: {base}{}?token={token}",
+            http::paths::SETUP
+        );
     }
     tracing::info!(addr = ?local.first().map(|a| a.to_string()), "listening");
     let app = build_app(state);

@@ -28,7 +28,7 @@ pub struct AppState {
     /// Signs the "end this session" links in alert emails; kept in the database so
     /// links survive restarts.
     pub link_key: Arc<Vec<u8>>,
-    pub metrics: Arc<crate::metrics::Metrics>,
+    pub metrics: Arc<crate::metrics::registry::Metrics>,
 }
 
 impl AppState {
@@ -52,7 +52,7 @@ impl AppState {
             mailer,
             mail_wakeup: Arc::new(Notify::new()),
             link_key: Arc::new(link_key),
-            metrics: Arc::new(crate::metrics::Metrics::default()),
+            metrics: Arc::new(crate::metrics::registry::Metrics::default()),
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod devices;
 pub mod login_records;
 pub mod migrate;
+pub mod session_search;
 pub mod sessions;
 pub mod users;
 

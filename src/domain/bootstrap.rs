@@ -9,7 +9,8 @@ use crate::domain::users::{self, CreateUser};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
-/// Called once at start. Returns the setup URL when the operator must create the owner.
+/// Called once at start. Returns the one-time setup token when the operator must create
+/// the owner (on the setup page).
 pub async fn first_start(state: &AppState) -> Option<String> {
     match users::owner_exists(state).await {
         Ok(false) => {}
@@ -37,15 +38,10 @@ pub async fn first_start(state: &AppState) -> Option<String> {
         return None;
     }
     let token = tokens::new_token();
-    let url = format!(
-        "{}{}?token={token}",
-        state.config.server.public_base(),
-        crate::http::paths::SETUP
-    );
     if let Ok(mut slot) = state.setup_token.lock() {
-        *slot = Some(token);
+        *slot = Some(token.clone());
     }
-    Some(url)
+    Some(token)
 }
 
 fn token_matches(state: &AppState, given: &str) -> bool {

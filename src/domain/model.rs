@@ -240,6 +240,16 @@ impl Session {
     }
 }
 
+/// The figures `/metrics` reads from the database.
+#[derive(Debug, Clone)]
+pub struct Gauges {
+    pub active_sessions: i64,
+    /// Alerts by status.
+    pub alerts: Vec<(String, i64)>,
+    /// When the oldest unsent alert was queued.
+    pub oldest_pending: Option<i64>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

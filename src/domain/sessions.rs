@@ -7,7 +7,7 @@ use tracing::instrument;
 
 use crate::db;
 use crate::db::Place;
-use crate::db::sessions::{AdminFilter, Cursor};
+use crate::db::session_search::{AdminFilter, Cursor};
 use crate::domain::auth::Authed;
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
 use crate::domain::permissions::{admin_scope, check_in_rank, hides_owners};
@@ -197,7 +197,9 @@ pub async fn admin_list(
         .transpose()?;
     let mut items = state
         .db
-        .run(move |c| db::sessions::list_admin(c, &filter, cursor, limit + 1, crate::clock::now()))
+        .run(move |c| {
+            db::session_search::list_admin(c, &filter, cursor, limit + 1, crate::clock::now())
+        })
         .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
@@ -220,7 +222,7 @@ pub async fn admin_count(state: &AppState, me: &Authed, query: &AdminQuery) -> R
     let current = me.session.pk;
     let (matching, endable) = state
         .db
-        .run(move |c| db::sessions::count_admin(c, &filter, crate::clock::now(), current))
+        .run(move |c| db::session_search::count_admin(c, &filter, crate::clock::now(), current))
         .await?;
     Ok(Counts { matching, endable })
 }
@@ -286,7 +288,7 @@ pub async fn admin_end_matching(
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_admin(
+            db::session_search::end_admin(
                 c,
                 &filter,
                 current,

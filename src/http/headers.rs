@@ -6,6 +6,9 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::state::AppState;
 
+/// Request bodies larger than this are refused with 413 before they are read.
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// Security headers on every answer; the strict CSP on everything but the API docs,
 /// whose bundled UI needs inline script.
 pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
@@ -46,13 +49,13 @@ pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Resul
     Ok(resp)
 }
 
-/// Refuses request bodies over [`crate::MAX_BODY`] with 413 before a handler reads them:
+/// Refuses request bodies over [`MAX_BODY`] with 413 before a handler reads them:
 /// by `Content-Length` when given, otherwise by reading at most that much.
 pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let too_large = || {
         let body = super::errors::ErrorBody::new(
             "payload_too_large",
-            format!("The request body is larger than {} bytes.", crate::MAX_BODY),
+            format!("The request body is larger than {} bytes.", MAX_BODY),
         );
         poem::web::Json(body)
             .with_status(StatusCode::PAYLOAD_TOO_LARGE)
@@ -64,11 +67,11 @@ pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > crate::MAX_BODY as u64 => return Ok(too_large()),
+        Some(n) if n > MAX_BODY as u64 => return Ok(too_large()),
         Some(_) => {}
         None => {
             let body = req.take_body();
-            match body.into_bytes_limit(crate::MAX_BODY).await {
+            match body.into_bytes_limit(MAX_BODY).await {
                 Ok(bytes) => req.set_body(bytes),
                 Err(_) => return Ok(too_large()),
             }

@@ -7,7 +7,7 @@
 //! without, only loopback peers, and not requests a local proxy forwards. Everyone else
 //! gets 404, as if it did not exist.
 
-mod registry;
+pub(crate) mod registry;
 
 use std::fmt::Write;
 
@@ -16,9 +16,8 @@ use poem::http::HeaderValue;
 use poem::web::Data;
 use poem::{Endpoint, IntoResponse, Request, Response, handler};
 
-pub use registry::Metrics;
-
-use crate::domain::health::{self, Gauges};
+use crate::domain::health;
+use crate::domain::model::Gauges;
 use crate::state::AppState;
 
 /// Counts every answer by its route pattern (not the raw path, so ids do not make new

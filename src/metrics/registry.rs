@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::domain::health::Gauges;
+use crate::domain::model::Gauges;
 
 #[derive(Default)]
 pub struct Metrics {
