@@ -66,6 +66,15 @@ fn parse_entry(raw: &[u8]) -> Option<IpAddr> {
         .map(|ip| ip.to_canonical())
 }
 
+/// Whether the request's TCP peer is one of the trusted proxies: only such a peer's
+/// forwarding headers are believed.
+pub fn peer_is_trusted(req: &poem::Request, trusted: &[Cidr]) -> bool {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_canonical())
+        .is_some_and(|ip| trusted.iter().any(|c| c.0.contains(&ip)))
+}
+
 /// The client as far as we believe it: address (per the trusted-proxy rule) and the
 /// cleaned User-Agent.
 pub fn from_request(req: &poem::Request, trusted: &[Cidr]) -> crate::domain::auth::ClientInfo {

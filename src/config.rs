@@ -67,6 +67,22 @@ pub struct ServerConfig {
     pub public_url: String,
     pub trusted_proxies: Vec<Cidr>,
     pub cookie_domain: String,
+    /// The identity header families a successful forward-auth answer carries.
+    pub forward_auth_headers: Vec<HeaderFamily>,
+}
+
+/// A family of identity headers, named after the tool that made it usual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum HeaderFamily {
+    /// `X-Doorman-User`, `X-Doorman-Email`, `X-Doorman-Session`.
+    #[serde(rename = "doorman")]
+    Doorman,
+    /// Authelia's `Remote-User`, `Remote-Email`, `Remote-Name`, `Remote-Groups`.
+    #[serde(rename = "remote")]
+    Remote,
+    /// oauth2-proxy's `X-Auth-Request-User`, `-Email`, `-Groups`.
+    #[serde(rename = "oauth2-proxy")]
+    Oauth2Proxy,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +92,11 @@ impl Default for ServerConfig {
             public_url: "http://localhost:8080".into(),
             trusted_proxies: Vec::new(),
             cookie_domain: String::new(),
+            forward_auth_headers: vec![
+                HeaderFamily::Doorman,
+                HeaderFamily::Remote,
+                HeaderFamily::Oauth2Proxy,
+            ],
         }
     }
 }
@@ -225,11 +246,26 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// A protected application: where it is, and who may use it. Empty lists allow
+/// everyone signed in; several lists must all allow.
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
     pub name: String,
     pub url: String,
+    /// Account names whose people may use it.
+    #[serde(default)]
+    pub allow_accounts: Vec<String>,
+    /// `user`, `admin` or `owner`; a role satisfies the roles below it (`owner`
+    /// satisfies `admin`).
+    #[serde(default)]
+    pub allow_roles: Vec<String>,
+    /// Email globs (`*` any run of characters, `?` one), compared case-insensitively.
+    #[serde(default)]
+    pub allow_emails: Vec<String>,
+    /// Only sessions signed in with a second factor.
+    #[serde(default)]
+    pub require_second_factor: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -396,10 +432,25 @@ impl Config {
                 .strip_prefix("https://")
                 .or_else(|| url.strip_prefix("http://"))
                 .unwrap_or("");
-            if host.is_empty() || host.starts_with('/') {
+            if host.is_empty() || host.starts_with('/') || url::Url::parse(url).is_err() {
                 problems.push(format!(
                     "applications[{i}].url: `{url}` must be an absolute http:// or https:// URL"
                 ));
+            }
+            for role in &app.allow_roles {
+                if !matches!(role.as_str(), "user" | "admin" | "owner") {
+                    problems.push(format!(
+                        "applications[{i}].allow_roles: `{role}` is not a role (user, admin, owner)"
+                    ));
+                }
+            }
+            for (key, list) in [
+                ("allow_accounts", &app.allow_accounts),
+                ("allow_emails", &app.allow_emails),
+            ] {
+                if list.iter().any(|v| v.trim().is_empty()) {
+                    problems.push(format!("applications[{i}].{key}: an entry is empty"));
+                }
             }
         }
     }

@@ -24,6 +24,9 @@ pub enum Error {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     Forbidden(String),
+    /// Signed in, but the application's rules do not let this person in.
+    #[error("no access to {application}")]
+    AccessDenied { application: String },
     #[error("storage: {0}")]
     Storage(#[from] DbError),
     #[error("internal: {0}")]

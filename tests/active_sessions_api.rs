@@ -612,6 +612,7 @@ async fn search_world() -> (
         c.applications = vec![Application {
             name: "Grafana".into(),
             url: "https://grafana.example.test".into(),
+            ..Default::default()
         }];
     })
     .await;

@@ -294,6 +294,7 @@ async fn configured_application_is_recorded_and_unknown_refused() {
         c.applications = vec![Application {
             name: "Grafana".into(),
             url: "https://grafana.example.com".into(),
+            ..Default::default()
         }];
     })
     .await;

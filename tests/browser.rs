@@ -291,6 +291,7 @@ async fn return_address_of_an_application_is_followed() {
         c.applications = vec![Application {
             name: "Grafana".into(),
             url: "https://grafana.example.com".into(),
+            ..Default::default()
         }];
     })
     .await;
@@ -322,6 +323,7 @@ async fn return_address_off_site_is_not_followed() {
         c.applications = vec![Application {
             name: "Grafana".into(),
             url: "https://grafana.example.com".into(),
+            ..Default::default()
         }];
     })
     .await;

@@ -694,6 +694,7 @@ async fn a_return_address_that_climbs_out_of_the_application_is_not_followed() {
         c.applications = vec![Application {
             name: "Wiki".into(),
             url: "https://wiki.example.com/app".into(),
+            ..Default::default()
         }]
     })
     .await;

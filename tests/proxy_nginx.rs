@@ -185,6 +185,7 @@ async fn nginx_auth_request_protects_an_app() {
         c.applications = vec![Application {
             name: "Wiki".into(),
             url: format!("{p}/app"),
+            ..Default::default()
         }];
     })
     .await;
@@ -272,5 +273,205 @@ async fn nginx_auth_request_protects_an_app() {
     assert!(
         location.starts_with(&format!("{proxy}/login")),
         "{location}"
+    );
+}
+
+/// nginx with the README's configuration (Authelia-style `/api/authz/auth-request`),
+/// plus a location asking oauth2-proxy's `/oauth2/auth`.
+async fn start_readme_nginx(
+    dir: &std::path::Path,
+    port: u16,
+    doorman: SocketAddr,
+    app: SocketAddr,
+) -> Nginx {
+    let server = readme_block("nginx")
+        .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
+        .replace("http://grafana:3000", &format!("http://{app}"))
+        .replace("http://doorman:9091", &format!("http://{doorman}"))
+        .replace("https://doorman.example.com", &format!("http://{doorman}"));
+    let oauth2 = format!(
+        r#"
+    location /o2/ {{
+        auth_request /_o2;
+        proxy_pass http://{app};
+    }}
+    location = /_o2 {{
+        internal;
+        proxy_pass http://{doorman}/oauth2/auth;
+        proxy_pass_request_body off;
+        proxy_set_header Content-Length "";
+    }}
+}}"#
+    );
+    // The oauth2-proxy location goes inside the README's server block.
+    let server = match server.trim_end().strip_suffix('}') {
+        Some(open) => format!("{open}{oauth2}"),
+        None => panic!("the README's nginx block is not one server block"),
+    };
+    let conf = format!(
+        r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{server}
+}}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let guard = Nginx(
+        Command::new(nginx_binary())
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx"),
+    );
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return guard;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
+}
+
+async fn sign_in(b: &reqwest::Client, location: &str, email: &str) -> reqwest::Response {
+    let page = b.get(location).send().await.unwrap().text().await.unwrap();
+    let csrf = form_value(&page, "csrf").expect("sign-in form");
+    let rd = form_value(&page, "rd").unwrap_or_default();
+    let login = location.split("/login").next().unwrap().to_string() + "/login";
+    b.post(login)
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf", csrf.as_str()),
+            ("rd", rd.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_with_the_readme_configuration_protects_an_app() {
+    let app = echo_app().await;
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let s = site.clone();
+    let server = start_with(move |c| {
+        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+        c.applications = vec![Application {
+            name: "Grafana".into(),
+            url: s.clone(),
+            allow_emails: vec!["*@acme.test".into()],
+            ..Default::default()
+        }];
+    })
+    .await;
+    server.user("Acme", "ann@acme.test", Role::User).await;
+    server.user("Hooli", "gavin@hooli.test", Role::User).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _nginx = start_readme_nginx(dir.path(), port, server.addr, app).await;
+
+    // Not signed in: nginx turns Doorman's 401 + Location into a 302 to sign in.
+    let b = browser();
+    let resp = b.get(format!("{site}/d/1?x=2")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let to = url::Url::parse(&location).unwrap();
+    assert_eq!(to.path(), "/login");
+    let rd = to
+        .query_pairs()
+        .find(|(k, _)| k == "rd")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(rd, format!("{site}/d/1?x=2"));
+    let location = location.replace("http://localhost:8080", &server.base);
+
+    let resp = sign_in(&b, &location, "ann@acme.test").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], rd.as_str());
+    let resp = b
+        .get(format!("{site}/d/1?x=2"))
+        .header("remote-user", "admin@evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "user=ann@acme.test groups=user,Acme",
+        "the client's own Remote-User never reaches the app"
+    );
+
+    // oauth2-proxy's path through nginx: 202 passes, 401 refuses.
+    let resp = b.get(format!("{site}/o2/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = browser().get(format!("{site}/o2/x")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+
+    // Ended: refused on the very next request.
+    let other = server.token("ann@acme.test").await;
+    let (_, list) = server.get("/api/v1/sessions", &other).await;
+    let theirs = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{theirs}"), &other)
+        .await;
+    assert_eq!(status, 204);
+    let resp = b.get(format!("{site}/d/1")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+
+    // Not allowed by the rules: nginx sends the 403 to Doorman's "no access" page.
+    let g = browser();
+    let resp = g.get(format!("{site}/")).send().await.unwrap();
+    let location = resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replace("http://localhost:8080", &server.base);
+    assert_eq!(
+        sign_in(&g, &location, "gavin@hooli.test").await.status(),
+        303
+    );
+    let resp = g.get(format!("{site}/")).send().await.unwrap();
+    assert_eq!(resp.status(), 302);
+    let denied = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(denied.ends_with("/denied?app=Grafana"), "{denied}");
+    let resp = g.get(&denied).send().await.unwrap();
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("You don't have access to <strong>Grafana</strong>")
     );
 }

@@ -995,6 +995,7 @@ async fn the_session_token_never_appears_in_a_url_or_a_page() {
         c.applications = vec![doorman::config::Application {
             name: "Grafana".into(),
             url: "https://grafana.example.com".into(),
+            ..Default::default()
         }];
     })
     .await;

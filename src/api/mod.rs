@@ -9,7 +9,6 @@ pub mod history;
 pub mod json;
 pub mod model;
 pub mod sessions;
-pub mod verify;
 
 use poem::RequestBody;
 use poem::http::{Method, StatusCode};

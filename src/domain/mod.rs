@@ -1,5 +1,6 @@
 //! The rules, shared by the pages (web/) and the API (api/).
 
+pub mod access;
 pub mod admin_users;
 pub mod alerts;
 pub mod auth;

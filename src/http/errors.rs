@@ -60,6 +60,13 @@ pub fn describe(err: &Error) -> (StatusCode, ErrorBody) {
         Error::Invalid { code, message } => (S::BAD_REQUEST, ErrorBody::new(*code, message)),
         Error::Conflict { code, message } => (S::CONFLICT, ErrorBody::new(*code, message)),
         Error::Forbidden(message) => (S::FORBIDDEN, ErrorBody::new("forbidden", message)),
+        Error::AccessDenied { application } => (
+            S::FORBIDDEN,
+            ErrorBody::new(
+                "access_denied",
+                format!("You don't have access to {application}."),
+            ),
+        ),
         Error::Storage(e) if e.is_unavailable() => {
             tracing::error!(error = %e, "storage unavailable");
             (

@@ -11,3 +11,5 @@ pub const PASSWORD: &str = "/settings/security/password";
 /// The page behind an alert email's "Not you? End this session" link.
 pub const ALERT_END: &str = "/alerts/end";
 pub const SETUP: &str = "/setup";
+/// Where a proxy sends a signed-in person an application's rules do not let in.
+pub const DENIED: &str = "/denied";

@@ -4,6 +4,7 @@
 pub mod admin_sessions;
 pub mod alert_link;
 pub mod components;
+pub mod forward_auth;
 pub mod history;
 pub mod login;
 pub mod password;

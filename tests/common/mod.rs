@@ -400,3 +400,58 @@ pub async fn post_form(
 ) -> Page {
     read(b.post(s.url(path)).form(form).send().await.unwrap()).await
 }
+
+/// The first code block of README.md in `lang` (```lang … ```): the proxy tests run the
+/// configurations the README gives, so the two cannot drift apart.
+pub fn readme_block(lang: &str) -> String {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let start = readme
+        .find(&format!("```{lang}\n"))
+        .unwrap_or_else(|| panic!("no ```{lang} block in README.md"))
+        + lang.len()
+        + 4;
+    let end = readme[start..].find("```").expect("closed block") + start;
+    readme[start..end].to_string()
+}
+
+/// A protected application for the proxy tests: answers 200 with the identity headers
+/// the proxy passed on (`user=… groups=…`), or `nobody`.
+pub async fn echo_app() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let header = |name: &str| {
+                    req.lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.trim()
+                                .eq_ignore_ascii_case(name)
+                                .then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_else(|| "nobody".into())
+                };
+                let body = format!(
+                    "user={} groups={}",
+                    header("remote-user"),
+                    header("remote-groups")
+                );
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}

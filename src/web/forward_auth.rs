@@ -1,0 +1,263 @@
+//! What reverse proxies ask (SPEC §16): Doorman's own `/auth/verify`, and the paths
+//! Authelia and oauth2-proxy answer on, with their status codes and identity headers, so
+//! that an existing proxy configuration works by changing its upstream host. Every
+//! answer is checked against the database (a terminated session fails on its very next
+//! request) and is never cached.
+
+use maud::html;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::web::{Data, Json, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use super::{encode, html_response, layout};
+use crate::config::HeaderFamily;
+use crate::domain::access;
+use crate::domain::auth::Authed;
+use crate::error::Error;
+use crate::http::errors::describe;
+use crate::http::{cookies, forward, paths};
+use crate::state::AppState;
+
+/// Which tool's conventions an answer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    /// `/auth/verify`: 200, or 401 with a JSON reason.
+    Doorman,
+    /// Authelia's nginx endpoint: 200, or 401 with `Location: <sign-in URL>`.
+    AuthRequest,
+    /// Authelia's Traefik and Caddy endpoint: 200, or a 302 to sign in (401 for clients
+    /// that do not accept HTML).
+    ForwardAuth,
+    /// Authelia's legacy `/api/verify`: 200, or 401; with `rd`, a 302 there.
+    Legacy,
+    /// oauth2-proxy's `/oauth2/auth`: 202, or 401.
+    OAuth2,
+}
+
+#[handler]
+pub async fn verify(req: &Request, state: Data<&AppState>) -> Response {
+    answer(req, &state, Asker::Doorman).await
+}
+
+#[handler]
+pub async fn auth_request(req: &Request, state: Data<&AppState>) -> Response {
+    answer(req, &state, Asker::AuthRequest).await
+}
+
+#[handler]
+pub async fn forward_auth(req: &Request, state: Data<&AppState>) -> Response {
+    answer(req, &state, Asker::ForwardAuth).await
+}
+
+#[handler]
+pub async fn legacy_verify(req: &Request, state: Data<&AppState>) -> Response {
+    answer(req, &state, Asker::Legacy).await
+}
+
+#[handler]
+pub async fn oauth2_auth(req: &Request, state: Data<&AppState>) -> Response {
+    answer(req, &state, Asker::OAuth2).await
+}
+
+#[derive(Deserialize)]
+pub struct Rd {
+    #[serde(default)]
+    rd: String,
+}
+
+/// oauth2-proxy's `/oauth2/start?rd=` and `/oauth2/sign_in?rd=`: Doorman's sign-in page,
+/// which follows `rd` only to a configured application or to itself.
+#[handler]
+pub async fn oauth2_start(query: poem::Result<Query<Rd>>) -> Response {
+    let rd = query.map(|q| q.0.rd).unwrap_or_default();
+    let to = if rd.is_empty() {
+        paths::LOGIN.to_string()
+    } else {
+        format!("{}?rd={}", paths::LOGIN, encode(&rd))
+    };
+    poem::web::Redirect::see_other(to).into_response()
+}
+
+async fn answer(req: &Request, state: &AppState, asker: Asker) -> Response {
+    let original = forward::original_url(req, &state.config.server.trusted_proxies);
+    let token = cookies::presented_token(req);
+    let mut resp = match access::verify(state, token.as_deref(), original.as_deref()).await {
+        Ok(authed) => signed_in(state, &authed, asker),
+        Err(Error::AccessDenied { application }) => no_access(state, req, &application),
+        Err(err @ Error::Unauthenticated(_)) => {
+            not_signed_in(req, state, asker, original.as_deref(), &err)
+        }
+        Err(err) => json_error(&err),
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn signed_in(state: &AppState, a: &Authed, asker: Asker) -> Response {
+    let status = if asker == Asker::OAuth2 {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = status.into_response();
+    let families = &state.config.server.forward_auth_headers;
+    for (name, value) in identity(families, a) {
+        // Fails closed: a "yes" without the identity the application relies on would
+        // let it guess (or take a client's own header) instead.
+        let Ok(v) = HeaderValue::from_str(&value) else {
+            tracing::warn!(header = name, "identity cannot be sent as a header");
+            return json_error(&Error::Forbidden(
+                "Your identity cannot be passed on to the application (a header cannot carry it); ask an administrator.".into(),
+            ));
+        };
+        resp.headers_mut().insert(name, v);
+    }
+    resp
+}
+
+/// The identity headers of the configured families.
+fn identity(families: &[HeaderFamily], a: &Authed) -> Vec<(&'static str, String)> {
+    let p = &a.principal;
+    let groups = format!("{},{}", p.role, p.account_name);
+    let mut out = Vec::new();
+    for family in families {
+        match family {
+            HeaderFamily::Doorman => out.extend([
+                ("x-doorman-user", p.user_id.to_string()),
+                ("x-doorman-email", p.email.clone()),
+                ("x-doorman-session", a.session.id.0.clone()),
+            ]),
+            HeaderFamily::Remote => out.extend([
+                ("remote-user", p.email.clone()),
+                ("remote-email", p.email.clone()),
+                ("remote-name", p.name.clone()),
+                ("remote-groups", groups.clone()),
+            ]),
+            HeaderFamily::Oauth2Proxy => out.extend([
+                ("x-auth-request-user", p.email.clone()),
+                ("x-auth-request-email", p.email.clone()),
+                ("x-auth-request-groups", groups.clone()),
+            ]),
+        }
+    }
+    out
+}
+
+/// Doorman's sign-in page, absolute, returning to `original` when it is known.
+fn sign_in_url(state: &AppState, original: Option<&str>) -> String {
+    let base = state.config.server.public_base();
+    match original {
+        Some(url) => format!("{base}{}?rd={}", paths::LOGIN, encode(url)),
+        None => format!("{base}{}", paths::LOGIN),
+    }
+}
+
+fn not_signed_in(
+    req: &Request,
+    state: &AppState,
+    asker: Asker,
+    original: Option<&str>,
+    err: &Error,
+) -> Response {
+    let sign_in = || sign_in_url(state, original);
+    match asker {
+        Asker::Doorman | Asker::OAuth2 => json_error(err),
+        Asker::AuthRequest => with_location(json_error(err), &sign_in()),
+        Asker::ForwardAuth if forward::is_browser(req) => {
+            with_location(StatusCode::FOUND.into_response(), &sign_in())
+        }
+        Asker::ForwardAuth => json_error(err),
+        Asker::Legacy => match legacy_rd(req, state, original) {
+            Some(to) => with_location(StatusCode::FOUND.into_response(), &to),
+            None => json_error(err),
+        },
+    }
+}
+
+/// The legacy endpoint's `rd`: Doorman's own sign-in URL, to which the original URL is
+/// added as its `rd`. Any other address is ignored (no open redirect).
+fn legacy_rd(req: &Request, state: &AppState, original: Option<&str>) -> Option<String> {
+    let rd = req
+        .uri()
+        .query()
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "rd"))
+        .map(|(_, v)| v.into_owned())?;
+    let mut to = url::Url::parse(&rd).ok()?;
+    let ours = url::Url::parse(state.config.server.public_base()).ok()?;
+    if to.origin() != ours.origin() {
+        return None;
+    }
+    if let Some(original) = original {
+        let kept: Vec<(String, String)> = to
+            .query_pairs()
+            .filter(|(k, _)| k != "rd")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        to.query_pairs_mut()
+            .clear()
+            .extend_pairs(kept)
+            .append_pair("rd", original);
+    }
+    Some(to.to_string())
+}
+
+fn with_location(mut resp: Response, to: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+fn json_error(err: &Error) -> Response {
+    let (status, body) = describe(err);
+    Json(body).with_status(status).into_response()
+}
+
+/// 403 on every verify path: the "no access" page for a browser, JSON otherwise.
+fn no_access(state: &AppState, req: &Request, application: &str) -> Response {
+    if forward::is_browser(req) {
+        return denied_page(state, Some(application));
+    }
+    json_error(&Error::AccessDenied {
+        application: application.to_string(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DeniedQuery {
+    #[serde(default)]
+    app: String,
+}
+
+/// `/denied?app=Grafana`, where a proxy sends a person the rules do not let in.
+#[handler]
+pub async fn denied(state: Data<&AppState>, query: poem::Result<Query<DeniedQuery>>) -> Response {
+    let app = query.map(|q| q.0.app).unwrap_or_default();
+    denied_page(&state, Some(app.as_str()))
+}
+
+/// "You don't have access to Grafana", status 403. Only a configured application is
+/// named: the page never repeats arbitrary text from its address.
+fn denied_page(state: &AppState, app: Option<&str>) -> Response {
+    let name = app
+        .and_then(|a| state.config.application_named(a))
+        .map(|a| a.name.as_str());
+    let body = html! {
+        main.narrow {
+            h1 { "No access" }
+            p.notice.error role="alert" {
+                @match name {
+                    Some(n) => { "You don't have access to " strong { (n) } "." }
+                    None => { "You don't have access to this application." }
+                }
+            }
+            p { "You are signed in, but this application's rules do not include you. If you think they should, ask an administrator." }
+            p { a href=(paths::SESSIONS) { "Your sessions" } " · " a href=(paths::LOGIN) { "Sign in as someone else" } }
+        }
+    };
+    html_response(layout("No access", None, body))
+        .with_status(StatusCode::FORBIDDEN)
+        .into_response()
+}

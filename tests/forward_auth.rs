@@ -1,0 +1,346 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! Drop-in forward auth (SPEC §16) against the real server: the paths and status codes
+//! of Authelia and oauth2-proxy, the original request believed only from a trusted
+//! proxy, the identity header families, and the access rules per application. The real
+//! nginx and Caddy run in tests/proxy_nginx.rs and tests/proxy_caddy.rs.
+mod common;
+
+use common::*;
+use doorman::config::{Application, Cidr, HeaderFamily};
+use doorman::domain::model::Role;
+use reqwest::header::HeaderMap;
+
+const PUBLIC: &str = "https://doorman.example.com";
+
+fn apps() -> Vec<Application> {
+    vec![
+        Application {
+            name: "Grafana".into(),
+            url: "https://grafana.example.com".into(),
+            ..Default::default()
+        },
+        Application {
+            name: "Admin".into(),
+            url: "https://tools.example.com/admin".into(),
+            allow_roles: vec!["admin".into()],
+            ..Default::default()
+        },
+        Application {
+            name: "Wiki".into(),
+            url: "https://tools.example.com/wiki".into(),
+            allow_accounts: vec!["Acme".into()],
+            allow_emails: vec!["*@acme.test".into()],
+            ..Default::default()
+        },
+        Application {
+            name: "Vault".into(),
+            url: "https://vault.example.com".into(),
+            require_second_factor: true,
+            ..Default::default()
+        },
+    ]
+}
+
+async fn server(trust_loopback: bool) -> TestServer {
+    start_with(move |c| {
+        c.server.public_url = PUBLIC.into();
+        if trust_loopback {
+            c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+        }
+        c.applications = apps();
+    })
+    .await
+}
+
+/// A request a proxy would make for `original` (X-Forwarded-* form), with `token`.
+async fn ask(
+    s: &TestServer,
+    path: &str,
+    token: Option<&str>,
+    original: Option<&str>,
+    html: bool,
+) -> (u16, HeaderMap, String) {
+    let mut req = client().get(s.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(url) = original {
+        let u = url::Url::parse(url).unwrap();
+        req = req
+            .header("x-forwarded-proto", u.scheme())
+            .header("x-forwarded-host", u.host_str().unwrap())
+            .header("x-forwarded-uri", &url[url.find(u.path()).unwrap()..])
+            .header("x-forwarded-method", "GET");
+    }
+    if html {
+        req = req.header("accept", "text/html,application/xhtml+xml");
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+fn location(h: &HeaderMap) -> String {
+    h.get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Asserts that `to` is Doorman's absolute sign-in URL returning to `original`.
+fn is_sign_in_for(to: &str, original: &str) {
+    let u = url::Url::parse(to).unwrap_or_else(|e| panic!("{to}: {e}"));
+    assert_eq!(u.origin().ascii_serialization(), PUBLIC, "{to}");
+    assert_eq!(u.path(), "/login", "{to}");
+    let rd = u
+        .query_pairs()
+        .find(|(k, _)| k == "rd")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(rd.as_deref(), Some(original), "{to}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_path_answers_as_the_tool_it_stands_in_for() {
+    let s = server(true).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let t = s.token("ann@acme.test").await;
+    let original = "https://grafana.example.com/d/1?orgId=2";
+
+    for (path, ok) in [
+        ("/auth/verify", 200),
+        ("/api/authz/auth-request", 200),
+        ("/api/authz/forward-auth", 200),
+        ("/api/verify", 200),
+        ("/oauth2/auth", 202),
+    ] {
+        let (status, h, _) = ask(&s, path, Some(&t), Some(original), true).await;
+        assert_eq!(status, ok, "{path} signed in");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["remote-user"], "ann@acme.test", "{path}");
+    }
+
+    // Not signed in.
+    let (status, h, body) = ask(&s, "/auth/verify", None, Some(original), true).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(h.get("location").is_none());
+    let (status, h, _) = ask(&s, "/api/authz/auth-request", None, Some(original), true).await;
+    assert_eq!(status, 401);
+    is_sign_in_for(&location(&h), original);
+    let (status, h, _) = ask(&s, "/api/authz/forward-auth", None, Some(original), true).await;
+    assert_eq!(status, 302, "a browser is sent to sign in");
+    is_sign_in_for(&location(&h), original);
+    let (status, _, _) = ask(&s, "/api/authz/forward-auth", None, Some(original), false).await;
+    assert_eq!(status, 401, "a script is told 401");
+    let (status, _, _) = ask(&s, "/api/verify", None, Some(original), true).await;
+    assert_eq!(status, 401);
+    let rd = format!("/api/verify?rd={PUBLIC}/login");
+    let (status, h, _) = ask(&s, &rd, None, Some(original), true).await;
+    assert_eq!(status, 302);
+    is_sign_in_for(&location(&h), original);
+    let (status, h, _) = ask(
+        &s,
+        "/api/verify?rd=https://evil.test/x",
+        None,
+        Some(original),
+        true,
+    )
+    .await;
+    assert_eq!(status, 401, "an rd elsewhere is not followed");
+    assert!(h.get("location").is_none());
+    let (status, _, _) = ask(&s, "/oauth2/auth", None, Some(original), true).await;
+    assert_eq!(status, 401);
+
+    for start in ["/oauth2/start", "/oauth2/sign_in"] {
+        let (status, h, _) = ask(
+            &s,
+            &format!("{start}?rd=https://grafana.example.com/x"),
+            None,
+            None,
+            true,
+        )
+        .await;
+        assert_eq!(status, 303, "{start}");
+        assert_eq!(location(&h), "/login?rd=https%3A//grafana.example.com/x");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_come_in_the_configured_families() {
+    let s = start_with(|c| {
+        c.server.forward_auth_headers = vec![HeaderFamily::Oauth2Proxy];
+    })
+    .await;
+    s.user("Acme", "ann@acme.test", Role::Admin).await;
+    let t = s.token("ann@acme.test").await;
+    let (status, h, _) = ask(&s, "/auth/verify", Some(&t), None, false).await;
+    assert_eq!(status, 200);
+    assert_eq!(h["x-auth-request-user"], "ann@acme.test");
+    assert_eq!(h["x-auth-request-email"], "ann@acme.test");
+    assert_eq!(h["x-auth-request-groups"], "admin,Acme");
+    for absent in ["x-doorman-user", "remote-user", "remote-groups"] {
+        assert!(h.get(absent).is_none(), "{absent} is not configured");
+    }
+
+    let all = server(true).await;
+    all.user("Acme", "bob@acme.test", Role::User).await;
+    let t = all.token("bob@acme.test").await;
+    let (_, h, _) = ask(&all, "/auth/verify", Some(&t), None, false).await;
+    assert_eq!(h["x-doorman-email"], "bob@acme.test");
+    assert_eq!(h["remote-user"], "bob@acme.test");
+    assert_eq!(h["remote-email"], "bob@acme.test");
+    assert_eq!(h["remote-name"], "bob");
+    assert_eq!(h["remote-groups"], "user,Acme");
+    assert_eq!(h["x-auth-request-user"], "bob@acme.test");
+    assert!(h.get("x-doorman-session").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_of_each_application_decide_and_refusals_are_403_everywhere() {
+    let s = server(true).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    s.user("Acme", "adam@acme.test", Role::Admin).await;
+    s.user("Hooli", "gavin@hooli.test", Role::Owner).await;
+    let ann = s.token("ann@acme.test").await;
+    let adam = s.token("adam@acme.test").await;
+    let gavin = s.token("gavin@hooli.test").await;
+    let cases = [
+        (&ann, "https://tools.example.com/admin/users", 403),
+        (&adam, "https://tools.example.com/admin/users", 200),
+        (&gavin, "https://tools.example.com/admin", 200),
+        // Segment boundary: /administrator is not /admin, so no rule applies.
+        (&ann, "https://tools.example.com/administrator", 200),
+        (&ann, "https://tools.example.com/wiki/page", 200),
+        (&gavin, "https://tools.example.com/wiki/page", 403),
+        // Normalised before matching.
+        (&ann, "https://tools.example.com/wiki/../admin/x", 403),
+        (&adam, "https://vault.example.com/", 403),
+        (&gavin, "https://vault.example.com/secret", 403),
+        (&ann, "https://unknown.example.com/", 200),
+    ];
+    for (token, url, expected) in cases {
+        for path in [
+            "/auth/verify",
+            "/api/authz/auth-request",
+            "/api/authz/forward-auth",
+            "/api/verify",
+        ] {
+            let (status, h, body) = ask(&s, path, Some(token), Some(url), false).await;
+            assert_eq!(status, expected, "{path} for {url}: {body}");
+            if expected == 403 {
+                assert!(h.get("remote-user").is_none(), "no identity with a refusal");
+                assert!(body.contains("access_denied"), "{body}");
+            }
+        }
+        let (status, _, _) = ask(&s, "/oauth2/auth", Some(token), Some(url), false).await;
+        assert_eq!(
+            status,
+            if expected == 403 { 403 } else { 202 },
+            "oauth2 for {url}"
+        );
+    }
+    // A browser refused gets the page that says so.
+    let (status, _, body) = ask(
+        &s,
+        "/api/authz/forward-auth",
+        Some(&ann),
+        Some("https://tools.example.com/admin"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("You don't have access to <strong>Admin</strong>"),
+        "{body}"
+    );
+    let page = client()
+        .get(s.url("/denied?app=Admin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("<strong>Admin</strong>")
+    );
+    let page = client()
+        .get(s.url("/denied?app=%3Cscript%3Ealert(1)%3C/script%3E"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 403);
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("this application"),
+        "unknown names are not repeated"
+    );
+    assert!(!text.contains("alert(1)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_from_an_untrusted_peer_change_nothing() {
+    let s = server(false).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = s.token("ann@acme.test").await;
+    // Would be refused if believed; from an untrusted peer no application is matched.
+    let (status, _, _) = ask(
+        &s,
+        "/auth/verify",
+        Some(&ann),
+        Some("https://tools.example.com/admin"),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let resp = client()
+        .get(s.url("/auth/verify"))
+        .bearer_auth(&ann)
+        .header("x-original-url", "https://tools.example.com/admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // And the sign-in redirect carries no address taken from them.
+    let (status, h, _) = ask(
+        &s,
+        "/api/authz/forward-auth",
+        None,
+        Some("https://evil.test/x"),
+        true,
+    )
+    .await;
+    assert_eq!(status, 302);
+    assert_eq!(location(&h), format!("{PUBLIC}/login"));
+
+    // The same headers from a trusted proxy are believed (X-Original-URL form too).
+    let trusted = server(true).await;
+    trusted.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = trusted.token("ann@acme.test").await;
+    let resp = client()
+        .get(trusted.url("/auth/verify"))
+        .bearer_auth(&ann)
+        .header("x-original-url", "https://tools.example.com/admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rules_are_refused_at_start_with_the_key_named() {
+    let c = doorman::Config {
+        applications: vec![Application {
+            name: "X".into(),
+            url: "https://x.example.com".into(),
+            allow_roles: vec!["superuser".into()],
+            allow_emails: vec![" ".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("applications[0].allow_roles"), "{err}");
+    assert!(err.contains("superuser"), "{err}");
+    assert!(err.contains("applications[0].allow_emails"), "{err}");
+}

@@ -1,0 +1,232 @@
+//! Behind a real Caddy (Debian's `caddy`), with the README's `forward_auth`
+//! configuration: a browser that is not signed in is sent to sign in with the original
+//! URL, comes back to the application, which receives the identity headers (never a
+//! client's own); a terminated session is refused on its next request; a person the
+//! rules do not let in gets 403 and the "no access" page.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use doorman::config::{Application, Cidr};
+use doorman::domain::model::Role;
+
+struct Caddy(Child);
+
+impl Drop for Caddy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn caddy_binary() -> String {
+    for candidate in ["/usr/bin/caddy", "caddy"] {
+        if Command::new(candidate)
+            .arg("version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+        {
+            return candidate.to_string();
+        }
+    }
+    panic!(
+        "caddy not found: install it (Debian: apt-get install caddy), or run `bash .ci/run`, which installs it"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Caddy on `port` with the README's site block, its hosts replaced by this test's.
+async fn start_caddy(dir: &std::path::Path, port: u16, doorman: &str, app: &str) -> Caddy {
+    let site = readme_block("caddy")
+        .replace(
+            "grafana.example.com {",
+            &format!("http://127.0.0.1:{port} {{"),
+        )
+        .replace("doorman:9091", doorman)
+        .replace("grafana:3000", app);
+    let conf = format!(
+        "{{\n    admin off\n    auto_https off\n    storage file_system {}\n}}\n\n{site}",
+        dir.join("data").display()
+    );
+    let path = dir.join("Caddyfile");
+    std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(dir.join("caddy.log")).unwrap();
+    let guard = Caddy(
+        Command::new(caddy_binary())
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&path)
+            .env("HOME", dir)
+            .env("XDG_DATA_HOME", dir.join("data"))
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start caddy"),
+    );
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return guard;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "caddy did not start: {}",
+        std::fs::read_to_string(dir.join("caddy.log")).unwrap_or_default()
+    );
+}
+
+async fn sign_in_at(b: &reqwest::Client, location: &str, email: &str) -> reqwest::Response {
+    let page = b.get(location).send().await.unwrap().text().await.unwrap();
+    let csrf = form_value(&page, "csrf").expect("sign-in form");
+    let rd = form_value(&page, "rd").unwrap_or_default();
+    let login = location.split("/login").next().unwrap().to_string() + "/login";
+    b.post(login)
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf", csrf.as_str()),
+            ("rd", rd.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caddy_forward_auth_protects_an_app() {
+    let app = echo_app().await;
+    let port = free_port();
+    let site = format!("http://127.0.0.1:{port}");
+    let s = site.clone();
+    let server = start_with(move |c| {
+        // Where people reach Doorman; the test talks to its address instead.
+        c.server.public_url = "http://doorman.test".into();
+        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+        c.applications = vec![Application {
+            name: "Grafana".into(),
+            url: s.clone(),
+            allow_emails: vec!["*@acme.test".into()],
+            ..Default::default()
+        }];
+    })
+    .await;
+    server.user("Acme", "ann@acme.test", Role::User).await;
+    server.user("Hooli", "gavin@hooli.test", Role::User).await;
+    let dir = tempfile::tempdir().unwrap();
+    let _caddy = start_caddy(dir.path(), port, &server.addr.to_string(), &app.to_string()).await;
+
+    // Not signed in: Caddy passes Doorman's 302 to sign in, with the original URL.
+    let b = browser();
+    let resp = b
+        .get(format!("{site}/dashboards/1?x=2"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    let to = url::Url::parse(&location).unwrap();
+    assert_eq!(to.path(), "/login", "{location}");
+    let rd = to
+        .query_pairs()
+        .find(|(k, _)| k == "rd")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(rd, format!("{site}/dashboards/1?x=2"));
+    let location = location.replace("http://doorman.test", &server.base);
+
+    // Sign in and come back to the application, which learns who it is.
+    let resp = sign_in_at(&b, &location, "ann@acme.test").await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], rd.as_str());
+    let resp = b
+        .get(format!("{site}/dashboards/1?x=2"))
+        .header("accept", "text/html")
+        .header("remote-user", "admin@evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        "user=ann@acme.test groups=user,Acme",
+        "the client's own Remote-User never reaches the app"
+    );
+
+    // A client's identity header without a session gets nowhere either.
+    let stranger = browser();
+    let resp = stranger
+        .get(format!("{site}/"))
+        .header("remote-user", "ann@acme.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401, "a script without a session is told 401");
+
+    // Ended from elsewhere: the very next request through Caddy goes to sign in.
+    let other = server.token("ann@acme.test").await;
+    let (_, list) = server.get("/api/v1/sessions", &other).await;
+    let theirs = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = server
+        .delete(&format!("/api/v1/sessions/{theirs}"), &other)
+        .await;
+    assert_eq!(status, 204);
+    let resp = b
+        .get(format!("{site}/dashboards/1"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302, "the ended session is refused at once");
+
+    // Signed in but not allowed by the rules: 403 and the page that says so.
+    let g = browser();
+    let resp = g
+        .get(format!("{site}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let location = resp.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replace("http://doorman.test", &server.base);
+    let resp = sign_in_at(&g, &location, "gavin@hooli.test").await;
+    assert_eq!(resp.status(), 303);
+    let resp = g
+        .get(format!("{site}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let page = resp.text().await.unwrap();
+    assert!(
+        page.contains("You don't have access to <strong>Grafana</strong>"),
+        "{page}"
+    );
+}
