@@ -57,6 +57,19 @@ DB=$OUT/doorman.sqlite3
 rm -f "$DB" "$DB-wal" "$DB-shm"
 cp "$PRISTINE" "$DB"
 
+# The server's settings: loopback is the proxy, and one protected application has
+# rules, for the forward-auth row (requests without X-Forwarded-* match no application).
+cat >"$OUT/doorman.toml" <<'TOML'
+[server]
+trusted_proxies = ["127.0.0.1/32"]
+
+[[applications]]
+name = "Grafana"
+url = "https://grafana.bench.example"
+allow_roles = ["user"]
+allow_emails = ["*.example"]
+TOML
+
 # --- server ------------------------------------------------------------------------------
 SERVER_PID=""
 BG_PID=""
@@ -75,7 +88,8 @@ if curl -s -o /dev/null "$URL/healthz"; then
   echo "bench: something already listens on port $PORT; set BENCH_PORT" >&2
   exit 1
 fi
-# Started from target/bench so that no doorman.toml of the developer's is read. Sets
+# Started from target/bench, so that it reads the doorman.toml written above and none of the
+# developer's. Sets
 # SERVER_PID, and START_MS to the milliseconds from launch to the first answered request.
 start_server() {
   local start
@@ -154,6 +168,9 @@ wrk -t1 -c8 -d3s -H "Authorization: Bearer $HOT" "$URL/auth/verify" >/dev/null
 AUTH=(-H "Authorization: Bearer $HOT")
 measure "GET /auth/verify (one token)" "20000 req/s, p99 5 ms" "$CONNS" "${AUTH[@]}" "$URL/auth/verify"
 measure "GET /api/v1/me (one token)" "20000 req/s, p99 5 ms" "$CONNS" "${AUTH[@]}" "$URL/api/v1/me"
+measure "GET /api/authz/forward-auth (rules, X-Forwarded-*)" "within 10% of verify" "$CONNS" \
+  "${AUTH[@]}" -H "X-Forwarded-Proto: https" -H "X-Forwarded-Host: grafana.bench.example" \
+  -H "X-Forwarded-Uri: /d/1?orgId=1" -H "X-Forwarded-Method: GET" "$URL/api/authz/forward-auth"
 measure "GET /auth/verify (1,000 tokens in turn)" "20000 req/s, p99 5 ms" "$CONNS" \
   -s "$ROOT/bench/rotate.lua" "$URL"
 BENCH_PATH=/api/v1/me measure "GET /api/v1/me (1,000 tokens in turn)" "20000 req/s, p99 5 ms" \

@@ -210,10 +210,16 @@ async fn my_sessions_json_shape_and_order() {
             "created_at",
             "last_active_at",
             "expires_at",
+            "applications_used",
         ]
         .into_iter()
         .collect();
         assert_eq!(keys, want, "session keys: {item}");
+        assert_eq!(
+            item["applications_used"],
+            json!([]),
+            "used with nothing yet"
+        );
         assert_eq!(
             item["current"],
             json!(i == 0),

@@ -344,3 +344,142 @@ async fn bad_rules_are_refused_at_start_with_the_key_named() {
     assert!(err.contains("superuser"), "{err}");
     assert!(err.contains("applications[0].allow_emails"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_session_keeps_the_applications_it_is_used_with() {
+    let s = server(true).await;
+    s.user("Acme", "ann@acme.test", Role::Admin).await;
+    let ann = login(&s, "ann@acme.test", CHROME_MAC).await;
+    let admin = s.token("ann@acme.test").await;
+    for url in [
+        "https://grafana.example.com/d/1",
+        "https://tools.example.com/wiki/x",
+        "https://grafana.example.com/d/2",
+    ] {
+        let (status, _, _) = ask(&s, "/auth/verify", Some(&ann.token), Some(url), false).await;
+        assert_eq!(status, 200);
+    }
+    // Recorded off the request path: wait for it.
+    let mut used = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (_, me) = s.get("/api/v1/me", &ann.token).await;
+        used = me["session"]["applications_used"].clone();
+        if used.as_array().is_some_and(|a| a.len() == 2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let names: Vec<&str> = used
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["Grafana", "Wiki"], "{used}");
+    assert!(used[0]["last_used_at"].as_str().unwrap().ends_with('Z'));
+    // Written at most once per touch interval (60 s) per application.
+    let now = doorman::clock::now();
+    let stamp = |ago: i64| {
+        s.sql_exec(&format!(
+            "UPDATE sessions SET applications_used = json_array(json_object('name', 'Grafana', 'last_used_at', {})) WHERE public_id = '{}'",
+            now - ago,
+            ann.id
+        ));
+    };
+    let grafana_at = || {
+        s.sql_i64(&format!(
+            "SELECT json_extract(value, '$.last_used_at') FROM sessions, json_each(applications_used)
+             WHERE public_id = '{}' AND json_extract(value, '$.name') = 'Grafana'",
+            ann.id
+        ))
+    };
+    stamp(30);
+    ask(
+        &s,
+        "/auth/verify",
+        Some(&ann.token),
+        Some("https://grafana.example.com/"),
+        false,
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(grafana_at(), now - 30, "used 30 s ago: not written again");
+    stamp(120);
+    ask(
+        &s,
+        "/auth/verify",
+        Some(&ann.token),
+        Some("https://grafana.example.com/"),
+        false,
+    )
+    .await;
+    let mut at = 0;
+    for _ in 0..50 {
+        at = grafana_at();
+        if at >= now {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        at >= now,
+        "used 2 minutes ago: written again ({at} < {now})"
+    );
+    ask(
+        &s,
+        "/auth/verify",
+        Some(&ann.token),
+        Some("https://tools.example.com/wiki/x"),
+        false,
+    )
+    .await;
+    for _ in 0..50 {
+        let raw = s
+            .sql_text(&format!(
+                "SELECT applications_used FROM sessions WHERE public_id = '{}'",
+                ann.id
+            ))
+            .unwrap_or_default();
+        if raw.contains("Wiki") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // The admin `application` filter matches use, not only the sign-in's application.
+    let (status, list) = s
+        .get("/api/v1/admin/sessions?application=Wiki", &admin)
+        .await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [ann.id.as_str()], "{list}");
+    assert_eq!(list["items"][0]["application"], "api");
+
+    // Both listings show it.
+    let b = browser();
+    browser_login(&s, &b, "ann@acme.test").await;
+    for page in [
+        "/settings/security/sessions",
+        "/settings/security/sessions/users",
+    ] {
+        let html = b
+            .get(s.url(page))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("Used with Grafana, Wiki") || html.contains("Used with Wiki, Grafana"),
+            "{page}: {html}"
+        );
+    }
+}

@@ -88,6 +88,16 @@ pub struct SessionJson {
     pub last_active_at: OffsetDateTime,
     #[serde(serialize_with = "crate::api::json::rfc3339")]
     pub expires_at: OffsetDateTime,
+    /// The protected applications this session has been used with (through the verify
+    /// endpoints), most recent first; written at most once per touch interval.
+    pub applications_used: Vec<AppUseJson>,
+}
+
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct AppUseJson {
+    pub name: String,
+    #[serde(serialize_with = "crate::api::json::rfc3339")]
+    pub last_used_at: OffsetDateTime,
 }
 
 impl SessionJson {
@@ -126,6 +136,14 @@ impl SessionJson {
             created_at: at(s.created_at),
             last_active_at: at(s.last_active_at),
             expires_at: at(s.expires_at),
+            applications_used: s
+                .applications_used
+                .into_iter()
+                .map(|u| AppUseJson {
+                    name: u.name,
+                    last_used_at: at(u.last_used_at),
+                })
+                .collect(),
         }
     }
 }
@@ -199,6 +217,10 @@ mod tests {
             expires_at: 1_701_209_661,
             ended_at: None,
             end_reason: None,
+            applications_used: vec![crate::domain::model::AppUse {
+                name: "Grafana".into(),
+                last_used_at: 1_700_000_030,
+            }],
         }
     }
 

@@ -43,7 +43,12 @@ fn admin_where(f: &AdminFilter, now: i64) -> (String, Vec<rusqlite::types::Value
         args.push(Value::Integer(u.0));
     }
     if let Some(app) = &f.application {
-        sql.push_str(" AND s.application = ?");
+        // The application signed in to, or one the session has been used with.
+        sql.push_str(
+            " AND (s.application = ? OR EXISTS (SELECT 1 FROM json_each(s.applications_used)
+                   WHERE json_extract(value, '$.name') = ?))",
+        );
+        args.push(Value::Text(app.clone()));
         args.push(Value::Text(app.clone()));
     }
     if f.hide_owners {

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::domain::model::{
-    AccountId, Device, EndReason, Location, Role, Session, SessionId, UserId, UserStatus,
+    AccountId, AppUse, Device, EndReason, Location, Role, Session, SessionId, UserId, UserStatus,
 };
 
 /// A session row, by name: every session-reading statement selects these, plus
@@ -14,7 +14,7 @@ use crate::domain::model::{
 pub(super) const COLUMNS: &str = "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application,
     s.device_id, s.user_agent, s.device_category, s.browser_name, s.browser_version, s.os_name,
     s.os_version, s.ip, s.country_code, s.country_name, s.city, s.created_at, s.last_active_at,
-    s.expires_at, s.ended_at, s.end_reason";
+    s.expires_at, s.ended_at, s.end_reason, s.applications_used";
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -57,7 +57,7 @@ columns!(
         pk, public_id, user_id, user_email, account_id, account_name, application, device_id,
         user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
         country_code, country_name, city, created_at, last_active_at, expires_at, ended_at,
-        end_reason,
+        end_reason, applications_used,
     }
 );
 
@@ -89,7 +89,51 @@ pub(super) fn from_row(r: &Row<'_>, c: &Cols) -> rusqlite::Result<Session> {
         expires_at: r.get(c.expires_at)?,
         ended_at: r.get(c.ended_at)?,
         end_reason: r.get(c.end_reason)?,
+        applications_used: applications_used(r.get_ref(c.applications_used)?.as_str()?),
     })
+}
+
+/// The `applications_used` column, most recent first; most sessions have none, and
+/// their `[]` is not parsed. A value that does not parse is read as none (it is
+/// bookkeeping, and the next use writes it whole again).
+fn applications_used(json: &str) -> Vec<AppUse> {
+    if json == "[]" {
+        return Vec::new();
+    }
+    let mut used: Vec<AppUse> = serde_json::from_str(json).unwrap_or_default();
+    used.sort_by_key(|u| std::cmp::Reverse(u.last_used_at));
+    used
+}
+
+/// Records that the session was used with `application` at `now`, unless another
+/// connection holds the write lock (see [`touch_unless_busy`]: the use is recorded by
+/// a later request instead).
+pub fn record_application_use(
+    c: &Connection,
+    pk: i64,
+    application: &str,
+    now: i64,
+) -> Result<(), DbError> {
+    c.busy_timeout(std::time::Duration::ZERO)?;
+    let written = c
+        .prepare_cached(
+            "UPDATE sessions SET applications_used = (
+               SELECT json_group_array(json(v)) FROM (
+                 SELECT value AS v FROM json_each(sessions.applications_used)
+                 WHERE json_extract(value, '$.name') != ?2
+                 UNION ALL SELECT json_object('name', ?2, 'last_used_at', ?3)))
+             WHERE id = ?1 AND ended_at IS NULL",
+        )
+        .and_then(|mut stmt| stmt.execute(params![pk, application, now]));
+    c.busy_timeout(super::BUSY_TIMEOUT)?;
+    match written.map_err(DbError::from) {
+        Ok(_) => Ok(()),
+        Err(err) if err.is_busy() || err.is_unavailable() => {
+            tracing::debug!(%err, "application use not recorded");
+            Ok(())
+        }
+        Err(err) => Err(err),
+    }
 }
 
 pub struct NewSession<'a> {

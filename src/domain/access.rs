@@ -3,6 +3,7 @@
 //! several lists must all allow.
 
 use crate::config::Application;
+use crate::db;
 use crate::domain::auth::Authed;
 use crate::domain::model::Role;
 use crate::domain::session_check::authenticate;
@@ -33,8 +34,36 @@ pub async fn verify(
                 application: app.name.clone(),
             });
         }
+        note_use(state, &authed, &app.name);
     }
     Ok(authed)
+}
+
+/// Records that the session is used with `application`, at most once per touch
+/// interval (the session row read for the check says when it was last recorded), off
+/// the request path: the answer never waits for the write.
+fn note_use(state: &AppState, authed: &Authed, application: &str) {
+    let now = crate::clock::now();
+    let every = state.config.sessions.touch_interval.as_secs() as i64;
+    let last = authed
+        .session
+        .applications_used
+        .iter()
+        .find(|u| u.name == application)
+        .map(|u| u.last_used_at);
+    if last.is_some_and(|t| now - t < every) {
+        return;
+    }
+    let (st, pk, name) = (state.clone(), authed.session.pk, application.to_string());
+    tokio::spawn(async move {
+        let recorded = st
+            .db
+            .run(move |c| db::sessions::record_application_use(c, pk, &name, now))
+            .await;
+        if let Err(err) = recorded {
+            tracing::warn!(%err, "could not record an application's use");
+        }
+    });
 }
 
 /// Whether `who` may use `app`.
@@ -128,6 +157,7 @@ mod tests {
                 expires_at: i64::MAX,
                 ended_at: None,
                 end_reason: None,
+                applications_used: Vec::new(),
             },
         }
     }

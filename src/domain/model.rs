@@ -232,6 +232,15 @@ pub struct Session {
     pub expires_at: i64,
     pub ended_at: Option<i64>,
     pub end_reason: Option<EndReason>,
+    /// The protected applications the session has been used with, most recent first.
+    pub applications_used: Vec<AppUse>,
+}
+
+/// A protected application a session was verified for, and when last.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppUse {
+    pub name: String,
+    pub last_used_at: i64,
 }
 
 impl Session {

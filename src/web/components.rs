@@ -65,6 +65,16 @@ pub fn device_cell(s: &Session) -> Markup {
             (PreEscaped(device_icon(&s.device.category)))
             span { (s.device.label()) }
         }
+        @if !s.applications_used.is_empty() {
+            br;
+            span.muted.used {
+                "Used with "
+                @for (i, u) in s.applications_used.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    (u.name)
+                }
+            }
+        }
     }
 }
 
