@@ -12,7 +12,7 @@ use crate::db::{self, DbError};
 use crate::domain::model::{
     AccountId, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
 };
-use crate::domain::ratelimit::Subject;
+use crate::domain::ratelimit::{Reservation, Subject};
 use crate::domain::{alerts, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -81,49 +81,9 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         .as_ref()
         .filter(|f| f.device_known)
         .and(presented_device.as_deref());
-    let subject = Subject {
-        email: &email,
-        ip: client.ip,
-        known_device,
-    };
-    let reservation = match state.limiter.reserve(&subject, now).await {
-        Ok(r) => r,
-        Err(wait) => {
-            state.metrics.count_sign_in("rate_limited");
-            if state.limiter.record_refusal(&email, client.ip, now) {
-                record_failure(state, attempt, None, "rate_limited").await;
-            }
-            return Err(Error::RateLimited {
-                retry_after_secs: wait,
-            });
-        }
-    };
-
-    let (user, credentials) = match found {
-        Some(f) => (Some(f.user), Some(f.credentials)),
-        None => (None, None),
-    };
-    // Always run argon2, even for an unknown email, so timing tells nothing.
-    let hash = credentials.as_ref().map(|c| c.hash.clone());
-    let password_ok = check_password(state, req.password, hash).await;
-    let (user, version) = match (user, credentials) {
-        (Some(u), Some(c)) if password_ok && u.status == UserStatus::Active => (u, c.version),
-        (other, _) => {
-            let reason = match &other {
-                None => "unknown_email",
-                Some(_) if !password_ok => "wrong_password",
-                Some(_) => "user_disabled",
-            };
-            reservation.failed();
-            // Metrics are public to whoever may scrape them: one outcome for every
-            // refusal, so they never tell an unknown email from a wrong password.
-            state.metrics.count_sign_in("failure");
-            record_failure(state, attempt, other.map(|u| u.id), reason).await;
-            return Err(Error::InvalidCredentials);
-        }
-    };
-    // Not a guess: the password was right, whatever the insert finds below.
-    reservation.succeeded();
+    let reservation = reserve(state, &email, client.ip, known_device, &attempt, now).await?;
+    let (user, version) =
+        check_credentials(state, found, req.password, reservation, &attempt).await?;
 
     let token = tokens::new_token();
     let device_id = presented_device.unwrap_or_else(tokens::new_device_id);
@@ -143,14 +103,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
             now + s.idle_timeout.as_secs().min(s.max_lifetime.as_secs()) as i64
         },
     };
-    let principal = Principal {
-        user_id: user.id,
-        email: user.email.clone(),
-        name: user.name.clone(),
-        role: user.role,
-        account_id: user.account_id,
-        account_name: user.account_name.clone(),
-    };
+    let principal = Principal::from(&user);
     let mail_enabled = state.mailer.is_some();
     let inserted = state
         .db
@@ -181,6 +134,86 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         session,
         principal,
     })
+}
+
+/// Takes a slot of the sign-in limits for this attempt, or refuses it (recording at most
+/// one refusal per email and address a minute).
+async fn reserve(
+    state: &AppState,
+    email: &str,
+    ip: std::net::IpAddr,
+    known_device: Option<&str>,
+    attempt: &Attempt,
+    now: i64,
+) -> Result<Reservation> {
+    let subject = Subject {
+        email,
+        ip,
+        known_device,
+    };
+    match state.limiter.reserve(&subject, now).await {
+        Ok(r) => Ok(r),
+        Err(wait) => {
+            state.metrics.count_sign_in("rate_limited");
+            if state.limiter.record_refusal(email, ip, now) {
+                record_failure(state, attempt.clone(), None, "rate_limited").await;
+            }
+            Err(Error::RateLimited {
+                retry_after_secs: wait,
+            })
+        }
+    }
+}
+
+/// The password check: the user and the credentials version it verified, or the one
+/// refusal every failure gets (unknown email, wrong password and disabled user look
+/// the same). argon2 runs even for an unknown email, so timing tells nothing.
+async fn check_credentials(
+    state: &AppState,
+    found: Option<Found>,
+    password: String,
+    reservation: Reservation,
+    attempt: &Attempt,
+) -> Result<(User, i64)> {
+    let (user, credentials) = match found {
+        Some(f) => (Some(f.user), Some(f.credentials)),
+        None => (None, None),
+    };
+    let hash = credentials.as_ref().map(|c| c.hash.clone());
+    let password_ok = check_password(state, password, hash).await;
+    match (user, credentials) {
+        (Some(u), Some(c)) if password_ok && u.status == UserStatus::Active => {
+            // Not a guess: the password was right, whatever the insert finds later.
+            reservation.succeeded();
+            Ok((u, c.version))
+        }
+        (other, _) => {
+            let reason = match &other {
+                None => "unknown_email",
+                Some(_) if !password_ok => "wrong_password",
+                Some(_) => "user_disabled",
+            };
+            reservation.failed();
+            // Metrics are public to whoever may scrape them: one outcome for every
+            // refusal, so they never tell an unknown email from a wrong password.
+            state.metrics.count_sign_in("failure");
+            record_failure(state, attempt.clone(), other.map(|u| u.id), reason).await;
+            Err(Error::InvalidCredentials)
+        }
+    }
+}
+
+impl From<&User> for Principal {
+    fn from(user: &User) -> Self {
+        Principal {
+            user_id: user.id,
+            email: user.email.clone(),
+            name: user.name.clone(),
+            role: user.role,
+            account_id: user.account_id,
+            account_name: user.account_name.clone(),
+        }
+    }
 }
 
 /// The account a sign-in names, its credentials, and whether the presented device is
@@ -368,6 +401,7 @@ async fn check_password(state: &AppState, password: String, hash: Option<String>
 }
 
 /// The parts of a failed attempt worth keeping.
+#[derive(Clone)]
 struct Attempt {
     email: String,
     ip: String,
