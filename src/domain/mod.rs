@@ -3,6 +3,7 @@
 pub mod admin_users;
 pub mod alerts;
 pub mod auth;
+pub mod backup;
 pub mod bootstrap;
 pub mod health;
 pub mod history;
@@ -11,6 +12,7 @@ pub mod operator;
 pub mod passwords;
 pub mod permissions;
 pub mod ratelimit;
+pub mod restore;
 pub mod session_check;
 pub mod sessions;
 pub mod sweeper;
