@@ -103,6 +103,22 @@ async fn backups_come_on_schedule_are_whole_databases_and_are_pruned_to_keep() {
     })
     .await;
     s.user("Acme", "alice@example.com", Role::User).await;
+    std::fs::write(dir.join("notes.txt"), b"not a backup").unwrap();
+    // Sign-ins write all along: the backups are taken while the server is busy.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (stop, url) = (stop.clone(), s.url("/api/v1/login"));
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!({"email": "alice@example.com", "password": PASSWORD});
+                let resp = client().post(&url).json(&body).send().await.unwrap();
+                assert_eq!(resp.status(), 201);
+                n += 1;
+            }
+            n
+        })
+    };
     // Every name ever seen: at least five backups taken while only three remain.
     // (One more than `keep` may show for a moment: a new backup is renamed into place
     // before the oldest is deleted.)
@@ -118,7 +134,27 @@ async fn backups_come_on_schedule_are_whole_databases_and_are_pruned_to_keep() {
         backups(&dir).len() == 3
     })
     .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sign_ins = load.await.unwrap();
+    assert!(sign_ins > 0);
+    let last = metric(&s, "doorman_backup_last_success_timestamp_seconds").await as i64;
+    assert!(last > 0);
+    assert_eq!(metric(&s, "doorman_backup_failures_total").await, 0.0);
+    // Stopped, so that no backup comes or goes while the files are read; one under
+    // way finishes (and cleans up after itself).
+    let mut s = s;
+    s.stop().await;
+    wait_for(Duration::from_secs(10), "the last backup to finish", || {
+        let tmp = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+        !tmp && backups(&dir).len() == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let now = backups(&dir);
+    assert_eq!(now.len(), 3, "{now:?}");
     let newest = dir.join(now.last().unwrap());
     #[cfg(unix)]
     assert_eq!(mode(&newest), 0o600, "backups are private");
@@ -128,12 +164,21 @@ async fn backups_come_on_schedule_are_whole_databases_and_are_pruned_to_keep() {
         emails(&plain).contains(&"alice@example.com".to_string()),
         "the user created after start is in a later backup"
     );
-    // The newest backups are the ones kept, and the gauge names the newest.
+    let c = rusqlite::Connection::open(&plain).unwrap();
+    let sessions: i64 = c
+        .query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        sessions > 0,
+        "sign-ins made while serving are in the backup"
+    );
+    for name in &now {
+        let p = unpack(&dir.join(name), holder.path());
+        assert_eq!(integrity(&p), "ok", "{name}");
+    }
+    assert!(dir.join("notes.txt").exists(), "only backups are pruned");
     let oldest_seen = seen.iter().next().unwrap();
     assert!(!now.contains(oldest_seen), "{oldest_seen} should be pruned");
-    let last = metric(&s, "doorman_backup_last_success_timestamp_seconds").await as i64;
-    assert!(last > 0);
-    assert_eq!(metric(&s, "doorman_backup_failures_total").await, 0.0);
     eprintln!("schedule test took {:?}", started.elapsed());
 }
 
