@@ -22,25 +22,38 @@ pub fn lock_path(db_path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn open(db_path: &Path) -> Result<(File, PathBuf), DbError> {
+/// Opens (creating, 0600) the lock file. An existing one is opened read-only when it
+/// cannot be opened for writing (a volume remounted read-only): a lock needs no more.
+fn open(db_path: &Path) -> std::io::Result<(File, PathBuf)> {
     let path = lock_path(db_path);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        crate::files::private_dir(dir).map_err(|e| {
-            DbError::Refused(format!("cannot create directory {}: {e}", dir.display()))
-        })?;
+        crate::files::private_dir(dir)?;
     }
     let file = crate::files::private_file(OpenOptions::new().read(true).write(true))
         .truncate(false)
         .open(&path)
-        .map_err(|e| DbError::Refused(format!("cannot open {}: {e}", path.display())))?;
+        .or_else(|e| File::open(&path).map_err(|_| e))?;
     Ok((file, path))
 }
 
-/// The server's lock: several servers may share it, a restore may not.
-pub fn lock_shared(db_path: &Path) -> Result<DbLock, DbError> {
-    let (file, path) = open(db_path)?;
+fn cannot_open(db_path: &Path, e: &std::io::Error) -> DbError {
+    DbError::Refused(format!("cannot open {}: {e}", lock_path(db_path).display()))
+}
+
+/// The server's lock: several servers may share it, a restore may not. On a read-only
+/// volume where the lock file was never made, the server runs without it (with a
+/// warning): nothing can restore into a read-only volume either.
+pub fn lock_shared(db_path: &Path) -> Result<Option<DbLock>, DbError> {
+    let (file, path) = match open(db_path) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+            tracing::warn!(file = %lock_path(db_path).display(), err = %e, "read-only volume: running without the database's lock");
+            return Ok(None);
+        }
+        Err(e) => return Err(cannot_open(db_path, &e)),
+    };
     match file.try_lock_shared() {
-        Ok(()) => Ok(DbLock { _file: file, path }),
+        Ok(()) => Ok(Some(DbLock { _file: file, path })),
         Err(TryLockError::WouldBlock) => Err(DbError::Refused(format!(
             "the database {} is being restored (`doorman restore` holds {}); start the \
              server when it is done",
@@ -56,7 +69,7 @@ pub fn lock_shared(db_path: &Path) -> Result<DbLock, DbError> {
 
 /// The restore's lock: refused while any server holds the shared one.
 pub fn lock_exclusive(db_path: &Path) -> Result<DbLock, DbError> {
-    let (file, path) = open(db_path)?;
+    let (file, path) = open(db_path).map_err(|e| cannot_open(db_path, &e))?;
     match file.try_lock() {
         Ok(()) => Ok(DbLock { _file: file, path }),
         Err(TryLockError::WouldBlock) => Err(DbError::Refused(format!(
