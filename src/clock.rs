@@ -31,6 +31,27 @@ pub fn utc(t: i64) -> String {
     )
 }
 
+/// "20261123T081500Z": ISO 8601 basic format, for file names (backups, kept copies).
+pub fn compact_utc(t: i64) -> String {
+    let dt = at(t);
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        dt.year(),
+        dt.month() as u8,
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// The Unix time of a [`compact_utc`] string; None for anything else.
+pub fn parse_compact_utc(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let dt = time::PrimitiveDateTime::parse(s, &format).ok()?;
+    Some(dt.assume_utc().unix_timestamp())
+}
+
 /// "just now", "5 minutes ago", "1 hour ago", "3 days ago".
 pub fn relative(now: i64, t: i64) -> String {
     let d = (now - t).max(0);
@@ -55,5 +76,9 @@ mod tests {
         assert_eq!(relative(3 * 86_400, 0), "3 days ago");
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(at(i64::MAX), OffsetDateTime::UNIX_EPOCH);
+        assert_eq!(compact_utc(1_795_421_700), "20261123T081500Z");
+        assert_eq!(parse_compact_utc("20261123T081500Z"), Some(1_795_421_700));
+        assert_eq!(parse_compact_utc("20261123T0815Z"), None);
+        assert_eq!(parse_compact_utc("x20261123T081500Z"), None);
     }
 }

@@ -27,6 +27,35 @@ pub struct Config {
     pub applications: Vec<Application>,
     pub bootstrap: BootstrapConfig,
     pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
+}
+
+/// Scheduled, compressed copies of the database (`doorman-<UTC time>.sqlite3.zst`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Where backups go; empty turns them off.
+    pub dir: PathBuf,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// How many backups are kept; older ones are deleted after each new one.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::new(),
+            interval: Duration::from_secs(DAY),
+            keep: 7,
+        }
+    }
+}
+
+impl BackupConfig {
+    pub fn enabled(&self) -> bool {
+        !self.dir.as_os_str().is_empty()
+    }
 }
 
 /// Who may read `/metrics`: with a token, only `Authorization: Bearer <token>`; without,
@@ -375,6 +404,7 @@ impl Config {
             ("sessions.touch_interval", s.touch_interval),
             ("sessions.retention", s.retention),
             ("mail.timeout", self.mail.timeout),
+            ("backup.interval", self.backup.interval),
             (
                 "security.login_rate_limit.window",
                 self.security.login_rate_limit.window,
@@ -396,6 +426,7 @@ impl Config {
             problems.push(format!("security.argon2: {err}"));
         }
         self.validate_applications(&mut problems);
+        problems.extend(check_backup(&self.backup));
         problems.extend(check_mail(&self.mail));
         let b = &self.bootstrap;
         if b.email.is_empty() != b.password.is_empty() {
@@ -493,6 +524,24 @@ impl Config {
     pub fn application_named(&self, name: &str) -> Option<&Application> {
         self.applications.iter().find(|app| app.name == name)
     }
+}
+
+/// `backup.keep`, and that `backup.dir` (when set) can be created and written: a backup
+/// that would fail every night is refused at start instead.
+fn check_backup(cfg: &BackupConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if cfg.keep == 0 {
+        problems.push("backup.keep: must be at least 1".into());
+    }
+    if cfg.enabled()
+        && let Err(err) = crate::files::check_writable_dir(&cfg.dir)
+    {
+        problems.push(format!(
+            "backup.dir: `{}` cannot be created or written: {err}",
+            cfg.dir.display()
+        ));
+    }
+    problems
 }
 
 /// How long one SMTP conversation may take by default (`mail.timeout`).
@@ -648,6 +697,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("timeout"), "{err}");
+    }
+
+    #[test]
+    fn backup_defaults_and_limits() {
+        let c = from_toml("").unwrap();
+        assert!(!c.backup.enabled());
+        assert_eq!(c.backup.interval, Duration::from_secs(DAY));
+        assert_eq!(c.backup.keep, 7);
+        let err = from_toml("[backup]\ninterval = \"0s\"\nkeep = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("backup.interval") && err.contains("backup.keep"),
+            "{err}"
+        );
+        let err = from_toml("[backup]\nevery = \"1h\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("every"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let bad = file.join("backups");
+        let err = from_toml(&format!(
+            "[backup]\ndir = {:?}\n",
+            bad.display().to_string()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("backup.dir"), "{err}");
+        let good = dir.path().join("a/b");
+        let c = from_toml(&format!(
+            "[backup]\ndir = {:?}\n",
+            good.display().to_string()
+        ))
+        .unwrap();
+        assert!(c.backup.enabled() && good.is_dir());
     }
 
     #[test]

@@ -19,3 +19,24 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)
 }
+
+/// Creates `dir` if needed (0700) and proves a file can be written in it, by writing
+/// and removing a small probe file.
+pub fn check_writable_dir(dir: &Path) -> std::io::Result<()> {
+    private_dir(dir)?;
+    let probe = dir.join(format!(".doorman-probe-{}", std::process::id()));
+    let written = private_file(std::fs::OpenOptions::new().write(true).truncate(true))
+        .open(&probe)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"probe"));
+    let removed = std::fs::remove_file(&probe);
+    written.and(removed)
+}
+
+/// Makes the directory entries of `dir` durable (a rename in it survives a power cut).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}

@@ -17,9 +17,9 @@
 //! web/         the pages (maud): one module per page, shared pieces in components.rs
 //! api/         the JSON API (poem-openapi)
 //! domain/      the rules: sign-in and the session check, sessions, permissions, users,
-//!              alerts, bootstrap, the operator's tools, health
+//!              alerts, bootstrap, the operator's tools, health, backups and restore
 //! db/          SQLite: the pool, `run` / `read_or_block`, migrations, one module per
-//!              table (SQL only)
+//!              table (SQL only), the database's lock, backup checks
 //! mail/        the SMTP transport, the outbox worker, one function per email
 //! metrics/     `/metrics` and the in-memory counters
 //! geo/ ua.rs client_ip.rs   leaf services: where and what a request is
@@ -104,18 +104,22 @@ pub fn open_state(config: Config) -> Result<AppState, String> {
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves, with the background
-/// tasks (sweeper, GeoIP reloader) running alongside.
+/// tasks (sweeper, mail worker, GeoIP reloader, backups) running alongside. The
+/// database's lock is held shared meanwhile, so `doorman restore` refuses to run.
 pub async fn serve(
     listener: std::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let _lock = db::lock::lock_shared(&state.config.storage.path)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     listener.set_nonblocking(true)?;
     let acceptor = TcpAcceptor::from_std(listener)?;
     let local = acceptor.local_addr();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     domain::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
+    domain::backup::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
     if let Some(token) = domain::bootstrap::first_start(&state).await {
         // Printed, not logged: it is a one-time secret meant for the operator's eyes.

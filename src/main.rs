@@ -39,6 +39,9 @@ enum Command {
     Alerts(AlertsCommand),
     /// Copy the database to PATH while the server may be running (SQLite online backup).
     Backup { path: PathBuf },
+    /// Replace the database with a backup (a `.sqlite3.zst` backup or a plain SQLite
+    /// file). The server must be stopped; the replaced file is kept beside it.
+    Restore { path: PathBuf },
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
+        Command::Restore { path } => restore(&config, &path),
         Command::Config(ConfigCommand::Check) => {
             println!("configuration is valid");
             println!("{config:#?}");
@@ -211,6 +215,26 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// Runs without opening the database: the file in place may be the damaged one.
+fn restore(config: &Config, path: &std::path::Path) -> ExitCode {
+    let database = &config.storage.path;
+    match doorman::domain::restore::restore(database, path) {
+        Ok(done) => {
+            println!(
+                "restored {} from {} (schema version {})",
+                database.display(),
+                path.display(),
+                done.schema_version
+            );
+            if let Some(kept) = done.kept {
+                println!("the replaced database is kept as {}", kept.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => fail(format!("restore refused: {err}; nothing was replaced")),
+    }
+}
+
 fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
     if from_stdin {
         let mut buf = String::new();
@@ -275,7 +299,7 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             println!("alert {id} queued; a running server sends it within seconds");
             Ok(())
         }
-        Command::Serve | Command::Config(_) => Ok(()),
+        Command::Serve | Command::Restore { .. } | Command::Config(_) => Ok(()),
     }
 }
 

@@ -110,10 +110,10 @@ async fn kill_9_mid_burst_loses_no_answered_write_and_no_alert() {
         tasks.push(tokio::spawn(async move {
             let mut i = 0usize;
             while !st.load(Ordering::SeqCst) {
-                let device = (i % 2 == 0).then_some(a.device.as_str());
+                let device = i.is_multiple_of(2).then_some(a.device.as_str());
                 match sign_in(&d, &a.email, device).await {
                     Some((s, _)) => {
-                        if i % 3 == 0 {
+                        if i.is_multiple_of(3) {
                             q.lock().unwrap().push_back(s.clone());
                         }
                         rec.lock().unwrap().sign_ins.push(s);

@@ -5,7 +5,9 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod backup;
 pub mod devices;
+pub mod lock;
 pub mod login_records;
 pub mod migrate;
 pub mod session_search;
@@ -222,10 +224,10 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: Fn(&mut Connection, Place) -> Result<Option<T>, E> + Send + 'static,
     {
-        if let Some(done) = self.try_inline(|c| f(c, Place::Inline)) {
-            if let Some(value) = done? {
-                return Ok(value);
-            }
+        if let Some(done) = self.try_inline(|c| f(c, Place::Inline))
+            && let Some(value) = done?
+        {
+            return Ok(value);
         }
         self.run(move |c| {
             f(c, Place::Blocking)?.ok_or_else(|| {
@@ -256,11 +258,14 @@ impl Db {
         f(&mut conn)
     }
 
-    /// Online backup to `dest` while the server may keep writing.
+    /// Online backup to `dest`, a new file created 0600, while the server may keep
+    /// writing: the copy is the database as one moment saw it.
     pub fn backup(&self, dest: &Path) -> Result<(), DbError> {
+        crate::files::private_file(std::fs::OpenOptions::new().write(true).create_new(true))
+            .open(dest)
+            .map_err(|e| DbError::Refused(format!("cannot create {}: {e}", dest.display())))?;
         let conn = self.pool.get()?;
-        conn.backup(rusqlite::MAIN_DB, dest, None)?;
-        Ok(())
+        backup::copy_to(&conn, dest)
     }
 }
 

@@ -144,10 +144,10 @@ impl Hasher {
     }
 
     fn give_back(&self, blocks: Vec<Block>) {
-        if let Ok(mut kept) = self.blocks.lock() {
-            if kept.len() < KEPT_BLOCKS {
-                kept.push(blocks);
-            }
+        if let Ok(mut kept) = self.blocks.lock()
+            && kept.len() < KEPT_BLOCKS
+        {
+            kept.push(blocks);
         }
     }
 }

@@ -19,6 +19,18 @@ pub struct Metrics {
     sign_ins: Mutex<BTreeMap<&'static str, u64>>,
     sign_in_time: Timing,
     password_time: Timing,
+    backup: Mutex<BackupRecord>,
+}
+
+/// How the scheduled backups went since the server started (the newest backup found on
+/// disk at start counts as the last success).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackupRecord {
+    /// Unix time of the newest good backup.
+    pub last_success: Option<i64>,
+    /// Unix time of the newest failed attempt.
+    pub last_failure: Option<i64>,
+    pub failures: u64,
 }
 
 /// A Prometheus summary without quantiles: a sum of seconds and a count.
@@ -71,6 +83,24 @@ impl Metrics {
         }
     }
 
+    /// A backup taken at `at` (or found on disk, taken then) was written and checked.
+    pub fn backup_succeeded(&self, at: i64) {
+        if let Ok(mut b) = self.backup.lock() {
+            b.last_success = Some(b.last_success.map_or(at, |t| t.max(at)));
+        }
+    }
+
+    pub fn backup_failed(&self, at: i64) {
+        if let Ok(mut b) = self.backup.lock() {
+            b.last_failure = Some(at);
+            b.failures += 1;
+        }
+    }
+
+    pub fn backup_record(&self) -> BackupRecord {
+        self.backup.lock().map(|b| *b).unwrap_or_default()
+    }
+
     /// Requests by route and status, sign-ins by outcome, and the timings, as
     /// Prometheus text.
     pub fn write_counters(&self, out: &mut String) {
@@ -109,6 +139,26 @@ impl Metrics {
             out,
             "doorman_password_check_seconds",
             "argon2 password verifications, the hash alone.",
+        );
+        let backup = self.backup_record();
+        let _ = writeln!(
+            out,
+            "# HELP doorman_backup_failures_total Scheduled backups that failed."
+        );
+        let _ = writeln!(out, "# TYPE doorman_backup_failures_total counter");
+        let _ = writeln!(out, "doorman_backup_failures_total {}", backup.failures);
+        let _ = writeln!(
+            out,
+            "# HELP doorman_backup_last_success_timestamp_seconds When the newest good backup was taken (0 when none)."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE doorman_backup_last_success_timestamp_seconds gauge"
+        );
+        let _ = writeln!(
+            out,
+            "doorman_backup_last_success_timestamp_seconds {}",
+            backup.last_success.unwrap_or(0)
         );
     }
 }

@@ -11,6 +11,7 @@ use super::components::{
 };
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
+use crate::domain::backup::{self, BackupRecord};
 use crate::domain::model::{Account, UserId};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery, Counts, Page};
@@ -135,9 +136,39 @@ pub async fn show(
                 (results(&me, scope, &page, &csrf, &f, now))
                 (bulk_actions(&query, &count, &csrf, &f))
             }
+            @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
         }
     };
     html_response(layout("Users sessions", Some((&me, &csrf)), body)).into_response()
+}
+
+/// The owner's view of the scheduled backups: the last good one, or the last failure
+/// when it is newer (its detail is in the server log, not on the page).
+fn backup_footer(b: &BackupRecord, now: i64) -> Markup {
+    let when = |t: i64| {
+        format!(
+            "{} ({})",
+            crate::clock::utc(t),
+            crate::clock::relative(now, t)
+        )
+    };
+    let failed_last = b
+        .last_failure
+        .is_some_and(|f| b.last_success.is_none_or(|s| f >= s));
+    html! {
+        footer.backup-status {
+            @if let (true, Some(f)) = (failed_last, b.last_failure) {
+                p.notice.error role="status" {
+                    "The last backup failed at " (when(f)) "; see the server log. "
+                    @if let Some(s) = b.last_success { "Last good backup: " (when(s)) "." } @else { "There is no good backup yet." }
+                }
+            } @else if let Some(s) = b.last_success {
+                p.muted { "Last backup: " (when(s)) "." }
+            } @else {
+                p.muted { "No backup has been taken yet." }
+            }
+        }
+    }
 }
 
 /// The search box and the filters.

@@ -60,10 +60,10 @@ fn destination(state: &AppState, rd: &str) -> (String, String) {
 pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery>) -> Response {
     let query = query.0;
     let rd = query.rd.unwrap_or_default();
-    if let Some(token) = cookies::presented_token(req) {
-        if authenticate(&state, &token).await.is_ok() {
-            return Redirect::see_other(destination(&state, &rd).0).into_response();
-        }
+    if let Some(token) = cookies::presented_token(req)
+        && authenticate(&state, &token).await.is_ok()
+    {
+        return Redirect::see_other(destination(&state, &rd).0).into_response();
     }
     let notice = if let Some(reason) = &query.ended {
         Some(ended_notice(reason))

@@ -140,10 +140,10 @@ impl Doorman {
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await;
-            if let Ok(resp) = probe {
-                if resp.status() == 200 {
-                    return;
-                }
+            if let Ok(resp) = probe
+                && resp.status() == 200
+            {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

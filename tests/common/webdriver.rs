@@ -59,10 +59,9 @@ impl Driver {
                 .get(format!("{}/status", driver.base))
                 .send()
                 .await
+                && r.status().is_success()
             {
-                if r.status().is_success() {
-                    return driver;
-                }
+                return driver;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
