@@ -295,6 +295,18 @@ pub struct Application {
     /// Only sessions signed in with a second factor.
     #[serde(default)]
     pub require_second_factor: bool,
+    /// `url`, parsed once (every forward-auth request is matched against it); a cache,
+    /// filled on first use: leave it to `Default`.
+    #[serde(skip)]
+    pub parsed: std::sync::OnceLock<Option<url::Url>>,
+}
+
+impl Application {
+    fn base(&self) -> Option<&url::Url> {
+        self.parsed
+            .get_or_init(|| url::Url::parse(&self.url).ok())
+            .as_ref()
+    }
 }
 
 #[derive(Clone, Deserialize)]
@@ -495,6 +507,12 @@ impl Config {
     /// slash (`%2F`, `%5C`), which a server behind might decode, belongs to nobody.
     pub fn application_for(&self, rd: &str) -> Option<(&Application, String)> {
         let target = url::Url::parse(rd).ok()?;
+        self.application_at(&target)
+            .map(|app| (app, target.to_string()))
+    }
+
+    /// [`Config::application_for`] for an address already parsed (and so normalised).
+    pub fn application_at(&self, target: &url::Url) -> Option<&Application> {
         if !matches!(target.scheme(), "http" | "https")
             || !target.username().is_empty()
             || target.password().is_some()
@@ -509,8 +527,11 @@ impl Config {
         self.applications
             .iter()
             .filter_map(|app| {
-                let base = url::Url::parse(&app.url).ok()?;
-                if base.origin() != target.origin() {
+                let base = app.base()?;
+                if base.host_str() != target.host_str()
+                    || base.port_or_known_default() != target.port_or_known_default()
+                    || base.scheme() != target.scheme()
+                {
                     return None;
                 }
                 let prefix = base.path().trim_end_matches('/');
@@ -518,7 +539,7 @@ impl Config {
                 (rest.is_empty() || rest.starts_with('/')).then_some((app, prefix.len()))
             })
             .max_by_key(|(_, len)| *len)
-            .map(|(app, _)| (app, target.to_string()))
+            .map(|(app, _)| app)
     }
 
     pub fn application_named(&self, name: &str) -> Option<&Application> {

@@ -16,14 +16,14 @@ use crate::state::AppState;
 pub async fn verify(
     state: &AppState,
     token: Option<&str>,
-    original_url: Option<&str>,
+    original_url: Option<&url::Url>,
 ) -> Result<Authed> {
     let Some(token) = token else {
         return Err(Error::Unauthenticated(None));
     };
     let authed = authenticate(state, token).await?;
-    let app = original_url.and_then(|url| state.config.application_for(url));
-    if let Some((app, _)) = app {
+    let app = original_url.and_then(|url| state.config.application_at(url));
+    if let Some(app) = app {
         if !allows(app, &authed) {
             tracing::info!(
                 user_id = %authed.principal.user_id,

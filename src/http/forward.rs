@@ -10,8 +10,9 @@ use crate::config::Cidr;
 /// The longest original URL believed.
 const MAX_URL: usize = 4096;
 
-/// The URL the proxied request was for, when a trusted proxy said so.
-pub fn original_url(req: &Request, trusted: &[Cidr]) -> Option<String> {
+/// The URL the proxied request was for, when a trusted proxy said so: parsed, and so
+/// normalised (dot segments, percent-encoded dots, backslashes).
+pub fn original_url(req: &Request, trusted: &[Cidr]) -> Option<url::Url> {
     if !crate::client_ip::peer_is_trusted(req, trusted) {
         return None;
     }
@@ -37,8 +38,11 @@ pub fn original_url(req: &Request, trusted: &[Cidr]) -> Option<String> {
             format!("{proto}://{host}{uri}")
         }
     };
+    if url.len() > MAX_URL {
+        return None;
+    }
     let parsed = url::Url::parse(&url).ok()?;
-    (matches!(parsed.scheme(), "http" | "https") && url.len() <= MAX_URL).then_some(url)
+    matches!(parsed.scheme(), "http" | "https").then_some(parsed)
 }
 
 /// Whether the asking client is a browser (it accepts HTML), which is sent to sign in
