@@ -39,7 +39,8 @@ pub fn describe(err: &Error) -> (StatusCode, ErrorBody) {
             ErrorBody::new(
                 "rate_limited",
                 format!(
-                    "Too many failed sign-in attempts. Try again in {retry_after_secs} seconds."
+                    "Too many failed sign-in attempts. Try again in {}.",
+                    wait_text(*retry_after_secs)
                 ),
             ),
         ),
@@ -88,6 +89,15 @@ pub fn describe(err: &Error) -> (StatusCode, ErrorBody) {
     }
 }
 
+/// "45 seconds", "1 minute", "15 minutes": how long to wait, as a person reads it.
+fn wait_text(secs: u64) -> String {
+    match secs {
+        0..=1 => "a second".into(),
+        2..=119 => format!("{secs} seconds"),
+        _ => format!("{} minutes", secs.div_ceil(60)),
+    }
+}
+
 fn internal() -> (StatusCode, ErrorBody) {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,5 +124,19 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         503 => "unavailable",
         s if s >= 500 => "internal",
         _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_read_as_a_person_reads_them() {
+        assert_eq!(wait_text(1), "a second");
+        assert_eq!(wait_text(45), "45 seconds");
+        assert_eq!(wait_text(120), "2 minutes");
+        assert_eq!(wait_text(900), "15 minutes");
+        assert_eq!(wait_text(901), "16 minutes");
     }
 }
