@@ -24,7 +24,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The settings every child gets: its database, cheap argon2, no rate limiting in the way.
-fn base_env(db_path: &Path) -> Vec<(String, String)> {
+pub fn base_env(db_path: &Path) -> Vec<(String, String)> {
     [
         ("DOORMAN_STORAGE__PATH", db_path.display().to_string()),
         ("DOORMAN_SECURITY__ARGON2__M", "1024".into()),
