@@ -481,6 +481,10 @@ async fn the_new_operations_are_documented() {
         paths["/admin/users/{id}/export"]["get"]["operationId"],
         "exportUser"
     );
+    assert_eq!(
+        paths["/admin/users/{id}"]["patch"]["operationId"], "updateUser",
+        "the delete sits beside the update"
+    );
     let delete = &paths["/admin/users/{id}"]["delete"];
     assert_eq!(delete["operationId"], "deleteUser");
     for code in ["204", "401", "404", "409"] {

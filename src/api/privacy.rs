@@ -1,11 +1,11 @@
-//! A person's data (SPEC §17): their own export, and an admin's export and erasure of
-//! a user in scope. The rules live in `domain::privacy`; the export's JSON in
+//! A person's data (SPEC §17): their own export, and an admin's export of a user in
+//! scope (erasure is `DELETE /admin/users/{id}`, in `admin_users`). The rules live in `domain::privacy`; the export's JSON in
 //! `http::export`, shared with the page's download link.
 
 use poem::web::Data;
+use poem_openapi::OpenApi;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, OpenApi};
 
 use super::ApiAuth;
 use super::auth::ApiTags;
@@ -24,21 +24,6 @@ api_errors!(ExportUserError {
     Unauthorized = 401: "No valid session.",
     NotFound = 404: "Not an admin, or no such user in your scope and rank.",
 });
-
-api_errors!(DeleteUserError {
-    BadRequest = 400: "The id is not a number.",
-    Unauthorized = 401: "No valid session.",
-    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
-    NotFound = 404: "Not an admin, or no such user in your scope and rank.",
-    Conflict = 409: "`self_delete`: you cannot delete yourself; `last_owner`: it would leave no active owner.",
-});
-
-#[derive(ApiResponse)]
-pub enum Deleted {
-    /// The user and everything about them are gone.
-    #[oai(status = 204)]
-    NoContent,
-}
 
 pub struct PrivacyApi;
 
@@ -78,25 +63,5 @@ impl PrivacyApi {
     ) -> Result<Json<DataExport>, ExportUserError> {
         let export = privacy::export_user(&state, &auth.authed().principal, UserId(id.0)).await?;
         Ok(Json(DataExport::from(&export)))
-    }
-
-    /// Delete a user and erase their data: their sessions (they are signed out at
-    /// once), devices, sign-in history (and attempts made with their email) and
-    /// alerts, in one transaction. Not yourself, and not the last active owner.
-    #[oai(
-        path = "/admin/users/:id",
-        method = "delete",
-        operation_id = "deleteUser",
-        tag = "ApiTags::Admin"
-    )]
-    async fn delete_user(
-        &self,
-        state: Data<&AppState>,
-        auth: ApiAuth,
-        /// The user's id.
-        id: Path<i64>,
-    ) -> Result<Deleted, DeleteUserError> {
-        privacy::delete_user(&state, &auth.authed().principal, UserId(id.0)).await?;
-        Ok(Deleted::NoContent)
     }
 }
