@@ -28,6 +28,58 @@ pub struct Config {
     pub bootstrap: BootstrapConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
+    pub privacy: PrivacyConfig,
+}
+
+/// How long personal records are kept (docs/PRIVACY.md). The sweeper enforces these
+/// every `sweep_interval`; ended sessions follow `sessions.retention`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub login_records_retention: Duration,
+    /// For the security log; accepted now so that a configuration written for it keeps
+    /// working, and applied once the log exists.
+    #[serde(with = "humantime_serde")]
+    pub events_retention: Duration,
+    #[serde(with = "humantime_serde")]
+    pub alerts_retention: Duration,
+    /// Devices not seen for this long are forgotten.
+    #[serde(with = "humantime_serde")]
+    pub devices_retention: Duration,
+    /// IPs in records older than this keep only their /24 (IPv4) or /48 (IPv6);
+    /// empty (the default) keeps them whole.
+    #[serde(deserialize_with = "optional_duration")]
+    pub truncate_ips_after: Option<Duration>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            sweep_interval: Duration::from_secs(60 * 60),
+            login_records_retention: Duration::from_secs(180 * DAY),
+            events_retention: Duration::from_secs(400 * DAY),
+            alerts_retention: Duration::from_secs(90 * DAY),
+            devices_retention: Duration::from_secs(400 * DAY),
+            truncate_ips_after: None,
+        }
+    }
+}
+
+/// A humantime duration where the empty string means "never".
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let raw = String::deserialize(d)?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    humantime::parse_duration(raw).map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "`{raw}` is not a duration such as \"30d\" (or \"\" for never): {e}"
+        ))
+    })
 }
 
 /// Scheduled, compressed copies of the database (`doorman-<UTC time>.sqlite3.zst`).
@@ -417,6 +469,18 @@ impl Config {
             ("sessions.retention", s.retention),
             ("mail.timeout", self.mail.timeout),
             ("backup.interval", self.backup.interval),
+            ("privacy.sweep_interval", self.privacy.sweep_interval),
+            (
+                "privacy.login_records_retention",
+                self.privacy.login_records_retention,
+            ),
+            ("privacy.events_retention", self.privacy.events_retention),
+            ("privacy.alerts_retention", self.privacy.alerts_retention),
+            ("privacy.devices_retention", self.privacy.devices_retention),
+            (
+                "privacy.truncate_ips_after",
+                self.privacy.truncate_ips_after.unwrap_or(Duration::MAX),
+            ),
             (
                 "security.login_rate_limit.window",
                 self.security.login_rate_limit.window,
@@ -755,6 +819,41 @@ mod tests {
         ))
         .unwrap();
         assert!(c.backup.enabled() && good.is_dir());
+    }
+
+    #[test]
+    fn privacy_defaults_and_limits() {
+        let c = from_toml("").unwrap();
+        assert_eq!(c.privacy.sweep_interval, Duration::from_secs(3600));
+        assert_eq!(
+            c.privacy.login_records_retention,
+            Duration::from_secs(180 * DAY)
+        );
+        assert_eq!(c.privacy.events_retention, Duration::from_secs(400 * DAY));
+        assert_eq!(c.privacy.alerts_retention, Duration::from_secs(90 * DAY));
+        assert_eq!(c.privacy.devices_retention, Duration::from_secs(400 * DAY));
+        assert_eq!(c.privacy.truncate_ips_after, None);
+        let c = from_toml("[privacy]\ntruncate_ips_after = \"\"\n").unwrap();
+        assert_eq!(c.privacy.truncate_ips_after, None);
+        let c = from_toml("[privacy]\ntruncate_ips_after = \"30d\"\n").unwrap();
+        assert_eq!(
+            c.privacy.truncate_ips_after,
+            Some(Duration::from_secs(30 * DAY))
+        );
+        for bad in [
+            "[privacy]\ntruncate_ips_after = \"soon\"\n",
+            "[privacy]\nalerts_retention = \"0s\"\n",
+            "[privacy]\nlogin_records_retention = \"x\"\n",
+            "[privacy]\nkeep_forever = true\n",
+        ] {
+            let err = from_toml(bad).unwrap_err().to_string();
+            let key = bad.split('\n').nth(1).unwrap().split(' ').next().unwrap();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        let err = from_toml("[privacy]\ntruncate_ips_after = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("privacy.truncate_ips_after"), "{err}");
     }
 
     #[test]

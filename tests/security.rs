@@ -514,6 +514,7 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
     let s = start().await;
     s.user("Acme", "owner@acme.test", Role::Owner).await;
     let victim = s.user("Acme", "vic@acme.test", Role::User).await;
+    let gone = s.user("Acme", "gone@acme.test", Role::User).await;
     let b = signed_in_browser(&s, "owner@acme.test").await;
     let other = signed_in_browser(&s, "owner@acme.test").await;
     let own_api = login(&s, "owner@acme.test", FIREFOX_WIN).await;
@@ -565,6 +566,12 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
             "/api/v1/admin/sessions?q=vic%40".into(),
             None,
             200,
+        ),
+        call(
+            "DELETE",
+            format!("/api/v1/admin/users/{}", gone.id.0),
+            None,
+            204,
         ),
         call("DELETE", "/api/v1/sessions".into(), None, 200),
         call("POST", "/api/v1/logout".into(), None, 204),

@@ -231,6 +231,21 @@ api_errors!(CreateAccountError {
     UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
+api_errors!(DeleteUserError {
+    BadRequest = 400: "The id is not a number.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "Not an admin, or no such user in your scope and rank.",
+    Conflict = 409: "`self_delete`: you cannot delete yourself; `last_owner`: it would leave no active owner.",
+});
+
+#[derive(ApiResponse)]
+pub enum Deleted {
+    /// The user and everything about them are gone.
+    #[oai(status = 204)]
+    NoContent,
+}
+
 pub struct AdminUsersApi;
 
 #[OpenApi(tag = "ApiTags::Admin")]
@@ -344,5 +359,24 @@ impl AdminUsersApi {
         let account =
             domain::create_account(&state, &auth.authed().principal, &body.0.name).await?;
         Ok(CreatedAccountOk::Created(Json(AccountJson::from(&account))))
+    }
+
+    /// Delete a user and erase their data: their sessions (they are signed out at
+    /// once), devices, sign-in history (and attempts made with their email) and
+    /// alerts, in one transaction. Not yourself, and not the last active owner.
+    #[oai(
+        path = "/admin/users/:id",
+        method = "delete",
+        operation_id = "deleteUser"
+    )]
+    async fn delete_user(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<Deleted, DeleteUserError> {
+        crate::domain::privacy::delete_user(&state, &auth.authed().principal, UserId(id.0)).await?;
+        Ok(Deleted::NoContent)
     }
 }

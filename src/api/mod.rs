@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod json;
 pub mod model;
+pub mod privacy;
 pub mod sessions;
 
 use poem::RequestBody;
@@ -187,6 +188,7 @@ pub fn routes() -> impl Endpoint {
         sessions::SessionsApi,
         sessions::AdminSessionsApi,
         history::HistoryApi,
+        privacy::PrivacyApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

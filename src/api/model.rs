@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use crate::api::json::SizeHint;
 use crate::domain::auth::Principal;
-use crate::domain::model::{Device, Location, Session};
+use crate::domain::model::Session;
 
 /// An RFC 3339 UTC time from Unix seconds.
 pub use crate::clock::at;
@@ -23,49 +23,7 @@ pub struct AccountRef {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Object, Serialize)]
-pub struct DeviceJson {
-    /// Desktop, Smartphone, Mobile phone, Appliance, Crawler or Unknown.
-    pub category: String,
-    pub browser: String,
-    pub browser_version: String,
-    pub os: String,
-    pub os_version: String,
-    /// Ready to show, e.g. "Chrome 120 · macOS 10.15 · Desktop".
-    pub label: String,
-}
-
-impl From<&Device> for DeviceJson {
-    fn from(d: &Device) -> Self {
-        DeviceJson {
-            category: d.category.clone(),
-            browser: d.browser.clone(),
-            browser_version: d.browser_version.clone(),
-            os: d.os.clone(),
-            os_version: d.os_version.clone(),
-            label: d.label(),
-        }
-    }
-}
-
-/// Each part is null when unknown (private addresses, or not in the database).
-#[derive(Debug, Clone, Object, Serialize)]
-#[oai(nullable_all)]
-pub struct LocationJson {
-    pub country_code: Option<String>,
-    pub country: Option<String>,
-    pub city: Option<String>,
-}
-
-impl From<&Location> for LocationJson {
-    fn from(l: &Location) -> Self {
-        LocationJson {
-            country_code: l.country_code.clone(),
-            country: l.country.clone(),
-            city: l.city.clone(),
-        }
-    }
-}
+pub use crate::http::export::{DeviceJson, LocationJson};
 
 /// An active session.
 #[derive(Debug, Clone, Object, Serialize)]
@@ -190,7 +148,7 @@ mod tests {
 
     use super::*;
     use crate::api::sessions::SessionList;
-    use crate::domain::model::{AccountId, Role, SessionId, UserId};
+    use crate::domain::model::{AccountId, Device, Location, Role, SessionId, UserId};
 
     fn session(location: Location) -> Session {
         Session {

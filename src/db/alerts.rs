@@ -195,3 +195,63 @@ pub fn oldest_pending(c: &Connection) -> Result<Option<i64>, DbError> {
         |r| r.get(0),
     )?)
 }
+
+/// A user's alerts, newest first (for the data export).
+pub fn list_for_user(c: &Connection, user: UserId) -> Result<Vec<AlertRow>, DbError> {
+    let sql = format!("SELECT {COLUMNS} FROM alerts WHERE user_id = ?1 ORDER BY id DESC");
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map([user], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes up to `limit` alerts created before `cutoff`, oldest first; returns how
+/// many. A suppressed alert points (`reported_by`) at a later one, so deleting in id
+/// order never leaves a pointer to a deleted row; any that would are cleared first.
+pub fn delete_before(c: &Connection, cutoff: i64, limit: i64) -> Result<usize, DbError> {
+    let tx = c.unchecked_transaction()?;
+    let batch = "SELECT id FROM alerts WHERE created_at < ?1 ORDER BY id LIMIT ?2";
+    tx.prepare_cached(&format!(
+        "UPDATE alerts SET reported_by = NULL WHERE reported_by IN ({batch})"
+    ))?
+    .execute(params![cutoff, limit])?;
+    let n = tx
+        .prepare_cached(&format!("DELETE FROM alerts WHERE id IN ({batch})"))?
+        .execute(params![cutoff, limit])?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// Up to `limit` alerts created before `cutoff` whose details hold a whole IP, as
+/// (id, IP).
+pub fn find_whole_ips_before(
+    c: &Connection,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, ip FROM (
+           SELECT id, json_extract(details, '$.ip') AS ip FROM alerts
+           WHERE created_at < ?1 AND json_valid(details))
+         WHERE typeof(ip) = 'text' AND instr(ip, '/') = 0 AND ip != '' LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![cutoff, limit], |r| {
+        Ok((r.get::<_, i64>("id")?, r.get::<_, String>("ip")?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn update_ip(c: &Connection, id: i64, ip: &str) -> Result<(), DbError> {
+    c.prepare_cached("UPDATE alerts SET details = json_set(details, '$.ip', ?2) WHERE id = ?1")?
+        .execute(params![id, ip])?;
+    Ok(())
+}
+
+/// Deletes every alert of a user (erasure).
+pub fn delete_for_user(c: &Connection, user: UserId) -> Result<usize, DbError> {
+    c.execute(
+        "UPDATE alerts SET reported_by = NULL
+         WHERE reported_by IN (SELECT id FROM alerts WHERE user_id = ?1)",
+        [user],
+    )?;
+    Ok(c.execute("DELETE FROM alerts WHERE user_id = ?1", [user])?)
+}

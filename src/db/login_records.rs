@@ -74,6 +74,8 @@ pub struct LoginRecord {
     pub ip: String,
     pub location: Location,
     pub device: Device,
+    /// The device id presented, if any.
+    pub device_id: Option<String>,
     pub success: bool,
     pub reason: String,
 }
@@ -87,7 +89,7 @@ pub fn list_for_user(
 ) -> Result<Vec<LoginRecord>, DbError> {
     let mut stmt = c.prepare_cached(
         "SELECT id, at, email, user_id, ip, country_code, country_name, city, device_category,
-                browser_name, browser_version, os_name, os_version, success, reason
+                browser_name, browser_version, os_name, os_version, device_id, success, reason
          FROM login_records WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![user, before.unwrap_or(i64::MAX), limit], |r| {
@@ -108,9 +110,49 @@ pub fn list_for_user(
                     "os_version",
                 ],
             )?,
+            device_id: r.get("device_id")?,
             success: r.get("success")?,
             reason: r.get("reason")?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes up to `limit` records older than `cutoff`; returns how many.
+pub fn delete_before(c: &Connection, cutoff: i64, limit: i64) -> Result<usize, DbError> {
+    Ok(c.prepare_cached(
+        "DELETE FROM login_records WHERE id IN (
+           SELECT id FROM login_records WHERE at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![cutoff, limit])?)
+}
+
+/// Up to `limit` records older than `cutoff` whose IP is still whole, as (id, IP).
+pub fn find_whole_ips_before(
+    c: &Connection,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, ip FROM login_records WHERE at < ?1 AND instr(ip, '/') = 0 AND ip != ''
+         LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![cutoff, limit], |r| {
+        Ok((r.get::<_, i64>("id")?, r.get::<_, String>("ip")?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn update_ip(c: &Connection, id: i64, ip: &str) -> Result<(), DbError> {
+    c.prepare_cached("UPDATE login_records SET ip = ?2 WHERE id = ?1")?
+        .execute(params![id, ip])?;
+    Ok(())
+}
+
+/// Deletes the records of a user, and those of attempts with their email (erasure).
+pub fn delete_for_user(c: &Connection, user: UserId, email: &str) -> Result<usize, DbError> {
+    Ok(c.execute(
+        "DELETE FROM login_records WHERE user_id = ?1 OR email = ?2 COLLATE NOCASE",
+        params![user, email],
+    )?)
 }

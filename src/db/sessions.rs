@@ -389,12 +389,53 @@ pub fn end_expired(c: &Connection, now: i64, max_lifetime: i64) -> Result<usize,
     )?)
 }
 
-/// Deletes ended sessions older than the retention period.
-pub fn delete_ended_before(c: &Connection, cutoff: i64) -> Result<usize, DbError> {
-    Ok(c.execute(
-        "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1",
-        [cutoff],
-    )?)
+/// Deletes up to `limit` ended sessions that ended before `cutoff`; returns how many.
+/// Callers loop, so that a large backlog never holds the write lock for long.
+pub fn delete_ended_before(c: &Connection, cutoff: i64, limit: i64) -> Result<usize, DbError> {
+    Ok(c.prepare_cached(
+        "DELETE FROM sessions WHERE id IN (
+           SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![cutoff, limit])?)
+}
+
+/// Up to `limit` sessions created before `cutoff` whose IP is still whole (a shortened
+/// one holds a `/`), as (row id, IP).
+pub fn find_whole_ips_before(
+    c: &Connection,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT id, ip FROM sessions WHERE created_at < ?1 AND instr(ip, '/') = 0 AND ip != ''
+         LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![cutoff, limit], |r| {
+        Ok((r.get::<_, i64>("id")?, r.get::<_, String>("ip")?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn update_ip(c: &Connection, pk: i64, ip: &str) -> Result<(), DbError> {
+    c.prepare_cached("UPDATE sessions SET ip = ?2 WHERE id = ?1")?
+        .execute(params![pk, ip])?;
+    Ok(())
+}
+
+/// Every session of a user, live and ended, newest first (for the data export).
+pub fn list_all_for_user(c: &Connection, user: UserId) -> Result<Vec<Session>, DbError> {
+    let sql = format!(
+        "SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.user_id = ?1 ORDER BY s.created_at DESC, s.id DESC"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let cols = Cols::of(&stmt)?;
+    let rows = stmt.query_map([user], |r| from_row(r, &cols))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes every session of a user (erasure).
+pub fn delete_for_user(c: &Connection, user: UserId) -> Result<usize, DbError> {
+    Ok(c.execute("DELETE FROM sessions WHERE user_id = ?1", [user])?)
 }
 
 pub fn count_active(c: &Connection, now: i64) -> Result<i64, DbError> {

@@ -164,3 +164,8 @@ pub fn update_role(c: &Connection, id: UserId, role: Role) -> Result<bool, DbErr
         params![id, role],
     )? == 1)
 }
+
+/// Deletes the user's row (erasure; everything referencing it goes first).
+pub fn delete(c: &Connection, id: UserId) -> Result<bool, DbError> {
+    Ok(c.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
+}

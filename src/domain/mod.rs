@@ -12,6 +12,7 @@ pub mod model;
 pub mod operator;
 pub mod passwords;
 pub mod permissions;
+pub mod privacy;
 pub mod ratelimit;
 pub mod restore;
 pub mod session_check;

@@ -1,42 +1,67 @@
 //! The background sweeper: ends expired sessions (so they leave the active set with the
-//! right reason) and deletes ended ones once `sessions.retention` has passed.
+//! right reason) every half minute, and every `privacy.sweep_interval` enforces the
+//! retention of personal records (`domain::privacy`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::db;
+use crate::domain::privacy;
 use crate::state::AppState;
 
-/// How often the sweeper runs.
+/// How often expired sessions are ended (at most; a shorter sweep interval wins).
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     tokio::spawn(async move {
+        let retention_every = state.config.privacy.sweep_interval;
+        let tick = SWEEP_EVERY.min(retention_every);
+        let mut retention_due = Instant::now();
         loop {
-            sweep_once(&state).await;
+            end_expired(&state).await;
+            if Instant::now() >= retention_due {
+                enforce_retention(&state).await;
+                retention_due = Instant::now() + retention_every;
+            }
             tokio::select! {
-                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = tokio::time::sleep(tick) => {}
                 _ = shutdown.changed() => return,
             }
         }
     });
 }
 
+/// One full pass: expired sessions ended, then every retention enforced.
 pub async fn sweep_once(state: &AppState) {
+    end_expired(state).await;
+    enforce_retention(state).await;
+}
+
+async fn end_expired(state: &AppState) {
     let max = state.config.sessions.max_lifetime.as_secs() as i64;
-    let retention = state.config.sessions.retention.as_secs() as i64;
     let now = crate::clock::now();
     state.limiter.prune(now);
     let result = state
         .db
-        .run(move |c| -> crate::error::Result<_> {
-            let ended = db::sessions::end_expired(c, now, max)?;
-            let deleted = db::sessions::delete_ended_before(c, now - retention)?;
-            Ok((ended, deleted))
-        })
+        .run(move |c| db::sessions::end_expired(c, now, max))
         .await;
     match result {
-        Ok((0, 0)) => {}
-        Ok((ended, deleted)) => tracing::info!(ended, deleted, "swept sessions"),
+        Ok(0) => {}
+        Ok(ended) => tracing::info!(ended, "ended expired sessions"),
         Err(err) => tracing::warn!(%err, "session sweep failed"),
+    }
+}
+
+async fn enforce_retention(state: &AppState) {
+    match privacy::enforce_retention(state).await {
+        Ok(report) if report.is_empty() => {}
+        Ok(r) => tracing::info!(
+            sessions = r.sessions,
+            login_records = r.login_records,
+            alerts = r.alerts,
+            devices = r.devices,
+            ips_truncated = r.ips_truncated,
+            "retention enforced"
+        ),
+        Err(err) => tracing::warn!(%err, "retention sweep failed"),
     }
 }

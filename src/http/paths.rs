@@ -6,6 +6,8 @@ pub const LOGIN: &str = "/login";
 pub const SESSIONS: &str = "/settings/security/sessions";
 /// The Users Sessions tab (admins and the owner).
 pub const USERS_SESSIONS: &str = "/settings/security/sessions/users";
+/// The My Sessions tab's "Download my data": the data export as a JSON file.
+pub const EXPORT: &str = "/settings/security/sessions/export";
 pub const HISTORY: &str = "/settings/security/history";
 pub const PASSWORD: &str = "/settings/security/password";
 /// The page behind an alert email's "Not you? End this session" link.

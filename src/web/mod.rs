@@ -37,6 +37,7 @@ pub fn routes() -> Route {
         .at("/logout", post(login::logout))
         .at("/setup", get(setup::show).post(setup::submit))
         .at(SESSIONS_PATH, get(sessions::show))
+        .at(paths::EXPORT, get(sessions::export))
         .at(
             format!("{SESSIONS_PATH}/terminate"),
             post(sessions::terminate),

@@ -9,12 +9,14 @@ use serde::Deserialize;
 use super::components::{
     CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
 };
-use super::{error_page, html_response, layout, presented, refused};
+use super::{error_page, html_response, layout, page_session, presented, refused};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
+use crate::domain::privacy;
 use crate::domain::sessions as domain;
 use crate::domain::tokens;
-use crate::http::paths::SESSIONS as SESSIONS_PATH;
+use crate::http::export::DataExport;
+use crate::http::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -83,6 +85,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                     }
                 }
             }
+            h2 { "Your data" }
+            p {
+                a href=(EXPORT) download="doorman-data.json" { "Download my data" }
+                " " span.muted { "(JSON: your profile, sessions, devices, sign-in history and alerts)" }
+            }
         }
     };
     html_response(layout("Active sessions", Some((&me, &csrf)), body)).into_response()
@@ -139,6 +146,26 @@ pub async fn end_others(
     }
     match domain::end_my_others(&state, &me).await {
         Ok(n) => Redirect::see_other(format!("{SESSIONS_PATH}?done={n}")).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
+
+/// "Download my data": the same JSON document as `GET /api/v1/me/export`.
+#[handler]
+pub async fn export(req: &Request, state: Data<&AppState>) -> Response {
+    let (me, _) = match page_session(req, &state).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
+    };
+    match privacy::export_mine(&state, &me.principal).await {
+        Ok(export) => Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .header(
+                "Content-Disposition",
+                "attachment; filename=\"doorman-data.json\"",
+            )
+            .header("Cache-Control", "no-store")
+            .body(DataExport::from(&export).to_json_string()),
         Err(err) => error_page(&err),
     }
 }

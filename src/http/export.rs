@@ -1,0 +1,222 @@
+//! The data export's JSON (SPEC §17), shared by the API (`GET /api/v1/me/export`) and
+//! the page's download link, so both give the same document; and the device and
+//! location shapes every JSON answer uses.
+
+use poem_openapi::Object;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::clock::at;
+use crate::domain::model::{Device, Location, Session};
+use crate::domain::privacy::Export;
+
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct DeviceJson {
+    /// Desktop, Smartphone, Mobile phone, Appliance, Crawler or Unknown.
+    pub category: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    /// Ready to show, e.g. "Chrome 120 · macOS 10.15 · Desktop".
+    pub label: String,
+}
+
+impl From<&Device> for DeviceJson {
+    fn from(d: &Device) -> Self {
+        DeviceJson {
+            category: d.category.clone(),
+            browser: d.browser.clone(),
+            browser_version: d.browser_version.clone(),
+            os: d.os.clone(),
+            os_version: d.os_version.clone(),
+            label: d.label(),
+        }
+    }
+}
+
+/// Each part is null when unknown (private addresses, or not in the database).
+#[derive(Debug, Clone, Object, Serialize)]
+#[oai(nullable_all)]
+pub struct LocationJson {
+    pub country_code: Option<String>,
+    pub country: Option<String>,
+    pub city: Option<String>,
+}
+
+impl From<&Location> for LocationJson {
+    fn from(l: &Location) -> Self {
+        LocationJson {
+            country_code: l.country_code.clone(),
+            country: l.country.clone(),
+            city: l.city.clone(),
+        }
+    }
+}
+
+/// Everything Doorman holds about one person. Password and token hashes are never
+/// part of it.
+#[derive(Debug, Clone, Object)]
+pub struct DataExport {
+    pub exported_at: OffsetDateTime,
+    pub profile: ExportProfile,
+    /// Sessions still signed in.
+    pub active_sessions: Vec<ExportSession>,
+    /// Ended sessions, kept for `sessions.retention` after they end.
+    pub ended_sessions: Vec<ExportSession>,
+    /// Devices signed in from, forgotten after `privacy.devices_retention` unseen.
+    pub devices: Vec<ExportDevice>,
+    /// Every sign-in attempt as this user, kept for `privacy.login_records_retention`.
+    pub login_records: Vec<ExportLoginRecord>,
+    /// Sign-in alerts and security notices, kept for `privacy.alerts_retention`.
+    pub alerts: Vec<ExportAlert>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ExportProfile {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    /// `user`, `admin` or `owner`.
+    pub role: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    pub account_id: i64,
+    pub account_name: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ExportSession {
+    /// The public id (not the secret token).
+    pub id: String,
+    pub application: String,
+    pub device_id: String,
+    pub user_agent: String,
+    pub device: DeviceJson,
+    pub ip: String,
+    pub location: LocationJson,
+    pub created_at: OffsetDateTime,
+    pub last_active_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    #[oai(nullable)]
+    pub ended_at: Option<OffsetDateTime>,
+    #[oai(nullable)]
+    pub end_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ExportDevice {
+    pub device_id: String,
+    pub first_seen: OffsetDateTime,
+    pub last_seen: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ExportLoginRecord {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub email: String,
+    pub success: bool,
+    pub reason: String,
+    pub ip: String,
+    pub location: LocationJson,
+    pub device: DeviceJson,
+    #[oai(nullable)]
+    pub device_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Object)]
+pub struct ExportAlert {
+    pub id: i64,
+    /// Why it was sent, e.g. `new_device,new_country`, or `password_changed`.
+    pub reasons: String,
+    /// `pending`, `sent`, `failed`, `suppressed` or `skipped`.
+    pub status: String,
+    pub created_at: OffsetDateTime,
+    #[oai(nullable)]
+    pub sent_at: Option<OffsetDateTime>,
+    /// What the email said: when, device, IP, location, session.
+    pub details: serde_json::Value,
+}
+
+fn session(s: &Session) -> ExportSession {
+    ExportSession {
+        id: s.id.0.clone(),
+        application: s.application.clone(),
+        device_id: s.device_id.clone(),
+        user_agent: s.user_agent.clone(),
+        device: (&s.device).into(),
+        ip: s.ip.clone(),
+        location: (&s.location).into(),
+        created_at: at(s.created_at),
+        last_active_at: at(s.last_active_at),
+        expires_at: at(s.expires_at),
+        ended_at: s.ended_at.map(at),
+        end_reason: s.end_reason.map(|r| r.as_str().to_string()),
+    }
+}
+
+impl From<&Export> for DataExport {
+    fn from(e: &Export) -> Self {
+        let u = &e.user;
+        DataExport {
+            exported_at: at(e.exported_at),
+            profile: ExportProfile {
+                id: u.id.0,
+                email: u.email.clone(),
+                name: u.name.clone(),
+                role: u.role.as_str().to_string(),
+                status: u.status.as_str().to_string(),
+                account_id: u.account_id.0,
+                account_name: u.account_name.clone(),
+                created_at: at(u.created_at),
+            },
+            active_sessions: e.active_sessions.iter().map(session).collect(),
+            ended_sessions: e.ended_sessions.iter().map(session).collect(),
+            devices: e
+                .devices
+                .iter()
+                .map(|d| ExportDevice {
+                    device_id: d.device_id.clone(),
+                    first_seen: at(d.first_seen),
+                    last_seen: at(d.last_seen),
+                })
+                .collect(),
+            login_records: e
+                .login_records
+                .iter()
+                .map(|r| ExportLoginRecord {
+                    id: r.id,
+                    at: at(r.at),
+                    email: r.email.clone(),
+                    success: r.success,
+                    reason: r.reason.clone(),
+                    ip: r.ip.clone(),
+                    location: (&r.location).into(),
+                    device: (&r.device).into(),
+                    device_id: r.device_id.clone(),
+                })
+                .collect(),
+            alerts: e
+                .alerts
+                .iter()
+                .map(|a| ExportAlert {
+                    id: a.id,
+                    reasons: a.reasons.clone(),
+                    status: a.status.clone(),
+                    created_at: at(a.created_at),
+                    sent_at: a.sent_at.map(at),
+                    details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl DataExport {
+    /// The document as the API sends it (poem-openapi's own serialisation).
+    pub fn to_json_string(&self) -> String {
+        poem_openapi::types::ToJSON::to_json_string(self)
+    }
+}
