@@ -7,7 +7,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use doorman::config::{Application, Cidr};
@@ -39,14 +38,6 @@ fn caddy_binary() -> String {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Caddy on `port` with the README's site block, its hosts replaced by this test's.
 async fn start_caddy(dir: &std::path::Path, port: u16, doorman: &str, app: &str) -> Caddy {
     let site = readme_block("caddy")
@@ -75,42 +66,19 @@ async fn start_caddy(dir: &std::path::Path, port: u16, doorman: &str, app: &str)
             .spawn()
             .expect("start caddy"),
     );
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return guard;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if !listening(port).await {
+        panic!(
+            "caddy did not start: {}",
+            std::fs::read_to_string(dir.join("caddy.log")).unwrap_or_default()
+        );
     }
-    panic!(
-        "caddy did not start: {}",
-        std::fs::read_to_string(dir.join("caddy.log")).unwrap_or_default()
-    );
-}
-
-async fn sign_in_at(b: &reqwest::Client, location: &str, email: &str) -> reqwest::Response {
-    let page = b.get(location).send().await.unwrap().text().await.unwrap();
-    let csrf = form_value(&page, "csrf").expect("sign-in form");
-    let rd = form_value(&page, "rd").unwrap_or_default();
-    let login = location.split("/login").next().unwrap().to_string() + "/login";
-    b.post(login)
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf", csrf.as_str()),
-            ("rd", rd.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
+    guard
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caddy_forward_auth_protects_an_app() {
     let app = echo_app().await;
-    let port = free_port();
+    let port = process::free_port();
     let site = format!("http://127.0.0.1:{port}");
     let s = site.clone();
     let server = start_with(move |c| {

@@ -6,7 +6,6 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 use doorman::config::{Application, Cidr};
@@ -53,14 +52,6 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn nginx_binary() -> String {
     for candidate in ["/usr/sbin/nginx", "nginx"] {
         if Command::new(candidate)
@@ -75,6 +66,30 @@ fn nginx_binary() -> String {
     panic!(
         "nginx not found: install it (Debian: apt-get install nginx), or run `bash .ci/run`, which installs it"
     );
+}
+
+/// Runs nginx on `conf` from `dir` and waits until it listens on `port`.
+async fn run_nginx(dir: &std::path::Path, port: u16, conf: &str) -> Nginx {
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let guard = Nginx(
+        Command::new(nginx_binary())
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start nginx"),
+    );
+    if !listening(port).await {
+        panic!(
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+    }
+    guard
 }
 
 async fn start_nginx(
@@ -133,32 +148,7 @@ http {{
 "#,
         dir = dir.display()
     );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let guard = Nginx(
-        Command::new(nginx_binary())
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start nginx"),
-    );
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return guard;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
+    run_nginx(dir, port, &conf).await
 }
 
 /// A browser-like client whose connections come from 127.0.0.5, so the address nginx
@@ -176,7 +166,7 @@ fn browser_from(ip: [u8; 4]) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_auth_request_protects_an_app() {
     let app = upstream().await;
-    let port = free_port();
+    let port = process::free_port();
     let proxy = format!("http://127.0.0.1:{port}");
     let p = proxy.clone();
     let server = start_with(move |c| {
@@ -328,55 +318,13 @@ http {{
 "#,
         dir = dir.display()
     );
-    let path = dir.join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let guard = Nginx(
-        Command::new(nginx_binary())
-            .arg("-c")
-            .arg(&path)
-            .arg("-p")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start nginx"),
-    );
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return guard;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
-}
-
-async fn sign_in(b: &reqwest::Client, location: &str, email: &str) -> reqwest::Response {
-    let page = b.get(location).send().await.unwrap().text().await.unwrap();
-    let csrf = form_value(&page, "csrf").expect("sign-in form");
-    let rd = form_value(&page, "rd").unwrap_or_default();
-    let login = location.split("/login").next().unwrap().to_string() + "/login";
-    b.post(login)
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf", csrf.as_str()),
-            ("rd", rd.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
+    run_nginx(dir, port, &conf).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_with_the_readme_configuration_protects_an_app() {
     let app = echo_app().await;
-    let port = free_port();
+    let port = process::free_port();
     let site = format!("http://127.0.0.1:{port}");
     let s = site.clone();
     let server = start_with(move |c| {
@@ -410,7 +358,7 @@ async fn nginx_with_the_readme_configuration_protects_an_app() {
     assert_eq!(rd, format!("{site}/d/1?x=2"));
     let location = location.replace("http://localhost:8080", &server.base);
 
-    let resp = sign_in(&b, &location, "ann@acme.test").await;
+    let resp = sign_in_at(&b, &location, "ann@acme.test").await;
     assert_eq!(resp.status(), 303);
     assert_eq!(resp.headers()["location"], rd.as_str());
     let resp = b
@@ -459,7 +407,7 @@ async fn nginx_with_the_readme_configuration_protects_an_app() {
         .unwrap()
         .replace("http://localhost:8080", &server.base);
     assert_eq!(
-        sign_in(&g, &location, "gavin@hooli.test").await.status(),
+        sign_in_at(&g, &location, "gavin@hooli.test").await.status(),
         303
     );
     let resp = g.get(format!("{site}/")).send().await.unwrap();

@@ -455,3 +455,36 @@ pub async fn echo_app() -> SocketAddr {
     });
     addr
 }
+
+/// Whether something listens on loopback `port` within 10 seconds.
+pub async fn listening(port: u16) -> bool {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Signs a browser in on the sign-in page at `location` (which may carry `rd`); returns
+/// the answer to the form's POST.
+pub async fn sign_in_at(b: &reqwest::Client, location: &str, email: &str) -> reqwest::Response {
+    let page = b.get(location).send().await.unwrap().text().await.unwrap();
+    let csrf = form_value(&page, "csrf").expect("sign-in form");
+    let rd = form_value(&page, "rd").unwrap_or_default();
+    let login = location.split("/login").next().unwrap().to_string() + "/login";
+    b.post(login)
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf", csrf.as_str()),
+            ("rd", rd.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
