@@ -169,12 +169,7 @@ pub async fn update_user(
             let Some(target) = db::users::find_by_id(&tx, id)? else {
                 return Err(Error::NotFound);
             };
-            let other_active_owners = if target.role == Role::Owner {
-                let all = db::users::count_active_by_role(&tx, Role::Owner)?;
-                all - i64::from(target.status == UserStatus::Active)
-            } else {
-                0
-            };
+            let other_active_owners = other_active_owners(&tx, &target)?;
             check_change(&me, &target, &change, other_active_owners)?;
             if let Some(role) = change.role.filter(|r| *r != target.role) {
                 db::users::update_role(&tx, id, role)?;
@@ -201,6 +196,27 @@ pub async fn update_user(
     Ok(user)
 }
 
+/// The active owners other than `target`, read in the caller's transaction: a change
+/// or a deletion may not leave the install without one.
+pub(crate) fn other_active_owners(
+    tx: &rusqlite::Connection,
+    target: &User,
+) -> Result<i64, DbError> {
+    if target.role != Role::Owner {
+        return Ok(0);
+    }
+    let all = db::users::count_active_by_role(tx, Role::Owner)?;
+    Ok(all - i64::from(target.status == UserStatus::Active))
+}
+
+/// The refusal of a change or deletion that would leave no active owner.
+pub(crate) fn last_owner() -> Error {
+    Error::conflict(
+        "last_owner",
+        "This is the only active owner; make someone else owner first.",
+    )
+}
+
 /// The rules of a change, apart from storage: scope and rank, granting, oneself, and
 /// keeping at least one active owner. `other_active_owners` counts the active owners
 /// other than `target`.
@@ -225,10 +241,7 @@ fn check_change(
     let stays_active_owner = new_role == Role::Owner && new_status == UserStatus::Active;
     let was_active_owner = target.role == Role::Owner && target.status == UserStatus::Active;
     if was_active_owner && !stays_active_owner && other_active_owners < 1 {
-        return Err(Error::conflict(
-            "last_owner",
-            "This is the only active owner; make someone else owner first.",
-        ));
+        return Err(last_owner());
     }
     Ok(())
 }

@@ -209,12 +209,8 @@ pub async fn delete_user(state: &AppState, me: &Principal, id: UserId) -> Result
             let Some(target) = db::users::find_by_id(&tx, id)? else {
                 return Err(Error::NotFound);
             };
-            let other_active_owners = if target.role == Role::Owner {
-                let all = db::users::count_active_by_role(&tx, Role::Owner)?;
-                all - i64::from(target.status == UserStatus::Active)
-            } else {
-                0
-            };
+            let other_active_owners =
+                crate::domain::admin_users::other_active_owners(&tx, &target)?;
             check_delete(&me, &target, other_active_owners)?;
             let alerts = db::alerts::delete_for_user(&tx, id)?;
             let sessions = db::sessions::delete_for_user(&tx, id)?;
@@ -250,10 +246,7 @@ fn check_delete(me: &Principal, target: &User, other_active_owners: i64) -> Resu
     }
     let active_owner = target.role == Role::Owner && target.status == UserStatus::Active;
     if active_owner && other_active_owners < 1 {
-        return Err(Error::conflict(
-            "last_owner",
-            "This is the only active owner; make someone else owner first.",
-        ));
+        return Err(crate::domain::admin_users::last_owner());
     }
     Ok(())
 }
