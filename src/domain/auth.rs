@@ -81,7 +81,18 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         .as_ref()
         .filter(|f| f.device_known)
         .and(presented_device.as_deref());
-    let reservation = reserve(state, &email, client.ip, known_device, &attempt, now).await?;
+    let subject = Subject {
+        email: &email,
+        ip: client.ip,
+        known_device,
+    };
+    let reservation = match reserve(state, &subject, None, &attempt, now).await {
+        Ok(r) => r,
+        Err(refused) => {
+            state.metrics.count_sign_in("rate_limited");
+            return Err(refused);
+        }
+    };
     let (user, version) =
         check_credentials(state, found, req.password, reservation, &attempt).await?;
 
@@ -137,26 +148,19 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
 }
 
 /// Takes a slot of the sign-in limits for this attempt, or refuses it (recording at most
-/// one refusal per email and address a minute).
+/// one refusal per email and address a minute, as `user`'s when known).
 async fn reserve(
     state: &AppState,
-    email: &str,
-    ip: std::net::IpAddr,
-    known_device: Option<&str>,
+    who: &Subject<'_>,
+    user: Option<UserId>,
     attempt: &Attempt,
     now: i64,
 ) -> Result<Reservation> {
-    let subject = Subject {
-        email,
-        ip,
-        known_device,
-    };
-    match state.limiter.reserve(&subject, now).await {
+    match state.limiter.reserve(who, now).await {
         Ok(r) => Ok(r),
         Err(wait) => {
-            state.metrics.count_sign_in("rate_limited");
-            if state.limiter.record_refusal(email, ip, now) {
-                record_failure(state, attempt.clone(), None, "rate_limited").await;
+            if state.limiter.record_refusal(who.email, who.ip, now) {
+                record_failure(state, attempt.clone(), user, "rate_limited").await;
             }
             Err(Error::RateLimited {
                 retry_after_secs: wait,
@@ -353,7 +357,7 @@ pub(crate) async fn check_current_password(
         ip: client.ip,
         known_device: None,
     };
-    let attempt = || {
+    let attempt = {
         let device = crate::ua::parse(&client.user_agent);
         let location = state.geo.lookup(client.ip);
         Attempt::new(
@@ -364,25 +368,15 @@ pub(crate) async fn check_current_password(
             Some(&me.session.device_id),
         )
     };
-    let reservation = match state.limiter.reserve(&subject, now).await {
-        Ok(r) => r,
-        Err(wait) => {
-            if state.limiter.record_refusal(&email, client.ip, now) {
-                record_failure(state, attempt(), Some(me.principal.user_id), "rate_limited").await;
-            }
-            return Err(Error::RateLimited {
-                retry_after_secs: wait,
-            });
-        }
-    };
     let user = me.principal.user_id;
+    let reservation = reserve(state, &subject, Some(user), &attempt, now).await?;
     let stored = state
         .db
         .run(move |c| db::users::password_hash(c, user))
         .await?;
     if !check_password(state, password, stored).await {
         reservation.failed();
-        record_failure(state, attempt(), Some(user), "wrong_current_password").await;
+        record_failure(state, attempt, Some(user), "wrong_current_password").await;
         return Err(Error::invalid(
             "wrong_password",
             "The current password is not right.",
