@@ -68,8 +68,29 @@ fn nginx_binary() -> String {
     );
 }
 
-/// Runs nginx on `conf` from `dir` and waits until it listens on `port`.
-async fn run_nginx(dir: &std::path::Path, port: u16, conf: &str) -> Nginx {
+/// Runs nginx from `dir` with `server` (one or more `server` blocks) and waits until it
+/// listens on `port`.
+async fn run_nginx(dir: &std::path::Path, port: u16, server: &str) -> Nginx {
+    let conf = format!(
+        r#"
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+{server}
+}}
+"#,
+        dir = dir.display()
+    );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
     let guard = Nginx(
@@ -98,21 +119,8 @@ async fn start_nginx(
     doorman: SocketAddr,
     app: SocketAddr,
 ) -> Nginx {
-    let conf = format!(
+    let server = format!(
         r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     server {{
         listen 127.0.0.1:{port};
 
@@ -144,11 +152,9 @@ http {{
             return 302 /login?rd=$scheme://$http_host$request_uri;
         }}
     }}
-}}
-"#,
-        dir = dir.display()
+"#
     );
-    run_nginx(dir, port, &conf).await
+    run_nginx(dir, port, &server).await
 }
 
 /// A browser-like client whose connections come from 127.0.0.5, so the address nginx
@@ -298,27 +304,7 @@ async fn start_readme_nginx(
         Some(open) => format!("{open}{oauth2}"),
         None => panic!("the README's nginx block is not one server block"),
     };
-    let conf = format!(
-        r#"
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-{server}
-}}
-"#,
-        dir = dir.display()
-    );
-    run_nginx(dir, port, &conf).await
+    run_nginx(dir, port, &server).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
