@@ -64,15 +64,15 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
         .optional()?
         .flatten()
         .unwrap_or(0);
-    if current > latest_version() {
+    let all = migrations();
+    let latest = all.last().map_or(0, |m| m.version);
+    if current > latest {
         return Err(DbError::Refused(format!(
             "the database is at schema version {current}, but this Doorman knows only up to \
-             version {}; it was written by a newer Doorman. Run that version, or restore a backup.",
-            latest_version()
+             version {latest}; it was written by a newer Doorman. Run that version, or restore a backup."
         )));
     }
-    for Migration { version, name, sql } in migrations().into_iter().filter(|m| m.version > current)
-    {
+    for Migration { version, name, sql } in all.into_iter().filter(|m| m.version > current) {
         let tx = conn.transaction()?;
         tx.execute_batch(&sql)?;
         tx.execute(
