@@ -22,6 +22,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub sessions: SessionsConfig,
     pub security: SecurityConfig,
+    pub accounts: AccountsConfig,
     pub geoip: GeoipConfig,
     pub mail: MailConfig,
     pub applications: Vec<Application>,
@@ -234,11 +235,42 @@ impl Default for SessionsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     pub login_rate_limit: RateLimitConfig,
     pub argon2: Argon2Config,
+    /// The shortest password accepted anywhere one is set (SPEC §11).
+    pub password_min_length: usize,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            login_rate_limit: RateLimitConfig::default(),
+            argon2: Argon2Config::default(),
+            password_min_length: crate::domain::passwords::MIN_PASSWORD,
+        }
+    }
+}
+
+/// Invitations and password resets (SPEC §11): how long their links work.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountsConfig {
+    #[serde(with = "humantime_serde")]
+    pub invite_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub reset_ttl: Duration,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            invite_ttl: Duration::from_secs(7 * DAY),
+            reset_ttl: Duration::from_secs(60 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -470,6 +502,8 @@ impl Config {
             ("mail.timeout", self.mail.timeout),
             ("backup.interval", self.backup.interval),
             ("privacy.sweep_interval", self.privacy.sweep_interval),
+            ("accounts.invite_ttl", self.accounts.invite_ttl),
+            ("accounts.reset_ttl", self.accounts.reset_ttl),
             (
                 "privacy.login_records_retention",
                 self.privacy.login_records_retention,
@@ -493,6 +527,13 @@ impl Config {
         if s.touch_interval >= s.idle_timeout && !s.idle_timeout.is_zero() {
             problems
                 .push("sessions.touch_interval: must be shorter than sessions.idle_timeout".into());
+        }
+        let min = self.security.password_min_length;
+        if !(8..=crate::domain::passwords::MAX_PASSWORD).contains(&min) {
+            problems.push(format!(
+                "security.password_min_length: {min} must be between 8 and {}",
+                crate::domain::passwords::MAX_PASSWORD
+            ));
         }
         if self.security.login_rate_limit.failures == 0 {
             problems.push("security.login_rate_limit.failures: must be at least 1".into());

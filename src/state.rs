@@ -29,11 +29,14 @@ pub struct AppState {
     /// links survive restarts.
     pub link_key: Arc<Vec<u8>>,
     pub metrics: Arc<crate::metrics::registry::Metrics>,
+    /// The hourly budgets of "forgot your password?" requests.
+    pub reset_limits: Arc<crate::domain::recovery::ResetLimits>,
 }
 
 impl AppState {
     pub fn new(config: Config, db: Db, geo: Arc<Geo>) -> crate::error::Result<Self> {
-        let hasher = Hasher::new(&config.security.argon2)?;
+        let hasher = Hasher::new(&config.security.argon2)?
+            .with_min_length(config.security.password_min_length);
         let rl = &config.security.login_rate_limit;
         let limiter = Arc::new(RateLimiter::new(rl.failures, rl.window.as_secs() as i64));
         let mailer = Mailer::from_config(&config.mail).map_err(crate::error::Error::Internal)?;
@@ -53,6 +56,14 @@ impl AppState {
             mail_wakeup: Arc::new(Notify::new()),
             link_key: Arc::new(link_key),
             metrics: Arc::new(crate::metrics::registry::Metrics::default()),
+            reset_limits: Arc::new(Default::default()),
         })
+    }
+}
+
+impl AppState {
+    /// `accounts.reset_ttl` in seconds.
+    pub fn reset_ttl(&self) -> i64 {
+        i64::try_from(self.config.accounts.reset_ttl.as_secs()).unwrap_or(i64::MAX)
     }
 }

@@ -11,7 +11,8 @@ use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::model::{AccountRef, at};
-use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange};
+use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
+use crate::domain::team;
 use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
 use crate::state::AppState;
 
@@ -48,6 +49,8 @@ impl From<Role> for RoleJson {
 pub enum StatusJson {
     Active,
     Disabled,
+    /// Invited and not yet accepted; cannot be set with a PATCH.
+    Invited,
 }
 
 impl From<StatusJson> for UserStatus {
@@ -55,6 +58,7 @@ impl From<StatusJson> for UserStatus {
         match s {
             StatusJson::Active => UserStatus::Active,
             StatusJson::Disabled => UserStatus::Disabled,
+            StatusJson::Invited => UserStatus::Invited,
         }
     }
 }
@@ -64,6 +68,7 @@ impl From<UserStatus> for StatusJson {
         match s {
             UserStatus::Active => StatusJson::Active,
             UserStatus::Disabled => StatusJson::Disabled,
+            UserStatus::Invited => StatusJson::Invited,
         }
     }
 }
@@ -76,7 +81,8 @@ pub struct UserJson {
     pub email: String,
     pub name: String,
     pub role: RoleJson,
-    /// A disabled user cannot sign in and has no sessions.
+    /// A disabled user cannot sign in and has no sessions; an invited one has not
+    /// accepted their invitation yet.
     pub status: StatusJson,
     pub account: AccountRef,
     pub created_at: OffsetDateTime,
@@ -99,26 +105,54 @@ impl From<&User> for UserJson {
     }
 }
 
+/// A user in a listing: with their last sign-in and how many sessions they have.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "UserListItem")]
+pub struct UserListItemJson {
+    #[oai(flatten)]
+    pub user: UserJson,
+    /// The last successful sign-in; null if never.
+    #[oai(nullable)]
+    pub last_sign_in_at: Option<OffsetDateTime>,
+    pub active_sessions: i64,
+}
+
+impl From<&UserSummary> for UserListItemJson {
+    fn from(s: &UserSummary) -> Self {
+        UserListItemJson {
+            user: UserJson::from(&s.user),
+            last_sign_in_at: s.last_sign_in_at.map(at),
+            active_sessions: s.active_sessions,
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct UserList {
-    pub items: Vec<UserJson>,
+    pub items: Vec<UserListItemJson>,
     /// Always null: every matching user is in `items`.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
 
-/// A new user. Without `password` it is an invite: a temporary password is generated
-/// and returned once, in `initial_password`.
+/// A new user: with a `password`, or with `invite: true` (and no password), which
+/// creates them `invited` and emails them a single-use link to set their own.
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct NewUserBody {
+    #[oai(validator(max_length = 254))]
     pub email: String,
     /// Display name, 1 to 128 characters.
+    #[oai(validator(max_length = 512))]
     pub name: String,
     /// Not above your own role.
     pub role: RoleJson,
-    /// At least 8 characters. Omit it to invite the user with a generated password.
+    /// At least `security.password_min_length` characters (default 10) and not easy to
+    /// guess (zxcvbn score 3 or more).
+    #[oai(validator(max_length = 1024))]
     pub password: Option<String>,
+    /// Invite the user by email instead of giving a password.
+    pub invite: Option<bool>,
     /// Owner only; an admin may give only their own account. Default: your account.
     pub account_id: Option<i64>,
 }
@@ -129,10 +163,10 @@ pub struct NewUserBody {
 pub struct CreatedUserJson {
     #[oai(flatten)]
     pub user: UserJson,
-    /// The generated temporary password of an invite, shown this once and never again
-    /// (only its hash is stored); hand it to the user. Null when a password was given.
+    /// The invitation's link (`invite: true`), in this one response only (only its
+    /// hash is stored): pass it on when email is off. Null when a password was given.
     #[oai(nullable)]
-    pub initial_password: Option<String>,
+    pub invite_url: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -200,7 +234,7 @@ api_errors!(ListUsersError {
 });
 
 api_errors!(CreateUserError {
-    BadRequest = 400: "Malformed body, invalid email or name, or a weak password.",
+    BadRequest = 400: "Malformed body, invalid email or name, `weak_password` (the message says why), or neither/both of `password` and `invite`.",
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "A role above yours, or cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or an account outside your scope or unknown.",
@@ -209,7 +243,7 @@ api_errors!(CreateUserError {
 });
 
 api_errors!(UpdateUserError {
-    BadRequest = 400: "Malformed body or invalid name.",
+    BadRequest = 400: "Malformed body, invalid name, or the status `invited` (it comes from inviting).",
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "The user or the new role ranks above you, or cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or no such user in your scope.",
@@ -239,6 +273,59 @@ api_errors!(DeleteUserError {
     Conflict = 409: "`self_delete`: you cannot delete yourself; `last_owner`: it would leave no active owner.",
 });
 
+api_errors!(UserActionError {
+    BadRequest = 400: "The id is not a number.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "Not an admin, or no such user in your scope and rank.",
+    Conflict = 409: "The user's status does not allow it: `invited` (resend the invitation instead), `user_disabled`, or `not_invited` (the invitation was accepted).",
+});
+
+api_errors!(RenameAccountError {
+    BadRequest = 400: "Malformed body or invalid name.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "Not the owner, or no such account.",
+    Conflict = 409: "`account_taken`: an account with that name exists.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
+});
+
+#[derive(ApiResponse)]
+pub enum ResetSent {
+    /// A password-reset link is on its way to the user (their password and sessions
+    /// stay as they are until it is used).
+    #[oai(status = 202)]
+    Accepted,
+}
+
+#[derive(Debug, Object)]
+pub struct InvitationJson {
+    /// The new invitation link, in this one response only; the old one no longer works.
+    pub invite_url: String,
+}
+
+#[derive(ApiResponse)]
+pub enum InvitationResent {
+    /// A new invitation was emailed.
+    #[oai(status = 200)]
+    Ok(Json<InvitationJson>),
+}
+
+#[derive(ApiResponse)]
+pub enum InvitationRevoked {
+    /// The invitation was withdrawn and the invited user removed.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct AccountChangeBody {
+    /// Unique, 1 to 128 characters.
+    #[oai(validator(max_length = 512))]
+    pub name: String,
+}
+
 #[derive(ApiResponse)]
 pub enum Deleted {
     /// The user and everything about them are gone.
@@ -258,19 +345,19 @@ impl AdminUsersApi {
         auth: ApiAuth,
         /// Owner only (an admin may give only their own account).
         account_id: Query<Option<i64>>,
-        /// Case-insensitive substring of the email.
+        /// Case-insensitive substring of the email or the name.
         q: Query<Option<String>>,
     ) -> Result<Json<UserList>, ListUsersError> {
         let me = &auth.authed().principal;
         let users = domain::list_users(&state, me, account_id.0.map(AccountId), q.0).await?;
         Ok(Json(UserList {
-            items: users.iter().map(UserJson::from).collect(),
+            items: users.iter().map(UserListItemJson::from).collect(),
             next_cursor: None,
         }))
     }
 
-    /// Create a user, with a password or as an invite (a generated password returned
-    /// once).
+    /// Create a user, with a password or by invitation (`invite: true`: they are
+    /// emailed a single-use link, also returned once as `invite_url`).
     #[oai(path = "/admin/users", method = "post", operation_id = "createUser")]
     async fn create_user(
         &self,
@@ -287,13 +374,14 @@ impl AdminUsersApi {
                 name: b.name,
                 role: b.role.into(),
                 password: b.password,
+                invite: b.invite.unwrap_or(false),
                 account_id: b.account_id.map(AccountId),
             },
         )
         .await?;
         Ok(CreatedUserOk::Created(Json(CreatedUserJson {
             user: UserJson::from(&created.user),
-            initial_password: created.initial_password,
+            invite_url: created.invite_url,
         })))
     }
 
@@ -378,5 +466,82 @@ impl AdminUsersApi {
     ) -> Result<Deleted, DeleteUserError> {
         crate::domain::privacy::delete_user(&state, &auth.authed().principal, UserId(id.0)).await?;
         Ok(Deleted::NoContent)
+    }
+
+    /// Email a user a password-reset link (valid `accounts.reset_ttl`, default 1 hour;
+    /// only the newest works). Not for invited or disabled users.
+    #[oai(
+        path = "/admin/users/:id/password-reset",
+        method = "post",
+        operation_id = "sendPasswordReset"
+    )]
+    async fn send_password_reset(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<ResetSent, UserActionError> {
+        team::send_password_reset(&state, &auth.authed().principal, UserId(id.0)).await?;
+        Ok(ResetSent::Accepted)
+    }
+
+    /// Send an invited user a new invitation link (the old one stops working).
+    #[oai(
+        path = "/admin/users/:id/invitation",
+        method = "post",
+        operation_id = "resendInvitation"
+    )]
+    async fn resend_invitation(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<InvitationResent, UserActionError> {
+        let invite_url =
+            team::resend_invitation(&state, &auth.authed().principal, UserId(id.0)).await?;
+        Ok(InvitationResent::Ok(Json(InvitationJson { invite_url })))
+    }
+
+    /// Withdraw an invitation: its link stops working and the invited user is removed.
+    #[oai(
+        path = "/admin/users/:id/invitation",
+        method = "delete",
+        operation_id = "revokeInvitation"
+    )]
+    async fn revoke_invitation(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The user's id.
+        id: Path<i64>,
+    ) -> Result<InvitationRevoked, UserActionError> {
+        team::revoke_invitation(&state, &auth.authed().principal, UserId(id.0)).await?;
+        Ok(InvitationRevoked::NoContent)
+    }
+
+    /// Rename an account (owner only).
+    #[oai(
+        path = "/admin/accounts/:id",
+        method = "patch",
+        operation_id = "renameAccount"
+    )]
+    async fn rename_account(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The account's id.
+        id: Path<i64>,
+        body: Json<AccountChangeBody>,
+    ) -> Result<Json<AccountJson>, RenameAccountError> {
+        let account = domain::rename_account(
+            &state,
+            &auth.authed().principal,
+            AccountId(id.0),
+            &body.0.name,
+        )
+        .await?;
+        Ok(Json(AccountJson::from(&account)))
     }
 }

@@ -44,3 +44,10 @@ pub fn insert(c: &Connection, name: &str, now: i64) -> Result<AccountId, DbError
     )?;
     Ok(AccountId(c.last_insert_rowid()))
 }
+
+pub fn update_name(c: &Connection, id: AccountId, name: &str) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE accounts SET name = ?2 WHERE id = ?1",
+        params![id, name],
+    )? == 1)
+}

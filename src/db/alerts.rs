@@ -65,11 +65,14 @@ pub fn insert(c: &Connection, a: &NewAlert<'_>) -> Result<i64, DbError> {
     Ok(c.last_insert_rowid())
 }
 
-/// Alerts of a user that count toward the hourly limit (sent or on their way).
+/// Alerts of a user that count toward the hourly limit (sent or on their way): sign-in
+/// alerts only, not security notices, invitations, reset links or email changes.
 pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i64, DbError> {
     Ok(c.query_row(
         "SELECT count(*) FROM alerts WHERE user_id = ?1 AND created_at > ?2
-           AND status IN ('pending', 'sent', 'failed') AND reasons != 'password_changed'",
+           AND status IN ('pending', 'sent', 'failed')
+           AND reasons NOT IN ('password_changed', 'invitation', 'password_reset_link',
+                               'password_reset', 'email_confirm', 'email_changed')",
         params![user, since],
         |r| r.get(0),
     )?)

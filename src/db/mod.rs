@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod backup;
 pub mod devices;
+pub mod links;
 pub mod lock;
 pub mod login_records;
 pub mod migrate;

@@ -6,9 +6,17 @@ use super::DbError;
 use crate::domain::model::{AccountId, Role, User, UserId, UserStatus};
 
 const SELECT: &str = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name,
-    u.role, u.status, u.created_at FROM users u JOIN accounts a ON a.id = u.account_id";
+    u.role, u.status, u.invited_at, u.created_at FROM users u JOIN accounts a ON a.id = u.account_id";
 
+/// An invited user is stored as `active` with `invited_at` set; they read as `invited`
+/// (and as `disabled` when an admin disabled the invitation's user).
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let status: UserStatus = r.get("status")?;
+    let invited: Option<i64> = r.get("invited_at")?;
+    let status = match (status, invited) {
+        (UserStatus::Active, Some(_)) => UserStatus::Invited,
+        (s, _) => s,
+    };
     Ok(User {
         id: r.get("id")?,
         account_id: r.get("account_id")?,
@@ -16,7 +24,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         email: r.get("email")?,
         name: r.get("name")?,
         role: r.get("role")?,
-        status: r.get("status")?,
+        status,
         created_at: r.get("created_at")?,
     })
 }
@@ -28,13 +36,15 @@ pub struct NewUser<'a> {
     pub role: Role,
     pub password_hash: &'a str,
     pub now: i64,
+    /// An invitation: the user reads as `invited` until they accept it.
+    pub invited: bool,
 }
 
 pub fn insert(c: &Connection, u: &NewUser<'_>) -> Result<UserId, DbError> {
     c.execute(
-        "INSERT INTO users (account_id, email, email_lower, name, role, status, password_hash, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7)",
-        params![u.account_id, u.email, u.email.to_lowercase(), u.name, u.role, u.password_hash, u.now],
+        "INSERT INTO users (account_id, email, email_lower, name, role, status, password_hash, created_at, invited_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, CASE WHEN ?8 THEN ?7 END)",
+        params![u.account_id, u.email, u.email.to_lowercase(), u.name, u.role, u.password_hash, u.now, u.invited],
     )?;
     Ok(UserId(c.last_insert_rowid()))
 }
@@ -67,7 +77,7 @@ pub fn find_credentials(
     email: &str,
 ) -> Result<Option<(User, Credentials)>, DbError> {
     let sql = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name, u.role,
-               u.status, u.created_at, u.password_hash, u.credentials_version
+               u.status, u.invited_at, u.created_at, u.password_hash, u.credentials_version
         FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.email_lower = ?1";
     Ok(c.prepare_cached(sql)?
         .query_row([email.to_lowercase()], |r| {
@@ -109,26 +119,57 @@ pub fn count_by_role(c: &Connection, role: Role) -> Result<i64, DbError> {
     )
 }
 
-/// Users visible to an admin, narrowed by a case-insensitive email substring.
+/// A user as the Users page lists them: with their last successful sign-in and how
+/// many sessions they have active.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub user: User,
+    pub last_sign_in_at: Option<i64>,
+    pub active_sessions: i64,
+}
+
+/// Users visible to an admin, narrowed by a case-insensitive substring of the email or
+/// the name; `below_owner` leaves the owners out (they rank above an admin).
 pub fn list_matching(
     c: &Connection,
     account: Option<AccountId>,
-    email_contains: Option<&str>,
-) -> Result<Vec<User>, DbError> {
+    contains: Option<&str>,
+    below_owner: bool,
+    now: i64,
+) -> Result<Vec<UserSummary>, DbError> {
     let mut stmt = c.prepare_cached(&format!(
         "{SELECT} WHERE (?1 IS NULL OR u.account_id = ?1)
-           AND (?2 IS NULL OR instr(u.email_lower, ?2) > 0)
+           AND (?2 IS NULL OR instr(u.email_lower, ?2) > 0 OR instr(lower(u.name), ?2) > 0)
+           AND (NOT ?3 OR u.role != 'owner')
          ORDER BY u.email_lower LIMIT 10000"
     ))?;
-    let needle = email_contains.map(str::to_lowercase);
-    let rows = stmt.query_map(params![account, needle], from_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let needle = contains.map(str::to_lowercase);
+    let users: Vec<User> = stmt
+        .query_map(params![account, needle, below_owner], from_row)?
+        .collect::<Result<_, _>>()?;
+    let mut last = c.prepare_cached(
+        "SELECT max(at) FROM login_records WHERE user_id = ?1 AND success = 1",
+    )?;
+    let mut active = c.prepare_cached(
+        "SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2",
+    )?;
+    let mut out = Vec::with_capacity(users.len());
+    for user in users {
+        let last_sign_in_at: Option<i64> = last.query_row([user.id], |r| r.get(0))?;
+        let active_sessions: i64 = active.query_row(params![user.id, now], |r| r.get(0))?;
+        out.push(UserSummary {
+            user,
+            last_sign_in_at,
+            active_sessions,
+        });
+    }
+    Ok(out)
 }
 
 /// How many users hold `role` and are active (the "never without an owner" rule).
 pub fn count_active_by_role(c: &Connection, role: Role) -> Result<i64, DbError> {
     Ok(c.query_row(
-        "SELECT count(*) FROM users WHERE role = ?1 AND status = 'active'",
+        "SELECT count(*) FROM users WHERE role = ?1 AND status = 'active' AND invited_at IS NULL",
         [role],
         |r| r.get(0),
     )?)
@@ -168,4 +209,20 @@ pub fn update_role(c: &Connection, id: UserId, role: Role) -> Result<bool, DbErr
 /// Deletes the user's row (erasure; everything referencing it goes first).
 pub fn delete(c: &Connection, id: UserId) -> Result<bool, DbError> {
     Ok(c.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
+}
+
+/// Changes a user's email (unique in the install, compared case-insensitively).
+pub fn update_email(c: &Connection, id: UserId, email: &str) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET email = ?2, email_lower = ?3 WHERE id = ?1",
+        params![id, email, email.to_lowercase()],
+    )? == 1)
+}
+
+/// An invitation was accepted: the user is no longer `invited`.
+pub fn update_accepted(c: &Connection, id: UserId) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE users SET invited_at = NULL WHERE id = ?1 AND invited_at IS NOT NULL",
+        [id],
+    )? == 1)
 }

@@ -7,35 +7,33 @@ use rusqlite::TransactionBehavior;
 use tracing::instrument;
 
 use crate::db::users::NewUser;
+pub use crate::db::users::UserSummary;
 use crate::db::{self, DbError};
 use crate::domain::auth::Principal;
 use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
-use crate::domain::passwords::Hasher;
 use crate::domain::permissions::{AdminScope, admin_scope, check_grant_role, check_manage_user};
 use crate::domain::tokens;
 use crate::domain::users::{apply_status, validate_email, validate_name};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
-/// Length of a generated invite password (URL-safe base64 characters, ~120 bits).
-const INVITE_PASSWORD_LEN: usize = 20;
-
-/// A new user as an admin asks for it.
+/// A new user as an admin asks for it: with a password, or invited (SPEC §11).
 pub struct NewUserRequest {
     pub email: String,
     pub name: String,
     pub role: Role,
-    /// None: an invite; a temporary password is generated and returned once.
+    /// Required unless `invite`; refused with it.
     pub password: Option<String>,
+    /// The user is `invited` and emailed a single-use link to set their password.
+    pub invite: bool,
     /// None: the caller's own account.
     pub account_id: Option<AccountId>,
 }
 
 pub struct CreatedUser {
     pub user: User,
-    /// The generated temporary password of an invite; never stored in clear, never
-    /// shown again.
-    pub initial_password: Option<String>,
+    /// The invitation's link, shown this once (only its hash is stored).
+    pub invite_url: Option<String>,
 }
 
 /// A change to a user; `None` leaves that part as it is.
@@ -46,14 +44,16 @@ pub struct UserChange {
     pub name: Option<String>,
 }
 
-/// Users in the caller's scope, optionally narrowed to one account (an admin may give
-/// only their own) and to a case-insensitive email substring.
+/// Users in the caller's scope (not the owners, for an admin: they rank above),
+/// optionally narrowed to one account (an admin may give only their own) and to a
+/// case-insensitive substring of the email or name; with their last sign-in and
+/// active sessions. The Users page and `GET /admin/users` both list from here.
 pub async fn list_users(
     state: &AppState,
     me: &Principal,
     account_id: Option<AccountId>,
     q: Option<String>,
-) -> Result<Vec<User>> {
+) -> Result<Vec<UserSummary>> {
     let account = admin_scope(me)?.account_filter(account_id)?;
     let q = q.map(|q| q.trim().to_string()).filter(|q| !q.is_empty());
     if q.as_ref().is_some_and(|q| q.len() > 254) {
@@ -62,9 +62,11 @@ pub async fn list_users(
             "The search text is too long.",
         ));
     }
+    let below_owner = crate::domain::permissions::hides_owners(me);
+    let now = crate::clock::now();
     Ok(state
         .db
-        .run(move |c| db::users::list_matching(c, account, q.as_deref()))
+        .run(move |c| db::users::list_matching(c, account, q.as_deref(), below_owner, now))
         .await?)
 }
 
@@ -82,65 +84,97 @@ pub async fn create_user(
     check_grant_role(me, req.role)?;
     validate_email(&req.email)?;
     validate_name("name", &req.name)?;
-    let (password, initial_password) = match req.password {
-        Some(p) => {
-            Hasher::check_policy(&p)?;
-            (p, None)
+    let password = match (req.password, req.invite) {
+        (Some(p), false) => {
+            state
+                .hasher
+                .check_policy(&p, &[req.email.as_str(), req.name.as_str()])?;
+            p
         }
-        None => {
-            let p: String = tokens::new_token()
-                .chars()
-                .take(INVITE_PASSWORD_LEN)
-                .collect();
-            (p.clone(), Some(p))
+        // Nobody knows this password: an invited user cannot sign in until they set one.
+        (None, true) => tokens::new_token(),
+        (Some(_), true) => {
+            return Err(Error::invalid(
+                "password_with_invite",
+                "Give either a password or `invite: true`, not both.",
+            ));
+        }
+        (None, false) => {
+            return Err(Error::invalid(
+                "password_required",
+                "Give a password, or invite the user (`invite: true`) to set their own.",
+            ));
         }
     };
     let hash = state.hasher.hash(password).await?;
-    let (email, name, role) = (
+    let (email, name, role, invite) = (
         req.email.trim().to_string(),
         req.name.trim().to_string(),
         req.role,
+        req.invite,
     );
+    let key = state.link_key.clone();
+    let ttl = state.config.accounts.invite_ttl.as_secs() as i64;
+    let mail_enabled = state.mailer.is_some();
+    let by = me.email.clone();
     let result = state
         .db
         .run(move |c| -> Result<_> {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if db::accounts::find_by_id(&tx, account)?.is_none() {
+            let Some(account) = db::accounts::find_by_id(&tx, account)? else {
                 return Err(Error::NotFound);
-            }
+            };
             if db::users::find_by_email(&tx, &email)?.is_some() {
                 return Err(email_taken());
             }
+            let now = crate::clock::now();
             let user = crate::domain::users::insert_user(
                 &tx,
                 &NewUser {
-                    account_id: account,
+                    account_id: account.id,
                     email: &email,
                     name: &name,
                     role,
                     password_hash: &hash,
-                    now: crate::clock::now(),
+                    now,
+                    invited: invite,
                 },
             )?;
+            let token = if invite {
+                Some(crate::domain::team::invite_in(
+                    &tx,
+                    &key,
+                    &user,
+                    &by,
+                    now,
+                    ttl,
+                    mail_enabled,
+                )?)
+            } else {
+                None
+            };
             tx.commit()?;
-            Ok(user)
+            Ok((user, token))
         })
         .await;
-    let user = match result {
-        Ok(user) => user,
+    let (user, token) = match result {
+        Ok(found) => found,
         Err(e) if e.is_unique_violation() => return Err(email_taken()),
         Err(e) => return Err(e),
     };
+    if invite && mail_enabled {
+        state.mail_wakeup.notify_one();
+    }
     tracing::info!(
         user_id = %user.id,
         role = %user.role,
         account_id = %user.account_id,
-        invite = initial_password.is_some(),
+        invite,
         "user created by an admin"
     );
     Ok(CreatedUser {
         user,
-        initial_password,
+        invite_url: token.map(|t| crate::domain::team::invite_url(state, &t)),
     })
 }
 
@@ -160,6 +194,12 @@ pub async fn update_user(
     admin_scope(me)?;
     if let Some(name) = &change.name {
         validate_name("name", name)?;
+    }
+    if change.status == Some(UserStatus::Invited) {
+        return Err(Error::invalid(
+            "invalid_status",
+            "A status can be set to `active` or `disabled`; `invited` comes from inviting.",
+        ));
     }
     let me = me.clone();
     let (user, ended) = state
@@ -286,6 +326,40 @@ pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Res
     };
     tracing::info!(account_id = %account.id, "account created");
     Ok(account)
+}
+
+/// Renames an account; the owner only.
+#[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id, account_id = %id))]
+pub async fn rename_account(
+    state: &AppState,
+    me: &Principal,
+    id: AccountId,
+    name: &str,
+) -> Result<Account> {
+    owner_only(me)?;
+    validate_name("account name", name)?;
+    let name = name.trim().to_string();
+    let result = state
+        .db
+        .run(move |c| -> Result<_> {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if db::accounts::find_by_id(&tx, id)?.is_none() {
+                return Err(Error::NotFound);
+            }
+            if db::accounts::find_by_name(&tx, &name)?.is_some_and(|a| a.id != id) {
+                return Err(account_taken());
+            }
+            db::accounts::update_name(&tx, id, &name)?;
+            let account = db::accounts::find_by_id(&tx, id)?
+                .ok_or_else(|| DbError::Refused("account vanished during rename".into()))?;
+            tx.commit()?;
+            Ok(account)
+        })
+        .await;
+    match result {
+        Err(e) if e.is_unique_violation() => Err(account_taken()),
+        other => other,
+    }
 }
 
 fn account_taken() -> Error {

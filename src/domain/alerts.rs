@@ -159,6 +159,20 @@ pub fn enqueue_notice(
     details: &Details,
     mail_enabled: bool,
 ) -> Result<&'static str, DbError> {
+    enqueue_message(c, kind, user, details, details.at, mail_enabled)
+}
+
+/// Queues an email that is not a sign-in alert (a notice, an invitation, a reset
+/// link): never held back by the hourly limit, no end-session link. `details` is what
+/// the worker builds the email from.
+pub fn enqueue_message(
+    c: &Connection,
+    kind: &'static str,
+    user: UserId,
+    details: &impl Serialize,
+    at: i64,
+    mail_enabled: bool,
+) -> Result<&'static str, DbError> {
     let status = if mail_enabled { "pending" } else { "skipped" };
     let json = serde_json::to_string(details).map_err(|e| DbError::Refused(e.to_string()))?;
     let message_id = format!("<notice.{}@doorman>", tokens::new_public_id());
@@ -169,7 +183,7 @@ pub fn enqueue_notice(
             session_id: None,
             reasons: kind,
             status,
-            now: details.at,
+            now: at,
             message_id: &message_id,
             details: &json,
         },

@@ -102,11 +102,15 @@ impl Role {
     }
 }
 
+// `Invited`: invited and not yet accepted, so cannot sign in. Stored as `active` with
+// the invitation's time (`db::users`), never written as such.
 string_enum!(UserStatus {
     Active => "active",
     Disabled => "disabled",
+    Invited => "invited",
 });
 
+// `PasswordReset`: a forgotten-password link was used, or the operator's CLI set it.
 string_enum!(EndReason {
     Logout => "logout",
     Terminated => "terminated",
@@ -116,14 +120,21 @@ string_enum!(EndReason {
     MaxLifetime => "max_lifetime",
     UserDisabled => "user_disabled",
     PasswordChanged => "password_changed",
+    PasswordReset => "password_reset",
 });
 
 impl EndReason {
     /// The second sentence of the "Your session has ended" notice, when we know why.
     pub fn explanation(self) -> Option<&'static str> {
         match self {
-            EndReason::Terminated | EndReason::EndedOtherSessions | EndReason::PasswordChanged => {
+            EndReason::Terminated | EndReason::EndedOtherSessions => {
                 Some("It was ended from another of your devices.")
+            }
+            EndReason::PasswordChanged => {
+                Some("Your password was changed, so your other sessions were ended.")
+            }
+            EndReason::PasswordReset => {
+                Some("Your password was reset, so all your sessions were ended.")
             }
             EndReason::TerminatedByAdmin | EndReason::UserDisabled => {
                 Some("It was ended by an administrator.")

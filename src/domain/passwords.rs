@@ -1,4 +1,5 @@
-//! argon2id password hashing, off the async runtime.
+//! argon2id password hashing, off the async runtime, and the password policy (SPEC §11):
+//! a minimum length and zxcvbn's strength estimate.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,14 +10,22 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use crate::config::Argon2Config;
 use crate::error::{Error, Result};
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD: usize = 8;
+/// The default of `security.password_min_length`.
+pub const MIN_PASSWORD: usize = 10;
+/// zxcvbn's score a password needs: 3 is "safely unguessable: moderate protection from
+/// an offline slow-hash scenario" (10^10 guesses), which is what argon2id protects.
+const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
+/// zxcvbn reads only this much of a password: its matching grows quickly with length,
+/// and a password whose first 64 characters are strong is strong.
+const SCORED_CHARS: usize = 64;
 /// Longest: argon2 would take anything, but a megabyte "password" is an attack.
 pub const MAX_PASSWORD: usize = 1024;
 
 #[derive(Clone)]
 pub struct Hasher {
     params: Params,
+    /// `security.password_min_length`.
+    min_length: usize,
     /// A hash of a random password, checked when the email is unknown so that the answer
     /// takes as long as for a real user.
     dummy: String,
@@ -35,6 +44,7 @@ impl Hasher {
             .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
         let mut hasher = Hasher {
             params,
+            min_length: MIN_PASSWORD,
             dummy: String::new(),
             blocks: Arc::new(Mutex::new(Vec::new())),
         };
@@ -46,23 +56,64 @@ impl Hasher {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
 
-    pub fn check_policy(password: &str) -> Result<()> {
-        let n = password.chars().count();
-        if n < MIN_PASSWORD {
-            return Err(Error::invalid(
-                "weak_password",
-                format!("The password must have at least {MIN_PASSWORD} characters."),
-            ));
-        }
-        if password.len() > MAX_PASSWORD {
-            return Err(Error::invalid(
-                "password_too_long",
-                format!("The password must be at most {MAX_PASSWORD} bytes."),
-            ));
-        }
-        Ok(())
+    /// The same hasher with another minimum password length.
+    pub fn with_min_length(mut self, min_length: usize) -> Self {
+        self.min_length = min_length;
+        self
     }
 
+    /// The password policy, applied wherever a password is set (pages, API, CLI, setup):
+    /// at least `min_length` characters and a zxcvbn score of at least 3. `context` is
+    /// what the person is known by (email, name), which a password must not lean on.
+    /// The refusal says why, in words a person can act on.
+    pub fn check_policy(&self, password: &str, context: &[&str]) -> Result<()> {
+        check_policy(password, self.min_length, context)
+    }
+}
+
+/// [`Hasher::check_policy`] with the minimum length given.
+pub fn check_policy(password: &str, min_length: usize, context: &[&str]) -> Result<()> {
+    let n = password.chars().count();
+    if n < min_length {
+        return Err(Error::invalid(
+            "weak_password",
+            format!("The password must have at least {min_length} characters."),
+        ));
+    }
+    if password.len() > MAX_PASSWORD {
+        return Err(Error::invalid(
+            "password_too_long",
+            format!("The password must be at most {MAX_PASSWORD} bytes."),
+        ));
+    }
+    let scored: String = password.chars().take(SCORED_CHARS).collect();
+    let mut inputs: Vec<&str> = Vec::new();
+    for c in context {
+        inputs.push(c);
+        // The parts of an email count on their own: "ann" of ann@acme.test.
+        inputs.extend(c.split(['@', '.', ' ', '-', '_']).filter(|p| p.len() >= 3));
+    }
+    let estimate = zxcvbn::zxcvbn(&scored, &inputs);
+    if estimate.score() >= MIN_SCORE {
+        return Ok(());
+    }
+    let mut why = String::from("This password is too easy to guess.");
+    let feedback = estimate.feedback();
+    if let Some(warning) = feedback.and_then(|f| f.warning()) {
+        why.push(' ');
+        why.push_str(&warning.to_string());
+    }
+    match feedback.and_then(|f| f.suggestions().first()) {
+        Some(hint) => {
+            why.push(' ');
+            why.push_str(&hint.to_string());
+        }
+        None => why.push_str(" A few unrelated words make a strong password."),
+    }
+    Err(Error::invalid("weak_password", why))
+}
+
+impl Hasher {
     /// Hashes on the calling thread (CLI, or inside spawn_blocking).
     pub fn hash_now(&self, password: &str) -> Result<String> {
         let mut salt = [0u8; 16];
@@ -173,6 +224,34 @@ mod tests {
         );
         assert!(!h.verify("wrong horse".into(), Some(stored)).await.0);
         assert!(!h.verify("anything".into(), None).await.0);
-        assert!(Hasher::check_policy("short").is_err());
+    }
+
+    fn refusal(password: &str) -> Option<String> {
+        match check_policy(password, 10, &["ann@acme.test", "Ann Smith"]) {
+            Ok(()) => None,
+            Err(Error::Invalid { message, .. }) => Some(message),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn the_policy_says_why() {
+        assert_eq!(
+            refusal("short").as_deref(),
+            Some("The password must have at least 10 characters.")
+        );
+        let common = refusal("password123").unwrap();
+        assert!(common.contains("too easy to guess"), "{common}");
+        assert!(refusal("qwertyuiop").is_some(), "a keyboard row");
+        assert!(refusal("annsmith2024").is_some(), "the person's own name");
+        assert!(refusal("aaaaaaaaaaaaaaaa").is_some(), "repeats");
+        assert_eq!(refusal("correct horse battery"), None);
+        assert_eq!(refusal("violet tractor umbrella"), None);
+        assert!(refusal(&"x".repeat(2000)).is_some(), "too long");
+        // A long strong password is not slowed down by its length.
+        let long: String = "violet tractor umbrella ".repeat(40);
+        let started = std::time::Instant::now();
+        assert_eq!(refusal(&long), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

@@ -200,6 +200,17 @@ async fn export_of(state: &AppState, id: UserId) -> Result<Option<Export>> {
 /// user; never oneself; never the last active owner.
 #[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id, user_id = %id))]
 pub async fn delete_user(state: &AppState, me: &Principal, id: UserId) -> Result<()> {
+    erase_user(state, me, id, false).await
+}
+
+/// [`delete_user`]; with `invited_only`, only a user who has not accepted their
+/// invitation yet (revoking an invitation removes the invited user), else 409.
+pub(crate) async fn erase_user(
+    state: &AppState,
+    me: &Principal,
+    id: UserId,
+    invited_only: bool,
+) -> Result<()> {
     admin_scope(me)?;
     let me = me.clone();
     let removed = state
@@ -212,6 +223,13 @@ pub async fn delete_user(state: &AppState, me: &Principal, id: UserId) -> Result
             let other_active_owners =
                 crate::domain::admin_users::other_active_owners(&tx, &target)?;
             check_delete(&me, &target, other_active_owners)?;
+            if invited_only && target.status != UserStatus::Invited {
+                return Err(Error::conflict(
+                    "not_invited",
+                    "This person has already accepted their invitation.",
+                ));
+            }
+            db::links::delete_for_user(&tx, id)?;
             let alerts = db::alerts::delete_for_user(&tx, id)?;
             let sessions = db::sessions::delete_for_user(&tx, id)?;
             let devices = db::devices::delete_for_user(&tx, id)?;

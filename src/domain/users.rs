@@ -7,7 +7,6 @@ use crate::db::{self, DbError};
 use crate::domain::alerts::{self, Details, PASSWORD_CHANGED};
 use crate::domain::auth::{self, Authed, ClientInfo};
 use crate::domain::model::{EndReason, Role, User, UserId, UserStatus};
-use crate::domain::passwords::Hasher;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -51,7 +50,7 @@ pub(crate) fn validate_name(label: &str, value: &str) -> Result<()> {
 /// Creates the user, and the account when it does not exist yet.
 #[instrument(skip_all, err(level = "debug"))]
 pub async fn create(state: &AppState, req: CreateUser) -> Result<User> {
-    validate(&req)?;
+    validate(state, &req)?;
     let hash = state.hasher.hash(req.password.clone()).await?;
     let result = state.db.run(move |c| insert(c, &req, &hash, false)).await;
     finish(result)
@@ -60,7 +59,7 @@ pub async fn create(state: &AppState, req: CreateUser) -> Result<User> {
 /// Creates the first owner (the setup page), in one transaction with the check that
 /// no owner exists yet: once one does, however it was made, this is `NotFound`.
 pub async fn create_first_owner(state: &AppState, req: CreateUser) -> Result<User> {
-    validate(&req)?;
+    validate(state, &req)?;
     let hash = state.hasher.hash(req.password.clone()).await?;
     let result = state.db.run(move |c| insert(c, &req, &hash, true)).await;
     finish(result)
@@ -77,16 +76,18 @@ pub async fn owner_exists(state: &AppState) -> Result<bool> {
 
 /// The CLI's form of [`create`], on the calling thread.
 pub fn create_blocking(state: &AppState, req: CreateUser) -> Result<User> {
-    validate(&req)?;
+    validate(state, &req)?;
     let hash = state.hasher.hash_now(&req.password)?;
     finish(state.db.blocking(|c| insert(c, &req, &hash, false)))
 }
 
-fn validate(req: &CreateUser) -> Result<()> {
+fn validate(state: &AppState, req: &CreateUser) -> Result<()> {
     validate_email(&req.email)?;
     validate_name("name", &req.name)?;
     validate_name("account name", &req.account)?;
-    Hasher::check_policy(&req.password)
+    state
+        .hasher
+        .check_policy(&req.password, &[req.email.as_str(), req.name.as_str()])
 }
 
 fn insert(
@@ -113,6 +114,7 @@ fn insert(
             role: req.role,
             password_hash: hash,
             now,
+            invited: false,
         },
     )?;
     tx.commit()?;
@@ -142,15 +144,22 @@ fn finish(result: Result<Option<User>, DbError>) -> Result<User> {
     }
 }
 
-/// Sets a new password and ends the user's other sessions (all of them when `keep` is
-/// None). Returns how many sessions ended.
+/// The operator resets a password (the CLI): every session of the user ends
+/// (`password_reset`), and the user is emailed that their password changed. Returns
+/// how many sessions ended.
 pub fn set_password_blocking(
     state: &AppState,
     user: UserId,
     password: &str,
     keep: Option<i64>,
 ) -> Result<usize> {
-    Hasher::check_policy(password)?;
+    let ended = state.db.blocking(|c| db::users::find_by_id(c, user))?;
+    let Some(target) = ended else {
+        return Err(Error::NotFound);
+    };
+    state
+        .hasher
+        .check_policy(password, &[target.email.as_str(), target.name.as_str()])?;
     let hash = state.hasher.hash_now(password)?;
     let mail_enabled = state.mailer.is_some();
     let ended = state.db.blocking(|c| -> Result<_> {
@@ -160,7 +169,15 @@ pub fn set_password_blocking(
         };
         let now = crate::clock::now();
         let details = Details::notice(&target.email, &target.name, now, None);
-        let n = replace_password(&tx, user, &hash, keep, &details, mail_enabled)?;
+        let n = replace_password(
+            &tx,
+            user,
+            &hash,
+            keep,
+            &details,
+            mail_enabled,
+            EndReason::PasswordReset,
+        )?;
         tx.commit()?;
         Ok(Some(n))
     })?;
@@ -246,7 +263,10 @@ pub async fn change_own_password(
     new: String,
     keep_current: bool,
 ) -> Result<usize> {
-    Hasher::check_policy(&new)?;
+    state.hasher.check_policy(
+        &new,
+        &[me.principal.email.as_str(), me.principal.name.as_str()],
+    )?;
     auth::check_current_password(state, me, client, current).await?;
     let hash = state.hasher.hash(new).await?;
     let keep = keep_current.then_some(me.session.pk);
@@ -263,7 +283,15 @@ pub async fn change_own_password(
         .db
         .run(move |c| -> Result<_> {
             let tx = c.transaction()?;
-            let n = replace_password(&tx, user, &hash, keep, &details, mail_enabled)?;
+            let n = replace_password(
+                &tx,
+                user,
+                &hash,
+                keep,
+                &details,
+                mail_enabled,
+                EndReason::PasswordChanged,
+            )?;
             tx.commit()?;
             Ok(n)
         })
@@ -286,16 +314,10 @@ fn replace_password(
     keep: Option<i64>,
     notice: &Details,
     mail_enabled: bool,
+    reason: EndReason,
 ) -> Result<usize> {
     db::users::update_password(tx, user, hash)?;
-    let n = db::sessions::end_all_for_user(
-        tx,
-        user,
-        keep,
-        notice.at,
-        Some(user),
-        EndReason::PasswordChanged,
-    )?;
+    let n = db::sessions::end_all_for_user(tx, user, keep, notice.at, Some(user), reason)?;
     alerts::enqueue_notice(tx, PASSWORD_CHANGED, user, notice, mail_enabled)?;
     Ok(n)
 }

@@ -9,7 +9,21 @@ pub const USERS_SESSIONS: &str = "/settings/security/sessions/users";
 /// The My Sessions tab's "Download my data": the data export as a JSON file.
 pub const EXPORT: &str = "/settings/security/sessions/export";
 pub const HISTORY: &str = "/settings/security/history";
+/// Where the password page was; it redirects to the Profile page.
 pub const PASSWORD: &str = "/settings/security/password";
+/// Settings › Profile: name, email, password (and, later, second factors and
+/// notification preferences).
+pub const PROFILE: &str = "/settings/profile";
+/// The page behind an email-change confirmation link.
+pub const EMAIL_CONFIRM: &str = "/settings/profile/email";
+/// Settings › Team › Users (admins and the owner).
+pub const TEAM_USERS: &str = "/settings/team/users";
+/// Settings › Team › Accounts (the owner).
+pub const TEAM_ACCOUNTS: &str = "/settings/team/accounts";
+/// Accepting an invitation.
+pub const INVITE: &str = "/invite";
+pub const FORGOT: &str = "/forgot";
+pub const RESET: &str = "/reset";
 /// The page behind an alert email's "Not you? End this session" link.
 pub const ALERT_END: &str = "/alerts/end";
 pub const SETUP: &str = "/setup";
