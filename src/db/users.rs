@@ -147,23 +147,28 @@ pub fn list_matching(
     let users: Vec<User> = stmt
         .query_map(params![account, needle, below_owner], from_row)?
         .collect::<Result<_, _>>()?;
-    let mut last = c.prepare_cached(
-        "SELECT max(at) FROM login_records WHERE user_id = ?1 AND success = 1",
-    )?;
-    let mut active = c.prepare_cached(
-        "SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2",
-    )?;
-    let mut out = Vec::with_capacity(users.len());
-    for user in users {
-        let last_sign_in_at: Option<i64> = last.query_row([user.id], |r| r.get(0))?;
-        let active_sessions: i64 = active.query_row(params![user.id, now], |r| r.get(0))?;
-        out.push(UserSummary {
-            user,
-            last_sign_in_at,
-            active_sessions,
-        });
-    }
-    Ok(out)
+    users.into_iter().map(|u| summary_of(c, u, now)).collect()
+}
+
+/// One user's [`UserSummary`].
+pub fn find_summary(c: &Connection, id: UserId, now: i64) -> Result<Option<UserSummary>, DbError> {
+    find_by_id(c, id)?.map(|u| summary_of(c, u, now)).transpose()
+}
+
+fn summary_of(c: &Connection, user: User, now: i64) -> Result<UserSummary, DbError> {
+    let last_sign_in_at: Option<i64> = c
+        .prepare_cached("SELECT max(at) FROM login_records WHERE user_id = ?1 AND success = 1")?
+        .query_row([user.id], |r| r.get(0))?;
+    let active_sessions: i64 = c
+        .prepare_cached(
+            "SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2",
+        )?
+        .query_row(params![user.id, now], |r| r.get(0))?;
+    Ok(UserSummary {
+        user,
+        last_sign_in_at,
+        active_sessions,
+    })
 }
 
 /// How many users hold `role` and are active (the "never without an owner" rule).

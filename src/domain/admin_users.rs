@@ -70,6 +70,20 @@ pub async fn list_users(
         .await?)
 }
 
+/// One user in the caller's scope and rank (else `NotFound`), with their last sign-in
+/// and active sessions: what a confirmation says an action will end.
+pub async fn user_summary(state: &AppState, me: &Principal, id: UserId) -> Result<UserSummary> {
+    admin_scope(me)?;
+    let now = crate::clock::now();
+    let found = state
+        .db
+        .run(move |c| db::users::find_summary(c, id, now))
+        .await?
+        .ok_or(Error::NotFound)?;
+    check_manage_user(me, &found.user)?;
+    Ok(found)
+}
+
 /// Creates a user in an existing account of the caller's scope.
 #[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id))]
 pub async fn create_user(

@@ -72,7 +72,7 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
 
 /// Line breaks cannot be put in a header (lettre panics on them): a name that got
 /// control characters past validation is shown with spaces instead.
-fn header_safe(name: &str) -> String {
+pub(super) fn header_safe(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
@@ -86,9 +86,22 @@ fn message(
     text: String,
     html: String,
 ) -> Result<Message, String> {
+    message_to(from, &d.to_email, &d.to_name, subject, message_id, text, html)
+}
+
+/// A message with a plain-text and an HTML part, to `to_name <to_email>`.
+pub(super) fn message_to(
+    from: &Mailbox,
+    to_email: &str,
+    to_name: &str,
+    subject: &str,
+    message_id: &str,
+    text: String,
+    html: String,
+) -> Result<Message, String> {
     let to = Mailbox::new(
-        Some(header_safe(&d.to_name)),
-        d.to_email.parse().map_err(|e| format!("recipient: {e}"))?,
+        Some(header_safe(to_name)),
+        to_email.parse().map_err(|e| format!("recipient: {e}"))?,
     );
     Message::builder()
         .from(from.clone())

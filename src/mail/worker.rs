@@ -86,7 +86,56 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> crate::error::Result<bo
     Ok(true)
 }
 
+/// The emails of team management, from their frozen details: the link is derived
+/// again from its seed (the outbox never holds the link's secret).
+fn build_team(
+    state: &AppState,
+    mailer: &Mailer,
+    alert: &OutboxRow,
+) -> Option<Result<lettre::Message, String>> {
+    use crate::domain::links::{
+        MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION, MAIL_PASSWORD_RESET,
+        MAIL_RESET_LINK, TeamMail, token_for,
+    };
+    use crate::http::paths::{EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
+    use crate::mail::team;
+    let kind = alert.reasons.as_str();
+    let base = state.config.server.public_base();
+    let (from, id) = (&mailer.from, alert.message_id.as_str());
+    if kind == MAIL_PASSWORD_RESET {
+        return Some(
+            serde_json::from_str::<Details>(&alert.details)
+                .map_err(|e| format!("notice details: {e}"))
+                .and_then(|d| team::password_reset(from, &d, &format!("{base}{LOGIN}"), id)),
+        );
+    }
+    let path = match kind {
+        MAIL_INVITATION => INVITE,
+        MAIL_RESET_LINK => RESET,
+        MAIL_EMAIL_CONFIRM => EMAIL_CONFIRM,
+        MAIL_EMAIL_CHANGED => PROFILE,
+        _ => return None,
+    };
+    let m: TeamMail = match serde_json::from_str(&alert.details) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(format!("email details: {e}"))),
+    };
+    let url = match &m.link_seed {
+        Some(seed) => format!("{base}{path}?token={}", token_for(&state.link_key, seed)),
+        None => format!("{base}{path}"),
+    };
+    Some(match kind {
+        MAIL_INVITATION => team::invitation(from, &m, &url, id),
+        MAIL_RESET_LINK => team::reset_link(from, &m, &url, id),
+        MAIL_EMAIL_CONFIRM => team::email_confirm(from, &m, &url, id),
+        _ => team::email_changed(from, &m, &url, id),
+    })
+}
+
 fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre::Message, String> {
+    if let Some(message) = build_team(state, mailer, alert) {
+        return message;
+    }
     let details: Details =
         serde_json::from_str(&alert.details).map_err(|e| format!("alert details: {e}"))?;
     let base = state.config.server.public_base();

@@ -7,9 +7,10 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
+    settings_page,
     CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
 };
-use super::{encode, error_page, html_response, layout, page_session};
+use super::{encode, error_page, html_response, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::backup::{self, BackupRecord};
 use crate::domain::model::{Account, UserId};
@@ -122,7 +123,7 @@ pub async fn show(
     let csrf = tokens::csrf_for_session(&token);
     let now = crate::clock::now();
     let body = html! {
-        main {
+        div {
             (tabs(&me, "users"))
             @if let Some(n) = done_notice(f.done) { p.notice.ok role="status" { (n) } }
             (filter_form(&f, &accounts, &applications))
@@ -139,7 +140,7 @@ pub async fn show(
             @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
         }
     };
-    html_response(layout("Users sessions", Some((&me, &csrf)), body)).into_response()
+    html_response(settings_page(&me, &csrf, "Users sessions", USERS_PATH, body)).into_response()
 }
 
 /// The owner's view of the scheduled backups: the last good one, or the last failure

@@ -1,8 +1,11 @@
-//! What several pages show or do the same way: the Active Sessions tabs, a session's
-//! cells, the time element, the confirmation step, and [`CsrfForm`], the prologue of
-//! every action (read the form, check its CSRF token, find the session).
+//! What several pages show or do the same way: the settings menu and the frame of
+//! every settings page, the Active Sessions tabs, a session's cells, the time element,
+//! the confirmation step, [`CsrfForm`], the prologue of every action (read the form,
+//! check its CSRF token, find the session), and the CSRF token of forms shown before
+//! sign-in.
 
 use maud::{Markup, PreEscaped, html};
+use poem::http::{HeaderValue, header};
 use poem::web::Form;
 use poem::{FromRequest, IntoResponse, Request, RequestBody, Response};
 use serde::de::DeserializeOwned;
@@ -13,8 +16,167 @@ use crate::domain::auth::Authed;
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::error::Error;
-use crate::http::paths;
+use crate::http::errors::describe;
+use crate::http::{cookies, paths};
 use crate::state::AppState;
+
+/// Who sees an entry of the settings menu.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Everyone,
+    Admins,
+    Owner,
+}
+
+/// The settings menu, group by group: (group, label, path, who sees it, the paths
+/// under it that mark it current). A new page is one line here.
+fn menu_entries() -> Vec<(&'static str, &'static str, &'static str, Audience)> {
+    vec![
+        ("Security", "Active Sessions", paths::SESSIONS, Audience::Everyone),
+        ("Account", "Profile", paths::PROFILE, Audience::Everyone),
+        ("Team", "Users", paths::TEAM_USERS, Audience::Admins),
+        ("Team", "Accounts", paths::TEAM_ACCOUNTS, Audience::Owner),
+    ]
+}
+
+/// The settings menu; `current` is the path of the page shown (an entry is current
+/// for its own path and every path under it, e.g. the Sessions tabs).
+pub fn settings_menu(me: &Authed, current: &str) -> Markup {
+    let role = me.principal.role;
+    let sees = |a: Audience| match a {
+        Audience::Everyone => true,
+        Audience::Admins => role.rank() >= crate::domain::model::Role::Admin.rank(),
+        Audience::Owner => role == crate::domain::model::Role::Owner,
+    };
+    let entries: Vec<_> = menu_entries().into_iter().filter(|e| sees(e.3)).collect();
+    // The Sign-in history tab lives beside Active Sessions.
+    let current = if current == paths::HISTORY {
+        paths::SESSIONS
+    } else {
+        current
+    };
+    let mut groups: Vec<&str> = Vec::new();
+    for e in &entries {
+        if !groups.contains(&e.0) {
+            groups.push(e.0);
+        }
+    }
+    html! {
+        nav.menu aria-label="Settings" {
+            p.menu-title { "Settings" }
+            @for g in &groups {
+                p.menu-group { (g) }
+                ul {
+                    @for e in entries.iter().filter(|e| e.0 == *g) {
+                        @let here = current == e.2 || current.starts_with(&format!("{}/", e.2));
+                        li { a href=(e.2) aria-current=[here.then_some("page")] { (e.1) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The frame of every settings page: the settings menu beside the page's content.
+pub fn settings_page(
+    me: &Authed,
+    csrf: &str,
+    title: &str,
+    current: &str,
+    content: Markup,
+) -> Markup {
+    layout(
+        title,
+        Some((me, csrf)),
+        html! {
+            main.settings {
+                (settings_menu(me, current))
+                div.content { (content) }
+            }
+        },
+    )
+}
+
+/// The CSRF token of a form shown before sign-in (double-submit: the same random
+/// value in a cookie and in the form): the browser's, or a new one.
+pub fn pre_csrf(req: &Request) -> String {
+    cookies::get(req, cookies::PRE_CSRF_COOKIE)
+        .filter(|c| c.len() >= 20 && c.len() <= 64)
+        .unwrap_or_else(crate::domain::tokens::new_csrf)
+}
+
+/// A page answer that also sets the pre-sign-in CSRF cookie to `csrf`.
+pub fn with_pre_csrf(state: &AppState, mut resp: Response, csrf: &str) -> Response {
+    let cookie = cookies::build(
+        &state.config.server,
+        cookies::PRE_CSRF_COOKIE,
+        csrf,
+        Some(3600),
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// Whether a form shown before sign-in came back with the browser's CSRF token.
+pub fn pre_csrf_ok(req: &Request, given: &str) -> bool {
+    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
+    !expected.is_empty()
+        && crate::domain::tokens::constant_time_eq(expected.as_bytes(), given.as_bytes())
+}
+
+/// The "this form expired" refusal of a pre-sign-in form.
+pub fn stale_form() -> Error {
+    Error::Forbidden(
+        "This form has expired or did not come from Doorman. Reload the page and try again."
+            .into(),
+    )
+}
+
+/// A link that does not work: a page that says why (400), changing nothing.
+pub fn link_refused(err: &Error) -> Response {
+    let (status, body) = describe(err);
+    let markup = layout(
+        "Link",
+        None,
+        html! {
+            main.narrow {
+                h1 { "This link does not work" }
+                p.notice.error role="alert" { (body.message) }
+                p { a href=(paths::LOGIN) { "Go to the sign-in page" } }
+            }
+        },
+    );
+    html_response(markup).with_status(status).into_response()
+}
+
+/// The answer to a sign-in (the sign-in page, an accepted invitation): the session
+/// and device cookies, and the way to `target`.
+pub fn signed_in_response(
+    state: &AppState,
+    signed: &crate::domain::auth::SignedIn,
+    target: &str,
+) -> Response {
+    let server = &state.config.server;
+    let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
+    let mut resp = poem::web::Redirect::see_other(target).into_response();
+    for cookie in [
+        cookies::build(server, cookies::SESSION_COOKIE, &signed.token, Some(max_age)),
+        cookies::build(
+            server,
+            cookies::DEVICE_COOKIE,
+            &signed.device_id,
+            Some(cookies::DEVICE_MAX_AGE),
+        ),
+        cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
 
 /// Shown after an action: how many sessions it ended.
 pub fn done_notice(done: Option<u64>) -> Option<String> {
@@ -197,6 +359,30 @@ pub fn confirm_page(
     fields: &[(&str, String)],
     cancel: &str,
 ) -> Response {
+    confirm_action(
+        me,
+        csrf,
+        question,
+        detail,
+        action,
+        fields,
+        cancel,
+        "Yes, end them",
+    )
+}
+
+/// [`confirm_page`] with the confirming button's label.
+#[allow(clippy::too_many_arguments)]
+pub fn confirm_action(
+    me: &Authed,
+    csrf: &str,
+    question: &str,
+    detail: &str,
+    action: &str,
+    fields: &[(&str, String)],
+    cancel: &str,
+    button: &str,
+) -> Response {
     let body = html! {
         main.narrow {
             h1 { (question) }
@@ -208,7 +394,7 @@ pub fn confirm_page(
                     input type="hidden" name=(name) value=(value);
                 }
                 div.actions {
-                    button.danger type="submit" { "Yes, end them" }
+                    button.danger type="submit" { (button) }
                     a.button href=(cancel) { "Cancel" }
                 }
             }

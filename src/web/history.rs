@@ -5,8 +5,9 @@ use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{tabs, time_cell};
-use super::{encode, error_page, html_response, layout, page_session};
+use super::components::{
+    settings_page,tabs, time_cell};
+use super::{encode, error_page, html_response, page_session};
 use crate::domain::history;
 use crate::domain::tokens;
 use crate::state::AppState;
@@ -17,6 +18,9 @@ pub use crate::http::paths::HISTORY as PATH;
 pub struct HistoryQuery {
     #[serde(default)]
     cursor: String,
+    /// Another user's history (admins, for users in their scope; the Users page links
+    /// here).
+    user_id: Option<i64>,
 }
 
 #[handler]
@@ -30,15 +34,22 @@ pub async fn show(
         Err(resp) => return resp,
     };
     let q = q.map(|q| q.0).unwrap_or_default();
-    let page = match history::list(&state, &me, None, None, Some(&q.cursor)).await {
+    let page = match history::list(&state, &me, q.user_id, None, Some(&q.cursor)).await {
         Ok(p) => p,
         Err(err) => return error_page(&err),
     };
     let csrf = tokens::csrf_for_session(&token);
     let now = crate::clock::now();
     let body = html! {
-        main {
+        div {
             (tabs(&me, "history"))
+            @if let Some(id) = q.user_id.filter(|id| *id != me.principal.user_id.0) {
+                p.notice {
+                    "The sign-in history of "
+                    @match page.items.first() { Some(r) => { strong { (r.email) } } None => { "user " (id) } }
+                    ". " a href=(format!("{}?user_id={id}", crate::http::paths::USERS_SESSIONS)) { "Their sessions" }
+                }
+            }
             @if page.items.is_empty() {
                 p.muted { "No sign-ins yet." }
             } @else {
@@ -60,12 +71,12 @@ pub async fn show(
                     }
                 }
                 @if let Some(next) = &page.next_cursor {
-                    div.pager { span {} a href=(format!("{PATH}?cursor={}", encode(next))) { "Older →" } }
+                    div.pager { span {} a href=(format!("{PATH}?cursor={}{}", encode(next), q.user_id.map(|u| format!("&user_id={u}")).unwrap_or_default())) { "Older →" } }
                 }
             }
         }
     };
-    html_response(layout("Sign-in history", Some((&me, &csrf)), body)).into_response()
+    html_response(settings_page(&me, &csrf, "Sign-in history", PATH, body)).into_response()
 }
 
 fn outcome(reason: &str) -> &'static str {

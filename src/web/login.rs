@@ -6,6 +6,7 @@ use poem::web::{Data, Form, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
+use super::components::signed_in_response;
 use super::{ended_notice, error_page, html_response, layout};
 use crate::domain::auth::{SignInRequest, sign_in, sign_out};
 use crate::domain::session_check::authenticate;
@@ -23,6 +24,7 @@ pub struct LoginQuery {
     ended: Option<String>,
     out: Option<String>,
     created: Option<String>,
+    reset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +73,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
         Some("You have signed out.".to_string())
     } else if query.created.is_some() {
         Some("The owner account is ready. Sign in with it.".to_string())
+    } else if query.reset.is_some() {
+        Some(
+            "Your password was reset, so all your sessions were ended. Sign in with the new password."
+                .to_string(),
+        )
     } else {
         None
     };
@@ -126,6 +133,7 @@ fn form(csrf: &str, rd: &str, email: &str, notice: Option<&str>, error: Option<&
                 label { "Password" input type="password" name="password" required autocomplete="current-password"; }
                 button.primary type="submit" { "Sign in" }
             }
+            p { a href=(paths::FORGOT) { "Forgot your password?" } }
         }
     }
 }
@@ -174,26 +182,7 @@ pub async fn submit(
     )
     .await;
     match result {
-        Ok(signed) => {
-            let server = &state.config.server;
-            let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
-            let mut resp = Redirect::see_other(target).into_response();
-            for cookie in [
-                cookies::build(server, SESSION_COOKIE, &signed.token, Some(max_age)),
-                cookies::build(
-                    server,
-                    cookies::DEVICE_COOKIE,
-                    &signed.device_id,
-                    Some(cookies::DEVICE_MAX_AGE),
-                ),
-                cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&cookie) {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
-            resp
-        }
+        Ok(signed) => signed_in_response(&state, &signed, &target),
         Err(err @ (Error::InvalidCredentials | Error::RateLimited { .. })) => {
             let (status, body) = describe(&err);
             render(

@@ -6,10 +6,14 @@ pub mod alert_link;
 pub mod components;
 pub mod forward_auth;
 pub mod history;
+pub mod invite;
 pub mod login;
-pub mod password;
+pub mod profile;
+pub mod recovery;
 pub mod sessions;
 pub mod setup;
+pub mod team_accounts;
+pub mod team_users;
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use poem::http::{HeaderValue, StatusCode, header};
@@ -59,7 +63,33 @@ pub fn routes() -> Route {
             format!("{}/end-user", USERS_SESSIONS),
             post(admin_sessions::end_user),
         )
-        .at(password::PATH, get(password::show).post(password::submit))
+        .at(
+            paths::PASSWORD,
+            get(profile::old_password_page).post(profile::submit_password),
+        )
+        .at(paths::PROFILE, get(profile::show))
+        .at(profile::NAME_PATH, post(profile::submit_name))
+        .at(profile::EMAIL_PATH, post(profile::submit_email))
+        .at(profile::PASSWORD_PATH, post(profile::submit_password))
+        .at(
+            paths::EMAIL_CONFIRM,
+            get(profile::confirm_show).post(profile::confirm_submit),
+        )
+        .at(paths::TEAM_USERS, get(team_users::show))
+        .at(team_users::INVITE_PATH, post(team_users::invite))
+        .at(team_users::ACTION_PATH, post(team_users::act))
+        .at(paths::TEAM_ACCOUNTS, get(team_accounts::show))
+        .at(team_accounts::CREATE_PATH, post(team_accounts::create))
+        .at(team_accounts::RENAME_PATH, post(team_accounts::rename))
+        .at(paths::INVITE, get(invite::show).post(invite::submit))
+        .at(
+            paths::FORGOT,
+            get(recovery::show_forgot).post(recovery::submit_forgot),
+        )
+        .at(
+            paths::RESET,
+            get(recovery::show_reset).post(recovery::submit_reset),
+        )
         .at(history::PATH, get(history::show))
         .at(
             alert_link::PATH,

@@ -7,9 +7,10 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
+    settings_page,
     CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
 };
-use super::{error_page, html_response, layout, page_session, presented, refused};
+use super::{error_page, html_response, page_session, presented, refused};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
@@ -39,7 +40,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
     let (current, others): (Vec<&Session>, Vec<&Session>) =
         list.iter().partition(|s| s.pk == me.session.pk);
     let body = html! {
-        main {
+        div {
             (tabs(&me, "mine"))
             @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
                 p.notice role="note" { "Email alerts are off: set " code { "mail.smtp_url" } " to email people when they sign in from a new device or country." }
@@ -92,7 +93,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
             }
         }
     };
-    html_response(layout("Active sessions", Some((&me, &csrf)), body)).into_response()
+    html_response(settings_page(&me, &csrf, "Active sessions", SESSIONS_PATH, body)).into_response()
 }
 
 #[derive(Deserialize)]
