@@ -338,6 +338,7 @@ fn insert_users(
                 role,
                 password_hash: hash,
                 now: now - 200 * 86_400,
+                invited: false,
             },
         )?;
         let mut devices = Vec::new();

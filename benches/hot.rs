@@ -53,6 +53,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
                         role: Role::User,
                         password_hash: "$argon2id$unused",
                         now,
+                        invited: false,
                     },
                 )?;
                 let device_id = new_device_id();

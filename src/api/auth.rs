@@ -73,6 +73,21 @@ api_errors!(AuthError {
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
 });
 
+#[derive(Object)]
+#[oai(deny_unknown_fields)]
+pub struct ProfileChangeBody {
+    /// Display name, 1 to 128 characters.
+    #[oai(validator(max_length = 512))]
+    pub name: String,
+}
+
+api_errors!(ProfileChangeError {
+    BadRequest = 400: "Invalid name or a malformed body.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
+});
+
 pub struct AuthApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -134,4 +149,17 @@ impl AuthApi {
             session: SessionJson::new(&a.session, Some(a.session.pk)),
         }))
     }
+
+    /// Change my display name.
+    #[oai(path = "/me", method = "patch", operation_id = "updateMe")]
+    async fn update_me(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        body: Json<ProfileChangeBody>,
+    ) -> Result<Json<MeUser>, ProfileChangeError> {
+        let user = crate::domain::profile::rename(&state, auth.authed(), &body.0.name).await?;
+        Ok(Json(MeUser::from(&crate::domain::auth::Principal::from(&user))))
+    }
+
 }

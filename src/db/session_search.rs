@@ -260,6 +260,7 @@ mod tests {
                 role: Role::User,
                 password_hash: "x",
                 now: 0,
+                invited: false,
             },
         )
         .unwrap()
