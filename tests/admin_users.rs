@@ -106,10 +106,8 @@ async fn an_admin_lists_only_their_account() {
     let w = world().await;
     let (st, body) = w.s.get("/api/v1/admin/users", &w.admin_a).await;
     assert_eq!(st, 200, "{body}");
-    assert_eq!(
-        emails(&body),
-        ["admin@acme.test", "ann@acme.test", "boss@acme.test"]
-    );
+    // The owner (boss@, in Acme) ranks above an admin: not listed (SPEC §18).
+    assert_eq!(emails(&body), ["admin@acme.test", "ann@acme.test"]);
     assert_eq!(body["next_cursor"], Value::Null);
     let ann = body["items"]
         .as_array()
@@ -137,7 +135,7 @@ async fn an_admin_lists_only_their_account() {
         )
         .await;
     assert_eq!(st, 200, "{body}");
-    assert_eq!(emails(&body).len(), 3);
+    assert_eq!(emails(&body).len(), 2);
     let (st, body) =
         w.s.get(
             &format!("/api/v1/admin/users?account_id={}", w.beta),
@@ -267,10 +265,10 @@ async fn a_user_created_with_a_password_signs_in() {
     assert_eq!(body["status"], "active");
     assert!(body["id"].as_i64().is_some(), "{body}");
     assert!(body["created_at"].is_string(), "{body}");
-    assert_eq!(body["initial_password"], Value::Null);
+    assert_eq!(body["invite_url"], Value::Null);
     assert!(
-        body.get("initial_password").is_some(),
-        "initial_password missing: {body}"
+        body.get("invite_url").is_some(),
+        "invite_url missing: {body}"
     );
 
     let (st, login_body) = login(&w.s, "carol@acme.test", "a long enough secret").await;
@@ -281,40 +279,38 @@ async fn a_user_created_with_a_password_signs_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_invite_returns_a_working_initial_password_once() {
+async fn an_invite_returns_its_link_once_and_the_user_cannot_sign_in_yet() {
     let w = world().await;
-    let body = json!({"email": "dave@acme.test", "name": "Dave", "role": "user"});
+    let body = json!({"email": "dave@acme.test", "name": "Dave", "role": "user", "invite": true});
     let (st, body) = w.s.post("/api/v1/admin/users", &w.admin_a, body).await;
     assert_eq!(st, 201, "{body}");
-    let initial = body["initial_password"].as_str().unwrap().to_string();
-    assert_eq!(initial.chars().count(), 20, "{initial}");
+    assert_eq!(body["status"], "invited");
+    let url = body["invite_url"].as_str().unwrap().to_string();
+    let token = url.split("token=").nth(1).unwrap().to_string();
+    assert_eq!(token.len(), 43, "{url}");
 
-    let (st, login_body) = login(&w.s, "dave@acme.test", &initial).await;
-    assert_eq!(st, 201, "{login_body}");
-    let token = login_body["token"].as_str().unwrap();
-    let (st, me) = w.s.get("/api/v1/me", token).await;
-    assert_eq!(st, 200, "{me}");
-    assert_eq!(me["user"]["email"], "dave@acme.test");
-
-    // Shown once: neither the list nor a change gives it back, and it is stored hashed.
+    // Shown once: neither the list nor a change gives it back.
     let (_, list) = w.s.get("/api/v1/admin/users?q=dave", &w.admin_a).await;
     assert_eq!(emails(&list), ["dave@acme.test"]);
-    assert!(!list.to_string().contains(&initial), "{list}");
+    assert_eq!(list["items"][0]["status"], "invited");
+    assert!(!list.to_string().contains(&token), "{list}");
     let path = format!("/api/v1/admin/users/{}", body["id"]);
     let (st, changed) = w.s.patch(&path, &w.admin_a, json!({"name": "David"})).await;
     assert_eq!(st, 200, "{changed}");
     assert_eq!(changed["name"], "David");
-    assert!(changed.get("initial_password").is_none(), "{changed}");
-    let stored = w.s.sql_i64(&format!(
-        "SELECT count(*) FROM users WHERE email = 'dave@acme.test' AND password_hash LIKE '$argon2id$%' AND instr(password_hash, '{initial}') = 0"
-    ));
-    assert_eq!(stored, 1);
+    assert!(changed.get("invite_url").is_none(), "{changed}");
+    let (st, _) = w.s.patch(&path, &w.admin_a, json!({"status": "invited"})).await;
+    assert_eq!(st, 400);
 
-    // Two invites get different passwords.
-    let body = json!({"email": "erin@acme.test", "name": "Erin", "role": "user"});
+    // Two invites get different links.
+    let body = json!({"email": "erin@acme.test", "name": "Erin", "role": "user", "invite": true});
     let (st, body) = w.s.post("/api/v1/admin/users", &w.admin_a, body).await;
     assert_eq!(st, 201, "{body}");
-    assert_ne!(body["initial_password"].as_str().unwrap(), initial);
+    assert_ne!(body["invite_url"].as_str().unwrap(), url);
+    // Neither a password nor an invite: refused.
+    let body = json!({"email": "fay@acme.test", "name": "Fay", "role": "user"});
+    let (st, body) = w.s.post("/api/v1/admin/users", &w.admin_a, body).await;
+    assert_eq!((st, body["error"].as_str()), (400, Some("password_required")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

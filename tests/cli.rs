@@ -645,7 +645,7 @@ async fn first_serve_prints_a_setup_url_that_creates_the_owner() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
-    assert!(resp.text().await.unwrap().contains("at least 8"));
+    assert!(resp.text().await.unwrap().contains("at least 10"));
 
     let resp = http
         .post(served.url("/setup"))

@@ -173,7 +173,7 @@ async fn sign_ins_racing_a_password_change_or_a_disable_leave_no_session_alive()
         let password_round = round % 2 == 0;
         if password_round {
             tokio::task::spawn_blocking(move || {
-                users::set_password_blocking(&state, id, "a new password 0", None)
+                users::set_password_blocking(&state, id, "plum kettle orbit 0", None)
             })
             .await
             .unwrap()
@@ -221,7 +221,7 @@ async fn sign_ins_racing_a_password_change_or_a_disable_leave_no_session_alive()
 
 async fn password_form(s: &TestServer, b: &reqwest::Client, current: &str, new: &str) -> Page {
     let page = b
-        .get(s.url("/settings/security/password"))
+        .get(s.url("/settings/profile"))
         .send()
         .await
         .unwrap()
@@ -232,7 +232,7 @@ async fn password_form(s: &TestServer, b: &reqwest::Client, current: &str, new: 
     post_form(
         b,
         s,
-        "/settings/security/password",
+        "/settings/profile/password",
         &[
             ("csrf", &csrf),
             ("current", current),
@@ -250,7 +250,7 @@ async fn guesses_of_the_current_password_share_the_sign_in_limit_and_are_recorde
     let b = browser();
     browser_login(&s, &b, "ann@acme.test").await;
     for i in 0..3 {
-        let p = password_form(&s, &b, &format!("guess {i}"), "a new password 1").await;
+        let p = password_form(&s, &b, &format!("guess {i}"), "plum kettle orbit 1").await;
         assert_eq!(p.status, 400, "guess {i}");
         assert!(
             p.body.contains("current password is not right"),
@@ -258,7 +258,7 @@ async fn guesses_of_the_current_password_share_the_sign_in_limit_and_are_recorde
             p.body
         );
     }
-    let p = password_form(&s, &b, PASSWORD, "a new password 1").await;
+    let p = password_form(&s, &b, PASSWORD, "plum kettle orbit 1").await;
     assert_eq!(
         p.status, 429,
         "the right password after the limit: {}",
@@ -287,7 +287,7 @@ async fn a_password_change_emails_a_notice() {
     s.user("Acme", "ann@acme.test", Role::User).await;
     let b = browser();
     browser_login(&s, &b, "ann@acme.test").await;
-    let p = password_form(&s, &b, PASSWORD, "a new password 2").await;
+    let p = password_form(&s, &b, PASSWORD, "plum kettle orbit 2").await;
     assert_eq!(p.status, 303, "{}", p.body);
     let got = smtp.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1, "one notice");
@@ -298,7 +298,7 @@ async fn a_password_change_emails_a_notice() {
         text.contains("password of your Doorman account was just changed"),
         "{text}"
     );
-    assert!(!text.contains("a new password 2"), "no secret in the mail");
+    assert!(!text.contains("plum kettle orbit 2"), "no secret in the mail");
     assert!(
         !text.contains("/alerts/end"),
         "a notice has no end-session link"

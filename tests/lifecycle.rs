@@ -116,7 +116,7 @@ async fn an_ended_session_is_refused_on_the_very_next_request() {
         ),
         (
             EndReason::PasswordChanged,
-            "It was ended from another of your devices.",
+            "Your password was changed, so your other sessions were ended.",
         ),
     ] {
         let body = s.api_login("ann@acme.test", CHROME_MAC).await;

@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 
 const PAGE: &str = "/settings/security/sessions";
 const USERS: &str = "/settings/security/sessions/users";
-const PASSWORD_PAGE: &str = "/settings/security/password";
+/// The Profile page, where the password is changed, and the password form's action.
+const PASSWORD_PAGE: &str = "/settings/profile";
+const PASSWORD_FORM: &str = "/settings/profile/password";
 
 // ---------------------------------------------------------------------------------------
 // helpers
@@ -521,13 +523,21 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
     let vic1 = login(&s, "vic@acme.test", CHROME_MAC).await;
     let vic2 = login(&s, "vic@acme.test", FIREFOX_WIN).await;
     let vic3 = login(&s, "vic@acme.test", SAFARI_IPHONE).await;
+    let (_, inv) = s
+        .post(
+            "/api/v1/admin/users",
+            &own_api.token,
+            json!({"email": "inv@acme.test", "name": "Inv", "role": "user", "invite": true}),
+        )
+        .await;
+    let invited = inv["id"].as_i64().unwrap();
 
     let calls = vec![
         call(
             "POST",
             "/api/v1/admin/users".into(),
             Some(
-                json!({"email": "new@acme.test", "name": "New", "role": "user", "password": "a long password"}),
+                json!({"email": "new@acme.test", "name": "New", "role": "user", "password": "a long enough secret"}),
             ),
             201,
         ),
@@ -573,7 +583,44 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
             None,
             204,
         ),
+        call(
+            "POST",
+            format!("/api/v1/admin/users/{invited}/invitation"),
+            None,
+            200,
+        ),
+        call(
+            "DELETE",
+            format!("/api/v1/admin/users/{invited}/invitation"),
+            None,
+            204,
+        ),
+        call(
+            "POST",
+            format!("/api/v1/admin/users/{}/password-reset", victim.id.0),
+            None,
+            202,
+        ),
+        call(
+            "PATCH",
+            format!("/api/v1/admin/accounts/{}", victim.account_id.0),
+            Some(json!({"name": "Acme Ltd"})),
+            200,
+        ),
+        call("PATCH", "/api/v1/me".into(), Some(json!({"name": "Olga"})), 200),
+        call(
+            "POST",
+            "/api/v1/me/email".into(),
+            Some(json!({"new_email": "olga@else.test", "current_password": PASSWORD})),
+            202,
+        ),
         call("DELETE", "/api/v1/sessions".into(), None, 200),
+        call(
+            "POST",
+            "/api/v1/me/password".into(),
+            Some(json!({"current_password": PASSWORD, "new_password": "plum kettle orbit 7"})),
+            204,
+        ),
         call("POST", "/api/v1/logout".into(), None, 204),
     ];
     // The list covers every unsafe operation the API publishes (except sign-in, which
@@ -686,7 +733,34 @@ async fn every_page_form_needs_the_csrf_token() {
             303,
         ),
         (
-            PASSWORD_PAGE.to_string(),
+            "/settings/profile/name".to_string(),
+            vec![("name", "Renamed Admin".into())],
+            303,
+        ),
+        (
+            "/settings/profile/email-change".to_string(),
+            vec![
+                ("new_email", "admin@elsewhere.test".into()),
+                ("current_password", PASSWORD.into()),
+            ],
+            303,
+        ),
+        (
+            "/settings/team/users/invite".to_string(),
+            vec![
+                ("email", "invited@acme.test".into()),
+                ("name", "Invited".into()),
+                ("role", "user".into()),
+            ],
+            200,
+        ),
+        (
+            "/settings/team/users/action".to_string(),
+            vec![("id", vid.clone()), ("action", "reset".into())],
+            303,
+        ),
+        (
+            PASSWORD_FORM.to_string(),
             vec![
                 ("current", PASSWORD.into()),
                 ("new", "a different password".into()),
@@ -895,7 +969,7 @@ async fn change_password(
     if keep {
         form.push(("keep_current", "yes"));
     }
-    post_form(&b.c, s, PASSWORD_PAGE, &form).await
+    post_form(&b.c, s, PASSWORD_FORM, &form).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -943,7 +1017,7 @@ async fn password_change_needs_the_current_password_and_ends_the_other_sessions(
     let old_hash = hash();
     let p = change_password(&b, &s, PASSWORD, "a brand new password", true).await;
     assert_eq!(p.status, 303, "{}", p.body);
-    assert_eq!(p.location, format!("{PAGE}?done=3"));
+    assert_eq!(p.location, format!("{PASSWORD_PAGE}?done=password&n=3"));
     assert_ne!(hash(), old_hash);
     assert!(!alive(&s, &phone.token).await);
     assert!(!alive(&s, &laptop.token).await);
