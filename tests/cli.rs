@@ -539,17 +539,29 @@ async fn user_and_session_tools_work_on_a_live_database() {
     );
     assert!(ran.ok(), "{ran:?}");
     assert!(ran.stdout.contains("1 session(s) ended"), "{ran:?}");
-    assert_eq!(me(&server.base, &token).await.0, 401);
+    let (status, old) = me(&server.base, &token).await;
+    assert_eq!(status, 401);
+    // It says what happened, not "another of your devices".
+    assert!(
+        old.to_string().contains("Your password was reset"),
+        "{old}"
+    );
     assert_eq!(api_login(&server.base, "a@x.test", PASSWORD).await.0, 401);
     let (status, body) = api_login(&server.base, "a@x.test", "a brand new password").await;
     assert_eq!(status, 201, "{body}");
     let token = body["token"].as_str().unwrap().to_string();
-    let ran = w.run_with(
-        &["user", "passwd", "--email", "a@x.test", "--password-stdin"],
-        &[],
-        Some("short"),
-    );
-    assert!(!ran.ok(), "{ran:?}");
+    for (weak, why) in [
+        ("short", "at least 10 characters"),
+        ("password2024", "too easy to guess"),
+    ] {
+        let ran = w.run_with(
+            &["user", "passwd", "--email", "a@x.test", "--password-stdin"],
+            &[],
+            Some(weak),
+        );
+        assert!(!ran.ok(), "{ran:?}");
+        assert!(ran.stderr.contains(why), "{weak}: {ran:?}");
+    }
     assert_eq!(
         me(&server.base, &token).await.0,
         200,
