@@ -94,11 +94,11 @@ fn password_section(state: &AppState, csrf: &str, refusal: Refusal<'_>) -> Marku
         section.card #password {
             h2 { "Password" }
             (error_in("password", refusal))
-            form method="post" action=(PASSWORD_PATH) class="narrowish" {
+            form.stacked.narrowish method="post" action=(PASSWORD_PATH) {
                 input type="hidden" name="csrf" value=(csrf);
-                p { label { "Current password" br; input type="password" name="current" required autocomplete="current-password"; } }
-                p { label { (format!("New password ({min} characters or more, not easy to guess)")) br; input type="password" name="new" required minlength=(min) autocomplete="new-password"; } }
-                p { label.check { input type="checkbox" name="keep_current" value="yes" checked; " Keep me signed in on this device" } }
+                label { "Current password" input type="password" name="current" required autocomplete="current-password"; }
+                label { (format!("New password ({min} characters or more, not easy to guess)")) input type="password" name="new" required minlength=(min) autocomplete="new-password"; }
+                label.check { input type="checkbox" name="keep_current" value="yes" checked; " Keep me signed in on this device" }
                 p.muted { "Every other session will be signed out." }
                 button.primary type="submit" { "Change password" }
             }
