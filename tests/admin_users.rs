@@ -299,7 +299,9 @@ async fn an_invite_returns_its_link_once_and_the_user_cannot_sign_in_yet() {
     assert_eq!(st, 200, "{changed}");
     assert_eq!(changed["name"], "David");
     assert!(changed.get("invite_url").is_none(), "{changed}");
-    let (st, _) = w.s.patch(&path, &w.admin_a, json!({"status": "invited"})).await;
+    let (st, _) =
+        w.s.patch(&path, &w.admin_a, json!({"status": "invited"}))
+            .await;
     assert_eq!(st, 400);
 
     // Two invites get different links.
@@ -310,7 +312,10 @@ async fn an_invite_returns_its_link_once_and_the_user_cannot_sign_in_yet() {
     // Neither a password nor an invite: refused.
     let body = json!({"email": "fay@acme.test", "name": "Fay", "role": "user"});
     let (st, body) = w.s.post("/api/v1/admin/users", &w.admin_a, body).await;
-    assert_eq!((st, body["error"].as_str()), (400, Some("password_required")));
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (400, Some("password_required"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -542,10 +542,7 @@ async fn user_and_session_tools_work_on_a_live_database() {
     let (status, old) = me(&server.base, &token).await;
     assert_eq!(status, 401);
     // It says what happened, not "another of your devices".
-    assert!(
-        old.to_string().contains("Your password was reset"),
-        "{old}"
-    );
+    assert!(old.to_string().contains("Your password was reset"), "{old}");
     assert_eq!(api_login(&server.base, "a@x.test", PASSWORD).await.0, 401);
     let (status, body) = api_login(&server.base, "a@x.test", "a brand new password").await;
     assert_eq!(status, 201, "{body}");

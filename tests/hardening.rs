@@ -298,7 +298,10 @@ async fn a_password_change_emails_a_notice() {
         text.contains("password of your Doorman account was just changed"),
         "{text}"
     );
-    assert!(!text.contains("plum kettle orbit 2"), "no secret in the mail");
+    assert!(
+        !text.contains("plum kettle orbit 2"),
+        "no secret in the mail"
+    );
     assert!(
         !text.contains("/alerts/end"),
         "a notice has no end-session link"

@@ -607,7 +607,12 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
             Some(json!({"name": "Acme Ltd"})),
             200,
         ),
-        call("PATCH", "/api/v1/me".into(), Some(json!({"name": "Olga"})), 200),
+        call(
+            "PATCH",
+            "/api/v1/me".into(),
+            Some(json!({"name": "Olga"})),
+            200,
+        ),
         call(
             "POST",
             "/api/v1/me/email".into(),

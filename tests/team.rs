@@ -33,7 +33,9 @@ async fn server(smtp: Option<&SmtpServer>) -> TestServer {
 fn with_subject<'a>(all: &'a [String], subject: &str) -> &'a String {
     let found: Vec<&String> = all
         .iter()
-        .filter(|m| smtp::decode_words(&smtp::header(m, "Subject").unwrap_or_default()).contains(subject))
+        .filter(|m| {
+            smtp::decode_words(&smtp::header(m, "Subject").unwrap_or_default()).contains(subject)
+        })
         .collect();
     assert_eq!(found.len(), 1, "one mail about {subject}");
     found[0]
@@ -48,12 +50,10 @@ fn local(s: &TestServer, url: &str) -> String {
 /// The first address in a mail's text that starts with `prefix`.
 fn link_in(raw: &str, prefix: &str) -> String {
     let text = smtp::text_part(raw);
-    let start = text.find(prefix).unwrap_or_else(|| panic!("no {prefix} in {text}"));
-    text[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"));
+    text[start..].split_whitespace().next().unwrap().to_string()
 }
 
 fn token_of(url: &str) -> String {
@@ -134,10 +134,21 @@ async fn invite_accept_and_be_signed_in() {
 
     let got = mail.wait_for(1, PROMPT).await;
     assert_eq!(got.len(), 1);
-    assert!(smtp::header(&got[0], "Subject").unwrap().contains("invited"));
+    assert!(
+        smtp::header(&got[0], "Subject")
+            .unwrap()
+            .contains("invited")
+    );
     let text = smtp::text_part(&got[0]);
-    assert!(text.contains("ada@acme.test invited you to the account Acme"), "{text}");
-    assert_eq!(token_of(&link_in(&got[0], "http")), token, "the emailed link is the one shown");
+    assert!(
+        text.contains("ada@acme.test invited you to the account Acme"),
+        "{text}"
+    );
+    assert_eq!(
+        token_of(&link_in(&got[0], "http")),
+        token,
+        "the emailed link is the one shown"
+    );
     assert!(!smtp::html_part(&got[0]).is_empty());
 
     // An invited user cannot sign in.
@@ -154,14 +165,21 @@ async fn invite_accept_and_be_signed_in() {
     let (b, page) = accept(&s, &token, NEW_PASSWORD).await;
     assert_eq!(page.status, 303, "{}", page.body);
     assert_eq!(page.location, "/settings/security/sessions");
-    let me = read(b.get(s.url("/settings/security/sessions")).send().await.unwrap()).await;
+    let me = read(
+        b.get(s.url("/settings/security/sessions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(me.status, 200);
     assert!(me.body.contains("nora@acme.test"));
     // The first sign-in sends no alert.
     tokio::time::sleep(QUIET).await;
     assert_eq!(mail.count(), 1);
     assert_eq!(
-        s.sql_text("SELECT name FROM users WHERE email = 'nora@acme.test'").as_deref(),
+        s.sql_text("SELECT name FROM users WHERE email = 'nora@acme.test'")
+            .as_deref(),
         Some("Nora Newcomer")
     );
 
@@ -172,9 +190,20 @@ async fn invite_accept_and_be_signed_in() {
     assert!(list["items"][0]["last_sign_in_at"].is_string());
 
     // Used once: a second use says so and changes nothing.
-    let again = read(client().get(s.url(&format!("/invite?token={token}"))).send().await.unwrap()).await;
+    let again = read(
+        client()
+            .get(s.url(&format!("/invite?token={token}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(again.status, 400);
-    assert!(again.body.contains("has already been used"), "{}", again.body);
+    assert!(
+        again.body.contains("has already been used"),
+        "{}",
+        again.body
+    );
 
     // Inviting an existing address: 409, nothing written.
     let users = s.sql_i64("SELECT count(*) FROM users");
@@ -202,35 +231,90 @@ async fn expired_resent_and_revoked_invitations() {
     let id = body["id"].as_i64().unwrap();
     let first = token_of(body["invite_url"].as_str().unwrap());
     // With email off the invitation is kept as skipped, and the link is only shown.
-    assert_eq!(s.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'invitation' AND status = 'skipped'"), 1);
+    assert_eq!(
+        s.sql_i64(
+            "SELECT count(*) FROM alerts WHERE reasons = 'invitation' AND status = 'skipped'"
+        ),
+        1
+    );
 
     s.sql_exec("UPDATE links SET expires_at = 1");
-    let page = read(client().get(s.url(&format!("/invite?token={first}"))).send().await.unwrap()).await;
+    let page = read(
+        client()
+            .get(s.url(&format!("/invite?token={first}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("has expired"), "{}", page.body);
 
-    let (status, resent) = s.post(&format!("/api/v1/admin/users/{id}/invitation"), &admin, json!({})).await;
+    let (status, resent) = s
+        .post(
+            &format!("/api/v1/admin/users/{id}/invitation"),
+            &admin,
+            json!({}),
+        )
+        .await;
     assert_eq!(status, 200, "{resent}");
     let second = token_of(resent["invite_url"].as_str().unwrap());
     assert_ne!(first, second);
-    let page = read(client().get(s.url(&format!("/invite?token={first}"))).send().await.unwrap()).await;
-    assert!(page.body.contains("replaced by a newer one"), "{}", page.body);
-    let page = read(client().get(s.url(&format!("/invite?token={second}"))).send().await.unwrap()).await;
+    let page = read(
+        client()
+            .get(s.url(&format!("/invite?token={first}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        page.body.contains("replaced by a newer one"),
+        "{}",
+        page.body
+    );
+    let page = read(
+        client()
+            .get(s.url(&format!("/invite?token={second}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page.status, 200);
 
-    let (status, _) = s.delete(&format!("/api/v1/admin/users/{id}/invitation"), &admin).await;
+    let (status, _) = s
+        .delete(&format!("/api/v1/admin/users/{id}/invitation"), &admin)
+        .await;
     assert_eq!(status, 204);
-    let page = read(client().get(s.url(&format!("/invite?token={second}"))).send().await.unwrap()).await;
+    let page = read(
+        client()
+            .get(s.url(&format!("/invite?token={second}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page.status, 400);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM users WHERE email = 'late@acme.test'"), 0);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM users WHERE email = 'late@acme.test'"),
+        0
+    );
     assert_eq!(s.sql_i64("SELECT count(*) FROM links"), 0);
 
     // Revoking an accepted invitation is refused.
     let (_, body) = invite(&s, &admin, "kept@acme.test", "user").await;
-    let (_, done) = accept(&s, &token_of(body["invite_url"].as_str().unwrap()), NEW_PASSWORD).await;
+    let (_, done) = accept(
+        &s,
+        &token_of(body["invite_url"].as_str().unwrap()),
+        NEW_PASSWORD,
+    )
+    .await;
     assert_eq!(done.status, 303);
     let kept = body["id"].as_i64().unwrap();
-    let (status, body) = s.delete(&format!("/api/v1/admin/users/{kept}/invitation"), &admin).await;
+    let (status, body) = s
+        .delete(&format!("/api/v1/admin/users/{kept}/invitation"), &admin)
+        .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"], "not_invited");
 }
@@ -240,9 +324,23 @@ async fn malformed_links_and_a_link_used_twice_at_once() {
     let s = server(None).await;
     s.user("Acme", "ada@acme.test", Role::Admin).await;
     let admin = s.token("ada@acme.test").await;
-    for bad in ["", "short", &"!".repeat(43), &"a".repeat(44), &"a".repeat(5000), "%00%0a"] {
+    for bad in [
+        "",
+        "short",
+        &"!".repeat(43),
+        &"a".repeat(44),
+        &"a".repeat(5000),
+        "%00%0a",
+    ] {
         for path in ["/invite", "/reset", "/settings/profile/email"] {
-            let page = read(client().get(s.url(&format!("{path}?token={bad}"))).send().await.unwrap()).await;
+            let page = read(
+                client()
+                    .get(s.url(&format!("{path}?token={bad}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             assert_eq!(page.status, 400, "{path} {bad}: {}", page.body);
             assert!(page.body.contains("not valid"), "{}", page.body);
         }
@@ -254,7 +352,14 @@ async fn malformed_links_and_a_link_used_twice_at_once() {
     let mut forms = Vec::new();
     for _ in 0..4 {
         let b = browser();
-        let page = b.get(s.url(&format!("/invite?token={token}"))).send().await.unwrap().text().await.unwrap();
+        let page = b
+            .get(s.url(&format!("/invite?token={token}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let csrf = form_value(&page, "csrf").unwrap_or_else(|| panic!("{page}"));
         forms.push((b, csrf));
     }
@@ -264,7 +369,12 @@ async fn malformed_links_and_a_link_used_twice_at_once() {
         let token = token.clone();
         tasks.push(tokio::spawn(async move {
             b.post(url)
-                .form(&[("csrf", csrf.as_str()), ("token", token.as_str()), ("name", "T"), ("password", NEW_PASSWORD)])
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("token", token.as_str()),
+                    ("name", "T"),
+                    ("password", NEW_PASSWORD),
+                ])
                 .send()
                 .await
                 .unwrap()
@@ -277,7 +387,11 @@ async fn malformed_links_and_a_link_used_twice_at_once() {
         statuses.push(t.await.unwrap());
     }
     statuses.sort();
-    assert_eq!(statuses, vec![303, 400, 400, 400], "exactly one acceptance wins");
+    assert_eq!(
+        statuses,
+        vec![303, 400, 400, 400],
+        "exactly one acceptance wins"
+    );
     assert_eq!(s.sql_i64("SELECT count(*) FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'twice@acme.test')"), 1);
 
     // Bad input to the invitation API: clear 400s, no rows.
@@ -299,7 +413,14 @@ async fn malformed_links_and_a_link_used_twice_at_once() {
 
 async fn forgot(s: &TestServer, email: &str, from: &str) -> (Page, Duration) {
     let b = browser();
-    let page = b.get(s.url("/forgot")).send().await.unwrap().text().await.unwrap();
+    let page = b
+        .get(s.url("/forgot"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = form_value(&page, "csrf").unwrap();
     let started = Instant::now();
     let resp = b
@@ -326,13 +447,26 @@ async fn forgot_answers_the_same_and_mails_only_active_users() {
     s.user("Acme", "ann@acme.test", Role::User).await;
     let off = s.user("Acme", "off@acme.test", Role::User).await;
     let admin = s.token("ada@acme.test").await;
-    s.patch(&format!("/api/v1/admin/users/{}", off.id), &admin, json!({"status": "disabled"})).await;
+    s.patch(
+        &format!("/api/v1/admin/users/{}", off.id),
+        &admin,
+        json!({"status": "disabled"}),
+    )
+    .await;
     invite(&s, &admin, "inv@acme.test", "user").await;
     mail.wait_for(1, PROMPT).await;
     let before = mail.count();
 
     let mut bodies = Vec::new();
-    for (i, email) in ["ann@acme.test", "nobody@acme.test", "off@acme.test", "inv@acme.test"].iter().enumerate() {
+    for (i, email) in [
+        "ann@acme.test",
+        "nobody@acme.test",
+        "off@acme.test",
+        "inv@acme.test",
+    ]
+    .iter()
+    .enumerate()
+    {
         let (page, _) = forgot(&s, email, &format!("203.0.113.{i}")).await;
         assert_eq!(page.status, 200);
         assert!(page.body.contains(ANSWER), "{}", page.body);
@@ -340,11 +474,22 @@ async fn forgot_answers_the_same_and_mails_only_active_users() {
         let csrf = form_value(&page.body, "csrf").unwrap();
         bodies.push(page.body.replace(&csrf, ""));
     }
-    assert!(bodies.iter().all(|b| *b == bodies[0]), "one answer for every address");
+    assert!(
+        bodies.iter().all(|b| *b == bodies[0]),
+        "one answer for every address"
+    );
     let got = mail.wait_for(before + 1, PROMPT).await;
     tokio::time::sleep(QUIET).await;
-    let got = if mail.count() > got.len() { mail.messages() } else { got };
-    assert_eq!(got.len(), before + 1, "only the known active user gets a link");
+    let got = if mail.count() > got.len() {
+        mail.messages()
+    } else {
+        got
+    };
+    assert_eq!(
+        got.len(),
+        before + 1,
+        "only the known active user gets a link"
+    );
     assert_eq!(mails_to(&got, "ann@acme.test").len(), 1);
 
     // Timing: the answer is given before the address is looked up, so both take the
@@ -361,7 +506,10 @@ async fn forgot_answers_the_same_and_mails_only_active_users() {
     let (k, u) = (median(known), median(unknown));
     println!("forgot: median {k:?} for a known address, {u:?} for an unknown one");
     let gap = k.abs_diff(u);
-    assert!(gap < Duration::from_millis(40), "known {k:?} vs unknown {u:?}");
+    assert!(
+        gap < Duration::from_millis(40),
+        "known {k:?} vs unknown {u:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,9 +529,20 @@ async fn forgot_is_limited_per_email_and_per_address() {
     assert_eq!(links, 1);
     let all = mail.messages();
     let oldest = token_of(&link_in(&all[0], "http"));
-    let page = read(client().get(s.url(&format!("/reset?token={oldest}"))).send().await.unwrap()).await;
+    let page = read(
+        client()
+            .get(s.url(&format!("/reset?token={oldest}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page.status, 400);
-    assert!(page.body.contains("replaced by a newer one"), "{}", page.body);
+    assert!(
+        page.body.contains("replaced by a newer one"),
+        "{}",
+        page.body
+    );
 
     s.user("Acme", "bob@acme.test", Role::User).await;
     for i in 0..11 {
@@ -392,7 +551,11 @@ async fn forgot_is_limited_per_email_and_per_address() {
     let (page, _) = forgot(&s, "bob@acme.test", "192.0.2.1").await;
     assert!(page.body.contains(ANSWER));
     tokio::time::sleep(QUIET).await;
-    assert_eq!(mails_to(&mail.messages(), "bob@acme.test").len(), 0, "10 per address per hour");
+    assert_eq!(
+        mails_to(&mail.messages(), "bob@acme.test").len(),
+        0,
+        "10 per address per hour"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +563,9 @@ async fn a_reset_ends_every_session_and_forgets_devices() {
     let mail = SmtpServer::start().await;
     let s = server(Some(&mail)).await;
     s.user("Acme", "ann@acme.test", Role::User).await;
-    let phone = s.api_login_from("ann@acme.test", SAFARI_IPHONE, None, None).await;
+    let phone = s
+        .api_login_from("ann@acme.test", SAFARI_IPHONE, None, None)
+        .await;
     let device = phone["device_id"].as_str().unwrap().to_string();
     let b = browser();
     browser_login(&s, &b, "ann@acme.test").await;
@@ -412,36 +577,102 @@ async fn a_reset_ends_every_session_and_forgets_devices() {
     let token = token_of(&url);
     // GET alone changes nothing.
     let other = browser();
-    let page = read(other.get(s.url(&format!("/reset?token={token}"))).send().await.unwrap()).await;
+    let page = read(
+        other
+            .get(s.url(&format!("/reset?token={token}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(page.status, 200);
     assert!(alive(&s, phone["token"].as_str().unwrap()).await);
     let csrf = form_value(&page.body, "csrf").unwrap();
-    let weak = post_form(&other, &s, "/reset", &[("csrf", &csrf), ("token", &token), ("password", "password2024")]).await;
+    let weak = post_form(
+        &other,
+        &s,
+        "/reset",
+        &[
+            ("csrf", &csrf),
+            ("token", &token),
+            ("password", "password2024"),
+        ],
+    )
+    .await;
     assert_eq!(weak.status, 400);
     assert!(weak.body.contains("easy to guess"), "{}", weak.body);
-    let done = post_form(&other, &s, "/reset", &[("csrf", &csrf), ("token", &token), ("password", NEW_PASSWORD)]).await;
+    let done = post_form(
+        &other,
+        &s,
+        "/reset",
+        &[
+            ("csrf", &csrf),
+            ("token", &token),
+            ("password", NEW_PASSWORD),
+        ],
+    )
+    .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location, "/login?reset=1");
 
     assert!(!alive(&s, phone["token"].as_str().unwrap()).await);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM sessions WHERE ended_at IS NULL"), 0);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM sessions WHERE end_reason = 'password_reset'"), 2);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM sessions WHERE ended_at IS NULL"),
+        0
+    );
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM sessions WHERE end_reason = 'password_reset'"),
+        2
+    );
     assert_eq!(s.sql_i64("SELECT count(*) FROM devices"), 0);
     // The browser is told what happened.
-    let next = read(b.get(s.url("/settings/security/sessions")).send().await.unwrap()).await;
+    let next = read(
+        b.get(s.url("/settings/security/sessions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let login = read(b.get(s.url(&next.location)).send().await.unwrap()).await;
-    assert!(login.body.contains("Your password was reset, so all your sessions were ended."), "{}", login.body);
+    assert!(
+        login
+            .body
+            .contains("Your password was reset, so all your sessions were ended."),
+        "{}",
+        login.body
+    );
     // The notice.
     let got = mail.wait_for(3, PROMPT).await;
     with_subject(&got, "password was reset");
     // The link is spent.
-    let again = post_form(&other, &s, "/reset", &[("csrf", &csrf), ("token", &token), ("password", "another strong passphrase")]).await;
+    let again = post_form(
+        &other,
+        &s,
+        "/reset",
+        &[
+            ("csrf", &csrf),
+            ("token", &token),
+            ("password", "another strong passphrase"),
+        ],
+    )
+    .await;
     assert_eq!(again.status, 400);
     // The old phone is a new device now: its next sign-in alerts.
     let alerts = s.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'new_device'");
-    let (status, _) = s.login_raw("ann@acme.test", NEW_PASSWORD, SAFARI_IPHONE, None, Some(&device)).await;
+    let (status, _) = s
+        .login_raw(
+            "ann@acme.test",
+            NEW_PASSWORD,
+            SAFARI_IPHONE,
+            None,
+            Some(&device),
+        )
+        .await;
     assert_eq!(status, 201);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'new_device'"), alerts + 1);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'new_device'"),
+        alerts + 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,11 +682,32 @@ async fn email_changes_only_after_confirmation() {
     s.user("Acme", "ann@acme.test", Role::User).await;
     s.user("Acme", "bob@acme.test", Role::User).await;
     let ann = s.token("ann@acme.test").await;
-    let (status, body) = s.post("/api/v1/me/email", &ann, json!({"new_email": "ann@new.test", "current_password": "wrong one"})).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("wrong_password")));
-    let (status, body) = s.post("/api/v1/me/email", &ann, json!({"new_email": "bob@acme.test", "current_password": PASSWORD})).await;
+    let (status, body) = s
+        .post(
+            "/api/v1/me/email",
+            &ann,
+            json!({"new_email": "ann@new.test", "current_password": "wrong one"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("wrong_password"))
+    );
+    let (status, body) = s
+        .post(
+            "/api/v1/me/email",
+            &ann,
+            json!({"new_email": "bob@acme.test", "current_password": PASSWORD}),
+        )
+        .await;
     assert_eq!((status, body["error"].as_str()), (409, Some("email_taken")));
-    let (status, body) = s.post("/api/v1/me/email", &ann, json!({"new_email": "ann@new.test", "current_password": PASSWORD})).await;
+    let (status, body) = s
+        .post(
+            "/api/v1/me/email",
+            &ann,
+            json!({"new_email": "ann@new.test", "current_password": PASSWORD}),
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     let got = mail.wait_for(1, PROMPT).await;
     assert_eq!(mails_to(&got, "ann@new.test").len(), 1);
@@ -471,9 +723,21 @@ async fn email_changes_only_after_confirmation() {
     let (_, me) = s.get("/api/v1/me", &ann).await;
     assert_eq!(me["user"]["email"], "ann@acme.test", "GET changes nothing");
     let csrf = form_value(&page.body, "csrf").unwrap();
-    let no_csrf = post_form(&b, &s, "/settings/profile/email", &[("csrf", "forged"), ("token", &token_of(&url))]).await;
+    let no_csrf = post_form(
+        &b,
+        &s,
+        "/settings/profile/email",
+        &[("csrf", "forged"), ("token", &token_of(&url))],
+    )
+    .await;
     assert_eq!(no_csrf.status, 403);
-    let done = post_form(&b, &s, "/settings/profile/email", &[("csrf", &csrf), ("token", &token_of(&url))]).await;
+    let done = post_form(
+        &b,
+        &s,
+        "/settings/profile/email",
+        &[("csrf", &csrf), ("token", &token_of(&url))],
+    )
+    .await;
     assert_eq!(done.status, 200, "{}", done.body);
     let (_, me) = s.get("/api/v1/me", &ann).await;
     assert_eq!(me["user"]["email"], "ann@new.test");
@@ -481,8 +745,11 @@ async fn email_changes_only_after_confirmation() {
     let old = mails_to(&got, "ann@acme.test");
     assert_eq!(old.len(), 1, "the old address is told");
     assert!(smtp::text_part(old[0]).contains("ann@new.test"));
-    s.login_raw("ann@new.test", PASSWORD, CHROME_MAC, None, None).await;
-    let (status, _) = s.login_raw("ann@new.test", PASSWORD, CHROME_MAC, None, None).await;
+    s.login_raw("ann@new.test", PASSWORD, CHROME_MAC, None, None)
+        .await;
+    let (status, _) = s
+        .login_raw("ann@new.test", PASSWORD, CHROME_MAC, None, None)
+        .await;
     assert_eq!(status, 201);
 }
 
@@ -492,20 +759,47 @@ async fn password_change_name_and_policy_through_the_api() {
     s.user("Acme", "ann@acme.test", Role::User).await;
     let ann = s.token("ann@acme.test").await;
     let other = s.token("ann@acme.test").await;
-    for (weak, why) in [("short", "at least 10 characters"), ("password1234", "too easy to guess"), ("ann@acme.test", "too easy to guess")] {
-        let (status, body) = s.post("/api/v1/me/password", &ann, json!({"current_password": PASSWORD, "new_password": weak})).await;
+    for (weak, why) in [
+        ("short", "at least 10 characters"),
+        ("password1234", "too easy to guess"),
+        ("ann@acme.test", "too easy to guess"),
+    ] {
+        let (status, body) = s
+            .post(
+                "/api/v1/me/password",
+                &ann,
+                json!({"current_password": PASSWORD, "new_password": weak}),
+            )
+            .await;
         assert_eq!(status, 400, "{weak}");
         assert_eq!(body["error"], "weak_password");
-        assert!(body["message"].as_str().unwrap().contains(why), "{weak}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(why),
+            "{weak}: {body}"
+        );
     }
-    let (status, _) = s.post("/api/v1/me/password", &ann, json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})).await;
+    let (status, _) = s
+        .post(
+            "/api/v1/me/password",
+            &ann,
+            json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
     assert_eq!(status, 204);
     assert!(alive(&s, &ann).await, "this session stays");
     let (status, body) = s.get("/api/v1/me", &other).await;
     assert_eq!(status, 401);
-    assert!(body["message"].as_str().unwrap().contains("Your password was changed, so your other sessions were ended."), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Your password was changed, so your other sessions were ended."),
+        "{body}"
+    );
 
-    let (status, body) = s.patch("/api/v1/me", &ann, json!({"name": "Ann Smith"})).await;
+    let (status, body) = s
+        .patch("/api/v1/me", &ann, json!({"name": "Ann Smith"}))
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], "Ann Smith");
     let (status, _) = s.patch("/api/v1/me", &ann, json!({"name": ""})).await;
@@ -514,8 +808,17 @@ async fn password_change_name_and_policy_through_the_api() {
     // The admin API refuses a weak password too.
     s.user("Acme", "ada@acme.test", Role::Admin).await;
     let admin = s.token("ada@acme.test").await;
-    let (status, body) = s.post("/api/v1/admin/users", &admin, json!({"email": "w@acme.test", "name": "W", "role": "user", "password": "qwertyuiop"})).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("weak_password")));
+    let (status, body) = s
+        .post(
+            "/api/v1/admin/users",
+            &admin,
+            json!({"email": "w@acme.test", "name": "W", "role": "user", "password": "qwertyuiop"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("weak_password"))
+    );
 }
 
 /// Who may do what to whom: user, admin of A, admin of B, the owner. Out of scope or
@@ -543,14 +846,45 @@ async fn roles_and_scopes_for_every_action() {
         assert_eq!(s.post(&reset, token, json!({})).await.0, 404);
         assert_eq!(s.post(&resend, token, json!({})).await.0, 404);
         assert_eq!(s.delete(&resend, token).await.0, 404);
-        assert_eq!(s.delete(&format!("/api/v1/admin/users/{ann_id}"), token).await.0, 404);
-        assert_eq!(s.patch(&format!("/api/v1/admin/users/{ann_id}"), token, json!({"role": "user"})).await.0, 404);
+        assert_eq!(
+            s.delete(&format!("/api/v1/admin/users/{ann_id}"), token)
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            s.patch(
+                &format!("/api/v1/admin/users/{ann_id}"),
+                token,
+                json!({"role": "user"})
+            )
+            .await
+            .0,
+            404
+        );
     }
     // An admin and the owner: out of rank.
-    assert_eq!(s.post(&format!("/api/v1/admin/users/{owner_id}/password-reset"), &ada, json!({})).await.0, 404);
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/admin/users/{owner_id}/password-reset"),
+            &ada,
+            json!({})
+        )
+        .await
+        .0,
+        404
+    );
     let (_, list) = s.get("/api/v1/admin/users", &ada).await;
-    let emails: Vec<&str> = list["items"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
-    assert!(!emails.contains(&"owner@ops.test") && !emails.contains(&"bea@beta.test"), "{emails:?}");
+    let emails: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert!(
+        !emails.contains(&"owner@ops.test") && !emails.contains(&"bea@beta.test"),
+        "{emails:?}"
+    );
     // Inviting above one's own role: 403.
     let (status, _) = invite(&s, &ada, "boss@acme.test", "owner").await;
     assert_eq!(status, 403);
@@ -558,26 +892,85 @@ async fn roles_and_scopes_for_every_action() {
     assert_eq!(s.post(&reset, &ada, json!({})).await.0, 202);
     assert_eq!(s.post(&resend, &ada, json!({})).await.0, 200);
     assert_eq!(s.post(&reset, &owner, json!({})).await.0, 202);
-    let (status, body) = s.post(&format!("/api/v1/admin/users/{inv_id}/password-reset"), &ada, json!({})).await;
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/admin/users/{inv_id}/password-reset"),
+            &ada,
+            json!({}),
+        )
+        .await;
     assert_eq!((status, body["error"].as_str()), (409, Some("invited")));
     // Accounts: the owner only.
-    assert_eq!(s.patch(&format!("/api/v1/admin/accounts/{acme_id}"), &ada, json!({"name": "X"})).await.0, 404);
-    let (status, body) = s.patch(&format!("/api/v1/admin/accounts/{acme_id}"), &owner, json!({"name": "Acme Ltd"})).await;
+    assert_eq!(
+        s.patch(
+            &format!("/api/v1/admin/accounts/{acme_id}"),
+            &ada,
+            json!({"name": "X"})
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, body) = s
+        .patch(
+            &format!("/api/v1/admin/accounts/{acme_id}"),
+            &owner,
+            json!({"name": "Acme Ltd"}),
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["name"], "Acme Ltd");
-    let (status, body) = s.patch(&format!("/api/v1/admin/accounts/{acme_id}"), &owner, json!({"name": "Beta"})).await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("account_taken")));
-    assert_eq!(s.patch("/api/v1/admin/accounts/99999", &owner, json!({"name": "Z"})).await.0, 404);
+    let (status, body) = s
+        .patch(
+            &format!("/api/v1/admin/accounts/{acme_id}"),
+            &owner,
+            json!({"name": "Beta"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("account_taken"))
+    );
+    assert_eq!(
+        s.patch("/api/v1/admin/accounts/99999", &owner, json!({"name": "Z"}))
+            .await
+            .0,
+        404
+    );
     // The pages answer 404 to those out of scope.
     let b = browser();
     browser_login(&s, &b, "ann@acme.test").await;
-    assert_eq!(b.get(s.url("/settings/team/users")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        b.get(s.url("/settings/team/users"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let b = browser();
     browser_login(&s, &b, "ada@acme.test").await;
-    assert_eq!(b.get(s.url("/settings/team/accounts")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        b.get(s.url("/settings/team/accounts"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     let page = read(b.get(s.url("/settings/team/users")).send().await.unwrap()).await;
     let csrf = form_value(&page.body, "csrf").unwrap();
-    let out = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &owner_id.to_string()), ("action", "reset")]).await;
+    let out = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[
+            ("csrf", &csrf),
+            ("id", &owner_id.to_string()),
+            ("action", "reset"),
+        ],
+    )
+    .await;
     assert_eq!(out.status, 404);
 }
 
@@ -592,62 +985,212 @@ async fn the_users_page_does_every_action_with_csrf_and_confirmation() {
     browser_login(&s, &b, "ada@acme.test").await;
     let page = read(b.get(s.url("/settings/team/users")).send().await.unwrap()).await;
     assert_eq!(page.status, 200);
-    for text in ["ann@acme.test", "Invite user", "Active sessions", "Last sign-in", "Users", "Profile", "Active Sessions"] {
+    for text in [
+        "ann@acme.test",
+        "Invite user",
+        "Active sessions",
+        "Last sign-in",
+        "Users",
+        "Profile",
+        "Active Sessions",
+    ] {
         assert!(page.body.contains(text), "{text}");
     }
-    assert!(page.body.contains(&format!("/settings/security/sessions/users?user_id={}", ann.id)));
-    assert!(page.body.contains(&format!("/settings/security/history?user_id={}", ann.id)));
+    assert!(page.body.contains(&format!(
+        "/settings/security/sessions/users?user_id={}",
+        ann.id
+    )));
+    assert!(
+        page.body
+            .contains(&format!("/settings/security/history?user_id={}", ann.id))
+    );
     let csrf = form_value(&page.body, "csrf").unwrap();
     let id = ann.id.0.to_string();
 
     // CSRF: refused without the token.
-    let forged = post_form(&b, &s, "/settings/team/users/action", &[("csrf", "nope"), ("id", &id), ("action", "disable"), ("confirm", "yes")]).await;
+    let forged = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[
+            ("csrf", "nope"),
+            ("id", &id),
+            ("action", "disable"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
     assert_eq!(forged.status, 403);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM users WHERE status = 'disabled'"), 0);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM users WHERE status = 'disabled'"),
+        0
+    );
 
     // Disabling asks first, saying what it ends.
-    let ask = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "disable")]).await;
+    let ask = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[("csrf", &csrf), ("id", &id), ("action", "disable")],
+    )
+    .await;
     assert_eq!(ask.status, 200);
-    assert!(ask.body.contains("This ends 2 active sessions."), "{}", ask.body);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM users WHERE status = 'disabled'"), 0);
-    let done = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "disable"), ("confirm", "yes")]).await;
+    assert!(
+        ask.body.contains("This ends 2 active sessions."),
+        "{}",
+        ask.body
+    );
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM users WHERE status = 'disabled'"),
+        0
+    );
+    let done = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("action", "disable"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
     assert_eq!(done.status, 303);
     let after = read(b.get(s.url(&done.location)).send().await.unwrap()).await;
-    assert!(after.body.contains("ann@acme.test was disabled; 2 sessions ended."), "{}", after.body);
+    assert!(
+        after
+            .body
+            .contains("ann@acme.test was disabled; 2 sessions ended."),
+        "{}",
+        after.body
+    );
 
-    let enable = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "enable")]).await;
+    let enable = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[("csrf", &csrf), ("id", &id), ("action", "enable")],
+    )
+    .await;
     assert_eq!(enable.status, 303);
-    let role = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "role"), ("role", "admin")]).await;
+    let role = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("action", "role"),
+            ("role", "admin"),
+        ],
+    )
+    .await;
     assert_eq!(role.status, 303);
-    assert_eq!(s.sql_text(&format!("SELECT role FROM users WHERE id = {id}")).as_deref(), Some("admin"));
-    let above = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "role"), ("role", "owner")]).await;
+    assert_eq!(
+        s.sql_text(&format!("SELECT role FROM users WHERE id = {id}"))
+            .as_deref(),
+        Some("admin")
+    );
+    let above = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("action", "role"),
+            ("role", "owner"),
+        ],
+    )
+    .await;
     assert_eq!(above.status, 403);
     assert!(above.body.contains("above yours"));
-    let reset = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "reset")]).await;
+    let reset = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[("csrf", &csrf), ("id", &id), ("action", "reset")],
+    )
+    .await;
     assert_eq!(reset.status, 303);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM links WHERE kind = 'reset'"), 1);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM links WHERE kind = 'reset'"),
+        1
+    );
 
     // Inviting from the page shows the link once (email is off).
-    let inv = post_form(&b, &s, "/settings/team/users/invite", &[("csrf", &csrf), ("email", "neo@acme.test"), ("name", "Neo"), ("role", "user")]).await;
+    let inv = post_form(
+        &b,
+        &s,
+        "/settings/team/users/invite",
+        &[
+            ("csrf", &csrf),
+            ("email", "neo@acme.test"),
+            ("name", "Neo"),
+            ("role", "user"),
+        ],
+    )
+    .await;
     assert_eq!(inv.status, 200);
     assert!(inv.body.contains("/invite?token="), "{}", inv.body);
     let again = read(b.get(s.url("/settings/team/users")).send().await.unwrap()).await;
     assert!(!again.body.contains("/invite?token="), "shown once");
     assert!(again.body.contains("invited"));
-    let dup = post_form(&b, &s, "/settings/team/users/invite", &[("csrf", &csrf), ("email", "neo@acme.test"), ("name", "Neo"), ("role", "user")]).await;
+    let dup = post_form(
+        &b,
+        &s,
+        "/settings/team/users/invite",
+        &[
+            ("csrf", &csrf),
+            ("email", "neo@acme.test"),
+            ("name", "Neo"),
+            ("role", "user"),
+        ],
+    )
+    .await;
     assert_eq!(dup.status, 409);
     assert!(dup.body.contains("already exists"));
 
     // Deleting asks, then erases.
-    let ask = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "delete")]).await;
+    let ask = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[("csrf", &csrf), ("id", &id), ("action", "delete")],
+    )
+    .await;
     assert!(ask.body.contains("Delete ann@acme.test?"), "{}", ask.body);
-    let done = post_form(&b, &s, "/settings/team/users/action", &[("csrf", &csrf), ("id", &id), ("action", "delete"), ("confirm", "yes")]).await;
+    let done = post_form(
+        &b,
+        &s,
+        "/settings/team/users/action",
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("action", "delete"),
+            ("confirm", "yes"),
+        ],
+    )
+    .await;
     assert_eq!(done.status, 303);
-    assert_eq!(s.sql_i64("SELECT count(*) FROM users WHERE email = 'ann@acme.test'"), 0);
-    assert_eq!(s.sql_i64(&format!("SELECT count(*) FROM links WHERE user_id = {id}")), 0);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM users WHERE email = 'ann@acme.test'"),
+        0
+    );
+    assert_eq!(
+        s.sql_i64(&format!("SELECT count(*) FROM links WHERE user_id = {id}")),
+        0
+    );
 
     // Search by name.
-    let found = read(b.get(s.url("/settings/team/users?q=NEO")).send().await.unwrap()).await;
+    let found = read(
+        b.get(s.url("/settings/team/users?q=NEO"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(found.body.contains("neo@acme.test") && !found.body.contains("ada@acme.test</td>"));
 }
 
@@ -659,33 +1202,98 @@ async fn profile_and_accounts_pages() {
     browser_login(&s, &b, "owner@ops.test").await;
     let page = read(b.get(s.url("/settings/profile")).send().await.unwrap()).await;
     assert_eq!(page.status, 200);
-    for text in ["Profile", "Change email", "Change password", "Download my data", "Accounts"] {
+    for text in [
+        "Profile",
+        "Change email",
+        "Change password",
+        "Download my data",
+        "Accounts",
+    ] {
         assert!(page.body.contains(text), "{text}");
     }
     // The old password page moved here.
-    let old = read(b.get(s.url("/settings/security/password")).send().await.unwrap()).await;
+    let old = read(
+        b.get(s.url("/settings/security/password"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(old.status, 308);
     assert_eq!(old.location, "/settings/profile#password");
     let csrf = form_value(&page.body, "csrf").unwrap();
-    let name = post_form(&b, &s, "/settings/profile/name", &[("csrf", &csrf), ("name", "Olivia")]).await;
+    let name = post_form(
+        &b,
+        &s,
+        "/settings/profile/name",
+        &[("csrf", &csrf), ("name", "Olivia")],
+    )
+    .await;
     assert_eq!(name.location, "/settings/profile?done=name");
-    let weak = post_form(&b, &s, "/settings/profile/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "password")]).await;
+    let weak = post_form(
+        &b,
+        &s,
+        "/settings/profile/password",
+        &[("csrf", &csrf), ("current", PASSWORD), ("new", "password")],
+    )
+    .await;
     assert_eq!(weak.status, 400);
     assert!(weak.body.contains("at least 10 characters"));
-    let ok = post_form(&b, &s, "/settings/profile/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", NEW_PASSWORD), ("keep_current", "yes")]).await;
+    let ok = post_form(
+        &b,
+        &s,
+        "/settings/profile/password",
+        &[
+            ("csrf", &csrf),
+            ("current", PASSWORD),
+            ("new", NEW_PASSWORD),
+            ("keep_current", "yes"),
+        ],
+    )
+    .await;
     assert_eq!(ok.status, 303);
     let after = read(b.get(s.url(&ok.location)).send().await.unwrap()).await;
-    assert!(after.body.contains("Your password was changed."), "{}", after.body);
+    assert!(
+        after.body.contains("Your password was changed."),
+        "{}",
+        after.body
+    );
 
-    let accounts = read(b.get(s.url("/settings/team/accounts")).send().await.unwrap()).await;
+    let accounts = read(
+        b.get(s.url("/settings/team/accounts"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert!(accounts.body.contains("Ops"));
-    let made = post_form(&b, &s, "/settings/team/accounts/create", &[("csrf", &csrf), ("name", "Gamma")]).await;
+    let made = post_form(
+        &b,
+        &s,
+        "/settings/team/accounts/create",
+        &[("csrf", &csrf), ("name", "Gamma")],
+    )
+    .await;
     assert_eq!(made.status, 303);
-    let id = s.sql_i64("SELECT id FROM accounts WHERE name = 'Gamma'").to_string();
-    let renamed = post_form(&b, &s, "/settings/team/accounts/rename", &[("csrf", &csrf), ("id", &id), ("name", "Gamma Ltd")]).await;
+    let id = s
+        .sql_i64("SELECT id FROM accounts WHERE name = 'Gamma'")
+        .to_string();
+    let renamed = post_form(
+        &b,
+        &s,
+        "/settings/team/accounts/rename",
+        &[("csrf", &csrf), ("id", &id), ("name", "Gamma Ltd")],
+    )
+    .await;
     assert_eq!(renamed.status, 303);
     let shown = read(b.get(s.url(&renamed.location)).send().await.unwrap()).await;
     assert!(shown.body.contains("The account is now called Gamma Ltd."));
-    let taken = post_form(&b, &s, "/settings/team/accounts/rename", &[("csrf", &csrf), ("id", &id), ("name", "Ops")]).await;
+    let taken = post_form(
+        &b,
+        &s,
+        "/settings/team/accounts/rename",
+        &[("csrf", &csrf), ("id", &id), ("name", "Ops")],
+    )
+    .await;
     assert_eq!(taken.status, 409);
 }

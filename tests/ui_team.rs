@@ -44,9 +44,18 @@ async fn an_admin_invites_a_person_who_accepts_in_another_browser() {
     admin.wait_for_url("/settings/team/users").await;
     assert!(admin.source().await.contains("bob@acme.test"));
 
-    admin.type_into("form[action$='/invite'] input[name=email]", "nora@acme.test").await;
-    admin.type_into("form[action$='/invite'] input[name=name]", "Nora").await;
-    admin.click("form[action$='/invite'] button[type=submit]").await;
+    admin
+        .type_into(
+            "form[action$='/invite'] input[name=email]",
+            "nora@acme.test",
+        )
+        .await;
+    admin
+        .type_into("form[action$='/invite'] input[name=name]", "Nora")
+        .await;
+    admin
+        .click("form[action$='/invite'] button[type=submit]")
+        .await;
     let link = admin.text(".link-box").await;
     assert!(link.contains("/invite?token="), "{link}");
     assert!(admin.text("table.users").await.contains("invited"));
@@ -56,12 +65,21 @@ async fn an_admin_invites_a_person_who_accepts_in_another_browser() {
     let path = &link[link.find("/invite").unwrap()..];
     newcomer.goto(&server.url(path.trim())).await;
     assert!(newcomer.source().await.contains("nora@acme.test"));
-    newcomer.type_into("input[name=password]", "password123").await;
+    newcomer
+        .type_into("input[name=password]", "password123")
+        .await;
     newcomer.click("button[type=submit]").await;
-    assert!(newcomer.text(".notice.error").await.contains("too easy to guess"));
+    assert!(
+        newcomer
+            .text(".notice.error")
+            .await
+            .contains("too easy to guess")
+    );
     newcomer.screenshot(&shot("invite-accept.png")).await;
     newcomer.type_into("input[name=name]", " Newcomer").await;
-    newcomer.type_into("input[name=password]", "violet tractor umbrella").await;
+    newcomer
+        .type_into("input[name=password]", "violet tractor umbrella")
+        .await;
     newcomer.click("button[type=submit]").await;
     newcomer.wait_for_url("/settings/security/sessions").await;
     assert!(newcomer.text("header.top").await.contains("nora@acme.test"));
@@ -75,10 +93,15 @@ async fn an_admin_invites_a_person_who_accepts_in_another_browser() {
     // The admin sees them, active, with one session.
     admin.goto(&server.url("/settings/team/users?q=nora")).await;
     let row = admin.text("table.users tbody tr").await;
-    assert!(row.contains("nora@acme.test") && row.contains("active"), "{row}");
+    assert!(
+        row.contains("nora@acme.test") && row.contains("active"),
+        "{row}"
+    );
     assert!(row.contains("Nora Newcomer"), "{row}");
     admin.goto(&server.url("/settings/team/users")).await;
-    admin.click("table.users tbody tr:nth-child(2) details summary").await;
+    admin
+        .click("table.users tbody tr:nth-child(2) details summary")
+        .await;
     admin.screenshot(&shot("team-users.png")).await;
 
     // The sign-in page links to the forgotten-password page.
@@ -86,7 +109,9 @@ async fn an_admin_invites_a_person_who_accepts_in_another_browser() {
     stranger.goto(&server.url("/login")).await;
     stranger.click("a[href='/forgot']").await;
     stranger.wait_for_url("/forgot").await;
-    stranger.type_into("input[name=email]", "nobody@acme.test").await;
+    stranger
+        .type_into("input[name=email]", "nobody@acme.test")
+        .await;
     stranger.click("button[type=submit]").await;
     assert!(
         stranger
@@ -99,7 +124,13 @@ async fn an_admin_invites_a_person_who_accepts_in_another_browser() {
     admin.quit().await;
     newcomer.quit().await;
     stranger.quit().await;
-    for name in ["team-users-invited.png", "invite-accept.png", "profile.png", "team-users.png", "forgot.png"] {
+    for name in [
+        "team-users-invited.png",
+        "invite-accept.png",
+        "profile.png",
+        "team-users.png",
+        "forgot.png",
+    ] {
         let len = std::fs::metadata(shot(name)).unwrap().len();
         assert!(len > 5_000, "{name} is a real screenshot ({len} bytes)");
     }
@@ -115,9 +146,14 @@ async fn the_owner_renames_an_account() {
     sign_in(&b, &server, "owner@acme.test").await;
     b.click("nav.menu a[href='/settings/team/accounts']").await;
     b.wait_for_url("/settings/team/accounts").await;
-    b.type_into("form[action$='/create'] input[name=name]", "Gamma").await;
+    b.type_into("form[action$='/create'] input[name=name]", "Gamma")
+        .await;
     b.click("form[action$='/create'] button").await;
-    assert!(b.text(".notice.ok").await.contains("The account Gamma was created."));
+    assert!(
+        b.text(".notice.ok")
+            .await
+            .contains("The account Gamma was created.")
+    );
     b.screenshot(&shot("team-accounts.png")).await;
     b.quit().await;
     assert!(std::fs::metadata(shot("team-accounts.png")).unwrap().len() > 5_000);

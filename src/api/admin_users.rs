@@ -12,8 +12,8 @@ use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::model::{AccountRef, at};
 use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
-use crate::domain::team;
 use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
+use crate::domain::team;
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]

@@ -159,7 +159,8 @@ impl AuthApi {
         body: Json<ProfileChangeBody>,
     ) -> Result<Json<MeUser>, ProfileChangeError> {
         let user = crate::domain::profile::rename(&state, auth.authed(), &body.0.name).await?;
-        Ok(Json(MeUser::from(&crate::domain::auth::Principal::from(&user))))
+        Ok(Json(MeUser::from(&crate::domain::auth::Principal::from(
+            &user,
+        ))))
     }
-
 }

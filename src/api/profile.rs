@@ -70,7 +70,11 @@ pub struct ProfileApi;
 #[OpenApi(tag = "ApiTags::Auth")]
 impl ProfileApi {
     /// Change my password. Every other session of mine ends; this one stays.
-    #[oai(path = "/me/password", method = "post", operation_id = "changePassword")]
+    #[oai(
+        path = "/me/password",
+        method = "post",
+        operation_id = "changePassword"
+    )]
     async fn change_password(
         &self,
         state: Data<&AppState>,

@@ -46,7 +46,14 @@ pub fn insert(c: &Connection, l: &NewLink<'_>) -> Result<i64, DbError> {
     c.execute(
         "INSERT INTO links (kind, user_id, token_hash, new_email, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![l.kind, l.user_id, l.token_hash, l.new_email, l.now, l.expires_at],
+        params![
+            l.kind,
+            l.user_id,
+            l.token_hash,
+            l.new_email,
+            l.now,
+            l.expires_at
+        ],
     )?;
     Ok(c.last_insert_rowid())
 }

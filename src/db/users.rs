@@ -152,7 +152,9 @@ pub fn list_matching(
 
 /// One user's [`UserSummary`].
 pub fn find_summary(c: &Connection, id: UserId, now: i64) -> Result<Option<UserSummary>, DbError> {
-    find_by_id(c, id)?.map(|u| summary_of(c, u, now)).transpose()
+    find_by_id(c, id)?
+        .map(|u| summary_of(c, u, now))
+        .transpose()
 }
 
 fn summary_of(c: &Connection, user: User, now: i64) -> Result<UserSummary, DbError> {

@@ -196,7 +196,11 @@ pub fn use_link(c: &Connection, token: &str, kind: LinkKind, now: i64) -> Result
     if !db::links::update_used(c, link.id, now)? {
         return Err(Error::invalid(
             "link_used",
-            format!("This {} has already been used. {}", kind.noun(), kind.again()),
+            format!(
+                "This {} has already been used. {}",
+                kind.noun(),
+                kind.again()
+            ),
         ));
     }
     Ok(link)

@@ -21,6 +21,10 @@ use crate::state::AppState;
 /// after a retention is shortened) never holds the write lock for long.
 pub const BATCH: i64 = 1000;
 
+/// How long a link that stopped working (used, revoked, expired) is kept: long enough
+/// to tell a person who opens it late that it was used, then forgotten.
+pub const LINKS_KEPT: i64 = 7 * 24 * 3600;
+
 /// What one retention pass removed or shortened.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionReport {
@@ -29,6 +33,8 @@ pub struct RetentionReport {
     pub alerts: usize,
     pub devices: usize,
     pub ips_truncated: usize,
+    /// Invitation, reset and email-change links that stopped working a week ago.
+    pub links: usize,
 }
 
 impl RetentionReport {
@@ -63,6 +69,11 @@ pub async fn enforce_retention(state: &AppState) -> Result<RetentionReport> {
     let cutoff = ago(p.devices_retention);
     report.devices = in_batches(state, move |c| {
         db::devices::delete_unseen_before(c, cutoff, BATCH)
+    })
+    .await?;
+    let cutoff = now.saturating_sub(LINKS_KEPT);
+    report.links = in_batches(state, move |c| {
+        db::links::delete_ended_before(c, cutoff, BATCH)
     })
     .await?;
     // `privacy.events_retention` applies to the security log, which does not exist yet.

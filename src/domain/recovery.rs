@@ -53,7 +53,10 @@ impl ResetLimits {
             times.push_back(now);
             times.len() <= limit
         };
-        let email_ok = within(format!("e:{}", email.trim().to_lowercase()), PER_EMAIL_PER_HOUR);
+        let email_ok = within(
+            format!("e:{}", email.trim().to_lowercase()),
+            PER_EMAIL_PER_HOUR,
+        );
         let ip_ok = within(format!("i:{}", ip_key(ip)), PER_IP_PER_HOUR);
         email_ok && ip_ok
     }
@@ -192,8 +195,14 @@ mod tests {
         for _ in 0..PER_EMAIL_PER_HOUR {
             assert!(limits.allow("Ann@acme.test", ip, 1000));
         }
-        assert!(!limits.allow("ann@acme.test", ip, 1000), "fourth for the email");
-        assert!(limits.allow("ann@acme.test", ip, 1000 + HOUR), "an hour later");
+        assert!(
+            !limits.allow("ann@acme.test", ip, 1000),
+            "fourth for the email"
+        );
+        assert!(
+            limits.allow("ann@acme.test", ip, 1000 + HOUR),
+            "an hour later"
+        );
         let other: IpAddr = "198.51.100.7".parse().unwrap();
         let allowed = (0..20)
             .filter(|i| limits.allow(&format!("p{i}@x.test"), other, 5000))

@@ -60,6 +60,7 @@ async fn enforce_retention(state: &AppState) {
             alerts = r.alerts,
             devices = r.devices,
             ips_truncated = r.ips_truncated,
+            links = r.links,
             "retention enforced"
         ),
         Err(err) => tracing::warn!(%err, "retention sweep failed"),

@@ -100,7 +100,14 @@ pub fn invitation(
             "If you did not expect this invitation, ignore this email.".into(),
         ],
     };
-    send(from, &m.to_email, &m.to_name, INVITATION_SUBJECT, message_id, &body)
+    send(
+        from,
+        &m.to_email,
+        &m.to_name,
+        INVITATION_SUBJECT,
+        message_id,
+        &body,
+    )
 }
 
 /// A password-reset link (asked for on the "Forgot your password?" page, or sent by an
@@ -123,7 +130,14 @@ pub fn reset_link(
             "If it was not you, ignore this email: your password stays as it is.".into(),
         ],
     };
-    send(from, &m.to_email, &m.to_name, RESET_LINK_SUBJECT, message_id, &body)
+    send(
+        from,
+        &m.to_email,
+        &m.to_name,
+        RESET_LINK_SUBJECT,
+        message_id,
+        &body,
+    )
 }
 
 /// The notice that the password was reset with a link (it cannot be turned off).
@@ -135,14 +149,12 @@ pub fn password_reset(
 ) -> Result<Message, String> {
     let body = Body {
         name: header_safe(&d.to_name),
-        paragraphs: vec![
-            format!(
-                "The password of your Doorman account was reset at {}. Every session was \
+        paragraphs: vec![format!(
+            "The password of your Doorman account was reset at {}. Every session was \
                  signed out, and your devices were forgotten: the next sign-in from each \
                  of them will be reported to you.",
-                crate::clock::utc(d.at)
-            ),
-        ],
+            crate::clock::utc(d.at)
+        )],
         link: Some(("Sign in", login_url)),
         after: vec![
             "If this was not you, someone can read your email: tell your administrator at once."
@@ -181,7 +193,14 @@ pub fn email_confirm(
             "If you did not ask for this, ignore this email.".into(),
         ],
     };
-    send(from, &m.to_email, &m.to_name, EMAIL_CONFIRM_SUBJECT, message_id, &body)
+    send(
+        from,
+        &m.to_email,
+        &m.to_name,
+        EMAIL_CONFIRM_SUBJECT,
+        message_id,
+        &body,
+    )
 }
 
 /// The notice to the old address that the email changed (it cannot be turned off).
@@ -203,5 +222,12 @@ pub fn email_changed(
         link: Some(("Your profile", profile_url)),
         after: vec!["If this was not you, tell your administrator at once.".into()],
     };
-    send(from, &m.to_email, &m.to_name, EMAIL_CHANGED_SUBJECT, message_id, &body)
+    send(
+        from,
+        &m.to_email,
+        &m.to_name,
+        EMAIL_CHANGED_SUBJECT,
+        message_id,
+        &body,
+    )
 }

@@ -86,7 +86,15 @@ fn message(
     text: String,
     html: String,
 ) -> Result<Message, String> {
-    message_to(from, &d.to_email, &d.to_name, subject, message_id, text, html)
+    message_to(
+        from,
+        &d.to_email,
+        &d.to_name,
+        subject,
+        message_id,
+        text,
+        html,
+    )
 }
 
 /// A message with a plain-text and an HTML part, to `to_name <to_email>`.

@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    settings_page,
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings,
+    settings_page, tabs,
 };
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::auth::Authed;
@@ -140,7 +140,14 @@ pub async fn show(
             @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
         }
     };
-    html_response(settings_page(&me, &csrf, "Users sessions", USERS_PATH, body)).into_response()
+    html_response(settings_page(
+        &me,
+        &csrf,
+        "Users sessions",
+        USERS_PATH,
+        body,
+    ))
+    .into_response()
 }
 
 /// The owner's view of the scheduled backups: the last good one, or the last failure

@@ -32,7 +32,12 @@ pub enum Audience {
 /// under it that mark it current). A new page is one line here.
 fn menu_entries() -> Vec<(&'static str, &'static str, &'static str, Audience)> {
     vec![
-        ("Security", "Active Sessions", paths::SESSIONS, Audience::Everyone),
+        (
+            "Security",
+            "Active Sessions",
+            paths::SESSIONS,
+            Audience::Everyone,
+        ),
         ("Account", "Profile", paths::PROFILE, Audience::Everyone),
         ("Team", "Users", paths::TEAM_USERS, Audience::Admins),
         ("Team", "Accounts", paths::TEAM_ACCOUNTS, Audience::Owner),
@@ -129,8 +134,7 @@ pub fn pre_csrf_ok(req: &Request, given: &str) -> bool {
 /// The "this form expired" refusal of a pre-sign-in form.
 pub fn stale_form() -> Error {
     Error::Forbidden(
-        "This form has expired or did not come from Doorman. Reload the page and try again."
-            .into(),
+        "This form has expired or did not come from Doorman. Reload the page and try again.".into(),
     )
 }
 
@@ -162,7 +166,12 @@ pub fn signed_in_response(
     let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
     let mut resp = poem::web::Redirect::see_other(target).into_response();
     for cookie in [
-        cookies::build(server, cookies::SESSION_COOKIE, &signed.token, Some(max_age)),
+        cookies::build(
+            server,
+            cookies::SESSION_COOKIE,
+            &signed.token,
+            Some(max_age),
+        ),
         cookies::build(
             server,
             cookies::DEVICE_COOKIE,

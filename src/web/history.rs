@@ -5,8 +5,7 @@ use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    settings_page,tabs, time_cell};
+use super::components::{settings_page, tabs, time_cell};
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::history;
 use crate::domain::tokens;

@@ -66,7 +66,15 @@ pub async fn show(
     match team::invitation(&state, &token).await {
         Ok(user) => {
             let name = user.name.clone();
-            page(&state, &pre_csrf(req), &token, &user, &name, None, StatusCode::OK)
+            page(
+                &state,
+                &pre_csrf(req),
+                &token,
+                &user,
+                &name,
+                None,
+                StatusCode::OK,
+            )
         }
         Err(err) => link_refused(&err),
     }

@@ -10,7 +10,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, csrf_field, link_refused, pre_csrf, pre_csrf_ok, settings_page, stale_form, with_pre_csrf,
+    CsrfForm, csrf_field, link_refused, pre_csrf, pre_csrf_ok, settings_page, stale_form,
+    with_pre_csrf,
 };
 use super::{error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
@@ -271,8 +272,9 @@ pub async fn submit_password(
         Ok(n) if keep => {
             Redirect::see_other(format!("{PROFILE}?done=password&n={n}")).into_response()
         }
-        Ok(_) => Redirect::see_other(format!("{}?ended=password_changed", paths::LOGIN))
-            .into_response(),
+        Ok(_) => {
+            Redirect::see_other(format!("{}?ended=password_changed", paths::LOGIN)).into_response()
+        }
         Err(err) => refused_in(&state, &me, &form.csrf, "password", &err),
     }
 }

@@ -141,11 +141,20 @@ pub async fn submit_reset(
     }
     match recovery::reset_password(&state, &form.token, form.password).await {
         Ok(_) => Redirect::see_other(format!("{LOGIN}?reset=1")).into_response(),
-        Err(err @ Error::Invalid { code, .. }) if code.starts_with("weak") || code.starts_with("password") => {
+        Err(err @ Error::Invalid { code, .. })
+            if code.starts_with("weak") || code.starts_with("password") =>
+        {
             match recovery::reset_target(&state, &form.token).await {
                 Ok(user) => {
                     let (status, body) = describe(&err);
-                    reset_page(&state, &form.csrf, &form.token, &user, Some(&body.message), status)
+                    reset_page(
+                        &state,
+                        &form.csrf,
+                        &form.token,
+                        &user,
+                        Some(&body.message),
+                        status,
+                    )
                 }
                 Err(err) => link_refused(&err),
             }

@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    settings_page,
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings,
+    settings_page, tabs,
 };
 use super::{error_page, html_response, page_session, presented, refused};
 use crate::domain::model::Session;
@@ -93,7 +93,14 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
             }
         }
     };
-    html_response(settings_page(&me, &csrf, "Active sessions", SESSIONS_PATH, body)).into_response()
+    html_response(settings_page(
+        &me,
+        &csrf,
+        "Active sessions",
+        SESSIONS_PATH,
+        body,
+    ))
+    .into_response()
 }
 
 #[derive(Deserialize)]

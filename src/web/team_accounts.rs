@@ -28,7 +28,11 @@ pub struct Done {
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, done: poem::Result<Query<Done>>) -> Response {
+pub async fn show(
+    req: &Request,
+    state: Data<&AppState>,
+    done: poem::Result<Query<Done>>,
+) -> Response {
     let (me, token) = match page_session(req, &state).await {
         Ok(a) => a,
         Err(resp) => return resp,
@@ -39,7 +43,15 @@ pub async fn show(req: &Request, state: Data<&AppState>, done: poem::Result<Quer
         Some("renamed") => Some(format!("The account is now called {}.", done.name)),
         _ => None,
     };
-    render(&state, &me, &tokens::csrf_for_session(&token), text.as_deref(), None, StatusCode::OK).await
+    render(
+        &state,
+        &me,
+        &tokens::csrf_for_session(&token),
+        text.as_deref(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 async fn render(
@@ -112,7 +124,8 @@ async fn answer(
     result: crate::error::Result<crate::domain::model::Account>,
 ) -> Response {
     match result {
-        Ok(a) => Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name))).into_response(),
+        Ok(a) => Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name)))
+            .into_response(),
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
             let (status, body) = describe(&err);
             render(state, me, csrf, None, Some(&body.message), status).await
@@ -122,13 +135,19 @@ async fn answer(
 }
 
 #[handler]
-pub async fn create(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<AccountForm>) -> Response {
+pub async fn create(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
+) -> Response {
     let result = domain::create_account(&state, &me.principal, &form.name).await;
     answer(&state, &me, &form.csrf, "created", result).await
 }
 
 #[handler]
-pub async fn rename(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<AccountForm>) -> Response {
+pub async fn rename(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
+) -> Response {
     let Ok(id) = form.id.trim().parse::<i64>() else {
         return error_page(&Error::NotFound);
     };

@@ -346,7 +346,13 @@ pub async fn invite(
     CsrfForm { me, form, .. }: CsrfForm<InviteForm>,
 ) -> Response {
     let Some(role) = Role::parse(form.role.trim()) else {
-        return refused(&state, &me, &form.csrf, &Error::invalid("invalid_role", "Choose a role.")).await;
+        return refused(
+            &state,
+            &me,
+            &form.csrf,
+            &Error::invalid("invalid_role", "Choose a role."),
+        )
+        .await;
     };
     let request = NewUserRequest {
         email: form.email,
@@ -363,7 +369,15 @@ pub async fn invite(
                 invite: Some((&created.user.email, &url)),
                 error: None,
             };
-            render(&state, &me, &form.csrf, &Filters::default(), &flash, StatusCode::OK).await
+            render(
+                &state,
+                &me,
+                &form.csrf,
+                &Filters::default(),
+                &flash,
+                StatusCode::OK,
+            )
+            .await
         }
         Err(err) => refused(&state, &me, &form.csrf, &err).await,
     }
@@ -397,29 +411,64 @@ pub async fn act(
     }
     let result = match form.action.as_str() {
         "role" => match Role::parse(form.role.trim()) {
-            Some(role) => change(&state, &me, id, UserChange { role: Some(role), ..Default::default() })
-                .await
-                .map(|_| back("role", &who, None)),
+            Some(role) => change(
+                &state,
+                &me,
+                id,
+                UserChange {
+                    role: Some(role),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| back("role", &who, None)),
             None => Err(Error::invalid("invalid_role", "Choose a role.")),
         },
         "disable" | "enable" => {
-            let status = if form.action == "disable" { UserStatus::Disabled } else { UserStatus::Active };
-            change(&state, &me, id, UserChange { status: Some(status), ..Default::default() })
-                .await
-                .map(|_| {
-                    let n = (status == UserStatus::Disabled).then_some(target.active_sessions as usize);
-                    back(if n.is_some() { "disabled" } else { "enabled" }, &who, n)
-                })
+            let status = if form.action == "disable" {
+                UserStatus::Disabled
+            } else {
+                UserStatus::Active
+            };
+            change(
+                &state,
+                &me,
+                id,
+                UserChange {
+                    status: Some(status),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| {
+                let n = (status == UserStatus::Disabled).then_some(target.active_sessions as usize);
+                back(if n.is_some() { "disabled" } else { "enabled" }, &who, n)
+            })
         }
-        "reset" => team::send_password_reset(&state, p, id).await.map(|()| back("reset", &who, None)),
+        "reset" => team::send_password_reset(&state, p, id)
+            .await
+            .map(|()| back("reset", &who, None)),
         "resend" => match team::resend_invitation(&state, p, id).await {
             Ok(url) => {
-                let flash = Flash { invite: Some((&who, &url)), error: None };
-                return render(&state, &me, &form.csrf, &Filters::default(), &flash, StatusCode::OK).await;
+                let flash = Flash {
+                    invite: Some((&who, &url)),
+                    error: None,
+                };
+                return render(
+                    &state,
+                    &me,
+                    &form.csrf,
+                    &Filters::default(),
+                    &flash,
+                    StatusCode::OK,
+                )
+                .await;
             }
             Err(err) => Err(err),
         },
-        "revoke" => team::revoke_invitation(&state, p, id).await.map(|()| back("revoked", &who, None)),
+        "revoke" => team::revoke_invitation(&state, p, id)
+            .await
+            .map(|()| back("revoked", &who, None)),
         "delete" => privacy::delete_user(&state, p, id)
             .await
             .map(|()| back("deleted", &who, Some(target.active_sessions as usize))),
@@ -431,8 +480,15 @@ pub async fn act(
     }
 }
 
-async fn change(state: &AppState, me: &Authed, id: UserId, change: UserChange) -> crate::error::Result<()> {
-    domain::update_user(state, &me.principal, id, change).await.map(|_| ())
+async fn change(
+    state: &AppState,
+    me: &Authed,
+    id: UserId,
+    change: UserChange,
+) -> crate::error::Result<()> {
+    domain::update_user(state, &me.principal, id, change)
+        .await
+        .map(|_| ())
 }
 
 /// The no-JavaScript confirmation of a destructive action, saying what it will end.
@@ -441,7 +497,10 @@ fn confirm(me: &Authed, form: &ActionForm, target: &UserSummary) -> Response {
     let (question, detail, button) = match form.action.as_str() {
         "disable" => (
             format!("Disable {email}?"),
-            format!("{} They cannot sign in until enabled again.", ends(target.active_sessions)),
+            format!(
+                "{} They cannot sign in until enabled again.",
+                ends(target.active_sessions)
+            ),
             "Yes, disable",
         ),
         "revoke" => (
