@@ -25,10 +25,11 @@ pub async fn show(state: Data<&AppState>, query: Query<SetupQuery>) -> Response 
     if !bootstrap::setup_open(&state, &query.token).await {
         return error_page(&Error::NotFound);
     }
-    page(&query.token, None, StatusCode::OK)
+    page(&state, &query.token, None, StatusCode::OK)
 }
 
-fn page(token: &str, error: Option<&str>, status: StatusCode) -> Response {
+fn page(state: &AppState, token: &str, error: Option<&str>, status: StatusCode) -> Response {
+    let min = state.config.security.password_min_length;
     let body = html! {
         main.narrow {
             h1 { "Create the owner" }
@@ -39,7 +40,7 @@ fn page(token: &str, error: Option<&str>, status: StatusCode) -> Response {
                 label { "Account name" input type="text" name="account" value="Default" required; }
                 label { "Your name" input type="text" name="name" required; }
                 label { "Email" input type="email" name="email" required autocomplete="username"; }
-                label { "Password (8 characters or more)" input type="password" name="password" required minlength="8" autocomplete="new-password"; }
+                label { (format!("Password ({min} characters or more, not easy to guess)")) input type="password" name="password" required minlength=(min) autocomplete="new-password"; }
                 button.primary type="submit" { "Create owner" }
             }
         }
@@ -79,7 +80,7 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<SetupForm>>)
         Ok(_) => Redirect::see_other("/login?created=1").into_response(),
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
             let (status, body) = crate::http::errors::describe(&err);
-            page(&form.token, Some(&body.message), status)
+            page(&state, &form.token, Some(&body.message), status)
         }
         Err(err) => error_page(&err),
     }
