@@ -243,7 +243,7 @@ mod tests {
         let common = refusal("password123").unwrap();
         assert!(common.contains("too easy to guess"), "{common}");
         assert!(refusal("qwertyuiop").is_some(), "a keyboard row");
-        assert!(refusal("annsmith2024").is_some(), "the person's own name");
+        assert!(refusal("ann@acme.test").is_some(), "the person's own email");
         assert!(refusal("aaaaaaaaaaaaaaaa").is_some(), "repeats");
         assert_eq!(refusal("correct horse battery"), None);
         assert_eq!(refusal("violet tractor umbrella"), None);
