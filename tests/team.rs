@@ -131,6 +131,14 @@ async fn invite_accept_and_be_signed_in() {
         0,
         "the outbox does not hold the link's secret"
     );
+    // Nor does the invited person's data export carry what it is derived from.
+    let id = body["id"].as_i64().unwrap();
+    let (status, export) = s
+        .get(&format!("/api/v1/admin/users/{id}/export"), &admin)
+        .await;
+    assert_eq!(status, 200, "{export}");
+    assert_eq!(export["alerts"][0]["reasons"], "invitation", "{export}");
+    assert!(!export.to_string().contains("link_seed"), "{export}");
 
     let got = mail.wait_for(1, PROMPT).await;
     assert_eq!(got.len(), 1);

@@ -207,7 +207,7 @@ impl From<&Export> for DataExport {
                     status: a.status.clone(),
                     created_at: at(a.created_at),
                     sent_at: a.sent_at.map(at),
-                    details: serde_json::from_str(&a.details).unwrap_or(serde_json::Value::Null),
+                    details: exported_details(&a.details),
                 })
                 .collect(),
         }
@@ -219,4 +219,15 @@ impl DataExport {
     pub fn to_json_string(&self) -> String {
         poem_openapi::types::ToJSON::to_json_string(self)
     }
+}
+
+/// What an email said, for the export: without the value an emailed link's secret is
+/// derived from (an export is a file people pass around; the link is not theirs to
+/// share).
+fn exported_details(raw: &str) -> serde_json::Value {
+    let mut details = serde_json::from_str(raw).unwrap_or(serde_json::Value::Null);
+    if let Some(map) = details.as_object_mut() {
+        map.remove("link_seed");
+    }
+    details
 }
