@@ -157,6 +157,8 @@ mod tests {
                 expires_at: i64::MAX,
                 ended_at: None,
                 end_reason: None,
+                end_note: None,
+                moved_to: None,
                 applications_used: Vec::new(),
             },
         }
