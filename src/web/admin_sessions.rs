@@ -7,7 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells, session_headings,
+    tabs,
 };
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
@@ -137,6 +138,7 @@ pub async fn show(
                 (bulk_actions(&query, &count, &csrf, &f))
             }
             @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
+            (geoip_footer(&state.geo.name(), state.geo.build_epoch(), now))
         }
     };
     html_response(layout("Users sessions", Some((&me, &csrf)), body)).into_response()
@@ -167,6 +169,32 @@ fn backup_footer(b: &BackupRecord, now: i64) -> Markup {
             } @else {
                 p.muted { "No backup has been taken yet." }
             }
+        }
+    }
+}
+
+/// Location data older than this is called out: DB-IP publishes a new edition monthly.
+const GEOIP_STALE_DAYS: i64 = 365;
+
+/// "Location data: DB-IP Lite, built 2026-06-05", the attribution, and a notice when the
+/// data is more than a year old.
+fn geoip_footer(name: &str, built: u64, now: i64) -> Markup {
+    let built = i64::try_from(built).unwrap_or(0);
+    let date = crate::clock::utc(built).chars().take(10).collect::<String>();
+    let stale = built > 0 && now - built > GEOIP_STALE_DAYS * 86_400;
+    html! {
+        footer.geoip-status {
+            @if built > 0 {
+                p.muted { "Location data: " (name) ", built " (date) "." }
+            }
+            @if stale {
+                p.notice role="note" {
+                    "The location data is more than " (GEOIP_STALE_DAYS) " days old, so some places may be wrong. "
+                    "See “Updating the location data” in docs/OPERATIONS.md; new editions are at "
+                    a href="https://db-ip.com/db/download/ip-to-city-lite" { "db-ip.com" } "."
+                }
+            }
+            (geo_attribution())
         }
     }
 }

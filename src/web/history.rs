@@ -5,7 +5,7 @@ use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{tabs, time_cell};
+use super::components::{flag_img, geo_attribution, tabs, time_cell};
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::domain::history;
 use crate::domain::tokens;
@@ -54,7 +54,7 @@ pub async fn show(
                                 }
                                 td { (r.device.label()) }
                                 td { (r.ip) }
-                                td { (r.location.label()) }
+                                td { span.place { (flag_img(r.location.country_code.as_deref())) span { (r.location.label()) } } }
                             }
                         }
                     }
@@ -63,6 +63,7 @@ pub async fn show(
                     div.pager { span {} a href=(format!("{PATH}?cursor={}", encode(next))) { "Older →" } }
                 }
             }
+            (geo_attribution())
         }
     };
     html_response(layout("Sign-in history", Some((&me, &csrf)), body)).into_response()

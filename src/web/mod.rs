@@ -78,6 +78,11 @@ async fn index(req: &Request, state: poem::web::Data<&AppState>) -> Response {
     }
 }
 
+/// Whether an embedded asset exists (a flag, before pointing an image at it).
+pub fn asset_exists(path: &str) -> bool {
+    Assets::get(path).is_some()
+}
+
 #[handler]
 fn asset(req: &Request) -> Response {
     let path = req.uri().path().trim_start_matches("/assets/");

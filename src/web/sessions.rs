@@ -7,7 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells, session_headings,
+    tabs,
 };
 use super::{error_page, html_response, layout, page_session, presented, refused};
 use crate::domain::model::Session;
@@ -90,6 +91,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                 a href=(EXPORT) download="doorman-data.json" { "Download my data" }
                 " " span.muted { "(JSON: your profile, sessions, devices, sign-in history and alerts)" }
             }
+            (geo_attribution())
         }
     };
     html_response(layout("Active sessions", Some((&me, &csrf)), body)).into_response()
