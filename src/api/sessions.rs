@@ -95,7 +95,7 @@ impl SessionsApi {
         state: Data<&AppState>,
         auth: ApiToken,
     ) -> Result<JsonOut<SessionList>, ListError> {
-        let (me, items) = domain::list_mine_by_token(&state, &auth.0).await?;
+        let (me, items) = domain::list_mine_by_token(&state, &auth.0, || auth.1).await?;
         Ok(JsonOut(list(items, me.session.pk, None)))
     }
 

@@ -364,6 +364,16 @@ pub fn find_end_note(c: &Connection, hash: &[u8]) -> Result<Option<(String, Opti
     .optional()?)
 }
 
+/// The session is used from the country it signed in from again.
+pub fn clear_move(c: &Connection, pk: i64) -> Result<(), DbError> {
+    c.prepare_cached(
+        "UPDATE sessions SET moved_country_code = NULL, moved_country_name = NULL,
+            moved_city = NULL, moved_at = NULL WHERE id = ?1",
+    )?
+    .execute([pk])?;
+    Ok(())
+}
+
 /// Records that a live session is now used from `place` (another country than it
 /// signed in from). True the first time the session is seen in that country.
 pub fn record_move(c: &Connection, pk: i64, place: &Location, now: i64) -> Result<bool, DbError> {

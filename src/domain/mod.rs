@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod health;
 pub mod history;
 pub mod model;
+pub mod moves;
 pub mod operator;
 pub mod passwords;
 pub mod permissions;

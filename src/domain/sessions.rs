@@ -27,8 +27,12 @@ const INLINE_ROWS: u32 = 100;
 /// activity. The session check and the listing share one connection, and for most users
 /// run inline (see [`session_check::authenticate_then`]). Pages and the API both list
 /// My Sessions here.
-pub async fn list_mine_by_token(state: &AppState, token: &str) -> Result<(Authed, Vec<Session>)> {
-    let (me, mut list) = session_check::authenticate_then(state, token, |c, me, place| {
+pub async fn list_mine_by_token(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<std::net::IpAddr>,
+) -> Result<(Authed, Vec<Session>)> {
+    let (me, mut list) = session_check::authenticate_then(state, token, from, |c, me, place| {
         let p = &me.principal;
         let limit = (place == Place::Inline).then_some(INLINE_ROWS + 1);
         let list = db::sessions::list_active_for_user(

@@ -18,7 +18,7 @@ use poem::{IntoResponse, Request, Response, Route, get, handler, post};
 use rust_embed::RustEmbed;
 
 use crate::domain::auth::Authed;
-use crate::domain::session_check::authenticate;
+use crate::domain::session_check::{authenticate, authenticate_from};
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
 use crate::state::AppState;
@@ -108,10 +108,19 @@ fn asset(req: &Request) -> Response {
 /// with the "Your session has ended" notice when it presented a session that ended.
 pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, String), Response> {
     let token = presented(req)?;
-    match authenticate(state, &token).await {
+    match authenticate_from(state, &token, client_of(req, state)).await {
         Ok(authed) => Ok((authed, token)),
         Err(err) => Err(refused(req, state, &err)),
     }
+}
+
+/// The request's client address, for the session check to ask when it wrote the
+/// session's activity (and only then).
+pub fn client_of<'a>(
+    req: &'a Request,
+    state: &'a AppState,
+) -> impl FnOnce() -> Option<std::net::IpAddr> + 'a {
+    move || Some(crate::client_ip::ip_of(req, &state.config.server.trusted_proxies))
 }
 
 /// The session token a page request presents, or the way to the sign-in page.

@@ -10,7 +10,7 @@ use super::components::{
     CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells, session_headings,
     tabs,
 };
-use super::{error_page, html_response, layout, page_session, presented, refused};
+use super::{client_of, error_page, html_response, layout, page_session, presented, refused};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
@@ -31,7 +31,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         Ok(t) => t,
         Err(resp) => return resp,
     };
-    let (me, list) = match domain::list_mine_by_token(&state, &token).await {
+    let (me, list) = match domain::list_mine_by_token(&state, &token, client_of(req, &state)).await {
         Ok(found) => found,
         Err(err) => return refused(req, &state, &err),
     };
@@ -132,7 +132,7 @@ pub async fn end_others(
     CsrfForm { me, form, token }: CsrfForm<ConfirmForm>,
 ) -> Response {
     if form.confirm != "yes" {
-        let count = match domain::list_mine_by_token(&state, &token).await {
+        let count = match domain::list_mine_by_token(&state, &token, || None).await {
             Ok((_, l)) => l.len().saturating_sub(1),
             Err(err) => return error_page(&err),
         };
