@@ -197,6 +197,9 @@ pub struct Details {
     /// For a moved session: where it is now used from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_to: Option<String>,
+    /// For a report to admins: the person who reported (their email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
 }
 
 impl Details {
@@ -222,6 +225,7 @@ impl Details {
             session_expires_at: session.expires_at,
             journey: None,
             moved_to: None,
+            about: None,
         }
     }
 }
@@ -253,6 +257,7 @@ impl Details {
                 session_expires_at: 0,
                 journey: None,
                 moved_to: None,
+                about: None,
             },
         }
     }
@@ -348,9 +353,31 @@ pub fn enqueue_details(
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(key: &[u8], alert: i64, expires: i64) -> Option<HmacSha256> {
+/// What an alert link does; each is signed for its purpose alone, so one link's token
+/// never works as another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// "Not you? End this session" (SPEC §5).
+    End,
+    /// "Yes, it was me" (SPEC §14).
+    Confirm,
+    /// "No, secure my account" (SPEC §14).
+    Secure,
+}
+
+impl LinkPurpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            LinkPurpose::End => b"doorman-end-session\0",
+            LinkPurpose::Confirm => b"doorman-confirm-sign-in\0",
+            LinkPurpose::Secure => b"doorman-secure-account\0",
+        }
+    }
+}
+
+fn mac(key: &[u8], purpose: LinkPurpose, alert: i64, expires: i64) -> Option<HmacSha256> {
     let mut m = HmacSha256::new_from_slice(key).ok()?;
-    m.update(b"doorman-end-session\0");
+    m.update(purpose.label());
     m.update(&alert.to_be_bytes());
     m.update(&expires.to_be_bytes());
     Some(m)
@@ -358,17 +385,27 @@ fn mac(key: &[u8], alert: i64, expires: i64) -> Option<HmacSha256> {
 
 /// The token of an alert's end-session link: alert id and expiry, signed.
 pub fn sign_link(key: &[u8], alert: i64, expires: i64) -> String {
+    sign_link_for(key, LinkPurpose::End, alert, expires)
+}
+
+/// The token of one of an alert's links.
+pub fn sign_link_for(key: &[u8], purpose: LinkPurpose, alert: i64, expires: i64) -> String {
     let mut bytes = Vec::with_capacity(48);
     bytes.extend_from_slice(&alert.to_be_bytes());
     bytes.extend_from_slice(&expires.to_be_bytes());
-    if let Some(m) = mac(key, alert, expires) {
+    if let Some(m) = mac(key, purpose, alert, expires) {
         bytes.extend_from_slice(&m.finalize().into_bytes());
     }
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Checks a link token's signature and expiry; returns the alert id.
+/// Checks an end-session link token's signature and expiry; returns the alert id.
 pub fn verify_link(key: &[u8], token: &str, now: i64) -> Option<i64> {
+    verify_link_for(key, LinkPurpose::End, token, now)
+}
+
+/// Checks a link token for `purpose`; returns the alert id.
+pub fn verify_link_for(key: &[u8], purpose: LinkPurpose, token: &str, now: i64) -> Option<i64> {
     if token.len() > 128 {
         return None;
     }
@@ -378,7 +415,9 @@ pub fn verify_link(key: &[u8], token: &str, now: i64) -> Option<i64> {
     }
     let alert = i64::from_be_bytes(bytes[0..8].try_into().ok()?);
     let expires = i64::from_be_bytes(bytes[8..16].try_into().ok()?);
-    mac(key, alert, expires)?.verify_slice(&bytes[16..]).ok()?;
+    mac(key, purpose, alert, expires)?
+        .verify_slice(&bytes[16..])
+        .ok()?;
     (expires > now).then_some(alert)
 }
 
@@ -579,5 +618,9 @@ mod tests {
             None
         );
         assert_eq!(verify_link(&key, "garbage!", 0), None);
+        let confirm = sign_link_for(&key, LinkPurpose::Confirm, 42, 1000);
+        assert_eq!(verify_link_for(&key, LinkPurpose::Confirm, &confirm, 999), Some(42));
+        assert_eq!(verify_link(&key, &confirm, 999), None, "one purpose only");
+        assert_eq!(verify_link_for(&key, LinkPurpose::Secure, &confirm, 999), None);
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod admin_users;
+pub mod alert_response;
 pub mod alerts;
 pub mod auth;
 pub mod backup;

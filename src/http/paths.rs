@@ -12,6 +12,9 @@ pub const HISTORY: &str = "/settings/security/history";
 pub const PASSWORD: &str = "/settings/security/password";
 /// The page behind an alert email's "Not you? End this session" link.
 pub const ALERT_END: &str = "/alerts/end";
+/// "Yes, it was me" and "No, secure my account" (SPEC §14).
+pub const ALERT_CONFIRM: &str = "/alerts/confirm";
+pub const ALERT_SECURE: &str = "/alerts/secure";
 pub const SETUP: &str = "/setup";
 /// Where a proxy sends a signed-in person an application's rules do not let in.
 pub const DENIED: &str = "/denied";

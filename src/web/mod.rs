@@ -2,6 +2,7 @@
 //! domain/ and render.
 
 pub mod admin_sessions;
+pub mod alert_answer;
 pub mod alert_link;
 pub mod components;
 pub mod forward_auth;
@@ -64,6 +65,14 @@ pub fn routes() -> Route {
         .at(
             alert_link::PATH,
             get(alert_link::show).post(alert_link::submit),
+        )
+        .at(
+            paths::ALERT_CONFIRM,
+            get(alert_answer::show_confirm).post(alert_answer::submit_confirm),
+        )
+        .at(
+            paths::ALERT_SECURE,
+            get(alert_answer::show_secure).post(alert_answer::submit_secure),
         )
         .at("/assets/*path", get(asset))
 }
