@@ -13,6 +13,7 @@ pub mod model;
 pub mod moves;
 pub mod operator;
 pub mod passwords;
+pub mod preferences;
 pub mod permissions;
 pub mod privacy;
 pub mod ratelimit;

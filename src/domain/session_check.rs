@@ -135,3 +135,42 @@ fn check_token(
         session: sess,
     }, touched)))
 }
+
+/// Who ended the session of `token` and why, when an administrator did: "It was ended by
+/// an administrator (admin@acme.test): <reason>." Read only for a session refused as
+/// ended by an administrator, never on the check's path.
+pub async fn admin_end_explanation(state: &AppState, token: &str) -> Option<String> {
+    let hash = tokens::hash_token(token);
+    let found = state
+        .db
+        .run(move |c| db::sessions::find_end_note(c, &hash))
+        .await
+        .ok()??;
+    let (by, note) = found;
+    Some(match note {
+        Some(note) => format!(
+            "It was ended by an administrator ({by}): {}.",
+            note.trim_end_matches(['.', ' '])
+        ),
+        None => format!("It was ended by an administrator ({by})."),
+    })
+}
+
+/// A notice carried in the sign-in page's address, signed so that nobody can craft a
+/// link that makes Doorman's page say what they want.
+pub fn seal_notice(key: &[u8], text: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    m.update(b"doorman-ended-notice\0");
+    m.update(text.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+}
+
+/// Whether `sig` is [`seal_notice`]'s for `text`.
+pub fn notice_is_sealed(key: &[u8], text: &str, sig: &str) -> bool {
+    let expected = seal_notice(key, text);
+    !expected.is_empty() && tokens::constant_time_eq(sig.as_bytes(), expected.as_bytes())
+}

@@ -10,6 +10,9 @@ pub const USERS_SESSIONS: &str = "/settings/security/sessions/users";
 pub const EXPORT: &str = "/settings/security/sessions/export";
 pub const HISTORY: &str = "/settings/security/history";
 pub const PASSWORD: &str = "/settings/security/password";
+/// Which sign-in alerts a person gets (a section of the Profile page, and a page of its
+/// own).
+pub const NOTIFICATIONS: &str = "/settings/notifications";
 /// The page behind an alert email's "Not you? End this session" link.
 pub const ALERT_END: &str = "/alerts/end";
 /// "Yes, it was me" and "No, secure my account" (SPEC §14).

@@ -260,6 +260,7 @@ fn results(
                                     input type="hidden" name="csrf" value=(csrf);
                                     input type="hidden" name="id" value=(s.id.0);
                                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                                    (reason_box())
                                     button.danger type="submit" { "Terminate" }
                                 }
                             }
@@ -278,6 +279,17 @@ fn results(
     }
 }
 
+/// The optional reason an administrator gives, shown to the person whose sessions end.
+fn reason_box() -> Markup {
+    html! {
+        label.reason {
+            span.sr { "Reason (shown to the person)" }
+            input type="text" name="reason" maxlength="200"
+                placeholder="Reason (shown to the person)" aria-label="Reason (shown to the person)";
+        }
+    }
+}
+
 /// "End all listed sessions" and "End all sessions of this user".
 fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> Markup {
     html! {
@@ -287,6 +299,7 @@ fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> 
                     data-confirm=(format!("End all {} listed sessions? Those users will be signed out.", count.endable)) {
                     input type="hidden" name="csrf" value=(csrf);
                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                    (reason_box())
                     button.danger type="submit" { "End all listed sessions (" (count.endable) ")" }
                 }
             } @else {
@@ -298,6 +311,7 @@ fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> 
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="target" value=(uid);
                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                    (reason_box())
                     button.danger type="submit" { "End all sessions of this user" }
                 }
             }
@@ -315,6 +329,9 @@ pub struct ActionForm {
     id: String,
     #[serde(default)]
     target: String,
+    /// "Reason (shown to the person)".
+    #[serde(default)]
+    reason: String,
     #[serde(flatten)]
     filters: Filters,
 }
@@ -326,7 +343,7 @@ pub async fn terminate(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    match domain::admin_end(&state, &me, &form.id).await {
+    match domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await {
         Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
         Err(err) => error_page(&err),
     }
@@ -343,17 +360,19 @@ pub async fn end_listed(
             Ok(c) => c.endable,
             Err(err) => return error_page(&err),
         };
+        let mut fields = form.filters.hidden_fields();
+        fields.push(("reason", form.reason.clone()));
         return confirm_page(
             &me,
             &form.csrf,
             &format!("End all {count} listed sessions?"),
             "Every session matching the current search and filters will be signed out on its next request (except yours).",
             &format!("{USERS_PATH}/end-listed"),
-            &form.filters.hidden_fields(),
+            &fields,
             &form.filters.back(None),
         );
     }
-    match domain::admin_end_matching(&state, &me, &query).await {
+    match domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await {
         Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
         Err(err) => error_page(&err),
     }
@@ -370,6 +389,7 @@ pub async fn end_user(
     if form.confirm != "yes" {
         let mut fields = form.filters.hidden_fields();
         fields.push(("target", target.to_string()));
+        fields.push(("reason", form.reason.clone()));
         return confirm_page(
             &me,
             &form.csrf,
@@ -380,7 +400,7 @@ pub async fn end_user(
             &form.filters.back(None),
         );
     }
-    match domain::admin_end_user(&state, &me, UserId(target)).await {
+    match domain::admin_end_user(&state, &me, UserId(target), Some(&form.reason)).await {
         Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
         Err(err) => error_page(&err),
     }

@@ -34,6 +34,7 @@ pub fn tabs(me: &Authed, active: &str) -> Markup {
         nav.tabs aria-label="Sessions" {
             a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
             a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
+            a href=(paths::NOTIFICATIONS) aria-current=[(active == "notifications").then_some("page")] { "Alerts" }
             @if is_admin {
                 a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
             }

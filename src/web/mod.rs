@@ -8,6 +8,7 @@ pub mod components;
 pub mod forward_auth;
 pub mod history;
 pub mod login;
+pub mod notifications;
 pub mod password;
 pub mod sessions;
 pub mod setup;
@@ -19,7 +20,10 @@ use poem::{IntoResponse, Request, Response, Route, get, handler, post};
 use rust_embed::RustEmbed;
 
 use crate::domain::auth::Authed;
-use crate::domain::session_check::{authenticate, authenticate_from};
+use crate::domain::model::EndReason;
+use crate::domain::session_check::{
+    admin_end_explanation, authenticate, authenticate_from, notice_is_sealed, seal_notice,
+};
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
 use crate::state::AppState;
@@ -62,6 +66,9 @@ pub fn routes() -> Route {
         )
         .at(password::PATH, get(password::show).post(password::submit))
         .at(history::PATH, get(history::show))
+        .at(notifications::PATH, get(notifications::show))
+        .at(notifications::save_path(), post(notifications::save))
+        .at(notifications::lock_path(), post(notifications::lock))
         .at(
             alert_link::PATH,
             get(alert_link::show).post(alert_link::submit),
@@ -119,6 +126,21 @@ pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, St
     let token = presented(req)?;
     match authenticate_from(state, &token, client_of(req, state)).await {
         Ok(authed) => Ok((authed, token)),
+        Err(err @ Error::Unauthenticated(Some(EndReason::TerminatedByAdmin))) => {
+            // Who ended it and why: one more read, for a refused request only.
+            let why = admin_end_explanation(state, &token).await;
+            let mut resp = refused(req, state, &err);
+            if let Some(why) = why
+                && let Some(to) = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
+            {
+                let sig = seal_notice(&state.link_key, &why);
+                let to = format!("{to}&why={}&sig={sig}", encode(&why));
+                if let Ok(v) = HeaderValue::from_str(&to) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+            }
+            Err(resp)
+        }
         Err(err) => Err(refused(req, state, &err)),
     }
 }
@@ -192,6 +214,17 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The notice shown on the sign-in page for `?ended=<reason>`, with the administrator's
+/// words when the page's address carries them, signed by this server (`why`, `sig`).
+pub fn ended_notice_with(state: &AppState, reason: &str, why: Option<&str>, sig: Option<&str>) -> String {
+    match (why, sig) {
+        (Some(why), Some(sig)) if notice_is_sealed(&state.link_key, why, sig) => {
+            format!("{ENDED_NOTICE} {why}")
+        }
+        _ => ended_notice(reason),
+    }
 }
 
 /// The notice shown on the sign-in page for `?ended=<reason>`.
