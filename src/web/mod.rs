@@ -126,23 +126,29 @@ pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, St
     let token = presented(req)?;
     match authenticate_from(state, &token, client_of(req, state)).await {
         Ok(authed) => Ok((authed, token)),
-        Err(err @ Error::Unauthenticated(Some(EndReason::TerminatedByAdmin))) => {
-            // Who ended it and why: one more read, for a refused request only.
-            let why = admin_end_explanation(state, &token).await;
-            let mut resp = refused(req, state, &err);
-            if let Some(why) = why
-                && let Some(to) = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok())
-            {
-                let sig = seal_notice(&state.link_key, &why);
-                let to = format!("{to}&why={}&sig={sig}", encode(&why));
-                if let Ok(v) = HeaderValue::from_str(&to) {
-                    resp.headers_mut().insert(header::LOCATION, v);
-                }
-            }
-            Err(resp)
-        }
-        Err(err) => Err(refused(req, state, &err)),
+        Err(err) => Err(refused_token(req, state, &err, &token).await),
     }
+}
+
+/// [`refused`] for the session `token`: a session an administrator ended sends the
+/// browser to the sign-in page with who ended it and why (one more read, for a refused
+/// request only), signed so that the page can show it.
+pub async fn refused_token(req: &Request, state: &AppState, err: &Error, token: &str) -> Response {
+    let mut resp = refused(req, state, err);
+    if !matches!(err, Error::Unauthenticated(Some(EndReason::TerminatedByAdmin))) {
+        return resp;
+    }
+    let Some(why) = admin_end_explanation(state, token).await else {
+        return resp;
+    };
+    if let Some(to) = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+        let sig = seal_notice(&state.link_key, &why);
+        let to = format!("{to}&why={}&sig={sig}", encode(&why));
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
 }
 
 /// The request's client address, for the session check to ask when it wrote the
