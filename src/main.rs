@@ -246,7 +246,11 @@ fn geoip_lookup(config: &Config, ip: &str) -> ExitCode {
         println!("network: {}", net.name);
     }
     let built = clock::utc(i64::try_from(geo.build_epoch()).unwrap_or(0));
-    println!("database: {}, built {}", geo.name(), &built[..10.min(built.len())]);
+    println!(
+        "database: {}, built {}",
+        geo.name(),
+        &built[..10.min(built.len())]
+    );
     ExitCode::SUCCESS
 }
 

@@ -65,10 +65,14 @@ fn km_between(a: &str, b: &str) -> f64 {
     let point = |ip: &str| {
         let addr: IpAddr = ip.parse().unwrap();
         let r: Flat = reader(addr.is_ipv6()).lookup(addr).unwrap().unwrap();
-        (r.latitude.unwrap().to_radians(), r.longitude.unwrap().to_radians())
+        (
+            r.latitude.unwrap().to_radians(),
+            r.longitude.unwrap().to_radians(),
+        )
     };
     let ((la1, lo1), (la2, lo2)) = (point(a), point(b));
-    let h = ((la2 - la1) / 2.0).sin().powi(2) + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
+    let h = ((la2 - la1) / 2.0).sin().powi(2)
+        + la1.cos() * la2.cos() * ((lo2 - lo1) / 2.0).sin().powi(2);
     2.0 * 6371.0 * h.sqrt().asin()
 }
 
@@ -121,7 +125,9 @@ fn device_of(login: &Value) -> String {
 
 /// A link of `path` in a mail's text, on the test server.
 fn link_in(server: &TestServer, text: &str, path: &str) -> (String, String) {
-    let start = text.find(&format!("{path}?t=")).unwrap_or_else(|| panic!("{path} in {text}"));
+    let start = text
+        .find(&format!("{path}?t="))
+        .unwrap_or_else(|| panic!("{path} in {text}"));
     let token: String = text[start + path.len() + 3..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
@@ -218,7 +224,11 @@ async fn geoip_lookup_cli_prints_what_would_be_recorded() {
             )
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string(), String::from_utf8_lossy(&out.stderr).to_string())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
     };
     for ip in [GB, JP_V6] {
         let (ok, out, err) = run(ip);
@@ -226,13 +236,19 @@ async fn geoip_lookup_cli_prints_what_would_be_recorded() {
         let (code, city) = in_file(ip);
         assert!(out.contains(&format!("country code: {code}\n")), "{out}");
         assert!(out.contains(&format!("city: {city}\n")), "{out}");
-        assert!(out.contains(&format!("DB-IP Lite, built {}", build_date())), "{out}");
+        assert!(
+            out.contains(&format!("DB-IP Lite, built {}", build_date())),
+            "{out}"
+        );
     }
     let (_, out, _) = run(GB);
     assert!(out.contains("network: Office"), "{out}");
     let (ok, out, _) = run("10.1.2.3");
     assert!(ok);
-    assert!(out.contains("country code: Unknown\ncountry: Unknown\ncity: Unknown"), "{out}");
+    assert!(
+        out.contains("country code: Unknown\ncountry: Unknown\ncity: Unknown"),
+        "{out}"
+    );
     let (ok, _, err) = run("not-an-ip");
     assert!(!ok && err.contains("not an IPv4 or IPv6 address"), "{err}");
 }
@@ -249,7 +265,11 @@ async fn each_layout_of_geoip_database_is_read() {
     for kind in ["GeoLite2-City", "GeoIP2-City", "DBIP-City-Lite"] {
         let path = dir.path().join(format!("{kind}.mmdb"));
         let record = mmdb::geoip2_city("DE", "Deutschland", "Teststadt", 52.52, 13.40);
-        std::fs::write(&path, mmdb::ipv4_database(kind, &[([81, 2, 69, 0], 24, record)])).unwrap();
+        std::fs::write(
+            &path,
+            mmdb::ipv4_database(kind, &[([81, 2, 69, 0], 24, record)]),
+        )
+        .unwrap();
         cases.push((path, "DE".into(), "Teststadt".into()));
     }
     for (path, code, city) in cases {
@@ -266,7 +286,9 @@ async fn each_layout_of_geoip_database_is_read() {
             // The English name from the ISO code, whatever the file calls it.
             assert_eq!(loc["country"], "Germany");
             assert_eq!(
-                server.sql_i64("SELECT count(*) FROM sessions WHERE accuracy_km = 20 AND round(latitude) = 53"),
+                server.sql_i64(
+                    "SELECT count(*) FROM sessions WHERE accuracy_km = 20 AND round(latitude) = 53"
+                ),
                 1,
                 "coordinates and accuracy kept"
             );
@@ -275,11 +297,20 @@ async fn each_layout_of_geoip_database_is_read() {
     // Not a City database: refused at start with the file named.
     let asn = dir.path().join("asn.mmdb");
     let record = mmdb::V::Map(vec![("autonomous_system_number", mmdb::V::U32(64500))]);
-    std::fs::write(&asn, mmdb::ipv4_database("GeoLite2-ASN", &[([81, 2, 69, 0], 24, record)])).unwrap();
+    std::fs::write(
+        &asn,
+        mmdb::ipv4_database("GeoLite2-ASN", &[([81, 2, 69, 0], 24, record)]),
+    )
+    .unwrap();
     let mut cfg = common::test_config(&dir.path().join("x.sqlite3"));
     cfg.geoip.database = asn;
-    let err = doorman::open_state(cfg).err().expect("an ASN file is refused");
-    assert!(err.contains("asn.mmdb") && err.contains("not a City database"), "{err}");
+    let err = doorman::open_state(cfg)
+        .err()
+        .expect("an ASN file is refused");
+    assert!(
+        err.contains("asn.mmdb") && err.contains("not a City database"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,10 +335,17 @@ async fn attribution_flags_and_build_date_on_the_pages_and_in_emails() {
     }
     let users = page(&b, &server, "/settings/security/sessions/users").await;
     assert!(
-        users.contains(&format!("Location data: DB-IP Lite, built {}.", build_date())),
+        users.contains(&format!(
+            "Location data: DB-IP Lite, built {}.",
+            build_date()
+        )),
         "{users}"
     );
-    let flag = b.get(server.url("/assets/flags/4x3/gb.svg")).send().await.unwrap();
+    let flag = b
+        .get(server.url("/assets/flags/4x3/gb.svg"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(flag.status(), 200);
     assert_eq!(flag.headers()["content-type"], "image/svg+xml");
     assert!(flag.text().await.unwrap().contains("<svg"));
@@ -322,11 +360,21 @@ async fn attribution_flags_and_build_date_on_the_pages_and_in_emails() {
     assert!(smtp::html_part(&mails[0]).contains(attribution));
 
     // /metrics says when the data was built.
-    let metrics = common::client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = common::client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let epoch = reader(false).metadata.build_epoch;
     let v6 = reader(true).metadata.build_epoch;
     assert!(
-        metrics.contains(&format!("doorman_geoip_build_timestamp_seconds {}", epoch.min(v6))),
+        metrics.contains(&format!(
+            "doorman_geoip_build_timestamp_seconds {}",
+            epoch.min(v6)
+        )),
         "{metrics}"
     );
 }
@@ -369,10 +417,17 @@ async fn trusted_networks_are_named_and_a_silent_one_sends_no_alert() {
     let (code, city) = in_file(GB);
     assert_eq!(code, "GB");
     let html = page(&b, &server, "/settings/security/sessions").await;
-    assert!(html.contains(&format!("Office · {city}, United Kingdom")), "{html}");
+    assert!(
+        html.contains(&format!("Office · {city}, United Kingdom")),
+        "{html}"
+    );
     let (_, list) = server.get("/api/v1/sessions", &token_of(&office)).await;
     assert!(
-        list["items"].as_array().unwrap().iter().any(|s| s["location"]["network"] == "Office"),
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["location"]["network"] == "Office"),
         "{list}"
     );
 
@@ -383,7 +438,10 @@ async fn trusted_networks_are_named_and_a_silent_one_sends_no_alert() {
     let mails = smtp.wait_for(1, PROMPT).await;
     assert_eq!(mails.len(), 1);
     let text = smtp::text_part(&mails[0]);
-    assert!(text.contains(&format!("Location: Tokyo lab · {}, Japan", in_file(JP).1)), "{text}");
+    assert!(
+        text.contains(&format!("Location: Tokyo lab · {}, Japan", in_file(JP).1)),
+        "{text}"
+    );
 }
 
 const SAFARI: &str = common::SAFARI_IPHONE;
@@ -413,7 +471,11 @@ async fn impossible_travel_gb_to_jp_minutes_apart_alerts_gb_to_fr_a_day_apart_do
     );
     let text = smtp::text_part(&mails[0]);
     let from = format!("{}, United Kingdom", in_file(GB).1);
-    let to = format!("{}, {}", in_file(JP).1, jp["session"]["location"]["country"].as_str().unwrap());
+    let to = format!(
+        "{}, {}",
+        in_file(JP).1,
+        jp["session"]["location"]["country"].as_str().unwrap()
+    );
     assert!(
         text.contains(&format!("from {from} to {to} in 10 minutes")),
         "names both places and the time: {text}"
@@ -425,7 +487,10 @@ async fn impossible_travel_gb_to_jp_minutes_apart_alerts_gb_to_fr_a_day_apart_do
 
     // Bob: France, a week later London, a day later France again: slow journeys, known
     // device: no journey is impossible, and France the second time is known.
-    assert!(km_between(GB, FR) > 500.0, "test assumption: far enough apart");
+    assert!(
+        km_between(GB, FR) > 500.0,
+        "test assumption: far enough apart"
+    );
     let fr = server
         .api_login_from("bob@acme.test", CHROME_MAC, Some(FR), None)
         .await;
@@ -434,7 +499,11 @@ async fn impossible_travel_gb_to_jp_minutes_apart_alerts_gb_to_fr_a_day_apart_do
     server
         .api_login_from("bob@acme.test", CHROME_MAC, Some(GB), Some(&device))
         .await;
-    assert_eq!(smtp.wait_for(2, PROMPT).await.len(), 2, "London is new for Bob");
+    assert_eq!(
+        smtp.wait_for(2, PROMPT).await.len(),
+        2,
+        "London is new for Bob"
+    );
     server.sql_exec(
         "UPDATE login_records SET at = at - 86400 WHERE email = 'bob@acme.test' AND country_code = 'GB'",
     );
@@ -478,11 +547,14 @@ async fn a_session_that_moves_country_is_shown_and_alerts_once_per_country() {
         .await;
     let token = token_of(&login);
     let (_, list) = server.get("/api/v1/sessions", &token).await;
-    assert_eq!(list["items"][0]["moved_to"], Value::Null, "null until it moves");
+    assert_eq!(
+        list["items"][0]["moved_to"],
+        Value::Null,
+        "null until it moves"
+    );
 
     // Used from Japan once the activity is due to be written.
-    let moved_alerts =
-        || server.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'moved'");
+    let moved_alerts = || server.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'moved'");
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let (st, _) = get_with_xff(&server, "/api/v1/me", &token, JP).await;
@@ -497,7 +569,10 @@ async fn a_session_that_moves_country_is_shown_and_alerts_once_per_country() {
     );
     let (jp_code, jp_city) = in_file(JP);
     let text = smtp::text_part(&mails[0]);
-    assert!(text.contains(&format!("Now seen from: {jp_city}, Japan")), "{text}");
+    assert!(
+        text.contains(&format!("Now seen from: {jp_city}, Japan")),
+        "{text}"
+    );
 
     let (_, me) = server.get("/api/v1/me", &token).await;
     let moved = &me["session"]["moved_to"];
@@ -508,8 +583,14 @@ async fn a_session_that_moves_country_is_shown_and_alerts_once_per_country() {
     // Both listings say so.
     let b = browser_from(JP);
     browser_login(&server, &b, "ann@acme.test").await;
-    let shown = format!("Now seen from {jp_city}, Japan (signed in from {}, United Kingdom)", in_file(GB).1);
-    for path in ["/settings/security/sessions", "/settings/security/sessions/users"] {
+    let shown = format!(
+        "Now seen from {jp_city}, Japan (signed in from {}, United Kingdom)",
+        in_file(GB).1
+    );
+    for path in [
+        "/settings/security/sessions",
+        "/settings/security/sessions/users",
+    ] {
         let html = page(&b, &server, path).await;
         assert!(html.contains(&shown), "{path}: {html}");
     }
@@ -528,7 +609,11 @@ async fn a_session_that_moves_country_is_shown_and_alerts_once_per_country() {
     let mails = smtp.wait_for(3, PROMPT).await;
     let moves = mails
         .iter()
-        .filter(|m| smtp::header(m, "subject").unwrap().contains("session moved"))
+        .filter(|m| {
+            smtp::header(m, "subject")
+                .unwrap()
+                .contains("session moved")
+        })
         .count();
     assert_eq!(moves, 2);
 }
@@ -541,7 +626,9 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
     let server = start(Some(&smtp), |_| {}).await;
     server.user("Acme", "ann@acme.test", Role::User).await;
     server.user("Acme", "admin@acme.test", Role::Admin).await;
-    server.user("Other", "other-admin@other.test", Role::Admin).await;
+    server
+        .user("Other", "other-admin@other.test", Role::Admin)
+        .await;
     let first = server
         .api_login_from("ann@acme.test", CHROME_MAC, Some(GB), None)
         .await;
@@ -572,28 +659,69 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
             assert!(body.contains(GB), "names the sign-in");
         }
     }
-    assert_eq!(server.sql_i64("SELECT count(*) FROM alerts WHERE confirmed_at IS NOT NULL OR reported_at IS NOT NULL"), 0);
+    assert_eq!(
+        server.sql_i64(
+            "SELECT count(*) FROM alerts WHERE confirmed_at IS NOT NULL OR reported_at IS NOT NULL"
+        ),
+        0
+    );
     assert_eq!(sessions_alive(), 2);
     assert_eq!(devices(), 2);
     // A link's token does not work for the other link.
-    let resp = common::client().post(server.url("/alerts/secure")).form(&[("t", confirm_t.as_str())]).send().await.unwrap();
+    let resp = common::client()
+        .post(server.url("/alerts/secure"))
+        .form(&[("t", confirm_t.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
     assert_eq!(sessions_alive(), 2);
 
     // "Yes, it was me": confirmed, nothing else.
-    let resp = common::client().post(server.url("/alerts/confirm")).form(&[("t", confirm_t.as_str())]).send().await.unwrap();
+    let resp = common::client()
+        .post(server.url("/alerts/confirm"))
+        .form(&[("t", confirm_t.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.text().await.unwrap().contains("Marked as you. Nothing else changed."));
-    assert_eq!(server.sql_i64("SELECT count(*) FROM alerts WHERE confirmed_at IS NOT NULL"), 1);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("Marked as you. Nothing else changed.")
+    );
+    assert_eq!(
+        server.sql_i64("SELECT count(*) FROM alerts WHERE confirmed_at IS NOT NULL"),
+        1
+    );
     assert_eq!(sessions_alive(), 2);
     assert_eq!(devices(), 2);
-    assert_eq!(server.sql_i64("SELECT count(*) FROM alerts WHERE reported_at IS NOT NULL"), 0);
-    let resp = common::client().post(server.url("/alerts/confirm")).form(&[("t", confirm_t.as_str())]).send().await.unwrap();
-    assert!(resp.text().await.unwrap().contains("confirmed this sign-in already"));
+    assert_eq!(
+        server.sql_i64("SELECT count(*) FROM alerts WHERE reported_at IS NOT NULL"),
+        0
+    );
+    let resp = common::client()
+        .post(server.url("/alerts/confirm"))
+        .form(&[("t", confirm_t.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("confirmed this sign-in already")
+    );
 
     // "No, secure my account": every session ends, devices forgotten, report recorded,
     // the account's admins told.
-    let resp = common::client().post(server.url("/alerts/secure")).form(&[("t", secure_t.as_str())]).send().await.unwrap();
+    let resp = common::client()
+        .post(server.url("/alerts/secure"))
+        .form(&[("t", secure_t.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
     assert!(body.contains("Account secured"), "{body}");
@@ -603,11 +731,18 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
         assert!(!common::alive(&server, &token_of(login)).await);
     }
     assert_eq!(devices(), 0);
-    assert_eq!(server.sql_i64("SELECT count(*) FROM alerts WHERE reported_at IS NOT NULL"), 1);
+    assert_eq!(
+        server.sql_i64("SELECT count(*) FROM alerts WHERE reported_at IS NOT NULL"),
+        1
+    );
     let all = smtp.wait_for(2, PROMPT).await;
     assert_eq!(all.len(), 2);
     let report = &all[1];
-    assert!(smtp::header(report, "to").unwrap().contains("admin@acme.test"));
+    assert!(
+        smtp::header(report, "to")
+            .unwrap()
+            .contains("admin@acme.test")
+    );
     assert_eq!(
         smtp::header(report, "subject").unwrap(),
         "ann@acme.test reported a sign-in that was not them"
@@ -616,11 +751,23 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
     assert_eq!(smtp.count(), 2, "an admin of another account is not told");
 
     // Once: a second POST does nothing more.
-    let resp = common::client().post(server.url("/alerts/secure")).form(&[("t", secure_t.as_str())]).send().await.unwrap();
+    let resp = common::client()
+        .post(server.url("/alerts/secure"))
+        .form(&[("t", secure_t.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert!(resp.text().await.unwrap().contains("Already secured"));
-    assert_eq!(server.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'not_me_report'"), 1);
+    assert_eq!(
+        server.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'not_me_report'"),
+        1
+    );
     // A forged token is not found.
-    let resp = common::client().get(server.url("/alerts/secure?t=AAAA")).send().await.unwrap();
+    let resp = common::client()
+        .get(server.url("/alerts/secure?t=AAAA"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 404);
 }
 
@@ -635,46 +782,97 @@ async fn alert_preferences_are_honoured_and_an_admin_can_lock_them_on() {
     let ann = browser_from(GB);
     browser_login(&server, &ann, "ann@acme.test").await;
     let sessions = page(&ann, &server, "/settings/security/sessions").await;
-    assert!(sessions.contains(r#"href="/settings/notifications""#), "reachable from the tabs");
+    assert!(
+        sessions.contains(r#"href="/settings/notifications""#),
+        "reachable from the tabs"
+    );
     let html = page(&ann, &server, "/settings/notifications").await;
     assert_eq!(html.matches(r#"type="checkbox""#).count(), 4);
     assert_eq!(html.matches("checked").count(), 4, "all on by default");
-    assert!(!html.contains("Lock all alerts on"), "no lock for a plain user");
+    assert!(
+        !html.contains("Lock all alerts on"),
+        "no lock for a plain user"
+    );
     let csrf = common::form_value(&html, "csrf").unwrap();
 
     // Ann turns off new-device alerts (keeps the others).
-    let done = common::post_form(&ann, &server, "/settings/notifications/save", &[
-        ("csrf", &csrf), ("new_country", "on"), ("travel", "on"), ("moved", "on"),
-    ]).await;
+    let done = common::post_form(
+        &ann,
+        &server,
+        "/settings/notifications/save",
+        &[
+            ("csrf", &csrf),
+            ("new_country", "on"),
+            ("travel", "on"),
+            ("moved", "on"),
+        ],
+    )
+    .await;
     assert_eq!(done.status, 303);
     let html = page(&ann, &server, &done.location).await;
     assert!(html.contains("Your alert choices are saved."), "{html}");
     assert_eq!(html.matches("checked").count(), 3);
     // Without the CSRF token nothing changes.
-    let refused = common::post_form(&ann, &server, "/settings/notifications/save", &[("csrf", "x")]).await;
+    let refused = common::post_form(
+        &ann,
+        &server,
+        "/settings/notifications/save",
+        &[("csrf", "x")],
+    )
+    .await;
     assert_eq!(refused.status, 403);
-    server.api_login_from("ann@acme.test", FIREFOX_WIN, Some(GB), None).await;
+    server
+        .api_login_from("ann@acme.test", FIREFOX_WIN, Some(GB), None)
+        .await;
     tokio::time::sleep(QUIET).await;
-    assert_eq!(smtp.count(), 0, "a new device, but Ann does not want to hear of it");
+    assert_eq!(
+        smtp.count(),
+        0,
+        "a new device, but Ann does not want to hear of it"
+    );
 
     // The admin locks every alert on for the account.
     let admin = browser_from(GB);
     browser_login(&server, &admin, "admin@acme.test").await;
     let html = page(&admin, &server, "/settings/notifications").await;
     let csrf_admin = common::form_value(&html, "csrf").unwrap();
-    let done = common::post_form(&admin, &server, "/settings/notifications/lock", &[("csrf", &csrf_admin), ("locked", "yes")]).await;
+    let done = common::post_form(
+        &admin,
+        &server,
+        "/settings/notifications/lock",
+        &[("csrf", &csrf_admin), ("locked", "yes")],
+    )
+    .await;
     assert_eq!(done.status, 303);
-    assert!(page(&admin, &server, &done.location).await.contains("locked on for your account"));
+    assert!(
+        page(&admin, &server, &done.location)
+            .await
+            .contains("locked on for your account")
+    );
 
     let html = page(&ann, &server, "/settings/notifications").await;
-    assert!(html.contains("Your administrator keeps every sign-in alert on"), "{html}");
+    assert!(
+        html.contains("Your administrator keeps every sign-in alert on"),
+        "{html}"
+    );
     assert_eq!(html.matches("disabled").count(), 4);
-    let refused = common::post_form(&ann, &server, "/settings/notifications/save", &[("csrf", &csrf)]).await;
+    let refused = common::post_form(
+        &ann,
+        &server,
+        "/settings/notifications/save",
+        &[("csrf", &csrf)],
+    )
+    .await;
     assert_eq!(refused.status, 409, "{}", refused.body);
-    server.api_login_from("ann@acme.test", SAFARI, Some(GB), None).await;
+    server
+        .api_login_from("ann@acme.test", SAFARI, Some(GB), None)
+        .await;
     let mails = smtp.wait_for(1, PROMPT).await;
     assert_eq!(mails.len(), 1, "locked on: the new-device alert is sent");
-    assert_eq!(smtp::header(&mails[0], "subject").unwrap(), "New sign-in to Doorman from a new device");
+    assert_eq!(
+        smtp::header(&mails[0], "subject").unwrap(),
+        "New sign-in to Doorman from a new device"
+    );
 }
 
 // ---- §14: who ended my session, and why ----
@@ -687,20 +885,34 @@ async fn an_admin_s_reason_is_shown_on_the_sign_in_notice() {
     let admin_token = server.token("admin@acme.test").await;
     let ann = browser();
     browser_login(&server, &ann, "ann@acme.test").await;
-    let (_, list) = server.get("/api/v1/admin/sessions?q=ann", &admin_token).await;
+    let (_, list) = server
+        .get("/api/v1/admin/sessions?q=ann", &admin_token)
+        .await;
     let id = list["items"][0]["id"].as_str().unwrap().to_string();
 
     let long = "x".repeat(201);
-    let (st, body) = server.delete(&format!("/api/v1/admin/sessions/{id}?reason={long}"), &admin_token).await;
+    let (st, body) = server
+        .delete(
+            &format!("/api/v1/admin/sessions/{id}?reason={long}"),
+            &admin_token,
+        )
+        .await;
     assert_eq!(st, 400, "{body}");
     assert_eq!(body["error"], "reason_too_long");
     assert!(common::alive(&server, &server.token("ann@acme.test").await).await);
 
     let (st, _) = server
-        .delete(&format!("/api/v1/admin/sessions/{id}?reason=Laptop%20reported%20stolen"), &admin_token)
+        .delete(
+            &format!("/api/v1/admin/sessions/{id}?reason=Laptop%20reported%20stolen"),
+            &admin_token,
+        )
         .await;
     assert_eq!(st, 204);
-    let resp = ann.get(server.url("/settings/security/sessions")).send().await.unwrap();
+    let resp = ann
+        .get(server.url("/settings/security/sessions"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 303);
     let to = resp.headers()["location"].to_str().unwrap().to_string();
     let login = page(&ann, &server, &to).await;
@@ -712,7 +924,10 @@ async fn an_admin_s_reason_is_shown_on_the_sign_in_notice() {
     let forged = to.replace("Laptop", "Call%20us%20at");
     let login = page(&ann, &server, &forged).await;
     assert!(!login.contains("Call us at"), "{login}");
-    assert!(login.contains("It was ended by an administrator."), "{login}");
+    assert!(
+        login.contains("It was ended by an administrator."),
+        "{login}"
+    );
 
     // The page's box does the same.
     browser_login(&server, &ann, "ann@acme.test").await;
@@ -721,16 +936,33 @@ async fn an_admin_s_reason_is_shown_on_the_sign_in_notice() {
     let users = page(&admin, &server, "/settings/security/sessions/users?q=ann").await;
     assert!(users.contains("Reason (shown to the person)"), "{users}");
     let csrf = common::form_value(&users, "csrf").unwrap();
-    let (_, list) = server.get("/api/v1/admin/sessions?q=ann", &admin_token).await;
+    let (_, list) = server
+        .get("/api/v1/admin/sessions?q=ann", &admin_token)
+        .await;
     let id = list["items"][0]["id"].as_str().unwrap().to_string();
-    let done = common::post_form(&admin, &server, "/settings/security/sessions/users/terminate", &[
-        ("csrf", &csrf), ("id", &id), ("reason", "Leaving the company"),
-    ]).await;
+    let done = common::post_form(
+        &admin,
+        &server,
+        "/settings/security/sessions/users/terminate",
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("reason", "Leaving the company"),
+        ],
+    )
+    .await;
     assert_eq!(done.status, 303);
-    let resp = ann.get(server.url("/settings/security/sessions")).send().await.unwrap();
+    let resp = ann
+        .get(server.url("/settings/security/sessions"))
+        .send()
+        .await
+        .unwrap();
     let to = resp.headers()["location"].to_str().unwrap().to_string();
     let login = page(&ann, &server, &to).await;
-    assert!(login.contains("(admin@acme.test): Leaving the company."), "{login}");
+    assert!(
+        login.contains("(admin@acme.test): Leaving the company."),
+        "{login}"
+    );
     let _ = PASSWORD;
     let _ = json!({});
 }

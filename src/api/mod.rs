@@ -150,7 +150,10 @@ impl ApiAuth {
 
 fn client_ip_of(req: &Request) -> Option<IpAddr> {
     let state = req.data::<AppState>()?;
-    Some(crate::client_ip::ip_of(req, &state.config.server.trusted_proxies))
+    Some(crate::client_ip::ip_of(
+        req,
+        &state.config.server.trusted_proxies,
+    ))
 }
 
 fn state_of(req: &Request) -> poem::Result<&AppState> {
@@ -166,7 +169,12 @@ fn error_response(err: &Error) -> poem::Error {
 /// The request's client address, for the session check to ask when it wrote the
 /// session's activity (and only then).
 fn client_of<'a>(req: &'a Request, state: &'a AppState) -> impl FnOnce() -> Option<IpAddr> + 'a {
-    move || Some(crate::client_ip::ip_of(req, &state.config.server.trusted_proxies))
+    move || {
+        Some(crate::client_ip::ip_of(
+            req,
+            &state.config.server.trusted_proxies,
+        ))
+    }
 }
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authed> {

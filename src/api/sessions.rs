@@ -206,6 +206,8 @@ impl AdminSessionsApi {
         method = "delete",
         operation_id = "endSessions"
     )]
+    // poem-openapi reads each query parameter as an argument of its own.
+    #[allow(clippy::too_many_arguments)]
     async fn end_matching(
         &self,
         state: Data<&AppState>,
@@ -245,9 +247,8 @@ impl AdminSessionsApi {
         /// sign in.
         reason: Query<Option<String>>,
     ) -> Result<Json<Ended>, AdminEndManyError> {
-        let n =
-            domain::admin_end_user(&state, auth.authed(), UserId(id.0), reason.0.as_deref())
-                .await?;
+        let n = domain::admin_end_user(&state, auth.authed(), UserId(id.0), reason.0.as_deref())
+            .await?;
         Ok(Json(Ended { ended: n as u64 }))
     }
 }

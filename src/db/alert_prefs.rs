@@ -38,20 +38,29 @@ pub fn upsert(c: &Connection, user: UserId, p: &AlertPrefs) -> Result<(), DbErro
          ON CONFLICT (user_id) DO UPDATE SET new_device = ?2, new_country = ?3, travel = ?4,
             moved = ?5",
     )?
-    .execute(params![user, p.new_device, p.new_country, p.travel, p.moved])?;
+    .execute(params![
+        user,
+        p.new_device,
+        p.new_country,
+        p.travel,
+        p.moved
+    ])?;
     Ok(())
 }
 
 pub fn is_locked(c: &Connection, account: AccountId) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached("SELECT alerts_locked FROM accounts WHERE id = ?1")?
-        .query_row([account], |r| r.get(0))
-        .optional()?
-        .unwrap_or(false))
+    Ok(
+        c.prepare_cached("SELECT alerts_locked FROM accounts WHERE id = ?1")?
+            .query_row([account], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false),
+    )
 }
 
 pub fn update_locked(c: &Connection, account: AccountId, locked: bool) -> Result<bool, DbError> {
-    Ok(c.prepare_cached("UPDATE accounts SET alerts_locked = ?2 WHERE id = ?1")?
-        .execute(params![account, locked])?
-        == 1)
+    Ok(
+        c.prepare_cached("UPDATE accounts SET alerts_locked = ?2 WHERE id = ?1")?
+            .execute(params![account, locked])?
+            == 1,
+    )
 }

@@ -174,14 +174,13 @@ pub fn update_reported(c: &Connection, id: i64, now: i64) -> Result<bool, DbErro
 
 /// When the alert was confirmed and when reported, if ever.
 pub fn find_answers(c: &Connection, id: i64) -> Result<(Option<i64>, Option<i64>), DbError> {
-    Ok(c
-        .query_row(
-            "SELECT confirmed_at, reported_at FROM alerts WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
-        .unwrap_or((None, None)))
+    Ok(c.query_row(
+        "SELECT confirmed_at, reported_at FROM alerts WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .unwrap_or((None, None)))
 }
 
 pub fn count_by_status(c: &Connection) -> Result<Vec<(String, i64)>, DbError> {

@@ -71,10 +71,7 @@ pub fn has_country(c: &Connection, user: UserId, country_code: &str) -> Result<b
 }
 
 /// The user's latest successful sign-in: when, and where (for the travel check).
-pub fn find_last_success(
-    c: &Connection,
-    user: UserId,
-) -> Result<Option<(i64, Location)>, DbError> {
+pub fn find_last_success(c: &Connection, user: UserId) -> Result<Option<(i64, Location)>, DbError> {
     let mut stmt = c.prepare_cached(
         "SELECT at, country_code, country_name, city, latitude, longitude, accuracy_km, network
          FROM login_records WHERE user_id = ?1 AND success = 1 ORDER BY id DESC LIMIT 1",

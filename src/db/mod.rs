@@ -115,7 +115,15 @@ pub(crate) fn device<I: rusqlite::RowIndex>(
 /// latitude, longitude, accuracy, trusted network.
 pub(crate) fn location<I: rusqlite::RowIndex>(
     r: &rusqlite::Row<'_>,
-    [country_code, country, city, latitude, longitude, accuracy_km, network]: [I; 7],
+    [
+        country_code,
+        country,
+        city,
+        latitude,
+        longitude,
+        accuracy_km,
+        network,
+    ]: [I; 7],
 ) -> rusqlite::Result<crate::domain::model::Location> {
     let coords = match (r.get(latitude)?, r.get(longitude)?) {
         (Some(latitude), Some(longitude)) => Some(crate::domain::model::Coords {

@@ -355,7 +355,10 @@ pub fn end_with_note(
 
 /// Who ended a session (their email) and the reason they gave, by the session's token:
 /// read only when a request presents a session an administrator ended.
-pub fn find_end_note(c: &Connection, hash: &[u8]) -> Result<Option<(String, Option<String>)>, DbError> {
+pub fn find_end_note(
+    c: &Connection,
+    hash: &[u8],
+) -> Result<Option<(String, Option<String>)>, DbError> {
     Ok(c.prepare_cached(
         "SELECT e.email, s.end_note FROM sessions s JOIN users e ON e.id = s.ended_by
          WHERE s.token_hash = ?1 AND s.ended_at IS NOT NULL",
@@ -381,7 +384,13 @@ pub fn record_move(c: &Connection, pk: i64, place: &Location, now: i64) -> Resul
         "UPDATE sessions SET moved_country_code = ?2, moved_country_name = ?3, moved_city = ?4,
             moved_at = ?5 WHERE id = ?1 AND ended_at IS NULL",
     )?
-    .execute(params![pk, place.country_code, place.country, place.city, now])?;
+    .execute(params![
+        pk,
+        place.country_code,
+        place.country,
+        place.city,
+        now
+    ])?;
     let first = c
         .prepare_cached(
             "INSERT OR IGNORE INTO session_moves (session_id, country_code, at) VALUES (?1, ?2, ?3)",

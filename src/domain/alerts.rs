@@ -36,7 +36,11 @@ impl Reasons {
             (self.new_device, "new_device", "a new device"),
             (self.new_country, "new_country", "a new country"),
             (self.travel, "travel", "an impossible journey"),
-            (self.moved, "moved", "your session moving to another country"),
+            (
+                self.moved,
+                "moved",
+                "your session moving to another country",
+            ),
         ]
         .into_iter()
         .filter(|(on, _, _)| *on)
@@ -304,7 +308,14 @@ pub fn enqueue(
         journey: verdict.journey.clone(),
         ..Details::new(session, to_name)
     };
-    enqueue_details(c, verdict.reasons, session, &details, session.created_at, mail_enabled)
+    enqueue_details(
+        c,
+        verdict.reasons,
+        session,
+        &details,
+        session.created_at,
+        mail_enabled,
+    )
 }
 
 /// [`enqueue`] with the email's details given.
@@ -595,13 +606,24 @@ mod tests {
             impossible_journey(&budapest, 0, &tokyo, 7200, limits).as_deref(),
             Some("from Budapest, Hungary to Tokyo, Japan in 2 hours")
         );
-        assert_eq!(impossible_journey(&budapest, 0, &tokyo, 86_400, limits), None, "a day");
-        assert_eq!(impossible_journey(&budapest, 0, &vienna, 60, limits), None, "near");
+        assert_eq!(
+            impossible_journey(&budapest, 0, &tokyo, 86_400, limits),
+            None,
+            "a day"
+        );
+        assert_eq!(
+            impossible_journey(&budapest, 0, &vienna, 60, limits),
+            None,
+            "near"
+        );
         let country_only = Location {
             city: None,
             ..tokyo.clone()
         };
-        assert_eq!(impossible_journey(&budapest, 0, &country_only, 60, limits), None);
+        assert_eq!(
+            impossible_journey(&budapest, 0, &country_only, 60, limits),
+            None
+        );
     }
 
     #[test]
@@ -619,8 +641,14 @@ mod tests {
         );
         assert_eq!(verify_link(&key, "garbage!", 0), None);
         let confirm = sign_link_for(&key, LinkPurpose::Confirm, 42, 1000);
-        assert_eq!(verify_link_for(&key, LinkPurpose::Confirm, &confirm, 999), Some(42));
+        assert_eq!(
+            verify_link_for(&key, LinkPurpose::Confirm, &confirm, 999),
+            Some(42)
+        );
         assert_eq!(verify_link(&key, &confirm, 999), None, "one purpose only");
-        assert_eq!(verify_link_for(&key, LinkPurpose::Secure, &confirm, 999), None);
+        assert_eq!(
+            verify_link_for(&key, LinkPurpose::Secure, &confirm, 999),
+            None
+        );
     }
 }

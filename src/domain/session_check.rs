@@ -123,17 +123,20 @@ fn check_token(
     if m.status != UserStatus::Active {
         return Err(Error::Unauthenticated(Some(EndReason::UserDisabled)));
     }
-    Ok(Some((Authed {
-        principal: Principal {
-            user_id: sess.user_id,
-            email: sess.user_email.clone(),
-            name: m.user_name,
-            role: m.role,
-            account_id: sess.account_id,
-            account_name: sess.account_name.clone(),
+    Ok(Some((
+        Authed {
+            principal: Principal {
+                user_id: sess.user_id,
+                email: sess.user_email.clone(),
+                name: m.user_name,
+                role: m.role,
+                account_id: sess.account_id,
+                account_name: sess.account_name.clone(),
+            },
+            session: sess,
         },
-        session: sess,
-    }, touched)))
+        touched,
+    )))
 }
 
 /// Who ended the session of `token` and why, when an administrator did: "It was ended by

@@ -285,7 +285,9 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str, note: Option<&st
             } else {
                 EndReason::TerminatedByAdmin
             };
-            let note = note.as_deref().filter(|_| reason == EndReason::TerminatedByAdmin);
+            let note = note
+                .as_deref()
+                .filter(|_| reason == EndReason::TerminatedByAdmin);
             db::sessions::end_with_note(c, s.pk, now, Some(by), reason, note)?;
             Ok(())
         })
@@ -356,7 +358,9 @@ pub async fn admin_end_user(
     let n = state
         .db
         .run(move |c| {
-            let note = note.as_deref().filter(|_| reason == EndReason::TerminatedByAdmin);
+            let note = note
+                .as_deref()
+                .filter(|_| reason == EndReason::TerminatedByAdmin);
             db::sessions::end_all_for_user_with_note(
                 c,
                 user,

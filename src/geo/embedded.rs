@@ -65,7 +65,10 @@ pub(super) fn open(dir: &Path) -> Result<Source, GeoError> {
                 }
             },
             None => {
-                tracing::warn!(file = blob.name, "embedded GeoIP database has no size or checksum");
+                tracing::warn!(
+                    file = blob.name,
+                    "embedded GeoIP database has no size or checksum"
+                );
                 None
             }
         };
@@ -107,7 +110,10 @@ impl Frame {
     }
 
     fn file_name(&self, blob: &Blob) -> String {
-        format!("{PREFIX}{}-{}-{:08x}.mmdb", blob.name, self.size, self.checksum)
+        format!(
+            "{PREFIX}{}-{}-{:08x}.mmdb",
+            blob.name, self.size, self.checksum
+        )
     }
 }
 

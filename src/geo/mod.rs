@@ -37,7 +37,9 @@ const PROBES: [IpAddr; 6] = [
     IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
     IpAddr::V6(Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888)),
     IpAddr::V6(Ipv6Addr::new(0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111)),
-    IpAddr::V6(Ipv6Addr::new(0x2a00, 0x1450, 0x4001, 0x0800, 0, 0, 0, 0x200e)),
+    IpAddr::V6(Ipv6Addr::new(
+        0x2a00, 0x1450, 0x4001, 0x0800, 0, 0, 0, 0x200e,
+    )),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -121,10 +123,7 @@ impl Db {
     /// opens; swapped in, it would locate nobody.
     fn check(&self) -> Result<(), String> {
         let v4_only = self.metadata().ip_version == 4;
-        let locates = |ip: &&IpAddr| {
-            self.locate(**ip)
-                .is_some_and(|l| l.country_code.is_some())
-        };
+        let locates = |ip: &&IpAddr| self.locate(**ip).is_some_and(|l| l.country_code.is_some());
         let mut probes = PROBES.iter().filter(|ip| !(v4_only && ip.is_ipv6()));
         if probes.any(|ip| locates(&ip)) {
             Ok(())
@@ -437,7 +436,12 @@ mod tests {
     fn embedded_database_locates_ipv4_and_ipv6() {
         let dir = tempfile::tempdir().unwrap();
         let geo = Geo::open(Path::new(""), dir.path()).unwrap();
-        for ip in ["8.8.8.8", "81.2.69.142", "2001:4860:4860::8888", "2a00:1450:4001:800::200e"] {
+        for ip in [
+            "8.8.8.8",
+            "81.2.69.142",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001:800::200e",
+        ] {
             let loc = geo.lookup(ip.parse().unwrap());
             let code = loc.country_code.clone().expect(ip);
             assert_eq!(loc.country.as_deref(), country_name(&code), "{ip}");
@@ -466,7 +470,10 @@ mod tests {
         assert_eq!(country_name("jp"), Some("Japan"));
         assert_eq!(country_name("GB"), Some("United Kingdom"));
         assert_eq!(country_name("ZZ"), None);
-        assert!(countries::NAMES.windows(2).all(|w| w[0].0 < w[1].0), "sorted");
+        assert!(
+            countries::NAMES.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted"
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells, session_headings,
-    tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells,
+    session_headings, tabs,
 };
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
@@ -180,7 +180,10 @@ const GEOIP_STALE_DAYS: i64 = 365;
 /// data is more than a year old.
 fn geoip_footer(name: &str, built: u64, now: i64) -> Markup {
     let built = i64::try_from(built).unwrap_or(0);
-    let date = crate::clock::utc(built).chars().take(10).collect::<String>();
+    let date = crate::clock::utc(built)
+        .chars()
+        .take(10)
+        .collect::<String>();
     let stale = built > 0 && now - built > GEOIP_STALE_DAYS * 86_400;
     html! {
         footer.geoip-status {

@@ -63,7 +63,10 @@ pub async fn show_confirm(state: Data<&AppState>, q: Query<LinkParams>) -> Respo
 }
 
 #[handler]
-pub async fn submit_confirm(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>) -> Response {
+pub async fn submit_confirm(
+    state: Data<&AppState>,
+    form: poem::Result<Form<LinkParams>>,
+) -> Response {
     let token = form.map(|f| f.0.t).unwrap_or_default();
     match alert_response::confirm(&state, &token).await {
         Ok(first) => page(
@@ -112,7 +115,10 @@ pub async fn show_secure(state: Data<&AppState>, q: Query<LinkParams>) -> Respon
 }
 
 #[handler]
-pub async fn submit_secure(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>) -> Response {
+pub async fn submit_secure(
+    state: Data<&AppState>,
+    form: poem::Result<Form<LinkParams>>,
+) -> Response {
     let token = form.map(|f| f.0.t).unwrap_or_default();
     match alert_response::secure(&state, &token).await {
         Ok(Some(done)) => page(

@@ -135,13 +135,20 @@ pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, St
 /// request only), signed so that the page can show it.
 pub async fn refused_token(req: &Request, state: &AppState, err: &Error, token: &str) -> Response {
     let mut resp = refused(req, state, err);
-    if !matches!(err, Error::Unauthenticated(Some(EndReason::TerminatedByAdmin))) {
+    if !matches!(
+        err,
+        Error::Unauthenticated(Some(EndReason::TerminatedByAdmin))
+    ) {
         return resp;
     }
     let Some(why) = admin_end_explanation(state, token).await else {
         return resp;
     };
-    if let Some(to) = resp.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()) {
+    if let Some(to) = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let sig = seal_notice(&state.link_key, &why);
         let to = format!("{to}&why={}&sig={sig}", encode(&why));
         if let Ok(v) = HeaderValue::from_str(&to) {
@@ -157,7 +164,12 @@ pub fn client_of<'a>(
     req: &'a Request,
     state: &'a AppState,
 ) -> impl FnOnce() -> Option<std::net::IpAddr> + 'a {
-    move || Some(crate::client_ip::ip_of(req, &state.config.server.trusted_proxies))
+    move || {
+        Some(crate::client_ip::ip_of(
+            req,
+            &state.config.server.trusted_proxies,
+        ))
+    }
 }
 
 /// The session token a page request presents, or the way to the sign-in page.
@@ -224,7 +236,12 @@ pub fn encode(s: &str) -> String {
 
 /// The notice shown on the sign-in page for `?ended=<reason>`, with the administrator's
 /// words when the page's address carries them, signed by this server (`why`, `sig`).
-pub fn ended_notice_with(state: &AppState, reason: &str, why: Option<&str>, sig: Option<&str>) -> String {
+pub fn ended_notice_with(
+    state: &AppState,
+    reason: &str,
+    why: Option<&str>,
+    sig: Option<&str>,
+) -> String {
     match (why, sig) {
         (Some(why), Some(sig)) if notice_is_sealed(&state.link_key, why, sig) => {
             format!("{ENDED_NOTICE} {why}")

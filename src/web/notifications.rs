@@ -29,10 +29,26 @@ pub fn lock_path() -> String {
 }
 
 const CHOICES: [(&str, &str, &str); 4] = [
-    ("new_device", "A new device", "a sign-in from a device you have not used before"),
-    ("new_country", "A new country", "a sign-in from a country you have not signed in from"),
-    ("travel", "An impossible journey", "two sign-ins too far apart for the time between them"),
-    ("moved", "A session moving to another country", "one of your sessions used from another country"),
+    (
+        "new_device",
+        "A new device",
+        "a sign-in from a device you have not used before",
+    ),
+    (
+        "new_country",
+        "A new country",
+        "a sign-in from a country you have not signed in from",
+    ),
+    (
+        "travel",
+        "An impossible journey",
+        "two sign-ins too far apart for the time between them",
+    ),
+    (
+        "moved",
+        "A session moving to another country",
+        "one of your sessions used from another country",
+    ),
 ];
 
 fn is_on(p: AlertPrefs, key: &str) -> bool {
@@ -141,7 +157,10 @@ pub struct LockForm {
 csrf_field!(PrefsForm, LockForm);
 
 #[handler]
-pub async fn save(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<PrefsForm>) -> Response {
+pub async fn save(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<PrefsForm>,
+) -> Response {
     let prefs = AlertPrefs {
         new_device: form.new_device.is_some(),
         new_country: form.new_country.is_some(),
@@ -155,7 +174,10 @@ pub async fn save(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<Pr
 }
 
 #[handler]
-pub async fn lock(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<LockForm>) -> Response {
+pub async fn lock(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<LockForm>,
+) -> Response {
     let locked = form.locked == "yes";
     let account = me.principal.account_id;
     match preferences::set_lock(&state, &me.principal, account, locked).await {

@@ -7,12 +7,10 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells, session_headings,
-    tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells,
+    session_headings, tabs,
 };
-use super::{
-    client_of, error_page, html_response, layout, page_session, presented, refused_token,
-};
+use super::{client_of, error_page, html_response, layout, page_session, presented, refused_token};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
@@ -33,7 +31,8 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         Ok(t) => t,
         Err(resp) => return resp,
     };
-    let (me, list) = match domain::list_mine_by_token(&state, &token, client_of(req, &state)).await {
+    let (me, list) = match domain::list_mine_by_token(&state, &token, client_of(req, &state)).await
+    {
         Ok(found) => found,
         Err(err) => return refused_token(req, &state, &err, &token).await,
     };

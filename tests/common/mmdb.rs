@@ -132,9 +132,18 @@ pub fn ipv4_database(database_type: &'static str, networks: &[([u8; 4], u8, V)])
 }
 
 /// A GeoIP2-layout City record.
-pub fn geoip2_city(code: &'static str, country: &'static str, city: &'static str, lat: f64, lon: f64) -> V {
+pub fn geoip2_city(
+    code: &'static str,
+    country: &'static str,
+    city: &'static str,
+    lat: f64,
+    lon: f64,
+) -> V {
     V::Map(vec![
-        ("city", V::Map(vec![("names", V::Map(vec![("en", V::Str(city))]))])),
+        (
+            "city",
+            V::Map(vec![("names", V::Map(vec![("en", V::Str(city))]))]),
+        ),
         (
             "country",
             V::Map(vec![
