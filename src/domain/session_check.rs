@@ -139,9 +139,10 @@ fn check_token(
     )))
 }
 
-/// Who ended the session of `token` and why, when an administrator did: "It was ended by
-/// an administrator (admin@acme.test): <reason>." Read only for a session refused as
-/// ended by an administrator, never on the check's path.
+/// Who ended the session of `token` and why, when an administrator gave a reason: "It
+/// was ended by an administrator (admin@acme.test): <reason>." (Without a reason the
+/// notice stays SPEC §3's "It was ended by an administrator.") Read only for a session
+/// refused as ended by an administrator, never on the check's path.
 pub async fn admin_end_explanation(state: &AppState, token: &str) -> Option<String> {
     let hash = tokens::hash_token(token);
     let found = state
@@ -150,13 +151,11 @@ pub async fn admin_end_explanation(state: &AppState, token: &str) -> Option<Stri
         .await
         .ok()??;
     let (by, note) = found;
-    Some(match note {
-        Some(note) => format!(
-            "It was ended by an administrator ({by}): {}.",
-            note.trim_end_matches(['.', ' '])
-        ),
-        None => format!("It was ended by an administrator ({by})."),
-    })
+    let note = note?;
+    Some(format!(
+        "It was ended by an administrator ({by}): {}.",
+        note.trim_end_matches(['.', ' '])
+    ))
 }
 
 /// A notice carried in the sign-in page's address, signed so that nobody can craft a

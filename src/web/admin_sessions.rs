@@ -288,7 +288,7 @@ fn reason_box() -> Markup {
         label.reason {
             span.sr { "Reason (shown to the person)" }
             input type="text" name="reason" maxlength="200"
-                placeholder="Reason (shown to the person)" aria-label="Reason (shown to the person)";
+                placeholder="Reason (optional)" title="Reason (shown to the person)";
         }
     }
 }

@@ -88,13 +88,10 @@ pub fn location_cell(s: &Session) -> Markup {
             span { (s.location.label()) }
         }
         @if let Some(moved) = &s.moved_to {
-            br;
             span.moved {
                 (flag_img(moved.location.country_code.as_deref()))
-                span {
-                    "Now seen from " (moved.location.place())
-                    " (signed in from " (s.location.place()) ")"
-                }
+                "Now seen from " (moved.location.place())
+                " (signed in from " (s.location.place()) ")"
             }
         }
     }
