@@ -966,3 +966,92 @@ async fn an_admin_s_reason_is_shown_on_the_sign_in_notice() {
     let _ = PASSWORD;
     let _ = json!({});
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_preferences_and_the_lock_through_the_api() {
+    let smtp = SmtpServer::start().await;
+    let server = start(Some(&smtp), |_| {}).await;
+    server.user("Acme", "ann@acme.test", Role::User).await;
+    let admin = server.user("Acme", "admin@acme.test", Role::Admin).await;
+    let other = server.user("Other", "boss@other.test", Role::Admin).await;
+    let ann = server
+        .api_login_from("ann@acme.test", CHROME_MAC, Some(GB), None)
+        .await;
+    let ann = token_of(&ann);
+    let put = |path: String, token: String, body: Value| {
+        let url = server.url(&path);
+        async move {
+            let resp = common::client()
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            common::status_json(resp).await
+        }
+    };
+    let (st, prefs) = server.get("/api/v1/alert-preferences", &ann).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        prefs,
+        json!({"new_device": true, "new_country": true, "travel": true, "moved": true, "locked": false})
+    );
+    let off = json!({"new_device": false, "new_country": true, "travel": true, "moved": true});
+    let (st, body) = put("/api/v1/alert-preferences".into(), ann.clone(), off.clone()).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["new_device"], false);
+    let (st, body) = put(
+        "/api/v1/alert-preferences".into(),
+        ann.clone(),
+        json!({"new_device": "no"}),
+    )
+    .await;
+    assert_eq!(st, 400, "{body}");
+    assert!(body["error"].is_string() && body["message"].is_string());
+    server
+        .api_login_from("ann@acme.test", FIREFOX_WIN, Some(GB), None)
+        .await;
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(smtp.count(), 0, "new-device alerts are off");
+
+    // The lock: an admin of the account, never one of another account, nor Ann herself.
+    let account = admin.account_id.0;
+    let boss = server.token("boss@other.test").await;
+    let _ = other;
+    let (st, _) = put(
+        format!("/api/v1/admin/accounts/{account}/alert-lock"),
+        boss,
+        json!({"locked": true}),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let (st, _) = put(
+        format!("/api/v1/admin/accounts/{account}/alert-lock"),
+        ann.clone(),
+        json!({"locked": true}),
+    )
+    .await;
+    assert_eq!(st, 404);
+    let admin_token = server.token("admin@acme.test").await;
+    let (st, body) = put(
+        format!("/api/v1/admin/accounts/{account}/alert-lock"),
+        admin_token,
+        json!({"locked": true}),
+    )
+    .await;
+    assert_eq!(st, 204, "{body}");
+    let (_, prefs) = server.get("/api/v1/alert-preferences", &ann).await;
+    assert_eq!(prefs["locked"], true);
+    let (st, body) = put("/api/v1/alert-preferences".into(), ann.clone(), off).await;
+    assert_eq!(st, 409, "{body}");
+    assert_eq!(body["error"], "alerts_locked");
+    server
+        .api_login_from("ann@acme.test", SAFARI, Some(GB), None)
+        .await;
+    assert_eq!(
+        smtp.wait_for(1, PROMPT).await.len(),
+        1,
+        "locked on: alerted"
+    );
+}

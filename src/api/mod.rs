@@ -2,6 +2,7 @@
 //! interactive docs at `/api/docs`. Handlers are thin: they call domain/ and map errors.
 
 pub mod admin_users;
+pub mod alert_prefs;
 pub mod auth;
 pub mod errors;
 pub mod health;
@@ -212,6 +213,7 @@ pub fn routes() -> impl Endpoint {
         sessions::AdminSessionsApi,
         history::HistoryApi,
         privacy::PrivacyApi,
+        alert_prefs::AlertPrefsApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")
