@@ -38,6 +38,7 @@ api_errors!(PrefsError {
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     Conflict = 409: "The account keeps every sign-in alert on (an admin's lock).",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
 api_errors!(LockError {
@@ -45,6 +46,7 @@ api_errors!(LockError {
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or an account outside your scope.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
 #[derive(ApiResponse)]
