@@ -75,6 +75,22 @@ pub fn peer_is_trusted(req: &poem::Request, trusted: &[Cidr]) -> bool {
         .is_some_and(|ip| trusted.iter().any(|c| c.0.contains(&ip)))
 }
 
+/// The client's address alone (per the trusted-proxy rule), without allocating: for a
+/// peer that is not a trusted proxy, the peer's address.
+pub fn ip_of(req: &poem::Request, trusted: &[Cidr]) -> IpAddr {
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let xff = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes());
+    client_ip(peer, xff, trusted)
+}
+
 /// The client as far as we believe it: address (per the trusted-proxy rule) and the
 /// cleaned User-Agent.
 pub fn from_request(req: &poem::Request, trusted: &[Cidr]) -> crate::domain::auth::ClientInfo {

@@ -54,14 +54,23 @@ pub fn parse_compact_utc(s: &str) -> Option<i64> {
 
 /// "just now", "5 minutes ago", "1 hour ago", "3 days ago".
 pub fn relative(now: i64, t: i64) -> String {
-    let d = (now - t).max(0);
+    if now - t < 60 {
+        return "just now".into();
+    }
+    format!("{} ago", span(now - t))
+}
+
+/// A length of time in words, in its largest whole unit: "5 minutes", "2 hours",
+/// "3 days" ("less than a minute" below one).
+pub fn span(secs: i64) -> String {
+    let d = secs.max(0);
     let (n, unit) = match d {
-        0..=59 => return "just now".into(),
+        0..=59 => return "less than a minute".into(),
         60..=3599 => (d / 60, "minute"),
         3600..=86_399 => (d / 3600, "hour"),
         _ => (d / 86_400, "day"),
     };
-    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@ pub struct Config {
     pub geoip: GeoipConfig,
     pub mail: MailConfig,
     pub applications: Vec<Application>,
+    /// Trusted networks (SPEC §14): named in the Location column, optionally silent.
+    pub networks: Vec<Network>,
+    pub alerts: AlertsConfig,
     pub bootstrap: BootstrapConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
@@ -359,6 +362,40 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A trusted network: `name = "Office"`, `cidrs = ["203.0.113.0/24"]`, `alerts = false`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    pub name: String,
+    pub cidrs: Vec<Cidr>,
+    /// False: sign-ins from here never send a sign-in alert.
+    #[serde(default = "yes")]
+    pub alerts: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The impossible-travel check (SPEC §14).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Journeys shorter than this never count, whatever their speed.
+    pub travel_min_km: f64,
+    /// Faster than this between two sign-ins is an impossible journey.
+    pub travel_max_kmh: f64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            travel_min_km: 500.0,
+            travel_max_kmh: 1000.0,
+        }
+    }
+}
+
 /// A protected application: where it is, and who may use it. Empty lists allow
 /// everyone signed in; several lists must all allow.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -543,6 +580,7 @@ impl Config {
             problems.push(format!("security.argon2: {err}"));
         }
         self.validate_applications(&mut problems);
+        self.validate_networks(&mut problems);
         problems.extend(check_backup(&self.backup));
         problems.extend(check_mail(&self.mail));
         let b = &self.bootstrap;
@@ -560,6 +598,38 @@ impl Config {
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+
+    fn validate_networks(&self, problems: &mut Vec<String>) {
+        let mut seen = std::collections::HashSet::new();
+        for (i, net) in self.networks.iter().enumerate() {
+            let name = net.name.trim();
+            if name.is_empty() || name.chars().count() > 64 || name != net.name {
+                problems.push(format!(
+                    "networks[{i}].name: must be 1 to 64 characters, without surrounding spaces"
+                ));
+            } else if !seen.insert(name.to_lowercase()) {
+                problems.push(format!("networks[{i}].name: `{name}` is used twice"));
+            }
+            if net.cidrs.is_empty() {
+                problems.push(format!("networks[{i}].cidrs: give at least one CIDR"));
+            }
+        }
+        let a = &self.alerts;
+        if !(a.travel_min_km.is_finite() && a.travel_min_km >= 0.0) {
+            problems.push("alerts.travel_min_km: must be a number of kilometres, 0 or more".into());
+        }
+        if !(a.travel_max_kmh.is_finite() && a.travel_max_kmh > 0.0) {
+            problems.push("alerts.travel_max_kmh: must be a speed above 0".into());
+        }
+    }
+
+    /// The first trusted network that holds `ip`.
+    pub fn network_of(&self, ip: IpAddr) -> Option<&Network> {
+        let ip = ip.to_canonical();
+        self.networks
+            .iter()
+            .find(|n| n.cidrs.iter().any(|c| c.0.contains(&ip)))
     }
 
     fn validate_applications(&self, problems: &mut Vec<String>) {

@@ -45,6 +45,15 @@ enum Command {
     /// Check the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The location database.
+    #[command(subcommand)]
+    Geoip(GeoipCommand),
+}
+
+#[derive(Subcommand)]
+enum GeoipCommand {
+    /// Print what Doorman would record as the location of an IP address.
+    Lookup { ip: String },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +131,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(config),
         Command::Restore { path } => restore(&config, &path),
+        Command::Geoip(GeoipCommand::Lookup { ip }) => geoip_lookup(&config, &ip),
         Command::Config(ConfigCommand::Check) => {
             println!("configuration is valid");
             println!("{config:#?}");
@@ -215,6 +225,35 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
+/// Opens the location database only (the configured file, or the embedded one, unpacked
+/// beside the SQLite database as `serve` would), never the SQLite database.
+fn geoip_lookup(config: &Config, ip: &str) -> ExitCode {
+    let Ok(addr) = ip.trim().parse::<std::net::IpAddr>() else {
+        return fail(format!("`{ip}` is not an IPv4 or IPv6 address"));
+    };
+    let data_dir = doorman::geo::data_dir(&config.storage.path);
+    let geo = match doorman::geo::Geo::open(&config.geoip.database, &data_dir) {
+        Ok(g) => g,
+        Err(err) => return fail(err),
+    };
+    let loc = geo.lookup(addr);
+    let or_unknown = |v: &Option<String>| v.clone().unwrap_or_else(|| "Unknown".into());
+    println!("ip: {}", addr.to_canonical());
+    println!("country code: {}", or_unknown(&loc.country_code));
+    println!("country: {}", or_unknown(&loc.country));
+    println!("city: {}", or_unknown(&loc.city));
+    if let Some(net) = config.network_of(addr) {
+        println!("network: {}", net.name);
+    }
+    let built = clock::utc(i64::try_from(geo.build_epoch()).unwrap_or(0));
+    println!(
+        "database: {}, built {}",
+        geo.name(),
+        &built[..10.min(built.len())]
+    );
+    ExitCode::SUCCESS
+}
+
 /// Runs without opening the database: the file in place may be the damaged one.
 fn restore(config: &Config, path: &std::path::Path) -> ExitCode {
     let database = &config.storage.path;
@@ -299,7 +338,7 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             println!("alert {id} queued; a running server sends it within seconds");
             Ok(())
         }
-        Command::Serve | Command::Restore { .. } | Command::Config(_) => Ok(()),
+        Command::Serve | Command::Restore { .. } | Command::Config(_) | Command::Geoip(_) => Ok(()),
     }
 }
 

@@ -211,10 +211,12 @@ async fn my_sessions_json_shape_and_order() {
             "last_active_at",
             "expires_at",
             "applications_used",
+            "moved_to",
         ]
         .into_iter()
         .collect();
         assert_eq!(keys, want, "session keys: {item}");
+        assert_eq!(item["moved_to"], Value::Null, "not moved: {item}");
         assert_eq!(
             item["applications_used"],
             json!([]),
@@ -256,7 +258,9 @@ async fn my_sessions_json_shape_and_order() {
         let loc_keys: BTreeSet<&str> = loc.keys().map(String::as_str).collect();
         assert_eq!(
             loc_keys,
-            ["country_code", "country", "city"].into_iter().collect(),
+            ["country_code", "country", "city", "network"]
+                .into_iter()
+                .collect(),
             "{item}"
         );
         // Loopback has no location: every part null.

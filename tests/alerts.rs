@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 /// Deliberately with a trailing slash: links must not get a double slash.
 const PUBLIC_URL: &str = "http://doorman.test:8080/";
 const PUBLIC_BASE: &str = "http://doorman.test:8080";
-/// London, United Kingdom in GeoLite2.
+/// London, United Kingdom (checked by `first_sign_in`).
 const GB: &str = "81.2.69.142";
 /// Another address in the United Kingdom.
 const GB_OTHER: &str = "81.2.69.160";
@@ -38,6 +38,9 @@ async fn start(smtp_url: Option<String>) -> TestServer {
         }
         cfg.server.public_url = PUBLIC_URL.into();
         cfg.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+        // These tests are about SPEC §5's two reasons: no journey on Earth is this long,
+        // so §14's impossible journey (tests/locations.rs) never joins them.
+        cfg.alerts.travel_min_km = 25_000.0;
     })
     .await
 }

@@ -88,7 +88,7 @@ async fn sign_in_answers_token_device_and_session() {
     assert_eq!(sess["ip"], "127.0.0.1");
     assert_eq!(
         sess["location"],
-        json!({"country_code": null, "country": null, "city": null})
+        json!({"country_code": null, "country": null, "city": null, "network": null})
     );
     let created = rfc3339_utc(&sess["created_at"]);
     let last = rfc3339_utc(&sess["last_active_at"]);

@@ -148,7 +148,7 @@ async fn forwarded_for_from_a_trusted_proxy_gives_ip_and_country() {
     assert_eq!(sess["ip"], "192.168.1.20");
     assert_eq!(
         sess["location"],
-        json!({"country_code": null, "country": null, "city": null})
+        json!({"country_code": null, "country": null, "city": null, "network": null})
     );
 
     // Garbage: we believe no further than the proxy itself.
@@ -207,7 +207,7 @@ async fn forwarded_for_is_ignored_without_trusted_proxies() {
         assert_eq!(sess["ip"], "127.0.0.1", "{xff}");
         assert_eq!(
             sess["location"],
-            json!({"country_code": null, "country": null, "city": null})
+            json!({"country_code": null, "country": null, "city": null, "network": null})
         );
     }
     // A proxy that is not ours is not believed either.

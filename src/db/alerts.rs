@@ -159,6 +159,33 @@ pub fn update_link_used(c: &Connection, id: i64, now: i64) -> Result<bool, DbErr
     )? == 1)
 }
 
+/// "Yes, it was me": the first answer counts; false when it was given before.
+pub fn update_confirmed(c: &Connection, id: i64, now: i64) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE alerts SET confirmed_at = ?2 WHERE id = ?1 AND confirmed_at IS NULL",
+        params![id, now],
+    )? == 1)
+}
+
+/// "No, secure my account": recorded once; false when it was reported before.
+pub fn update_reported(c: &Connection, id: i64, now: i64) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "UPDATE alerts SET reported_at = ?2 WHERE id = ?1 AND reported_at IS NULL",
+        params![id, now],
+    )? == 1)
+}
+
+/// When the alert was confirmed and when reported, if ever.
+pub fn find_answers(c: &Connection, id: i64) -> Result<(Option<i64>, Option<i64>), DbError> {
+    Ok(c.query_row(
+        "SELECT confirmed_at, reported_at FROM alerts WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()?
+    .unwrap_or((None, None)))
+}
+
 pub fn count_by_status(c: &Connection) -> Result<Vec<(String, i64)>, DbError> {
     let mut stmt = c.prepare_cached("SELECT status, count(*) FROM alerts GROUP BY status")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;

@@ -1,6 +1,6 @@
 //! `login_records` table: every sign-in attempt, kept as history.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
 use crate::domain::model::{Device, Location, UserId};
@@ -22,8 +22,9 @@ pub fn insert(c: &Connection, r: &NewLoginRecord<'_>) -> Result<i64, DbError> {
     c.prepare_cached(
         "INSERT INTO login_records (at, email, user_id, ip, country_code, country_name, city,
             device_id, user_agent, device_category, browser_name, browser_version, os_name,
-            os_version, success, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            os_version, success, reason, latitude, longitude, accuracy_km, network)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+            ?19, ?20)",
     )?
     .execute(params![
         r.at,
@@ -42,6 +43,10 @@ pub fn insert(c: &Connection, r: &NewLoginRecord<'_>) -> Result<i64, DbError> {
         r.device.os_version,
         r.success,
         r.reason,
+        r.location.coords.map(|p| p.latitude),
+        r.location.coords.map(|p| p.longitude),
+        r.location.coords.and_then(|p| p.accuracy_km),
+        r.location.network,
     ])?;
     Ok(c.last_insert_rowid())
 }
@@ -63,6 +68,33 @@ pub fn has_country(c: &Connection, user: UserId, country_code: &str) -> Result<b
         params![user, country_code],
         |r| r.get(0),
     )?)
+}
+
+/// The user's latest successful sign-in: when, and where (for the travel check).
+pub fn find_last_success(c: &Connection, user: UserId) -> Result<Option<(i64, Location)>, DbError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT at, country_code, country_name, city, latitude, longitude, accuracy_km, network
+         FROM login_records WHERE user_id = ?1 AND success = 1 ORDER BY id DESC LIMIT 1",
+    )?;
+    Ok(stmt
+        .query_row([user], |r| {
+            Ok((
+                r.get("at")?,
+                super::location(
+                    r,
+                    [
+                        "country_code",
+                        "country_name",
+                        "city",
+                        "latitude",
+                        "longitude",
+                        "accuracy_km",
+                        "network",
+                    ],
+                )?,
+            ))
+        })
+        .optional()?)
 }
 
 #[derive(Debug, Clone)]
@@ -88,8 +120,9 @@ pub fn list_for_user(
     limit: i64,
 ) -> Result<Vec<LoginRecord>, DbError> {
     let mut stmt = c.prepare_cached(
-        "SELECT id, at, email, user_id, ip, country_code, country_name, city, device_category,
-                browser_name, browser_version, os_name, os_version, device_id, success, reason
+        "SELECT id, at, email, user_id, ip, country_code, country_name, city, latitude, longitude,
+                accuracy_km, network, device_category, browser_name, browser_version, os_name,
+                os_version, device_id, success, reason
          FROM login_records WHERE user_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![user, before.unwrap_or(i64::MAX), limit], |r| {
@@ -99,7 +132,18 @@ pub fn list_for_user(
             email: r.get("email")?,
             user_id: r.get("user_id")?,
             ip: r.get("ip")?,
-            location: super::location(r, ["country_code", "country_name", "city"])?,
+            location: super::location(
+                r,
+                [
+                    "country_code",
+                    "country_name",
+                    "city",
+                    "latitude",
+                    "longitude",
+                    "accuracy_km",
+                    "network",
+                ],
+            )?,
             device: super::device(
                 r,
                 [

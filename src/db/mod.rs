@@ -4,6 +4,7 @@
 //! blocking pool otherwise. SQL lives in this module's children, one per table.
 
 pub mod accounts;
+pub mod alert_prefs;
 pub mod alerts;
 pub mod backup;
 pub mod devices;
@@ -111,15 +112,34 @@ pub(crate) fn device<I: rusqlite::RowIndex>(
     })
 }
 
-/// A location from its three columns (see [`device`]).
+/// A location from its columns (see [`device`]): country code, country name, city,
+/// latitude, longitude, accuracy, trusted network.
 pub(crate) fn location<I: rusqlite::RowIndex>(
     r: &rusqlite::Row<'_>,
-    [country_code, country, city]: [I; 3],
+    [
+        country_code,
+        country,
+        city,
+        latitude,
+        longitude,
+        accuracy_km,
+        network,
+    ]: [I; 7],
 ) -> rusqlite::Result<crate::domain::model::Location> {
+    let coords = match (r.get(latitude)?, r.get(longitude)?) {
+        (Some(latitude), Some(longitude)) => Some(crate::domain::model::Coords {
+            latitude,
+            longitude,
+            accuracy_km: r.get(accuracy_km)?,
+        }),
+        _ => None,
+    };
     Ok(crate::domain::model::Location {
         country_code: r.get(country_code)?,
         country: r.get(country)?,
         city: r.get(city)?,
+        coords,
+        network: r.get(network)?,
     })
 }
 

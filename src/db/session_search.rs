@@ -217,10 +217,11 @@ pub fn end_admin(
     now: i64,
     by: UserId,
     reason: EndReason,
+    note: Option<&str>,
 ) -> Result<usize, DbError> {
     let (cond, mut args) = admin_where(f, now);
     let sql = format!(
-        "UPDATE sessions SET ended_at = ?, ended_by = ?, end_reason = ?
+        "UPDATE sessions SET ended_at = ?, ended_by = ?, end_reason = ?, end_note = ?
          WHERE id IN (SELECT s.id FROM sessions s WHERE {cond} AND s.id != ?)"
     );
     use rusqlite::types::Value;
@@ -228,6 +229,7 @@ pub fn end_admin(
         Value::Integer(now),
         Value::Integer(by.0),
         Value::Text(reason.as_str().into()),
+        note.map_or(Value::Null, |n| Value::Text(n.into())),
     ];
     all.append(&mut args);
     all.push(Value::Integer(keep));

@@ -6,15 +6,18 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::domain::model::{
-    AccountId, AppUse, Device, EndReason, Location, Role, Session, SessionId, UserId, UserStatus,
+    AccountId, AppUse, Device, EndReason, Location, Moved, Role, Session, SessionId, UserId,
+    UserStatus,
 };
 
 /// A session row, by name: every session-reading statement selects these, plus
 /// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
 pub(super) const COLUMNS: &str = "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application,
     s.device_id, s.user_agent, s.device_category, s.browser_name, s.browser_version, s.os_name,
-    s.os_version, s.ip, s.country_code, s.country_name, s.city, s.created_at, s.last_active_at,
-    s.expires_at, s.ended_at, s.end_reason, s.applications_used";
+    s.os_version, s.ip, s.country_code, s.country_name, s.city, s.latitude, s.longitude,
+    s.accuracy_km, s.network, s.moved_country_code, s.moved_country_name, s.moved_city,
+    s.moved_at, s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
+    s.end_note, s.applications_used";
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -56,8 +59,9 @@ columns!(
     Cols {
         pk, public_id, user_id, user_email, account_id, account_name, application, device_id,
         user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
-        country_code, country_name, city, created_at, last_active_at, expires_at, ended_at,
-        end_reason, applications_used,
+        country_code, country_name, city, latitude, longitude, accuracy_km, network,
+        moved_country_code, moved_country_name, moved_city, moved_at, created_at,
+        last_active_at, expires_at, ended_at, end_reason, end_note, applications_used,
     }
 );
 
@@ -83,14 +87,44 @@ pub(super) fn from_row(r: &Row<'_>, c: &Cols) -> rusqlite::Result<Session> {
             ],
         )?,
         ip: r.get(c.ip)?,
-        location: super::location(r, [c.country_code, c.country_name, c.city])?,
+        location: super::location(
+            r,
+            [
+                c.country_code,
+                c.country_name,
+                c.city,
+                c.latitude,
+                c.longitude,
+                c.accuracy_km,
+                c.network,
+            ],
+        )?,
+        moved_to: moved(r, c)?,
         created_at: r.get(c.created_at)?,
         last_active_at: r.get(c.last_active_at)?,
         expires_at: r.get(c.expires_at)?,
         ended_at: r.get(c.ended_at)?,
         end_reason: r.get(c.end_reason)?,
+        end_note: r.get(c.end_note)?,
         applications_used: applications_used(r.get_ref(c.applications_used)?.as_str()?),
     })
+}
+
+/// Where a moved session is now seen from; most sessions never move, and their NULL
+/// `moved_at` is all that is read.
+fn moved(r: &Row<'_>, c: &Cols) -> rusqlite::Result<Option<Moved>> {
+    let Some(at) = r.get::<_, Option<i64>>(c.moved_at)? else {
+        return Ok(None);
+    };
+    Ok(Some(Moved {
+        location: Location {
+            country_code: r.get(c.moved_country_code)?,
+            country: r.get(c.moved_country_name)?,
+            city: r.get(c.moved_city)?,
+            ..Location::default()
+        },
+        at,
+    }))
 }
 
 /// The `applications_used` column, most recent first; most sessions have none, and
@@ -156,9 +190,10 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
     c.prepare_cached(
         "INSERT INTO sessions (public_id, token_hash, user_id, account_id, application, device_id,
             user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
-            country_code, country_name, city, created_at, last_active_at, expires_at, email_lower)
+            country_code, country_name, city, created_at, last_active_at, expires_at, email_lower,
+            latitude, longitude, accuracy_km, network)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18,
-            (SELECT email_lower FROM users WHERE id = ?3))",
+            (SELECT email_lower FROM users WHERE id = ?3), ?19, ?20, ?21, ?22)",
     )?
     .execute(params![
         s.public_id,
@@ -179,6 +214,10 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
         s.location.city,
         s.now,
         s.expires_at,
+        s.location.coords.map(|p| p.latitude),
+        s.location.coords.map(|p| p.longitude),
+        s.location.coords.and_then(|p| p.accuracy_km),
+        s.location.network,
     ])?;
     find_by_pk(c, c.last_insert_rowid())?
         .ok_or_else(|| DbError::Refused("a session vanished as it was inserted".into()))
@@ -293,13 +332,71 @@ pub fn end(
     by: Option<UserId>,
     reason: EndReason,
 ) -> Result<bool, DbError> {
+    end_with_note(c, pk, now, by, reason, None)
+}
+
+/// [`end`], with the reason an administrator gave (shown to the session's person).
+pub fn end_with_note(
+    c: &Connection,
+    pk: i64,
+    now: i64,
+    by: Option<UserId>,
+    reason: EndReason,
+    note: Option<&str>,
+) -> Result<bool, DbError> {
     let n = c
         .prepare_cached(
-            "UPDATE sessions SET ended_at = ?2, ended_by = ?3, end_reason = ?4
+            "UPDATE sessions SET ended_at = ?2, ended_by = ?3, end_reason = ?4, end_note = ?5
              WHERE id = ?1 AND ended_at IS NULL",
         )?
-        .execute(params![pk, now, by, reason])?;
+        .execute(params![pk, now, by, reason, note])?;
     Ok(n == 1)
+}
+
+/// Who ended a session (their email) and the reason they gave, by the session's token:
+/// read only when a request presents a session an administrator ended.
+pub fn find_end_note(
+    c: &Connection,
+    hash: &[u8],
+) -> Result<Option<(String, Option<String>)>, DbError> {
+    Ok(c.prepare_cached(
+        "SELECT e.email, s.end_note FROM sessions s JOIN users e ON e.id = s.ended_by
+         WHERE s.token_hash = ?1 AND s.ended_at IS NOT NULL",
+    )?
+    .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+    .optional()?)
+}
+
+/// The session is used from the country it signed in from again.
+pub fn clear_move(c: &Connection, pk: i64) -> Result<(), DbError> {
+    c.prepare_cached(
+        "UPDATE sessions SET moved_country_code = NULL, moved_country_name = NULL,
+            moved_city = NULL, moved_at = NULL WHERE id = ?1",
+    )?
+    .execute([pk])?;
+    Ok(())
+}
+
+/// Records that a live session is now used from `place` (another country than it
+/// signed in from). True the first time the session is seen in that country.
+pub fn record_move(c: &Connection, pk: i64, place: &Location, now: i64) -> Result<bool, DbError> {
+    c.prepare_cached(
+        "UPDATE sessions SET moved_country_code = ?2, moved_country_name = ?3, moved_city = ?4,
+            moved_at = ?5 WHERE id = ?1 AND ended_at IS NULL",
+    )?
+    .execute(params![
+        pk,
+        place.country_code,
+        place.country,
+        place.city,
+        now
+    ])?;
+    let first = c
+        .prepare_cached(
+            "INSERT OR IGNORE INTO session_moves (session_id, country_code, at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![pk, place.country_code, now])?;
+    Ok(first == 1)
 }
 
 /// Ends every live session of a user except `keep`.
@@ -311,11 +408,24 @@ pub fn end_all_for_user(
     by: Option<UserId>,
     reason: EndReason,
 ) -> Result<usize, DbError> {
+    end_all_for_user_with_note(c, user, keep, now, by, reason, None)
+}
+
+/// [`end_all_for_user`], with the reason an administrator gave.
+pub fn end_all_for_user_with_note(
+    c: &Connection,
+    user: UserId,
+    keep: Option<i64>,
+    now: i64,
+    by: Option<UserId>,
+    reason: EndReason,
+    note: Option<&str>,
+) -> Result<usize, DbError> {
     Ok(c.prepare_cached(
-        "UPDATE sessions SET ended_at = ?3, ended_by = ?4, end_reason = ?5
+        "UPDATE sessions SET ended_at = ?3, ended_by = ?4, end_reason = ?5, end_note = ?6
              WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?3 AND id IS NOT ?2",
     )?
-    .execute(params![user, keep, now, by, reason])?)
+    .execute(params![user, keep, now, by, reason, note])?)
 }
 
 /// A user's active sessions, most recently active first. Every row has the same user and

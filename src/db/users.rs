@@ -56,6 +56,22 @@ pub fn find_by_id(c: &Connection, id: UserId) -> Result<Option<User>, DbError> {
     )
 }
 
+/// The active admins of an account and the owners of the install, but `except`: who is
+/// told when one of the account's people reports a sign-in as not theirs.
+pub fn find_admins_of(
+    c: &Connection,
+    account: AccountId,
+    except: UserId,
+) -> Result<Vec<User>, DbError> {
+    let mut stmt = c.prepare_cached(&format!(
+        "{SELECT} WHERE u.status = 'active' AND u.id != ?2
+           AND ((u.role = 'admin' AND u.account_id = ?1) OR u.role = 'owner')
+         ORDER BY u.id"
+    ))?;
+    let rows = stmt.query_map(params![account, except], from_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn find_by_email(c: &Connection, email: &str) -> Result<Option<User>, DbError> {
     Ok(c.query_row(
         &format!("{SELECT} WHERE u.email_lower = ?1"),

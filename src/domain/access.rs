@@ -6,7 +6,7 @@ use crate::config::Application;
 use crate::db;
 use crate::domain::auth::Authed;
 use crate::domain::model::Role;
-use crate::domain::session_check::authenticate;
+use crate::domain::session_check::authenticate_from;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -17,11 +17,12 @@ pub async fn verify(
     state: &AppState,
     token: Option<&str>,
     original_url: Option<&url::Url>,
+    from: impl FnOnce() -> Option<std::net::IpAddr>,
 ) -> Result<Authed> {
     let Some(token) = token else {
         return Err(Error::Unauthenticated(None));
     };
-    let authed = authenticate(state, token).await?;
+    let authed = authenticate_from(state, token, from).await?;
     let app = original_url.and_then(|url| state.config.application_at(url));
     if let Some(app) = app {
         if !allows(app, &authed) {
@@ -157,6 +158,8 @@ mod tests {
                 expires_at: i64::MAX,
                 ended_at: None,
                 end_reason: None,
+                end_note: None,
+                moved_to: None,
                 applications_used: Vec::new(),
             },
         }

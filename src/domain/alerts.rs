@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 use crate::db::alerts::NewAlert;
 use crate::db::{self, DbError};
-use crate::domain::model::{EndReason, Session, UserId};
+use crate::domain::model::{AlertPrefs, EndReason, Location, Session, UserId};
 use crate::domain::tokens;
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -19,64 +19,166 @@ use crate::state::AppState;
 /// Alerts emailed per user per hour; more are kept as `suppressed`.
 pub const MAX_PER_HOUR: i64 = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a sign-in alert is sent; several combine into one email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reasons {
     pub new_device: bool,
     pub new_country: bool,
+    /// An impossible journey from the previous sign-in (SPEC §14).
+    pub travel: bool,
+    /// A live session used from another country (its own email).
+    pub moved: bool,
 }
 
 impl Reasons {
+    fn parts(self) -> impl Iterator<Item = (&'static str, &'static str)> {
+        [
+            (self.new_device, "new_device", "a new device"),
+            (self.new_country, "new_country", "a new country"),
+            (self.travel, "travel", "an impossible journey"),
+            (
+                self.moved,
+                "moved",
+                "your session moving to another country",
+            ),
+        ]
+        .into_iter()
+        .filter(|(on, _, _)| *on)
+        .map(|(_, code, phrase)| (code, phrase))
+    }
+
     pub fn any(self) -> bool {
-        self.new_device || self.new_country
+        self.parts().next().is_some()
     }
 
-    /// "a new device", "a new country" or "a new device and a new country".
-    pub fn phrase(self) -> &'static str {
-        match (self.new_device, self.new_country) {
-            (true, true) => "a new device and a new country",
-            (true, false) => "a new device",
-            _ => "a new country",
+    /// "a new device", "a new device and a new country", "a new device, a new country
+    /// and an impossible journey".
+    pub fn phrase(self) -> String {
+        let words: Vec<&str> = self.parts().map(|(_, p)| p).collect();
+        match words.split_last() {
+            None => String::new(),
+            Some((last, [])) => (*last).to_string(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
         }
     }
 
-    pub fn code(self) -> &'static str {
-        match (self.new_device, self.new_country) {
-            (true, true) => "new_device,new_country",
-            (true, false) => "new_device",
-            _ => "new_country",
-        }
+    /// "new_device,new_country": as stored in the outbox.
+    pub fn code(self) -> String {
+        self.parts().map(|(c, _)| c).collect::<Vec<_>>().join(",")
     }
 
     pub fn parse(code: &str) -> Self {
+        let has = |c: &str| code.split(',').any(|p| p == c);
         Reasons {
-            new_device: code.contains("new_device"),
-            new_country: code.contains("new_country"),
+            new_device: has("new_device"),
+            new_country: has("new_country"),
+            travel: has("travel"),
+            moved: has("moved"),
+        }
+    }
+
+    /// Only the reasons the person chose to hear about.
+    pub fn allowed_by(self, p: AlertPrefs) -> Self {
+        Reasons {
+            new_device: self.new_device && p.new_device,
+            new_country: self.new_country && p.new_country,
+            travel: self.travel && p.travel,
+            moved: self.moved && p.moved,
         }
     }
 }
 
+/// `alerts.travel_min_km` and `alerts.travel_max_kmh`.
+#[derive(Debug, Clone, Copy)]
+pub struct TravelLimits {
+    pub min_km: f64,
+    pub max_kmh: f64,
+}
+
+/// What a successful sign-in brings to the alert decision.
+pub struct SignInFacts<'a> {
+    /// The device id was unknown for the user.
+    pub device_is_new: bool,
+    pub location: &'a Location,
+    pub at: i64,
+    /// From a trusted network with `alerts = false`.
+    pub silent: bool,
+}
+
+/// The decision for one sign-in: the reasons, and the journey's words when one is
+/// impossible ("from Budapest, Hungary to Tokyo, Japan in 2 hours").
+#[derive(Debug, Clone, Default)]
+pub struct Verdict {
+    pub reasons: Reasons,
+    pub journey: Option<String>,
+}
+
 /// Decides the reasons for a successful sign-in, inside its transaction and *before* the
-/// sign-in itself is recorded. `device_is_new` is whether the device id was unknown for
-/// the user. A first sign-in never alerts; an unknown country never counts as new.
+/// sign-in itself is recorded (it compares with earlier ones). A first sign-in never
+/// alerts; an unknown country never counts as new; a sign-in from a silent trusted
+/// network never alerts; reasons the person turned off are dropped (unless their
+/// account locks them on).
 pub fn classify(
     c: &Connection,
     user: UserId,
-    device_is_new: bool,
-    country: Option<&str>,
-) -> Result<Reasons, DbError> {
-    if !db::login_records::has_success(c, user)? {
-        return Ok(Reasons {
-            new_device: false,
-            new_country: false,
-        });
+    facts: &SignInFacts<'_>,
+    limits: TravelLimits,
+) -> Result<Verdict, DbError> {
+    if facts.silent || !db::login_records::has_success(c, user)? {
+        return Ok(Verdict::default());
     }
-    let new_country = match country {
+    let new_country = match facts.location.country_code.as_deref() {
         Some(cc) => !db::login_records::has_country(c, user, cc)?,
         None => false,
     };
-    Ok(Reasons {
-        new_device: device_is_new,
+    let journey = match db::login_records::find_last_success(c, user)? {
+        Some((then, from)) => impossible_journey(&from, then, facts.location, facts.at, limits),
+        None => None,
+    };
+    let reasons = Reasons {
+        new_device: facts.device_is_new,
         new_country,
+        travel: journey.is_some(),
+        moved: false,
+    };
+    let reasons = reasons.allowed_by(preferences_in(c, user)?);
+    Ok(Verdict {
+        journey: journey.filter(|_| reasons.travel),
+        reasons,
+    })
+}
+
+/// The preferences that apply: the person's own, or all on when their account locks them.
+fn preferences_in(c: &Connection, user: UserId) -> Result<AlertPrefs, DbError> {
+    let (prefs, locked) = db::alert_prefs::find(c, user)?;
+    Ok(if locked { AlertPrefs::default() } else { prefs })
+}
+
+/// Both places known to the city, further apart than `min_km` (less what the database
+/// says each point may be off by), and faster than `max_kmh` between the two times.
+pub fn impossible_journey(
+    from: &Location,
+    from_at: i64,
+    to: &Location,
+    to_at: i64,
+    limits: TravelLimits,
+) -> Option<String> {
+    let (a, b) = (from.city_level()?, to.city_level()?);
+    let slack = f64::from(a.accuracy_km.unwrap_or(0)) + f64::from(b.accuracy_km.unwrap_or(0));
+    let km = (a.distance_km(&b) - slack).max(0.0);
+    if km <= limits.min_km {
+        return None;
+    }
+    // Two sign-ins in the same second are a minute apart for the arithmetic.
+    let secs = (to_at - from_at).max(60);
+    let kmh = km / (secs as f64 / 3600.0);
+    (kmh > limits.max_kmh).then(|| {
+        format!(
+            "from {} to {} in {}",
+            from.place(),
+            to.place(),
+            crate::clock::span(secs)
+        )
     })
 }
 
@@ -93,6 +195,15 @@ pub struct Details {
     pub location: String,
     pub session_public_id: String,
     pub session_expires_at: i64,
+    /// The impossible journey, in words, when that is a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journey: Option<String>,
+    /// For a moved session: where it is now used from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    /// For a report to admins: the person who reported (their email).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<String>,
 }
 
 impl Details {
@@ -116,6 +227,9 @@ impl Details {
             location: session.location.label(),
             session_public_id: session.id.0.clone(),
             session_expires_at: session.expires_at,
+            journey: None,
+            moved_to: None,
+            about: None,
         }
     }
 }
@@ -145,6 +259,9 @@ impl Details {
                 location: String::new(),
                 session_public_id: String::new(),
                 session_expires_at: 0,
+                journey: None,
+                moved_to: None,
+                about: None,
             },
         }
     }
@@ -196,12 +313,34 @@ pub fn enqueue_message(
 /// Returns the status used.
 pub fn enqueue(
     c: &Connection,
-    reasons: Reasons,
+    verdict: &Verdict,
     session: &Session,
     to_name: &str,
     mail_enabled: bool,
 ) -> Result<&'static str, DbError> {
-    let now = session.created_at;
+    let details = Details {
+        journey: verdict.journey.clone(),
+        ..Details::new(session, to_name)
+    };
+    enqueue_details(
+        c,
+        verdict.reasons,
+        session,
+        &details,
+        session.created_at,
+        mail_enabled,
+    )
+}
+
+/// [`enqueue`] with the email's details given.
+pub fn enqueue_details(
+    c: &Connection,
+    reasons: Reasons,
+    session: &Session,
+    details: &Details,
+    now: i64,
+    mail_enabled: bool,
+) -> Result<&'static str, DbError> {
     let status = if !mail_enabled {
         "skipped"
     } else if db::alerts::count_recent_mailed(c, session.user_id, now - 3600)? >= MAX_PER_HOUR {
@@ -209,15 +348,15 @@ pub fn enqueue(
     } else {
         "pending"
     };
-    let details = serde_json::to_string(&Details::new(session, to_name))
-        .map_err(|e| DbError::Refused(e.to_string()))?;
+    let details = serde_json::to_string(details).map_err(|e| DbError::Refused(e.to_string()))?;
+    let code = reasons.code();
     let message_id = format!("<alert.{}@doorman>", tokens::new_public_id());
     let id = db::alerts::insert(
         c,
         &NewAlert {
             user_id: session.user_id,
             session_id: Some(session.pk),
-            reasons: reasons.code(),
+            reasons: &code,
             status,
             now,
             message_id: &message_id,
@@ -230,7 +369,7 @@ pub fn enqueue(
     if status == "skipped" {
         tracing::info!(
             alert = id,
-            reasons = reasons.code(),
+            reasons = %code,
             "email is off (no mail.smtp_url); alert kept as skipped"
         );
     }
@@ -239,9 +378,31 @@ pub fn enqueue(
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(key: &[u8], alert: i64, expires: i64) -> Option<HmacSha256> {
+/// What an alert link does; each is signed for its purpose alone, so one link's token
+/// never works as another's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// "Not you? End this session" (SPEC §5).
+    End,
+    /// "Yes, it was me" (SPEC §14).
+    Confirm,
+    /// "No, secure my account" (SPEC §14).
+    Secure,
+}
+
+impl LinkPurpose {
+    fn label(self) -> &'static [u8] {
+        match self {
+            LinkPurpose::End => b"doorman-end-session\0",
+            LinkPurpose::Confirm => b"doorman-confirm-sign-in\0",
+            LinkPurpose::Secure => b"doorman-secure-account\0",
+        }
+    }
+}
+
+fn mac(key: &[u8], purpose: LinkPurpose, alert: i64, expires: i64) -> Option<HmacSha256> {
     let mut m = HmacSha256::new_from_slice(key).ok()?;
-    m.update(b"doorman-end-session\0");
+    m.update(purpose.label());
     m.update(&alert.to_be_bytes());
     m.update(&expires.to_be_bytes());
     Some(m)
@@ -249,17 +410,27 @@ fn mac(key: &[u8], alert: i64, expires: i64) -> Option<HmacSha256> {
 
 /// The token of an alert's end-session link: alert id and expiry, signed.
 pub fn sign_link(key: &[u8], alert: i64, expires: i64) -> String {
+    sign_link_for(key, LinkPurpose::End, alert, expires)
+}
+
+/// The token of one of an alert's links.
+pub fn sign_link_for(key: &[u8], purpose: LinkPurpose, alert: i64, expires: i64) -> String {
     let mut bytes = Vec::with_capacity(48);
     bytes.extend_from_slice(&alert.to_be_bytes());
     bytes.extend_from_slice(&expires.to_be_bytes());
-    if let Some(m) = mac(key, alert, expires) {
+    if let Some(m) = mac(key, purpose, alert, expires) {
         bytes.extend_from_slice(&m.finalize().into_bytes());
     }
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Checks a link token's signature and expiry; returns the alert id.
+/// Checks an end-session link token's signature and expiry; returns the alert id.
 pub fn verify_link(key: &[u8], token: &str, now: i64) -> Option<i64> {
+    verify_link_for(key, LinkPurpose::End, token, now)
+}
+
+/// Checks a link token for `purpose`; returns the alert id.
+pub fn verify_link_for(key: &[u8], purpose: LinkPurpose, token: &str, now: i64) -> Option<i64> {
     if token.len() > 128 {
         return None;
     }
@@ -269,7 +440,9 @@ pub fn verify_link(key: &[u8], token: &str, now: i64) -> Option<i64> {
     }
     let alert = i64::from_be_bytes(bytes[0..8].try_into().ok()?);
     let expires = i64::from_be_bytes(bytes[8..16].try_into().ok()?);
-    mac(key, alert, expires)?.verify_slice(&bytes[16..]).ok()?;
+    mac(key, purpose, alert, expires)?
+        .verify_slice(&bytes[16..])
+        .ok()?;
     (expires > now).then_some(alert)
 }
 
@@ -395,14 +568,76 @@ mod tests {
         let both = Reasons {
             new_device: true,
             new_country: true,
+            ..Reasons::default()
         };
         assert_eq!(both.phrase(), "a new device and a new country");
-        assert_eq!(Reasons::parse(both.code()), both);
+        assert_eq!(Reasons::parse(&both.code()), both);
+        let three = Reasons {
+            travel: true,
+            ..both
+        };
+        assert_eq!(
+            three.phrase(),
+            "a new device, a new country and an impossible journey"
+        );
+        assert_eq!(Reasons::parse(&three.code()), three);
         let dev = Reasons {
             new_device: true,
-            new_country: false,
+            ..Reasons::default()
         };
         assert_eq!(dev.phrase(), "a new device");
+        let off = AlertPrefs {
+            new_country: false,
+            ..AlertPrefs::default()
+        };
+        assert_eq!(three.allowed_by(off).code(), "new_device,travel");
+    }
+
+    fn at(city: &str, country: &str, latitude: f64, longitude: f64) -> Location {
+        Location {
+            country_code: Some("XX".into()),
+            country: Some(country.into()),
+            city: Some(city.into()),
+            coords: Some(crate::domain::model::Coords {
+                latitude,
+                longitude,
+                accuracy_km: None,
+            }),
+            network: None,
+        }
+    }
+
+    #[test]
+    fn journeys() {
+        let limits = TravelLimits {
+            min_km: 500.0,
+            max_kmh: 1000.0,
+        };
+        let budapest = at("Budapest", "Hungary", 47.50, 19.04);
+        let tokyo = at("Tokyo", "Japan", 35.68, 139.69);
+        let vienna = at("Vienna", "Austria", 48.21, 16.37);
+        assert_eq!(
+            impossible_journey(&budapest, 0, &tokyo, 7200, limits).as_deref(),
+            Some("from Budapest, Hungary to Tokyo, Japan in 2 hours")
+        );
+        assert_eq!(
+            impossible_journey(&budapest, 0, &tokyo, 86_400, limits),
+            None,
+            "a day"
+        );
+        assert_eq!(
+            impossible_journey(&budapest, 0, &vienna, 60, limits),
+            None,
+            "near"
+        );
+        let country_only = Location {
+            city: None,
+            ..tokyo.clone()
+        };
+        assert_eq!(
+            impossible_journey(&budapest, 0, &country_only, 60, limits),
+            None
+        );
     }
 
     #[test]
@@ -419,5 +654,15 @@ mod tests {
             None
         );
         assert_eq!(verify_link(&key, "garbage!", 0), None);
+        let confirm = sign_link_for(&key, LinkPurpose::Confirm, 42, 1000);
+        assert_eq!(
+            verify_link_for(&key, LinkPurpose::Confirm, &confirm, 999),
+            Some(42)
+        );
+        assert_eq!(verify_link(&key, &confirm, 999), None, "one purpose only");
+        assert_eq!(
+            verify_link_for(&key, LinkPurpose::Secure, &confirm, 999),
+            None
+        );
     }
 }

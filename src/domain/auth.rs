@@ -66,7 +66,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
     let now = crate::clock::now();
     let email = req.email.trim().to_string();
     let device = crate::ua::parse(&client.user_agent);
-    let location = state.geo.lookup(client.ip);
+    let location = locate(state, client.ip);
     let presented_device = req.device_id.filter(|d| tokens::is_device_id(d));
     let attempt = Attempt::new(
         &email,
@@ -115,10 +115,17 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         },
     };
     let principal = Principal::from(&user);
-    let mail_enabled = state.mailer.is_some();
+    let alerting = Alerting {
+        mail_enabled: state.mailer.is_some(),
+        silent: silent(state, &new.location),
+        limits: alerts::TravelLimits {
+            min_km: state.config.alerts.travel_min_km,
+            max_kmh: state.config.alerts.travel_max_kmh,
+        },
+    };
     let inserted = state
         .db
-        .run(move |c| insert_session(c, user, version, new, mail_enabled))
+        .run(move |c| insert_session(c, user, version, new, alerting))
         .await?;
     let Some((session, queued)) = inserted else {
         // The password or the user's status changed while this sign-in was being
@@ -256,6 +263,33 @@ async fn find_account(
         .await
 }
 
+/// Where an address is: the GeoIP database's answer, with the trusted network
+/// (`[[networks]]`) that holds it, by name.
+pub fn locate(state: &AppState, ip: IpAddr) -> Location {
+    let mut location = state.geo.lookup(ip);
+    location.network = state.config.network_of(ip).map(|n| n.name.clone());
+    location
+}
+
+/// From a trusted network with `alerts = false`: never alerted about.
+pub fn silent(state: &AppState, location: &Location) -> bool {
+    location.network.as_deref().is_some_and(|name| {
+        state
+            .config
+            .networks
+            .iter()
+            .any(|n| n.name == name && !n.alerts)
+    })
+}
+
+/// What the alert decision needs from the configuration.
+#[derive(Clone, Copy)]
+struct Alerting {
+    mail_enabled: bool,
+    silent: bool,
+    limits: alerts::TravelLimits,
+}
+
 /// A verified sign-in, ready to be stored.
 struct NewSignIn {
     token_hash: [u8; 32],
@@ -279,7 +313,7 @@ fn insert_session(
     user: User,
     version: i64,
     n: NewSignIn,
-    mail_enabled: bool,
+    alerting: Alerting,
 ) -> std::result::Result<Option<(Session, Option<&'static str>)>, DbError> {
     let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if !db::users::credentials_current(&tx, user.id, version)? {
@@ -305,11 +339,16 @@ fn insert_session(
     )?;
     let device_is_new = db::devices::upsert(&tx, user.id, &n.device_id, now)?;
     // Decided before this sign-in is recorded: it compares with earlier ones.
-    let reasons = alerts::classify(
+    let verdict = alerts::classify(
         &tx,
         user.id,
-        device_is_new,
-        n.location.country_code.as_deref(),
+        &alerts::SignInFacts {
+            device_is_new,
+            location: &n.location,
+            at: now,
+            silent: alerting.silent,
+        },
+        alerting.limits,
     )?;
     db::login_records::insert(
         &tx,
@@ -326,13 +365,13 @@ fn insert_session(
             reason: "ok",
         },
     )?;
-    let queued = if reasons.any() {
+    let queued = if verdict.reasons.any() {
         Some(alerts::enqueue(
             &tx,
-            reasons,
+            &verdict,
             &session,
             &user.name,
-            mail_enabled,
+            alerting.mail_enabled,
         )?)
     } else {
         None
@@ -359,7 +398,7 @@ pub(crate) async fn check_current_password(
     };
     let attempt = {
         let device = crate::ua::parse(&client.user_agent);
-        let location = state.geo.lookup(client.ip);
+        let location = locate(state, client.ip);
         Attempt::new(
             &email,
             &location,

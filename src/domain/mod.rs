@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod admin_users;
+pub mod alert_response;
 pub mod alerts;
 pub mod auth;
 pub mod backup;
@@ -10,9 +11,11 @@ pub mod health;
 pub mod history;
 pub mod links;
 pub mod model;
+pub mod moves;
 pub mod operator;
 pub mod passwords;
 pub mod permissions;
+pub mod preferences;
 pub mod privacy;
 pub mod profile;
 pub mod ratelimit;

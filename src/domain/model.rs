@@ -185,22 +185,60 @@ fn push_version(out: &mut String, name: &str, version: &str, keep: usize) {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Location {
     pub country_code: Option<String>,
     pub country: Option<String>,
     pub city: Option<String>,
+    /// Where the database puts the address, for the travel check (SPEC §14); not shown.
+    pub coords: Option<Coords>,
+    /// The trusted network (`[[networks]]`) the address is in, by name.
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Coords {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// How far off the point may be, when the database says.
+    pub accuracy_km: Option<u32>,
+}
+
+impl Coords {
+    /// Great-circle distance (haversine, mean Earth radius).
+    pub fn distance_km(&self, other: &Coords) -> f64 {
+        let (la1, la2) = (self.latitude.to_radians(), other.latitude.to_radians());
+        let dla = la2 - la1;
+        let dlo = (other.longitude - self.longitude).to_radians();
+        let h = (dla / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlo / 2.0).sin().powi(2);
+        2.0 * 6371.0 * h.sqrt().min(1.0).asin()
+    }
 }
 
 impl Location {
     /// "Berlin, Germany", "Germany" or "Unknown".
-    pub fn label(&self) -> String {
+    pub fn place(&self) -> String {
         match (&self.city, &self.country) {
             (Some(city), Some(country)) => format!("{city}, {country}"),
             (None, Some(country)) => country.clone(),
             (Some(city), None) => city.clone(),
             (None, None) => "Unknown".into(),
         }
+    }
+
+    /// [`Self::place`], after the trusted network's name when there is one
+    /// ("Office · Budapest, Hungary").
+    pub fn label(&self) -> String {
+        match &self.network {
+            Some(net) => format!("{net} · {}", self.place()),
+            None => self.place(),
+        }
+    }
+
+    /// Known to the city, with a point: what the travel check compares.
+    pub fn city_level(&self) -> Option<Coords> {
+        self.city.as_ref().and(self.country_code.as_ref())?;
+        self.coords
     }
 }
 
@@ -243,8 +281,41 @@ pub struct Session {
     pub expires_at: i64,
     pub ended_at: Option<i64>,
     pub end_reason: Option<EndReason>,
+    /// The reason an administrator gave for ending it.
+    pub end_note: Option<String>,
+    /// Where the session is now used from, when that is another country than it
+    /// signed in from (SPEC §14).
+    pub moved_to: Option<Moved>,
     /// The protected applications the session has been used with, most recent first.
     pub applications_used: Vec<AppUse>,
+}
+
+/// Which sign-in alerts a person gets (SPEC §14): all on unless they turned some off.
+/// Security notices are not among them: those cannot be turned off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertPrefs {
+    pub new_device: bool,
+    pub new_country: bool,
+    pub travel: bool,
+    pub moved: bool,
+}
+
+impl Default for AlertPrefs {
+    fn default() -> Self {
+        AlertPrefs {
+            new_device: true,
+            new_country: true,
+            travel: true,
+            moved: true,
+        }
+    }
+}
+
+/// A session now seen from another country: where, and since when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub location: Location,
+    pub at: i64,
 }
 
 /// A protected application a session was verified for, and when last.

@@ -27,8 +27,12 @@ const INLINE_ROWS: u32 = 100;
 /// activity. The session check and the listing share one connection, and for most users
 /// run inline (see [`session_check::authenticate_then`]). Pages and the API both list
 /// My Sessions here.
-pub async fn list_mine_by_token(state: &AppState, token: &str) -> Result<(Authed, Vec<Session>)> {
-    let (me, mut list) = session_check::authenticate_then(state, token, |c, me, place| {
+pub async fn list_mine_by_token(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<std::net::IpAddr>,
+) -> Result<(Authed, Vec<Session>)> {
+    let (me, mut list) = session_check::authenticate_then(state, token, from, |c, me, place| {
         let p = &me.principal;
         let limit = (place == Place::Inline).then_some(INLINE_ROWS + 1);
         let list = db::sessions::list_active_for_user(
@@ -232,10 +236,32 @@ pub struct Counts {
     pub endable: i64,
 }
 
-/// Ends one session in the caller's admin scope.
+/// The longest reason an administrator may give for ending sessions.
+pub const MAX_END_NOTE: usize = 200;
+
+/// An administrator's reason for ending sessions, as shown to the person: trimmed, on one
+/// line, at most [`MAX_END_NOTE`] characters; none when empty.
+pub fn end_note(raw: Option<&str>) -> Result<Option<String>> {
+    let text: String = raw
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = text.trim();
+    if text.chars().count() > MAX_END_NOTE {
+        return Err(Error::invalid(
+            "reason_too_long",
+            "The reason may be at most 200 characters.",
+        ));
+    }
+    Ok((!text.is_empty()).then(|| text.to_string()))
+}
+
+/// Ends one session in the caller's admin scope, with the reason shown to its person.
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
-pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
+pub async fn admin_end(state: &AppState, me: &Authed, id: &str, note: Option<&str>) -> Result<()> {
     admin_scope(&me.principal)?;
+    let note = end_note(note)?;
     let (by, current, id) = (me.principal.user_id, me.session.pk, id.to_string());
     let principal = me.principal.clone();
     let outcome = state
@@ -259,7 +285,10 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
             } else {
                 EndReason::TerminatedByAdmin
             };
-            db::sessions::end(c, s.pk, now, Some(by), reason)?;
+            let note = note
+                .as_deref()
+                .filter(|_| reason == EndReason::TerminatedByAdmin);
+            db::sessions::end_with_note(c, s.pk, now, Some(by), reason, note)?;
             Ok(())
         })
         .await;
@@ -276,7 +305,9 @@ pub async fn admin_end_matching(
     state: &AppState,
     me: &Authed,
     query: &AdminQuery,
+    note: Option<&str>,
 ) -> Result<usize> {
+    let note = end_note(note)?;
     if !query.has_filter() {
         return Err(Error::invalid(
             "filter_required",
@@ -295,6 +326,7 @@ pub async fn admin_end_matching(
                 crate::clock::now(),
                 by,
                 EndReason::TerminatedByAdmin,
+                note.as_deref(),
             )
         })
         .await?;
@@ -304,7 +336,13 @@ pub async fn admin_end_matching(
 
 /// Ends every session of one user in scope (except the caller's current one).
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
-pub async fn admin_end_user(state: &AppState, me: &Authed, user: UserId) -> Result<usize> {
+pub async fn admin_end_user(
+    state: &AppState,
+    me: &Authed,
+    user: UserId,
+    note: Option<&str>,
+) -> Result<usize> {
+    let note = end_note(note)?;
     let target = state
         .db
         .run(move |c| db::users::find_by_id(c, user))
@@ -320,13 +358,17 @@ pub async fn admin_end_user(state: &AppState, me: &Authed, user: UserId) -> Resu
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_all_for_user(
+            let note = note
+                .as_deref()
+                .filter(|_| reason == EndReason::TerminatedByAdmin);
+            db::sessions::end_all_for_user_with_note(
                 c,
                 user,
                 Some(current),
                 crate::clock::now(),
                 Some(by),
                 reason,
+                note,
             )
         })
         .await?;

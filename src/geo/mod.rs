@@ -1,17 +1,24 @@
-//! IP → location, from a MaxMind-format City database: the GeoLite2 City database
-//! embedded in the binary, or the file named by `geoip.database`, reloaded when it
-//! changes (a bad new file is logged once and the last good database stays in use).
+//! IP → location, from a City database in MaxMind DB format: the DB-IP IP to City Lite
+//! database embedded in the binary (one file for IPv4, one for IPv6), or the file named by
+//! `geoip.database`, reloaded when it changes (a bad new file is logged once and the
+//! last good database stays in use).
+//!
+//! Two record layouts are read, told apart by the file's metadata ([`Layout`]): the
+//! GeoIP2 one (MaxMind GeoLite2/GeoIP2 City, DB-IP's own City files) and the flat one of
+//! the ip-location-db packages (`country_code, state1, state2, city, postcode, latitude,
+//! longitude, timezone`), which the embedded files use.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
-use maxminddb::{MaxMindDbError, Mmap, Reader};
+use maxminddb::{Metadata, Mmap, Reader};
 use serde::Deserialize;
 
-use crate::domain::model::Location;
+use crate::domain::model::{Coords, Location};
 
+mod countries;
 mod embedded;
 pub use embedded::data_dir;
 
@@ -22,13 +29,17 @@ static EMBEDDED: OnceLock<Arc<Source>> = OnceLock::new();
 /// How often the configured file is checked for changes.
 const RELOAD_POLL: Duration = Duration::from_secs(2);
 
-/// Public addresses any world-wide City database places in a country (81.2.69.142 is
-/// also in MaxMind's test databases): a file that locates none of them is damaged.
-const PROBES: [IpAddr; 4] = [
+/// Public addresses any world-wide City database places in a country: a file that
+/// locates none of those of its IP version is damaged.
+const PROBES: [IpAddr; 6] = [
     IpAddr::V4(Ipv4Addr::new(81, 2, 69, 142)),
     IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)),
     IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)),
     IpAddr::V6(Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888)),
+    IpAddr::V6(Ipv6Addr::new(0x2606, 0x4700, 0x4700, 0, 0, 0, 0, 0x1111)),
+    IpAddr::V6(Ipv6Addr::new(
+        0x2a00, 0x1450, 0x4001, 0x0800, 0, 0, 0, 0x200e,
+    )),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -45,36 +56,137 @@ pub struct Geo {
     file: Option<PathBuf>,
 }
 
-/// The embedded database is memory-mapped from its extracted file. A file the operator
+/// How a database's records are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// `country {iso_code, names}`, `city {names}`, `location {latitude, longitude,
+    /// accuracy_radius}`: MaxMind GeoLite2/GeoIP2 City and DB-IP's City files.
+    GeoIp2,
+    /// ip-location-db's flat city records: `country_code`, `city`, `latitude`, `longitude`.
+    Flat,
+}
+
+impl Layout {
+    /// From the metadata's `database_type`: "GeoLite2-City", "GeoIP2-City",
+    /// "DBIP-City-Lite" (GeoIP2 layout) or ip-location-db's "city ipv4" (flat).
+    pub fn detect(database_type: &str) -> Result<Layout, String> {
+        let kind = database_type.to_ascii_lowercase();
+        if !kind.contains("city") {
+            return Err(format!(
+                "it is a {database_type} database, not a City database"
+            ));
+        }
+        let geoip2 = ["geolite2", "geoip2", "dbip", "db-ip"];
+        if geoip2.iter().any(|p| kind.starts_with(p)) {
+            Ok(Layout::GeoIp2)
+        } else {
+            Ok(Layout::Flat)
+        }
+    }
+}
+
+/// One opened database file.
+struct Db {
+    data: Data,
+    layout: Layout,
+}
+
+/// The embedded files are memory-mapped from their extracted copies. A file the operator
 /// configures is read into memory: it may be rewritten in place, which a mapping would
 /// see half-way.
-enum Source {
+enum Data {
     Memory(Reader<Vec<u8>>),
     Mapped(Reader<Mmap>),
 }
 
-impl Source {
-    fn lookup<'a>(&'a self, ip: IpAddr) -> Result<Option<Record<'a>>, MaxMindDbError> {
-        match self {
-            Source::Memory(r) => r.lookup(ip),
-            Source::Mapped(r) => r.lookup(ip),
+impl Db {
+    fn new(data: Data) -> Result<Db, String> {
+        let layout = Layout::detect(&data.metadata().database_type)?;
+        let db = Db { data, layout };
+        db.check()?;
+        Ok(db)
+    }
+
+    fn metadata(&self) -> &Metadata {
+        self.data.metadata()
+    }
+
+    /// The location of `ip`; `None` when the file has no record for it.
+    fn locate(&self, ip: IpAddr) -> Option<Location> {
+        match self.layout {
+            Layout::GeoIp2 => self.data.lookup::<GeoIp2Record<'_>>(ip).map(Into::into),
+            Layout::Flat => self.data.lookup::<FlatRecord<'_>>(ip).map(Into::into),
         }
     }
 
-    fn build_epoch(&self) -> u64 {
-        match self {
-            Source::Memory(r) => r.metadata.build_epoch,
-            Source::Mapped(r) => r.metadata.build_epoch,
+    /// The metadata sits at the end of the file, so a file damaged in the middle still
+    /// opens; swapped in, it would locate nobody.
+    fn check(&self) -> Result<(), String> {
+        let v4_only = self.metadata().ip_version == 4;
+        let locates = |ip: &&IpAddr| self.locate(**ip).is_some_and(|l| l.country_code.is_some());
+        let mut probes = PROBES.iter().filter(|ip| !(v4_only && ip.is_ipv6()));
+        if probes.any(|ip| locates(&ip)) {
+            Ok(())
+        } else {
+            Err("it locates none of the well-known test addresses; the file is damaged".into())
         }
     }
 }
 
+impl Data {
+    fn metadata(&self) -> &Metadata {
+        match self {
+            Data::Memory(r) => &r.metadata,
+            Data::Mapped(r) => &r.metadata,
+        }
+    }
+
+    fn lookup<'a, T: Deserialize<'a>>(&'a self, ip: IpAddr) -> Option<T> {
+        let found = match self {
+            Data::Memory(r) => r.lookup(ip),
+            Data::Mapped(r) => r.lookup(ip),
+        };
+        found.ok().flatten()
+    }
+}
+
+/// The database in use: one file for both IP versions, or one per version.
+struct Source {
+    dbs: Vec<Db>,
+    /// What the footer calls the data ("DB-IP Lite").
+    name: String,
+}
+
+impl Source {
+    fn locate(&self, ip: IpAddr) -> Location {
+        let version = if ip.is_ipv4() { 4 } else { 6 };
+        // An IPv6 file of the GeoIP2 kind also answers IPv4 (mapped into its tree); a
+        // per-version file is asked only about its own version.
+        let db = self
+            .dbs
+            .iter()
+            .find(|d| d.metadata().ip_version == version)
+            .or_else(|| self.dbs.iter().find(|d| d.metadata().ip_version == 6));
+        db.and_then(|d| d.locate(ip)).unwrap_or_default()
+    }
+
+    /// The oldest build among the files.
+    fn build_epoch(&self) -> u64 {
+        self.dbs
+            .iter()
+            .map(|d| d.metadata().build_epoch)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Deserialize)]
-struct Record<'a> {
+struct GeoIp2Record<'a> {
     #[serde(borrow)]
     country: Option<Place<'a>>,
     #[serde(borrow)]
     city: Option<Place<'a>>,
+    location: Option<GeoIp2Location>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +201,87 @@ struct Names<'a> {
     en: Option<&'a str>,
 }
 
+#[derive(Deserialize)]
+struct GeoIp2Location {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    accuracy_radius: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct FlatRecord<'a> {
+    country_code: Option<&'a str>,
+    city: Option<&'a str>,
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+impl From<GeoIp2Record<'_>> for Location {
+    fn from(r: GeoIp2Record<'_>) -> Location {
+        let code = r.country.as_ref().and_then(|c| c.iso_code);
+        let coords = r.location.and_then(|l| {
+            Some(Coords {
+                latitude: l.latitude?,
+                longitude: l.longitude?,
+                accuracy_km: l.accuracy_radius,
+            })
+        });
+        located(code, english(&r.country), english(&r.city), coords)
+    }
+}
+
+fn english<'a>(p: &Option<Place<'a>>) -> Option<&'a str> {
+    p.as_ref()?.names.as_ref()?.en
+}
+
+impl From<FlatRecord<'_>> for Location {
+    fn from(r: FlatRecord<'_>) -> Location {
+        let coords = match (r.latitude, r.longitude) {
+            (Some(latitude), Some(longitude)) => Some(Coords {
+                latitude,
+                longitude,
+                accuracy_km: None,
+            }),
+            _ => None,
+        };
+        located(r.country_code, None, r.city, coords)
+    }
+}
+
+/// A location from what a record holds: the country's English name comes from its
+/// ISO code (the same name whichever file is in use), else from the file.
+fn located(
+    code: Option<&str>,
+    file_name: Option<&str>,
+    city: Option<&str>,
+    coords: Option<Coords>,
+) -> Location {
+    let code = code
+        .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(|c| c.to_ascii_uppercase());
+    let country = code
+        .as_deref()
+        .and_then(country_name)
+        .or(file_name)
+        .map(str::to_string);
+    Location {
+        country,
+        country_code: code,
+        city: city.filter(|c| !c.is_empty()).map(str::to_string),
+        coords,
+        network: None,
+    }
+}
+
+/// The English name of an ISO 3166-1 alpha-2 code ("JP" → "Japan").
+pub fn country_name(code: &str) -> Option<&'static str> {
+    let code = code.to_ascii_uppercase();
+    countries::NAMES
+        .binary_search_by(|(c, _)| (*c).cmp(code.as_str()))
+        .ok()
+        .map(|i| countries::NAMES[i].1)
+}
+
 impl Geo {
     /// `path` empty means the embedded database, extracted into `data_dir` (see
     /// [`data_dir`]) the first time.
@@ -99,9 +292,9 @@ impl Geo {
                 file: None,
             });
         }
-        let reader = read_file(path)?;
+        let source = read_file(path)?;
         Ok(Geo {
-            current: RwLock::new(Some(Arc::new(Source::Memory(reader)))),
+            current: RwLock::new(Some(Arc::new(source))),
             file: Some(path.to_path_buf()),
         })
     }
@@ -123,35 +316,24 @@ impl Geo {
     }
 
     pub fn lookup(&self, ip: IpAddr) -> Location {
+        let ip = ip.to_canonical();
         if !is_public(ip) {
             return Location::default();
         }
-        let Some(reader) = self.reader() else {
-            return Location::default();
-        };
-        let Ok(Some(record)) = reader.lookup(ip) else {
-            return Location::default();
-        };
-        let name = |p: &Option<Place<'_>>| {
-            p.as_ref()
-                .and_then(|p| p.names.as_ref())
-                .and_then(|n| n.en)
-                .map(str::to_string)
-        };
-        Location {
-            country_code: record
-                .country
-                .as_ref()
-                .and_then(|c| c.iso_code)
-                .map(str::to_string),
-            country: name(&record.country),
-            city: name(&record.city),
+        match self.reader() {
+            Some(source) => source.locate(ip),
+            None => Location::default(),
         }
     }
 
     /// When the database in use was built (Unix seconds), for operators.
     pub fn build_epoch(&self) -> u64 {
         self.reader().map_or(0, |r| r.build_epoch())
+    }
+
+    /// What the database in use is called ("DB-IP Lite", or the configured file's type).
+    pub fn name(&self) -> String {
+        self.reader().map_or_else(String::new, |r| r.name.clone())
     }
 
     /// Watches the configured file and swaps in a new database when it changes.
@@ -175,9 +357,9 @@ impl Geo {
                 seen = now;
                 let p = path.clone();
                 match tokio::task::spawn_blocking(move || read_file(&p)).await {
-                    Ok(Ok(reader)) => {
+                    Ok(Ok(source)) => {
                         if let Ok(mut slot) = geo.current.write() {
-                            *slot = Some(Arc::new(Source::Memory(reader)));
+                            *slot = Some(Arc::new(source));
                         }
                         tracing::info!(path = %path.display(), "reloaded GeoIP database");
                     }
@@ -205,34 +387,19 @@ fn embedded(data_dir: &Path) -> Result<Arc<Source>, GeoError> {
     Ok(EMBEDDED.get_or_init(|| Arc::new(source)).clone())
 }
 
-fn read_file(path: &Path) -> Result<Reader<Vec<u8>>, GeoError> {
+fn read_file(path: &Path) -> Result<Source, GeoError> {
     let err = |detail: String| GeoError::File {
         path: path.to_path_buf(),
         detail,
     };
     let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
     let reader = Reader::from_source(bytes).map_err(|e| err(e.to_string()))?;
-    check_city(&reader).map_err(err)?;
-    Ok(reader)
-}
-
-/// A file that parses but is not a City database would give no locations at all; and
-/// the metadata sits at the end of the file, so a file damaged in the middle still
-/// parses. Either, swapped in, would locate nobody.
-fn check_city<S: AsRef<[u8]>>(reader: &Reader<S>) -> Result<(), String> {
-    let kind = &reader.metadata.database_type;
-    if !kind.contains("City") {
-        return Err(format!("it is a {kind} database, not a City database"));
-    }
-    let locates = |ip: &IpAddr| {
-        matches!(reader.lookup::<Record<'_>>(*ip),
-            Ok(Some(r)) if r.country.as_ref().and_then(|c| c.iso_code).is_some())
-    };
-    if PROBES.iter().any(locates) {
-        Ok(())
-    } else {
-        Err("it locates none of the well-known test addresses; the file is damaged".into())
-    }
+    let name = reader.metadata.database_type.clone();
+    let db = Db::new(Data::Memory(reader)).map_err(err)?;
+    Ok(Source {
+        dbs: vec![db],
+        name,
+    })
 }
 
 /// Private, loopback, link-local and other non-routable addresses have no location.
@@ -266,14 +433,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn embedded_database_locates_public_ips() {
+    fn embedded_database_locates_ipv4_and_ipv6() {
         let dir = tempfile::tempdir().unwrap();
         let geo = Geo::open(Path::new(""), dir.path()).unwrap();
-        // 81.2.69.142 is MaxMind's documented London test address.
-        let loc = geo.lookup("81.2.69.142".parse().unwrap());
-        assert_eq!(loc.country_code.as_deref(), Some("GB"));
-        assert_eq!(loc.country.as_deref(), Some("United Kingdom"));
-        assert!(geo.build_epoch() > 1_500_000_000);
+        for ip in [
+            "8.8.8.8",
+            "81.2.69.142",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001:800::200e",
+        ] {
+            let loc = geo.lookup(ip.parse().unwrap());
+            let code = loc.country_code.clone().expect(ip);
+            assert_eq!(loc.country.as_deref(), country_name(&code), "{ip}");
+            assert!(loc.coords.is_some(), "{ip} has coordinates");
+        }
+        // An IPv4-mapped IPv6 address is the IPv4 address.
+        assert_eq!(
+            geo.lookup("::ffff:8.8.8.8".parse().unwrap()),
+            geo.lookup("8.8.8.8".parse().unwrap())
+        );
+        assert!(geo.build_epoch() > 1_700_000_000);
+        assert_eq!(geo.name(), "DB-IP Lite");
+    }
+
+    #[test]
+    fn layouts_from_metadata() {
+        assert_eq!(Layout::detect("GeoLite2-City"), Ok(Layout::GeoIp2));
+        assert_eq!(Layout::detect("GeoIP2-City"), Ok(Layout::GeoIp2));
+        assert_eq!(Layout::detect("DBIP-City-Lite"), Ok(Layout::GeoIp2));
+        assert_eq!(Layout::detect("city ipv4"), Ok(Layout::Flat));
+        assert!(Layout::detect("GeoLite2-ASN").is_err());
+    }
+
+    #[test]
+    fn country_names_by_code() {
+        assert_eq!(country_name("jp"), Some("Japan"));
+        assert_eq!(country_name("GB"), Some("United Kingdom"));
+        assert_eq!(country_name("ZZ"), None);
+        assert!(
+            countries::NAMES.windows(2).all(|w| w[0].0 < w[1].0),
+            "sorted"
+        );
     }
 
     #[test]
@@ -294,7 +494,7 @@ mod tests {
 
     #[test]
     fn file_damaged_inside_is_refused() {
-        let good = zstd::stream::decode_all(embedded::EMBEDDED_ZST).unwrap();
+        let good = zstd::stream::decode_all(embedded::BLOBS[0].zst).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("city.mmdb");
         std::fs::write(&path, &good).unwrap();

@@ -42,14 +42,23 @@ pub struct LocationJson {
     pub country_code: Option<String>,
     pub country: Option<String>,
     pub city: Option<String>,
+    /// The trusted network (`[[networks]]`) the address is in, by name.
+    pub network: Option<String>,
 }
 
 impl From<&Location> for LocationJson {
     fn from(l: &Location) -> Self {
+        LocationJson::from(l.clone())
+    }
+}
+
+impl From<Location> for LocationJson {
+    fn from(l: Location) -> Self {
         LocationJson {
-            country_code: l.country_code.clone(),
-            country: l.country.clone(),
-            city: l.city.clone(),
+            country_code: l.country_code,
+            country: l.country,
+            city: l.city,
+            network: l.network,
         }
     }
 }

@@ -24,8 +24,14 @@ pub const TEAM_ACCOUNTS: &str = "/settings/team/accounts";
 pub const INVITE: &str = "/invite";
 pub const FORGOT: &str = "/forgot";
 pub const RESET: &str = "/reset";
+/// Which sign-in alerts a person gets (a section of the Profile page, and a page of its
+/// own).
+pub const NOTIFICATIONS: &str = "/settings/notifications";
 /// The page behind an alert email's "Not you? End this session" link.
 pub const ALERT_END: &str = "/alerts/end";
+/// "Yes, it was me" and "No, secure my account" (SPEC §14).
+pub const ALERT_CONFIRM: &str = "/alerts/confirm";
+pub const ALERT_SECURE: &str = "/alerts/secure";
 pub const SETUP: &str = "/setup";
 /// Where a proxy sends a signed-in person an application's rules do not let in.
 pub const DENIED: &str = "/denied";

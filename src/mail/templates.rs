@@ -12,7 +12,17 @@ pub struct NewSignIn<'a> {
     pub held_back: i64,
     pub sessions_url: String,
     pub end_url: String,
+    /// "Yes, it was me" and "No, secure my account" (SPEC §14).
+    pub confirm_url: String,
+    pub secure_url: String,
     pub message_id: &'a str,
+}
+
+/// The attribution the DB-IP licence asks for wherever its locations are shown.
+const ATTRIBUTION_TEXT: &str = "IP geolocation by DB-IP (https://db-ip.com)";
+
+fn attribution() -> maud::Markup {
+    html! { p { small { a href="https://db-ip.com" { "IP geolocation by DB-IP" } } } }
 }
 
 pub fn new_sign_in_subject(reasons: Reasons) -> String {
@@ -25,7 +35,7 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
     let name = header_safe(&d.to_name);
     let subject = new_sign_in_subject(e.reasons);
     let when = crate::clock::utc(d.at);
-    let rows = [
+    let mut rows = vec![
         ("When", when.as_str()),
         ("Device", d.device.as_str()),
         ("Browser", d.browser.as_str()),
@@ -33,6 +43,9 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
         ("IP address", d.ip.as_str()),
         ("Location", d.location.as_str()),
     ];
+    if let Some(j) = &d.journey {
+        rows.push(("Impossible journey", j.as_str()));
+    }
     let held = match e.held_back {
         0 => String::new(),
         1 => "1 more alert was held back in the last hour (at most 5 are sent per hour).".into(),
@@ -45,27 +58,32 @@ pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String>
         name,
         e.reasons.phrase()
     );
-    for (k, v) in rows {
+    for (k, v) in &rows {
         text.push_str(&format!("{k}: {v}\n"));
     }
     text.push_str(&format!(
-        "\nIf this was you, there is nothing to do.\n\nNot you? End this session:\n{}\n\n\
+        "\nWas this you?\n  Yes, it was me: {}\n  No, secure my account: {}\n\n\
+         Not you? End this session:\n{}\n\n\
          See and end all your sessions:\n{}\n",
-        e.end_url, e.sessions_url
+        e.confirm_url, e.secure_url, e.end_url, e.sessions_url
     ));
     if !held.is_empty() {
         text.push_str(&format!("\n{held}\n"));
     }
+    text.push_str(&format!("\n{ATTRIBUTION_TEXT}\n"));
     let page = html! {
         p { "Hello " (name) "," }
         p { "Your Doorman account was just signed in to from " strong { (e.reasons.phrase()) } "." }
         table cellpadding="4" {
-            @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
+            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
         }
-        p { "If this was you, there is nothing to do." }
+        p { strong { "Was this you?" } " "
+            a href=(e.confirm_url) { "Yes, it was me" } " · "
+            a href=(e.secure_url) { "No, secure my account" } }
         p { a href=(e.end_url) { "Not you? End this session" } }
         p { a href=(e.sessions_url) { "See and end all your sessions" } }
         @if !held.is_empty() { p { small { (held) } } }
+        (attribution())
     };
     message(from, d, &subject, e.message_id, text, page.into_string())
 }
@@ -120,6 +138,92 @@ pub(super) fn message_to(
         .map_err(|e| e.to_string())
 }
 
+pub const MOVED_SUBJECT: &str = "Your Doorman session moved to another country";
+
+/// A live session is now used from another country than it signed in from.
+pub fn session_moved(
+    from: &Mailbox,
+    d: &Details,
+    sessions_url: &str,
+    end_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    let name = header_safe(&d.to_name);
+    let now_at = d.moved_to.as_deref().unwrap_or("Unknown");
+    let when = crate::clock::utc(d.at);
+    let rows = [
+        ("Now seen from", now_at),
+        ("Signed in from", d.location.as_str()),
+        ("Since", when.as_str()),
+        ("Device", d.device.as_str()),
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+    ];
+    let mut text = format!(
+        "Hello {name},\n\nOne of your Doorman sessions is now used from another country \
+         than the one it signed in from.\n\n"
+    );
+    for (k, v) in rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nIf you travelled or use a VPN, there is nothing to do.\n\nNot you? End this \
+         session:\n{end_url}\n\nSee and end all your sessions:\n{sessions_url}\n\n\
+         {ATTRIBUTION_TEXT}\n"
+    ));
+    let page = html! {
+        p { "Hello " (name) "," }
+        p { "One of your Doorman sessions is now used from another country than the one it signed in from." }
+        table cellpadding="4" {
+            @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
+        }
+        p { "If you travelled or use a VPN, there is nothing to do." }
+        p { a href=(end_url) { "Not you? End this session" } }
+        p { a href=(sessions_url) { "See and end all your sessions" } }
+        (attribution())
+    };
+    message(from, d, MOVED_SUBJECT, message_id, text, page.into_string())
+}
+
+/// Told to an account's admins: one of their people reported a sign-in as not theirs.
+pub fn not_me_report(from: &Mailbox, d: &Details, message_id: &str) -> Result<Message, String> {
+    let name = header_safe(&d.to_name);
+    let who = d.about.as_deref().unwrap_or("someone");
+    let subject = format!("{} reported a sign-in that was not them", header_safe(who));
+    let when = crate::clock::utc(d.at);
+    let rows = [
+        ("Person", who),
+        ("Sign-in at", when.as_str()),
+        ("Device", d.device.as_str()),
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+        ("IP address", d.ip.as_str()),
+        ("Location", d.location.as_str()),
+    ];
+    let mut text = format!(
+        "Hello {name},\n\n{who} reported this sign-in to Doorman as not theirs. All of \
+         their sessions were ended, their devices forgotten, and they were asked to set a \
+         new password.\n\n"
+    );
+    for (k, v) in rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nSomeone else may know their password: check the account's other sessions.\n\n\
+         {ATTRIBUTION_TEXT}\n"
+    ));
+    let page = html! {
+        p { "Hello " (name) "," }
+        p { strong { (who) } " reported this sign-in to Doorman as not theirs. All of their sessions were ended, their devices forgotten, and they were asked to set a new password." }
+        table cellpadding="4" {
+            @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
+        }
+        p { "Someone else may know their password: check the account's other sessions." }
+        (attribution())
+    };
+    message(from, d, &subject, message_id, text, page.into_string())
+}
+
 pub const PASSWORD_CHANGED_SUBJECT: &str = "Your Doorman password was changed";
 
 /// The security notice sent whenever a password changes (it cannot be turned off).
@@ -151,7 +255,8 @@ pub fn password_changed(
     }
     text.push_str(&format!(
         "\nIf this was you, there is nothing to do.\n\nIf it was not, someone knows your \
-         password: tell your administrator at once.\n\nYour sessions:\n{sessions_url}\n"
+         password: tell your administrator at once.\n\nYour sessions:\n{sessions_url}\n\n\
+         {ATTRIBUTION_TEXT}\n"
     ));
     let page = html! {
         p { "Hello " (name) "," }
@@ -162,6 +267,7 @@ pub fn password_changed(
         p { "If this was you, there is nothing to do." }
         p { strong { "If it was not, someone knows your password: tell your administrator at once." } }
         p { a href=(sessions_url) { "See and end all your sessions" } }
+        (attribution())
     };
     message(
         from,

@@ -7,10 +7,15 @@
 
 use std::time::Duration;
 
-use crate::domain::alerts::{self, Details, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link};
-use crate::http::paths::{ALERT_END, SESSIONS};
+use crate::domain::alert_response::NOT_ME_REPORT;
+use crate::domain::alerts::{
+    self, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
+};
+use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, SESSIONS};
 use crate::mail::Mailer;
-use crate::mail::templates::{NewSignIn, new_sign_in, password_changed};
+use crate::mail::templates::{
+    NewSignIn, new_sign_in, not_me_report, password_changed, session_moved,
+};
 use crate::state::AppState;
 
 /// How often the queue is looked at when nothing wakes the worker.
@@ -147,21 +152,40 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
             &alert.message_id,
         );
     }
-    // The link works for as long as the session can live (it is checked against the
-    // session itself when used), not only until the expiry the sign-in was given.
+    if alert.reasons == NOT_ME_REPORT {
+        return not_me_report(&mailer.from, &details, &alert.message_id);
+    }
+    // The links work for as long as the session can live (the end link is checked
+    // against the session itself when used), not only until the expiry the sign-in was
+    // given.
     let max_lifetime = state.config.sessions.max_lifetime.as_secs() as i64;
     let link_expires = details
         .session_expires_at
         .max(details.at.saturating_add(max_lifetime));
-    let token = sign_link(&state.link_key, alert.id, link_expires);
+    let link = |purpose: LinkPurpose, path: &str| {
+        let token = sign_link_for(&state.link_key, purpose, alert.id, link_expires);
+        format!("{base}{path}?t={token}")
+    };
+    let reasons = Reasons::parse(&alert.reasons);
+    if reasons.moved {
+        return session_moved(
+            &mailer.from,
+            &details,
+            &format!("{base}{SESSIONS}"),
+            &link(LinkPurpose::End, ALERT_END),
+            &alert.message_id,
+        );
+    }
     new_sign_in(
         &mailer.from,
         &NewSignIn {
             details: &details,
-            reasons: Reasons::parse(&alert.reasons),
+            reasons,
             held_back: alert.held_back,
             sessions_url: format!("{base}{SESSIONS}"),
-            end_url: format!("{base}{ALERT_END}?t={token}"),
+            end_url: link(LinkPurpose::End, ALERT_END),
+            confirm_url: link(LinkPurpose::Confirm, ALERT_CONFIRM),
+            secure_url: link(LinkPurpose::Secure, ALERT_SECURE),
             message_id: &alert.message_id,
         },
     )

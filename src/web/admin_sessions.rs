@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings,
-    settings_page, tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells,
+    session_headings, settings_page, tabs,
 };
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::auth::Authed;
@@ -138,6 +138,7 @@ pub async fn show(
                 (bulk_actions(&query, &count, &csrf, &f))
             }
             @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
+            (geoip_footer(&state.geo.name(), state.geo.build_epoch(), now))
         }
     };
     html_response(settings_page(
@@ -175,6 +176,35 @@ fn backup_footer(b: &BackupRecord, now: i64) -> Markup {
             } @else {
                 p.muted { "No backup has been taken yet." }
             }
+        }
+    }
+}
+
+/// Location data older than this is called out: DB-IP publishes a new edition monthly.
+const GEOIP_STALE_DAYS: i64 = 365;
+
+/// "Location data: DB-IP Lite, built 2026-06-05", the attribution, and a notice when the
+/// data is more than a year old.
+fn geoip_footer(name: &str, built: u64, now: i64) -> Markup {
+    let built = i64::try_from(built).unwrap_or(0);
+    let date = crate::clock::utc(built)
+        .chars()
+        .take(10)
+        .collect::<String>();
+    let stale = built > 0 && now - built > GEOIP_STALE_DAYS * 86_400;
+    html! {
+        footer.geoip-status {
+            @if built > 0 {
+                p.muted { "Location data: " (name) ", built " (date) "." }
+            }
+            @if stale {
+                p.notice role="note" {
+                    "The location data is more than " (GEOIP_STALE_DAYS) " days old, so some places may be wrong. "
+                    "See “Updating the location data” in docs/OPERATIONS.md; new editions are at "
+                    a href="https://db-ip.com/db/download/ip-to-city-lite" { "db-ip.com" } "."
+                }
+            }
+            (geo_attribution())
         }
     }
 }
@@ -240,6 +270,7 @@ fn results(
                                     input type="hidden" name="csrf" value=(csrf);
                                     input type="hidden" name="id" value=(s.id.0);
                                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                                    (reason_box())
                                     button.danger type="submit" { "Terminate" }
                                 }
                             }
@@ -258,6 +289,17 @@ fn results(
     }
 }
 
+/// The optional reason an administrator gives, shown to the person whose sessions end.
+fn reason_box() -> Markup {
+    html! {
+        label.reason {
+            span.sr { "Reason (shown to the person)" }
+            input type="text" name="reason" maxlength="200"
+                placeholder="Reason (optional)" title="Reason (shown to the person)";
+        }
+    }
+}
+
 /// "End all listed sessions" and "End all sessions of this user".
 fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> Markup {
     html! {
@@ -267,6 +309,7 @@ fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> 
                     data-confirm=(format!("End all {} listed sessions? Those users will be signed out.", count.endable)) {
                     input type="hidden" name="csrf" value=(csrf);
                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                    (reason_box())
                     button.danger type="submit" { "End all listed sessions (" (count.endable) ")" }
                 }
             } @else {
@@ -278,6 +321,7 @@ fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> 
                     input type="hidden" name="csrf" value=(csrf);
                     input type="hidden" name="target" value=(uid);
                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
+                    (reason_box())
                     button.danger type="submit" { "End all sessions of this user" }
                 }
             }
@@ -295,6 +339,9 @@ pub struct ActionForm {
     id: String,
     #[serde(default)]
     target: String,
+    /// "Reason (shown to the person)".
+    #[serde(default)]
+    reason: String,
     #[serde(flatten)]
     filters: Filters,
 }
@@ -306,7 +353,7 @@ pub async fn terminate(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
-    match domain::admin_end(&state, &me, &form.id).await {
+    match domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await {
         Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
         Err(err) => error_page(&err),
     }
@@ -323,17 +370,19 @@ pub async fn end_listed(
             Ok(c) => c.endable,
             Err(err) => return error_page(&err),
         };
+        let mut fields = form.filters.hidden_fields();
+        fields.push(("reason", form.reason.clone()));
         return confirm_page(
             &me,
             &form.csrf,
             &format!("End all {count} listed sessions?"),
             "Every session matching the current search and filters will be signed out on its next request (except yours).",
             &format!("{USERS_PATH}/end-listed"),
-            &form.filters.hidden_fields(),
+            &fields,
             &form.filters.back(None),
         );
     }
-    match domain::admin_end_matching(&state, &me, &query).await {
+    match domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await {
         Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
         Err(err) => error_page(&err),
     }
@@ -350,6 +399,7 @@ pub async fn end_user(
     if form.confirm != "yes" {
         let mut fields = form.filters.hidden_fields();
         fields.push(("target", target.to_string()));
+        fields.push(("reason", form.reason.clone()));
         return confirm_page(
             &me,
             &form.csrf,
@@ -360,7 +410,7 @@ pub async fn end_user(
             &form.filters.back(None),
         );
     }
-    match domain::admin_end_user(&state, &me, UserId(target)).await {
+    match domain::admin_end_user(&state, &me, UserId(target), Some(&form.reason)).await {
         Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
         Err(err) => error_page(&err),
     }

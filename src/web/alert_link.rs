@@ -6,6 +6,7 @@ use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
+use super::components::geo_attribution;
 use super::{error_page, html_response, layout};
 use crate::clock::{relative, utc};
 use crate::domain::alerts::{end_via_link, link_target};
@@ -46,6 +47,7 @@ pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
                 }
             }
             p { "If you do not recognise this sign-in, also " a href="/settings/security/password" { "change your password" } "." }
+            (geo_attribution())
         }
     };
     html_response(layout("End this session", None, body)).into_response()

@@ -205,6 +205,7 @@ pub fn tabs(me: &Authed, active: &str) -> Markup {
         nav.tabs aria-label="Sessions" {
             a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
             a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
+            a href=(paths::NOTIFICATIONS) aria-current=[(active == "notifications").then_some("page")] { "Alerts" }
             @if is_admin {
                 a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
             }
@@ -249,12 +250,41 @@ pub fn device_cell(s: &Session) -> Markup {
     }
 }
 
+/// The flag (an embedded SVG) and the place in words, the trusted network's name first;
+/// for a session now used from another country, where it is now seen from.
 pub fn location_cell(s: &Session) -> Markup {
     html! {
-        @if let Some(flag) = s.location.country_code.as_deref().and_then(flag) {
-            span aria-hidden="true" { (flag) " " }
+        span.place {
+            (flag_img(s.location.country_code.as_deref()))
+            span { (s.location.label()) }
         }
-        (s.location.label())
+        @if let Some(moved) = &s.moved_to {
+            span.moved {
+                (flag_img(moved.location.country_code.as_deref()))
+                "Now seen from " (moved.location.place())
+                " (signed in from " (s.location.place()) ")"
+            }
+        }
+    }
+}
+
+/// A country's flag from the embedded flag-icons set, beside the name (never instead of
+/// it: the name is the text, the flag decoration).
+pub fn flag_img(code: Option<&str>) -> Markup {
+    html! {
+        @if let Some(file) = code.and_then(flag_file) {
+            img.flag src=(file) alt="" width="20" height="15";
+        }
+    }
+}
+
+/// "IP geolocation by DB-IP", which the database's licence (CC BY 4.0) asks for on every
+/// page that shows a location.
+pub fn geo_attribution() -> Markup {
+    html! {
+        p.attribution.muted {
+            a href="https://db-ip.com" { "IP geolocation by DB-IP" }
+        }
     }
 }
 
@@ -262,16 +292,14 @@ pub fn time_cell(now: i64, t: i64) -> Markup {
     html! { time datetime=(utc(t)) title=(utc(t)) { (relative(now, t)) } }
 }
 
-/// The flag emoji of a two-letter country code.
-fn flag(code: &str) -> Option<String> {
+/// The address of a two-letter country code's flag, when the embedded set has one.
+fn flag_file(code: &str) -> Option<String> {
     let bytes = code.as_bytes();
     if bytes.len() != 2 || !bytes.iter().all(u8::is_ascii_alphabetic) {
         return None;
     }
-    bytes
-        .iter()
-        .map(|b| char::from_u32(0x1F1E6 + u32::from(b.to_ascii_uppercase() - b'A')))
-        .collect()
+    let path = format!("flags/4x3/{}.svg", code.to_ascii_lowercase());
+    super::asset_exists(&path).then(|| format!("/assets/{path}"))
 }
 
 fn device_icon(category: &str) -> &'static str {
@@ -418,8 +446,11 @@ mod tests {
 
     #[test]
     fn flags() {
-        assert_eq!(flag("de").as_deref(), Some("🇩🇪"));
-        assert_eq!(flag("X1"), None);
-        assert_eq!(flag("USA"), None);
+        assert_eq!(flag_file("DE").as_deref(), Some("/assets/flags/4x3/de.svg"));
+        assert_eq!(flag_file("X1"), None);
+        assert_eq!(flag_file("USA"), None);
+        assert_eq!(flag_file("QQ"), None, "no such flag");
+        let cell = flag_img(Some("jp")).into_string();
+        assert!(cell.contains(r#"src="/assets/flags/4x3/jp.svg""#), "{cell}");
     }
 }

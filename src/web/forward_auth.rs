@@ -82,7 +82,14 @@ pub async fn oauth2_start(query: poem::Result<Query<Rd>>) -> Response {
 async fn answer(req: &Request, state: &AppState, asker: Asker) -> Response {
     let original = forward::original_url(req, &state.config.server.trusted_proxies);
     let token = cookies::presented_token(req);
-    let mut resp = match access::verify(state, token.as_deref(), original.as_ref()).await {
+    let mut resp = match access::verify(
+        state,
+        token.as_deref(),
+        original.as_ref(),
+        super::client_of(req, state),
+    )
+    .await
+    {
         Ok(authed) => signed_in(state, &authed, asker),
         Err(Error::AccessDenied { application }) => no_access(state, req, &application),
         Err(err @ Error::Unauthenticated(_)) => {

@@ -5,7 +5,7 @@ use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{settings_page, tabs, time_cell};
+use super::components::{flag_img, geo_attribution, settings_page, tabs, time_cell};
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::history;
 use crate::domain::tokens;
@@ -64,7 +64,7 @@ pub async fn show(
                                 }
                                 td { (r.device.label()) }
                                 td { (r.ip) }
-                                td { (r.location.label()) }
+                                td { span.place { (flag_img(r.location.country_code.as_deref())) span { (r.location.label()) } } }
                             }
                         }
                     }
@@ -73,6 +73,7 @@ pub async fn show(
                     div.pager { span {} a href=(format!("{PATH}?cursor={}{}", encode(next), q.user_id.map(|u| format!("&user_id={u}")).unwrap_or_default())) { "Older →" } }
                 }
             }
+            (geo_attribution())
         }
     };
     html_response(settings_page(&me, &csrf, "Sign-in history", PATH, body)).into_response()

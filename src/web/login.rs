@@ -7,7 +7,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::signed_in_response;
-use super::{ended_notice, error_page, html_response, layout};
+use super::{ended_notice_with, error_page, html_response, layout};
 use crate::domain::auth::{SignInRequest, sign_in, sign_out};
 use crate::domain::session_check::authenticate;
 use crate::domain::tokens;
@@ -22,6 +22,9 @@ use crate::state::AppState;
 pub struct LoginQuery {
     rd: Option<String>,
     ended: Option<String>,
+    /// Who ended the session and why, signed by this server (see `page_session`).
+    why: Option<String>,
+    sig: Option<String>,
     out: Option<String>,
     created: Option<String>,
     reset: Option<String>,
@@ -68,7 +71,12 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
         return Redirect::see_other(destination(&state, &rd).0).into_response();
     }
     let notice = if let Some(reason) = &query.ended {
-        Some(ended_notice(reason))
+        Some(ended_notice_with(
+            &state,
+            reason,
+            query.why.as_deref(),
+            query.sig.as_deref(),
+        ))
     } else if query.out.is_some() {
         Some("You have signed out.".to_string())
     } else if query.created.is_some() {

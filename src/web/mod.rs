@@ -2,12 +2,14 @@
 //! domain/ and render.
 
 pub mod admin_sessions;
+pub mod alert_answer;
 pub mod alert_link;
 pub mod components;
 pub mod forward_auth;
 pub mod history;
 pub mod invite;
 pub mod login;
+pub mod notifications;
 pub mod profile;
 pub mod recovery;
 pub mod sessions;
@@ -22,7 +24,10 @@ use poem::{IntoResponse, Request, Response, Route, get, handler, post};
 use rust_embed::RustEmbed;
 
 use crate::domain::auth::Authed;
-use crate::domain::session_check::authenticate;
+use crate::domain::model::EndReason;
+use crate::domain::session_check::{
+    admin_end_explanation, authenticate, authenticate_from, notice_is_sealed, seal_notice,
+};
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
 use crate::state::AppState;
@@ -91,9 +96,20 @@ pub fn routes() -> Route {
             get(recovery::show_reset).post(recovery::submit_reset),
         )
         .at(history::PATH, get(history::show))
+        .at(notifications::PATH, get(notifications::show))
+        .at(notifications::save_path(), post(notifications::save))
+        .at(notifications::lock_path(), post(notifications::lock))
         .at(
             alert_link::PATH,
             get(alert_link::show).post(alert_link::submit),
+        )
+        .at(
+            paths::ALERT_CONFIRM,
+            get(alert_answer::show_confirm).post(alert_answer::submit_confirm),
+        )
+        .at(
+            paths::ALERT_SECURE,
+            get(alert_answer::show_secure).post(alert_answer::submit_secure),
         )
         .at("/assets/*path", get(asset))
 }
@@ -106,6 +122,11 @@ async fn index(req: &Request, state: poem::web::Data<&AppState>) -> Response {
         }
         _ => Redirect::see_other(paths::LOGIN).into_response(),
     }
+}
+
+/// Whether an embedded asset exists (a flag, before pointing an image at it).
+pub fn asset_exists(path: &str) -> bool {
+    Assets::get(path).is_some()
 }
 
 #[handler]
@@ -133,9 +154,51 @@ fn asset(req: &Request) -> Response {
 /// with the "Your session has ended" notice when it presented a session that ended.
 pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, String), Response> {
     let token = presented(req)?;
-    match authenticate(state, &token).await {
+    match authenticate_from(state, &token, client_of(req, state)).await {
         Ok(authed) => Ok((authed, token)),
-        Err(err) => Err(refused(req, state, &err)),
+        Err(err) => Err(refused_token(req, state, &err, &token).await),
+    }
+}
+
+/// [`refused`] for the session `token`: a session an administrator ended sends the
+/// browser to the sign-in page with who ended it and why (one more read, for a refused
+/// request only), signed so that the page can show it.
+pub async fn refused_token(req: &Request, state: &AppState, err: &Error, token: &str) -> Response {
+    let mut resp = refused(req, state, err);
+    if !matches!(
+        err,
+        Error::Unauthenticated(Some(EndReason::TerminatedByAdmin))
+    ) {
+        return resp;
+    }
+    let Some(why) = admin_end_explanation(state, token).await else {
+        return resp;
+    };
+    if let Some(to) = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let sig = seal_notice(&state.link_key, &why);
+        let to = format!("{to}&why={}&sig={sig}", encode(&why));
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    resp
+}
+
+/// The request's client address, for the session check to ask when it wrote the
+/// session's activity (and only then).
+pub fn client_of<'a>(
+    req: &'a Request,
+    state: &'a AppState,
+) -> impl FnOnce() -> Option<std::net::IpAddr> + 'a {
+    move || {
+        Some(crate::client_ip::ip_of(
+            req,
+            &state.config.server.trusted_proxies,
+        ))
     }
 }
 
@@ -199,6 +262,22 @@ pub fn encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The notice shown on the sign-in page for `?ended=<reason>`, with the administrator's
+/// words when the page's address carries them, signed by this server (`why`, `sig`).
+pub fn ended_notice_with(
+    state: &AppState,
+    reason: &str,
+    why: Option<&str>,
+    sig: Option<&str>,
+) -> String {
+    match (why, sig) {
+        (Some(why), Some(sig)) if notice_is_sealed(&state.link_key, why, sig) => {
+            format!("{ENDED_NOTICE} {why}")
+        }
+        _ => ended_notice(reason),
+    }
 }
 
 /// The notice shown on the sign-in page for `?ended=<reason>`.

@@ -7,10 +7,10 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings,
-    settings_page, tabs,
+    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells,
+    session_headings, settings_page, tabs,
 };
-use super::{error_page, html_response, page_session, presented, refused};
+use super::{client_of, error_page, html_response, page_session, presented, refused_token};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
@@ -31,9 +31,10 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         Ok(t) => t,
         Err(resp) => return resp,
     };
-    let (me, list) = match domain::list_mine_by_token(&state, &token).await {
+    let (me, list) = match domain::list_mine_by_token(&state, &token, client_of(req, &state)).await
+    {
         Ok(found) => found,
-        Err(err) => return refused(req, &state, &err),
+        Err(err) => return refused_token(req, &state, &err, &token).await,
     };
     let csrf = tokens::csrf_for_session(&token);
     let now = crate::clock::now();
@@ -91,6 +92,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                 a href=(EXPORT) download="doorman-data.json" { "Download my data" }
                 " " span.muted { "(JSON: your profile, sessions, devices, sign-in history and alerts)" }
             }
+            (geo_attribution())
         }
     };
     html_response(settings_page(
@@ -138,7 +140,7 @@ pub async fn end_others(
     CsrfForm { me, form, token }: CsrfForm<ConfirmForm>,
 ) -> Response {
     if form.confirm != "yes" {
-        let count = match domain::list_mine_by_token(&state, &token).await {
+        let count = match domain::list_mine_by_token(&state, &token, || None).await {
             Ok((_, l)) => l.len().saturating_sub(1),
             Err(err) => return error_page(&err),
         };

@@ -1,0 +1,143 @@
+//! "Was this you?" (SPEC §14): the two links of every sign-in alert. "Yes, it was me"
+//! marks the alert confirmed and changes nothing else; "No, secure my account" ends every
+//! session of the person, forgets their devices, sends them a password-reset link,
+//! records the report and tells the account's admins. Both links are signed for their
+//! purpose, answer GET with what they would do, act on POST only, and act once.
+
+use tracing::instrument;
+
+use crate::db;
+use crate::domain::alerts::{self, Details, LinkPurpose, verify_link_for};
+use crate::domain::model::{EndReason, UserId};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// The `reasons` of the notice an account's admins get about a "not me" report. It is a
+/// security notice: never held back, never turned off.
+pub const NOT_ME_REPORT: &str = "not_me_report";
+
+/// What a link's page shows before the POST.
+pub struct Question {
+    pub details: Details,
+    /// Answered before (the link works once).
+    pub answered: bool,
+}
+
+/// What "No, secure my account" did.
+pub struct Secured {
+    pub sessions_ended: usize,
+    pub devices_forgotten: usize,
+    pub admins_told: usize,
+}
+
+fn alert_of(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<i64> {
+    verify_link_for(&state.link_key, purpose, token, crate::clock::now()).ok_or(Error::NotFound)
+}
+
+/// Resolves a link (GET: changes nothing).
+pub async fn question(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<Question> {
+    let id = alert_of(state, purpose, token)?;
+    let (alert, (confirmed, reported)) = state
+        .db
+        .run(move |c| -> Result<_> {
+            let alert = db::alerts::find_by_id(c, id)?.ok_or(Error::NotFound)?;
+            Ok((alert, db::alerts::find_answers(c, id)?))
+        })
+        .await?;
+    let details: Details = serde_json::from_str(&alert.details)
+        .map_err(|e| Error::Internal(format!("alert {id} details: {e}")))?;
+    let answered = match purpose {
+        LinkPurpose::Confirm => confirmed.is_some(),
+        _ => reported.is_some(),
+    };
+    Ok(Question { details, answered })
+}
+
+/// "Yes, it was me": true the first time.
+#[instrument(skip_all, err)]
+pub async fn confirm(state: &AppState, token: &str) -> Result<bool> {
+    let id = alert_of(state, LinkPurpose::Confirm, token)?;
+    let now = crate::clock::now();
+    let done = state
+        .db
+        .run(move |c| -> Result<bool> {
+            db::alerts::find_by_id(c, id)?.ok_or(Error::NotFound)?;
+            Ok(db::alerts::update_confirmed(c, id, now)?)
+        })
+        .await?;
+    if done {
+        tracing::info!(alert = id, "sign-in confirmed from the alert email");
+    }
+    Ok(done)
+}
+
+/// "No, secure my account": `None` when it was reported before (nothing is done twice).
+#[instrument(skip_all, err)]
+pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
+    let id = alert_of(state, LinkPurpose::Secure, token)?;
+    let now = crate::clock::now();
+    let mail_enabled = state.mailer.is_some();
+    let done = state
+        .db
+        .run(move |c| -> Result<Option<(UserId, Secured)>> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let alert = db::alerts::find_by_id(&tx, id)?.ok_or(Error::NotFound)?;
+            if !db::alerts::update_reported(&tx, id, now)? {
+                return Ok(None);
+            }
+            let user = db::users::find_by_id(&tx, alert.user_id)?.ok_or(Error::NotFound)?;
+            let sessions_ended = db::sessions::end_all_for_user(
+                &tx,
+                user.id,
+                None,
+                now,
+                Some(user.id),
+                EndReason::Terminated,
+            )?;
+            let devices_forgotten = db::devices::delete_for_user(&tx, user.id)?;
+            let reported: Details = serde_json::from_str(&alert.details)
+                .map_err(|e| Error::Internal(format!("alert {id} details: {e}")))?;
+            let admins = db::users::find_admins_of(&tx, user.account_id, user.id)?;
+            for admin in &admins {
+                let details = Details {
+                    to_email: admin.email.clone(),
+                    to_name: admin.name.clone(),
+                    about: Some(user.email.clone()),
+                    ..reported.clone()
+                };
+                alerts::enqueue_notice(&tx, NOT_ME_REPORT, admin.id, &details, mail_enabled)?;
+            }
+            tx.commit()?;
+            Ok(Some((
+                user.id,
+                Secured {
+                    sessions_ended,
+                    devices_forgotten,
+                    admins_told: admins.len(),
+                },
+            )))
+        })
+        .await?;
+    let Some((user, secured)) = done else {
+        return Ok(None);
+    };
+    if mail_enabled {
+        state.mail_wakeup.notify_one();
+    }
+    // The one place a "not me" report sends the password-reset link (SPEC §11).
+    send_password_reset(state, user).await;
+    tracing::warn!(
+        alert = id,
+        user_id = %user,
+        sessions = secured.sessions_ended,
+        "a sign-in was reported as not the person's; account secured"
+    );
+    Ok(Some(secured))
+}
+
+/// PASSWORD-RESET LINK (SPEC §11): the password-reset email is sent from here once the
+/// reset links exist; until then the person is told, on the page, to change their
+/// password after signing in again, and their admins are told by email.
+async fn send_password_reset(_state: &AppState, user: UserId) {
+    tracing::info!(user_id = %user, "password-reset link not sent: reset links are not available");
+}
