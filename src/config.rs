@@ -234,11 +234,27 @@ impl Default for SessionsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SecurityConfig {
     pub login_rate_limit: RateLimitConfig,
     pub argon2: Argon2Config,
+    /// How long a sign-in or a "confirm it's you" lets sensitive actions go ahead.
+    #[serde(with = "humantime_serde")]
+    pub step_up_window: Duration,
+    /// Everyone must have a second factor (they enrol right after the password).
+    pub require_second_factor: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        Self {
+            login_rate_limit: RateLimitConfig::default(),
+            argon2: Argon2Config::default(),
+            step_up_window: Duration::from_secs(10 * 60),
+            require_second_factor: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -485,6 +501,7 @@ impl Config {
                 "security.login_rate_limit.window",
                 self.security.login_rate_limit.window,
             ),
+            ("security.step_up_window", self.security.step_up_window),
         ] {
             if value.is_zero() {
                 problems.push(format!("{key}: must be longer than zero"));

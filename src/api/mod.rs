@@ -9,6 +9,7 @@ pub mod history;
 pub mod json;
 pub mod model;
 pub mod privacy;
+pub mod second_factors;
 pub mod sessions;
 
 use poem::RequestBody;
@@ -189,6 +190,8 @@ pub fn routes() -> impl Endpoint {
         sessions::AdminSessionsApi,
         history::HistoryApi,
         privacy::PrivacyApi,
+        second_factors::SecondFactorsApi,
+        second_factors::AdminSecondFactorsApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

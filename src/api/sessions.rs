@@ -1,5 +1,6 @@
 //! My sessions and, for admins, the sessions of the users in their scope.
 
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -12,6 +13,7 @@ use super::model::{SESSION_JSON_BYTES, SessionJson};
 use super::{ApiAuth, ApiToken};
 use crate::domain::model::UserId;
 use crate::domain::sessions::{self as domain, AdminQuery};
+use crate::domain::step_up::{self, Proof};
 use crate::state::AppState;
 
 #[derive(Debug, Object, serde::Serialize)]
@@ -54,7 +56,14 @@ api_errors!(EndOneError {
 
 api_errors!(EndManyError {
     Unauthorized = 401: "No valid session.",
-    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header, or `step_up_required`: confirm it's you first (`POST /api/v1/me/step-up`).",
+});
+
+api_errors!(AdminEndMatchingError {
+    BadRequest = 400: "No filter given, or an invalid one.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header, or `step_up_required`: confirm it's you first (`POST /api/v1/me/step-up`).",
+    NotFound = 404: "Not an admin, or a user or account outside your scope.",
 });
 
 api_errors!(AdminListError {
@@ -125,8 +134,11 @@ impl SessionsApi {
     async fn end_others(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: ApiAuth,
     ) -> Result<Json<Ended>, EndManyError> {
+        let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+        step_up::require(&state, auth.authed(), &client, Proof::None).await?;
         let n = domain::end_my_others(&state, auth.authed()).await?;
         Ok(Json(Ended { ended: n as u64 }))
     }
@@ -198,12 +210,16 @@ impl AdminSessionsApi {
     async fn end_matching(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: ApiAuth,
         q: Query<Option<String>>,
         user_id: Query<Option<i64>>,
         account_id: Query<Option<i64>>,
         application: Query<Option<String>>,
-    ) -> Result<Json<Ended>, AdminEndManyError> {
+    ) -> Result<Json<Ended>, AdminEndMatchingError> {
+        crate::domain::permissions::admin_scope(&auth.authed().principal)?;
+        let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+        step_up::require(&state, auth.authed(), &client, Proof::None).await?;
         let query = AdminQuery {
             q: q.0,
             user_id: user_id.0,

@@ -69,7 +69,8 @@ pub fn insert(c: &Connection, a: &NewAlert<'_>) -> Result<i64, DbError> {
 pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i64, DbError> {
     Ok(c.query_row(
         "SELECT count(*) FROM alerts WHERE user_id = ?1 AND created_at > ?2
-           AND status IN ('pending', 'sent', 'failed') AND reasons != 'password_changed'",
+           AND status IN ('pending', 'sent', 'failed') AND reasons NOT IN ('password_changed', 'second_factor_added',
+             'second_factor_removed', 'recovery_code_used', 'second_factors_reset')",
         params![user, since],
         |r| r.get(0),
     )?)

@@ -6,10 +6,12 @@
 pub mod accounts;
 pub mod alerts;
 pub mod backup;
+pub mod challenges;
 pub mod devices;
 pub mod lock;
 pub mod login_records;
 pub mod migrate;
+pub mod second_factors;
 pub mod session_search;
 pub mod sessions;
 pub mod users;

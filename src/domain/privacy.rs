@@ -215,6 +215,7 @@ pub async fn delete_user(state: &AppState, me: &Principal, id: UserId) -> Result
             let alerts = db::alerts::delete_for_user(&tx, id)?;
             let sessions = db::sessions::delete_for_user(&tx, id)?;
             let devices = db::devices::delete_for_user(&tx, id)?;
+            db::second_factors::delete_all_for_user(&tx, id)?;
             let records = db::login_records::delete_for_user(&tx, id, &target.email)?;
             if !db::users::delete(&tx, id)? {
                 return Err(DbError::Refused("user vanished during deletion".into()).into());

@@ -75,6 +75,8 @@ pub fn device_cell(s: &Session) -> Markup {
                 }
             }
         }
+        br;
+        span.muted.methods { "Signed in with " (auth_methods_label(s)) }
     }
 }
 
@@ -227,4 +229,139 @@ mod tests {
         assert_eq!(flag("X1"), None);
         assert_eq!(flag("USA"), None);
     }
+}
+
+/// The two fields a "Confirm it's you" form adds to the form of the action it guards.
+#[derive(serde::Deserialize, Default, Clone)]
+pub struct StepUpFields {
+    #[serde(default)]
+    pub step_up_password: String,
+    #[serde(default)]
+    pub step_up_code: String,
+}
+
+impl StepUpFields {
+    fn proof(&self) -> crate::domain::step_up::Proof {
+        crate::domain::step_up::Proof::from_fields(
+            Some(self.step_up_password.clone()),
+            Some(self.step_up_code.clone()),
+        )
+    }
+}
+
+/// What a guarded action is, for the "Confirm it's you" page: what it does ("end all
+/// other sessions"), where its form posts, its fields (with `confirm=yes` when it had
+/// its confirmation already) and where Cancel goes.
+pub struct Guarded<'a> {
+    pub what: &'a str,
+    pub action: &'a str,
+    pub fields: &'a [(&'a str, String)],
+    pub cancel: &'a str,
+}
+
+/// "Confirm it's you" before a sensitive action (SPEC §12), the same check for every
+/// page that has one: the action goes ahead (`Ok`) when the session confirmed recently
+/// or the form carries a right password or code; otherwise the answer is the page that
+/// asks, inline, and then posts the same action again with everything it had.
+pub async fn confirm_its_you(
+    req: &Request,
+    state: &AppState,
+    me: &Authed,
+    csrf: &str,
+    step_up: &StepUpFields,
+    guarded: &Guarded<'_>,
+) -> Result<(), Response> {
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    match crate::domain::step_up::require(state, me, &client, step_up.proof()).await {
+        Ok(()) => Ok(()),
+        Err(Error::StepUpRequired) => Err(step_up_page(me, csrf, guarded, None, 200)),
+        Err(
+            err @ (Error::Invalid { .. } | Error::InvalidCode | Error::RateLimited { .. }),
+        ) => {
+            let (status, body) = crate::http::errors::describe(&err);
+            Err(step_up_page(
+                me,
+                csrf,
+                guarded,
+                Some(&body.message),
+                status.as_u16(),
+            ))
+        }
+        Err(err) => Err(error_page(&err)),
+    }
+}
+
+fn step_up_page(
+    me: &Authed,
+    csrf: &str,
+    g: &Guarded<'_>,
+    error: Option<&str>,
+    status: u16,
+) -> Response {
+    let body = html! {
+        main.narrow {
+            h1 { "Confirm it's you" }
+            p { "To " (g.what) ", enter your password again. A code from your authenticator app (or a recovery code) works too." }
+            @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            form.card method="post" action=(g.action) {
+                input type="hidden" name="csrf" value=(csrf);
+                @for (name, value) in g.fields {
+                    input type="hidden" name=(name) value=(value);
+                }
+                label { "Password" input type="password" name="step_up_password" autocomplete="current-password" autofocus; }
+                label { "Or a code" input type="text" name="step_up_code" autocomplete="one-time-code" inputmode="text" maxlength="16"; }
+                div.actions {
+                    button.primary type="submit" { "Confirm and continue" }
+                    a.button href=(g.cancel) { "Cancel" }
+                }
+            }
+        }
+    };
+    let status = poem::http::StatusCode::from_u16(status).unwrap_or(poem::http::StatusCode::OK);
+    html_response(layout("Confirm it's you", Some((me, csrf)), body))
+        .with_status(status)
+        .into_response()
+}
+
+/// The answer to a completed sign-in: the session and device cookies, the pre-sign-in
+/// cookies cleared, and the way on to `target`.
+pub fn signed_in_redirect(
+    state: &AppState,
+    signed: &crate::domain::auth::SignedIn,
+    target: &str,
+) -> Response {
+    let mut resp = poem::web::Redirect::see_other(target).into_response();
+    set_signed_in_cookies(state, signed, &mut resp);
+    resp
+}
+
+/// The cookies of [`signed_in_redirect`], on any answer.
+pub fn set_signed_in_cookies(
+    state: &AppState,
+    signed: &crate::domain::auth::SignedIn,
+    resp: &mut Response,
+) {
+    use crate::http::cookies;
+    let server = &state.config.server;
+    let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
+    for cookie in [
+        cookies::build(server, cookies::SESSION_COOKIE, &signed.token, Some(max_age)),
+        cookies::build(
+            server,
+            cookies::DEVICE_COOKIE,
+            &signed.device_id,
+            Some(cookies::DEVICE_MAX_AGE),
+        ),
+        cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
+        cookies::build(server, cookies::CHALLENGE_COOKIE, "", Some(0)),
+    ] {
+        if let Ok(v) = poem::http::HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(poem::http::header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// "Password + authenticator app": how a session was signed in, for the listings.
+pub fn auth_methods_label(s: &Session) -> String {
+    s.auth_methods.label()
 }

@@ -7,7 +7,9 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::{ended_notice, error_page, html_response, layout};
-use crate::domain::auth::{SignInRequest, sign_in, sign_out};
+use super::components::signed_in_redirect;
+use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
+use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
 use crate::domain::session_check::authenticate;
 use crate::domain::tokens;
 use crate::error::Error;
@@ -23,6 +25,7 @@ pub struct LoginQuery {
     ended: Option<String>,
     out: Option<String>,
     created: Option<String>,
+    expired: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +74,8 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
         Some("You have signed out.".to_string())
     } else if query.created.is_some() {
         Some("The owner account is ready. Sign in with it.".to_string())
+    } else if query.expired.is_some() {
+        Some("That sign-in took too long or was already used. Please sign in again.".to_string())
     } else {
         None
     };
@@ -169,30 +174,18 @@ pub async fn submit(
             password: form.password,
             device_id,
             application,
+            target: target.clone(),
         },
         client,
     )
     .await;
     match result {
-        Ok(signed) => {
-            let server = &state.config.server;
-            let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
-            let mut resp = Redirect::see_other(target).into_response();
-            for cookie in [
-                cookies::build(server, SESSION_COOKIE, &signed.token, Some(max_age)),
-                cookies::build(
-                    server,
-                    cookies::DEVICE_COOKIE,
-                    &signed.device_id,
-                    Some(cookies::DEVICE_MAX_AGE),
-                ),
-                cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&cookie) {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
-            }
-            resp
+        Ok(SignInOutcome::SignedIn(signed)) => signed_in_redirect(&state, &signed, &target),
+        Ok(SignInOutcome::SecondStep(pending)) => {
+            to_next_step(&state, &pending, paths::LOGIN_VERIFY, SECOND_STEP_TTL)
+        }
+        Ok(SignInOutcome::MustEnrol(pending)) => {
+            to_next_step(&state, &pending, paths::LOGIN_ENROL, ENROL_TTL)
         }
         Err(err @ (Error::InvalidCredentials | Error::RateLimited { .. })) => {
             let (status, body) = describe(&err);
@@ -208,6 +201,37 @@ pub async fn submit(
         }
         Err(err) => error_page(&err),
     }
+}
+
+/// The password was right: on to the second step (or the enrolment), with the challenge
+/// in a cookie for as long as it lives, and the device cookie already set.
+fn to_next_step(
+    state: &AppState,
+    pending: &crate::domain::second_step::Pending,
+    page: &str,
+    ttl: i64,
+) -> Response {
+    let server = &state.config.server;
+    let mut resp = Redirect::see_other(page).into_response();
+    for cookie in [
+        cookies::build(
+            server,
+            cookies::CHALLENGE_COOKIE,
+            &pending.challenge,
+            Some(ttl),
+        ),
+        cookies::build(
+            server,
+            cookies::DEVICE_COOKIE,
+            &pending.device_id,
+            Some(cookies::DEVICE_MAX_AGE),
+        ),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
 }
 
 #[derive(Deserialize)]
