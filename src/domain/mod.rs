@@ -10,6 +10,7 @@ pub mod health;
 pub mod history;
 pub mod model;
 pub mod operator;
+pub mod passkeys;
 pub mod passwords;
 pub mod permissions;
 pub mod privacy;

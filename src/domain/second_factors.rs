@@ -396,7 +396,7 @@ pub(crate) async fn create_totp(
 
 /// The key of an inactive TOTP factor of the user, to show again (an enrolment page
 /// reloaded).
-pub(crate) async fn pending_totp(
+pub async fn pending_totp(
     state: &AppState,
     user: UserId,
     email: &str,

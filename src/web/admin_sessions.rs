@@ -7,7 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, session_cells, session_headings, tabs,
+    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
+    reset_button, session_cells, session_headings, tabs,
 };
 use super::{encode, error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
@@ -272,6 +273,7 @@ fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> 
                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
                     button.danger type="submit" { "End all sessions of this user" }
                 }
+                (reset_button(csrf, UserId(uid), &f.back(None)))
             }
         }
     }
@@ -289,6 +291,8 @@ pub struct ActionForm {
     target: String,
     #[serde(flatten)]
     filters: Filters,
+    #[serde(flatten)]
+    step_up: StepUpFields,
 }
 
 csrf_field!(ActionForm);
@@ -306,9 +310,13 @@ pub async fn terminate(
 
 #[handler]
 pub async fn end_listed(
+    req: &Request,
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
+    if let Err(err) = admin_scope(&me.principal) {
+        return error_page(&err);
+    }
     let query = form.filters.query();
     if form.confirm != "yes" {
         let count = match domain::admin_count(&state, &me, &query).await {
@@ -324,6 +332,19 @@ pub async fn end_listed(
             &form.filters.hidden_fields(),
             &form.filters.back(None),
         );
+    }
+    let mut fields = form.filters.hidden_fields();
+    fields.push(("confirm", "yes".to_string()));
+    let guarded = Guarded {
+        what: "end all listed sessions",
+        action: &format!("{USERS_PATH}/end-listed"),
+        fields: &fields,
+        cancel: &form.filters.back(None),
+    };
+    if let Err(page) =
+        confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
+    {
+        return page;
     }
     match domain::admin_end_matching(&state, &me, &query).await {
         Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),

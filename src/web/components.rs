@@ -27,16 +27,24 @@ pub fn done_notice(done: Option<u64>) -> Option<String> {
 
 /// The page heading and the two tabs (Users Sessions only for admins and owners).
 pub fn tabs(me: &Authed, active: &str) -> Markup {
-    let is_admin = admin_scope(&me.principal).is_ok();
     html! {
         p.breadcrumb { "Settings › Security" }
         h1 { "Active sessions" }
-        nav.tabs aria-label="Sessions" {
+        (nav_tabs(me, active))
+    }
+}
+
+/// The Settings › Security tabs alone, for a page with its own heading.
+pub fn nav_tabs(me: &Authed, active: &str) -> Markup {
+    let is_admin = admin_scope(&me.principal).is_ok();
+    html! {
+        nav.tabs aria-label="Security" {
             a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
             a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
             @if is_admin {
                 a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
             }
+            a href=(paths::SECOND_FACTORS) aria-current=[(active == "factors").then_some("page")] { "Second factors" }
         }
     }
 }
@@ -241,7 +249,7 @@ pub struct StepUpFields {
 }
 
 impl StepUpFields {
-    fn proof(&self) -> crate::domain::step_up::Proof {
+    pub fn proof(&self) -> crate::domain::step_up::Proof {
         crate::domain::step_up::Proof::from_fields(
             Some(self.step_up_password.clone()),
             Some(self.step_up_code.clone()),
@@ -274,12 +282,29 @@ pub async fn confirm_its_you(
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match crate::domain::step_up::require(state, me, &client, step_up.proof()).await {
         Ok(()) => Ok(()),
-        Err(Error::StepUpRequired) => Err(step_up_page(me, csrf, guarded, None, 200)),
-        Err(
-            err @ (Error::Invalid { .. } | Error::InvalidCode | Error::RateLimited { .. }),
-        ) => {
-            let (status, body) = crate::http::errors::describe(&err);
-            Err(step_up_page(
+        Err(err) => Err(step_up_refusal(me, csrf, guarded, &err).unwrap_or_else(|| error_page(&err))),
+    }
+}
+
+/// The answer to a guarded action the domain refused for want of a (right) proof: the
+/// "Confirm it's you" page, with what went wrong when a proof was given. `None` for
+/// any other error.
+pub fn step_up_refusal(
+    me: &Authed,
+    csrf: &str,
+    guarded: &Guarded<'_>,
+    err: &Error,
+) -> Option<Response> {
+    match err {
+        Error::StepUpRequired => Some(step_up_page(me, csrf, guarded, None, 200)),
+        Error::Invalid {
+            code: "wrong_password" | "missing_proof",
+            ..
+        }
+        | Error::InvalidCode
+        | Error::RateLimited { .. } => {
+            let (status, body) = crate::http::errors::describe(err);
+            Some(step_up_page(
                 me,
                 csrf,
                 guarded,
@@ -287,7 +312,7 @@ pub async fn confirm_its_you(
                 status.as_u16(),
             ))
         }
-        Err(err) => Err(error_page(&err)),
+        _ => None,
     }
 }
 
@@ -365,3 +390,86 @@ pub fn set_signed_in_cookies(
 pub fn auth_methods_label(s: &Session) -> String {
     s.auth_methods.label()
 }
+
+/// A QR code of `text` as inline SVG, drawn here (no third-party service sees the key).
+pub fn qr_svg(text: &str) -> Markup {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build();
+            // The renderer's own XML declaration cannot stand inside HTML.
+            let svg = match svg.find("<svg") {
+                Some(i) => svg[i..].to_string(),
+                None => svg,
+            };
+            html! { div.qr role="img" aria-label="QR code of the authenticator key" { (PreEscaped(svg)) } }
+        }
+        Err(_) => html! { p.muted { "The key is too long for a QR code: type it in." } },
+    }
+}
+
+/// The key of a new authenticator, as a QR code and as text, and the form that
+/// activates it with its first code.
+pub fn totp_setup(
+    key: &crate::domain::second_factors::TotpEnrolment,
+    action: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Markup {
+    let grouped: String = key
+        .secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    html! {
+        section.card.totp-setup aria-label="Set up an authenticator app" {
+            ol {
+                li { "Open your authenticator app (Google Authenticator, 1Password, Aegis, …) and scan this code:" }
+            }
+            (qr_svg(&key.otpauth_uri))
+            p { "Or type this key in: " code.key data-secret=(key.secret) { (grouped) } }
+            ol start="2" {
+                li { "Enter the 6-digit code the app shows:" }
+            }
+            @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="id" value=(key.id);
+                label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" maxlength="7" required autofocus; }
+                button.primary type="submit" { "Activate" }
+            }
+        }
+    }
+}
+
+/// Recovery codes, shown once.
+pub fn recovery_codes_card(codes: &[String]) -> Markup {
+    html! {
+        section.card.recovery-codes aria-label="Recovery codes" {
+            h2 { "Your recovery codes" }
+            p { "Keep these somewhere safe (a password manager, or on paper). Each one signs you in once if you lose your second factor. " strong { "They are shown only now." } }
+            ul.codes {
+                @for c in codes { li { code { (c) } } }
+            }
+        }
+    }
+}
+
+/// The Users page's "Reset second factors" button for one user (admins).
+pub fn reset_button(csrf: &str, user: crate::domain::model::UserId, back: &str) -> Markup {
+    html! {
+        form method="post" action=(format!("{}/reset", paths::SECOND_FACTORS))
+            data-confirm="Remove every second factor of this user and sign them out everywhere?" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="user_id" value=(user.0);
+            input type="hidden" name="back" value=(back);
+            button.danger type="submit" { "Reset second factors" }
+        }
+    }
+}
+
