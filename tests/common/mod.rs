@@ -2,6 +2,7 @@
 //! temporary SQLite file, talked to over HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod factors;
 pub mod process;
 pub mod smtp;
 pub mod webdriver;
