@@ -42,6 +42,12 @@ pub fn routes() -> Route {
             get(second_step::show_verify).post(second_step::submit_verify),
         )
         .at(
+            format!("{}/passkey", paths::LOGIN_VERIFY),
+            post(second_step::submit_passkey),
+        )
+        .at("/login/passkey/begin", post(login::passkey_begin))
+        .at("/login/passkey", post(login::passkey_submit))
+        .at(
             paths::LOGIN_ENROL,
             get(second_step::show_enrol).post(second_step::submit_enrol),
         )
@@ -49,6 +55,14 @@ pub fn routes() -> Route {
         .at(
             format!("{}/totp", paths::SECOND_FACTORS),
             post(second_factors::add_totp),
+        )
+        .at(
+            format!("{}/passkey", paths::SECOND_FACTORS),
+            post(second_factors::add_passkey),
+        )
+        .at(
+            format!("{}/passkey/finish", paths::SECOND_FACTORS),
+            post(second_factors::finish_passkey),
         )
         .at(
             format!("{}/activate", paths::SECOND_FACTORS),

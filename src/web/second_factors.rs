@@ -16,6 +16,7 @@ use super::{error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::model::UserId;
 use crate::domain::permissions::admin_scope;
+use crate::domain::passkeys;
 use crate::domain::second_factors::{self as factors, Overview};
 use crate::domain::tokens;
 use crate::error::Error;
@@ -90,15 +91,17 @@ pub fn section(
             div.add-factors {
                 form.card method="post" action=(action("totp")) {
                     h3 { "Add an authenticator app" }
+                    input type="hidden" name="csrf" value=(csrf);
                     label { "Name" input type="text" name="name" placeholder="Phone" maxlength="64"; }
                     button.primary type="submit" { "Add authenticator app" }
                 }
                 @if passkeys_enabled {
-                    div.card.add-passkey {
+                    form.card.add-passkey method="post" action=(action("passkey")) {
                         h3 { "Add a passkey or security key" }
-                        label { "Name" input type="text" id="passkey-name" placeholder="Laptop" maxlength="64"; }
-                        button.primary type="button" id="passkey-register" data-csrf=(csrf) { "Add passkey" }
-                        p.muted.passkey-status role="status" { "Needs JavaScript and a browser that supports passkeys." }
+                        input type="hidden" name="csrf" value=(csrf);
+                        label { "Name" input type="text" name="name" placeholder="Laptop" maxlength="64"; }
+                        button.primary type="submit" { "Add passkey" }
+                        p.muted { "Your device's screen lock, a phone or a security key. It also lets you sign in without a password." }
                     }
                 }
             }
@@ -287,6 +290,81 @@ pub async fn add_totp(
             };
             step_up_refusal(&me, &form.csrf, &guarded, &err).unwrap_or_else(|| error_page(&err))
         }
+    }
+}
+
+#[handler]
+pub async fn add_passkey(
+    req: &Request,
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AddForm>,
+) -> Response {
+    let proof = form.step_up.proof();
+    let client = client(req, &state);
+    match passkeys::start_registration(&state, &me, &client, &form.name, proof).await {
+        Ok(ceremony) => frame(
+            &me,
+            &form.csrf,
+            "Add a passkey",
+            html! {
+                section.card data-passkey {
+                    p { "Press the button, then follow your browser: it asks for your screen lock, your phone or your security key." }
+                    button.primary type="button" data-ceremony="create" data-options=(ceremony.options) { "Create passkey" }
+                    p.muted.passkey-status role="status" {}
+                    form method="post" action=(action("passkey/finish")) {
+                        input type="hidden" name="csrf" value=(form.csrf);
+                        input type="hidden" name="token" value=(ceremony.token);
+                        input type="hidden" name="credential" value="";
+                    }
+                    noscript { p.notice.error { "Passkeys need JavaScript." } }
+                }
+                p { a href=(PATH) { "Cancel" } }
+                script src="/assets/passkeys.js" defer {}
+            },
+        ),
+        Err(err) => {
+            let fields = [("name", form.name.clone())];
+            let guarded = Guarded {
+                what: "add a passkey",
+                action: &action("passkey"),
+                fields: &fields,
+                cancel: PATH,
+            };
+            step_up_refusal(&me, &form.csrf, &guarded, &err).unwrap_or_else(|| error_page(&err))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct FinishForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    credential: String,
+}
+
+csrf_field!(FinishForm);
+
+#[handler]
+pub async fn finish_passkey(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<FinishForm>,
+) -> Response {
+    match passkeys::finish_registration(&state, &me, &form.token, &form.credential).await {
+        Ok(Some(codes)) => frame(
+            &me,
+            &form.csrf,
+            "Passkey added",
+            html! {
+                p.notice.ok role="status" { "Your passkey is added." }
+                (recovery_codes_card(&codes))
+                p { a.button.primary href=(PATH) { "I have saved them, continue" } }
+            },
+        ),
+        Ok(None) => Redirect::see_other(format!("{PATH}?done=passkey")).into_response(),
+        Err(err) => error_page(&err),
     }
 }
 

@@ -12,6 +12,7 @@ use super::components::{
     recovery_codes_card, set_signed_in_cookies, signed_in_redirect, totp_setup,
 };
 use super::{error_page, html_response, layout};
+use crate::domain::passkeys;
 use crate::domain::second_step::{self, Purpose};
 use crate::domain::tokens;
 use crate::error::Error;
@@ -70,18 +71,23 @@ fn csrf_ok(req: &Request, given: &str) -> bool {
     !expected.is_empty() && tokens::constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
-fn verify_form(csrf: &str, methods: &[&str], error: Option<&str>) -> Markup {
+fn verify_form(csrf: &str, methods: &[&str], passkey: Option<&str>, error: Option<&str>) -> Markup {
     let totp = methods.contains(&"totp");
     html! {
         main.narrow {
             h1 { "Two-step verification" }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-            @if methods.contains(&"passkey") {
-                section.card.passkey-step {
+            @if let Some(options) = passkey {
+                section.card.passkey-step data-passkey {
                     p { "Use your passkey or security key." }
-                    button.primary type="button" id="passkey-second-step" data-csrf=(csrf) { "Use a passkey" }
+                    button.primary type="button" data-ceremony="get" data-options=(options) { "Use a passkey" }
                     p.muted.passkey-status role="status" {}
+                    form method="post" action=(format!("{}/passkey", paths::LOGIN_VERIFY)) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="credential" value="";
+                    }
                 }
+                script src="/assets/passkeys.js" defer {}
             }
             form.card method="post" action=(paths::LOGIN_VERIFY) {
                 input type="hidden" name="csrf" value=(csrf);
@@ -105,8 +111,12 @@ pub async fn show_verify(req: &Request, state: Data<&AppState>) -> Response {
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
     match second_step::find(&state, &token, Purpose::SecondFactor).await {
         Ok(Some(found)) => {
+            let options = match passkey_options(&state, &token, &found.methods).await {
+                Ok(o) => o,
+                Err(err) => return error_page(&err),
+            };
             let csrf = pre_csrf(req);
-            let body = verify_form(&csrf.0, &found.methods, None);
+            let body = verify_form(&csrf.0, &found.methods, options.as_deref(), None);
             page(&state, "Two-step verification", csrf, body, StatusCode::OK)
         }
         Ok(None) => expired(&state),
@@ -158,9 +168,76 @@ pub async fn submit_verify(
             let (status, body) = describe(&err);
             match second_step::find(&state, &token, Purpose::SecondFactor).await {
                 Ok(Some(found)) => {
-                    let csrf = pre_csrf(req);
-                    let markup = verify_form(&csrf.0, &found.methods, Some(&body.message));
-                    page(&state, "Two-step verification", csrf, markup, status)
+                    verify_again(req, &state, &token, &found.methods, &body.message, status).await
+                }
+                _ => expired(&state),
+            }
+        }
+        Err(err) => error_page(&err),
+    }
+}
+
+/// A passkey ceremony for the second step, when the person has a passkey.
+async fn passkey_options(
+    state: &AppState,
+    token: &str,
+    methods: &[&str],
+) -> crate::error::Result<Option<String>> {
+    if !methods.contains(&"passkey") || !passkeys::enabled(state) {
+        return Ok(None);
+    }
+    passkeys::second_step_options(state, token).await
+}
+
+async fn verify_again(
+    req: &Request,
+    state: &AppState,
+    token: &str,
+    methods: &[&str],
+    message: &str,
+    status: StatusCode,
+) -> Response {
+    let options = passkey_options(state, token, methods).await.ok().flatten();
+    let csrf = pre_csrf(req);
+    let markup = verify_form(&csrf.0, methods, options.as_deref(), Some(message));
+    page(state, "Two-step verification", csrf, markup, status)
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    credential: String,
+}
+
+/// The second step with a passkey: the answer of the ceremony the page started.
+#[handler]
+pub async fn submit_passkey(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<PasskeyForm>>,
+) -> Response {
+    let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
+    let Ok(Form(form)) = form else {
+        return error_page(&Error::invalid("bad_form", "The form could not be read."));
+    };
+    if !csrf_ok(req, &form.csrf) {
+        return expired(&state);
+    }
+    let target = match second_step::find(&state, &token, Purpose::SecondFactor).await {
+        Ok(Some(found)) => found.challenge.target,
+        Ok(None) => return expired(&state),
+        Err(err) => return error_page(&err),
+    };
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    match passkeys::complete_second_step(&state, &token, &form.credential, client).await {
+        Ok(signed) => signed_in_redirect(&state, &signed, &target),
+        Err(err @ (Error::InvalidCode | Error::RateLimited { .. })) => {
+            let (status, body) = describe(&err);
+            match second_step::find(&state, &token, Purpose::SecondFactor).await {
+                Ok(Some(found)) => {
+                    verify_again(req, &state, &token, &found.methods, &body.message, status).await
                 }
                 _ => expired(&state),
             }
