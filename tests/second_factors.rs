@@ -6,9 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::factors::{
-    code, enrol, login_with_code, password_step, second_step, settle, stale,
-};
+use common::factors::{code, enrol, login_with_code, password_step, second_step, settle, stale};
 use common::smtp::SmtpServer;
 use common::*;
 use doorman::config::{Application, Cidr};
@@ -45,7 +43,10 @@ async fn totp_enrol_then_sign_in_in_two_steps_with_replay_and_skew() {
         "SELECT count(*) FROM sessions WHERE user_id = {}",
         ann.id
     ));
-    assert_eq!(sessions_before, sessions_after, "no session before the second step");
+    assert_eq!(
+        sessions_before, sessions_after,
+        "no session before the second step"
+    );
 
     // The next step's code (a phone clock a little ahead) signs in.
     settle().await;
@@ -67,7 +68,10 @@ async fn totp_enrol_then_sign_in_in_two_steps_with_replay_and_skew() {
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_code");
     let (status, _) = second_step(&s, challenge, &code(&key, 0)).await;
-    assert_eq!(status, 401, "a step before the last accepted one is refused");
+    assert_eq!(
+        status, 401,
+        "a step before the last accepted one is refused"
+    );
     // Two steps away is outside the skew.
     let (status, _) = second_step(&s, challenge, &code(&key, 3)).await;
     assert_eq!(status, 401);
@@ -104,7 +108,10 @@ async fn wrong_codes_count_toward_the_sign_in_limits() {
     assert_eq!(recorded, 3);
     // An unknown or expired challenge is the same refusal as a wrong code.
     let (status, body) = second_step(&s, "not-a-challenge", "123456").await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_code")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_code"))
+    );
 }
 
 #[tokio::test]
@@ -119,7 +126,10 @@ async fn an_expired_challenge_is_refused() {
     s.sql_exec("UPDATE login_challenges SET expires_at = created_at - 1");
     let (status, body) =
         second_step(&s, first["challenge"].as_str().unwrap(), &code(&key, 0)).await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_code")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_code"))
+    );
 }
 
 #[tokio::test]
@@ -154,9 +164,7 @@ async fn recovery_codes_sign_in_once_and_are_emailed_about() {
     assert_eq!(list["recovery_codes_remaining"], 9);
 
     // New codes replace the old ones.
-    let (status, fresh) = s
-        .post("/api/v1/me/recovery-codes", &token, json!({}))
-        .await;
+    let (status, fresh) = s.post("/api/v1/me/recovery-codes", &token, json!({})).await;
     assert_eq!(status, 200, "{fresh}");
     let (_, first) = password_step(&s, "ann@acme.test").await;
     let (status, _) = second_step(&s, first["challenge"].as_str().unwrap(), &codes[1]).await;
@@ -182,21 +190,40 @@ async fn step_up_is_required_granted_and_expires_for_each_action() {
     let (_, key, _) = enrol(&s, &ada).await;
     stale(&s);
     let (status, body) = s.delete("/api/v1/sessions", &ada).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("step_up_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("step_up_required"))
+    );
     let (status, body) = s.delete("/api/v1/admin/sessions?q=bob", &ada).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("step_up_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("step_up_required"))
+    );
     let (status, body) = s
-        .post("/api/v1/me/second-factors/totp", &ada, json!({"name": "Tablet"}))
+        .post(
+            "/api/v1/me/second-factors/totp",
+            &ada,
+            json!({"name": "Tablet"}),
+        )
         .await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("step_up_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("step_up_required"))
+    );
     let (status, body) = s.post("/api/v1/me/recovery-codes", &ada, json!({})).await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("step_up_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("step_up_required"))
+    );
     let (_, list) = s.get("/api/v1/me/second-factors", &ada).await;
     let id = list["items"][0]["id"].as_i64().unwrap();
     let (status, body) = s
         .delete(&format!("/api/v1/me/second-factors/{id}"), &ada)
         .await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("step_up_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("step_up_required"))
+    );
 
     // `current_password` in the request counts.
     let (status, _) = s
@@ -221,7 +248,10 @@ async fn step_up_is_required_granted_and_expires_for_each_action() {
     let (status, body) = s
         .post("/api/v1/me/step-up", &ada, json!({"code": "000000"}))
         .await;
-    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_code")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_code"))
+    );
     let (status, _) = s
         .post("/api/v1/me/step-up", &ada, json!({"password": PASSWORD}))
         .await;
@@ -288,7 +318,10 @@ async fn an_admin_requires_a_factor_for_the_account_and_resets_one() {
     // The account's policy: Bob must enrol, Hooli's Hal need not.
     let (status, _) = s
         .post(
-            &format!("/api/v1/admin/accounts/{}/second-factor-policy", ada.account_id),
+            &format!(
+                "/api/v1/admin/accounts/{}/second-factor-policy",
+                ada.account_id
+            ),
             &admin,
             json!({"required": true}),
         )
@@ -306,7 +339,10 @@ async fn an_admin_requires_a_factor_for_the_account_and_resets_one() {
         .unwrap();
     assert_eq!(resp.status(), 204);
     let (status, body) = password_step(&s, "bob@acme.test").await;
-    assert_eq!((status, body["error"].as_str()), (403, Some("second_factor_enrolment_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("second_factor_enrolment_required"))
+    );
     let (status, _) = password_step(&s, "hal@hooli.test").await;
     assert_eq!(status, 201);
 
@@ -341,7 +377,9 @@ async fn an_admin_requires_a_factor_for_the_account_and_resets_one() {
     );
     let mails = smtp.wait_for(before + 1, Duration::from_secs(10)).await;
     assert!(
-        mails.iter().any(|m| m.contains("second factors were reset")),
+        mails
+            .iter()
+            .any(|m| m.contains("second factors were reset")),
         "{mails:?}"
     );
     // The policy still holds: he must enrol again.
@@ -401,7 +439,10 @@ async fn removing_the_last_factor_is_refused_while_one_is_required() {
     let (status, body) = s
         .delete(&format!("/api/v1/me/second-factors/{id}"), &token)
         .await;
-    assert_eq!((status, body["error"].as_str()), (409, Some("second_factor_required")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (409, Some("second_factor_required"))
+    );
     let (status, _) = s
         .patch(
             &format!("/api/v1/me/second-factors/{id}"),

@@ -71,7 +71,10 @@ async fn passkeys_register_second_step_passwordless_and_remove() {
     );
     let creds = b.authenticator_credentials(&first_key).await;
     assert_eq!(creds.len(), 1);
-    assert_eq!(creds[0]["isResidentCredential"], true, "a discoverable passkey");
+    assert_eq!(
+        creds[0]["isResidentCredential"], true,
+        "a discoverable passkey"
+    );
 
     // A second one, on another authenticator (a security key), and a rename.
     b.remove_virtual_authenticator(&first_key).await;
@@ -80,10 +83,15 @@ async fn passkeys_register_second_step_passwordless_and_remove() {
     b.wait_for_url("done=passkey").await;
     assert!(b.source().await.contains("Your passkey is added."));
     assert_eq!(b.count("table.factors tbody tr").await, 2);
-    b.clear("table.factors tbody tr:first-child input[name=name]").await;
-    b.type_into("table.factors tbody tr:first-child input[name=name]", "Work laptop")
+    b.clear("table.factors tbody tr:first-child input[name=name]")
         .await;
-    b.click("table.factors tbody tr:first-child form.inline button").await;
+    b.type_into(
+        "table.factors tbody tr:first-child input[name=name]",
+        "Work laptop",
+    )
+    .await;
+    b.click("table.factors tbody tr:first-child form.inline button")
+        .await;
     b.wait_for_url("done=renamed").await;
     assert!(b.source().await.contains("value=\"Work laptop\""));
     b.screenshot(&shot("second-factors-passkeys.png")).await;
@@ -96,16 +104,23 @@ async fn passkeys_register_second_step_passwordless_and_remove() {
     b.screenshot(&shot("login-verify-passkey.png")).await;
     b.click("button[data-ceremony=get]").await;
     b.wait_for_url("/settings/security/sessions").await;
-    assert!(b.source().await.contains("Signed in with Password + passkey"));
+    assert!(
+        b.source()
+            .await
+            .contains("Signed in with Password + passkey")
+    );
 
     // Signing in with the passkey alone (the resident key names the user).
     sign_out(&b).await;
     b.goto(&format!("{base}/login")).await;
-    b.click("section.passkey-login button[data-ceremony=get]").await;
+    b.click("section.passkey-login button[data-ceremony=get]")
+        .await;
     b.wait_for_url("/settings/security/sessions").await;
     assert!(b.source().await.contains("Signed in with Passkey"));
     assert_eq!(
-        s.sql_i64("SELECT count(*) FROM sessions WHERE auth_methods = 'passkey' AND ended_at IS NULL"),
+        s.sql_i64(
+            "SELECT count(*) FROM sessions WHERE auth_methods = 'passkey' AND ended_at IS NULL"
+        ),
         1
     );
     assert!(
@@ -115,7 +130,8 @@ async fn passkeys_register_second_step_passwordless_and_remove() {
 
     // Remove the security key (the passwordless sign-in counts as confirming).
     b.goto(&format!("{base}{FACTORS}")).await;
-    b.click("table.factors tbody tr:last-child form button.danger").await;
+    b.click("table.factors tbody tr:last-child form button.danger")
+        .await;
     b.accept_dialog().await;
     b.wait_for_url("done=removed").await;
     assert_eq!(b.count("table.factors tbody tr").await, 1);
@@ -135,7 +151,8 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
     b.screenshot(&shot("second-factors-off.png")).await;
 
     // Add an authenticator app: the QR code and the key, then its first code.
-    b.type_into("form[action$='/totp'] input[name=name]", "Phone").await;
+    b.type_into("form[action$='/totp'] input[name=name]", "Phone")
+        .await;
     b.click("form[action$='/totp'] button").await;
     b.wait_for_text("Enter the 6-digit code").await;
     assert_eq!(b.count(".qr svg").await, 1, "the QR code is inline SVG");
@@ -160,7 +177,8 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
     b.screenshot(&shot("confirm-its-you.png")).await;
     b.type_into("input[name=step_up_password]", PASSWORD).await;
     b.click("form.card button.primary").await;
-    b.wait_for_text("Your old recovery codes no longer work.").await;
+    b.wait_for_text("Your old recovery codes no longer work.")
+        .await;
 
     // The second step at the next sign-in.
     b.click("header.top form button").await;

@@ -49,7 +49,13 @@ async fn the_second_step_is_bound_to_the_browser_and_counts_wrong_codes() {
     assert_eq!(verify.status, 200);
     assert!(verify.body.contains("Two-step verification"));
     let csrf = form_value(&verify.body, "csrf").unwrap();
-    let wrong = post_form(&b, &s, "/login/verify", &[("csrf", &csrf), ("code", "000000")]).await;
+    let wrong = post_form(
+        &b,
+        &s,
+        "/login/verify",
+        &[("csrf", &csrf), ("code", "000000")],
+    )
+    .await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("That code is not right"));
     assert_eq!(
@@ -57,7 +63,13 @@ async fn the_second_step_is_bound_to_the_browser_and_counts_wrong_codes() {
         1
     );
     settle().await;
-    let right = post_form(&b, &s, "/login/verify", &[("csrf", &csrf), ("code", &code(&key, 0))]).await;
+    let right = post_form(
+        &b,
+        &s,
+        "/login/verify",
+        &[("csrf", &csrf), ("code", &code(&key, 0))],
+    )
+    .await;
     assert_eq!(right.status, 303, "{}", right.body);
     assert_eq!(right.location, SESSIONS);
     let sessions = page(&b, &s, SESSIONS).await;
@@ -69,7 +81,13 @@ async fn the_second_step_is_bound_to_the_browser_and_counts_wrong_codes() {
     browser_login(&s, &b2, "ann@acme.test").await;
     let verify = page(&b2, &s, "/login/verify").await;
     let csrf = form_value(&verify.body, "csrf").unwrap();
-    let done = post_form(&b2, &s, "/login/verify", &[("csrf", &csrf), ("code", &codes[0])]).await;
+    let done = post_form(
+        &b2,
+        &s,
+        "/login/verify",
+        &[("csrf", &csrf), ("code", &codes[0])],
+    )
+    .await;
     assert_eq!(done.status, 303);
     assert_eq!(done.location, format!("{FACTORS}?review=1"));
     let review = page(&b2, &s, &done.location).await;
@@ -83,18 +101,37 @@ async fn policy_sends_the_browser_to_enrol_right_after_the_password() {
     let b = browser();
     let resp = browser_login(&s, &b, "ann@acme.test").await;
     assert_eq!(resp.headers()["location"].to_str().unwrap(), "/login/enrol");
-    assert_eq!(page(&b, &s, SESSIONS).await.status, 303, "nothing else until done");
+    assert_eq!(
+        page(&b, &s, SESSIONS).await.status,
+        303,
+        "nothing else until done"
+    );
     let enrol_page = page(&b, &s, "/login/enrol").await;
     assert_eq!(enrol_page.status, 200);
-    assert!(enrol_page.body.contains("<svg"), "the QR code is drawn as SVG");
+    assert!(
+        enrol_page.body.contains("<svg"),
+        "the QR code is drawn as SVG"
+    );
     let key = shown_key(&enrol_page.body);
     // A reload shows the same key.
     assert_eq!(shown_key(&page(&b, &s, "/login/enrol").await.body), key);
     let csrf = form_value(&enrol_page.body, "csrf").unwrap();
     settle().await;
-    let wrong = post_form(&b, &s, "/login/enrol", &[("csrf", &csrf), ("code", "000000")]).await;
+    let wrong = post_form(
+        &b,
+        &s,
+        "/login/enrol",
+        &[("csrf", &csrf), ("code", "000000")],
+    )
+    .await;
     assert_eq!(wrong.status, 401);
-    let done = post_form(&b, &s, "/login/enrol", &[("csrf", &csrf), ("code", &code(&key, 0))]).await;
+    let done = post_form(
+        &b,
+        &s,
+        "/login/enrol",
+        &[("csrf", &csrf), ("code", &code(&key, 0))],
+    )
+    .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("Your recovery codes"));
     assert_eq!(done.body.matches("<li><code>").count(), 10);
@@ -117,7 +154,13 @@ async fn the_second_factors_page_adds_and_removes_an_authenticator_with_step_up(
     assert!(p.body.contains("off"));
     let csrf = form_value(&p.body, "csrf").unwrap();
 
-    let setup = post_form(&b, &s, &format!("{FACTORS}/totp"), &[("csrf", &csrf), ("name", "Phone")]).await;
+    let setup = post_form(
+        &b,
+        &s,
+        &format!("{FACTORS}/totp"),
+        &[("csrf", &csrf), ("name", "Phone")],
+    )
+    .await;
     assert_eq!(setup.status, 200);
     assert!(setup.body.contains("<svg"));
     let key = shown_key(&setup.body);
@@ -138,7 +181,13 @@ async fn the_second_factors_page_adds_and_removes_an_authenticator_with_step_up(
     // Removing after the window asks "Confirm it's you", then goes ahead.
     stale(&s);
     let remove = format!("{FACTORS}/remove");
-    let asked = post_form(&b, &s, &remove, &[("csrf", &csrf), ("id", &id), ("confirm", "yes")]).await;
+    let asked = post_form(
+        &b,
+        &s,
+        &remove,
+        &[("csrf", &csrf), ("id", &id), ("confirm", "yes")],
+    )
+    .await;
     assert_eq!(asked.status, 200);
     assert!(asked.body.contains("Confirm it&#39;s you") || asked.body.contains("Confirm it's you"));
     assert_eq!(form_value(&asked.body, "id").as_deref(), Some(id.as_str()));
@@ -146,7 +195,12 @@ async fn the_second_factors_page_adds_and_removes_an_authenticator_with_step_up(
         &b,
         &s,
         &remove,
-        &[("csrf", &csrf), ("id", &id), ("confirm", "yes"), ("step_up_password", "not it at all")],
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("confirm", "yes"),
+            ("step_up_password", "not it at all"),
+        ],
     )
     .await;
     assert_eq!(wrong.status, 400);
@@ -155,7 +209,12 @@ async fn the_second_factors_page_adds_and_removes_an_authenticator_with_step_up(
         &b,
         &s,
         &remove,
-        &[("csrf", &csrf), ("id", &id), ("confirm", "yes"), ("step_up_password", PASSWORD)],
+        &[
+            ("csrf", &csrf),
+            ("id", &id),
+            ("confirm", "yes"),
+            ("step_up_password", PASSWORD),
+        ],
     )
     .await;
     assert_eq!(done.status, 303, "{}", done.body);
@@ -186,7 +245,11 @@ async fn ending_other_and_listed_sessions_asks_then_carries_on() {
         &b,
         &s,
         &end_others,
-        &[("csrf", &csrf), ("confirm", "yes"), ("step_up_password", PASSWORD)],
+        &[
+            ("csrf", &csrf),
+            ("confirm", "yes"),
+            ("step_up_password", PASSWORD),
+        ],
     )
     .await;
     assert_eq!(done.status, 303);
@@ -195,11 +258,23 @@ async fn ending_other_and_listed_sessions_asks_then_carries_on() {
 
     // Confirmed just now: the admin's "end all listed sessions" needs nothing more…
     let listed = format!("{SESSIONS}/users/end-listed");
-    let ended = post_form(&b, &s, &listed, &[("csrf", &csrf), ("confirm", "yes"), ("q", "nobody")]).await;
+    let ended = post_form(
+        &b,
+        &s,
+        &listed,
+        &[("csrf", &csrf), ("confirm", "yes"), ("q", "nobody")],
+    )
+    .await;
     assert_eq!(ended.status, 303);
     // …until the window has passed.
     stale(&s);
-    let asked = post_form(&b, &s, &listed, &[("csrf", &csrf), ("confirm", "yes"), ("q", "bob")]).await;
+    let asked = post_form(
+        &b,
+        &s,
+        &listed,
+        &[("csrf", &csrf), ("confirm", "yes"), ("q", "bob")],
+    )
+    .await;
     assert_eq!(asked.status, 200);
     assert!(asked.body.contains("end all listed sessions"));
     assert_eq!(form_value(&asked.body, "q").as_deref(), Some("bob"));
@@ -208,7 +283,12 @@ async fn ending_other_and_listed_sessions_asks_then_carries_on() {
         &b,
         &s,
         &listed,
-        &[("csrf", &csrf), ("confirm", "yes"), ("q", "bob"), ("step_up_password", PASSWORD)],
+        &[
+            ("csrf", &csrf),
+            ("confirm", "yes"),
+            ("q", "bob"),
+            ("step_up_password", PASSWORD),
+        ],
     )
     .await;
     assert_eq!(done.status, 303, "{}", done.body);

@@ -216,7 +216,11 @@ impl SecondFactorsApi {
         method = "get",
         operation_id = "listMySecondFactors"
     )]
-    async fn list(&self, state: Data<&AppState>, auth: ApiAuth) -> Result<Json<FactorList>, ListError> {
+    async fn list(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+    ) -> Result<Json<FactorList>, ListError> {
         let o = factors::overview(&state, auth.authed().principal.user_id).await?;
         Ok(Json(FactorList {
             items: o.factors.iter().map(FactorJson::from).collect(),
@@ -241,8 +245,8 @@ impl SecondFactorsApi {
         let b = body.0;
         let proof = Proof::from_fields(b.current_password, b.code);
         let name = b.name.unwrap_or_default();
-        let e = factors::start_totp(&state, auth.authed(), &client(&state, req), &name, proof)
-            .await?;
+        let e =
+            factors::start_totp(&state, auth.authed(), &client(&state, req), &name, proof).await?;
         Ok(TotpCreatedOk::Created(Json(TotpCreated {
             id: e.id,
             secret: e.secret,
@@ -265,9 +269,14 @@ impl SecondFactorsApi {
         id: Path<i64>,
         body: Json<CodeBody>,
     ) -> Result<Json<Activated>, ActivateError> {
-        let done =
-            factors::activate_mine(&state, auth.authed(), &client(&state, req), id.0, &body.code)
-                .await?;
+        let done = factors::activate_mine(
+            &state,
+            auth.authed(),
+            &client(&state, req),
+            id.0,
+            &body.code,
+        )
+        .await?;
         Ok(Json(Activated {
             recovery_codes: done.recovery_codes,
         }))
@@ -303,7 +312,14 @@ impl SecondFactorsApi {
         auth: ApiAuth,
         id: Path<i64>,
     ) -> Result<Done, RemoveError> {
-        factors::remove(&state, auth.authed(), &client(&state, req), id.0, Proof::None).await?;
+        factors::remove(
+            &state,
+            auth.authed(),
+            &client(&state, req),
+            id.0,
+            Proof::None,
+        )
+        .await?;
         Ok(Done::Done)
     }
 

@@ -202,6 +202,7 @@ impl AdminSessionsApi {
 
     /// End every active session matching the filters (at least one), in my scope,
     /// except my current one. For incident response: "sign everyone in Acme out".
+    #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/admin/sessions",
         method = "delete",

@@ -79,13 +79,12 @@ pub fn find(
     purpose: &str,
     now: i64,
 ) -> Result<Option<ChallengeRow>, DbError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT * FROM login_challenges
+    Ok(c.prepare_cached(
+        "SELECT * FROM login_challenges
              WHERE token_hash = ?1 AND purpose = ?2 AND expires_at > ?3",
-        )?
-        .query_row(params![hash, purpose, now], from_row)
-        .optional()?)
+    )?
+    .query_row(params![hash, purpose, now], from_row)
+    .optional()?)
 }
 
 pub fn set_factor(c: &Connection, id: i64, factor: i64) -> Result<(), DbError> {
@@ -102,15 +101,13 @@ pub fn set_state(c: &Connection, id: i64, state: &str) -> Result<(), DbError> {
 
 /// Deletes a challenge; true when this call did (so only one request completes it).
 pub fn delete(c: &Connection, id: i64) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached("DELETE FROM login_challenges WHERE id = ?1")?
-        .execute([id])?
-        == 1)
+    Ok(
+        c.prepare_cached("DELETE FROM login_challenges WHERE id = ?1")?
+            .execute([id])?
+            == 1,
+    )
 }
 
 pub fn delete_expired(c: &Connection, now: i64) -> Result<usize, DbError> {
-    Ok(c.execute(
-        "DELETE FROM login_challenges WHERE expires_at <= ?1",
-        [now],
-    )?)
+    Ok(c.execute("DELETE FROM login_challenges WHERE expires_at <= ?1", [now])?)
 }

@@ -61,22 +61,20 @@ pub fn list_for_user(c: &Connection, user: UserId) -> Result<Vec<FactorRow>, DbE
 }
 
 pub fn find(c: &Connection, user: UserId, id: i64) -> Result<Option<FactorRow>, DbError> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM second_factors WHERE id = ?1 AND user_id = ?2"
-        ))?
-        .query_row(params![id, user], from_row)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM second_factors WHERE id = ?1 AND user_id = ?2"
+    ))?
+    .query_row(params![id, user], from_row)
+    .optional()?)
 }
 
 /// The passkey with this credential id, whoever's it is (passwordless sign-in).
 pub fn find_by_credential_id(c: &Connection, cred: &[u8]) -> Result<Option<FactorRow>, DbError> {
-    Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM second_factors WHERE credential_id = ?1 AND active = 1"
-        ))?
-        .query_row([cred], from_row)
-        .optional()?)
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM second_factors WHERE credential_id = ?1 AND active = 1"
+    ))?
+    .query_row([cred], from_row)
+    .optional()?)
 }
 
 pub struct NewFactor<'a> {
@@ -111,23 +109,21 @@ pub fn insert(c: &Connection, f: &NewFactor<'_>) -> Result<i64, DbError> {
 
 /// Activates a factor; false when it is not the user's or already active.
 pub fn activate(c: &Connection, user: UserId, id: i64) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached(
-            "UPDATE second_factors SET active = 1 WHERE id = ?1 AND user_id = ?2 AND active = 0",
-        )?
-        .execute(params![id, user])?
+    Ok(c.prepare_cached(
+        "UPDATE second_factors SET active = 1 WHERE id = ?1 AND user_id = ?2 AND active = 0",
+    )?
+    .execute(params![id, user])?
         == 1)
 }
 
 /// Takes a TOTP time step for the factor: true only when it is later than the last one
 /// accepted, so two requests racing with one code cannot both have it.
 pub fn take_step(c: &Connection, id: i64, step: i64, now: i64) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached(
-            "UPDATE second_factors SET last_step = ?2, last_used_at = ?3
+    Ok(c.prepare_cached(
+        "UPDATE second_factors SET last_step = ?2, last_used_at = ?3
              WHERE id = ?1 AND (last_step IS NULL OR last_step < ?2)",
-        )?
-        .execute(params![id, step, now])?
+    )?
+    .execute(params![id, step, now])?
         == 1)
 }
 
@@ -147,17 +143,19 @@ pub fn record_use(
 }
 
 pub fn rename(c: &Connection, user: UserId, id: i64, name: &str) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached("UPDATE second_factors SET name = ?3 WHERE id = ?1 AND user_id = ?2")?
-        .execute(params![id, user, name])?
-        == 1)
+    Ok(
+        c.prepare_cached("UPDATE second_factors SET name = ?3 WHERE id = ?1 AND user_id = ?2")?
+            .execute(params![id, user, name])?
+            == 1,
+    )
 }
 
 pub fn delete(c: &Connection, user: UserId, id: i64) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached("DELETE FROM second_factors WHERE id = ?1 AND user_id = ?2")?
-        .execute(params![id, user])?
-        == 1)
+    Ok(
+        c.prepare_cached("DELETE FROM second_factors WHERE id = ?1 AND user_id = ?2")?
+            .execute(params![id, user])?
+            == 1,
+    )
 }
 
 /// Inactive TOTP factors left by enrolments never finished, created before `cutoff`.
@@ -204,34 +202,31 @@ pub fn use_recovery_code(
     hash: &[u8; 32],
     now: i64,
 ) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached(
-            "UPDATE recovery_codes SET used_at = ?3
+    Ok(c.prepare_cached(
+        "UPDATE recovery_codes SET used_at = ?3
              WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
-        )?
-        .execute(params![user, &hash[..], now])?
+    )?
+    .execute(params![user, &hash[..], now])?
         == 1)
 }
 
 pub fn count_unused_recovery_codes(c: &Connection, user: UserId) -> Result<i64, DbError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
-        )?
-        .query_row([user], |r| r.get(0))?)
+    Ok(c.prepare_cached(
+        "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+    )?
+    .query_row([user], |r| r.get(0))?)
 }
 
 /// Whether a second factor is required of the user: by the user's own flag or their
 /// account's (the install-wide setting is the caller's).
 pub fn required_of(c: &Connection, user: UserId) -> Result<bool, DbError> {
-    Ok(c
-        .prepare_cached(
-            "SELECT u.require_second_factor OR a.require_second_factor
+    Ok(c.prepare_cached(
+        "SELECT u.require_second_factor OR a.require_second_factor
              FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = ?1",
-        )?
-        .query_row([user], |r| r.get::<_, bool>(0))
-        .optional()?
-        .unwrap_or(false))
+    )?
+    .query_row([user], |r| r.get::<_, bool>(0))
+    .optional()?
+    .unwrap_or(false))
 }
 
 pub fn set_required_for_user(c: &Connection, user: UserId, on: bool) -> Result<bool, DbError> {
@@ -253,12 +248,11 @@ pub fn set_required_for_account(
 }
 
 pub fn required_for_account(c: &Connection, account: AccountId) -> Result<bool, DbError> {
-    Ok(c
-        .query_row(
-            "SELECT require_second_factor FROM accounts WHERE id = ?1",
-            [account],
-            |r| r.get::<_, bool>(0),
-        )
-        .optional()?
-        .unwrap_or(false))
+    Ok(c.query_row(
+        "SELECT require_second_factor FROM accounts WHERE id = ?1",
+        [account],
+        |r| r.get::<_, bool>(0),
+    )
+    .optional()?
+    .unwrap_or(false))
 }

@@ -6,7 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::domain::model::{
-    AccountId, AppUse, AuthMethods, Device, EndReason, Location, Role, Session, SessionId, UserId, UserStatus,
+    AccountId, AppUse, AuthMethods, Device, EndReason, Location, Role, Session, SessionId, UserId,
+    UserStatus,
 };
 
 /// A session row, by name: every session-reading statement selects these, plus

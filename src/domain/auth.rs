@@ -36,7 +36,7 @@ pub struct SignInRequest {
 
 /// What a correct password leads to.
 pub enum SignInOutcome {
-    SignedIn(SignedIn),
+    SignedIn(Box<SignedIn>),
     /// The person has a second factor: the sign-in waits for its second step.
     SecondStep(second_step::Pending),
     /// A second factor is required of the person and they have none: they enrol first.
@@ -137,7 +137,7 @@ pub async fn sign_in(
     };
     store_session(state, user, version, context, started)
         .await
-        .map(SignInOutcome::SignedIn)
+        .map(|signed| SignInOutcome::SignedIn(Box::new(signed)))
 }
 
 /// Where a new session comes from, and how its person proved who they are.
@@ -504,7 +504,12 @@ impl Attempt {
     }
 }
 
-pub(crate) async fn record_failure(state: &AppState, a: Attempt, user: Option<UserId>, reason: &'static str) {
+pub(crate) async fn record_failure(
+    state: &AppState,
+    a: Attempt,
+    user: Option<UserId>,
+    reason: &'static str,
+) {
     let now = crate::clock::now();
     let result = state
         .db

@@ -196,7 +196,10 @@ impl AuthMethods {
     }
 
     pub fn iter(self) -> impl Iterator<Item = AuthMethod> {
-        AuthMethod::ALL.iter().copied().filter(move |m| self.contains(*m))
+        AuthMethod::ALL
+            .iter()
+            .copied()
+            .filter(move |m| self.contains(*m))
     }
 
     /// Signed in with something besides (or instead of) a password: what an application
@@ -206,7 +209,10 @@ impl AuthMethods {
     }
 
     pub fn to_text(self) -> String {
-        self.iter().map(AuthMethod::as_str).collect::<Vec<_>>().join(",")
+        self.iter()
+            .map(AuthMethod::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// "Password + authenticator app", "Passkey".

@@ -208,7 +208,12 @@ pub async fn finish_registration(
     let stored = to_json(&passkey)?;
     let cred_id = passkey.cred_id().as_ref().to_vec();
     let now = crate::clock::now();
-    let notice = Details::notice(&me.principal.email, &me.principal.name, now, Some(&me.session));
+    let notice = Details::notice(
+        &me.principal.email,
+        &me.principal.name,
+        now,
+        Some(&me.session),
+    );
     let mail_enabled = state.mailer.is_some();
     let (cid, name) = (ch.id, ch.target.clone());
     let codes = state
@@ -232,7 +237,13 @@ pub async fn finish_registration(
                 },
             )?;
             let codes = second_factors::codes_for_first_factor(&tx, user)?;
-            alerts::enqueue_notice(&tx, alerts::SECOND_FACTOR_ADDED, user, &notice, mail_enabled)?;
+            alerts::enqueue_notice(
+                &tx,
+                alerts::SECOND_FACTOR_ADDED,
+                user,
+                &notice,
+                mail_enabled,
+            )?;
             tx.commit()?;
             Ok(codes)
         })
@@ -480,7 +491,11 @@ pub async fn complete_passwordless(
     })
     .await?;
     let cid = ch.id;
-    if !state.db.run(move |c| db::challenges::delete(c, cid)).await? {
+    if !state
+        .db
+        .run(move |c| db::challenges::delete(c, cid))
+        .await?
+    {
         return Err(Error::InvalidCode);
     }
     record_passkey_use(state, user.id, result).await?;

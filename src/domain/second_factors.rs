@@ -145,7 +145,11 @@ fn parse_code(raw: &str) -> Option<Code> {
         .map(|c| c.to_ascii_lowercase())
         .collect();
     if letters.len() == 8 && letters.bytes().all(|b| BASE32.contains(&b)) {
-        return Some(Code::Recovery(format!("{}-{}", &letters[..4], &letters[4..])));
+        return Some(Code::Recovery(format!(
+            "{}-{}",
+            &letters[..4],
+            &letters[4..]
+        )));
     }
     None
 }
@@ -336,7 +340,9 @@ pub(crate) fn check_factor_name(name: &str, fallback: &str) -> Result<String> {
     if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(Error::invalid(
             "invalid_name",
-            format!("A factor's name is at most {MAX_NAME} characters, without control characters."),
+            format!(
+                "A factor's name is at most {MAX_NAME} characters, without control characters."
+            ),
         ));
     }
     Ok(name.to_string())
@@ -424,17 +430,15 @@ pub struct Activated {
 /// Activates an inactive authenticator with one correct code. A wrong code counts
 /// toward the sign-in limits. The first factor comes with ten recovery codes; the
 /// person is emailed.
-#[instrument(skip_all, err(level = "debug"), fields(user_id = %user))]
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %who.user))]
 pub(crate) async fn activate_totp(
     state: &AppState,
-    user: UserId,
-    email: &str,
-    name: &str,
-    client: &ClientInfo,
+    who: &Prover<'_>,
     from: Option<&Session>,
     id: i64,
     code: &str,
 ) -> Result<Activated> {
+    let (user, email, name, client) = (who.user, who.email, who.name, who.client);
     let now = crate::clock::now();
     let device = crate::ua::parse(&client.user_agent);
     let location = state.geo.lookup(client.ip);
@@ -485,7 +489,13 @@ pub(crate) async fn activate_totp(
             } else {
                 None
             };
-            alerts::enqueue_notice(&tx, alerts::SECOND_FACTOR_ADDED, user, &notice, mail_enabled)?;
+            alerts::enqueue_notice(
+                &tx,
+                alerts::SECOND_FACTOR_ADDED,
+                user,
+                &notice,
+                mail_enabled,
+            )?;
             tx.commit()?;
             Ok(Some(Activated {
                 recovery_codes: codes,
@@ -523,17 +533,14 @@ pub async fn activate_mine(
     code: &str,
 ) -> Result<Activated> {
     let p = &me.principal;
-    activate_totp(
-        state,
-        p.user_id,
-        &p.email,
-        &p.name,
+    let who = Prover {
+        user: p.user_id,
+        email: &p.email,
+        name: &p.name,
+        known_device: None,
         client,
-        Some(&me.session),
-        id,
-        code,
-    )
-    .await
+    };
+    activate_totp(state, &who, Some(&me.session), id, code).await
 }
 
 /// Renames one of the person's factors (a label only: no step-up).
@@ -692,13 +699,7 @@ pub async fn admin_reset(state: &AppState, me: &Authed, id: UserId) -> Result<us
                 device: "Changed by an administrator".into(),
                 ..notice
             };
-            alerts::enqueue_notice(
-                &tx,
-                alerts::SECOND_FACTORS_RESET,
-                id,
-                &notice,
-                mail_enabled,
-            )?;
+            alerts::enqueue_notice(&tx, alerts::SECOND_FACTORS_RESET, id, &notice, mail_enabled)?;
             tx.commit()?;
             Ok((factors, ended))
         })
@@ -776,7 +777,11 @@ mod tests {
         for c in &codes {
             assert_eq!(c.len(), 9);
             assert_eq!(&c[4..5], "-");
-            assert!(c.bytes().filter(|b| *b != b'-').all(|b| BASE32.contains(&b)));
+            assert!(
+                c.bytes()
+                    .filter(|b| *b != b'-')
+                    .all(|b| BASE32.contains(&b))
+            );
         }
     }
 

@@ -264,9 +264,8 @@ pub async fn enrolment_key(state: &AppState, token: &str) -> Result<Option<(User
     {
         return Ok(Some((user, key)));
     }
-    let key =
-        second_factors::create_totp(state, user.id, &user.email, "Authenticator app".into())
-            .await?;
+    let key = second_factors::create_totp(state, user.id, &user.email, "Authenticator app".into())
+        .await?;
     let (cid, fid) = (ch.id, key.id);
     state
         .db
@@ -291,17 +290,14 @@ pub async fn finish_enrolment(
     let Some(factor) = ch.factor_id else {
         return Err(Error::InvalidCode);
     };
-    let activated = second_factors::activate_totp(
-        state,
-        user.id,
-        &user.email,
-        &user.name,
-        &client,
-        None,
-        factor,
-        code,
-    )
-    .await?;
+    let who = Prover {
+        user: user.id,
+        email: &user.email,
+        name: &user.name,
+        known_device: None,
+        client: &client,
+    };
+    let activated = second_factors::activate_totp(state, &who, None, factor, code).await?;
     let signed = finish(
         state,
         ch,

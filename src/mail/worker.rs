@@ -13,7 +13,8 @@ use crate::mail::Mailer;
 use crate::mail::templates::{self, NewSignIn, new_sign_in, password_changed};
 
 /// A security notice's template.
-type Notice = fn(&lettre::message::Mailbox, &Details, &str, &str) -> Result<lettre::Message, String>;
+type Notice =
+    fn(&lettre::message::Mailbox, &Details, &str, &str) -> Result<lettre::Message, String>;
 use crate::state::AppState;
 
 /// How often the queue is looked at when nothing wakes the worker.

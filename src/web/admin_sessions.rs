@@ -341,8 +341,7 @@ pub async fn end_listed(
         fields: &fields,
         cancel: &form.filters.back(None),
     };
-    if let Err(page) =
-        confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
+    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
     {
         return page;
     }

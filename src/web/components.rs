@@ -282,7 +282,9 @@ pub async fn confirm_its_you(
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match crate::domain::step_up::require(state, me, &client, step_up.proof()).await {
         Ok(()) => Ok(()),
-        Err(err) => Err(step_up_refusal(me, csrf, guarded, &err).unwrap_or_else(|| error_page(&err))),
+        Err(err) => {
+            Err(step_up_refusal(me, csrf, guarded, &err).unwrap_or_else(|| error_page(&err)))
+        }
     }
 }
 
@@ -370,7 +372,12 @@ pub fn set_signed_in_cookies(
     let server = &state.config.server;
     let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
     for cookie in [
-        cookies::build(server, cookies::SESSION_COOKIE, &signed.token, Some(max_age)),
+        cookies::build(
+            server,
+            cookies::SESSION_COOKIE,
+            &signed.token,
+            Some(max_age),
+        ),
         cookies::build(
             server,
             cookies::DEVICE_COOKIE,
@@ -472,4 +479,3 @@ pub fn reset_button(csrf: &str, user: crate::domain::model::UserId, back: &str) 
         }
     }
 }
-

@@ -6,8 +6,8 @@ use poem::web::{Data, Form, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::{ended_notice, error_page, html_response, layout};
 use super::components::signed_in_redirect;
+use super::{ended_notice, error_page, html_response, layout};
 use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
 use crate::domain::passkeys;
 use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
@@ -322,14 +322,30 @@ pub async fn passkey_submit(
     };
     if !pre_csrf_ok(req, &form.csrf) {
         let msg = "This form has expired. Please sign in again.";
-        return render(req, &state, &form.rd, "", None, Some(msg), StatusCode::FORBIDDEN);
+        return render(
+            req,
+            &state,
+            &form.rd,
+            "",
+            None,
+            Some(msg),
+            StatusCode::FORBIDDEN,
+        );
     }
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
     let target = match passkeys::passwordless_target(&state, &token).await {
         Ok(Some(t)) => t,
         Ok(None) => {
             let msg = "That sign-in took too long. Please try again.";
-            return render(req, &state, &form.rd, "", None, Some(msg), StatusCode::UNAUTHORIZED);
+            return render(
+                req,
+                &state,
+                &form.rd,
+                "",
+                None,
+                Some(msg),
+                StatusCode::UNAUTHORIZED,
+            );
         }
         Err(err) => return error_page(&err),
     };
@@ -339,9 +355,18 @@ pub async fn passkey_submit(
         Err(err @ (Error::InvalidCode | Error::RateLimited { .. })) => {
             let msg = match err {
                 Error::RateLimited { .. } => describe(&err).1.message,
-                _ => "That passkey could not sign you in. Use your password, or another passkey.".into(),
+                _ => "That passkey could not sign you in. Use your password, or another passkey."
+                    .into(),
             };
-            render(req, &state, &form.rd, "", None, Some(&msg), StatusCode::UNAUTHORIZED)
+            render(
+                req,
+                &state,
+                &form.rd,
+                "",
+                None,
+                Some(&msg),
+                StatusCode::UNAUTHORIZED,
+            )
         }
         Err(err) => error_page(&err),
     }

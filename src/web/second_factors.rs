@@ -15,8 +15,8 @@ use super::components::{
 use super::{error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::model::UserId;
-use crate::domain::permissions::admin_scope;
 use crate::domain::passkeys;
+use crate::domain::permissions::admin_scope;
 use crate::domain::second_factors::{self as factors, Overview};
 use crate::domain::tokens;
 use crate::error::Error;
@@ -402,7 +402,10 @@ pub async fn activate(
 }
 
 #[handler]
-pub async fn rename(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<IdForm>) -> Response {
+pub async fn rename(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<IdForm>,
+) -> Response {
     match factors::rename(&state, &me, form.id, &form.name).await {
         Ok(()) => Redirect::see_other(format!("{PATH}?done=renamed")).into_response(),
         Err(err) => error_page(&err),
@@ -506,7 +509,10 @@ pub async fn recovery_codes(
 }
 
 #[handler]
-pub async fn save_policy(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<PolicyForm>) -> Response {
+pub async fn save_policy(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<PolicyForm>,
+) -> Response {
     let on = form.required == "yes";
     match factors::set_account_policy(&state, &me, me.principal.account_id, on).await {
         Ok(()) => Redirect::see_other(format!("{PATH}?done=policy")).into_response(),
@@ -515,7 +521,10 @@ pub async fn save_policy(state: Data<&AppState>, CsrfForm { me, form, .. }: Csrf
 }
 
 #[handler]
-pub async fn reset(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<ResetForm>) -> Response {
+pub async fn reset(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<ResetForm>,
+) -> Response {
     let local = form.back.starts_with('/') && !form.back.starts_with("//");
     let back = if local { form.back.as_str() } else { PATH };
     if form.confirm != "yes" {
@@ -543,7 +552,11 @@ pub async fn reset(state: Data<&AppState>, CsrfForm { me, form, .. }: CsrfForm<R
             // Back on this page, the notice says what happened; elsewhere (the sessions
             // listing) it says how many sessions ended, as that page's notices do.
             let sep = if back.contains('?') { '&' } else { '?' };
-            let done = if back == PATH { "reset".to_string() } else { ended.to_string() };
+            let done = if back == PATH {
+                "reset".to_string()
+            } else {
+                ended.to_string()
+            };
             Redirect::see_other(format!("{back}{sep}done={done}")).into_response()
         }
         Err(err) => error_page(&err),

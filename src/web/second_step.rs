@@ -35,8 +35,7 @@ fn expired(state: &AppState) -> Response {
 
 /// The double-submit CSRF value of the pages before sign-in (the sign-in form's).
 fn pre_csrf(req: &Request) -> (String, bool) {
-    match cookies::get(req, cookies::PRE_CSRF_COOKIE).filter(|c| c.len() >= 20 && c.len() <= 64)
-    {
+    match cookies::get(req, cookies::PRE_CSRF_COOKIE).filter(|c| c.len() >= 20 && c.len() <= 64) {
         Some(c) => (c, false),
         None => (tokens::new_csrf(), true),
     }
@@ -304,7 +303,8 @@ pub async fn submit_enrol(
                     p { a.button.primary href=(target) { "I have saved them, continue" } }
                 }
             };
-            let mut resp = html_response(layout("Second factor set up", None, body)).into_response();
+            let mut resp =
+                html_response(layout("Second factor set up", None, body)).into_response();
             set_signed_in_cookies(&state, &signed, &mut resp);
             resp
         }

@@ -154,8 +154,7 @@ pub async fn end_others(
         fields: &[("confirm", "yes".to_string())],
         cancel: SESSIONS_PATH,
     };
-    if let Err(page) =
-        confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
+    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
     {
         return page;
     }

@@ -44,12 +44,21 @@ pub async fn settle() {
 pub async fn enrol(s: &TestServer, token: &str) -> (i64, Vec<u8>, Vec<String>) {
     settle().await;
     let (status, body) = s
-        .post("/api/v1/me/second-factors/totp", token, json!({"name": "Phone"}))
+        .post(
+            "/api/v1/me/second-factors/totp",
+            token,
+            json!({"name": "Phone"}),
+        )
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_i64().unwrap();
     let key = key_bytes(body["secret"].as_str().unwrap());
-    assert!(body["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Doorman:"));
+    assert!(
+        body["otpauth_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("otpauth://totp/Doorman:")
+    );
     let (status, act) = s
         .post(
             &format!("/api/v1/me/second-factors/{id}/activate"),
