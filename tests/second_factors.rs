@@ -454,3 +454,30 @@ async fn removing_the_last_factor_is_refused_while_one_is_required() {
     let (_, list) = s.get("/api/v1/me/second-factors", &token).await;
     assert_eq!(list["items"][0]["name"], "Old phone");
 }
+
+#[tokio::test]
+async fn enrolments_never_finished_cannot_pile_up() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let token = s.token("ann@acme.test").await;
+    for _ in 0..25 {
+        let (status, body) = s
+            .post("/api/v1/me/second-factors/totp", &token, json!({}))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let kept = s.sql_i64("SELECT count(*) FROM second_factors");
+    assert!(kept <= 20, "{kept} factors kept");
+    // The name defaults, and a bad one is refused.
+    let (status, body) = s
+        .post(
+            "/api/v1/me/second-factors/totp",
+            &token,
+            json!({"name": "tab\tname"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_name"))
+    );
+}

@@ -103,6 +103,7 @@ pub enum SecondFactorOk {
 }
 
 api_errors!(SecondFactorError {
+    BadRequest = 400: "Malformed request (a field too long).",
     Unauthorized = 401: "`invalid_code`: the code is wrong or used already, or the challenge expired (5 minutes).",
     UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
     TooManyRequests = 429: "Too many failed attempts for this email or from this address.",

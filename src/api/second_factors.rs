@@ -28,6 +28,8 @@ pub struct FactorJson {
     /// False for an authenticator that was never confirmed with a code.
     pub active: bool,
     pub created_at: OffsetDateTime,
+    /// Null until first used.
+    #[oai(nullable)]
     pub last_used_at: Option<OffsetDateTime>,
 }
 
@@ -82,7 +84,9 @@ pub struct CodeBody {
 
 #[derive(Debug, Object)]
 pub struct Activated {
-    /// Ten single-use recovery codes, when this is the first factor: shown once.
+    /// Ten single-use recovery codes, when this is the first factor: shown once. Null
+    /// otherwise.
+    #[oai(nullable)]
     pub recovery_codes: Option<Vec<String>>,
 }
 
@@ -144,11 +148,13 @@ api_errors!(CreateError {
     BadRequest = 400: "An invalid name, or a wrong current password.",
     Unauthorized = 401: "No valid session, or a wrong code given as proof (`invalid_code`).",
     Forbidden = 403: "`step_up_required`: send `current_password` (or `code`), or confirm first with `POST /me/step-up`; or cookie authentication without the X-CSRF-Token header.",
+    Conflict = 409: "`too_many_factors`: remove one first.",
     UnsupportedMediaType = 415: "The body is not JSON.",
     TooManyRequests = 429: "Too many failed attempts for this email or from this address.",
 });
 
 api_errors!(ActivateError {
+    BadRequest = 400: "Malformed request (an id that is not a number, a field too long).",
     Unauthorized = 401: "No valid session, or the code is not right (`invalid_code`).",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "None of your factors has that id.",
@@ -166,6 +172,7 @@ api_errors!(RenameError {
 });
 
 api_errors!(RemoveError {
+    BadRequest = 400: "Malformed request (an id that is not a number, a field too long).",
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "`step_up_required`: confirm first with `POST /me/step-up`; or cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "None of your factors has that id.",
@@ -190,12 +197,14 @@ api_errors!(StepUpError {
 });
 
 api_errors!(AdminError {
+    BadRequest = 400: "Malformed request (an id that is not a number, a field too long).",
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or a user or account outside your scope.",
 });
 
 api_errors!(PolicyError {
+    BadRequest = 400: "Malformed request (an id that is not a number, a field too long).",
     Unauthorized = 401: "No valid session.",
     Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
     NotFound = 404: "Not an admin, or an account outside your scope.",

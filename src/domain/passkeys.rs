@@ -223,6 +223,7 @@ pub async fn finish_registration(
             if !db::challenges::delete(&tx, cid)? {
                 return Err(bad_answer());
             }
+            second_factors::room_for_one_more(&tx, user)?;
             db::second_factors::insert(
                 &tx,
                 &NewFactor {

@@ -27,6 +27,8 @@ const TOTP_KEY_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const MAX_NAME: usize = 64;
+/// Factors a person may have (active or waiting for their first code).
+pub const MAX_FACTORS: usize = 20;
 
 /// A factor as the pages and the API show it.
 #[derive(Debug, Clone)]
@@ -376,9 +378,11 @@ pub(crate) async fn create_totp(
     let now = crate::clock::now();
     let id = state
         .db
-        .run(move |c| {
-            db::second_factors::insert(
-                c,
+        .run(move |c| -> Result<i64> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            room_for_one_more(&tx, user)?;
+            let id = db::second_factors::insert(
+                &tx,
                 &NewFactor {
                     user_id: user,
                     kind: "totp",
@@ -389,7 +393,9 @@ pub(crate) async fn create_totp(
                     active: false,
                     now,
                 },
-            )
+            )?;
+            tx.commit()?;
+            Ok(id)
         })
         .await?;
     let secret = base32(&key);
@@ -398,6 +404,25 @@ pub(crate) async fn create_totp(
         otpauth_uri: otpauth_uri(&secret, email),
         secret,
     })
+}
+
+/// Refuses a new factor past [`MAX_FACTORS`]; authenticators never activated make room
+/// first (a person who started many enrolments).
+pub(crate) fn room_for_one_more(c: &Connection, user: UserId) -> Result<()> {
+    let factors = db::second_factors::list_for_user(c, user)?;
+    if factors.len() < MAX_FACTORS {
+        return Ok(());
+    }
+    for f in factors.iter().filter(|f| !f.active) {
+        db::second_factors::delete(c, user, f.id)?;
+    }
+    if factors.iter().filter(|f| f.active).count() >= MAX_FACTORS {
+        return Err(Error::conflict(
+            "too_many_factors",
+            format!("You have {MAX_FACTORS} second factors already: remove one first."),
+        ));
+    }
+    Ok(())
 }
 
 /// The key of an inactive TOTP factor of the user, to show again (an enrolment page
