@@ -67,6 +67,13 @@
         }).then(function (r) {
           if (!r.ok) { throw new Error("the server refused (" + r.status + ")"); }
           return r.json();
+        }).then(function (o) {
+          // A ceremony the form must name when it answers: {ceremony, options}.
+          if (o.ceremony && o.options) {
+            form.querySelector("input[data-ceremony-token]").value = o.ceremony;
+            return o.options;
+          }
+          return o;
         });
     say("Follow your browser's instructions…");
     options.then(function (o) {
@@ -74,7 +81,9 @@
         ? navigator.credentials.create(creation(o))
         : navigator.credentials.get(request(o));
     }).then(function (credential) {
-      form.querySelector("input[name=credential]").value = answer(credential);
+      var field = form.querySelector("input[data-credential]") ||
+        form.querySelector("input[name=credential]");
+      field.value = answer(credential);
       form.submit();
     }).catch(function (e) {
       say("The passkey was not used: " + (e && e.message ? e.message : e));

@@ -30,6 +30,7 @@ use crate::state::AppState;
 
 const REGISTER: &str = "passkey_register";
 const LOGIN: &str = "passkey_login";
+const STEP_UP: &str = "passkey_step_up";
 /// How long a browser may take over a ceremony.
 const CEREMONY_TTL: i64 = 5 * 60;
 /// A browser's answer is a few kilobytes; more is not one.
@@ -387,6 +388,68 @@ async fn record_passkey_use(
             Err(Error::InvalidCode)
         })
         .await
+}
+
+// ---- "confirm it's you" with a passkey ----
+
+/// A ceremony with which the signed-in person confirms it is them with one of their
+/// passkeys; `None` when they have none.
+pub async fn step_up_ceremony(state: &AppState, me: &Authed) -> Result<Option<Ceremony>> {
+    let user = me.principal.user_id;
+    let keys: Vec<Passkey> = state
+        .db
+        .run(move |c| passkeys_of(c, user))
+        .await?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let (rcr, auth) = webauthn(state)?
+        .start_passkey_authentication(&keys)
+        .map_err(|e| Error::Internal(format!("WebAuthn: {e}")))?;
+    let token = store_ceremony(state, STEP_UP, Some(user), "", "", "", to_json(&auth)?).await?;
+    Ok(Some(Ceremony {
+        token,
+        options: to_json(&rcr)?,
+    }))
+}
+
+/// Checks a passkey's answer to a step-up ceremony of the same person, under the
+/// sign-in limits.
+pub(crate) async fn check_step_up(
+    state: &AppState,
+    me: &Authed,
+    client: &ClientInfo,
+    token: &str,
+    credential: &str,
+) -> Result<()> {
+    let Some(found) = second_step::find_for(state, token, STEP_UP).await? else {
+        return Err(Error::InvalidCode);
+    };
+    let user = me.principal.user_id;
+    if found.user.id != user {
+        return Err(Error::InvalidCode);
+    }
+    let ch = found.challenge;
+    let result = verify_limited(state, &me.principal.email, Some(user), client, || {
+        let auth: PasskeyAuthentication = from_json(ch.state.as_deref().unwrap_or_default())?;
+        let answer: PublicKeyCredential = from_json(credential)?;
+        webauthn(state)?
+            .finish_passkey_authentication(&answer, &auth)
+            .map_err(|_| Error::InvalidCode)
+    })
+    .await?;
+    let cid = ch.id;
+    if !state
+        .db
+        .run(move |c| db::challenges::delete(c, cid))
+        .await?
+    {
+        return Err(Error::InvalidCode);
+    }
+    record_passkey_use(state, user, result).await
 }
 
 // ---- signing in with a passkey alone ----

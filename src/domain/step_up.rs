@@ -19,6 +19,11 @@ pub enum Proof {
     Password(String),
     /// A TOTP or recovery code.
     Code(String),
+    /// A passkey's answer to the step-up ceremony of `token` (pages only).
+    Passkey {
+        token: String,
+        credential: String,
+    },
 }
 
 impl Proof {
@@ -76,6 +81,9 @@ pub async fn step_up(
             ));
         }
         Proof::Password(p) => auth::check_current_password(state, me, client, p).await?,
+        Proof::Passkey { token, credential } => {
+            crate::domain::passkeys::check_step_up(state, me, client, &token, &credential).await?
+        }
         Proof::Code(code) => {
             let p = &me.principal;
             second_factors::check_code(

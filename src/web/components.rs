@@ -246,10 +246,21 @@ pub struct StepUpFields {
     pub step_up_password: String,
     #[serde(default)]
     pub step_up_code: String,
+    /// A passkey's answer, and the ceremony it answers.
+    #[serde(default)]
+    pub step_up_passkey: String,
+    #[serde(default)]
+    pub step_up_credential: String,
 }
 
 impl StepUpFields {
     pub fn proof(&self) -> crate::domain::step_up::Proof {
+        if !self.step_up_credential.is_empty() {
+            return crate::domain::step_up::Proof::Passkey {
+                token: self.step_up_passkey.clone(),
+                credential: self.step_up_credential.clone(),
+            };
+        }
         crate::domain::step_up::Proof::from_fields(
             Some(self.step_up_password.clone()),
             Some(self.step_up_code.clone()),
@@ -330,6 +341,21 @@ fn step_up_page(
             h1 { "Confirm it's you" }
             p { "To " (g.what) ", enter your password again. A code from your authenticator app (or a recovery code) works too." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            @if me.session.auth_methods.contains(crate::domain::model::AuthMethod::Passkey) {
+                section.card.passkey-step-up data-passkey {
+                    button.primary type="button" data-ceremony="get" data-begin=(format!("{}/step-up/passkey", paths::SECOND_FACTORS)) { "Confirm with a passkey" }
+                    p.muted.passkey-status role="status" {}
+                    form method="post" action=(g.action) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        @for (name, value) in g.fields {
+                            input type="hidden" name=(name) value=(value);
+                        }
+                        input type="hidden" name="step_up_passkey" data-ceremony-token value="";
+                        input type="hidden" name="step_up_credential" data-credential value="";
+                    }
+                }
+                script src="/assets/passkeys.js" defer {}
+            }
             form.card method="post" action=(g.action) {
                 input type="hidden" name="csrf" value=(csrf);
                 @for (name, value) in g.fields {

@@ -65,6 +65,10 @@ pub fn routes() -> Route {
             post(second_factors::finish_passkey),
         )
         .at(
+            format!("{}/step-up/passkey", paths::SECOND_FACTORS),
+            post(second_factors::step_up_passkey),
+        )
+        .at(
             format!("{}/activate", paths::SECOND_FACTORS),
             post(second_factors::activate),
         )

@@ -368,6 +368,36 @@ pub async fn finish_passkey(
     }
 }
 
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+csrf_field!(CsrfOnly);
+
+/// The passkey ceremony of a "Confirm it's you" page (JSON for its script).
+#[handler]
+pub async fn step_up_passkey(
+    state: Data<&AppState>,
+    CsrfForm { me, .. }: CsrfForm<CsrfOnly>,
+) -> Response {
+    match passkeys::step_up_ceremony(&state, &me).await {
+        Ok(Some(c)) => Response::builder()
+            .content_type("application/json")
+            .header("Cache-Control", "no-store")
+            .body(format!(
+                r#"{{"ceremony":"{}","options":{}}}"#,
+                c.token, c.options
+            )),
+        Ok(None) => poem::http::StatusCode::NOT_FOUND.into_response(),
+        Err(err) => {
+            let (status, body) = crate::http::errors::describe(&err);
+            poem::web::Json(body).with_status(status).into_response()
+        }
+    }
+}
+
 #[handler]
 pub async fn activate(
     req: &Request,
