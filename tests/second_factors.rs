@@ -86,6 +86,15 @@ async fn totp_enrol_then_sign_in_in_two_steps_with_replay_and_skew() {
         .collect();
     assert!(methods.contains(&r#"["password","totp"]"#.to_string()));
     assert!(methods.contains(&r#"["password"]"#.to_string()));
+
+    // The data export lists the factor, never its key.
+    let (status, export) = s.get("/api/v1/me/export", t2).await;
+    assert_eq!(status, 200);
+    assert_eq!(export["second_factors"][0]["kind"], "totp");
+    assert_eq!(export["second_factors"][0]["name"], "Phone");
+    let text = export.to_string();
+    assert!(!text.contains("secret") && !text.contains("otpauth"));
+    assert!(text.contains(r#""auth_methods":["password","totp"]"#));
 }
 
 #[tokio::test]

@@ -148,6 +148,7 @@ pub struct Export {
     pub devices: Vec<KnownDevice>,
     pub login_records: Vec<LoginRecord>,
     pub alerts: Vec<AlertRow>,
+    pub second_factors: Vec<crate::domain::second_factors::Factor>,
 }
 
 /// The caller's own data.
@@ -187,6 +188,10 @@ async fn export_of(state: &AppState, id: UserId) -> Result<Option<Export>> {
                 devices: db::devices::list_for_user(&tx, id)?,
                 login_records: db::login_records::list_for_user(&tx, id, None, i64::MAX)?,
                 alerts: db::alerts::list_for_user(&tx, id)?,
+                second_factors: db::second_factors::list_for_user(&tx, id)?
+                    .iter()
+                    .map(crate::domain::second_factors::Factor::from)
+                    .collect(),
                 user,
             };
             tx.commit()?;
