@@ -490,3 +490,27 @@ async fn enrolments_never_finished_cannot_pile_up() {
         (400, Some("invalid_name"))
     );
 }
+
+#[tokio::test]
+async fn erasing_a_user_removes_their_factors_and_recovery_codes() {
+    let s = start().await;
+    s.user("Acme", "ada@acme.test", Role::Admin).await;
+    let bob = s.user("Acme", "bob@acme.test", Role::User).await;
+    let admin = s.token("ada@acme.test").await;
+    let bob_token = s.token("bob@acme.test").await;
+    enrol(&s, &bob_token).await;
+    // A sign-in waiting for its second step holds a challenge of his too.
+    let (status, _) = password_step(&s, "bob@acme.test").await;
+    assert_eq!(status, 200);
+    let (status, body) = s
+        .delete(&format!("/api/v1/admin/users/{}", bob.id), &admin)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    for table in ["second_factors", "recovery_codes", "login_challenges"] {
+        assert_eq!(
+            s.sql_i64(&format!("SELECT count(*) FROM {table}")),
+            0,
+            "{table}"
+        );
+    }
+}
