@@ -7,7 +7,7 @@ RUN cargo build --release --locked && strip target/release/doorman
 # Run: a small image, a non-root user, data in /data
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /data --create-home doorman
 COPY --from=build /src/target/release/doorman /usr/local/bin/doorman

@@ -231,6 +231,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
                             location: &d.location,
                             now: created,
                             expires_at: created + 14 * 86_400,
+                            auth_methods: doorman::domain::model::AuthMethods::PASSWORD,
                         },
                     )?;
                     let named = (ui == owner && keep_owner) || (ui == fifty && keep_fifty);

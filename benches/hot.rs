@@ -74,6 +74,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
                             location: &location,
                             now,
                             expires_at: now + 86_400,
+                            auth_methods: doorman::domain::model::AuthMethods::PASSWORD,
                         },
                     )?;
                     if n == 500 {

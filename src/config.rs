@@ -245,6 +245,11 @@ pub struct SecurityConfig {
     pub argon2: Argon2Config,
     /// The shortest password accepted anywhere one is set (SPEC §11).
     pub password_min_length: usize,
+    /// How long a sign-in or a "confirm it's you" lets sensitive actions go ahead.
+    #[serde(with = "humantime_serde")]
+    pub step_up_window: Duration,
+    /// Everyone must have a second factor (they enrol right after the password).
+    pub require_second_factor: bool,
 }
 
 impl Default for SecurityConfig {
@@ -252,6 +257,8 @@ impl Default for SecurityConfig {
         Self {
             login_rate_limit: RateLimitConfig::default(),
             argon2: Argon2Config::default(),
+            step_up_window: Duration::from_secs(10 * 60),
+            require_second_factor: false,
             password_min_length: crate::domain::passwords::MIN_PASSWORD,
         }
     }
@@ -556,6 +563,7 @@ impl Config {
                 "security.login_rate_limit.window",
                 self.security.login_rate_limit.window,
             ),
+            ("security.step_up_window", self.security.step_up_window),
         ] {
             if value.is_zero() {
                 problems.push(format!("{key}: must be longer than zero"));

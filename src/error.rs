@@ -18,6 +18,16 @@ pub enum Error {
     /// No session, or one that has ended (with why, when known).
     #[error("not signed in")]
     Unauthenticated(Option<EndReason>),
+    /// A second step's code (or passkey) was wrong, already used, or its sign-in took
+    /// too long.
+    #[error("invalid code")]
+    InvalidCode,
+    /// The action needs the person to confirm it is them ("Confirm it's you").
+    #[error("step-up required")]
+    StepUpRequired,
+    /// A second factor is required of this person and they have none yet.
+    #[error("second factor enrolment required")]
+    EnrolmentRequired,
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
     #[error("{message}")]

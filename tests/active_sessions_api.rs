@@ -212,6 +212,7 @@ async fn my_sessions_json_shape_and_order() {
             "expires_at",
             "applications_used",
             "moved_to",
+            "auth_methods",
         ]
         .into_iter()
         .collect();

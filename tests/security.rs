@@ -30,7 +30,9 @@ fn snapshot(s: &TestServer) -> Vec<String> {
     [
         "SELECT group_concat(public_id || ':' || coalesce(ended_at, '-') || ':' || coalesce(end_reason, '-'), ',') FROM (SELECT * FROM sessions ORDER BY id)",
         "SELECT group_concat(id || ':' || email || ':' || name || ':' || role || ':' || status || ':' || password_hash, ',') FROM (SELECT * FROM users ORDER BY id)",
-        "SELECT group_concat(id || ':' || name, ',') FROM (SELECT * FROM accounts ORDER BY id)",
+        "SELECT group_concat(id || ':' || name || ':' || require_second_factor, ',') FROM (SELECT * FROM accounts ORDER BY id)",
+        "SELECT group_concat(id || ':' || name || ':' || active, ',') FROM (SELECT * FROM second_factors ORDER BY id)",
+        "SELECT group_concat(hex(code_hash), ',') FROM recovery_codes",
     ]
     .iter()
     .map(|q| s.sql_text(q).unwrap_or_default())
@@ -531,6 +533,20 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
         )
         .await;
     let invited = inv["id"].as_i64().unwrap();
+    // An authenticator app waiting for its first code, to activate through the cookie.
+    common::factors::settle().await;
+    let (_, totp) = s
+        .post(
+            "/api/v1/me/second-factors/totp",
+            &own_api.token,
+            json!({"name": "Phone"}),
+        )
+        .await;
+    let factor = totp["id"].as_i64().unwrap();
+    let first_code = common::factors::code(
+        &common::factors::key_bytes(totp["secret"].as_str().unwrap()),
+        0,
+    );
 
     let calls = vec![
         call(
@@ -619,6 +635,57 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
             Some(json!({"new_email": "olga@else.test", "current_password": PASSWORD})),
             202,
         ),
+        call(
+            "POST",
+            format!("/api/v1/me/second-factors/{factor}/activate"),
+            Some(json!({"code": first_code})),
+            200,
+        ),
+        call(
+            "PATCH",
+            format!("/api/v1/me/second-factors/{factor}"),
+            Some(json!({"name": "Old phone"})),
+            204,
+        ),
+        call(
+            "POST",
+            "/api/v1/me/recovery-codes".into(),
+            Some(json!({})),
+            200,
+        ),
+        call(
+            "POST",
+            "/api/v1/me/step-up".into(),
+            Some(json!({"password": PASSWORD})),
+            204,
+        ),
+        call(
+            "POST",
+            "/api/v1/me/second-factors/totp".into(),
+            Some(json!({"name": "Tablet"})),
+            201,
+        ),
+        call(
+            "DELETE",
+            format!("/api/v1/me/second-factors/{factor}"),
+            None,
+            204,
+        ),
+        call(
+            "DELETE",
+            format!("/api/v1/admin/users/{}/second-factors", victim.id.0),
+            None,
+            204,
+        ),
+        call(
+            "PUT",
+            format!(
+                "/api/v1/admin/accounts/{}/second-factor-policy",
+                victim.account_id.0
+            ),
+            Some(json!({"required": false})),
+            204,
+        ),
         call("DELETE", "/api/v1/sessions".into(), None, 200),
         call(
             "POST",
@@ -649,7 +716,10 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
                 .collect();
             format!("{} {}", c.method, generic.join("/"))
         })
-        .chain(["POST /login".to_string()])
+        .chain([
+            "POST /login".to_string(),
+            "POST /login/second-factor".to_string(),
+        ])
         .collect();
     assert_eq!(covered, unsafe_operations(&s).await);
 
@@ -771,6 +841,16 @@ async fn every_page_form_needs_the_csrf_token() {
                 ("new", "a different password".into()),
                 ("keep_current", "yes".into()),
             ],
+            303,
+        ),
+        (
+            "/settings/security/second-factors/totp".to_string(),
+            vec![("name", "Phone".into())],
+            200,
+        ),
+        (
+            "/settings/security/second-factors/policy".to_string(),
+            vec![("required", "yes".into())],
             303,
         ),
         ("/logout".to_string(), vec![], 303),

@@ -9,7 +9,8 @@ use super::ApiAuth;
 use super::errors::api_errors;
 use super::json::JsonOut;
 use super::model::{Me, MeUser, SessionJson};
-use crate::domain::auth::{self as auth_domain, SignInRequest};
+use crate::domain::auth::{self as auth_domain, SignInOutcome, SignInRequest};
+use crate::domain::second_step;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -21,6 +22,8 @@ pub enum ApiTags {
     Sessions,
     /// Sessions and users of the accounts you administer.
     Admin,
+    /// Your second factors and "confirm it's you".
+    SecondFactors,
 }
 
 /// Credentials. The password is never logged.
@@ -47,16 +50,61 @@ pub struct LoginResult {
     pub session: SessionJson,
 }
 
+/// The password was right and the person has a second factor: no session yet.
+#[derive(Debug, Object)]
+pub struct SecondFactorRequired {
+    /// Always true.
+    pub second_factor_required: bool,
+    /// Send it with a code to `POST /api/v1/login/second-factor` within 5 minutes.
+    pub challenge: String,
+    /// What the second step accepts here: `totp`, `recovery_code` (passkeys need a
+    /// browser).
+    pub methods: Vec<String>,
+    /// Keep it and send it back at the next sign-in, so this device is recognised.
+    pub device_id: String,
+}
+
+// The 200 answer is rare and small; boxing the common one would cost an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(ApiResponse)]
 pub enum LoginOk {
     /// Signed in: a new session was created.
     #[oai(status = 201)]
     Created(Json<LoginResult>),
+    /// The password was right; a second step is needed (`POST /login/second-factor`).
+    #[oai(status = 200)]
+    SecondFactor(Json<SecondFactorRequired>),
 }
 
 api_errors!(LoginError {
     BadRequest = 400: "Malformed request or unknown application.",
     Unauthorized = 401: "Invalid email or password (the same answer for an unknown email).",
+    Forbidden = 403: "`second_factor_enrolment_required`: a second factor is required and this person has none yet; they set one up by signing in on the web page.",
+    UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
+    TooManyRequests = 429: "Too many failed attempts for this email or from this address.",
+});
+
+/// The second step of a sign-in.
+#[derive(Object)]
+pub struct SecondFactorBody {
+    /// The `challenge` of the `POST /login` answer.
+    #[oai(validator(max_length = 128))]
+    pub challenge: String,
+    /// A 6-digit code of the authenticator app, or a recovery code (`xxxx-xxxx`).
+    #[oai(validator(max_length = 64))]
+    pub code: String,
+}
+
+#[derive(ApiResponse)]
+pub enum SecondFactorOk {
+    /// Signed in: a new session was created.
+    #[oai(status = 201)]
+    Created(Json<LoginResult>),
+}
+
+api_errors!(SecondFactorError {
+    BadRequest = 400: "Malformed request (a field too long).",
+    Unauthorized = 401: "`invalid_code`: the code is wrong or used already, or the challenge expired (5 minutes).",
     UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
     TooManyRequests = 429: "Too many failed attempts for this email or from this address.",
 });
@@ -88,6 +136,14 @@ api_errors!(ProfileChangeError {
     UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
+fn signed_in(signed: auth_domain::SignedIn) -> LoginResult {
+    LoginResult {
+        session: SessionJson::new(&signed.session, Some(signed.session.pk)),
+        token: signed.token,
+        device_id: signed.device_id,
+    }
+}
+
 pub struct AuthApi;
 
 #[OpenApi(tag = "ApiTags::Auth")]
@@ -115,22 +171,51 @@ impl AuthApi {
             },
         };
         let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
-        let signed = auth_domain::sign_in(
+        let outcome = auth_domain::sign_in(
             &state,
             SignInRequest {
                 email: body.email,
                 password: body.password,
                 device_id: body.device_id,
                 application,
+                target: String::new(),
             },
             client,
         )
         .await?;
-        Ok(LoginOk::Created(Json(LoginResult {
-            session: SessionJson::new(&signed.session, Some(signed.session.pk)),
-            token: signed.token,
-            device_id: signed.device_id,
-        })))
+        match outcome {
+            SignInOutcome::SignedIn(signed) => Ok(LoginOk::Created(Json(signed_in(*signed)))),
+            SignInOutcome::SecondStep(p) => Ok(LoginOk::SecondFactor(Json(SecondFactorRequired {
+                second_factor_required: true,
+                challenge: p.challenge,
+                methods: p
+                    .methods
+                    .into_iter()
+                    .filter(|m| *m != "passkey")
+                    .map(str::to_string)
+                    .collect(),
+                device_id: p.device_id,
+            }))),
+            SignInOutcome::MustEnrol(_) => Err(Error::EnrolmentRequired.into()),
+        }
+    }
+
+    /// The second step of a sign-in: the challenge and a code of the person's
+    /// authenticator app or one of their recovery codes.
+    #[oai(
+        path = "/login/second-factor",
+        method = "post",
+        operation_id = "loginSecondFactor"
+    )]
+    async fn second_factor(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+        body: Json<SecondFactorBody>,
+    ) -> Result<SecondFactorOk, SecondFactorError> {
+        let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+        let signed = second_step::complete(&state, &body.challenge, &body.code, client).await?;
+        Ok(SecondFactorOk::Created(Json(signed_in(signed))))
     }
 
     /// End the current session.

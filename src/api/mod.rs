@@ -11,6 +11,7 @@ pub mod json;
 pub mod model;
 pub mod privacy;
 pub mod profile;
+pub mod second_factors;
 pub mod sessions;
 
 use poem::RequestBody;
@@ -216,6 +217,8 @@ pub fn routes() -> impl Endpoint {
         privacy::PrivacyApi,
         profile::ProfileApi,
         alert_prefs::AlertPrefsApi,
+        second_factors::SecondFactorsApi,
+        second_factors::AdminSecondFactorsApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

@@ -49,6 +49,9 @@ pub struct SessionJson {
     /// The protected applications this session has been used with (through the verify
     /// endpoints), most recent first; written at most once per touch interval.
     pub applications_used: Vec<AppUseJson>,
+    /// How the session was signed in: `password`, `totp`, `recovery_code`, `passkey`
+    /// (e.g. `["password", "totp"]`, or `["passkey"]`).
+    pub auth_methods: Vec<String>,
     /// Where the session is now used from, when that is another country than it signed
     /// in from; null until it moves.
     #[oai(nullable)]
@@ -122,12 +125,17 @@ impl SessionJson {
                     last_used_at: at(u.last_used_at),
                 })
                 .collect(),
+            auth_methods: s
+                .auth_methods
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
         }
     }
 }
 
 /// About what one session's JSON takes.
-pub const SESSION_JSON_BYTES: usize = 640;
+pub const SESSION_JSON_BYTES: usize = 680;
 
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct MeUser {
@@ -208,6 +216,8 @@ mod tests {
                 name: "Grafana".into(),
                 last_used_at: 1_700_000_030,
             }],
+            auth_methods: crate::domain::model::AuthMethods::PASSWORD,
+            verified_at: 1_700_000_000,
         }
     }
 

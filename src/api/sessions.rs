@@ -1,5 +1,6 @@
 //! My sessions and, for admins, the sessions of the users in their scope.
 
+use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -12,6 +13,7 @@ use super::model::{SESSION_JSON_BYTES, SessionJson};
 use super::{ApiAuth, ApiToken};
 use crate::domain::model::UserId;
 use crate::domain::sessions::{self as domain, AdminQuery};
+use crate::domain::step_up::{self, Proof};
 use crate::state::AppState;
 
 #[derive(Debug, Object, serde::Serialize)]
@@ -62,7 +64,14 @@ api_errors!(AdminEndOneError {
 
 api_errors!(EndManyError {
     Unauthorized = 401: "No valid session.",
-    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header, or `step_up_required`: confirm it's you first (`POST /api/v1/me/step-up`).",
+});
+
+api_errors!(AdminEndMatchingError {
+    BadRequest = 400: "No filter given, an invalid one, or a reason longer than 200 characters.",
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header, or `step_up_required`: confirm it's you first (`POST /api/v1/me/step-up`).",
+    NotFound = 404: "Not an admin, or a user or account outside your scope.",
 });
 
 api_errors!(AdminListError {
@@ -133,8 +142,11 @@ impl SessionsApi {
     async fn end_others(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: ApiAuth,
     ) -> Result<Json<Ended>, EndManyError> {
+        let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+        step_up::require(&state, auth.authed(), &client, Proof::None).await?;
         let n = domain::end_my_others(&state, auth.authed()).await?;
         Ok(Json(Ended { ended: n as u64 }))
     }
@@ -201,6 +213,7 @@ impl AdminSessionsApi {
 
     /// End every active session matching the filters (at least one), in my scope,
     /// except my current one. For incident response: "sign everyone in Acme out".
+    #[allow(clippy::too_many_arguments)]
     #[oai(
         path = "/admin/sessions",
         method = "delete",
@@ -211,6 +224,7 @@ impl AdminSessionsApi {
     async fn end_matching(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         auth: ApiAuth,
         q: Query<Option<String>>,
         user_id: Query<Option<i64>>,
@@ -219,7 +233,10 @@ impl AdminSessionsApi {
         /// Why (at most 200 characters): shown to each person when they are next asked to
         /// sign in.
         reason: Query<Option<String>>,
-    ) -> Result<Json<Ended>, AdminEndManyError> {
+    ) -> Result<Json<Ended>, AdminEndMatchingError> {
+        crate::domain::permissions::admin_scope(&auth.authed().principal)?;
+        let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+        step_up::require(&state, auth.authed(), &client, Proof::None).await?;
         let query = AdminQuery {
             q: q.0,
             user_id: user_id.0,

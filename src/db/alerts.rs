@@ -72,7 +72,9 @@ pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i
         "SELECT count(*) FROM alerts WHERE user_id = ?1 AND created_at > ?2
            AND status IN ('pending', 'sent', 'failed')
            AND reasons NOT IN ('password_changed', 'invitation', 'password_reset_link',
-                               'password_reset', 'email_confirm', 'email_changed')",
+                               'password_reset', 'email_confirm', 'email_changed',
+                               'second_factor_added', 'second_factor_removed',
+                               'recovery_code_used', 'second_factors_reset')",
         params![user, since],
         |r| r.get(0),
     )?)

@@ -290,6 +290,7 @@ mod tests {
                         location: &location,
                         now: t,
                         expires_at: 1_000_000,
+                        auth_methods: crate::domain::model::AuthMethods::PASSWORD,
                     },
                 )
                 .unwrap()

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::domain::model::{
-    AccountId, AppUse, Device, EndReason, Location, Moved, Role, Session, SessionId, UserId,
-    UserStatus,
+    AccountId, AppUse, AuthMethods, Device, EndReason, Location, Moved, Role, Session, SessionId,
+    UserId, UserStatus,
 };
 
 /// A session row, by name: every session-reading statement selects these, plus
@@ -17,7 +17,8 @@ pub(super) const COLUMNS: &str = "s.id AS pk, s.public_id, s.user_id, s.account_
     s.os_version, s.ip, s.country_code, s.country_name, s.city, s.latitude, s.longitude,
     s.accuracy_km, s.network, s.moved_country_code, s.moved_country_name, s.moved_city,
     s.moved_at, s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
-    s.end_note, s.applications_used";
+    s.end_note, s.applications_used, s.auth_methods,
+    s.verified_at";
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -61,7 +62,7 @@ columns!(
         user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
         country_code, country_name, city, latitude, longitude, accuracy_km, network,
         moved_country_code, moved_country_name, moved_city, moved_at, created_at,
-        last_active_at, expires_at, ended_at, end_reason, end_note, applications_used,
+        last_active_at, expires_at, ended_at, end_reason, end_note, applications_used, auth_methods, verified_at,
     }
 );
 
@@ -107,6 +108,8 @@ pub(super) fn from_row(r: &Row<'_>, c: &Cols) -> rusqlite::Result<Session> {
         end_reason: r.get(c.end_reason)?,
         end_note: r.get(c.end_note)?,
         applications_used: applications_used(r.get_ref(c.applications_used)?.as_str()?),
+        auth_methods: AuthMethods::parse_list(r.get_ref(c.auth_methods)?.as_str()?),
+        verified_at: r.get(c.verified_at)?,
     })
 }
 
@@ -183,6 +186,7 @@ pub struct NewSession<'a> {
     pub location: &'a Location,
     pub now: i64,
     pub expires_at: i64,
+    pub auth_methods: AuthMethods,
 }
 
 /// Inserts a session and reads it back as it is stored.
@@ -191,9 +195,9 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
         "INSERT INTO sessions (public_id, token_hash, user_id, account_id, application, device_id,
             user_agent, device_category, browser_name, browser_version, os_name, os_version, ip,
             country_code, country_name, city, created_at, last_active_at, expires_at, email_lower,
-            latitude, longitude, accuracy_km, network)
+            latitude, longitude, accuracy_km, network, auth_methods, verified_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18,
-            (SELECT email_lower FROM users WHERE id = ?3), ?19, ?20, ?21, ?22)",
+            (SELECT email_lower FROM users WHERE id = ?3), ?19, ?20, ?21, ?22, ?23, ?17)",
     )?
     .execute(params![
         s.public_id,
@@ -218,6 +222,7 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
         s.location.coords.map(|p| p.longitude),
         s.location.coords.and_then(|p| p.accuracy_km),
         s.location.network,
+        s.auth_methods.to_text(),
     ])?;
     find_by_pk(c, c.last_insert_rowid())?
         .ok_or_else(|| DbError::Refused("a session vanished as it was inserted".into()))
@@ -293,6 +298,13 @@ pub fn update_last_active(
         "UPDATE sessions SET last_active_at = ?2, expires_at = ?3 WHERE id = ?1 AND ended_at IS NULL",
     )?
     .execute(params![pk, now, expires_at])?;
+    Ok(())
+}
+
+/// Records that the session's person proved it was them just now (a step-up).
+pub fn update_verified_at(c: &Connection, pk: i64, now: i64) -> Result<(), DbError> {
+    c.prepare_cached("UPDATE sessions SET verified_at = ?2 WHERE id = ?1 AND ended_at IS NULL")?
+        .execute(params![pk, now])?;
     Ok(())
 }
 

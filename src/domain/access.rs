@@ -90,11 +90,10 @@ pub fn allows(app: &Application, who: &Authed) -> bool {
     account_ok && role_ok && email_ok && (!app.require_second_factor || second_factor(who))
 }
 
-/// Whether the session was signed in with a second factor. Doorman has no second
-/// factors yet, so no session has: an application that requires one refuses everyone,
-/// which is the safe reading of the rule until they exist.
-fn second_factor(_who: &Authed) -> bool {
-    false
+/// Whether the session was signed in with a second factor (or a passkey alone): read
+/// from the session row the check has just read, so it costs nothing more.
+fn second_factor(who: &Authed) -> bool {
+    who.session.auth_methods.has_second_factor()
 }
 
 /// `*` matches any run of bytes (none too), `?` exactly one; everything else itself.
@@ -161,6 +160,8 @@ mod tests {
                 end_note: None,
                 moved_to: None,
                 applications_used: Vec::new(),
+                auth_methods: crate::domain::model::AuthMethods::PASSWORD,
+                verified_at: 0,
             },
         }
     }
@@ -216,5 +217,11 @@ mod tests {
         ));
         let mfa = app(|a| a.require_second_factor = true);
         assert!(!allows(&mfa, &who(Role::Owner, "a@x.test", "Acme")));
+        let mut with_code = who(Role::User, "a@x.test", "Acme");
+        with_code.session.auth_methods = crate::domain::model::AuthMethods::of(&[
+            crate::domain::model::AuthMethod::Password,
+            crate::domain::model::AuthMethod::Totp,
+        ]);
+        assert!(allows(&mfa, &with_code));
     }
 }

@@ -238,8 +238,46 @@ impl Details {
 /// the same outbox as alerts but are never held back by the hourly limit and carry no
 /// end-session link.
 pub const PASSWORD_CHANGED: &str = "password_changed";
+/// The notices of second factors (SPEC §12), like [`PASSWORD_CHANGED`].
+pub const SECOND_FACTOR_ADDED: &str = "second_factor_added";
+pub const SECOND_FACTOR_REMOVED: &str = "second_factor_removed";
+pub const RECOVERY_CODE_USED: &str = "recovery_code_used";
+pub const SECOND_FACTORS_RESET: &str = "second_factors_reset";
 
 impl Details {
+    /// A notice about a request that has no session (yet): a sign-in's second step.
+    pub fn of_request(
+        email: &str,
+        name: &str,
+        at: i64,
+        device: &crate::domain::model::Device,
+        ip: &str,
+        location: &crate::domain::model::Location,
+    ) -> Self {
+        let join = |name: &str, version: &str| {
+            if version.is_empty() {
+                name.to_string()
+            } else {
+                format!("{name} {version}")
+            }
+        };
+        Details {
+            to_email: email.to_string(),
+            to_name: name.to_string(),
+            at,
+            device: device.category.clone(),
+            browser: join(&device.browser, &device.browser_version),
+            os: join(&device.os, &device.os_version),
+            ip: ip.to_string(),
+            location: location.label(),
+            session_public_id: String::new(),
+            session_expires_at: 0,
+            journey: None,
+            moved_to: None,
+            about: None,
+        }
+    }
+
     /// What a security notice says: who, when, and from which session (none for a
     /// change made on the command line).
     pub fn notice(email: &str, name: &str, at: i64, from: Option<&Session>) -> Self {

@@ -10,10 +10,10 @@ use crate::db::sessions::NewSession;
 use crate::db::users::Credentials;
 use crate::db::{self, DbError};
 use crate::domain::model::{
-    AccountId, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
+    AccountId, AuthMethods, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
 };
 use crate::domain::ratelimit::{Reservation, Subject};
-use crate::domain::{alerts, tokens};
+use crate::domain::{alerts, second_step, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -30,6 +30,17 @@ pub struct SignInRequest {
     /// The device id the client already holds (cookie or API field), if any.
     pub device_id: Option<String>,
     pub application: String,
+    /// Where a browser goes once signed in (kept through a second step); "" for the API.
+    pub target: String,
+}
+
+/// What a correct password leads to.
+pub enum SignInOutcome {
+    SignedIn(Box<SignedIn>),
+    /// The person has a second factor: the sign-in waits for its second step.
+    SecondStep(second_step::Pending),
+    /// A second factor is required of the person and they have none: they enrol first.
+    MustEnrol(second_step::Pending),
 }
 
 pub struct SignedIn {
@@ -61,7 +72,11 @@ pub struct Authed {
 const MAX_EMAIL: usize = 254;
 
 #[instrument(skip_all, err(level = "debug"), fields(ip = %client.ip))]
-pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -> Result<SignedIn> {
+pub async fn sign_in(
+    state: &AppState,
+    req: SignInRequest,
+    client: ClientInfo,
+) -> Result<SignInOutcome> {
     let started = std::time::Instant::now();
     let now = crate::clock::now();
     let email = req.email.trim().to_string();
@@ -93,11 +108,68 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
             return Err(refused);
         }
     };
+    // Read with the account: whether a second step (or an enrolment) follows.
+    let next = found.as_ref().and_then(|f| f.next);
     let (user, version) =
         check_credentials(state, found, req.password, reservation, &attempt).await?;
-
-    let token = tokens::new_token();
     let device_id = presented_device.unwrap_or_else(tokens::new_device_id);
+    if let Some(purpose) = next {
+        let pending = second_step::begin(
+            state,
+            &user,
+            version,
+            purpose,
+            &req.application,
+            &device_id,
+            &req.target,
+        )
+        .await?;
+        return Ok(match purpose {
+            second_step::Purpose::SecondFactor => SignInOutcome::SecondStep(pending),
+            second_step::Purpose::Enrol => SignInOutcome::MustEnrol(pending),
+        });
+    }
+    let context = SessionContext {
+        device_id,
+        application: req.application,
+        client,
+        methods: AuthMethods::PASSWORD,
+    };
+    store_session(state, user, version, context, started)
+        .await
+        .map(|signed| SignInOutcome::SignedIn(Box::new(signed)))
+}
+
+/// Where a new session comes from, and how its person proved who they are.
+pub(crate) struct SessionContext {
+    pub device_id: String,
+    pub application: String,
+    pub client: ClientInfo,
+    pub methods: AuthMethods,
+}
+
+/// Stores a verified sign-in's session (see [`insert_session`]): the last step of
+/// every way of signing in.
+pub(crate) async fn store_session(
+    state: &AppState,
+    user: User,
+    version: i64,
+    ctx: SessionContext,
+    started: std::time::Instant,
+) -> Result<SignedIn> {
+    let now = crate::clock::now();
+    let client = ctx.client;
+    let device = crate::ua::parse(&client.user_agent);
+    let location = state.geo.lookup(client.ip);
+    let attempt = Attempt::new(
+        &user.email,
+        &location,
+        &client,
+        &device,
+        Some(&ctx.device_id),
+    );
+    let token = tokens::new_token();
+    let device_id = ctx.device_id;
     let new = NewSignIn {
         token_hash: tokens::hash_token(&token),
         public_id: tokens::new_public_id(),
@@ -106,13 +178,14 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
         device,
         ip: client.ip.to_string(),
         location,
-        application: req.application,
-        email,
+        application: ctx.application,
+        email: user.email.clone(),
         now,
         expires_at: {
             let s = &state.config.sessions;
             now + s.idle_timeout.as_secs().min(s.max_lifetime.as_secs()) as i64
         },
+        methods: ctx.methods,
     };
     let principal = Principal::from(&user);
     let alerting = Alerting {
@@ -156,7 +229,7 @@ pub async fn sign_in(state: &AppState, req: SignInRequest, client: ClientInfo) -
 
 /// Takes a slot of the sign-in limits for this attempt, or refuses it (recording at most
 /// one refusal per email and address a minute, as `user`'s when known).
-async fn reserve(
+pub(crate) async fn reserve(
     state: &AppState,
     who: &Subject<'_>,
     user: Option<UserId>,
@@ -233,6 +306,7 @@ struct Found {
     user: User,
     credentials: Credentials,
     device_known: bool,
+    next: Option<second_step::Purpose>,
 }
 
 async fn find_account(
@@ -244,6 +318,7 @@ async fn find_account(
         return Ok(None);
     }
     let email = email.to_string();
+    let st = state.clone();
     state
         .db
         .run(move |c| -> Result<_> {
@@ -254,10 +329,12 @@ async fn find_account(
                 Some(d) => db::devices::is_known(c, user.id, d)?,
                 None => false,
             };
+            let next = second_step::after_password(&st, c, user.id)?;
             Ok(Some(Found {
                 user,
                 credentials,
                 device_known,
+                next,
             }))
         })
         .await
@@ -303,6 +380,7 @@ struct NewSignIn {
     email: String,
     now: i64,
     expires_at: i64,
+    methods: AuthMethods,
 }
 
 /// Stores the session, the device, the login record and any alert in one transaction,
@@ -335,6 +413,7 @@ fn insert_session(
             location: &n.location,
             now,
             expires_at: n.expires_at,
+            auth_methods: n.methods,
         },
     )?;
     let device_is_new = db::devices::upsert(&tx, user.id, &n.device_id, now)?;
@@ -435,7 +514,7 @@ async fn check_password(state: &AppState, password: String, hash: Option<String>
 
 /// The parts of a failed attempt worth keeping.
 #[derive(Clone)]
-struct Attempt {
+pub(crate) struct Attempt {
     email: String,
     ip: String,
     location: Location,
@@ -445,7 +524,7 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn new(
+    pub(crate) fn new(
         email: &str,
         location: &Location,
         client: &ClientInfo,
@@ -464,7 +543,12 @@ impl Attempt {
     }
 }
 
-async fn record_failure(state: &AppState, a: Attempt, user: Option<UserId>, reason: &'static str) {
+pub(crate) async fn record_failure(
+    state: &AppState,
+    a: Attempt,
+    user: Option<UserId>,
+    reason: &'static str,
+) {
     let now = crate::clock::now();
     let result = state
         .db

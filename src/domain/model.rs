@@ -145,6 +145,109 @@ impl EndReason {
     }
 }
 
+string_enum!(AuthMethod {
+    Password => "password",
+    Totp => "totp",
+    RecoveryCode => "recovery_code",
+    Passkey => "passkey",
+});
+
+impl AuthMethod {
+    fn bit(self) -> u8 {
+        match self {
+            AuthMethod::Password => 1,
+            AuthMethod::Totp => 2,
+            AuthMethod::RecoveryCode => 4,
+            AuthMethod::Passkey => 8,
+        }
+    }
+
+    /// How the listings name it: "Password + authenticator app".
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "Password",
+            AuthMethod::Totp => "authenticator app",
+            AuthMethod::RecoveryCode => "recovery code",
+            AuthMethod::Passkey => "passkey",
+        }
+    }
+}
+
+/// How a session was signed in (SPEC §12): a small set of [`AuthMethod`]s, kept in
+/// its row as text ("password,totp").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthMethods(u8);
+
+impl AuthMethods {
+    /// A password and nothing else: how most sessions are signed in.
+    pub const PASSWORD: AuthMethods = AuthMethods(1);
+
+    pub fn of(methods: &[AuthMethod]) -> Self {
+        AuthMethods(methods.iter().fold(0, |bits, m| bits | m.bit()))
+    }
+
+    /// The stored text; an unknown word is ignored (a newer binary's method).
+    pub fn parse_list(text: &str) -> Self {
+        if text == "password" {
+            return AuthMethods(1);
+        }
+        AuthMethods(
+            text.split(',')
+                .filter_map(AuthMethod::parse)
+                .fold(0, |bits, m| bits | m.bit()),
+        )
+    }
+
+    pub fn with(self, m: AuthMethod) -> Self {
+        AuthMethods(self.0 | m.bit())
+    }
+
+    pub fn contains(self, m: AuthMethod) -> bool {
+        self.0 & m.bit() != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = AuthMethod> {
+        AuthMethod::ALL
+            .iter()
+            .copied()
+            .filter(move |m| self.contains(*m))
+    }
+
+    /// Signed in with something besides (or instead of) a password: what an application
+    /// with `require_second_factor` asks for. A passkey is a factor of its own.
+    pub fn has_second_factor(self) -> bool {
+        self.iter().any(|m| m != AuthMethod::Password)
+    }
+
+    pub fn to_text(self) -> String {
+        self.iter()
+            .map(AuthMethod::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// "Password + authenticator app", "Passkey".
+    pub fn label(self) -> String {
+        let mut out = String::new();
+        for (i, m) in self.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" + ");
+            }
+            let l = m.label();
+            if i == 0 {
+                let mut cs = l.chars();
+                if let Some(first) = cs.next() {
+                    out.extend(first.to_uppercase());
+                    out.push_str(cs.as_str());
+                }
+            } else {
+                out.push_str(l);
+            }
+        }
+        out
+    }
+}
+
 /// What woothee made of a User-Agent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Device {
@@ -288,6 +391,10 @@ pub struct Session {
     pub moved_to: Option<Moved>,
     /// The protected applications the session has been used with, most recent first.
     pub applications_used: Vec<AppUse>,
+    /// How it was signed in.
+    pub auth_methods: AuthMethods,
+    /// When its person last proved it was them in it (the sign-in, or a step-up).
+    pub verified_at: i64,
 }
 
 /// Which sign-in alerts a person gets (SPEC §14): all on unless they turned some off.
@@ -355,6 +462,17 @@ mod tests {
             os_version: "10.15.7".into(),
         };
         assert_eq!(d.label(), "Chrome 120 · macOS 10.15 · Desktop");
+    }
+
+    #[test]
+    fn auth_methods_round_trip_and_read_as_people_read_them() {
+        let m = AuthMethods::of(&[AuthMethod::Password, AuthMethod::Totp]);
+        assert_eq!(m.to_text(), "password,totp");
+        assert_eq!(AuthMethods::parse_list("password,totp"), m);
+        assert_eq!(m.label(), "Password + authenticator app");
+        assert!(m.has_second_factor());
+        assert!(!AuthMethods::parse_list("password").has_second_factor());
+        assert_eq!(AuthMethods::parse_list("passkey").label(), "Passkey");
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub struct Export {
     pub devices: Vec<KnownDevice>,
     pub login_records: Vec<LoginRecord>,
     pub alerts: Vec<AlertRow>,
+    pub second_factors: Vec<crate::domain::second_factors::Factor>,
 }
 
 /// The caller's own data.
@@ -198,6 +199,10 @@ async fn export_of(state: &AppState, id: UserId) -> Result<Option<Export>> {
                 devices: db::devices::list_for_user(&tx, id)?,
                 login_records: db::login_records::list_for_user(&tx, id, None, i64::MAX)?,
                 alerts: db::alerts::list_for_user(&tx, id)?,
+                second_factors: db::second_factors::list_for_user(&tx, id)?
+                    .iter()
+                    .map(crate::domain::second_factors::Factor::from)
+                    .collect(),
                 user,
             };
             tx.commit()?;
@@ -244,6 +249,7 @@ pub(crate) async fn erase_user(
             let alerts = db::alerts::delete_for_user(&tx, id)?;
             let sessions = db::sessions::delete_for_user(&tx, id)?;
             let devices = db::devices::delete_for_user(&tx, id)?;
+            db::second_factors::delete_all_for_user(&tx, id)?;
             let records = db::login_records::delete_for_user(&tx, id, &target.email)?;
             if !db::users::delete(&tx, id)? {
                 return Err(DbError::Refused("user vanished during deletion".into()).into());

@@ -42,7 +42,13 @@ async fn end_expired(state: &AppState) {
     state.limiter.prune(now);
     let result = state
         .db
-        .run(move |c| db::sessions::end_expired(c, now, max))
+        .run(move |c| {
+            // Second steps and enrolments never finished: their challenges, and the
+            // inactive authenticator keys an enrolment showed (kept a day).
+            db::challenges::delete_expired(c, now)?;
+            db::second_factors::delete_inactive_before(c, now - 86_400)?;
+            db::sessions::end_expired(c, now, max)
+        })
         .await;
     match result {
         Ok(0) => {}

@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tracing::instrument;
 
 use crate::db::{self, DbError};
-use crate::domain::auth::{ClientInfo, Principal, SignInRequest, SignedIn, sign_in};
+use crate::domain::auth::{ClientInfo, Principal, SignInOutcome, SignInRequest, sign_in};
 use crate::domain::links::{self, LinkKind, MAIL_INVITATION, MAIL_RESET_LINK, TeamMail};
 use crate::domain::model::{User, UserId, UserStatus};
 use crate::domain::permissions::{admin_scope, check_manage_user};
@@ -194,7 +194,7 @@ pub async fn accept_invitation(
     password: String,
     device_id: Option<String>,
     client: ClientInfo,
-) -> Result<SignedIn> {
+) -> Result<SignInOutcome> {
     validate_name("name", name)?;
     let user = invitation(state, token).await?;
     state
@@ -224,6 +224,7 @@ pub async fn accept_invitation(
             password,
             device_id,
             application: "web".into(),
+            target: crate::http::paths::SESSIONS.into(),
         },
         client,
     )

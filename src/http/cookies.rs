@@ -9,6 +9,9 @@ pub const SESSION_COOKIE: &str = "doorman_session";
 pub const DEVICE_COOKIE: &str = "doorman_device";
 /// Double-submit CSRF cookie for the forms shown before sign-in.
 pub const PRE_CSRF_COOKIE: &str = "doorman_csrf";
+/// A sign-in between its password and its second step (or enrolment): the challenge's
+/// secret, which binds the step to this browser.
+pub const CHALLENGE_COOKIE: &str = "doorman_challenge";
 /// 400 days: the longest lifetime browsers honour.
 pub const DEVICE_MAX_AGE: i64 = 400 * 24 * 60 * 60;
 

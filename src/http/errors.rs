@@ -58,6 +58,28 @@ pub fn describe(err: &Error) -> (StatusCode, ErrorBody) {
             };
             (S::UNAUTHORIZED, ErrorBody::new("session_ended", message))
         }
+        Error::InvalidCode => (
+            S::UNAUTHORIZED,
+            ErrorBody::new(
+                "invalid_code",
+                "That code is not right, was used already, or the sign-in took too long.",
+            ),
+        ),
+        Error::StepUpRequired => (
+            S::FORBIDDEN,
+            ErrorBody::new(
+                "step_up_required",
+                "Confirm it's you first: send your password (or a code from your second factor) \
+                 to POST /api/v1/me/step-up, or `current_password` with this request.",
+            ),
+        ),
+        Error::EnrolmentRequired => (
+            S::FORBIDDEN,
+            ErrorBody::new(
+                "second_factor_enrolment_required",
+                "A second factor is required for this account. Sign in on the web page once to set one up.",
+            ),
+        ),
         Error::Invalid { code, message } => (S::BAD_REQUEST, ErrorBody::new(*code, message)),
         Error::Conflict { code, message } => (S::CONFLICT, ErrorBody::new(*code, message)),
         Error::Forbidden(message) => (S::FORBIDDEN, ErrorBody::new("forbidden", message)),

@@ -79,6 +79,8 @@ pub struct DataExport {
     pub login_records: Vec<ExportLoginRecord>,
     /// Sign-in alerts and security notices, kept for `privacy.alerts_retention`.
     pub alerts: Vec<ExportAlert>,
+    /// Authenticator apps and passkeys (names and dates only).
+    pub second_factors: Vec<ExportSecondFactor>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -112,6 +114,21 @@ pub struct ExportSession {
     pub ended_at: Option<OffsetDateTime>,
     #[oai(nullable)]
     pub end_reason: Option<String>,
+    /// How it was signed in: `password`, `totp`, `recovery_code`, `passkey`.
+    pub auth_methods: Vec<String>,
+}
+
+/// A second factor, without its secret (the key or the passkey's public key).
+#[derive(Debug, Clone, Object)]
+pub struct ExportSecondFactor {
+    pub id: i64,
+    /// `totp` or `passkey`.
+    pub kind: String,
+    pub name: String,
+    pub active: bool,
+    pub created_at: OffsetDateTime,
+    #[oai(nullable)]
+    pub last_used_at: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -163,6 +180,11 @@ fn session(s: &Session) -> ExportSession {
         expires_at: at(s.expires_at),
         ended_at: s.ended_at.map(at),
         end_reason: s.end_reason.map(|r| r.as_str().to_string()),
+        auth_methods: s
+            .auth_methods
+            .iter()
+            .map(|m| m.as_str().to_string())
+            .collect(),
     }
 }
 
@@ -181,6 +203,18 @@ impl From<&Export> for DataExport {
                 account_name: u.account_name.clone(),
                 created_at: at(u.created_at),
             },
+            second_factors: e
+                .second_factors
+                .iter()
+                .map(|f| ExportSecondFactor {
+                    id: f.id,
+                    kind: f.kind.clone(),
+                    name: f.name.clone(),
+                    active: f.active,
+                    created_at: at(f.created_at),
+                    last_used_at: f.last_used_at.map(at),
+                })
+                .collect(),
             active_sessions: e.active_sessions.iter().map(session).collect(),
             ended_sessions: e.ended_sessions.iter().map(session).collect(),
             devices: e

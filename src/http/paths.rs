@@ -2,6 +2,12 @@
 //! link to them.
 
 pub const LOGIN: &str = "/login";
+/// The second step of a sign-in (a code or a passkey).
+pub const LOGIN_VERIFY: &str = "/login/verify";
+/// Setting up a required second factor, right after the password.
+pub const LOGIN_ENROL: &str = "/login/enrol";
+/// Settings › Security › Second factors.
+pub const SECOND_FACTORS: &str = "/settings/security/second-factors";
 /// Settings › Security › Active Sessions, tab My Sessions.
 pub const SESSIONS: &str = "/settings/security/sessions";
 /// The Users Sessions tab (admins and the owner).

@@ -278,3 +278,111 @@ pub fn password_changed(
         page.into_string(),
     )
 }
+
+/// The security notices of second factors (SPEC §12): what happened, from where, and
+/// what to do if it was not the person. They cannot be turned off.
+pub fn second_factor_added(
+    from: &Mailbox,
+    d: &Details,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    factor_notice(
+        from,
+        d,
+        "A second factor was added to your Doorman account",
+        "A second factor (an authenticator app or a passkey) was just added to your Doorman account.",
+        sessions_url,
+        message_id,
+    )
+}
+
+pub fn second_factor_removed(
+    from: &Mailbox,
+    d: &Details,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    factor_notice(
+        from,
+        d,
+        "A second factor was removed from your Doorman account",
+        "A second factor (an authenticator app or a passkey) was just removed from your Doorman account.",
+        sessions_url,
+        message_id,
+    )
+}
+
+pub fn recovery_code_used(
+    from: &Mailbox,
+    d: &Details,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    factor_notice(
+        from,
+        d,
+        "A recovery code was used for your Doorman account",
+        "One of your recovery codes was just used to sign in to your Doorman account. It cannot be used again.",
+        sessions_url,
+        message_id,
+    )
+}
+
+pub fn second_factors_reset(
+    from: &Mailbox,
+    d: &Details,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    factor_notice(
+        from,
+        d,
+        "Your Doorman second factors were reset",
+        "An administrator removed every second factor and recovery code of your Doorman account, and signed out all your sessions. Sign in with your password and set up a new second factor.",
+        sessions_url,
+        message_id,
+    )
+}
+
+fn factor_notice(
+    from: &Mailbox,
+    d: &Details,
+    subject: &str,
+    what: &str,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    let name = header_safe(&d.to_name);
+    let when = crate::clock::utc(d.at);
+    let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
+    for (k, v) in [
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+        ("IP address", d.ip.as_str()),
+        ("Location", d.location.as_str()),
+    ] {
+        if !v.is_empty() {
+            rows.push((k, v));
+        }
+    }
+    let mut text = format!("Hello {name},\n\n{what}\n\n");
+    for (k, v) in &rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nIf this was you, there is nothing to do.\n\nIf it was not, tell your \
+         administrator at once.\n\nYour sessions:\n{sessions_url}\n"
+    ));
+    let page = html! {
+        p { "Hello " (name) "," }
+        p { (what) }
+        table cellpadding="4" {
+            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
+        }
+        p { "If this was you, there is nothing to do." }
+        p { strong { "If it was not, tell your administrator at once." } }
+        p { a href=(sessions_url) { "See and end all your sessions" } }
+    };
+    message(from, d, subject, message_id, text, page.into_string())
+}

@@ -14,8 +14,12 @@ use crate::domain::alerts::{
 use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, SESSIONS};
 use crate::mail::Mailer;
 use crate::mail::templates::{
-    NewSignIn, new_sign_in, not_me_report, password_changed, session_moved,
+    self, NewSignIn, new_sign_in, not_me_report, password_changed, session_moved,
 };
+
+/// A security notice's template.
+type Notice =
+    fn(&lettre::message::Mailbox, &Details, &str, &str) -> Result<lettre::Message, String>;
 use crate::state::AppState;
 
 /// How often the queue is looked at when nothing wakes the worker.
@@ -144,6 +148,17 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
     let details: Details =
         serde_json::from_str(&alert.details).map_err(|e| format!("alert details: {e}"))?;
     let base = state.config.server.public_base();
+    let sessions_url = format!("{base}{SESSIONS}");
+    let factor_notice = match alert.reasons.as_str() {
+        alerts::SECOND_FACTOR_ADDED => Some(templates::second_factor_added as Notice),
+        alerts::SECOND_FACTOR_REMOVED => Some(templates::second_factor_removed as Notice),
+        alerts::RECOVERY_CODE_USED => Some(templates::recovery_code_used as Notice),
+        alerts::SECOND_FACTORS_RESET => Some(templates::second_factors_reset as Notice),
+        _ => None,
+    };
+    if let Some(notice) = factor_notice {
+        return notice(&mailer.from, &details, &sessions_url, &alert.message_id);
+    }
     if alert.reasons == PASSWORD_CHANGED {
         return password_changed(
             &mailer.from,

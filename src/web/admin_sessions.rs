@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells,
-    session_headings, settings_page, tabs,
+    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
+    geo_attribution, reset_button, session_cells, session_headings, settings_page, tabs,
 };
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::auth::Authed;
@@ -324,6 +324,7 @@ fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> 
                     (reason_box())
                     button.danger type="submit" { "End all sessions of this user" }
                 }
+                (reset_button(csrf, UserId(uid), &f.back(None)))
             }
         }
     }
@@ -344,6 +345,8 @@ pub struct ActionForm {
     reason: String,
     #[serde(flatten)]
     filters: Filters,
+    #[serde(flatten)]
+    step_up: StepUpFields,
 }
 
 csrf_field!(ActionForm);
@@ -361,9 +364,13 @@ pub async fn terminate(
 
 #[handler]
 pub async fn end_listed(
+    req: &Request,
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
 ) -> Response {
+    if let Err(err) = admin_scope(&me.principal) {
+        return error_page(&err);
+    }
     let query = form.filters.query();
     if form.confirm != "yes" {
         let count = match domain::admin_count(&state, &me, &query).await {
@@ -381,6 +388,18 @@ pub async fn end_listed(
             &fields,
             &form.filters.back(None),
         );
+    }
+    let mut fields = form.filters.hidden_fields();
+    fields.push(("confirm", "yes".to_string()));
+    let guarded = Guarded {
+        what: "end all listed sessions",
+        action: &format!("{USERS_PATH}/end-listed"),
+        fields: &fields,
+        cancel: &form.filters.back(None),
+    };
+    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
+    {
+        return page;
     }
     match domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await {
         Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),

@@ -155,38 +155,6 @@ pub fn link_refused(err: &Error) -> Response {
     html_response(markup).with_status(status).into_response()
 }
 
-/// The answer to a sign-in (the sign-in page, an accepted invitation): the session
-/// and device cookies, and the way to `target`.
-pub fn signed_in_response(
-    state: &AppState,
-    signed: &crate::domain::auth::SignedIn,
-    target: &str,
-) -> Response {
-    let server = &state.config.server;
-    let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
-    let mut resp = poem::web::Redirect::see_other(target).into_response();
-    for cookie in [
-        cookies::build(
-            server,
-            cookies::SESSION_COOKIE,
-            &signed.token,
-            Some(max_age),
-        ),
-        cookies::build(
-            server,
-            cookies::DEVICE_COOKIE,
-            &signed.device_id,
-            Some(cookies::DEVICE_MAX_AGE),
-        ),
-        cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&cookie) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    resp
-}
-
 /// Shown after an action: how many sessions it ended.
 pub fn done_notice(done: Option<u64>) -> Option<String> {
     done.map(|n| match n {
@@ -198,17 +166,25 @@ pub fn done_notice(done: Option<u64>) -> Option<String> {
 
 /// The page heading and the two tabs (Users Sessions only for admins and owners).
 pub fn tabs(me: &Authed, active: &str) -> Markup {
-    let is_admin = admin_scope(&me.principal).is_ok();
     html! {
         p.breadcrumb { "Settings › Security" }
         h1 { "Active sessions" }
-        nav.tabs aria-label="Sessions" {
+        (nav_tabs(me, active))
+    }
+}
+
+/// The Settings › Security tabs alone, for a page with its own heading.
+pub fn nav_tabs(me: &Authed, active: &str) -> Markup {
+    let is_admin = admin_scope(&me.principal).is_ok();
+    html! {
+        nav.tabs aria-label="Security" {
             a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
             a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
             a href=(paths::NOTIFICATIONS) aria-current=[(active == "notifications").then_some("page")] { "Alerts" }
             @if is_admin {
                 a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
             }
+            a href=(paths::SECOND_FACTORS) aria-current=[(active == "factors").then_some("page")] { "Second factors" }
         }
     }
 }
@@ -247,6 +223,8 @@ pub fn device_cell(s: &Session) -> Markup {
                 }
             }
         }
+        br;
+        span.muted.methods { "Signed in with " (auth_methods_label(s)) }
     }
 }
 
@@ -452,5 +430,304 @@ mod tests {
         assert_eq!(flag_file("QQ"), None, "no such flag");
         let cell = flag_img(Some("jp")).into_string();
         assert!(cell.contains(r#"src="/assets/flags/4x3/jp.svg""#), "{cell}");
+    }
+}
+
+/// The two fields a "Confirm it's you" form adds to the form of the action it guards.
+#[derive(serde::Deserialize, Default, Clone)]
+pub struct StepUpFields {
+    #[serde(default)]
+    pub step_up_password: String,
+    #[serde(default)]
+    pub step_up_code: String,
+    /// A passkey's answer, and the ceremony it answers.
+    #[serde(default)]
+    pub step_up_passkey: String,
+    #[serde(default)]
+    pub step_up_credential: String,
+}
+
+impl StepUpFields {
+    pub fn proof(&self) -> crate::domain::step_up::Proof {
+        if !self.step_up_credential.is_empty() {
+            return crate::domain::step_up::Proof::Passkey {
+                token: self.step_up_passkey.clone(),
+                credential: self.step_up_credential.clone(),
+            };
+        }
+        crate::domain::step_up::Proof::from_fields(
+            Some(self.step_up_password.clone()),
+            Some(self.step_up_code.clone()),
+        )
+    }
+}
+
+/// What a guarded action is, for the "Confirm it's you" page: what it does ("end all
+/// other sessions"), where its form posts, its fields (with `confirm=yes` when it had
+/// its confirmation already) and where Cancel goes.
+pub struct Guarded<'a> {
+    pub what: &'a str,
+    pub action: &'a str,
+    pub fields: &'a [(&'a str, String)],
+    pub cancel: &'a str,
+}
+
+/// "Confirm it's you" before a sensitive action (SPEC §12), the same check for every
+/// page that has one: the action goes ahead (`Ok`) when the session confirmed recently
+/// or the form carries a right password or code; otherwise the answer is the page that
+/// asks, inline, and then posts the same action again with everything it had.
+pub async fn confirm_its_you(
+    req: &Request,
+    state: &AppState,
+    me: &Authed,
+    csrf: &str,
+    step_up: &StepUpFields,
+    guarded: &Guarded<'_>,
+) -> Result<(), Response> {
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    match crate::domain::step_up::require(state, me, &client, step_up.proof()).await {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            Err(step_up_refusal(me, csrf, guarded, &err).unwrap_or_else(|| error_page(&err)))
+        }
+    }
+}
+
+/// The answer to a guarded action the domain refused for want of a (right) proof: the
+/// "Confirm it's you" page, with what went wrong when a proof was given. `None` for
+/// any other error.
+pub fn step_up_refusal(
+    me: &Authed,
+    csrf: &str,
+    guarded: &Guarded<'_>,
+    err: &Error,
+) -> Option<Response> {
+    match err {
+        Error::StepUpRequired => Some(step_up_page(me, csrf, guarded, None, 200)),
+        Error::Invalid {
+            code: "wrong_password" | "missing_proof",
+            ..
+        }
+        | Error::InvalidCode
+        | Error::RateLimited { .. } => {
+            let (status, body) = crate::http::errors::describe(err);
+            Some(step_up_page(
+                me,
+                csrf,
+                guarded,
+                Some(&body.message),
+                status.as_u16(),
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn step_up_page(
+    me: &Authed,
+    csrf: &str,
+    g: &Guarded<'_>,
+    error: Option<&str>,
+    status: u16,
+) -> Response {
+    let body = html! {
+        main.narrow {
+            h1 { "Confirm it's you" }
+            p { "To " (g.what) ", enter your password again. A code from your authenticator app (or a recovery code) works too." }
+            @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            @if me.session.auth_methods.contains(crate::domain::model::AuthMethod::Passkey) {
+                section.card.passkey-step-up data-passkey {
+                    button.primary type="button" data-ceremony="get" data-begin=(format!("{}/step-up/passkey", paths::SECOND_FACTORS)) { "Confirm with a passkey" }
+                    p.muted.passkey-status role="status" {}
+                    form method="post" action=(g.action) {
+                        input type="hidden" name="csrf" value=(csrf);
+                        @for (name, value) in g.fields {
+                            input type="hidden" name=(name) value=(value);
+                        }
+                        input type="hidden" name="step_up_passkey" data-ceremony-token value="";
+                        input type="hidden" name="step_up_credential" data-credential value="";
+                    }
+                }
+                script src="/assets/passkeys.js" defer {}
+            }
+            form.card method="post" action=(g.action) {
+                input type="hidden" name="csrf" value=(csrf);
+                @for (name, value) in g.fields {
+                    input type="hidden" name=(name) value=(value);
+                }
+                label { "Password" input type="password" name="step_up_password" autocomplete="current-password" autofocus; }
+                label { "Or a code" input type="text" name="step_up_code" autocomplete="one-time-code" inputmode="text" maxlength="16"; }
+                div.actions {
+                    button.primary type="submit" { "Confirm and continue" }
+                    a.button href=(g.cancel) { "Cancel" }
+                }
+            }
+        }
+    };
+    let status = poem::http::StatusCode::from_u16(status).unwrap_or(poem::http::StatusCode::OK);
+    html_response(layout("Confirm it's you", Some((me, csrf)), body))
+        .with_status(status)
+        .into_response()
+}
+
+/// The answer to a completed sign-in: the session and device cookies, the pre-sign-in
+/// cookies cleared, and the way on to `target`.
+pub fn signed_in_redirect(
+    state: &AppState,
+    signed: &crate::domain::auth::SignedIn,
+    target: &str,
+) -> Response {
+    let mut resp = poem::web::Redirect::see_other(target).into_response();
+    set_signed_in_cookies(state, signed, &mut resp);
+    resp
+}
+
+/// The way to a sign-in's next step (the second factor, or enrolment), with its
+/// challenge cookie.
+pub fn next_step_redirect(
+    state: &AppState,
+    pending: &crate::domain::second_step::Pending,
+    page: &str,
+    ttl: i64,
+) -> Response {
+    use crate::http::cookies;
+    let server = &state.config.server;
+    let mut resp = poem::web::Redirect::see_other(page).into_response();
+    for cookie in [
+        cookies::build(
+            server,
+            cookies::CHALLENGE_COOKIE,
+            &pending.challenge,
+            Some(ttl),
+        ),
+        cookies::build(
+            server,
+            cookies::DEVICE_COOKIE,
+            &pending.device_id,
+            Some(cookies::DEVICE_MAX_AGE),
+        ),
+    ] {
+        if let Ok(v) = poem::http::HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(poem::http::header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// The cookies of [`signed_in_redirect`], on any answer.
+pub fn set_signed_in_cookies(
+    state: &AppState,
+    signed: &crate::domain::auth::SignedIn,
+    resp: &mut Response,
+) {
+    use crate::http::cookies;
+    let server = &state.config.server;
+    let max_age = state.config.sessions.max_lifetime.as_secs() as i64;
+    for cookie in [
+        cookies::build(
+            server,
+            cookies::SESSION_COOKIE,
+            &signed.token,
+            Some(max_age),
+        ),
+        cookies::build(
+            server,
+            cookies::DEVICE_COOKIE,
+            &signed.device_id,
+            Some(cookies::DEVICE_MAX_AGE),
+        ),
+        cookies::build(server, cookies::PRE_CSRF_COOKIE, "", Some(0)),
+        cookies::build(server, cookies::CHALLENGE_COOKIE, "", Some(0)),
+    ] {
+        if let Ok(v) = poem::http::HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(poem::http::header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// "Password + authenticator app": how a session was signed in, for the listings.
+pub fn auth_methods_label(s: &Session) -> String {
+    s.auth_methods.label()
+}
+
+/// A QR code of `text` as inline SVG, drawn here (no third-party service sees the key).
+pub fn qr_svg(text: &str) -> Markup {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build();
+            // The renderer's own XML declaration cannot stand inside HTML.
+            let svg = match svg.find("<svg") {
+                Some(i) => svg[i..].to_string(),
+                None => svg,
+            };
+            html! { div.qr role="img" aria-label="QR code of the authenticator key" { (PreEscaped(svg)) } }
+        }
+        Err(_) => html! { p.muted { "The key is too long for a QR code: type it in." } },
+    }
+}
+
+/// The key of a new authenticator, as a QR code and as text, and the form that
+/// activates it with its first code.
+pub fn totp_setup(
+    key: &crate::domain::second_factors::TotpEnrolment,
+    action: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Markup {
+    let grouped: String = key
+        .secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    html! {
+        section.card.totp-setup aria-label="Set up an authenticator app" {
+            ol {
+                li { "Open your authenticator app (Google Authenticator, 1Password, Aegis, …) and scan this code:" }
+            }
+            (qr_svg(&key.otpauth_uri))
+            p { "Or type this key in: " code.key data-secret=(key.secret) { (grouped) } }
+            ol start="2" {
+                li { "Enter the 6-digit code the app shows:" }
+            }
+            @if let Some(e) = error { p.notice.error role="alert" { (e) } }
+            form method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="id" value=(key.id);
+                label { "Code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" maxlength="7" required autofocus; }
+                button.primary type="submit" { "Activate" }
+            }
+        }
+    }
+}
+
+/// Recovery codes, shown once.
+pub fn recovery_codes_card(codes: &[String]) -> Markup {
+    html! {
+        section.card.recovery-codes aria-label="Recovery codes" {
+            h2 { "Your recovery codes" }
+            p { "Keep these somewhere safe (a password manager, or on paper). Each one signs you in once if you lose your second factor. " strong { "They are shown only now." } }
+            ul.codes {
+                @for c in codes { li { code { (c) } } }
+            }
+        }
+    }
+}
+
+/// The Users page's "Reset second factors" button for one user (admins).
+pub fn reset_button(csrf: &str, user: crate::domain::model::UserId, back: &str) -> Markup {
+    html! {
+        form method="post" action=(format!("{}/reset", paths::SECOND_FACTORS))
+            data-confirm="Remove every second factor of this user and sign them out everywhere?" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="user_id" value=(user.0);
+            input type="hidden" name="back" value=(back);
+            button.danger type="submit" { "Reset second factors" }
+        }
     }
 }

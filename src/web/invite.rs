@@ -8,15 +8,18 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    link_refused, pre_csrf, pre_csrf_ok, signed_in_response, stale_form, with_pre_csrf,
+    link_refused, next_step_redirect, pre_csrf, pre_csrf_ok, signed_in_redirect, stale_form,
+    with_pre_csrf,
 };
 use super::{error_page, html_response, layout};
+use crate::domain::auth::SignInOutcome;
 use crate::domain::model::User;
+use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
 use crate::domain::team;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::errors::describe;
-use crate::http::paths::{INVITE, SESSIONS};
+use crate::http::paths::{self, INVITE, SESSIONS};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -116,7 +119,14 @@ pub async fn submit(
     )
     .await;
     match result {
-        Ok(signed) => signed_in_response(&state, &signed, SESSIONS),
+        Ok(SignInOutcome::SignedIn(signed)) => signed_in_redirect(&state, &signed, SESSIONS),
+        // A second factor is required of everyone here: set one up before going on.
+        Ok(SignInOutcome::SecondStep(pending)) => {
+            next_step_redirect(&state, &pending, paths::LOGIN_VERIFY, SECOND_STEP_TTL)
+        }
+        Ok(SignInOutcome::MustEnrol(pending)) => {
+            next_step_redirect(&state, &pending, paths::LOGIN_ENROL, ENROL_TTL)
+        }
         Err(err @ Error::Invalid { code, .. })
             if !code.starts_with("link_") && code != "invalid_link" =>
         {

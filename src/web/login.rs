@@ -6,9 +6,11 @@ use poem::web::{Data, Form, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::signed_in_response;
+use super::components::{next_step_redirect, signed_in_redirect};
 use super::{ended_notice_with, error_page, html_response, layout};
-use crate::domain::auth::{SignInRequest, sign_in, sign_out};
+use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
+use crate::domain::passkeys;
+use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
 use crate::domain::session_check::authenticate;
 use crate::domain::tokens;
 use crate::error::Error;
@@ -28,6 +30,7 @@ pub struct LoginQuery {
     out: Option<String>,
     created: Option<String>,
     reset: Option<String>,
+    expired: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +89,8 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
             "Your password was reset, so all your sessions were ended. Sign in with the new password."
                 .to_string(),
         )
+    } else if query.expired.is_some() {
+        Some("That sign-in took too long or was already used. Please sign in again.".to_string())
     } else {
         None
     };
@@ -112,7 +117,7 @@ fn render(
     let csrf = cookies::get(req, cookies::PRE_CSRF_COOKIE)
         .filter(|c| c.len() >= 20 && c.len() <= 64)
         .unwrap_or_else(tokens::new_csrf);
-    let body = form(&csrf, rd, email, notice, error);
+    let body = form(&csrf, rd, email, notice, error, passkeys::enabled(state));
     let mut resp = html_response(layout("Sign in", None, body))
         .with_status(status)
         .into_response();
@@ -128,7 +133,14 @@ fn render(
     resp
 }
 
-fn form(csrf: &str, rd: &str, email: &str, notice: Option<&str>, error: Option<&str>) -> Markup {
+fn form(
+    csrf: &str,
+    rd: &str,
+    email: &str,
+    notice: Option<&str>,
+    error: Option<&str>,
+    passkeys: bool,
+) -> Markup {
     html! {
         main.narrow {
             h1 { "Sign in" }
@@ -140,6 +152,18 @@ fn form(csrf: &str, rd: &str, email: &str, notice: Option<&str>, error: Option<&
                 label { "Email" input type="email" name="email" value=(email) required autocomplete="username" autofocus; }
                 label { "Password" input type="password" name="password" required autocomplete="current-password"; }
                 button.primary type="submit" { "Sign in" }
+            }
+            @if passkeys {
+                section.card.passkey-login data-passkey {
+                    button type="button" data-ceremony="get" data-begin="/login/passkey/begin" { "Sign in with a passkey" }
+                    p.muted.passkey-status role="status" {}
+                    form method="post" action="/login/passkey" {
+                        input type="hidden" name="csrf" value=(csrf);
+                        input type="hidden" name="rd" value=(rd);
+                        input type="hidden" name="credential" value="";
+                    }
+                }
+                script src="/assets/passkeys.js" defer {}
             }
             p { a href=(paths::FORGOT) { "Forgot your password?" } }
         }
@@ -185,12 +209,19 @@ pub async fn submit(
             password: form.password,
             device_id,
             application,
+            target: target.clone(),
         },
         client,
     )
     .await;
     match result {
-        Ok(signed) => signed_in_response(&state, &signed, &target),
+        Ok(SignInOutcome::SignedIn(signed)) => signed_in_redirect(&state, &signed, &target),
+        Ok(SignInOutcome::SecondStep(pending)) => {
+            next_step_redirect(&state, &pending, paths::LOGIN_VERIFY, SECOND_STEP_TTL)
+        }
+        Ok(SignInOutcome::MustEnrol(pending)) => {
+            next_step_redirect(&state, &pending, paths::LOGIN_ENROL, ENROL_TTL)
+        }
         Err(err @ (Error::InvalidCredentials | Error::RateLimited { .. })) => {
             let (status, body) = describe(&err);
             render(
@@ -201,6 +232,126 @@ pub async fn submit(
                 None,
                 Some(&body.message),
                 status,
+            )
+        }
+        Err(err) => error_page(&err),
+    }
+}
+
+/// The password was right: on to the second step (or the enrolment), with the challenge
+/// in a cookie for as long as it lives, and the device cookie already set.
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rd: String,
+    #[serde(default)]
+    credential: String,
+}
+
+fn pre_csrf_ok(req: &Request, given: &str) -> bool {
+    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
+    !expected.is_empty() && tokens::constant_time_eq(expected.as_bytes(), given.as_bytes())
+}
+
+/// "Sign in with a passkey": the options of a new ceremony (JSON, for the page's
+/// script), its token in the challenge cookie.
+#[handler]
+pub async fn passkey_begin(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<PasskeyForm>>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    if !pre_csrf_ok(req, &form.csrf) {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let (target, application) = destination(&state, &form.rd);
+    let device = cookies::get(req, cookies::DEVICE_COOKIE).unwrap_or_default();
+    match passkeys::begin_passwordless(&state, &application, &target, &device).await {
+        Ok(ceremony) => {
+            let mut resp = Response::builder()
+                .content_type("application/json")
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(ceremony.options);
+            let cookie = cookies::build(
+                &state.config.server,
+                cookies::CHALLENGE_COOKIE,
+                &ceremony.token,
+                Some(300),
+            );
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(err) => {
+            let (status, body) = describe(&err);
+            poem::web::Json(body).with_status(status).into_response()
+        }
+    }
+}
+
+/// The answer of a "Sign in with a passkey" ceremony: signed in, or the sign-in page
+/// saying why not.
+#[handler]
+pub async fn passkey_submit(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<PasskeyForm>>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return error_page(&Error::invalid("bad_form", "The form could not be read."));
+    };
+    if !pre_csrf_ok(req, &form.csrf) {
+        let msg = "This form has expired. Please sign in again.";
+        return render(
+            req,
+            &state,
+            &form.rd,
+            "",
+            None,
+            Some(msg),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
+    let target = match passkeys::passwordless_target(&state, &token).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            let msg = "That sign-in took too long. Please try again.";
+            return render(
+                req,
+                &state,
+                &form.rd,
+                "",
+                None,
+                Some(msg),
+                StatusCode::UNAUTHORIZED,
+            );
+        }
+        Err(err) => return error_page(&err),
+    };
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    match passkeys::complete_passwordless(&state, &token, &form.credential, client).await {
+        Ok(signed) => signed_in_redirect(&state, &signed, &target),
+        Err(err @ (Error::InvalidCode | Error::RateLimited { .. })) => {
+            let msg = match err {
+                Error::RateLimited { .. } => describe(&err).1.message,
+                _ => "That passkey could not sign you in. Use your password, or another passkey."
+                    .into(),
+            };
+            render(
+                req,
+                &state,
+                &form.rd,
+                "",
+                None,
+                Some(&msg),
+                StatusCode::UNAUTHORIZED,
             )
         }
         Err(err) => error_page(&err),

@@ -12,6 +12,8 @@ pub mod login;
 pub mod notifications;
 pub mod profile;
 pub mod recovery;
+pub mod second_factors;
+pub mod second_step;
 pub mod sessions;
 pub mod setup;
 pub mod team_accounts;
@@ -44,6 +46,61 @@ pub fn routes() -> Route {
         .at("/", get(index))
         .at(paths::LOGIN, get(login::show).post(login::submit))
         .at("/logout", post(login::logout))
+        .at(
+            paths::LOGIN_VERIFY,
+            get(second_step::show_verify).post(second_step::submit_verify),
+        )
+        .at(
+            format!("{}/passkey", paths::LOGIN_VERIFY),
+            post(second_step::submit_passkey),
+        )
+        .at("/login/passkey/begin", post(login::passkey_begin))
+        .at("/login/passkey", post(login::passkey_submit))
+        .at(
+            paths::LOGIN_ENROL,
+            get(second_step::show_enrol).post(second_step::submit_enrol),
+        )
+        .at(paths::SECOND_FACTORS, get(second_factors::show))
+        .at(
+            format!("{}/totp", paths::SECOND_FACTORS),
+            post(second_factors::add_totp),
+        )
+        .at(
+            format!("{}/passkey", paths::SECOND_FACTORS),
+            post(second_factors::add_passkey),
+        )
+        .at(
+            format!("{}/passkey/finish", paths::SECOND_FACTORS),
+            post(second_factors::finish_passkey),
+        )
+        .at(
+            format!("{}/step-up/passkey", paths::SECOND_FACTORS),
+            post(second_factors::step_up_passkey),
+        )
+        .at(
+            format!("{}/activate", paths::SECOND_FACTORS),
+            post(second_factors::activate),
+        )
+        .at(
+            format!("{}/rename", paths::SECOND_FACTORS),
+            post(second_factors::rename),
+        )
+        .at(
+            format!("{}/remove", paths::SECOND_FACTORS),
+            post(second_factors::remove),
+        )
+        .at(
+            format!("{}/recovery-codes", paths::SECOND_FACTORS),
+            post(second_factors::recovery_codes),
+        )
+        .at(
+            format!("{}/policy", paths::SECOND_FACTORS),
+            post(second_factors::save_policy),
+        )
+        .at(
+            format!("{}/reset", paths::SECOND_FACTORS),
+            post(second_factors::reset),
+        )
         .at("/setup", get(setup::show).post(setup::submit))
         .at(SESSIONS_PATH, get(sessions::show))
         .at(paths::EXPORT, get(sessions::export))

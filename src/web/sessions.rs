@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, confirm_page, csrf_field, done_notice, geo_attribution, session_cells,
-    session_headings, settings_page, tabs,
+    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
+    geo_attribution, session_cells, session_headings, settings_page, tabs,
 };
 use super::{client_of, error_page, html_response, page_session, presented, refused_token};
 use crate::domain::model::Session;
@@ -132,10 +132,13 @@ pub struct ConfirmForm {
     csrf: String,
     #[serde(default)]
     confirm: String,
+    #[serde(flatten)]
+    step_up: StepUpFields,
 }
 
 #[handler]
 pub async fn end_others(
+    req: &Request,
     state: Data<&AppState>,
     CsrfForm { me, form, token }: CsrfForm<ConfirmForm>,
 ) -> Response {
@@ -153,6 +156,16 @@ pub async fn end_others(
             &[],
             SESSIONS_PATH,
         );
+    }
+    let guarded = Guarded {
+        what: "end all your other sessions",
+        action: &format!("{SESSIONS_PATH}/end-others"),
+        fields: &[("confirm", "yes".to_string())],
+        cancel: SESSIONS_PATH,
+    };
+    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
+    {
+        return page;
     }
     match domain::end_my_others(&state, &me).await {
         Ok(n) => Redirect::see_other(format!("{SESSIONS_PATH}?done={n}")).into_response(),

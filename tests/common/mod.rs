@@ -2,6 +2,7 @@
 //! temporary SQLite file, talked to over HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod factors;
 pub mod mmdb;
 pub mod process;
 pub mod smtp;
@@ -57,10 +58,29 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
 
 /// Starts a server on `config` (whose storage path should lie in `dir`).
 pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    start_bound(dir, config, listener).await
+}
+
+/// [`start_with`] for a configuration that needs the server's port (e.g. a
+/// `server.public_url` a browser reaches it at).
+pub async fn start_with_port(tweak: impl FnOnce(&mut Config, u16)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("doorman.sqlite3");
+    let mut config = test_config(&db_path);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    tweak(&mut config, listener.local_addr().unwrap().port());
+    start_bound(dir, config, listener).await
+}
+
+async fn start_bound(
+    dir: tempfile::TempDir,
+    config: Config,
+    listener: std::net::TcpListener,
+) -> TestServer {
     config.validate().expect("test config must be valid");
     let db_path = config.storage.path.clone();
     let state = doorman::open_state(config).expect("open state");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let st = state.clone();

@@ -215,6 +215,70 @@ impl Browser {
         .await;
     }
 
+    /// Adds a WebDriver virtual authenticator (CTAP2, built in, with resident keys and
+    /// user verification that always succeeds); returns its id.
+    pub async fn add_virtual_authenticator(&self) -> String {
+        self.call(
+            reqwest::Method::POST,
+            "/webauthn/authenticator",
+            Some(json!({
+                "protocol": "ctap2",
+                "transport": "internal",
+                "hasResidentKey": true,
+                "hasUserVerification": true,
+                "isUserConsenting": true,
+                "isUserVerified": true
+            })),
+        )
+        .await
+        .as_str()
+        .unwrap()
+        .to_string()
+    }
+
+    pub async fn remove_virtual_authenticator(&self, id: &str) {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/webauthn/authenticator/{id}"),
+            None,
+        )
+        .await;
+    }
+
+    /// The credentials a virtual authenticator holds.
+    pub async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/webauthn/authenticator/{id}/credentials"),
+            None,
+        )
+        .await
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    pub async fn clear(&self, css: &str) {
+        let el = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// Waits until the page's source contains `text`.
+    pub async fn wait_for_text(&self, text: &str) {
+        for _ in 0..100 {
+            if self.source().await.contains(text) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the page never said {text:?}: {}", self.source().await);
+    }
+
     /// Accepts a `window.confirm` dialog, waiting briefly for it to appear.
     pub async fn accept_dialog(&self) {
         for _ in 0..50 {

@@ -1,0 +1,311 @@
+//! The sign-in's second step (SPEC §12): after a correct password, a person with a
+//! second factor gets a challenge (5 minutes) instead of a session; a person who must
+//! have one and has none gets an enrolment challenge instead. No session row exists
+//! until the step succeeds. Browsers hold the challenge in an HttpOnly cookie, which
+//! binds it to that browser; the API hands it to the script.
+
+use rusqlite::Connection;
+
+use crate::db::challenges::{ChallengeRow, NewChallenge};
+use crate::db::{self, DbError};
+use crate::domain::auth::{self, ClientInfo, SessionContext, SignedIn};
+use crate::domain::model::{AuthMethod, AuthMethods, User, UserId, UserStatus};
+use crate::domain::second_factors::{self, Prover, TotpEnrolment};
+use crate::domain::tokens;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+/// How long a second step may take.
+pub const SECOND_STEP_TTL: i64 = 5 * 60;
+/// How long an enrolment may take: scanning a QR code with a phone takes longer.
+pub const ENROL_TTL: i64 = 15 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    SecondFactor,
+    Enrol,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SecondFactor => "second_factor",
+            Purpose::Enrol => "enrol",
+        }
+    }
+}
+
+/// A sign-in waiting for its second step or its enrolment.
+pub struct Pending {
+    /// The challenge's secret: a cookie for browsers, the API's `challenge`.
+    pub challenge: String,
+    /// What the second step accepts: `totp`, `recovery_code`, `passkey`.
+    pub methods: Vec<&'static str>,
+    pub device_id: String,
+}
+
+/// What follows a correct password for `user`, read in the sign-in's own lookup.
+pub(crate) fn after_password(
+    state: &AppState,
+    c: &Connection,
+    user: UserId,
+) -> Result<Option<Purpose>, DbError> {
+    let has_factor = db::second_factors::list_for_user(c, user)?
+        .iter()
+        .any(|f| f.active);
+    if has_factor {
+        return Ok(Some(Purpose::SecondFactor));
+    }
+    if second_factors::required(state, c, user)? {
+        return Ok(Some(Purpose::Enrol));
+    }
+    Ok(None)
+}
+
+fn methods_of(c: &Connection, user: UserId) -> Result<Vec<&'static str>, DbError> {
+    let factors = db::second_factors::list_for_user(c, user)?;
+    let has = |kind: &str| factors.iter().any(|f| f.active && f.kind == kind);
+    let mut methods = Vec::with_capacity(3);
+    if has("totp") {
+        methods.push("totp");
+    }
+    if has("passkey") {
+        methods.push("passkey");
+    }
+    methods.push("recovery_code");
+    Ok(methods)
+}
+
+pub(crate) async fn begin(
+    state: &AppState,
+    user: &User,
+    version: i64,
+    purpose: Purpose,
+    application: &str,
+    device_id: &str,
+    target: &str,
+) -> Result<Pending> {
+    let token = tokens::new_token();
+    let hash = tokens::hash_token(&token);
+    let now = crate::clock::now();
+    let ttl = match purpose {
+        Purpose::SecondFactor => SECOND_STEP_TTL,
+        Purpose::Enrol => ENROL_TTL,
+    };
+    let (uid, app, dev, target) = (
+        user.id,
+        application.to_string(),
+        device_id.to_string(),
+        target.to_string(),
+    );
+    let methods = state
+        .db
+        .run(move |c| -> Result<_, DbError> {
+            db::challenges::insert(
+                c,
+                &NewChallenge {
+                    token_hash: &hash,
+                    purpose: purpose.as_str(),
+                    user_id: Some(uid),
+                    credentials_version: version,
+                    application: &app,
+                    device_id: &dev,
+                    target: &target,
+                    state: None,
+                    now,
+                    expires_at: now + ttl,
+                },
+            )?;
+            match purpose {
+                Purpose::SecondFactor => methods_of(c, uid),
+                Purpose::Enrol => Ok(Vec::new()),
+            }
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, purpose = purpose.as_str(), "password right; next step");
+    Ok(Pending {
+        challenge: token,
+        methods,
+        device_id: device_id.to_string(),
+    })
+}
+
+/// A live challenge and its (still active) user.
+pub struct Found {
+    pub challenge: ChallengeRow,
+    pub user: User,
+    pub methods: Vec<&'static str>,
+}
+
+/// The live challenge of `token` for `purpose`, or `None` (unknown, used, expired, or
+/// its user disabled since).
+pub async fn find(state: &AppState, token: &str, purpose: Purpose) -> Result<Option<Found>> {
+    find_for(state, token, purpose.as_str()).await
+}
+
+pub(crate) async fn find_for(
+    state: &AppState,
+    token: &str,
+    purpose: &'static str,
+) -> Result<Option<Found>> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(None);
+    }
+    let hash = tokens::hash_token(token);
+    let now = crate::clock::now();
+    Ok(state
+        .db
+        .run(move |c| -> Result<_, DbError> {
+            let Some(ch) = db::challenges::find(c, &hash, purpose, now)? else {
+                return Ok(None);
+            };
+            let Some(uid) = ch.user_id else {
+                return Ok(Some((ch, None, Vec::new())));
+            };
+            let user = db::users::find_by_id(c, uid)?.filter(|u| u.status == UserStatus::Active);
+            let methods = methods_of(c, uid)?;
+            Ok(Some((ch, user, methods)))
+        })
+        .await?
+        .and_then(|(challenge, user, methods)| {
+            Some(Found {
+                challenge,
+                user: user?,
+                methods,
+            })
+        }))
+}
+
+/// Completes a second step with a code (TOTP or recovery code). A wrong, reused or
+/// expired code is `InvalidCode` and counts toward the sign-in limits.
+pub async fn complete(
+    state: &AppState,
+    token: &str,
+    code: &str,
+    client: ClientInfo,
+) -> Result<SignedIn> {
+    let started = std::time::Instant::now();
+    let Some(found) = find(state, token, Purpose::SecondFactor).await? else {
+        return Err(Error::InvalidCode);
+    };
+    let (ch, user) = (found.challenge, found.user);
+    let known = is_known_device(state, user.id, &ch.device_id).await?;
+    let method = second_factors::check_code(
+        state,
+        &Prover {
+            user: user.id,
+            email: &user.email,
+            name: &user.name,
+            known_device: known.then_some(ch.device_id.as_str()),
+            client: &client,
+        },
+        code,
+    )
+    .await?;
+    finish(
+        state,
+        ch,
+        user,
+        client,
+        AuthMethods::of(&[AuthMethod::Password, method]),
+        started,
+    )
+    .await
+}
+
+/// Ends a challenge and stores the session it led to. Only one request can end a
+/// challenge: a second one racing it gets `InvalidCode`.
+pub(crate) async fn finish(
+    state: &AppState,
+    ch: ChallengeRow,
+    user: User,
+    client: ClientInfo,
+    methods: AuthMethods,
+    started: std::time::Instant,
+) -> Result<SignedIn> {
+    let id = ch.id;
+    if !state.db.run(move |c| db::challenges::delete(c, id)).await? {
+        return Err(Error::InvalidCode);
+    }
+    auth::store_session(
+        state,
+        user,
+        ch.credentials_version,
+        SessionContext {
+            device_id: ch.device_id,
+            application: ch.application,
+            client,
+            methods,
+        },
+        started,
+    )
+    .await
+}
+
+async fn is_known_device(state: &AppState, user: UserId, device: &str) -> Result<bool> {
+    if device.is_empty() {
+        return Ok(false);
+    }
+    let device = device.to_string();
+    Ok(state
+        .db
+        .run(move |c| db::devices::is_known(c, user, &device))
+        .await?)
+}
+
+/// The authenticator key an enrolment shows: made on first view, the same on reload.
+pub async fn enrolment_key(state: &AppState, token: &str) -> Result<Option<(User, TotpEnrolment)>> {
+    let Some(found) = find(state, token, Purpose::Enrol).await? else {
+        return Ok(None);
+    };
+    let (ch, user) = (found.challenge, found.user);
+    if let Some(id) = ch.factor_id
+        && let Some(key) = second_factors::pending_totp(state, user.id, &user.email, id).await?
+    {
+        return Ok(Some((user, key)));
+    }
+    let key = second_factors::create_totp(state, user.id, &user.email, "Authenticator app".into())
+        .await?;
+    let (cid, fid) = (ch.id, key.id);
+    state
+        .db
+        .run(move |c| db::challenges::set_factor(c, cid, fid))
+        .await?;
+    Ok(Some((user, key)))
+}
+
+/// Completes an enrolment with the first code of the new authenticator: the factor is
+/// active, the session stored, and the recovery codes returned (shown once).
+pub async fn finish_enrolment(
+    state: &AppState,
+    token: &str,
+    code: &str,
+    client: ClientInfo,
+) -> Result<(SignedIn, Vec<String>)> {
+    let started = std::time::Instant::now();
+    let Some(found) = find(state, token, Purpose::Enrol).await? else {
+        return Err(Error::InvalidCode);
+    };
+    let (ch, user) = (found.challenge, found.user);
+    let Some(factor) = ch.factor_id else {
+        return Err(Error::InvalidCode);
+    };
+    let who = Prover {
+        user: user.id,
+        email: &user.email,
+        name: &user.name,
+        known_device: None,
+        client: &client,
+    };
+    let activated = second_factors::activate_totp(state, &who, None, factor, code).await?;
+    let signed = finish(
+        state,
+        ch,
+        user,
+        client,
+        AuthMethods::of(&[AuthMethod::Password, AuthMethod::Totp]),
+        started,
+    )
+    .await?;
+    Ok((signed, activated.recovery_codes.unwrap_or_default()))
+}
