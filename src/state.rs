@@ -29,6 +29,10 @@ pub struct AppState {
     /// links survive restarts.
     pub link_key: Arc<Vec<u8>>,
     pub metrics: Arc<crate::metrics::registry::Metrics>,
+    /// The stored id of each `[[webhooks]]` entry, in the configuration's order.
+    pub webhook_ids: Arc<Vec<i64>>,
+    /// When each (session, application) refusal was last recorded as `access.denied`.
+    pub denials: Arc<crate::domain::access::Denials>,
 }
 
 impl AppState {
@@ -42,6 +46,8 @@ impl AppState {
                 crate::domain::tokens::new_token().into_bytes()
             })
         })?;
+        let webhook_ids =
+            db.blocking(|c| crate::domain::webhooks::sync(c, &config.webhooks))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -53,6 +59,8 @@ impl AppState {
             mail_wakeup: Arc::new(Notify::new()),
             link_key: Arc::new(link_key),
             metrics: Arc::new(crate::metrics::registry::Metrics::default()),
+            webhook_ids: Arc::new(webhook_ids),
+            denials: Arc::default(),
         })
     }
 }

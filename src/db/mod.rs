@@ -7,12 +7,14 @@ pub mod accounts;
 pub mod alerts;
 pub mod backup;
 pub mod devices;
+pub mod events;
 pub mod lock;
 pub mod login_records;
 pub mod migrate;
 pub mod session_search;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -9,7 +9,8 @@ use tracing::instrument;
 use crate::db::users::NewUser;
 use crate::db::{self, DbError};
 use crate::domain::auth::Principal;
-use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
+use crate::domain::events::{self, NewEvent, Origin};
+use crate::domain::model::{Account, AccountId, EventType, Role, User, UserId, UserStatus};
 use crate::domain::passwords::Hasher;
 use crate::domain::permissions::{AdminScope, admin_scope, check_grant_role, check_manage_user};
 use crate::domain::tokens;
@@ -101,6 +102,7 @@ pub async fn create_user(
         req.name.trim().to_string(),
         req.role,
     );
+    let by = me.user_id;
     let result = state
         .db
         .run(move |c| -> Result<_> {
@@ -121,6 +123,7 @@ pub async fn create_user(
                     password_hash: &hash,
                     now: crate::clock::now(),
                 },
+                Some(by),
             )?;
             tx.commit()?;
             Ok(user)
@@ -173,13 +176,22 @@ pub async fn update_user(
             check_change(&me, &target, &change, other_active_owners)?;
             if let Some(role) = change.role.filter(|r| *r != target.role) {
                 db::users::update_role(&tx, id, role)?;
+                events::record(
+                    &tx,
+                    NewEvent::new(EventType::UserRoleChanged, crate::clock::now())
+                        .user(id, target.account_id)
+                        .actor(Some(me.user_id))
+                        .detail("from", target.role.as_str())
+                        .detail("to", role.as_str()),
+                )?;
             }
             if let Some(name) = &change.name {
                 db::users::update_name(&tx, id, name.trim())?;
             }
             let mut ended = 0;
             if let Some(status) = change.status.filter(|s| *s != target.status) {
-                ended = apply_status(&tx, id, status, Some(me.user_id))?.unwrap_or(0);
+                ended = apply_status(&tx, id, status, Some(me.user_id), &Origin::default())?
+                    .unwrap_or(0);
             }
             let user = db::users::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("user vanished during update".into()))?;

@@ -5,8 +5,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::instrument;
 
-use crate::db;
-use crate::db::Place;
+use rusqlite::TransactionBehavior;
+
+use crate::db::sessions::Ended;
+use crate::db::{self, DbError, Place};
+use crate::domain::events;
 use crate::db::session_search::{AdminFilter, Cursor};
 use crate::domain::auth::Authed;
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
@@ -73,7 +76,10 @@ pub async fn end_mine(state: &AppState, me: &Authed, id: &str) -> Result<()> {
                     if s.pk == current {
                         return Err(current_conflict());
                     }
-                    db::sessions::end(c, s.pk, now, Some(user), EndReason::Terminated)?;
+                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let ended = db::sessions::end(&tx, s.pk, now, Some(user), EndReason::Terminated)?;
+                    events::record_ended(&tx, ended.as_slice(), now)?;
+                    tx.commit()?;
                     Ok(())
                 }
                 _ => Err(Error::NotFound),
@@ -93,14 +99,16 @@ pub async fn end_my_others(state: &AppState, me: &Authed) -> Result<usize> {
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_all_for_user(
-                c,
-                user,
-                Some(current),
-                crate::clock::now(),
-                Some(user),
-                EndReason::EndedOtherSessions,
-            )
+            in_tx(c, |tx, now| {
+                db::sessions::end_all_for_user(
+                    tx,
+                    user,
+                    Some(current),
+                    now,
+                    Some(user),
+                    EndReason::EndedOtherSessions,
+                )
+            })
         })
         .await?;
     tracing::info!(ended = n, "ended other sessions");
@@ -259,7 +267,10 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str) -> Result<()> {
             } else {
                 EndReason::TerminatedByAdmin
             };
-            db::sessions::end(c, s.pk, now, Some(by), reason)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = db::sessions::end(&tx, s.pk, now, Some(by), reason)?;
+            events::record_ended(&tx, ended.as_slice(), now)?;
+            tx.commit()?;
             Ok(())
         })
         .await;
@@ -288,14 +299,16 @@ pub async fn admin_end_matching(
     let n = state
         .db
         .run(move |c| {
-            db::session_search::end_admin(
-                c,
-                &filter,
-                current,
-                crate::clock::now(),
-                by,
-                EndReason::TerminatedByAdmin,
-            )
+            in_tx(c, |tx, now| {
+                db::session_search::end_admin(
+                    tx,
+                    &filter,
+                    current,
+                    now,
+                    by,
+                    EndReason::TerminatedByAdmin,
+                )
+            })
         })
         .await?;
     tracing::info!(ended = n, "ended listed sessions");
@@ -320,18 +333,27 @@ pub async fn admin_end_user(state: &AppState, me: &Authed, user: UserId) -> Resu
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_all_for_user(
-                c,
-                user,
-                Some(current),
-                crate::clock::now(),
-                Some(by),
-                reason,
-            )
+            in_tx(c, |tx, now| {
+                db::sessions::end_all_for_user(tx, user, Some(current), now, Some(by), reason)
+            })
         })
         .await?;
     tracing::info!(ended = n, target = %user, "ended a user's sessions");
     Ok(n)
+}
+
+/// Ends sessions with `end` and records their `session.ended` events, in one
+/// transaction; how many ended.
+fn in_tx(
+    c: &mut rusqlite::Connection,
+    end: impl FnOnce(&rusqlite::Connection, i64) -> std::result::Result<Vec<Ended>, DbError>,
+) -> std::result::Result<usize, DbError> {
+    let now = crate::clock::now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ended = end(&tx, now)?;
+    events::record_ended(&tx, &ended, now)?;
+    tx.commit()?;
+    Ok(ended.len())
 }
 
 #[cfg(test)]
