@@ -4,6 +4,7 @@
 pub mod admin_users;
 pub mod auth;
 pub mod errors;
+pub mod events;
 pub mod health;
 pub mod history;
 pub mod json;
@@ -189,6 +190,8 @@ pub fn routes() -> impl Endpoint {
         sessions::AdminSessionsApi,
         history::HistoryApi,
         privacy::PrivacyApi,
+        events::EventsApi,
+        events::AdminEventsApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

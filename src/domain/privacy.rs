@@ -164,6 +164,7 @@ pub struct Export {
     pub devices: Vec<KnownDevice>,
     pub login_records: Vec<LoginRecord>,
     pub alerts: Vec<AlertRow>,
+    pub events: Vec<crate::domain::events::Event>,
 }
 
 /// The caller's own data.
@@ -203,6 +204,7 @@ async fn export_of(state: &AppState, id: UserId) -> Result<Option<Export>> {
                 devices: db::devices::list_for_user(&tx, id)?,
                 login_records: db::login_records::list_for_user(&tx, id, None, i64::MAX)?,
                 alerts: db::alerts::list_for_user(&tx, id)?,
+                events: db::events::list_for_user(&tx, id)?,
                 user,
             };
             tx.commit()?;

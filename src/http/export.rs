@@ -70,6 +70,8 @@ pub struct DataExport {
     pub login_records: Vec<ExportLoginRecord>,
     /// Sign-in alerts and security notices, kept for `privacy.alerts_retention`.
     pub alerts: Vec<ExportAlert>,
+    /// The security log's events about this user, kept for `privacy.events_retention`.
+    pub events: Vec<crate::http::events::EventJson>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -198,6 +200,7 @@ impl From<&Export> for DataExport {
                     device_id: r.device_id.clone(),
                 })
                 .collect(),
+            events: e.events.iter().map(crate::http::events::EventJson::from).collect(),
             alerts: e
                 .alerts
                 .iter()

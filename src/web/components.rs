@@ -33,9 +33,11 @@ pub fn tabs(me: &Authed, active: &str) -> Markup {
         h1 { "Active sessions" }
         nav.tabs aria-label="Sessions" {
             a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
+            a href=(paths::SECURITY_LOG) aria-current=[(active == "log").then_some("page")] { "Security log" }
             a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
             @if is_admin {
                 a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
+                a href=(paths::TEAM_LOG) aria-current=[(active == "team-log").then_some("page")] { "Team log" }
             }
         }
     }

@@ -8,6 +8,7 @@ pub mod forward_auth;
 pub mod history;
 pub mod login;
 pub mod password;
+pub mod security_log;
 pub mod sessions;
 pub mod setup;
 
@@ -61,6 +62,8 @@ pub fn routes() -> Route {
         )
         .at(password::PATH, get(password::show).post(password::submit))
         .at(history::PATH, get(history::show))
+        .at(paths::SECURITY_LOG, get(security_log::mine))
+        .at(paths::TEAM_LOG, get(security_log::team))
         .at(
             alert_link::PATH,
             get(alert_link::show).post(alert_link::submit),
