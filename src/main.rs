@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use doorman::domain::model::{Role, User, UserStatus};
-use doorman::domain::{operator, webhooks};
 use doorman::domain::users::{self, CreateUser};
+use doorman::domain::{operator, webhooks};
 use doorman::{AppState, Config, clock};
 
 #[derive(Parser)]

@@ -46,8 +46,7 @@ impl AppState {
                 crate::domain::tokens::new_token().into_bytes()
             })
         })?;
-        let webhook_ids =
-            db.blocking(|c| crate::domain::webhooks::sync(c, &config.webhooks))?;
+        let webhook_ids = db.blocking(|c| crate::domain::webhooks::sync(c, &config.webhooks))?;
         Ok(AppState {
             config: Arc::new(config),
             db,

@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 /// as the owner's API would list them).
 async fn events_of(s: &TestServer, owner: &str, kind: &str) -> Vec<Value> {
     let (status, body) = s
-        .get(&format!("/api/v1/admin/events?type={kind}&limit=200"), owner)
+        .get(
+            &format!("/api/v1/admin/events?type={kind}&limit=200"),
+            owner,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let mut items = body["items"].as_array().unwrap().clone();
@@ -23,7 +26,9 @@ async fn events_of(s: &TestServer, owner: &str, kind: &str) -> Vec<Value> {
 }
 
 fn count(s: &TestServer, kind: &str) -> i64 {
-    s.sql_i64(&format!("SELECT count(*) FROM events WHERE type = '{kind}'"))
+    s.sql_i64(&format!(
+        "SELECT count(*) FROM events WHERE type = '{kind}'"
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +188,10 @@ async fn user_changes_are_recorded_and_refused_changes_are_not() {
     let cy = body["user"]["id"].as_i64().or(body["id"].as_i64()).unwrap();
     let created = events_of(&s, &root, "user.created").await;
     let e = created.last().unwrap();
-    assert_eq!((e["user"]["id"].as_i64(), e["actor"]["id"].as_i64()), (Some(cy), Some(ada.id.0)));
+    assert_eq!(
+        (e["user"]["id"].as_i64(), e["actor"]["id"].as_i64()),
+        (Some(cy), Some(ada.id.0))
+    );
     assert_eq!(e["details"]["role"], "user");
     let n_created = count(&s, "user.created");
     // The same email again is refused: no event.
@@ -205,7 +213,13 @@ async fn user_changes_are_recorded_and_refused_changes_are_not() {
     assert_eq!(status, 403);
     let roles = events_of(&s, &root, "user.role_changed").await;
     assert_eq!(roles.len(), 1);
-    assert_eq!((roles[0]["details"]["from"].as_str(), roles[0]["details"]["to"].as_str()), (Some("user"), Some("admin")));
+    assert_eq!(
+        (
+            roles[0]["details"]["from"].as_str(),
+            roles[0]["details"]["to"].as_str()
+        ),
+        (Some("user"), Some("admin"))
+    );
 
     // Disable: user.disabled and the sessions' session.ended (user_disabled); enable.
     let cy_sess = login(&s, "cy@acme.test", CHROME_MAC).await;
@@ -222,7 +236,11 @@ async fn user_changes_are_recorded_and_refused_changes_are_not() {
     assert_eq!(count(&s, "user.enabled"), 1);
     // Disabling oneself is refused: nothing recorded.
     let (status, _) = s
-        .patch(&format!("/api/v1/admin/users/{}", ada.id.0), &admin, json!({"status": "disabled"}))
+        .patch(
+            &format!("/api/v1/admin/users/{}", ada.id.0),
+            &admin,
+            json!({"status": "disabled"}),
+        )
         .await;
     assert_eq!(status, 409);
     assert_eq!(count(&s, "user.disabled"), 1);
@@ -248,11 +266,17 @@ async fn user_changes_are_recorded_and_refused_changes_are_not() {
         "tombstones keep no IP or device"
     );
     let (_, all) = s
-        .get(&format!("/api/v1/admin/events?user_id={cy}&limit=200"), &root)
+        .get(
+            &format!("/api/v1/admin/events?user_id={cy}&limit=200"),
+            &root,
+        )
         .await;
     let all = all["items"].as_array().unwrap();
     assert!(all.len() >= 5, "{all:?}");
-    assert!(all.iter().all(|e| e["user"]["email"].is_null() && e["ip"] == ""));
+    assert!(
+        all.iter()
+            .all(|e| e["user"]["email"].is_null() && e["ip"] == "")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,18 +363,31 @@ async fn password_change_alerts_and_refused_access_are_recorded() {
         &b,
         &s,
         "/settings/security/password",
-        &[("csrf", &csrf), ("current", "not it at all"), ("new", "a new password 1"), ("keep_current", "yes")],
+        &[
+            ("csrf", &csrf),
+            ("current", "not it at all"),
+            ("new", "a new password 1"),
+            ("keep_current", "yes"),
+        ],
     )
     .await;
     assert_ne!(wrong.status, 303, "a wrong current password is refused");
     assert_eq!(count(&s, "user.password_changed"), 0);
     let failed = events_of(&s, &root, "login.failed").await;
-    assert_eq!(failed.last().unwrap()["details"]["reason"], "wrong_current_password");
+    assert_eq!(
+        failed.last().unwrap()["details"]["reason"],
+        "wrong_current_password"
+    );
     let ok = post_form(
         &b,
         &s,
         "/settings/security/password",
-        &[("csrf", &csrf), ("current", PASSWORD), ("new", "a new password 1"), ("keep_current", "yes")],
+        &[
+            ("csrf", &csrf),
+            ("current", PASSWORD),
+            ("new", "a new password 1"),
+            ("keep_current", "yes"),
+        ],
     )
     .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
@@ -364,7 +401,10 @@ async fn password_change_alerts_and_refused_access_are_recorded() {
         .iter()
         .map(|e| e["details"]["reason"].clone())
         .collect();
-    assert_eq!(reasons, vec![json!("password_changed"), json!("password_changed")]);
+    assert_eq!(
+        reasons,
+        vec![json!("password_changed"), json!("password_changed")]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,7 +426,10 @@ async fn scope_and_rank_follow_the_sessions_rules() {
     assert_eq!(status, 200);
     let items = body["items"].as_array().unwrap();
     assert!(!items.is_empty());
-    assert!(items.iter().all(|e| e["account"]["name"] == "Acme"), "{items:?}");
+    assert!(
+        items.iter().all(|e| e["account"]["name"] == "Acme"),
+        "{items:?}"
+    );
     assert!(
         items.iter().all(|e| e["user"]["id"] != acme_owner.id.0),
         "an owner's events are above an admin"
@@ -433,7 +476,10 @@ async fn scope_and_rank_follow_the_sessions_rules() {
     ] {
         let (status, body) = s.get(&format!("/api/v1/events?{q}"), &bob_token).await;
         assert_eq!(status, 400, "{q}: {body}");
-        assert!(body["error"].is_string() && body["message"].is_string(), "{body}");
+        assert!(
+            body["error"].is_string() && body["message"].is_string(),
+            "{body}"
+        );
     }
     // Time filters: nothing before 2000, everything since then.
     let (_, none) = s
@@ -441,7 +487,10 @@ async fn scope_and_rank_follow_the_sessions_rules() {
         .await;
     assert!(none["items"].as_array().unwrap().is_empty());
     let (_, since) = s
-        .get("/api/v1/events?since=2000-01-01T00:00:00Z&type=session.created", &bob_token)
+        .get(
+            "/api/v1/events?since=2000-01-01T00:00:00Z&type=session.created",
+            &bob_token,
+        )
         .await;
     assert_eq!(since["items"].as_array().unwrap().len(), 2);
 }
@@ -476,7 +525,10 @@ async fn paging_while_events_are_written_misses_and_repeats_nothing() {
     let mut first = true;
     loop {
         let (status, page) = s
-            .get(&format!("/api/v1/admin/events?limit=7&cursor={cursor}"), &root)
+            .get(
+                &format!("/api/v1/admin/events?limit=7&cursor={cursor}"),
+                &root,
+            )
             .await;
         assert_eq!(status, 200, "{page}");
         let items = page["items"].as_array().unwrap();
@@ -498,13 +550,20 @@ async fn paging_while_events_are_written_misses_and_repeats_nothing() {
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
     let expected = s.sql_i64(&format!("SELECT count(*) FROM events WHERE id <= {top}"));
     let listed_up_to_top = seen.iter().filter(|id| **id <= top).count() as i64;
-    assert_eq!(listed_up_to_top, expected, "every event present at the start is listed");
+    assert_eq!(
+        listed_up_to_top, expected,
+        "every event present at the start is listed"
+    );
     let floor = *seen.last().unwrap();
     let start_id = seen[0];
     let in_range = s.sql_i64(&format!(
         "SELECT count(*) FROM events WHERE id BETWEEN {floor} AND {start_id}"
     ));
-    assert_eq!(in_range, seen.len() as i64, "nothing missing between the first and last");
+    assert_eq!(
+        in_range,
+        seen.len() as i64,
+        "nothing missing between the first and last"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -552,7 +611,10 @@ async fn the_pages_list_filter_and_page() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Security log") && page.body.contains("Sign-in refused"));
     assert!(page.body.contains("Older →"), "a second page");
-    assert!(!page.body.contains("Team log"), "no team log for a plain user");
+    assert!(
+        !page.body.contains("Team log"),
+        "no team log for a plain user"
+    );
     let team = read(b.get(s.url("/settings/team/log")).send().await.unwrap()).await;
     assert_eq!(team.status, 404);
     let filtered = read(
@@ -564,7 +626,13 @@ async fn the_pages_list_filter_and_page() {
     .await;
     assert!(filtered.body.contains("matching the filters"));
     assert!(!filtered.body.contains("Sign-in refused"));
-    let bad = read(b.get(s.url("/settings/security/log?since=soon")).send().await.unwrap()).await;
+    let bad = read(
+        b.get(s.url("/settings/security/log?since=soon"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(bad.status, 400);
 
     // The admin's team log: Acme only.
@@ -574,5 +642,8 @@ async fn the_pages_list_filter_and_page() {
     assert_eq!(team.status, 200);
     assert!(team.body.contains("bob@acme.test"));
     assert!(!team.body.contains("hal@hooli.test"));
-    assert!(team.body.contains("href=\"/settings/team/log\""), "reachable from the tabs");
+    assert!(
+        team.body.contains("href=\"/settings/team/log\""),
+        "reachable from the tabs"
+    );
 }

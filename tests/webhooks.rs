@@ -165,7 +165,10 @@ fn verify(r: &Received) {
     let expected = format!("v1,{}", STANDARD.encode(hmac_sha256(KEY, &msg)));
     assert_eq!(sig, &expected, "signature of {id}");
     let ts: i64 = ts.parse().unwrap();
-    assert!((doorman::clock::now() - ts).abs() < 60, "a current timestamp");
+    assert!(
+        (doorman::clock::now() - ts).abs() < 60,
+        "a current timestamp"
+    );
     assert!(id.starts_with("msg_"));
 }
 
@@ -194,7 +197,11 @@ async fn events_are_signed_and_retried_with_the_same_id() {
     let delivered = rx.wait_delivered(1, Duration::from_secs(20)).await;
     assert_eq!(delivered.len(), 1);
     let d = &delivered[0];
-    assert_eq!(d.id(), first[0].id(), "the webhook-id is stable across attempts");
+    assert_eq!(
+        d.id(),
+        first[0].id(),
+        "the webhook-id is stable across attempts"
+    );
     verify(d);
     verify(&first[0]);
     let body = d.json();
@@ -229,8 +236,14 @@ async fn events_are_signed_and_retried_with_the_same_id() {
         .text()
         .await
         .unwrap();
-    assert!(text.contains("doorman_webhook_deliveries{status=\"pending\"} 0"), "{text}");
-    assert!(text.contains("doorman_webhook_oldest_pending_seconds 0"), "{text}");
+    assert!(
+        text.contains("doorman_webhook_deliveries{status=\"pending\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("doorman_webhook_oldest_pending_seconds 0"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,7 +314,11 @@ async fn a_receiver_that_never_answers_slows_nothing() {
     for i in 0..20 {
         let started = Instant::now();
         let sess = login(&s, &format!("u{i}@acme.test"), CHROME_MAC).await;
-        assert!(started.elapsed() < Duration::from_secs(2), "sign-in took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "sign-in took {:?}",
+            started.elapsed()
+        );
         let started = Instant::now();
         assert!(alive(&s, &sess.token).await);
         let resp = client()
@@ -311,18 +328,24 @@ async fn a_receiver_that_never_answers_slows_nothing() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        assert!(started.elapsed() < Duration::from_secs(1), "check took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "check took {:?}",
+            started.elapsed()
+        );
     }
     // The attempts time out and are recorded as such.
     let until = Instant::now() + Duration::from_secs(15);
-    while s.sql_i64("SELECT count(*) FROM webhook_deliveries WHERE last_error LIKE 'no answer%'") == 0
+    while s.sql_i64("SELECT count(*) FROM webhook_deliveries WHERE last_error LIKE 'no answer%'")
+        == 0
         && Instant::now() < until
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(
-        s.sql_i64("SELECT count(*) FROM webhook_deliveries WHERE last_error LIKE 'no answer within 2s'")
-            > 0
+        s.sql_i64(
+            "SELECT count(*) FROM webhook_deliveries WHERE last_error LIKE 'no answer within 2s'"
+        ) > 0
     );
     // It answers again: delivery resumes, and every event gets there.
     rx.set(Mode::Ok);
@@ -336,7 +359,11 @@ async fn pending_deliveries_survive_a_restart() {
     let port = common::process::free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let s = start_with(|c| {
-        c.webhooks = vec![hook_config(&url, &["user.*", "session.created"], Duration::from_secs(2))];
+        c.webhooks = vec![hook_config(
+            &url,
+            &["user.*", "session.created"],
+            Duration::from_secs(2),
+        )];
     })
     .await;
     s.user("Acme", "ann@acme.test", Role::User).await;
@@ -382,7 +409,10 @@ fn bad_webhook_settings_stop_start_up_naming_the_key() {
     let err = check(
         "[[webhooks]]\nurl = \"https://x.test/h\"\nsecret = \"whsec_AQID\"\nevents = [\"sessions.*\"]\n",
     );
-    assert!(err.contains("webhooks[0].events") && err.contains("sessions.*"), "{err}");
+    assert!(
+        err.contains("webhooks[0].events") && err.contains("sessions.*"),
+        "{err}"
+    );
     let err = check("[[webhooks]]\nurl = \"https://x.test/h\"\nevents = [\"*\"]\n");
     assert!(err.contains("webhooks[0].secret"), "{err}");
     let err = check(
@@ -406,7 +436,9 @@ async fn the_cli_lists_and_retries_deliveries() {
     })
     .await;
     s.user("Acme", "ann@acme.test", Role::User).await;
-    s.sql_exec("UPDATE webhook_deliveries SET status = 'failed', attempts = 80, last_error = 'gave up'");
+    s.sql_exec(
+        "UPDATE webhook_deliveries SET status = 'failed', attempts = 80, last_error = 'gave up'",
+    );
     let rows = doorman::domain::webhooks::recent(&s.state, true, 10).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, "failed");

@@ -71,7 +71,9 @@ impl EventsApi {
             cursor: cursor.0,
             ..Default::default()
         };
-        Ok(Json(events::list_mine(&state, auth.authed(), &q).await?.into()))
+        Ok(Json(
+            events::list_mine(&state, auth.authed(), &q).await?.into(),
+        ))
     }
 }
 
@@ -81,7 +83,11 @@ pub struct AdminEventsApi;
 impl AdminEventsApi {
     /// The security log of the accounts I administer (the owner: every account),
     /// newest first. The events of users ranked above me are not listed.
-    #[oai(path = "/admin/events", method = "get", operation_id = "listAdminEvents")]
+    #[oai(
+        path = "/admin/events",
+        method = "get",
+        operation_id = "listAdminEvents"
+    )]
     #[allow(clippy::too_many_arguments)]
     async fn list(
         &self,
@@ -111,6 +117,8 @@ impl AdminEventsApi {
             limit: limit.0,
             cursor: cursor.0,
         };
-        Ok(Json(events::list_admin(&state, auth.authed(), &q).await?.into()))
+        Ok(Json(
+            events::list_admin(&state, auth.authed(), &q).await?.into(),
+        ))
     }
 }

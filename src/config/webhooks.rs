@@ -133,7 +133,14 @@ mod tests {
         for ok in ["*", "session.*", "user.created", "access.denied", "alert.*"] {
             assert!(valid_pattern(ok), "{ok}");
         }
-        for bad in ["", "sessions.*", "user.nope", "session.**", "*.created", "user"] {
+        for bad in [
+            "",
+            "sessions.*",
+            "user.nope",
+            "session.**",
+            "*.created",
+            "user",
+        ] {
             assert!(!valid_pattern(bad), "{bad}");
         }
     }

@@ -96,8 +96,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         kind: r.get("type")?,
         actor: pair(r.get("actor_id")?, r.get("actor_email")?).map(|(i, t)| (UserId(i), t)),
         user: pair(r.get("user_id")?, r.get("user_email")?).map(|(i, t)| (UserId(i), t)),
-        account: pair(r.get("account_id")?, r.get("account_name")?)
-            .map(|(i, t)| (AccountId(i), t)),
+        account: pair(r.get("account_id")?, r.get("account_name")?).map(|(i, t)| (AccountId(i), t)),
         session_id: r.get("session_id")?,
         ip: r.get("ip")?,
         location: super::location(r, ["country_code", "country_name", "city"])?,

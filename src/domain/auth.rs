@@ -9,12 +9,12 @@ use crate::db::login_records::NewLoginRecord;
 use crate::db::sessions::NewSession;
 use crate::db::users::Credentials;
 use crate::db::{self, DbError};
+use crate::domain::events::{self, NewEvent, Origin};
+use crate::domain::model::EventType;
 use crate::domain::model::{
     AccountId, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
 };
 use crate::domain::ratelimit::{Reservation, Subject};
-use crate::domain::events::{self, NewEvent, Origin};
-use crate::domain::model::EventType;
 use crate::domain::{alerts, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;

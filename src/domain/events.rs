@@ -136,11 +136,7 @@ pub fn record(tx: &Connection, e: NewEvent) -> std::result::Result<i64, DbError>
 }
 
 /// A `session.ended` event for each session just ended (details: reason, by).
-pub fn record_ended(
-    tx: &Connection,
-    ended: &[Ended],
-    at: i64,
-) -> std::result::Result<(), DbError> {
+pub fn record_ended(tx: &Connection, ended: &[Ended], at: i64) -> std::result::Result<(), DbError> {
     for s in ended {
         let mut e = NewEvent::new(EventType::SessionEnded, at)
             .user(s.user_id, s.account_id)
@@ -213,7 +209,10 @@ fn common_filter(q: &EventQuery) -> Result<EventFilter> {
         Some(k) => Some(EventType::parse(k).ok_or_else(|| {
             Error::invalid(
                 "invalid_type",
-                format!("`{}` is not an event type.", k.chars().take(64).collect::<String>()),
+                format!(
+                    "`{}` is not an event type.",
+                    k.chars().take(64).collect::<String>()
+                ),
             )
         })?),
         None => None,

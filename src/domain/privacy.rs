@@ -117,10 +117,7 @@ fn truncate_batch(c: &mut Connection, cutoff: i64) -> std::result::Result<usize,
             db::login_records::update_ip,
         ),
         (db::alerts::find_whole_ips_before, db::alerts::update_ip),
-        (
-            db::events::find_whole_ips_before,
-            db::events::update_ip,
-        ),
+        (db::events::find_whole_ips_before, db::events::update_ip),
     ];
     for (find, update) in tables {
         let rows = find(&tx, cutoff, BATCH)?;

@@ -7,11 +7,11 @@ use tracing::instrument;
 
 use rusqlite::TransactionBehavior;
 
+use crate::db::session_search::{AdminFilter, Cursor};
 use crate::db::sessions::Ended;
 use crate::db::{self, DbError, Place};
-use crate::domain::events;
-use crate::db::session_search::{AdminFilter, Cursor};
 use crate::domain::auth::Authed;
+use crate::domain::events;
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
 use crate::domain::permissions::{admin_scope, check_in_rank, hides_owners};
 use crate::domain::session_check;
@@ -77,7 +77,8 @@ pub async fn end_mine(state: &AppState, me: &Authed, id: &str) -> Result<()> {
                         return Err(current_conflict());
                     }
                     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                    let ended = db::sessions::end(&tx, s.pk, now, Some(user), EndReason::Terminated)?;
+                    let ended =
+                        db::sessions::end(&tx, s.pk, now, Some(user), EndReason::Terminated)?;
                     events::record_ended(&tx, ended.as_slice(), now)?;
                     tx.commit()?;
                     Ok(())

@@ -71,9 +71,9 @@ pub async fn mark_failed(state: &AppState, id: i64, attempts: i64, error: String
 
 /// The newest deliveries (for `doorman webhooks list`).
 pub fn recent(state: &AppState, undelivered_only: bool, limit: i64) -> Result<Vec<DeliveryRow>> {
-    Ok(state.db.blocking(|c| {
-        db::webhooks::list_recent(c, undelivered_only, limit.clamp(1, 10_000))
-    })?)
+    Ok(state
+        .db
+        .blocking(|c| db::webhooks::list_recent(c, undelivered_only, limit.clamp(1, 10_000)))?)
 }
 
 /// Queues an undelivered delivery again, now (`doorman webhooks retry ID`). False when

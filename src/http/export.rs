@@ -200,7 +200,11 @@ impl From<&Export> for DataExport {
                     device_id: r.device_id.clone(),
                 })
                 .collect(),
-            events: e.events.iter().map(crate::http::events::EventJson::from).collect(),
+            events: e
+                .events
+                .iter()
+                .map(crate::http::events::EventJson::from)
+                .collect(),
             alerts: e
                 .alerts
                 .iter()

@@ -68,9 +68,15 @@ impl Filters {
     }
 
     fn has_filter(&self) -> bool {
-        [&self.kind, &self.user_id, &self.account_id, &self.since, &self.until]
-            .iter()
-            .any(|v| !v.trim().is_empty())
+        [
+            &self.kind,
+            &self.user_id,
+            &self.account_id,
+            &self.since,
+            &self.until,
+        ]
+        .iter()
+        .any(|v| !v.trim().is_empty())
     }
 
     /// The filters as a query string (without cursor), for the next page's link.
@@ -251,7 +257,9 @@ fn user_cell(action: &str, f: &Filters, e: &Event) -> Markup {
                 cursor: String::new(),
                 ..f.clone()
             };
-            let text = email.clone().unwrap_or_else(|| format!("deleted user #{id}"));
+            let text = email
+                .clone()
+                .unwrap_or_else(|| format!("deleted user #{id}"));
             html! { a href=(format!("{action}?{}", only.query_string())) title="Only this user's events" { (text) } }
         }
         None => html! { span.muted { "—" } },
@@ -309,6 +317,9 @@ fn badge_class(kind: &str) -> &'static str {
     }
 }
 
+/// Details the other columns already show, or ids only a script wants.
+const NOT_SHOWN: [&str; 3] = ["by", "device_id", "alert_id"];
+
 /// The details worth reading, as `key: value` pairs.
 fn details(e: &Event) -> Markup {
     let parsed: Value = serde_json::from_str(&e.details).unwrap_or(Value::Null);
@@ -317,7 +328,7 @@ fn details(e: &Event) -> Markup {
     };
     html! {
         @for (k, v) in map {
-            @if !v.is_null() {
+            @if !v.is_null() && !NOT_SHOWN.contains(&k.as_str()) {
                 span.detail { span.muted { (k.replace('_', " ")) ": " } (plain(v)) } " "
             }
         }

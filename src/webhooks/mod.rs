@@ -104,7 +104,9 @@ async fn start_due(
             continue;
         };
         {
-            let Ok(mut b) = busy.lock() else { return Ok(()) };
+            let Ok(mut b) = busy.lock() else {
+                return Ok(());
+            };
             if b.len() >= IN_FLIGHT || !b.insert(d.id) {
                 continue;
             }
@@ -199,9 +201,7 @@ mod tests {
     #[test]
     fn standard_webhooks_example_signature() {
         // The example of the Standard Webhooks (Svix) documentation.
-        let key = STANDARD
-            .decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-            .unwrap();
+        let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = br#"{"test": 2432232314}"#;
         assert_eq!(
             signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
