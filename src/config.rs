@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 mod webhooks;
-pub use webhooks::{WEBHOOK_TIMEOUT, WebhookConfig};
+pub use webhooks::{WEBHOOK_TIMEOUT, WebhookConfig, shown_url};
 
 /// Where the configuration file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "doorman.toml";

@@ -417,7 +417,7 @@ fn list_webhooks(state: &AppState, limit: i64, undelivered: bool) -> Result<(), 
             d.attempts,
             clock::utc(d.created_at),
             d.message_id,
-            doorman::config::redact_url(&d.url),
+            doorman::config::shown_url(&d.url),
             d.last_error.as_deref().unwrap_or("")
         );
     }

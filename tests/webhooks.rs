@@ -450,3 +450,68 @@ async fn the_cli_lists_and_retries_deliveries() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id(), rows[0].message_id);
 }
+
+#[test]
+fn the_binary_lists_and_retries_and_refuses_bad_settings() {
+    use std::process::Command;
+    let bin = env!("CARGO_BIN_EXE_doorman");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("doorman.sqlite3");
+    let config = dir.path().join("doorman.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\npath = \"{}\"\n[security.argon2]\nm = 1024\nt = 1\n\
+             [[webhooks]]\nurl = \"http://127.0.0.1:9/hook?token=s3cret\"\nsecret = \"{}\"\nevents = [\"user.*\"]\n",
+            db.display(),
+            secret()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, _, err) = run(&[
+        "user", "add", "--email", "eve@acme.test", "--account", "Acme",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = run(&["webhooks", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("pending") && out.contains("user.created"), "{out}");
+    assert!(!out.contains("s3cret"), "the URL's query is not shown: {out}");
+    let id: String = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let (code, out, _) = run(&["webhooks", "retry", &id]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("queued"), "{out}");
+    let (code, _, err) = run(&["webhooks", "retry", "999999"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("999999"), "{err}");
+
+    // A bad pattern stops the binary with the key named.
+    std::fs::write(
+        &config,
+        "[[webhooks]]\nurl = \"https://x.test/h\"\nsecret = \"whsec_AQID\"\nevents = [\"login.*\", \"logins.failed\"]\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(&["config", "check"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("webhooks[0].events") && err.contains("logins.failed"), "{err}");
+}

@@ -39,7 +39,7 @@ fn default_timeout() -> Duration {
 impl fmt::Debug for WebhookConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookConfig")
-            .field("url", &super::redact_url(&self.url))
+            .field("url", &shown_url(&self.url))
             .field("secret", &"***")
             .field("events", &self.events)
             .field("timeout", &self.timeout)
@@ -74,6 +74,26 @@ impl WebhookConfig {
     }
 }
 
+/// A receiver's URL as logs and the CLI show it: without credentials, query or
+/// fragment, which may carry a token.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url.trim()) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            let hidden = u.query().is_some();
+            u.set_query(None);
+            u.set_fragment(None);
+            if hidden {
+                format!("{u}?…")
+            } else {
+                u.to_string()
+            }
+        }
+        Err(_) => super::redact_url(url),
+    }
+}
+
 /// Whether `pattern` names a type, a family of types (`session.*`) or all (`*`).
 pub fn valid_pattern(pattern: &str) -> bool {
     if pattern == "*" || EventType::parse(pattern).is_some() {
@@ -96,7 +116,7 @@ pub fn check_webhooks(hooks: &[WebhookConfig]) -> Vec<String> {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
             _ => problems.push(format!(
                 "webhooks[{i}].url: `{}` must be an absolute http:// or https:// URL",
-                super::redact_url(&h.url)
+                shown_url(&h.url)
             )),
         }
         if !seen.insert(h.url.trim()) {
