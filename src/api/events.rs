@@ -3,24 +3,34 @@
 
 use poem::web::Data;
 use poem_openapi::param::Query;
-use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
+use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
+use super::json::{JsonOut, SizeHint};
 use crate::domain::events::{self, EventPage, EventQuery};
 use crate::http::events::EventJson;
 use crate::state::AppState;
 
-#[derive(Debug, Object)]
+#[derive(Debug, Object, Serialize)]
 pub struct EventList {
     pub items: Vec<EventJson>,
     /// Pass as `cursor` for older events; null on the last page.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
 }
+
+impl SizeHint for EventList {
+    fn size_hint(&self) -> usize {
+        64 + self.items.len() * EVENT_JSON_BYTES
+    }
+}
+
+/// About what one event's JSON takes.
+const EVENT_JSON_BYTES: usize = 720;
 
 impl From<EventPage> for EventList {
     fn from(p: EventPage) -> Self {
@@ -62,7 +72,7 @@ impl EventsApi {
         /// Page size, 1 to 200 (default 50).
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<EventList>, EventsError> {
+    ) -> Result<JsonOut<EventList>, EventsError> {
         let q = EventQuery {
             kind: kind.0,
             since: secs(since.0),
@@ -71,7 +81,7 @@ impl EventsApi {
             cursor: cursor.0,
             ..Default::default()
         };
-        Ok(Json(
+        Ok(JsonOut(
             events::list_mine(&state, auth.authed(), &q).await?.into(),
         ))
     }
@@ -107,7 +117,7 @@ impl AdminEventsApi {
         /// Page size, 1 to 200 (default 50).
         limit: Query<Option<i64>>,
         cursor: Query<Option<String>>,
-    ) -> Result<Json<EventList>, EventsError> {
+    ) -> Result<JsonOut<EventList>, EventsError> {
         let q = EventQuery {
             kind: kind.0,
             user_id: user_id.0,
@@ -117,7 +127,7 @@ impl AdminEventsApi {
             limit: limit.0,
             cursor: cursor.0,
         };
-        Ok(Json(
+        Ok(JsonOut(
             events::list_admin(&state, auth.authed(), &q).await?.into(),
         ))
     }

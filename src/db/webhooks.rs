@@ -7,19 +7,31 @@ use super::DbError;
 
 /// Makes the `webhooks` table say what the configuration says: each `(url, patterns)`
 /// given keeps (or gets) its row and id; every other row keeps its id and deliveries
-/// but no longer matches any event. Returns the ids, in the order given.
+/// but no longer matches any event. Writes only what differs, so that an unchanged
+/// configuration starts on a read-only database. Returns the ids, in the order given.
 pub fn sync(c: &Connection, configured: &[(String, String)]) -> Result<Vec<i64>, DbError> {
-    c.execute("UPDATE webhooks SET events = '[]'", [])?;
+    let stored: Vec<(i64, String, String)> = c
+        .prepare("SELECT id, url, events FROM webhooks")?
+        .query_map([], |r| Ok((r.get("id")?, r.get("url")?, r.get("events")?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, url, events) in &stored {
+        if events != "[]" && !configured.iter().any(|(u, _)| u == url) {
+            c.execute("UPDATE webhooks SET events = '[]' WHERE id = ?1", [id])?;
+        }
+    }
     let mut ids = Vec::with_capacity(configured.len());
     for (url, patterns) in configured {
-        let id: i64 = c
-            .prepare_cached(
-                "INSERT INTO webhooks (url, events) VALUES (?1, ?2)
-                 ON CONFLICT (url) DO UPDATE SET events = excluded.events
-                 RETURNING id",
-            )?
-            .query_row(params![url, patterns], |r| r.get(0))?;
-        ids.push(id);
+        match stored.iter().find(|(_, u, _)| u == url) {
+            Some((id, _, events)) if events == patterns => ids.push(*id),
+            _ => ids.push(
+                c.prepare_cached(
+                    "INSERT INTO webhooks (url, events) VALUES (?1, ?2)
+                     ON CONFLICT (url) DO UPDATE SET events = excluded.events
+                     RETURNING id",
+                )?
+                .query_row(params![url, patterns], |r| r.get(0))?,
+            ),
+        }
     }
     Ok(ids)
 }

@@ -27,7 +27,8 @@ pub fn sync(c: &Connection, hooks: &[WebhookConfig]) -> std::result::Result<Vec<
         .iter()
         .map(|h| (h.url.trim().to_string(), h.patterns_json()))
         .collect();
-    let tx = c.unchecked_transaction()?;
+    // Deferred: when nothing differs it only reads, and so starts on a read-only file.
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
     let ids = db::webhooks::sync(&tx, &configured)?;
     tx.commit()?;
     Ok(ids)
