@@ -483,13 +483,24 @@ fn the_binary_lists_and_retries_and_refuses_bad_settings() {
         )
     };
     let (code, _, err) = run(&[
-        "user", "add", "--email", "eve@acme.test", "--account", "Acme",
+        "user",
+        "add",
+        "--email",
+        "eve@acme.test",
+        "--account",
+        "Acme",
     ]);
     assert_eq!(code, Some(0), "{err}");
     let (code, out, err) = run(&["webhooks", "list"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("pending") && out.contains("user.created"), "{out}");
-    assert!(!out.contains("s3cret"), "the URL's query is not shown: {out}");
+    assert!(
+        out.contains("pending") && out.contains("user.created"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("s3cret"),
+        "the URL's query is not shown: {out}"
+    );
     let id: String = out
         .lines()
         .nth(1)
@@ -513,5 +524,8 @@ fn the_binary_lists_and_retries_and_refuses_bad_settings() {
     .unwrap();
     let (code, _, err) = run(&["config", "check"]);
     assert_ne!(code, Some(0));
-    assert!(err.contains("webhooks[0].events") && err.contains("logins.failed"), "{err}");
+    assert!(
+        err.contains("webhooks[0].events") && err.contains("logins.failed"),
+        "{err}"
+    );
 }

@@ -114,9 +114,11 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
 }
 
 pub fn find_by_id(c: &Connection, id: i64) -> Result<Option<EventRow>, DbError> {
-    Ok(c.prepare_cached(&format!("{COLUMNS} FROM events e {JOINS} WHERE e.id = ?1"))?
-        .query_row([id], from_row)
-        .optional()?)
+    Ok(
+        c.prepare_cached(&format!("{COLUMNS} FROM events e {JOINS} WHERE e.id = ?1"))?
+            .query_row([id], from_row)
+            .optional()?,
+    )
 }
 
 /// Filters of a listing; `None` is "any".
