@@ -512,6 +512,13 @@ fn the_binary_lists_and_retries_and_refuses_bad_settings() {
     let (code, out, _) = run(&["webhooks", "retry", &id]);
     assert_eq!(code, Some(0));
     assert!(out.contains("queued"), "{out}");
+    let (code, out, _) = run(&["config", "check"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("WebhookConfig"), "{out}");
+    assert!(
+        !out.contains(&STANDARD.encode(KEY)) && !out.contains("s3cret"),
+        "no secret in the printed configuration: {out}"
+    );
     let (code, _, err) = run(&["webhooks", "retry", "999999"]);
     assert_ne!(code, Some(0));
     assert!(err.contains("999999"), "{err}");
