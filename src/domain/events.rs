@@ -9,7 +9,7 @@ use tracing::instrument;
 
 use crate::db::events::{EventFilter, NewEventRow};
 use crate::db::sessions::Ended;
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, Place};
 use crate::domain::auth::{Authed, ClientInfo};
 use crate::domain::model::{AccountId, Device, EventType, Location, Session, UserId};
 use crate::domain::permissions::{admin_scope, hides_owners};
@@ -251,9 +251,18 @@ async fn page(state: &AppState, filter: EventFilter, limit: Option<i64>) -> Resu
             format!("limit must be between 1 and {MAX_PAGE}."),
         ));
     }
+    // Every listing walks one index in order and stops after a page, so it runs inline
+    // when a connection is idle; one user's events of one type may walk all of that
+    // user's, and go to the blocking pool.
+    let bounded = filter.user.is_none() || filter.kind.is_none();
     let mut items = state
         .db
-        .run(move |c| db::events::list(c, &filter, limit + 1))
+        .read_or_block(move |c, place| {
+            if place == Place::Inline && !bounded {
+                return Ok(None);
+            }
+            Ok::<_, DbError>(Some(db::events::list(c, &filter, limit + 1)?))
+        })
         .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
