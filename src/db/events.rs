@@ -79,12 +79,14 @@ pub struct EventRow {
     pub details: String,
 }
 
-const COLUMNS: &str = "SELECT e.id, e.at, e.type, e.actor_id, au.email AS actor_email,
+/// The actor is most often the user the event concerns: their email is read once.
+const COLUMNS: &str = "SELECT e.id, e.at, e.type, e.actor_id,
+    CASE WHEN e.actor_id = e.user_id THEN uu.email
+         ELSE (SELECT email FROM users WHERE id = e.actor_id) END AS actor_email,
     e.user_id, uu.email AS user_email, e.account_id, a.name AS account_name, e.session_id,
     e.ip, e.country_code, e.country_name, e.city, e.device_category, e.browser_name,
     e.browser_version, e.os_name, e.os_version, e.details";
-const JOINS: &str = "LEFT JOIN users au ON au.id = e.actor_id
-    LEFT JOIN users uu ON uu.id = e.user_id
+const JOINS: &str = "LEFT JOIN users uu ON uu.id = e.user_id
     LEFT JOIN accounts a ON a.id = e.account_id";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
