@@ -52,7 +52,7 @@ if [ "$ONLY" = startup ]; then
   : # an empty database, created by the server
 elif [ -n "${BENCH_RESEED:-}" ] || [ ! -s "$PRISTINE" ] || [ ! -s "$TOKENS" ] ||
   [ -n "$(find "$PRISTINE" -mmin +1200)" ]; then
-  say "seeding 1,000,000 sessions (takes a minute or two)"
+  say "seeding 1,000,000 sessions and 10,000,000 events (takes a while)"
   start=$(date +%s%N)
   "$SEED" "$PRISTINE" "$TOKENS"
   SEED_SECS=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -209,6 +209,21 @@ for q in "fifty@:1 user, 50 sessions" "user0424:100 users, ~1,000 sessions" \
   "nobody:no match"; do
   measure "GET /api/v1/admin/sessions?q=${q%%:*} (${q#*:})" "p99 50 ms" 16 \
     -H "Authorization: Bearer $OWNER" "$URL/api/v1/admin/sessions?q=${q%%:*}"
+done
+
+# The security log as the owner, over 10,000,000 events: the newest page, one type, one
+# user, one account (what its admin sees), a rare type in one account, a page deep down,
+# and one day a week ago.
+EUSER=$(token eventuser)
+EACCOUNT=$(token eventaccount)
+ECURSOR=$(token eventcursor)
+DAY=$(date -u -d '7 days ago' +%Y-%m-%d)
+for q in ":newest page" "type=login.failed:one type" "user_id=$EUSER:one user's events" \
+  "account_id=$EACCOUNT:one account" "account_id=$EACCOUNT&type=access.denied:rare type, one account" \
+  "cursor=$ECURSOR:a page halfway down" \
+  "since=${DAY}T00:00:00Z&until=${DAY}T23:59:59Z&type=session.ended:one day, one type"; do
+  measure "GET /api/v1/admin/events?${q%%:*} (${q#*:})" "p99 20 ms" 16 \
+    -H "Authorization: Bearer $OWNER" "$URL/api/v1/admin/events?${q%%:*}"
 done
 
 say "termination: 1,000 x (end a session, then present its token), under load"

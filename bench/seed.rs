@@ -11,6 +11,12 @@
 //! `password <pw>`, `owner <token>`, `fifty <token>`, `signin <email>`,
 //! `hot <token>` and `pair <actor token> <victim public id> <victim token>` (two sessions of
 //! one user: the actor ends the victim, whose token must be refused at once).
+//!
+//! Then 10,000,000 security events (`BENCH_EVENTS` to change how many) over the last 13
+//! days, through `db::events::insert` as the server writes them: sign-ins, ended
+//! sessions, refused sign-ins, alerts, refused applications and user changes of random
+//! users. `eventuser <id>` and `eventaccount <id>` name a user and an account to filter
+//! by, and `eventcursor <id>` a cursor halfway down the log.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -19,10 +25,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use doorman::config::Argon2Config;
+use doorman::db::events::NewEventRow;
 use doorman::db::sessions::NewSession;
 use doorman::db::users::NewUser;
 use doorman::db::{self, Db, DbError};
-use doorman::domain::model::{AccountId, Device, Location, Role, UserId};
+use doorman::domain::model::{AccountId, Device, EventType, Location, Role, UserId};
 use doorman::domain::passwords::Hasher;
 use doorman::domain::tokens::{hash_token, new_device_id, new_public_id, new_token};
 use doorman::geo::Geo;
@@ -42,6 +49,8 @@ const SIGNIN: usize = 200;
 /// WAL from growing to the size of the database.
 const BATCH: usize = 100_000;
 const PASSWORD: &str = "bench-password-42";
+/// Security events, unless `BENCH_EVENTS` says otherwise.
+const EVENTS: usize = 10_000_000;
 
 const ACCOUNT_NAMES: [&str; ACCOUNTS] = [
     "Acme",
@@ -274,6 +283,13 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
         let _ = writeln!(out, "signin {}", u.email);
     }
 
+    let events = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(EVENTS);
+    insert_events(&db, &users, &devices, &mut rng, now, events, &mut out)?;
+    eprintln!("seed: {events} events ({:.1?})", started.elapsed());
+
     db.blocking(|c| -> Result<_, doorman::db::DbError> {
         c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;")?;
         let active = db::sessions::count_active(c, doorman::clock::now())?;
@@ -287,6 +303,86 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     file.write_all(out.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", tokens_path.display()))?;
     eprintln!("seed: done in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+/// `n` events over the last 13 days, oldest first, in transactions of [`BATCH`].
+fn insert_events(
+    db: &Db,
+    users: &[UserInfo],
+    devices: &[Device],
+    rng: &mut Rng,
+    now: i64,
+    n: usize,
+    out: &mut String,
+) -> Result<(), String> {
+    // (type, weight in a thousand)
+    const MIX: [(EventType, usize); 9] = [
+        (EventType::SessionCreated, 380),
+        (EventType::SessionEnded, 300),
+        (EventType::LoginFailed, 150),
+        (EventType::AlertQueued, 60),
+        (EventType::AlertSent, 50),
+        (EventType::AccessDenied, 30),
+        (EventType::UserPasswordChanged, 20),
+        (EventType::UserRoleChanged, 5),
+        (EventType::UserCreated, 5),
+    ];
+    let span = 13 * 86_400i64;
+    let start = now - span;
+    let mut done = 0usize;
+    while done < n {
+        let batch = BATCH.min(n - done);
+        db.blocking(|c| -> Result<_, DbError> {
+            let tx = c.transaction()?;
+            for i in done..done + batch {
+                let at = start + (i as i64 * span) / n as i64;
+                let mut pick = rng.below(1000);
+                let kind = MIX
+                    .iter()
+                    .find(|(_, w)| {
+                        let hit = pick < *w;
+                        pick = pick.saturating_sub(*w);
+                        hit
+                    })
+                    .map_or(EventType::SessionCreated, |(t, _)| *t);
+                let u = &users[rng.below(users.len())];
+                let d = &u.devices[rng.below(u.devices.len())];
+                let session = new_public_id();
+                let details = match kind {
+                    EventType::SessionEnded => format!(r#"{{"reason":"logout","by":{}}}"#, u.id.0),
+                    EventType::LoginFailed => {
+                        format!(r#"{{"email":"{}","reason":"wrong_password"}}"#, u.email)
+                    }
+                    EventType::SessionCreated => r#"{"application":"web"}"#.to_string(),
+                    _ => "{}".to_string(),
+                };
+                db::events::insert(
+                    &tx,
+                    &NewEventRow {
+                        at,
+                        kind,
+                        actor: Some(u.id),
+                        user: Some(u.id),
+                        account: Some(u.account),
+                        session_id: (kind != EventType::LoginFailed).then_some(session.as_str()),
+                        ip: &d.ip,
+                        location: &d.location,
+                        device: &devices[d.ua],
+                        details: &details,
+                    },
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+        done += batch;
+        eprintln!("seed: {done} events");
+    }
+    let _ = writeln!(out, "eventuser {}", users[users.len() / 2].id.0);
+    let _ = writeln!(out, "eventaccount {}", users[users.len() / 2].account.0);
+    let _ = writeln!(out, "eventcursor {}", n / 2);
     Ok(())
 }
 

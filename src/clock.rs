@@ -45,6 +45,14 @@ pub fn compact_utc(t: i64) -> String {
     )
 }
 
+/// The Unix time of the start (00:00:00 UTC) of a day given as `YYYY-MM-DD` (an HTML
+/// date field); None for anything else.
+pub fn parse_day(s: &str) -> Option<i64> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(s.trim(), format).ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp())
+}
+
 /// The Unix time of a [`compact_utc`] string; None for anything else.
 pub fn parse_compact_utc(s: &str) -> Option<i64> {
     let format = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");

@@ -12,6 +12,9 @@ use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod webhooks;
+pub use webhooks::{WEBHOOK_TIMEOUT, WebhookConfig, shown_url};
+
 /// Where the configuration file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "doorman.toml";
 
@@ -33,6 +36,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
     pub privacy: PrivacyConfig,
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// How long personal records are kept (docs/PRIVACY.md). The sweeper enforces these
@@ -44,8 +48,7 @@ pub struct PrivacyConfig {
     pub sweep_interval: Duration,
     #[serde(with = "humantime_serde")]
     pub login_records_retention: Duration,
-    /// For the security log; accepted now so that a configuration written for it keeps
-    /// working, and applied once the log exists.
+    /// For the security log (events older than this are deleted).
     #[serde(with = "humantime_serde")]
     pub events_retention: Duration,
     #[serde(with = "humantime_serde")]
@@ -591,6 +594,7 @@ impl Config {
         self.validate_networks(&mut problems);
         problems.extend(check_backup(&self.backup));
         problems.extend(check_mail(&self.mail));
+        problems.extend(webhooks::check_webhooks(&self.webhooks));
         let b = &self.bootstrap;
         if b.email.is_empty() != b.password.is_empty() {
             problems.push("bootstrap.email and bootstrap.password: set both or neither".into());

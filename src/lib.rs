@@ -21,6 +21,7 @@
 //! db/          SQLite: the pool, `run` / `read_or_block`, migrations, one module per
 //!              table (SQL only), the database's lock, backup checks
 //! mail/        the SMTP transport, the outbox worker, one function per email
+//! webhooks/    the webhook outbox worker and the Standard Webhooks signature
 //! metrics/     `/metrics` and the in-memory counters
 //! geo/ ua.rs client_ip.rs   leaf services: where and what a request is
 //! files.rs     files only their owner reads (the database, its copies, GeoIP)
@@ -54,6 +55,7 @@ pub(crate) mod http;
 pub(crate) mod mail;
 pub(crate) mod metrics;
 pub(crate) mod web;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +121,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     domain::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
+    webhooks::spawn(state.clone(), stop_rx.clone());
     domain::backup::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
     if let Some(token) = domain::bootstrap::first_start(&state).await {

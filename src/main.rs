@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use doorman::domain::model::{Role, User, UserStatus};
-use doorman::domain::operator;
 use doorman::domain::users::{self, CreateUser};
+use doorman::domain::{operator, webhooks};
 use doorman::{AppState, Config, clock};
 
 #[derive(Parser)]
@@ -37,6 +37,9 @@ enum Command {
     /// Inspect and retry sign-in alert emails.
     #[command(subcommand)]
     Alerts(AlertsCommand),
+    /// Inspect and retry webhook deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
     /// Copy the database to PATH while the server may be running (SQLite online backup).
     Backup { path: PathBuf },
     /// Replace the database with a backup (a `.sqlite3.zst` backup or a plain SQLite
@@ -105,6 +108,20 @@ enum AlertsCommand {
         limit: i64,
     },
     /// Queue an alert for sending again now (a failed one, or one kept back).
+    Retry { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// The most recent deliveries and their status (pending, delivered, failed).
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Only those not delivered yet (pending or failed).
+        #[arg(long)]
+        undelivered: bool,
+    },
+    /// Queue a pending or failed delivery again now, with its attempts counted afresh.
     Retry { id: i64 },
 }
 
@@ -327,6 +344,16 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             println!("backed up to {}", path.display());
             Ok(())
         }
+        Command::Webhooks(WebhooksCommand::List { limit, undelivered }) => {
+            list_webhooks(state, limit, undelivered)
+        }
+        Command::Webhooks(WebhooksCommand::Retry { id }) => {
+            if !webhooks::retry(state, id).map_err(|e| e.to_string())? {
+                return Err(format!("no undelivered webhook delivery with id {id}"));
+            }
+            println!("delivery {id} queued; a running server sends it within seconds");
+            Ok(())
+        }
         Command::Alerts(AlertsCommand::List { limit }) => list_alerts(state, limit),
         Command::Alerts(AlertsCommand::Retry { id }) => {
             if state.mailer.is_none() {
@@ -411,6 +438,29 @@ fn list_sessions(state: &AppState, email: Option<String>) -> Result<(), String> 
         );
     }
     println!("{} active session(s)", list.len());
+    Ok(())
+}
+
+fn list_webhooks(state: &AppState, limit: i64, undelivered: bool) -> Result<(), String> {
+    let rows = webhooks::recent(state, undelivered, limit).map_err(|e| e.to_string())?;
+    println!(
+        "{:<8} {:<10} {:<24} {:<6} {:<24} {:<36} {:<40} LAST ERROR",
+        "ID", "STATUS", "EVENT", "TRIES", "CREATED (UTC)", "WEBHOOK-ID", "URL"
+    );
+    for d in &rows {
+        println!(
+            "{:<8} {:<10} {:<24} {:<6} {:<24} {:<36} {:<40} {}",
+            d.id,
+            d.status,
+            d.event_type.as_deref().unwrap_or("(deleted)"),
+            d.attempts,
+            clock::utc(d.created_at),
+            d.message_id,
+            doorman::config::shown_url(&d.url),
+            d.last_error.as_deref().unwrap_or("")
+        );
+    }
+    println!("{} deliveries", rows.len());
     Ok(())
 }
 

@@ -31,6 +31,10 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::registry::Metrics>,
     /// The hourly budgets of "forgot your password?" requests.
     pub reset_limits: Arc<crate::domain::recovery::ResetLimits>,
+    /// The stored id of each `[[webhooks]]` entry, in the configuration's order.
+    pub webhook_ids: Arc<Vec<i64>>,
+    /// When each (session, application) refusal was last recorded as `access.denied`.
+    pub denials: Arc<crate::domain::access::Denials>,
 }
 
 impl AppState {
@@ -45,6 +49,7 @@ impl AppState {
                 crate::domain::tokens::new_token().into_bytes()
             })
         })?;
+        let webhook_ids = db.blocking(|c| crate::domain::webhooks::sync(c, &config.webhooks))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -57,6 +62,8 @@ impl AppState {
             link_key: Arc::new(link_key),
             metrics: Arc::new(crate::metrics::registry::Metrics::default()),
             reset_limits: Arc::new(Default::default()),
+            webhook_ids: Arc::new(webhook_ids),
+            denials: Arc::default(),
         })
     }
 }

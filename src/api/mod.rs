@@ -5,6 +5,7 @@ pub mod admin_users;
 pub mod alert_prefs;
 pub mod auth;
 pub mod errors;
+pub mod events;
 pub mod health;
 pub mod history;
 pub mod json;
@@ -219,6 +220,8 @@ pub fn routes() -> impl Endpoint {
         alert_prefs::AlertPrefsApi,
         second_factors::SecondFactorsApi,
         second_factors::AdminSecondFactorsApi,
+        events::EventsApi,
+        events::AdminEventsApi,
     );
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod backup;
 pub mod challenges;
 pub mod devices;
+pub mod events;
 pub mod links;
 pub mod lock;
 pub mod login_records;
@@ -17,6 +18,7 @@ pub mod second_factors;
 pub mod session_search;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -142,6 +144,21 @@ pub(crate) fn location<I: rusqlite::RowIndex>(
         city: r.get(city)?,
         coords,
         network: r.get(network)?,
+    })
+}
+
+/// A place as the security log keeps it: country code, country name, city (no
+/// coordinates, no network).
+pub(crate) fn place<I: rusqlite::RowIndex>(
+    r: &rusqlite::Row<'_>,
+    [country_code, country, city]: [I; 3],
+) -> rusqlite::Result<crate::domain::model::Location> {
+    Ok(crate::domain::model::Location {
+        country_code: r.get(country_code)?,
+        country: r.get(country)?,
+        city: r.get(city)?,
+        coords: None,
+        network: None,
     })
 }
 

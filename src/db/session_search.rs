@@ -218,11 +218,13 @@ pub fn end_admin(
     by: UserId,
     reason: EndReason,
     note: Option<&str>,
-) -> Result<usize, DbError> {
+) -> Result<Vec<super::sessions::Ended>, DbError> {
     let (cond, mut args) = admin_where(f, now);
     let sql = format!(
         "UPDATE sessions SET ended_at = ?, ended_by = ?, end_reason = ?, end_note = ?
-         WHERE id IN (SELECT s.id FROM sessions s WHERE {cond} AND s.id != ?)"
+         WHERE id IN (SELECT s.id FROM sessions s WHERE {cond} AND s.id != ?)
+         {}",
+        super::sessions::RETURNING_ENDED
     );
     use rusqlite::types::Value;
     let mut all = vec![
@@ -233,8 +235,8 @@ pub fn end_admin(
     ];
     all.append(&mut args);
     all.push(Value::Integer(keep));
-    Ok(c.prepare_cached(&sql)?
-        .execute(rusqlite::params_from_iter(all))?)
+    let mut stmt = c.prepare_cached(&sql)?;
+    super::sessions::ended_rows(&mut stmt, rusqlite::params_from_iter(all))
 }
 
 #[cfg(test)]

@@ -336,14 +336,63 @@ pub fn touch_unless_busy(
     }
 }
 
-/// Ends one live session; false when it had already ended.
+/// A session just ended, as its security event tells of it.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub public_id: String,
+    pub user_id: UserId,
+    pub account_id: AccountId,
+    pub ip: String,
+    pub location: Location,
+    pub device: Device,
+    pub reason: EndReason,
+    pub by: Option<UserId>,
+    /// The reason an administrator gave, if any.
+    pub note: Option<String>,
+}
+
+/// What every ending statement returns, read by [`ended_rows`].
+pub(super) const RETURNING_ENDED: &str = "RETURNING public_id, user_id, account_id, ip,
+    country_code, country_name, city, device_category, browser_name, browser_version, os_name,
+    os_version, end_reason, ended_by, end_note";
+
+pub(super) fn ended_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Ended>, DbError> {
+    let rows = stmt.query_map(params, |r| {
+        Ok(Ended {
+            public_id: r.get("public_id")?,
+            user_id: r.get("user_id")?,
+            account_id: r.get("account_id")?,
+            ip: r.get("ip")?,
+            location: super::place(r, ["country_code", "country_name", "city"])?,
+            device: super::device(
+                r,
+                [
+                    "device_category",
+                    "browser_name",
+                    "browser_version",
+                    "os_name",
+                    "os_version",
+                ],
+            )?,
+            reason: r.get("end_reason")?,
+            by: r.get("ended_by")?,
+            note: r.get("end_note")?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Ends one live session; `None` when it had already ended.
 pub fn end(
     c: &Connection,
     pk: i64,
     now: i64,
     by: Option<UserId>,
     reason: EndReason,
-) -> Result<bool, DbError> {
+) -> Result<Option<Ended>, DbError> {
     end_with_note(c, pk, now, by, reason, None)
 }
 
@@ -355,14 +404,15 @@ pub fn end_with_note(
     by: Option<UserId>,
     reason: EndReason,
     note: Option<&str>,
-) -> Result<bool, DbError> {
-    let n = c
-        .prepare_cached(
+) -> Result<Option<Ended>, DbError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
             "UPDATE sessions SET ended_at = ?2, ended_by = ?3, end_reason = ?4, end_note = ?5
-             WHERE id = ?1 AND ended_at IS NULL",
-        )?
-        .execute(params![pk, now, by, reason, note])?;
-    Ok(n == 1)
+             WHERE id = ?1 AND ended_at IS NULL {RETURNING_ENDED}"
+        )
+    });
+    let mut stmt = c.prepare_cached(&SQL)?;
+    Ok(ended_rows(&mut stmt, params![pk, now, by, reason, note])?.pop())
 }
 
 /// Who ended a session (their email) and the reason they gave, by the session's token:
@@ -419,7 +469,7 @@ pub fn end_all_for_user(
     now: i64,
     by: Option<UserId>,
     reason: EndReason,
-) -> Result<usize, DbError> {
+) -> Result<Vec<Ended>, DbError> {
     end_all_for_user_with_note(c, user, keep, now, by, reason, None)
 }
 
@@ -432,12 +482,16 @@ pub fn end_all_for_user_with_note(
     by: Option<UserId>,
     reason: EndReason,
     note: Option<&str>,
-) -> Result<usize, DbError> {
-    Ok(c.prepare_cached(
-        "UPDATE sessions SET ended_at = ?3, ended_by = ?4, end_reason = ?5, end_note = ?6
-             WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?3 AND id IS NOT ?2",
-    )?
-    .execute(params![user, keep, now, by, reason, note])?)
+) -> Result<Vec<Ended>, DbError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "UPDATE sessions SET ended_at = ?3, ended_by = ?4, end_reason = ?5, end_note = ?6
+             WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?3 AND id IS NOT ?2
+             {RETURNING_ENDED}"
+        )
+    });
+    let mut stmt = c.prepare_cached(&SQL)?;
+    ended_rows(&mut stmt, params![user, keep, now, by, reason, note])
 }
 
 /// A user's active sessions, most recently active first. Every row has the same user and
@@ -501,14 +555,20 @@ pub fn list_active(
 }
 
 /// Marks sessions past their expiry as ended, with the reason that applies; the ending
-/// time is when they expired, not when the sweeper noticed.
-pub fn end_expired(c: &Connection, now: i64, max_lifetime: i64) -> Result<usize, DbError> {
-    Ok(c.execute(
+/// time is when they expired, not when the sweeper noticed. At most `limit` at a time.
+pub fn end_expired(
+    c: &Connection,
+    now: i64,
+    max_lifetime: i64,
+    limit: i64,
+) -> Result<Vec<Ended>, DbError> {
+    let mut stmt = c.prepare_cached(&format!(
         "UPDATE sessions SET ended_at = expires_at,
             end_reason = CASE WHEN expires_at >= created_at + ?2 THEN 'max_lifetime' ELSE 'idle_timeout' END
-         WHERE ended_at IS NULL AND expires_at <= ?1",
-        params![now, max_lifetime],
-    )?)
+         WHERE id IN (SELECT id FROM sessions WHERE ended_at IS NULL AND expires_at <= ?1 LIMIT ?3)
+         {RETURNING_ENDED}"
+    ))?;
+    ended_rows(&mut stmt, params![now, max_lifetime, limit])
 }
 
 /// Deletes up to `limit` ended sessions that ended before `cutoff`; returns how many.

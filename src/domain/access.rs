@@ -5,7 +5,8 @@
 use crate::config::Application;
 use crate::db;
 use crate::domain::auth::Authed;
-use crate::domain::model::Role;
+use crate::domain::events::{self, NewEvent};
+use crate::domain::model::{EventType, Role};
 use crate::domain::session_check::authenticate_from;
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -31,6 +32,7 @@ pub async fn verify(
                 application = %app.name,
                 "access refused by the application's rules"
             );
+            note_denial(state, &authed, &app.name);
             return Err(Error::AccessDenied {
                 application: app.name.clone(),
             });
@@ -63,6 +65,53 @@ fn note_use(state: &AppState, authed: &Authed, application: &str) {
             .await;
         if let Err(err) = recorded {
             tracing::warn!(%err, "could not record an application's use");
+        }
+    });
+}
+
+/// When each (session, application) refusal was last recorded, so that a proxy asking
+/// again for every asset of a page records one `access.denied` per touch interval, not
+/// hundreds.
+#[derive(Default)]
+pub struct Denials(std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>);
+
+impl Denials {
+    /// Whether a refusal at `now` is to be recorded (and notes it).
+    fn first_since(&self, key: (i64, String), now: i64, every: i64) -> bool {
+        let Ok(mut seen) = self.0.lock() else {
+            return false;
+        };
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| now - *at < every);
+        }
+        match seen.get(&key) {
+            Some(at) if now - *at < every => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
+/// Records `access.denied`, at most once per touch interval per session and
+/// application, off the request path: the refusal never waits for the write.
+fn note_denial(state: &AppState, authed: &Authed, application: &str) {
+    let now = crate::clock::now();
+    let every = state.config.sessions.touch_interval.as_secs() as i64;
+    let key = (authed.session.pk, application.to_string());
+    if !state.denials.first_since(key, now, every) {
+        return;
+    }
+    let event = NewEvent::new(EventType::AccessDenied, now)
+        .session(&authed.session)
+        .actor(Some(authed.principal.user_id))
+        .detail("application", application);
+    let st = state.clone();
+    tokio::spawn(async move {
+        let recorded = st.db.run(move |c| events::record(c, event)).await;
+        if let Err(err) = recorded {
+            tracing::warn!(%err, "could not record a refused access");
         }
     });
 }

@@ -10,7 +10,8 @@ use crate::db::users::NewUser;
 pub use crate::db::users::UserSummary;
 use crate::db::{self, DbError};
 use crate::domain::auth::Principal;
-use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
+use crate::domain::events::{self, NewEvent, Origin};
+use crate::domain::model::{Account, AccountId, EventType, Role, User, UserId, UserStatus};
 use crate::domain::permissions::{AdminScope, admin_scope, check_grant_role, check_manage_user};
 use crate::domain::tokens;
 use crate::domain::users::{apply_status, validate_email, validate_name};
@@ -130,7 +131,8 @@ pub async fn create_user(
     let key = state.link_key.clone();
     let ttl = state.config.accounts.invite_ttl.as_secs() as i64;
     let mail_enabled = state.mailer.is_some();
-    let by = me.email.clone();
+    let by_email = me.email.clone();
+    let by = me.user_id;
     let result = state
         .db
         .run(move |c| -> Result<_> {
@@ -153,13 +155,14 @@ pub async fn create_user(
                     now,
                     invited: invite,
                 },
+                Some(by),
             )?;
             let token = if invite {
                 Some(crate::domain::team::invite_in(
                     &tx,
                     &key,
                     &user,
-                    &by,
+                    &by_email,
                     now,
                     ttl,
                     mail_enabled,
@@ -227,13 +230,22 @@ pub async fn update_user(
             check_change(&me, &target, &change, other_active_owners)?;
             if let Some(role) = change.role.filter(|r| *r != target.role) {
                 db::users::update_role(&tx, id, role)?;
+                events::record(
+                    &tx,
+                    NewEvent::new(EventType::UserRoleChanged, crate::clock::now())
+                        .user(id, target.account_id)
+                        .actor(Some(me.user_id))
+                        .detail("from", target.role.as_str())
+                        .detail("to", role.as_str()),
+                )?;
             }
             if let Some(name) = &change.name {
                 db::users::update_name(&tx, id, name.trim())?;
             }
             let mut ended = 0;
             if let Some(status) = change.status.filter(|s| *s != target.status) {
-                ended = apply_status(&tx, id, status, Some(me.user_id))?.unwrap_or(0);
+                ended = apply_status(&tx, id, status, Some(me.user_id), &Origin::default())?
+                    .unwrap_or(0);
             }
             let user = db::users::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("user vanished during update".into()))?;

@@ -94,6 +94,19 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
                 Some(user.id),
                 EndReason::Terminated,
             )?;
+            crate::domain::events::record(
+                &tx,
+                crate::domain::events::NewEvent::new(
+                    crate::domain::model::EventType::AlertReported,
+                    now,
+                )
+                .user(user.id, user.account_id)
+                .actor(Some(user.id))
+                .detail("alert_id", id)
+                .detail("sessions_ended", sessions_ended.len()),
+            )?;
+            crate::domain::events::record_ended(&tx, &sessions_ended, now)?;
+            let sessions_ended = sessions_ended.len();
             let devices_forgotten = db::devices::delete_for_user(&tx, user.id)?;
             let reported: Details = serde_json::from_str(&alert.details)
                 .map_err(|e| Error::Internal(format!("alert {id} details: {e}")))?;

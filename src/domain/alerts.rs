@@ -11,7 +11,8 @@ use sha2::Sha256;
 
 use crate::db::alerts::NewAlert;
 use crate::db::{self, DbError};
-use crate::domain::model::{AlertPrefs, EndReason, Location, Session, UserId};
+use crate::domain::events::{self, NewEvent};
+use crate::domain::model::{AlertPrefs, EndReason, EventType, Location, Session, UserId};
 use crate::domain::tokens;
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -404,6 +405,19 @@ pub fn enqueue_details(
     if status == "pending" {
         db::alerts::report_suppressed(c, session.user_id, id)?;
     }
+    let kind = if status == "suppressed" {
+        EventType::AlertSuppressed
+    } else {
+        EventType::AlertQueued
+    };
+    events::record(
+        c,
+        NewEvent::new(kind, now)
+            .session(session)
+            .detail("alert_id", id)
+            .detail("reasons", reasons.code())
+            .detail("status", status),
+    )?;
     if status == "skipped" {
         tracing::info!(
             alert = id,
@@ -543,13 +557,17 @@ pub async fn end_via_link(state: &AppState, token: &str) -> Result<bool> {
             let details: Option<Details> = serde_json::from_str(&alert.details).ok();
             let ended = match details {
                 Some(d) => match db::sessions::find_by_public_id(&tx, &d.session_public_id)? {
-                    Some(s) if s.is_active(now) => db::sessions::end(
-                        &tx,
-                        s.pk,
-                        now,
-                        Some(alert.user_id),
-                        EndReason::Terminated,
-                    )?,
+                    Some(s) if s.is_active(now) => {
+                        let ended = db::sessions::end(
+                            &tx,
+                            s.pk,
+                            now,
+                            Some(alert.user_id),
+                            EndReason::Terminated,
+                        )?;
+                        events::record_ended(&tx, ended.as_slice(), now)?;
+                        ended.is_some()
+                    }
                     _ => false,
                 },
                 None => false,
@@ -572,11 +590,31 @@ pub async fn next_due(state: &AppState) -> Result<Option<OutboxRow>> {
     Ok(state.db.run(move |c| db::alerts::next_due(c, now)).await?)
 }
 
-/// The SMTP server accepted the email.
-pub async fn mark_sent(state: &AppState, id: i64) -> Result<()> {
+/// The SMTP server accepted the email. A sign-in alert's sending is an event
+/// (`alert.sent`); a security notice's is not (its cause has its own).
+pub async fn mark_sent(state: &AppState, alert: &OutboxRow) -> Result<()> {
+    let (id, user, is_alert) = (alert.id, alert.user_id, alert.reasons != PASSWORD_CHANGED);
+    let session_pk = alert.session_id;
     state
         .db
-        .run(move |c| db::alerts::update_sent(c, id, crate::clock::now()))
+        .run(move |c| -> std::result::Result<(), DbError> {
+            let now = crate::clock::now();
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            db::alerts::update_sent(&tx, id, now)?;
+            if is_alert && let Some(u) = db::users::find_by_id(&tx, user)? {
+                let mut e = NewEvent::new(EventType::AlertSent, now)
+                    .user(u.id, u.account_id)
+                    .detail("alert_id", id);
+                if let Some(pk) = session_pk
+                    && let Some(s) = db::sessions::find_by_pk(&tx, pk)?
+                {
+                    e = e.session(&s);
+                }
+                events::record(&tx, e)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
         .await?;
     Ok(())
 }

@@ -9,6 +9,8 @@ use crate::db::login_records::NewLoginRecord;
 use crate::db::sessions::NewSession;
 use crate::db::users::Credentials;
 use crate::db::{self, DbError};
+use crate::domain::events::{self, NewEvent, Origin};
+use crate::domain::model::EventType;
 use crate::domain::model::{
     AccountId, AuthMethods, Device, EndReason, Location, Role, Session, User, UserId, UserStatus,
 };
@@ -207,7 +209,7 @@ pub(crate) async fn store_session(
         record_failure(
             state,
             attempt,
-            Some(principal.user_id),
+            Some((principal.user_id, principal.account_id)),
             "credentials_changed",
         )
         .await;
@@ -227,12 +229,28 @@ pub(crate) async fn store_session(
     })
 }
 
+/// The user with their account, as [`reserve`] and [`record_failure`] take them, for the
+/// steps that know only the user.
+pub(crate) async fn with_account(
+    state: &AppState,
+    user: Option<UserId>,
+) -> Option<(UserId, AccountId)> {
+    let id = user?;
+    match state.db.run(move |c| db::users::find_by_id(c, id)).await {
+        Ok(found) => found.map(|u| (u.id, u.account_id)),
+        Err(err) => {
+            tracing::warn!(%err, "could not read the user of a sign-in step");
+            None
+        }
+    }
+}
+
 /// Takes a slot of the sign-in limits for this attempt, or refuses it (recording at most
 /// one refusal per email and address a minute, as `user`'s when known).
 pub(crate) async fn reserve(
     state: &AppState,
     who: &Subject<'_>,
-    user: Option<UserId>,
+    user: Option<(UserId, AccountId)>,
     attempt: &Attempt,
     now: i64,
 ) -> Result<Reservation> {
@@ -281,7 +299,8 @@ async fn check_credentials(
             // Metrics are public to whoever may scrape them: one outcome for every
             // refusal, so they never tell an unknown email from a wrong password.
             state.metrics.count_sign_in("failure");
-            record_failure(state, attempt.clone(), other.map(|u| u.id), reason).await;
+            let user = other.map(|u| (u.id, u.account_id));
+            record_failure(state, attempt.clone(), user, reason).await;
             Err(Error::InvalidCredentials)
         }
     }
@@ -416,6 +435,14 @@ fn insert_session(
             auth_methods: n.methods,
         },
     )?;
+    events::record(
+        &tx,
+        NewEvent::new(EventType::SessionCreated, now)
+            .session(&session)
+            .actor(Some(user.id))
+            .detail("application", n.application.as_str())
+            .detail("device_id", n.device_id.as_str()),
+    )?;
     let device_is_new = db::devices::upsert(&tx, user.id, &n.device_id, now)?;
     // Decided before this sign-in is recorded: it compares with earlier ones.
     let verdict = alerts::classify(
@@ -487,14 +514,15 @@ pub(crate) async fn check_current_password(
         )
     };
     let user = me.principal.user_id;
-    let reservation = reserve(state, &subject, Some(user), &attempt, now).await?;
+    let who = Some((user, me.principal.account_id));
+    let reservation = reserve(state, &subject, who, &attempt, now).await?;
     let stored = state
         .db
         .run(move |c| db::users::password_hash(c, user))
         .await?;
     if !check_password(state, password, stored).await {
         reservation.failed();
-        record_failure(state, attempt, Some(user), "wrong_current_password").await;
+        record_failure(state, attempt, who, "wrong_current_password").await;
         return Err(Error::invalid(
             "wrong_password",
             "The current password is not right.",
@@ -543,22 +571,25 @@ impl Attempt {
     }
 }
 
+/// Records a refused attempt: its login record and its `login.failed` event, in one
+/// transaction. `user` is the user the email names, with their account, when known.
 pub(crate) async fn record_failure(
     state: &AppState,
     a: Attempt,
-    user: Option<UserId>,
+    user: Option<(UserId, AccountId)>,
     reason: &'static str,
 ) {
     let now = crate::clock::now();
     let result = state
         .db
-        .run(move |c| {
+        .run(move |c| -> std::result::Result<(), DbError> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             db::login_records::insert(
-                c,
+                &tx,
                 &NewLoginRecord {
                     at: now,
                     email: &a.email,
-                    user_id: user,
+                    user_id: user.map(|u| u.0),
                     ip: &a.ip,
                     location: &a.location,
                     device_id: a.device_id.as_deref(),
@@ -567,7 +598,21 @@ pub(crate) async fn record_failure(
                     success: false,
                     reason,
                 },
-            )
+            )?;
+            let mut event = NewEvent::new(EventType::LoginFailed, now)
+                .origin(Origin {
+                    ip: a.ip.clone(),
+                    location: a.location.clone(),
+                    device: a.device.clone(),
+                })
+                .detail("email", a.email.as_str())
+                .detail("reason", reason);
+            if let Some((id, account)) = user {
+                event = event.user(id, account);
+            }
+            events::record(&tx, event)?;
+            tx.commit()?;
+            Ok(())
         })
         .await;
     if let Err(err) = result {
@@ -582,7 +627,14 @@ pub async fn sign_out(state: &AppState, authed: &Authed) -> Result<()> {
     let (pk, user) = (authed.session.pk, authed.principal.user_id);
     state
         .db
-        .run(move |c| db::sessions::end(c, pk, crate::clock::now(), Some(user), EndReason::Logout))
+        .run(move |c| -> std::result::Result<(), DbError> {
+            let now = crate::clock::now();
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let ended = db::sessions::end(&tx, pk, now, Some(user), EndReason::Logout)?;
+            events::record_ended(&tx, ended.as_slice(), now)?;
+            tx.commit()?;
+            Ok(())
+        })
         .await?;
     tracing::info!(user_id = %user, session = %authed.session.id, "signed out");
     Ok(())

@@ -19,6 +19,7 @@ pub async fn gauges(state: &AppState) -> Result<Gauges> {
                 active_sessions: db::sessions::count_active(c, now)?,
                 alerts: db::alerts::count_by_status(c)?,
                 oldest_pending: db::alerts::oldest_pending(c)?,
+                webhooks: db::webhooks::counts(c)?,
             })
         })
         .await

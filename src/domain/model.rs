@@ -123,6 +123,32 @@ string_enum!(EndReason {
     PasswordReset => "password_reset",
 });
 
+string_enum!(EventType {
+    SessionCreated => "session.created",
+    SessionEnded => "session.ended",
+    SessionMoved => "session.moved",
+    LoginFailed => "login.failed",
+    AlertQueued => "alert.queued",
+    AlertSent => "alert.sent",
+    AlertSuppressed => "alert.suppressed",
+    AlertConfirmed => "alert.confirmed",
+    AlertReported => "alert.reported",
+    UserInvited => "user.invited",
+    UserCreated => "user.created",
+    UserInvitationAccepted => "user.invitation_accepted",
+    UserDisabled => "user.disabled",
+    UserEnabled => "user.enabled",
+    UserDeleted => "user.deleted",
+    UserRoleChanged => "user.role_changed",
+    UserPasswordChanged => "user.password_changed",
+    UserPasswordReset => "user.password_reset",
+    UserEmailChanged => "user.email_changed",
+    UserSecondFactorAdded => "user.second_factor_added",
+    UserSecondFactorRemoved => "user.second_factor_removed",
+    UserSecondFactorsReset => "user.second_factors_reset",
+    AccessDenied => "access.denied",
+});
+
 impl EndReason {
     /// The second sentence of the "Your session has ended" notice, when we know why.
     pub fn explanation(self) -> Option<&'static str> {
@@ -446,6 +472,9 @@ pub struct Gauges {
     pub alerts: Vec<(String, i64)>,
     /// When the oldest unsent alert was queued.
     pub oldest_pending: Option<i64>,
+    /// Webhook deliveries: pending, failed (given up), and when the oldest pending one
+    /// was queued.
+    pub webhooks: (i64, i64, Option<i64>),
 }
 
 #[cfg(test)]

@@ -34,13 +34,13 @@ pub fn end_session(state: &AppState, public_id: &str) -> Result<bool> {
     let now = crate::clock::now();
     state.db.blocking(|c| -> Result<_> {
         match db::sessions::find_by_public_id(c, public_id)? {
-            Some(s) if s.is_active(now) => Ok(db::sessions::end(
-                c,
-                s.pk,
-                now,
-                None,
-                EndReason::TerminatedByAdmin,
-            )?),
+            Some(s) if s.is_active(now) => {
+                let tx = c.transaction()?;
+                let ended = db::sessions::end(&tx, s.pk, now, None, EndReason::TerminatedByAdmin)?;
+                crate::domain::events::record_ended(&tx, ended.as_slice(), now)?;
+                tx.commit()?;
+                Ok(ended.is_some())
+            }
             _ => Ok(false),
         }
     })

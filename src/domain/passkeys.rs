@@ -352,6 +352,7 @@ async fn verify_limited<T>(
         ip: client.ip,
         known_device: None,
     };
+    let user = auth::with_account(state, user).await;
     let reservation = auth::reserve(state, &subject, user, &attempt, now).await?;
     match check() {
         Ok(v) => {

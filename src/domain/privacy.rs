@@ -12,7 +12,8 @@ use crate::db::devices::KnownDevice;
 use crate::db::login_records::LoginRecord;
 use crate::db::{self, DbError};
 use crate::domain::auth::Principal;
-use crate::domain::model::{Role, Session, User, UserId, UserStatus};
+use crate::domain::events::{self, NewEvent};
+use crate::domain::model::{EventType, Role, Session, User, UserId, UserStatus};
 use crate::domain::permissions::{admin_scope, check_manage_user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -32,10 +33,15 @@ pub struct RetentionReport {
     pub login_records: usize,
     pub alerts: usize,
     pub devices: usize,
+    pub events: usize,
+    pub webhook_deliveries: usize,
     pub ips_truncated: usize,
     /// Invitation, reset and email-change links that stopped working a week ago.
     pub links: usize,
 }
+
+/// How long a delivered webhook stays in the outbox (for `doorman webhooks list`).
+const DELIVERED_KEPT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 impl RetentionReport {
     pub fn is_empty(&self) -> bool {
@@ -76,7 +82,13 @@ pub async fn enforce_retention(state: &AppState) -> Result<RetentionReport> {
         db::links::delete_ended_before(c, cutoff, BATCH)
     })
     .await?;
-    // `privacy.events_retention` applies to the security log, which does not exist yet.
+    let cutoff = ago(p.events_retention);
+    report.events = in_batches(state, move |c| db::events::delete_before(c, cutoff, BATCH)).await?;
+    let cutoff = ago(DELIVERED_KEPT);
+    report.webhook_deliveries = in_batches(state, move |c| {
+        db::webhooks::delete_delivered_before(c, cutoff, BATCH)
+    })
+    .await?;
     if let Some(after) = p.truncate_ips_after {
         let cutoff = ago(after);
         report.ips_truncated = in_batches(state, move |c| truncate_batch(c, cutoff)).await?;
@@ -109,13 +121,14 @@ fn truncate_batch(c: &mut Connection, cutoff: i64) -> std::result::Result<usize,
     let mut total = 0;
     type Find = fn(&Connection, i64, i64) -> std::result::Result<Vec<(i64, String)>, DbError>;
     type Update = fn(&Connection, i64, &str) -> std::result::Result<(), DbError>;
-    let tables: [(Find, Update); 3] = [
+    let tables: [(Find, Update); 4] = [
         (db::sessions::find_whole_ips_before, db::sessions::update_ip),
         (
             db::login_records::find_whole_ips_before,
             db::login_records::update_ip,
         ),
         (db::alerts::find_whole_ips_before, db::alerts::update_ip),
+        (db::events::find_whole_ips_before, db::events::update_ip),
     ];
     for (find, update) in tables {
         let rows = find(&tx, cutoff, BATCH)?;
@@ -160,6 +173,7 @@ pub struct Export {
     pub login_records: Vec<LoginRecord>,
     pub alerts: Vec<AlertRow>,
     pub second_factors: Vec<crate::domain::second_factors::Factor>,
+    pub events: Vec<crate::domain::events::Event>,
 }
 
 /// The caller's own data.
@@ -203,6 +217,7 @@ async fn export_of(state: &AppState, id: UserId) -> Result<Option<Export>> {
                     .iter()
                     .map(crate::domain::second_factors::Factor::from)
                     .collect(),
+                events: db::events::list_for_user(&tx, id)?,
                 user,
             };
             tx.commit()?;
@@ -254,6 +269,14 @@ pub(crate) async fn erase_user(
             if !db::users::delete(&tx, id)? {
                 return Err(DbError::Refused("user vanished during deletion".into()).into());
             }
+            db::events::update_tombstone(&tx, id)?;
+            events::record(
+                &tx,
+                NewEvent::new(EventType::UserDeleted, crate::clock::now())
+                    .user(id, target.account_id)
+                    .actor(Some(me.user_id))
+                    .detail("deleted_user_id", id.0),
+            )?;
             tx.commit()?;
             Ok((alerts, sessions, devices, records))
         })

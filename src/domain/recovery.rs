@@ -160,6 +160,18 @@ pub async fn reset_password(state: &AppState, token: &str, password: String) -> 
                 Some(user.id),
                 EndReason::PasswordReset,
             )?;
+            crate::domain::events::record(
+                &tx,
+                crate::domain::events::NewEvent::new(
+                    crate::domain::model::EventType::UserPasswordReset,
+                    now,
+                )
+                .user(user.id, user.account_id)
+                .actor(Some(user.id))
+                .detail("sessions_ended", ended.len()),
+            )?;
+            crate::domain::events::record_ended(&tx, &ended, now)?;
+            let ended = ended.len();
             db::devices::delete_for_user(&tx, user.id)?;
             let notice = Details::notice(&user.email, &user.name, now, None);
             let notice = Details {

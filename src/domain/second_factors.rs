@@ -214,7 +214,8 @@ pub(crate) async fn check_code(state: &AppState, p: &Prover<'_>, raw: &str) -> R
         ip: p.client.ip,
         known_device: p.known_device,
     };
-    let reservation = auth::reserve(state, &subject, Some(p.user), &attempt, now).await?;
+    let who = auth::with_account(state, Some(p.user)).await;
+    let reservation = auth::reserve(state, &subject, who, &attempt, now).await?;
     let code = parse_code(raw);
     let user = p.user;
     let notice = Details::of_request(
@@ -246,7 +247,7 @@ pub(crate) async fn check_code(state: &AppState, p: &Prover<'_>, raw: &str) -> R
         None => {
             reservation.failed();
             state.metrics.count_sign_in("failure");
-            auth::record_failure(state, attempt, Some(user), "wrong_code").await;
+            auth::record_failure(state, attempt, who, "wrong_code").await;
             Err(Error::InvalidCode)
         }
     }
@@ -473,7 +474,8 @@ pub(crate) async fn activate_totp(
         ip: client.ip,
         known_device: None,
     };
-    let reservation = auth::reserve(state, &subject, Some(user), &attempt, now).await?;
+    let who = auth::with_account(state, Some(user)).await;
+    let reservation = auth::reserve(state, &subject, who, &attempt, now).await?;
     let digits = match parse_code(code) {
         Some(Code::Totp(d)) => d,
         _ => String::new(),
@@ -538,7 +540,7 @@ pub(crate) async fn activate_totp(
         }
         Ok(None) => {
             reservation.failed();
-            auth::record_failure(state, attempt, Some(user), "wrong_code").await;
+            auth::record_failure(state, attempt, who, "wrong_code").await;
             Err(Error::InvalidCode)
         }
         Err(err) => {
@@ -719,6 +721,19 @@ pub async fn admin_reset(state: &AppState, me: &Authed, id: UserId) -> Result<us
                 Some(actor.user_id),
                 crate::domain::model::EndReason::TerminatedByAdmin,
             )?;
+            crate::domain::events::record(
+                &tx,
+                crate::domain::events::NewEvent::new(
+                    crate::domain::model::EventType::UserSecondFactorsReset,
+                    now,
+                )
+                .user(target.id, target.account_id)
+                .actor(Some(actor.user_id))
+                .detail("factors_removed", factors)
+                .detail("sessions_ended", ended.len()),
+            )?;
+            crate::domain::events::record_ended(&tx, &ended, now)?;
+            let ended = ended.len();
             let notice = Details::notice(&target.email, &target.name, now, None);
             let notice = Details {
                 device: "Changed by an administrator".into(),

@@ -5,10 +5,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::instrument;
 
-use crate::db;
-use crate::db::Place;
+use rusqlite::TransactionBehavior;
+
 use crate::db::session_search::{AdminFilter, Cursor};
+use crate::db::sessions::Ended;
+use crate::db::{self, DbError, Place};
 use crate::domain::auth::Authed;
+use crate::domain::events;
 use crate::domain::model::{AccountId, EndReason, Session, UserId};
 use crate::domain::permissions::{admin_scope, check_in_rank, hides_owners};
 use crate::domain::session_check;
@@ -77,7 +80,11 @@ pub async fn end_mine(state: &AppState, me: &Authed, id: &str) -> Result<()> {
                     if s.pk == current {
                         return Err(current_conflict());
                     }
-                    db::sessions::end(c, s.pk, now, Some(user), EndReason::Terminated)?;
+                    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let ended =
+                        db::sessions::end(&tx, s.pk, now, Some(user), EndReason::Terminated)?;
+                    events::record_ended(&tx, ended.as_slice(), now)?;
+                    tx.commit()?;
                     Ok(())
                 }
                 _ => Err(Error::NotFound),
@@ -97,14 +104,16 @@ pub async fn end_my_others(state: &AppState, me: &Authed) -> Result<usize> {
     let n = state
         .db
         .run(move |c| {
-            db::sessions::end_all_for_user(
-                c,
-                user,
-                Some(current),
-                crate::clock::now(),
-                Some(user),
-                EndReason::EndedOtherSessions,
-            )
+            in_tx(c, |tx, now| {
+                db::sessions::end_all_for_user(
+                    tx,
+                    user,
+                    Some(current),
+                    now,
+                    Some(user),
+                    EndReason::EndedOtherSessions,
+                )
+            })
         })
         .await?;
     tracing::info!(ended = n, "ended other sessions");
@@ -288,7 +297,10 @@ pub async fn admin_end(state: &AppState, me: &Authed, id: &str, note: Option<&st
             let note = note
                 .as_deref()
                 .filter(|_| reason == EndReason::TerminatedByAdmin);
-            db::sessions::end_with_note(c, s.pk, now, Some(by), reason, note)?;
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ended = db::sessions::end_with_note(&tx, s.pk, now, Some(by), reason, note)?;
+            events::record_ended(&tx, ended.as_slice(), now)?;
+            tx.commit()?;
             Ok(())
         })
         .await;
@@ -319,15 +331,17 @@ pub async fn admin_end_matching(
     let n = state
         .db
         .run(move |c| {
-            db::session_search::end_admin(
-                c,
-                &filter,
-                current,
-                crate::clock::now(),
-                by,
-                EndReason::TerminatedByAdmin,
-                note.as_deref(),
-            )
+            in_tx(c, |tx, now| {
+                db::session_search::end_admin(
+                    tx,
+                    &filter,
+                    current,
+                    now,
+                    by,
+                    EndReason::TerminatedByAdmin,
+                    note.as_deref(),
+                )
+            })
         })
         .await?;
     tracing::info!(ended = n, "ended listed sessions");
@@ -361,19 +375,35 @@ pub async fn admin_end_user(
             let note = note
                 .as_deref()
                 .filter(|_| reason == EndReason::TerminatedByAdmin);
-            db::sessions::end_all_for_user_with_note(
-                c,
-                user,
-                Some(current),
-                crate::clock::now(),
-                Some(by),
-                reason,
-                note,
-            )
+            in_tx(c, |tx, now| {
+                db::sessions::end_all_for_user_with_note(
+                    tx,
+                    user,
+                    Some(current),
+                    now,
+                    Some(by),
+                    reason,
+                    note,
+                )
+            })
         })
         .await?;
     tracing::info!(ended = n, target = %user, "ended a user's sessions");
     Ok(n)
+}
+
+/// Ends sessions with `end` and records their `session.ended` events, in one
+/// transaction; how many ended.
+fn in_tx(
+    c: &mut rusqlite::Connection,
+    end: impl FnOnce(&rusqlite::Connection, i64) -> std::result::Result<Vec<Ended>, DbError>,
+) -> std::result::Result<usize, DbError> {
+    let now = crate::clock::now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ended = end(&tx, now)?;
+    events::record_ended(&tx, &ended, now)?;
+    tx.commit()?;
+    Ok(ended.len())
 }
 
 #[cfg(test)]

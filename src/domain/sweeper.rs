@@ -40,20 +40,48 @@ async fn end_expired(state: &AppState) {
     let max = state.config.sessions.max_lifetime.as_secs() as i64;
     let now = crate::clock::now();
     state.limiter.prune(now);
-    let result = state
+    // Second steps and enrolments never finished: their challenges, and the inactive
+    // authenticator keys an enrolment showed (kept a day).
+    let cleared = state
         .db
-        .run(move |c| {
-            // Second steps and enrolments never finished: their challenges, and the
-            // inactive authenticator keys an enrolment showed (kept a day).
+        .run(move |c| -> Result<(), db::DbError> {
             db::challenges::delete_expired(c, now)?;
             db::second_factors::delete_inactive_before(c, now - 86_400)?;
-            db::sessions::end_expired(c, now, max)
+            Ok(())
         })
         .await;
-    match result {
-        Ok(0) => {}
-        Ok(ended) => tracing::info!(ended, "ended expired sessions"),
-        Err(err) => tracing::warn!(%err, "session sweep failed"),
+    if let Err(err) = cleared {
+        tracing::warn!(%err, "second-step sweep failed");
+    }
+    let mut total = 0;
+    // A batch per transaction (each session's `session.ended` event with it), so that a
+    // backlog after downtime never holds the writer for long.
+    loop {
+        let result = state
+            .db
+            .run(move |c| -> Result<usize, db::DbError> {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let ended = db::sessions::end_expired(&tx, now, max, privacy::BATCH)?;
+                crate::domain::events::record_ended(&tx, &ended, now)?;
+                tx.commit()?;
+                Ok(ended.len())
+            })
+            .await;
+        match result {
+            Ok(n) => {
+                total += n;
+                if (n as i64) < privacy::BATCH {
+                    break;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%err, "session sweep failed");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(ended = total, "ended expired sessions");
     }
 }
 
@@ -65,6 +93,8 @@ async fn enforce_retention(state: &AppState) {
             login_records = r.login_records,
             alerts = r.alerts,
             devices = r.devices,
+            events = r.events,
+            webhook_deliveries = r.webhook_deliveries,
             ips_truncated = r.ips_truncated,
             links = r.links,
             "retention enforced"

@@ -6,7 +6,8 @@ use crate::db::users::NewUser;
 use crate::db::{self, DbError};
 use crate::domain::alerts::{self, Details, PASSWORD_CHANGED};
 use crate::domain::auth::{self, Authed, ClientInfo};
-use crate::domain::model::{EndReason, Role, User, UserId, UserStatus};
+use crate::domain::events::{self, NewEvent, Origin};
+use crate::domain::model::{EndReason, EventType, Role, User, UserId, UserStatus};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -116,6 +117,7 @@ fn insert(
             now,
             invited: false,
         },
+        None,
     )?;
     tx.commit()?;
     Ok(Some(user))
@@ -123,10 +125,23 @@ fn insert(
 
 /// Inserts a user in the caller's transaction and reads it back: the one way users are
 /// created (CLI, setup, bootstrap, admins).
-pub(crate) fn insert_user(c: &rusqlite::Connection, new: &NewUser<'_>) -> Result<User, DbError> {
+/// Records `user.created` (by `by`, none for the command line and setup).
+pub(crate) fn insert_user(
+    c: &rusqlite::Connection,
+    new: &NewUser<'_>,
+    by: Option<UserId>,
+) -> Result<User, DbError> {
     let id = db::users::insert(c, new)?;
-    db::users::find_by_id(c, id)?
-        .ok_or_else(|| DbError::Refused("user vanished during creation".into()))
+    let user = db::users::find_by_id(c, id)?
+        .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
+    events::record(
+        c,
+        NewEvent::new(EventType::UserCreated, new.now)
+            .user(user.id, user.account_id)
+            .actor(by)
+            .detail("role", user.role.as_str()),
+    )?;
+    Ok(user)
 }
 
 fn finish(result: Result<Option<User>, DbError>) -> Result<User> {
@@ -169,6 +184,7 @@ pub fn set_password_blocking(
         };
         let now = crate::clock::now();
         let details = Details::notice(&target.email, &target.name, now, None);
+        let by = (None, &Origin::default());
         let n = replace_password(
             &tx,
             user,
@@ -176,7 +192,7 @@ pub fn set_password_blocking(
             keep,
             &details,
             mail_enabled,
-            EndReason::PasswordReset,
+            (EndReason::PasswordReset, by.0, by.1),
         )?;
         tx.commit()?;
         Ok(Some(n))
@@ -215,7 +231,7 @@ fn set_status_tx(
     by: Option<UserId>,
 ) -> Result<Option<usize>, DbError> {
     let tx = c.transaction()?;
-    let ended = apply_status(&tx, user, status, by)?;
+    let ended = apply_status(&tx, user, status, by, &Origin::default())?;
     if ended.is_some() {
         tx.commit()?;
     }
@@ -230,19 +246,33 @@ pub(crate) fn apply_status(
     user: UserId,
     status: UserStatus,
     by: Option<UserId>,
+    origin: &Origin,
 ) -> Result<Option<usize>, DbError> {
+    let Some(target) = db::users::find_by_id(c, user)? else {
+        return Ok(None);
+    };
     if !db::users::update_status(c, user, status)? {
         return Ok(None);
     }
-    let n = if status == UserStatus::Disabled {
-        db::sessions::end_all_for_user(
+    let now = crate::clock::now();
+    let kind = match status {
+        UserStatus::Disabled => EventType::UserDisabled,
+        UserStatus::Active | UserStatus::Invited => EventType::UserEnabled,
+    };
+    if target.status != status {
+        events::record(
             c,
-            user,
-            None,
-            crate::clock::now(),
-            by,
-            EndReason::UserDisabled,
-        )?
+            NewEvent::new(kind, now)
+                .user(user, target.account_id)
+                .actor(by)
+                .origin(origin.clone()),
+        )?;
+    }
+    let n = if status == UserStatus::Disabled {
+        let ended =
+            db::sessions::end_all_for_user(c, user, None, now, by, EndReason::UserDisabled)?;
+        events::record_ended(c, &ended, now)?;
+        ended.len()
     } else {
         0
     };
@@ -279,10 +309,12 @@ pub async fn change_own_password(
         Some(&me.session),
     );
     let mail_enabled = state.mailer.is_some();
+    let origin = Origin::of(state, client);
     let ended = state
         .db
         .run(move |c| -> Result<_> {
             let tx = c.transaction()?;
+            let by = (Some(user), &origin);
             let n = replace_password(
                 &tx,
                 user,
@@ -290,7 +322,7 @@ pub async fn change_own_password(
                 keep,
                 &details,
                 mail_enabled,
-                EndReason::PasswordChanged,
+                (EndReason::PasswordChanged, by.0, by.1),
             )?;
             tx.commit()?;
             Ok(n)
@@ -314,12 +346,28 @@ fn replace_password(
     keep: Option<i64>,
     notice: &Details,
     mail_enabled: bool,
-    reason: EndReason,
+    (reason, actor, origin): (EndReason, Option<UserId>, &Origin),
 ) -> Result<usize> {
     db::users::update_password(tx, user, hash)?;
-    let n = db::sessions::end_all_for_user(tx, user, keep, notice.at, Some(user), reason)?;
+    let ended = db::sessions::end_all_for_user(tx, user, keep, notice.at, Some(user), reason)?;
+    let kind = if reason == EndReason::PasswordReset {
+        EventType::UserPasswordReset
+    } else {
+        EventType::UserPasswordChanged
+    };
+    if let Some(target) = db::users::find_by_id(tx, user)? {
+        events::record(
+            tx,
+            NewEvent::new(kind, notice.at)
+                .user(user, target.account_id)
+                .actor(actor)
+                .origin(origin.clone())
+                .detail("sessions_ended", ended.len()),
+        )?;
+    }
+    events::record_ended(tx, &ended, notice.at)?;
     alerts::enqueue_notice(tx, PASSWORD_CHANGED, user, notice, mail_enabled)?;
-    Ok(n)
+    Ok(ended.len())
 }
 
 #[cfg(test)]

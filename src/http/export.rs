@@ -81,6 +81,8 @@ pub struct DataExport {
     pub alerts: Vec<ExportAlert>,
     /// Authenticator apps and passkeys (names and dates only).
     pub second_factors: Vec<ExportSecondFactor>,
+    /// The security log's events about this user, kept for `privacy.events_retention`.
+    pub events: Vec<crate::http::events::EventJson>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -240,6 +242,11 @@ impl From<&Export> for DataExport {
                     device: (&r.device).into(),
                     device_id: r.device_id.clone(),
                 })
+                .collect(),
+            events: e
+                .events
+                .iter()
+                .map(crate::http::events::EventJson::from)
                 .collect(),
             alerts: e
                 .alerts

@@ -4,6 +4,7 @@
 
 pub mod cookies;
 pub mod errors;
+pub mod events;
 pub mod export;
 pub mod forward;
 pub mod headers;

@@ -15,6 +15,10 @@ pub const USERS_SESSIONS: &str = "/settings/security/sessions/users";
 /// The My Sessions tab's "Download my data": the data export as a JSON file.
 pub const EXPORT: &str = "/settings/security/sessions/export";
 pub const HISTORY: &str = "/settings/security/history";
+/// The Security log tab: one's own security events.
+pub const SECURITY_LOG: &str = "/settings/security/log";
+/// The team's security log (admins: their account; the owner: every account).
+pub const TEAM_LOG: &str = "/settings/team/log";
 /// Where the password page was; it redirects to the Profile page.
 pub const PASSWORD: &str = "/settings/security/password";
 /// Settings › Profile: name, email, password (and, later, second factors and

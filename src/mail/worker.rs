@@ -82,7 +82,7 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> crate::error::Result<bo
     };
     match result {
         Ok(()) => {
-            alerts::mark_sent(state, id).await?;
+            alerts::mark_sent(state, &alert).await?;
             tracing::info!(alert = id, "alert email sent");
         }
         Err(error) => {

@@ -135,4 +135,28 @@ fn write_gauges(out: &mut String, g: &Gauges, now: i64) {
         "doorman_outbox_oldest_pending_seconds {}",
         oldest.map(|t| (now - t).max(0)).unwrap_or(0)
     );
+    let (pending, failed, oldest) = g.webhooks;
+    let _ = writeln!(
+        out,
+        "# HELP doorman_webhook_deliveries Webhook deliveries not delivered, by status (failed: given up)."
+    );
+    let _ = writeln!(out, "# TYPE doorman_webhook_deliveries gauge");
+    let _ = writeln!(
+        out,
+        "doorman_webhook_deliveries{{status=\"pending\"}} {pending}"
+    );
+    let _ = writeln!(
+        out,
+        "doorman_webhook_deliveries{{status=\"failed\"}} {failed}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP doorman_webhook_oldest_pending_seconds Age of the oldest pending webhook delivery (0 when none)."
+    );
+    let _ = writeln!(out, "# TYPE doorman_webhook_oldest_pending_seconds gauge");
+    let _ = writeln!(
+        out,
+        "doorman_webhook_oldest_pending_seconds {}",
+        oldest.map(|t| (now - t).max(0)).unwrap_or(0)
+    );
 }

@@ -179,10 +179,12 @@ pub fn nav_tabs(me: &Authed, active: &str) -> Markup {
     html! {
         nav.tabs aria-label="Security" {
             a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
+            a href=(paths::SECURITY_LOG) aria-current=[(active == "log").then_some("page")] { "Security log" }
             a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
             a href=(paths::NOTIFICATIONS) aria-current=[(active == "notifications").then_some("page")] { "Alerts" }
             @if is_admin {
                 a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
+                a href=(paths::TEAM_LOG) aria-current=[(active == "team-log").then_some("page")] { "Team log" }
             }
             a href=(paths::SECOND_FACTORS) aria-current=[(active == "factors").then_some("page")] { "Second factors" }
         }

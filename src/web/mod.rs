@@ -14,6 +14,7 @@ pub mod profile;
 pub mod recovery;
 pub mod second_factors;
 pub mod second_step;
+pub mod security_log;
 pub mod sessions;
 pub mod setup;
 pub mod team_accounts;
@@ -156,6 +157,8 @@ pub fn routes() -> Route {
         .at(notifications::PATH, get(notifications::show))
         .at(notifications::save_path(), post(notifications::save))
         .at(notifications::lock_path(), post(notifications::lock))
+        .at(paths::SECURITY_LOG, get(security_log::mine))
+        .at(paths::TEAM_LOG, get(security_log::team))
         .at(
             alert_link::PATH,
             get(alert_link::show).post(alert_link::submit),
