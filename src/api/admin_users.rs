@@ -115,6 +115,8 @@ pub struct UserListItemJson {
     #[oai(nullable)]
     pub last_sign_in_at: Option<OffsetDateTime>,
     pub active_sessions: i64,
+    /// Whether the user has an active second factor (authenticator app or passkey).
+    pub second_factor: bool,
 }
 
 impl From<&UserSummary> for UserListItemJson {
@@ -123,6 +125,7 @@ impl From<&UserSummary> for UserListItemJson {
             user: UserJson::from(&s.user),
             last_sign_in_at: s.last_sign_in_at.map(at),
             active_sessions: s.active_sessions,
+            second_factor: s.second_factor,
         }
     }
 }

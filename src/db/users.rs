@@ -142,6 +142,8 @@ pub struct UserSummary {
     pub user: User,
     pub last_sign_in_at: Option<i64>,
     pub active_sessions: i64,
+    /// An active authenticator app or passkey.
+    pub second_factor: bool,
 }
 
 /// Users visible to an admin, narrowed by a case-insensitive substring of the email or
@@ -182,10 +184,16 @@ fn summary_of(c: &Connection, user: User, now: i64) -> Result<UserSummary, DbErr
             "SELECT count(*) FROM sessions WHERE user_id = ?1 AND ended_at IS NULL AND expires_at > ?2",
         )?
         .query_row(params![user.id, now], |r| r.get(0))?;
+    let second_factor: bool = c
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM second_factors WHERE user_id = ?1 AND active = 1)",
+        )?
+        .query_row([user.id], |r| r.get(0))?;
     Ok(UserSummary {
         user,
         last_sign_in_at,
         active_sessions,
+        second_factor,
     })
 }
 

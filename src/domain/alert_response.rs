@@ -28,6 +28,9 @@ pub struct Secured {
     pub sessions_ended: usize,
     pub devices_forgotten: usize,
     pub admins_told: usize,
+    /// A password-reset link was emailed (not when mail is off, or the user is not
+    /// active).
+    pub reset_link_sent: bool,
 }
 
 fn alert_of(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<i64> {
@@ -61,8 +64,20 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<bool> {
     let done = state
         .db
         .run(move |c| -> Result<bool> {
-            db::alerts::find_by_id(c, id)?.ok_or(Error::NotFound)?;
-            Ok(db::alerts::update_confirmed(c, id, now)?)
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let alert = db::alerts::find_by_id(&tx, id)?.ok_or(Error::NotFound)?;
+            if !db::alerts::update_confirmed(&tx, id, now)? {
+                return Ok(false);
+            }
+            crate::domain::events::record_about(
+                &tx,
+                crate::domain::model::EventType::AlertConfirmed,
+                alert.user_id,
+                now,
+                |e| e.actor(Some(alert.user_id)).detail("alert_id", id),
+            )?;
+            tx.commit()?;
+            Ok(true)
         })
         .await?;
     if done {
@@ -77,6 +92,7 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
     let id = alert_of(state, LinkPurpose::Secure, token)?;
     let now = crate::clock::now();
     let mail_enabled = state.mailer.is_some();
+    let (key, ttl) = (state.link_key.clone(), state.reset_ttl());
     let done = state
         .db
         .run(move |c| -> Result<Option<(UserId, Secured)>> {
@@ -120,6 +136,12 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
                 };
                 alerts::enqueue_notice(&tx, NOT_ME_REPORT, admin.id, &details, mail_enabled)?;
             }
+            // The password-reset link (SPEC §11): whoever signed in may know the password.
+            let reset_link_sent =
+                mail_enabled && user.status == crate::domain::model::UserStatus::Active;
+            if reset_link_sent {
+                crate::domain::team::reset_link_in(&tx, &key, &user, now, ttl, mail_enabled)?;
+            }
             tx.commit()?;
             Ok(Some((
                 user.id,
@@ -127,6 +149,7 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
                     sessions_ended,
                     devices_forgotten,
                     admins_told: admins.len(),
+                    reset_link_sent,
                 },
             )))
         })
@@ -137,8 +160,6 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
     if mail_enabled {
         state.mail_wakeup.notify_one();
     }
-    // The one place a "not me" report sends the password-reset link (SPEC §11).
-    send_password_reset(state, user).await;
     tracing::warn!(
         alert = id,
         user_id = %user,
@@ -146,11 +167,4 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
         "a sign-in was reported as not the person's; account secured"
     );
     Ok(Some(secured))
-}
-
-/// PASSWORD-RESET LINK (SPEC §11): the password-reset email is sent from here once the
-/// reset links exist; until then the person is told, on the page, to change their
-/// password after signing in again, and their admins are told by email.
-async fn send_password_reset(_state: &AppState, user: UserId) {
-    tracing::info!(user_id = %user, "password-reset link not sent: reset links are not available");
 }

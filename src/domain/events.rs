@@ -135,6 +135,21 @@ pub fn record(tx: &Connection, e: NewEvent) -> std::result::Result<i64, DbError>
     Ok(id)
 }
 
+/// Records an event about `user` (with their account, read in the same transaction);
+/// `build` adds the rest. Nothing when the user is gone.
+pub fn record_about(
+    tx: &Connection,
+    kind: EventType,
+    user: UserId,
+    at: i64,
+    build: impl FnOnce(NewEvent) -> NewEvent,
+) -> std::result::Result<(), DbError> {
+    if let Some(u) = db::users::find_by_id(tx, user)? {
+        record(tx, build(NewEvent::new(kind, at).user(u.id, u.account_id)))?;
+    }
+    Ok(())
+}
+
 /// A `session.ended` event for each session just ended (details: reason, by).
 pub fn record_ended(tx: &Connection, ended: &[Ended], at: i64) -> std::result::Result<(), DbError> {
     for s in ended {

@@ -57,6 +57,18 @@ async fn record(state: &AppState, session: Session, here: Location) -> Result<()
                 return Ok(None);
             }
             let first = db::sessions::record_move(&tx, session.pk, &here, now)?;
+            if first {
+                crate::domain::events::record(
+                    &tx,
+                    crate::domain::events::NewEvent::new(
+                        crate::domain::model::EventType::SessionMoved,
+                        now,
+                    )
+                    .session(&session)
+                    .detail("from", session.location.label())
+                    .detail("to", here.place()),
+                )?;
+            }
             let (prefs, locked) = db::alert_prefs::find(&tx, session.user_id)?;
             let wanted = locked || prefs.moved;
             let queued = if first && wanted && !quiet {

@@ -239,6 +239,17 @@ pub async fn finish_registration(
                 },
             )?;
             let codes = second_factors::codes_for_first_factor(&tx, user)?;
+            crate::domain::events::record_about(
+                &tx,
+                crate::domain::model::EventType::UserSecondFactorAdded,
+                user,
+                now,
+                |e| {
+                    e.actor(Some(user))
+                        .detail("kind", "passkey")
+                        .detail("name", name.as_str())
+                },
+            )?;
             alerts::enqueue_notice(
                 &tx,
                 alerts::SECOND_FACTOR_ADDED,

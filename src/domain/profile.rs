@@ -130,6 +130,13 @@ pub async fn confirm_email_change(state: &AppState, token: &str) -> Result<User>
                 return Err(email_taken());
             }
             db::users::update_email(&tx, user.id, &new_email)?;
+            crate::domain::events::record_about(
+                &tx,
+                crate::domain::model::EventType::UserEmailChanged,
+                user.id,
+                now,
+                |e| e.actor(Some(user.id)),
+            )?;
             let mail = TeamMail {
                 to_email: user.email.clone(),
                 to_name: user.name.clone(),

@@ -516,6 +516,17 @@ pub(crate) async fn activate_totp(
             } else {
                 None
             };
+            crate::domain::events::record_about(
+                &tx,
+                crate::domain::model::EventType::UserSecondFactorAdded,
+                user,
+                now,
+                |e| {
+                    e.actor(Some(user))
+                        .detail("kind", "totp")
+                        .detail("factor_id", id)
+                },
+            )?;
             alerts::enqueue_notice(
                 &tx,
                 alerts::SECOND_FACTOR_ADDED,
@@ -631,6 +642,11 @@ pub async fn remove(
                 if others == 0 {
                     db::second_factors::replace_recovery_codes(&tx, user, &[])?;
                 }
+                crate::domain::events::record_about(&tx, crate::domain::model::EventType::UserSecondFactorRemoved, user, crate::clock::now(), |e| {
+                    e.actor(Some(user))
+                        .detail("kind", f.kind.as_str())
+                        .detail("factor_id", id)
+                })?;
                 alerts::enqueue_notice(
                     &tx,
                     alerts::SECOND_FACTOR_REMOVED,

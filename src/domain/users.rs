@@ -136,10 +136,17 @@ pub(crate) fn insert_user(
         .ok_or_else(|| DbError::Refused("user vanished during creation".into()))?;
     events::record(
         c,
-        NewEvent::new(EventType::UserCreated, new.now)
-            .user(user.id, user.account_id)
-            .actor(by)
-            .detail("role", user.role.as_str()),
+        NewEvent::new(
+            if new.invited {
+                EventType::UserInvited
+            } else {
+                EventType::UserCreated
+            },
+            new.now,
+        )
+        .user(user.id, user.account_id)
+        .actor(by)
+        .detail("role", user.role.as_str()),
     )?;
     Ok(user)
 }

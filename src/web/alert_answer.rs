@@ -132,8 +132,12 @@ pub async fn submit_secure(
                     @if done.admins_told == 1 { "1 administrator" } @else { (done.admins_told) " administrators" }
                     " told."
                 }
-                p { strong { "Someone may know your password." } " "
-                    a href=(LOGIN) { "Sign in" } " and " a href=(PASSWORD) { "change your password" } " now." }
+                @if done.reset_link_sent {
+                    p { strong { "Someone may know your password." } " We have emailed you a link to set a new one; it works once, for a limited time." }
+                } @else {
+                    p { strong { "Someone may know your password." } " "
+                        a href=(LOGIN) { "Sign in" } " and " a href=(PASSWORD) { "change your password" } " now." }
+                }
             },
         ),
         Ok(None) => page(

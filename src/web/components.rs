@@ -38,9 +38,28 @@ fn menu_entries() -> Vec<(&'static str, &'static str, &'static str, Audience)> {
             paths::SESSIONS,
             Audience::Everyone,
         ),
+        (
+            "Security",
+            "Second factors",
+            paths::SECOND_FACTORS,
+            Audience::Everyone,
+        ),
+        (
+            "Security",
+            "Security log",
+            paths::SECURITY_LOG,
+            Audience::Everyone,
+        ),
         ("Account", "Profile", paths::PROFILE, Audience::Everyone),
+        (
+            "Account",
+            "Sign-in alerts",
+            paths::NOTIFICATIONS,
+            Audience::Everyone,
+        ),
         ("Team", "Users", paths::TEAM_USERS, Audience::Admins),
         ("Team", "Accounts", paths::TEAM_ACCOUNTS, Audience::Owner),
+        ("Team", "Team log", paths::TEAM_LOG, Audience::Admins),
     ]
 }
 

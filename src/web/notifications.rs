@@ -7,8 +7,8 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field, tabs};
-use super::{error_page, html_response, layout, page_session};
+use super::components::{CsrfForm, csrf_field, nav_tabs, settings_page};
+use super::{error_page, html_response, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::model::AlertPrefs;
 use crate::domain::permissions::admin_scope;
@@ -123,13 +123,13 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         _ => None,
     };
     let body = html! {
-        main {
-            (tabs(&me, "notifications"))
-            @if let Some(m) = message { p.notice.ok role="status" { (m) } }
-            (section(&me, &csrf, &prefs))
-        }
+        p.breadcrumb { "Settings › Account" }
+        h1 { "Sign-in alerts" }
+        (nav_tabs(&me, "notifications"))
+        @if let Some(m) = message { p.notice.ok role="status" { (m) } }
+        (section(&me, &csrf, &prefs))
     };
-    html_response(layout("Sign-in alerts", Some((&me, &csrf)), body)).into_response()
+    html_response(settings_page(&me, &csrf, "Sign-in alerts", PATH, body)).into_response()
 }
 
 #[derive(Deserialize)]

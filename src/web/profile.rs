@@ -119,15 +119,37 @@ fn data_section() -> Markup {
     }
 }
 
-/// The page's sections, in order. Later features add theirs here: the second factors
-/// (SPEC §12) after the password, the notification preferences (SPEC §14) after them.
+/// Second factors (SPEC §12): managed on their own page, where "Confirm it's you" and
+/// the enrolment steps live.
+fn second_factors_section() -> Markup {
+    html! {
+        section.card #second-factors {
+            h2 { "Second factors" }
+            p { "Authenticator apps, passkeys and security keys, and your recovery codes." }
+            p { a href=(paths::SECOND_FACTORS) { "Manage second factors" } }
+        }
+    }
+}
+
+/// Which sign-in alerts the person gets (SPEC §14), on their own page.
+fn alerts_section() -> Markup {
+    html! {
+        section.card #alerts {
+            h2 { "Sign-in alerts" }
+            p { "Choose which sign-in alerts you get by email: a new device, a new country, an impossible journey, a session that moves. Security notices are always sent." }
+            p { a href=(paths::NOTIFICATIONS) { "Choose sign-in alerts" } }
+        }
+    }
+}
+
+/// The page's sections, in order.
 fn sections(state: &AppState, me: &Authed, csrf: &str, refusal: Refusal<'_>) -> Vec<Markup> {
     vec![
         name_section(me, csrf, refusal),
         email_section(me, csrf, refusal),
         password_section(state, csrf, refusal),
-        // Second factors (SPEC §12) go here.
-        // Notification preferences (SPEC §14) go here.
+        second_factors_section(),
+        alerts_section(),
         data_section(),
     ]
 }

@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::components::{tabs, time_cell};
-use super::{encode, error_page, html_response, layout, page_session};
+use super::components::{nav_tabs, settings_page, time_cell};
+use super::{encode, error_page, html_response, page_session};
 use crate::domain::events::{self, Event, EventPage, EventQuery};
 use crate::domain::model::{Account, EventType};
 use crate::domain::permissions::{AdminScope, admin_scope};
@@ -117,14 +117,21 @@ pub async fn mine(
     };
     let csrf = tokens::csrf_for_session(&token);
     let body = html! {
-        main {
-            (tabs(&me, "log"))
-            p.muted { "What happened to your account: sign-ins, refused attempts, ended sessions, alerts and changes." }
-            (filter_form(SECURITY_LOG, &f, None, false))
-            (listing(SECURITY_LOG, &f, &page, false))
-        }
+        p.breadcrumb { "Settings › Security" }
+        h1 { "Security log" }
+        (nav_tabs(&me, "log"))
+        p.muted { "What happened to your account: sign-ins, refused attempts, ended sessions, alerts and changes." }
+        (filter_form(SECURITY_LOG, &f, None, false))
+        (listing(SECURITY_LOG, &f, &page, false))
     };
-    html_response(layout("Security log", Some((&me, &csrf)), body)).into_response()
+    html_response(settings_page(
+        &me,
+        &csrf,
+        "Security log",
+        SECURITY_LOG,
+        body,
+    ))
+    .into_response()
 }
 
 /// The team's log: the events of the caller's account (admins) or of every account,
@@ -162,17 +169,24 @@ pub async fn team(
     };
     let csrf = tokens::csrf_for_session(&token);
     let body = html! {
-        main {
-            (tabs(&me, "team-log"))
-            p.muted {
-                @if scope == AdminScope::All { "Security events of every account." }
-                @else { "Security events of " (me.principal.account_name) "." }
-            }
-            (filter_form(TEAM_LOG, &f, Some(&accounts), true))
-            (listing(TEAM_LOG, &f, &page, true))
+        p.breadcrumb { "Settings › Team" }
+        h1 { "Team log" }
+        (nav_tabs(&me, "team-log"))
+        p.muted {
+            @if scope == AdminScope::All { "Security events of every account." }
+            @else { "Security events of " (me.principal.account_name) "." }
         }
+        (filter_form(TEAM_LOG, &f, Some(&accounts), true))
+        (listing(TEAM_LOG, &f, &page, true))
     };
-    html_response(layout("Team security log", Some((&me, &csrf)), body)).into_response()
+    html_response(settings_page(
+        &me,
+        &csrf,
+        "Team security log",
+        TEAM_LOG,
+        body,
+    ))
+    .into_response()
 }
 
 fn filter_form(action: &str, f: &Filters, accounts: Option<&[Account]>, is_team: bool) -> Markup {

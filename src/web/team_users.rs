@@ -50,6 +50,10 @@ fn done_text(f: &Filters) -> Option<String> {
         "enabled" => format!("{who} was enabled and can sign in again."),
         "reset" => format!("A password reset link was sent to {who}."),
         "revoked" => format!("The invitation of {who} was withdrawn."),
+        "factors-reset" => format!(
+            "{who}'s second factors were removed and they were emailed; {}.",
+            sessions(f.n.unwrap_or(0))
+        ),
         "deleted" => format!(
             "{who} was deleted with their data; {}.",
             sessions(f.n.unwrap_or(0))
@@ -181,7 +185,7 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
                     th { "Email" } th { "Name" }
                     @if scope == AdminScope::All { th { "Account" } }
                     th { "Role" } th { "Status" }
-                    // The second-factor column (SPEC §12) goes here.
+                    th { "Second factor" }
                     th { "Last sign-in" } th { "Active sessions" } th { span.sr { "Actions" } }
                 } }
                 tbody {
@@ -192,6 +196,7 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
                             @if scope == AdminScope::All { td { (u.user.account_name) } }
                             td { (u.user.role) }
                             td { (status_badge(u.user.status)) }
+                            td { @if u.second_factor { span.badge { "on" } } @else { span.muted { "off" } } }
                             td {
                                 @match u.last_sign_in_at {
                                     Some(t) => { (time_cell(now, t)) br; a.muted href=(format!("{HISTORY}?user_id={}", u.user.id)) { "History" } }
@@ -260,7 +265,9 @@ fn row_actions(me: &Authed, csrf: &str, u: &UserSummary) -> Markup {
                         (action_form(csrf, id, "revoke", "Revoke invitation", Some(format!("Withdraw the invitation of {}? Their link stops working.", user.email))))
                     }
                 }
-                // "Reset second factors" (SPEC §12) goes here.
+                @if u.second_factor {
+                    (action_form(csrf, id, "reset-factors", "Reset second factors", Some(format!("Remove every second factor of {}? {}", user.email, ends(u.active_sessions)))))
+                }
                 (action_form(csrf, id, "delete", "Delete user", Some(format!("Delete {} and all their data? {}", user.email, ends(u.active_sessions)))))
             }
         }
@@ -405,7 +412,10 @@ pub async fn act(
     };
     let who = target.user.email.clone();
     let p = &me.principal;
-    let destructive = matches!(form.action.as_str(), "disable" | "revoke" | "delete");
+    let destructive = matches!(
+        form.action.as_str(),
+        "disable" | "revoke" | "delete" | "reset-factors"
+    );
     if destructive && form.confirm != "yes" {
         return confirm(&me, &form, &target);
     }
@@ -466,6 +476,9 @@ pub async fn act(
             }
             Err(err) => Err(err),
         },
+        "reset-factors" => crate::domain::second_factors::admin_reset(&state, &me, id)
+            .await
+            .map(|n| back("factors-reset", &who, Some(n))),
         "revoke" => team::revoke_invitation(&state, p, id)
             .await
             .map(|()| back("revoked", &who, None)),
@@ -502,6 +515,14 @@ fn confirm(me: &Authed, form: &ActionForm, target: &UserSummary) -> Response {
                 ends(target.active_sessions)
             ),
             "Yes, disable",
+        ),
+        "reset-factors" => (
+            format!("Remove every second factor of {email}?"),
+            format!(
+                "Their authenticator apps, passkeys and recovery codes are removed and they are emailed. {}",
+                ends(target.active_sessions)
+            ),
+            "Yes, reset them",
         ),
         "revoke" => (
             format!("Withdraw the invitation of {email}?"),
