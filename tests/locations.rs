@@ -735,20 +735,25 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
         server.sql_i64("SELECT count(*) FROM alerts WHERE reported_at IS NOT NULL"),
         1
     );
-    let all = smtp.wait_for(2, PROMPT).await;
-    assert_eq!(all.len(), 2);
-    let report = &all[1];
-    assert!(
-        smtp::header(report, "to")
-            .unwrap()
-            .contains("admin@acme.test")
-    );
+    // The admins are told, and the person gets a password-reset link (SPEC §11).
+    let all = smtp.wait_for(3, PROMPT).await;
+    assert_eq!(all.len(), 3);
+    let to = |m: &String, who: &str| smtp::header(m, "to").unwrap().contains(who);
+    let report = all[1..]
+        .iter()
+        .find(|m| to(m, "admin@acme.test"))
+        .expect("the admin's report");
     assert_eq!(
         smtp::header(report, "subject").unwrap(),
         "ann@acme.test reported a sign-in that was not them"
     );
+    let reset = all[1..]
+        .iter()
+        .find(|m| to(m, "ann@acme.test"))
+        .expect("the person's reset link");
+    assert!(reset.contains("/reset?token="), "{reset}");
     tokio::time::sleep(QUIET).await;
-    assert_eq!(smtp.count(), 2, "an admin of another account is not told");
+    assert_eq!(smtp.count(), 3, "an admin of another account is not told");
 
     // Once: a second POST does nothing more.
     let resp = common::client()

@@ -648,6 +648,18 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
             204,
         ),
         call(
+            "PUT",
+            "/api/v1/alert-preferences".into(),
+            Some(json!({"new_device": true, "new_country": false, "travel": true, "moved": true})),
+            200,
+        ),
+        call(
+            "PUT",
+            format!("/api/v1/admin/accounts/{}/alert-lock", victim.account_id.0),
+            Some(json!({"locked": true})),
+            204,
+        ),
+        call(
             "POST",
             "/api/v1/me/recovery-codes".into(),
             Some(json!({})),

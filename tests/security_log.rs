@@ -351,7 +351,7 @@ async fn password_change_alerts_and_refused_access_are_recorded() {
     let b = browser();
     browser_login(&s, &b, "dan@acme.test").await;
     let page = b
-        .get(s.url("/settings/security/password"))
+        .get(s.url("/settings/profile"))
         .send()
         .await
         .unwrap()
@@ -366,7 +366,7 @@ async fn password_change_alerts_and_refused_access_are_recorded() {
         &[
             ("csrf", &csrf),
             ("current", "not it at all"),
-            ("new", "a new password 1"),
+            ("new", "plum kettle orbit 7"),
             ("keep_current", "yes"),
         ],
     )
@@ -385,7 +385,7 @@ async fn password_change_alerts_and_refused_access_are_recorded() {
         &[
             ("csrf", &csrf),
             ("current", PASSWORD),
-            ("new", "a new password 1"),
+            ("new", "plum kettle orbit 7"),
             ("keep_current", "yes"),
         ],
     )

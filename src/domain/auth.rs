@@ -162,7 +162,7 @@ pub(crate) async fn store_session(
     let now = crate::clock::now();
     let client = ctx.client;
     let device = crate::ua::parse(&client.user_agent);
-    let location = state.geo.lookup(client.ip);
+    let location = locate(state, client.ip);
     let attempt = Attempt::new(
         &user.email,
         &location,

@@ -34,7 +34,7 @@ impl Origin {
     pub fn of(state: &AppState, client: &ClientInfo) -> Self {
         Origin {
             ip: client.ip.to_string(),
-            location: state.geo.lookup(client.ip),
+            location: crate::domain::auth::locate(state, client.ip),
             device: crate::ua::parse(&client.user_agent),
         }
     }

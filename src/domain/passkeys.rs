@@ -356,7 +356,7 @@ async fn verify_limited<T>(
 ) -> Result<T> {
     let now = crate::clock::now();
     let device = crate::ua::parse(&client.user_agent);
-    let location = state.geo.lookup(client.ip);
+    let location = auth::locate(state, client.ip);
     let attempt = Attempt::new(email, &location, client, &device, None);
     let subject = Subject {
         email,

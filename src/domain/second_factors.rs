@@ -207,7 +207,7 @@ pub(crate) struct Prover<'a> {
 pub(crate) async fn check_code(state: &AppState, p: &Prover<'_>, raw: &str) -> Result<AuthMethod> {
     let now = crate::clock::now();
     let device = crate::ua::parse(&p.client.user_agent);
-    let location = state.geo.lookup(p.client.ip);
+    let location = auth::locate(state, p.client.ip);
     let attempt = Attempt::new(p.email, &location, p.client, &device, p.known_device);
     let subject = Subject {
         email: p.email,
@@ -467,7 +467,7 @@ pub(crate) async fn activate_totp(
     let (user, email, name, client) = (who.user, who.email, who.name, who.client);
     let now = crate::clock::now();
     let device = crate::ua::parse(&client.user_agent);
-    let location = state.geo.lookup(client.ip);
+    let location = auth::locate(state, client.ip);
     let attempt = Attempt::new(email, &location, client, &device, None);
     let subject = Subject {
         email,
