@@ -221,7 +221,7 @@ DAY=$(date -u -d '7 days ago' +%Y-%m-%d)
 for q in ":newest page" "type=login.failed:one type" "user_id=$EUSER:one user's events" \
   "account_id=$EACCOUNT:one account" "account_id=$EACCOUNT&type=access.denied:rare type, one account" \
   "cursor=$ECURSOR:a page halfway down" \
-  "since=${DAY}T00:00:00Z&until=${DAY}T23:59:59Z&type=session.ended:one day, one type"; do
+  "since=${DAY}T00%3A00%3A00Z&until=${DAY}T23%3A59%3A59Z&type=session.ended:one day, one type"; do
   measure "GET /api/v1/admin/events?${q%%:*} (${q#*:})" "p99 20 ms" 16 \
     -H "Authorization: Bearer $OWNER" "$URL/api/v1/admin/events?${q%%:*}"
 done
