@@ -15,6 +15,12 @@ use serde::{Deserialize, Deserializer};
 mod webhooks;
 pub use webhooks::{WEBHOOK_TIMEOUT, WebhookConfig, shown_url};
 
+/// The default of `security.password_min_length`.
+pub const MIN_PASSWORD: usize = 10;
+/// The longest password accepted: argon2 would take anything, but a megabyte
+/// "password" is an attack.
+pub const MAX_PASSWORD: usize = 1024;
+
 /// Where the configuration file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG_FILE: &str = "doorman.toml";
 
@@ -262,7 +268,7 @@ impl Default for SecurityConfig {
             argon2: Argon2Config::default(),
             step_up_window: Duration::from_secs(10 * 60),
             require_second_factor: false,
-            password_min_length: crate::domain::passwords::MIN_PASSWORD,
+            password_min_length: MIN_PASSWORD,
         }
     }
 }
@@ -577,10 +583,10 @@ impl Config {
                 .push("sessions.touch_interval: must be shorter than sessions.idle_timeout".into());
         }
         let min = self.security.password_min_length;
-        if !(8..=crate::domain::passwords::MAX_PASSWORD).contains(&min) {
+        if !(8..=MAX_PASSWORD).contains(&min) {
             problems.push(format!(
                 "security.password_min_length: {min} must be between 8 and {}",
-                crate::domain::passwords::MAX_PASSWORD
+                MAX_PASSWORD
             ));
         }
         if self.security.login_rate_limit.failures == 0 {

@@ -30,11 +30,11 @@ pub struct AppState {
     pub link_key: Arc<Vec<u8>>,
     pub metrics: Arc<crate::metrics::registry::Metrics>,
     /// The hourly budgets of "forgot your password?" requests.
-    pub reset_limits: Arc<crate::domain::recovery::ResetLimits>,
+    pub reset_limits: Arc<crate::domain::ratelimit::ResetLimits>,
     /// The stored id of each `[[webhooks]]` entry, in the configuration's order.
     pub webhook_ids: Arc<Vec<i64>>,
     /// When each (session, application) refusal was last recorded as `access.denied`.
-    pub denials: Arc<crate::domain::access::Denials>,
+    pub denials: Arc<crate::domain::ratelimit::Denials>,
 }
 
 impl AppState {
@@ -49,7 +49,7 @@ impl AppState {
                 crate::domain::tokens::new_token().into_bytes()
             })
         })?;
-        let webhook_ids = db.blocking(|c| crate::domain::webhooks::sync(c, &config.webhooks))?;
+        let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -73,4 +73,20 @@ impl AppState {
     pub fn reset_ttl(&self) -> i64 {
         i64::try_from(self.config.accounts.reset_ttl.as_secs()).unwrap_or(i64::MAX)
     }
+}
+
+/// Makes the stored webhook receivers match the configuration; their ids, in its order.
+fn sync_webhooks(
+    c: &rusqlite::Connection,
+    hooks: &[crate::config::WebhookConfig],
+) -> Result<Vec<i64>, crate::db::DbError> {
+    let configured: Vec<(String, String)> = hooks
+        .iter()
+        .map(|h| (h.url.trim().to_string(), h.patterns_json()))
+        .collect();
+    // Deferred: when nothing differs it only reads, and so starts on a read-only file.
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
+    let ids = crate::db::webhooks::sync(&tx, &configured)?;
+    tx.commit()?;
+    Ok(ids)
 }

@@ -12,7 +12,7 @@ use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::json::{JsonOut, SizeHint};
 use crate::domain::events::{self, EventPage, EventQuery};
-use crate::http::events::EventJson;
+use crate::http::export::EventJson;
 use crate::state::AppState;
 
 #[derive(Debug, Object, Serialize)]

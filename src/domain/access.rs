@@ -69,31 +69,6 @@ fn note_use(state: &AppState, authed: &Authed, application: &str) {
     });
 }
 
-/// When each (session, application) refusal was last recorded, so that a proxy asking
-/// again for every asset of a page records one `access.denied` per touch interval, not
-/// hundreds.
-#[derive(Default)]
-pub struct Denials(std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>);
-
-impl Denials {
-    /// Whether a refusal at `now` is to be recorded (and notes it).
-    fn first_since(&self, key: (i64, String), now: i64, every: i64) -> bool {
-        let Ok(mut seen) = self.0.lock() else {
-            return false;
-        };
-        if seen.len() > 10_000 {
-            seen.retain(|_, at| now - *at < every);
-        }
-        match seen.get(&key) {
-            Some(at) if now - *at < every => false,
-            _ => {
-                seen.insert(key, now);
-                true
-            }
-        }
-    }
-}
-
 /// Records `access.denied`, at most once per touch interval per session and
 /// application, off the request path: the refusal never waits for the write.
 fn note_denial(state: &AppState, authed: &Authed, application: &str) {

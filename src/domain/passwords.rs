@@ -8,18 +8,15 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use crate::config::Argon2Config;
+pub use crate::config::{MAX_PASSWORD, MIN_PASSWORD};
 use crate::error::{Error, Result};
 
-/// The default of `security.password_min_length`.
-pub const MIN_PASSWORD: usize = 10;
 /// zxcvbn's score a password needs: 3 is "safely unguessable: moderate protection from
 /// an offline slow-hash scenario" (10^10 guesses), which is what argon2id protects.
 const MIN_SCORE: zxcvbn::Score = zxcvbn::Score::Three;
 /// zxcvbn reads only this much of a password: its matching grows quickly with length,
 /// and a password whose first 64 characters are strong is strong.
 const SCORED_CHARS: usize = 64;
-/// Longest: argon2 would take anything, but a megabyte "password" is an attack.
-pub const MAX_PASSWORD: usize = 1024;
 
 #[derive(Clone)]
 pub struct Hasher {

@@ -247,6 +247,78 @@ impl RateLimiter {
     }
 }
 
+// "Forgot your password?" requests (SPEC §11).
+
+/// Reset requests per email and per address in an hour; beyond, the same answer and
+/// no email.
+pub const PER_EMAIL_PER_HOUR: usize = 3;
+pub const PER_IP_PER_HOUR: usize = 10;
+pub const RESET_WINDOW: i64 = 3600;
+/// Keys kept before old ones are dropped, so a flood of made-up addresses cannot grow
+/// the limiter without bound.
+const RESET_MAX_KEYS: usize = 100_000;
+
+/// The hourly budgets of reset requests, in memory (a restart forgets them, which
+/// costs at most one more hour's worth).
+#[derive(Default)]
+pub struct ResetLimits {
+    seen: Mutex<HashMap<String, VecDeque<i64>>>,
+}
+
+impl ResetLimits {
+    /// Counts a request and says whether it is within both budgets.
+    pub fn allow(&self, email: &str, ip: IpAddr, now: i64) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return false;
+        };
+        if seen.len() > RESET_MAX_KEYS {
+            seen.retain(|_, times| times.back().is_some_and(|t| *t > now - RESET_WINDOW));
+            if seen.len() > RESET_MAX_KEYS {
+                seen.clear();
+            }
+        }
+        let mut within = |key: String, limit: usize| {
+            let times = seen.entry(key).or_default();
+            while times.front().is_some_and(|t| *t <= now - RESET_WINDOW) {
+                times.pop_front();
+            }
+            times.push_back(now);
+            times.len() <= limit
+        };
+        let email_ok = within(
+            format!("e:{}", email.trim().to_lowercase()),
+            PER_EMAIL_PER_HOUR,
+        );
+        let ip_ok = within(format!("i:{}", ip_key(ip)), PER_IP_PER_HOUR);
+        email_ok && ip_ok
+    }
+}
+
+/// When each (session, application) refusal was last recorded, so that a proxy asking
+/// again for every asset of a page records one `access.denied` per touch interval, not
+/// hundreds.
+#[derive(Default)]
+pub struct Denials(std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>);
+
+impl Denials {
+    /// Whether a refusal at `now` is to be recorded (and notes it).
+    pub fn first_since(&self, key: (i64, String), now: i64, every: i64) -> bool {
+        let Ok(mut seen) = self.0.lock() else {
+            return false;
+        };
+        if seen.len() > 10_000 {
+            seen.retain(|_, at| now - *at < every);
+        }
+        match seen.get(&key) {
+            Some(at) if now - *at < every => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

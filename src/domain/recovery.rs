@@ -2,9 +2,7 @@
 //! not the address is known (the work is done after the answer, so its time tells
 //! nothing either), and the reset, which ends every session and forgets the devices.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 use rusqlite::TransactionBehavior;
 use tracing::instrument;
@@ -13,54 +11,8 @@ use crate::db;
 use crate::domain::alerts::Details;
 use crate::domain::links::{self, LinkKind, MAIL_PASSWORD_RESET};
 use crate::domain::model::{EndReason, User, UserStatus};
-use crate::domain::ratelimit::ip_key;
 use crate::error::{Error, Result};
 use crate::state::AppState;
-
-/// Reset requests per email and per address in an hour; beyond, the same answer and
-/// no email.
-pub const PER_EMAIL_PER_HOUR: usize = 3;
-pub const PER_IP_PER_HOUR: usize = 10;
-const HOUR: i64 = 3600;
-/// Keys kept before old ones are dropped, so a flood of made-up addresses cannot grow
-/// the limiter without bound.
-const MAX_KEYS: usize = 100_000;
-
-/// The hourly budgets of reset requests, in memory (a restart forgets them, which
-/// costs at most one more hour's worth).
-#[derive(Default)]
-pub struct ResetLimits {
-    seen: Mutex<HashMap<String, VecDeque<i64>>>,
-}
-
-impl ResetLimits {
-    /// Counts a request and says whether it is within both budgets.
-    pub fn allow(&self, email: &str, ip: IpAddr, now: i64) -> bool {
-        let Ok(mut seen) = self.seen.lock() else {
-            return false;
-        };
-        if seen.len() > MAX_KEYS {
-            seen.retain(|_, times| times.back().is_some_and(|t| *t > now - HOUR));
-            if seen.len() > MAX_KEYS {
-                seen.clear();
-            }
-        }
-        let mut within = |key: String, limit: usize| {
-            let times = seen.entry(key).or_default();
-            while times.front().is_some_and(|t| *t <= now - HOUR) {
-                times.pop_front();
-            }
-            times.push_back(now);
-            times.len() <= limit
-        };
-        let email_ok = within(
-            format!("e:{}", email.trim().to_lowercase()),
-            PER_EMAIL_PER_HOUR,
-        );
-        let ip_ok = within(format!("i:{}", ip_key(ip)), PER_IP_PER_HOUR);
-        email_ok && ip_ok
-    }
-}
 
 /// The one answer to every request, known address or not.
 pub const FORGOT_ANSWER: &str = "If an account exists for that address, we have sent a link.";
@@ -199,6 +151,9 @@ pub async fn reset_password(state: &AppState, token: &str, password: String) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ratelimit::{
+        PER_EMAIL_PER_HOUR, PER_IP_PER_HOUR, RESET_WINDOW, ResetLimits,
+    };
 
     #[test]
     fn limits_per_email_and_per_address() {
@@ -212,7 +167,7 @@ mod tests {
             "fourth for the email"
         );
         assert!(
-            limits.allow("ann@acme.test", ip, 1000 + HOUR),
+            limits.allow("ann@acme.test", ip, 1000 + RESET_WINDOW),
             "an hour later"
         );
         let other: IpAddr = "198.51.100.7".parse().unwrap();

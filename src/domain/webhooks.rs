@@ -2,9 +2,6 @@
 //! due, and the outcome of each attempt. Deliveries are queued by `events::record`, in
 //! the transaction of their event; `webhooks/` sends them.
 
-use rusqlite::Connection;
-
-use crate::config::WebhookConfig;
 use crate::db::{self, DbError};
 use crate::error::Result;
 use crate::state::AppState;
@@ -19,19 +16,6 @@ pub const MAX_ATTEMPTS: i64 = 80;
 pub fn backoff(attempts: i64) -> i64 {
     let exp = attempts.clamp(0, 20) as u32;
     (5i64.saturating_mul(1i64 << exp)).min(3600)
-}
-
-/// Makes the stored receivers match the configuration; their ids, in its order.
-pub fn sync(c: &Connection, hooks: &[WebhookConfig]) -> std::result::Result<Vec<i64>, DbError> {
-    let configured: Vec<(String, String)> = hooks
-        .iter()
-        .map(|h| (h.url.trim().to_string(), h.patterns_json()))
-        .collect();
-    // Deferred: when nothing differs it only reads, and so starts on a read-only file.
-    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
-    let ids = db::webhooks::sync(&tx, &configured)?;
-    tx.commit()?;
-    Ok(ids)
 }
 
 /// Up to `limit` deliveries due now, each the head of its queue.

@@ -4,7 +4,6 @@
 
 pub mod cookies;
 pub mod errors;
-pub mod events;
 pub mod export;
 pub mod forward;
 pub mod headers;

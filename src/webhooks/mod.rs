@@ -20,7 +20,7 @@ use sha2::Sha256;
 use crate::config::WebhookConfig;
 use crate::domain::events;
 use crate::domain::webhooks::{self, Due};
-use crate::http::events::EventJson;
+use crate::http::export::EventJson;
 use crate::state::AppState;
 
 /// How often the outbox is looked at.
