@@ -137,17 +137,12 @@ pub async fn submit_verify(
     state: Data<&AppState>,
     form: poem::Result<Form<CodeForm>>,
 ) -> Response {
-    let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
     let Ok(Form(form)) = form else {
         return error_page(&Error::invalid("bad_form", "The form could not be read."));
     };
-    if !csrf_ok(req, &form.csrf) {
-        return expired(&state);
-    }
-    let target = match second_step::find(&state, &token, Purpose::SecondFactor).await {
-        Ok(Some(found)) => found.challenge.target,
-        Ok(None) => return expired(&state),
-        Err(err) => return error_page(&err),
+    let (token, target) = match pending(req, &state, &form.csrf).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match second_step::complete(&state, &token, &form.code, client).await {
@@ -163,16 +158,42 @@ pub async fn submit_verify(
                 signed_in_redirect(&state, &signed, &target)
             }
         }
-        Err(err @ (Error::InvalidCode | Error::RateLimited { .. })) => {
-            let (status, body) = describe(&err);
-            match second_step::find(&state, &token, Purpose::SecondFactor).await {
-                Ok(Some(found)) => {
-                    verify_again(req, &state, &token, &found.methods, &body.message, status).await
-                }
-                _ => expired(&state),
-            }
+        Err(err) => refused_step(req, &state, &token, &err).await,
+    }
+}
+
+/// The browser's pending second step, for a submitted form: its challenge token and
+/// where the sign-in goes; or the page to show instead (a stale form or challenge).
+/// The token is read before the form's CSRF value is checked, as the challenge cookie
+/// is what binds the step to this browser.
+async fn pending(
+    req: &Request,
+    state: &AppState,
+    csrf: &str,
+) -> Result<(String, String), Response> {
+    let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
+    if !csrf_ok(req, csrf) {
+        return Err(expired(state));
+    }
+    match second_step::find(state, &token, Purpose::SecondFactor).await {
+        Ok(Some(found)) => Ok((token, found.challenge.target)),
+        Ok(None) => Err(expired(state)),
+        Err(err) => Err(error_page(&err)),
+    }
+}
+
+/// A refused second step: a wrong code or too many tries asks again (while the
+/// challenge lasts); anything else is an error page.
+async fn refused_step(req: &Request, state: &AppState, token: &str, err: &Error) -> Response {
+    if !matches!(err, Error::InvalidCode | Error::RateLimited { .. }) {
+        return error_page(err);
+    }
+    let (status, body) = describe(err);
+    match second_step::find(state, token, Purpose::SecondFactor).await {
+        Ok(Some(found)) => {
+            verify_again(req, state, token, &found.methods, &body.message, status).await
         }
-        Err(err) => error_page(&err),
+        _ => expired(state),
     }
 }
 
@@ -217,31 +238,17 @@ pub async fn submit_passkey(
     state: Data<&AppState>,
     form: poem::Result<Form<PasskeyForm>>,
 ) -> Response {
-    let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
     let Ok(Form(form)) = form else {
         return error_page(&Error::invalid("bad_form", "The form could not be read."));
     };
-    if !csrf_ok(req, &form.csrf) {
-        return expired(&state);
-    }
-    let target = match second_step::find(&state, &token, Purpose::SecondFactor).await {
-        Ok(Some(found)) => found.challenge.target,
-        Ok(None) => return expired(&state),
-        Err(err) => return error_page(&err),
+    let (token, target) = match pending(req, &state, &form.csrf).await {
+        Ok(found) => found,
+        Err(resp) => return resp,
     };
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match passkeys::complete_second_step(&state, &token, &form.credential, client).await {
         Ok(signed) => signed_in_redirect(&state, &signed, &target),
-        Err(err @ (Error::InvalidCode | Error::RateLimited { .. })) => {
-            let (status, body) = describe(&err);
-            match second_step::find(&state, &token, Purpose::SecondFactor).await {
-                Ok(Some(found)) => {
-                    verify_again(req, &state, &token, &found.methods, &body.message, status).await
-                }
-                _ => expired(&state),
-            }
-        }
-        Err(err) => error_page(&err),
+        Err(err) => refused_step(req, &state, &token, &err).await,
     }
 }
 
