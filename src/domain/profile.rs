@@ -130,12 +130,14 @@ pub async fn confirm_email_change(state: &AppState, token: &str) -> Result<User>
                 return Err(email_taken());
             }
             db::users::update_email(&tx, user.id, &new_email)?;
-            crate::domain::events::record_about(
+            crate::domain::events::record(
                 &tx,
-                crate::domain::model::EventType::UserEmailChanged,
-                user.id,
-                now,
-                |e| e.actor(Some(user.id)),
+                crate::domain::events::NewEvent::new(
+                    crate::domain::model::EventType::UserEmailChanged,
+                    now,
+                )
+                .user(user.id, user.account_id)
+                .actor(Some(user.id)),
             )?;
             let mail = TeamMail {
                 to_email: user.email.clone(),

@@ -212,12 +212,14 @@ pub async fn accept_invitation(
             db::users::update_password(&tx, user.id, &hash)?;
             db::users::update_name(&tx, user.id, &name)?;
             db::users::update_accepted(&tx, user.id)?;
-            crate::domain::events::record_about(
+            crate::domain::events::record(
                 &tx,
-                crate::domain::model::EventType::UserInvitationAccepted,
-                user.id,
-                now,
-                |e| e.actor(Some(user.id)),
+                crate::domain::events::NewEvent::new(
+                    crate::domain::model::EventType::UserInvitationAccepted,
+                    now,
+                )
+                .user(user.id, user.account_id)
+                .actor(Some(user.id)),
             )?;
             tx.commit()?;
             Ok(user)
