@@ -432,17 +432,47 @@ pub struct Application {
     /// Only sessions signed in with a second factor.
     #[serde(default)]
     pub require_second_factor: bool,
-    /// `url`, parsed once (every forward-auth request is matched against it); a cache,
-    /// filled on first use: leave it to `Default`.
+    /// Match the path prefix without regard to case (for applications that serve
+    /// `/Admin` as `/admin`); off by default, as paths are case-sensitive.
+    #[serde(default)]
+    pub path_case_insensitive: bool,
+    /// `url`, parsed and normalised once (every forward-auth request is matched against
+    /// it); a cache, filled on first use: leave it to `Default`.
     #[serde(skip)]
-    pub parsed: std::sync::OnceLock<Option<url::Url>>,
+    pub parsed: std::sync::OnceLock<Option<crate::address::Address>>,
 }
 
 impl Application {
-    fn base(&self) -> Option<&url::Url> {
+    fn base(&self) -> Option<&crate::address::Address> {
         self.parsed
-            .get_or_init(|| url::Url::parse(&self.url).ok())
+            .get_or_init(|| crate::address::normalise(&self.url))
             .as_ref()
+    }
+
+    /// Whether any rule limits who may use it.
+    pub fn has_rules(&self) -> bool {
+        !self.allow_accounts.is_empty()
+            || !self.allow_roles.is_empty()
+            || !self.allow_emails.is_empty()
+            || self.require_second_factor
+    }
+
+    /// How long a prefix of `path` this application's path is, on a segment boundary
+    /// (`/admin` holds `/admin`, `/admin/x` and `/admin;x`, not `/administrator`).
+    fn prefix_of(&self, host: &str, path: &str) -> Option<usize> {
+        let base = self.base()?;
+        if base.host != host {
+            return None;
+        }
+        let prefix = base.path.trim_end_matches('/');
+        let head = path.get(..prefix.len())?;
+        let same = if self.path_case_insensitive {
+            head.eq_ignore_ascii_case(prefix)
+        } else {
+            head == prefix
+        };
+        let rest = &path[prefix.len()..];
+        (same && (rest.is_empty() || rest.starts_with(['/', ';']))).then_some(prefix.len())
     }
 }
 
@@ -668,7 +698,11 @@ impl Config {
                 .strip_prefix("https://")
                 .or_else(|| url.strip_prefix("http://"))
                 .unwrap_or("");
-            if host.is_empty() || host.starts_with('/') || url::Url::parse(url).is_err() {
+            if host.is_empty()
+                || host.starts_with('/')
+                || url::Url::parse(url).is_err()
+                || crate::address::normalise(url).is_none()
+            {
                 problems.push(format!(
                     "applications[{i}].url: `{url}` must be an absolute http:// or https:// URL"
                 ));
@@ -692,47 +726,35 @@ impl Config {
     }
 
     /// The configured application a return address belongs to, if any, and the address
-    /// as it is to be followed. The address is parsed and normalised first (dot segments,
-    /// percent-encoded dots, backslashes), so `https://wiki.example.com/app/../x` is not
-    /// under an application at `/app`; then it must have the application's origin and
-    /// lie under its path on a segment boundary (`/app` holds `/app` and `/app/x`, not
-    /// `/application`). The longest matching path wins. An address whose path hides a
-    /// slash (`%2F`, `%5C`), which a server behind might decode, belongs to nobody.
+    /// as it is to be followed. The address is normalised first (dot segments, repeated
+    /// slashes, percent-encoded unreserved characters), so `https://wiki.example.com/app/../x`
+    /// is not under an application at `/app`; then it must have the application's origin
+    /// (scheme, host and port: the sign-in page sends the browser there) and lie under
+    /// its path on a segment boundary. The longest matching path wins. An address whose
+    /// path hides a separator (`%2F`, `%5C`, `%00`), which a server behind might decode,
+    /// belongs to nobody.
     pub fn application_for(&self, rd: &str) -> Option<(&Application, String)> {
-        let target = url::Url::parse(rd).ok()?;
-        self.application_at(&target)
-            .map(|app| (app, target.to_string()))
+        let target = crate::address::normalise(rd)?;
+        let app = self.application_at(&target)?;
+        let base = app.base()?;
+        (base.url.origin() == target.url.origin()).then(|| (app, target.url.to_string()))
     }
 
-    /// [`Config::application_for`] for an address already parsed (and so normalised).
-    pub fn application_at(&self, target: &url::Url) -> Option<&Application> {
-        if !matches!(target.scheme(), "http" | "https")
-            || !target.username().is_empty()
-            || target.password().is_some()
-        {
-            return None;
-        }
-        let path = target.path();
-        let lower = path.to_ascii_lowercase();
-        if lower.contains("%2f") || lower.contains("%5c") {
-            return None;
-        }
+    /// The application a normalised address belongs to (SPEC §19): the same host (the
+    /// scheme and the port do not make another application) and the longest path prefix
+    /// on a segment boundary.
+    pub fn application_at(&self, target: &crate::address::Address) -> Option<&Application> {
         self.applications
             .iter()
-            .filter_map(|app| {
-                let base = app.base()?;
-                if base.host_str() != target.host_str()
-                    || base.port_or_known_default() != target.port_or_known_default()
-                    || base.scheme() != target.scheme()
-                {
-                    return None;
-                }
-                let prefix = base.path().trim_end_matches('/');
-                let rest = path.strip_prefix(prefix)?;
-                (rest.is_empty() || rest.starts_with('/')).then_some((app, prefix.len()))
-            })
+            .filter_map(|app| Some((app, app.prefix_of(&target.host, &target.path)?)))
             .max_by_key(|(_, len)| *len)
             .map(|(app, _)| app)
+    }
+
+    /// Whether any application has rules: then an address that cannot be matched
+    /// safely is refused rather than let through (SPEC §19, fail closed).
+    pub fn any_rules(&self) -> bool {
+        self.applications.iter().any(Application::has_rules)
     }
 
     pub fn application_named(&self, name: &str) -> Option<&Application> {

@@ -24,6 +24,7 @@
 //! webhooks/    the webhook outbox worker and the Standard Webhooks signature
 //! metrics/     `/metrics` and the in-memory counters
 //! geo/ ua.rs client_ip.rs   leaf services: where and what a request is
+//! address.rs   an address normalised as it is matched against applications
 //! files.rs     files only their owner reads (the database, its copies, GeoIP)
 //! ```
 //!
@@ -39,6 +40,7 @@
 //!   rate limiter) do not take `AppState`: they are given what they need.
 //! - Modules are `pub` only where the tests or the benchmarks use them.
 
+pub mod address;
 pub mod client_ip;
 pub mod clock;
 pub mod config;

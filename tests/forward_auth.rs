@@ -52,7 +52,8 @@ async fn server(trust_loopback: bool) -> TestServer {
     .await
 }
 
-/// A request a proxy would make for `original` (X-Forwarded-* form), with `token`.
+/// A request a proxy would make for `original` (both header families, as each path
+/// reads its own), with `token`.
 async fn ask(
     s: &TestServer,
     path: &str,
@@ -70,7 +71,9 @@ async fn ask(
             .header("x-forwarded-proto", u.scheme())
             .header("x-forwarded-host", u.host_str().unwrap())
             .header("x-forwarded-uri", &url[url.find(u.path()).unwrap()..])
-            .header("x-forwarded-method", "GET");
+            .header("x-forwarded-method", "GET")
+            .header("x-original-url", url)
+            .header("x-original-method", "GET");
     }
     if html {
         req = req.header("accept", "text/html,application/xhtml+xml");
@@ -279,28 +282,34 @@ async fn the_rules_of_each_application_decide_and_refusals_are_403_everywhere() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forwarded_headers_from_an_untrusted_peer_change_nothing() {
+async fn forwarded_headers_from_an_untrusted_peer_are_refused_when_rules_exist() {
+    // SPEC §19: from a peer outside `trusted_proxies`, a request that names an original
+    // address is ambiguous, and refused whenever any application has rules.
     let s = server(false).await;
     s.user("Acme", "ann@acme.test", Role::User).await;
     let ann = s.token("ann@acme.test").await;
-    // Would be refused if believed; from an untrusted peer no application is matched.
     let (status, _, _) = ask(
         &s,
         "/auth/verify",
         Some(&ann),
-        Some("https://tools.example.com/admin"),
+        Some("https://grafana.example.com/"),
         false,
     )
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 403, "X-Forwarded-* from an untrusted peer");
     let resp = client()
         .get(s.url("/auth/verify"))
         .bearer_auth(&ann)
-        .header("x-original-url", "https://tools.example.com/admin")
+        .header("x-original-url", "https://grafana.example.com/")
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.status(), 403, "X-Original-URL from an untrusted peer");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "access_denied");
+    // Without forwarding headers the plain check still answers.
+    let (status, _, _) = ask(&s, "/auth/verify", Some(&ann), None, false).await;
+    assert_eq!(status, 200);
     // And the sign-in redirect carries no address taken from them.
     let (status, h, _) = ask(
         &s,
@@ -312,6 +321,27 @@ async fn forwarded_headers_from_an_untrusted_peer_change_nothing() {
     .await;
     assert_eq!(status, 302);
     assert_eq!(location(&h), format!("{PUBLIC}/login"));
+
+    // With no rules anywhere there is nothing to protect: the headers are ignored.
+    let open = start_with(|c| {
+        c.server.public_url = PUBLIC.into();
+        c.applications = vec![Application {
+            name: "Grafana".into(),
+            url: "https://grafana.example.com".into(),
+            ..Default::default()
+        }];
+    })
+    .await;
+    open.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = open.token("ann@acme.test").await;
+    let resp = client()
+        .get(open.url("/auth/verify"))
+        .bearer_auth(&ann)
+        .header("x-original-url", "https://tools.example.com/admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
 
     // The same headers from a trusted proxy are believed (X-Original-URL form too).
     let trusted = server(true).await;
@@ -325,6 +355,167 @@ async fn forwarded_headers_from_an_untrusted_peer_change_nothing() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 403);
+}
+
+/// A verify request from a trusted proxy with both header families set.
+async fn ask_both(s: &TestServer, path: &str, token: &str, forwarded: &str, original: &str) -> u16 {
+    let u = url::Url::parse(forwarded).unwrap();
+    client()
+        .get(s.url(path))
+        .bearer_auth(token)
+        .header("x-forwarded-proto", u.scheme())
+        .header("x-forwarded-host", u.host_str().unwrap())
+        .header("x-forwarded-uri", u.path())
+        .header("x-original-url", original)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_endpoint_reads_its_own_header_family_only() {
+    // SPEC §19 (finding: a client chooses the application). Caddy and Traefik pass the
+    // client's own X-Original-URL to the auth server beside their X-Forwarded-*: it must
+    // not choose the application.
+    let s = server(true).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = s.token("ann@acme.test").await;
+    let admin = "https://tools.example.com/admin/users";
+    let open = "https://grafana.example.com/";
+    // Reads X-Forwarded-* only.
+    assert_eq!(
+        ask_both(&s, "/api/authz/forward-auth", &ann, admin, open).await,
+        403
+    );
+    assert_eq!(
+        ask_both(&s, "/api/authz/forward-auth", &ann, open, admin).await,
+        200
+    );
+    // Read X-Original-URL only.
+    for path in ["/api/authz/auth-request", "/api/verify"] {
+        assert_eq!(ask_both(&s, path, &ann, open, admin).await, 403, "{path}");
+        assert_eq!(ask_both(&s, path, &ann, admin, open).await, 200, "{path}");
+    }
+    // X-Forwarded-* when X-Forwarded-Host is present.
+    for path in ["/auth/verify", "/oauth2/auth"] {
+        assert_eq!(ask_both(&s, path, &ann, admin, open).await, 403, "{path}");
+        let ok = if path == "/oauth2/auth" { 202 } else { 200 };
+        assert_eq!(ask_both(&s, path, &ann, open, admin).await, ok, "{path}");
+        let resp = client()
+            .get(s.url(path))
+            .bearer_auth(&ann)
+            .header("x-original-url", admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403, "{path}: X-Original-URL alone");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_protected_path_is_refused() {
+    // SPEC §19 (finding: the rules fail open). Each of these reached the app as its
+    // `/admin` (or cannot be told apart from it) and was let through.
+    let s = server(true).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    s.user("Acme", "ada@acme.test", Role::Admin).await;
+    let ann = s.token("ann@acme.test").await;
+    let ada = s.token("ada@acme.test").await;
+    let ask_url = |url: &'static str, token: String| {
+        let req = client()
+            .get(s.url("/api/authz/auth-request"))
+            .bearer_auth(token)
+            .header("x-original-url", url);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for url in [
+        "https://tools.example.com/admin/x",
+        "https://tools.example.com/%61dmin/x",
+        "https://tools.example.com//admin/x",
+        "https://tools.example.com/admin;x/s",
+        "https://tools.example.com/admin%5Cx",
+        "https://tools.example.com/api%2Fadmin/users",
+        "https://tools.example.com/x/..//admin",
+        "https://tools.example.com/x/%2e%2e/admin",
+        "https://tools.example.com./admin/x",
+        "https://TOOLS.example.com/admin",
+        "http://tools.example.com/admin/x",
+        "https://tools.example.com:8443/admin/x",
+        "https://tools.example.com/admin%00",
+        "https://tools.example.com/%zz",
+        "https://tools.example.com/../admin",
+    ] {
+        assert_eq!(ask_url(url, ann.clone()).await, 403, "{url}");
+    }
+    // What lies outside the rules still passes, and the admin passes the plain path.
+    for url in [
+        "https://tools.example.com/administrator",
+        "https://grafana.example.com/d/1",
+        "https://tools.example.com/adminx/y",
+    ] {
+        assert_eq!(ask_url(url, ann.clone()).await, 200, "{url}");
+    }
+    assert_eq!(
+        ask_url("https://tools.example.com/%61dmin/x", ada.clone()).await,
+        200
+    );
+    // An address that cannot be matched is refused even to the admin, and recorded.
+    assert_eq!(
+        ask_url("https://tools.example.com/api%2Fadmin/users", ada.clone()).await,
+        403
+    );
+    let recorded = "SELECT count(*) FROM events WHERE type = 'access.denied' \
+                    AND details LIKE '%ambiguous_url%'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while s.sql_i64(recorded) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access.denied event"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_application_may_match_its_path_without_case() {
+    let s = start_with(|c| {
+        c.server.public_url = PUBLIC.into();
+        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+        c.applications = vec![
+            Application {
+                name: "Admin".into(),
+                url: "https://tools.example.com/admin".into(),
+                allow_roles: vec!["admin".into()],
+                ..Default::default()
+            },
+            Application {
+                name: "Files".into(),
+                url: "https://files.example.com/private".into(),
+                allow_roles: vec!["admin".into()],
+                path_case_insensitive: true,
+                ..Default::default()
+            },
+        ];
+    })
+    .await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = s.token("ann@acme.test").await;
+    for (url, want) in [
+        ("https://tools.example.com/ADMIN", 200),
+        ("https://files.example.com/PRIVATE/x", 403),
+        ("https://files.example.com/Private", 403),
+    ] {
+        let resp = client()
+            .get(s.url("/auth/verify"))
+            .bearer_auth(&ann)
+            .header("x-original-url", url)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{url}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

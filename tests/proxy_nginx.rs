@@ -409,3 +409,118 @@ async fn nginx_with_the_readme_configuration_protects_an_app() {
             .contains("You don't have access to <strong>Grafana</strong>")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_lets_no_client_header_steer_the_rules_or_forge_an_identity() {
+    // SPEC §19, through the README's nginx configuration.
+    use doorman::config::HeaderFamily;
+    for families in [None, Some(vec![HeaderFamily::Remote])] {
+        let app = identity_app().await;
+        let port = process::free_port();
+        let site = format!("http://127.0.0.1:{port}");
+        let s = site.clone();
+        let f = families.clone();
+        let server = start_with(move |c| {
+            c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
+            if let Some(f) = &f {
+                c.server.forward_auth_headers = f.clone();
+            }
+            c.applications = vec![
+                Application {
+                    name: "Admin".into(),
+                    url: format!("{s}/admin"),
+                    allow_roles: vec!["admin".into()],
+                    ..Default::default()
+                },
+                Application {
+                    name: "Open".into(),
+                    url: "http://open.example.test".into(),
+                    ..Default::default()
+                },
+            ];
+        })
+        .await;
+        server.user("Acme", "ann@acme.test", Role::User).await;
+        let dir = tempfile::tempdir().unwrap();
+        let _nginx = start_readme_nginx(dir.path(), port, server.addr, app).await;
+        let b = browser();
+        let resp = b.get(format!("{site}/x")).send().await.unwrap();
+        assert_eq!(resp.status(), 302);
+        let location = resp.headers()["location"]
+            .to_str()
+            .unwrap()
+            .replace("http://localhost:8080", &server.base);
+        assert_eq!(
+            sign_in_at(&b, &location, "ann@acme.test").await.status(),
+            303
+        );
+        let get = |path: &'static str, headers: Vec<(&'static str, &'static str)>| {
+            let mut req = b.get(format!("{site}{path}"));
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            async move {
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                (status, resp.text().await.unwrap())
+            }
+        };
+
+        // Refused (nginx sends a 403 to the "no access" page with a 302).
+        let refused = |status: u16| status == 302 || status == 403;
+        let (status, _) = get("/admin/x", vec![]).await;
+        assert!(refused(status), "{status}");
+        let (status, _) = get(
+            "/admin/x",
+            vec![
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "open.example.test"),
+                ("x-forwarded-uri", "/"),
+                ("x-original-url", "http://open.example.test/"),
+            ],
+        )
+        .await;
+        assert!(
+            refused(status),
+            "the client's headers chose the application: {status}"
+        );
+        for path in [
+            "/%61dmin/x",
+            "//admin/x",
+            "/admin;x/s",
+            "/admin%5Cx",
+            "/x/..//admin/",
+        ] {
+            let (status, body) = get(path, vec![]).await;
+            assert!(refused(status), "{path}: {status} {body}");
+        }
+
+        // Forged identity headers of every family: the app sees Doorman's or none.
+        let forged: Vec<(&'static str, &'static str)> = IDENTITY_HEADERS
+            .iter()
+            .map(|h| (*h, "evil@evil.test"))
+            .collect();
+        let (status, body) = get("/x", forged).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            !body.contains("evil"),
+            "a forged header reached the app: {body}"
+        );
+        let lines = identity_lines(&body);
+        let expected: Vec<&str> = match &families {
+            None => IDENTITY_HEADERS.to_vec(),
+            Some(_) => IDENTITY_HEADERS[..4].to_vec(),
+        };
+        for h in IDENTITY_HEADERS {
+            let n = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("{h}: ")))
+                .count();
+            assert_eq!(n, usize::from(expected.contains(&h)), "{h} in {body}");
+        }
+        assert!(
+            lines.contains(&"remote-user: ann@acme.test".to_string()),
+            "{body}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 //! whether the person signed in may use it. Empty lists allow everyone signed in;
 //! several lists must all allow.
 
+use crate::address::Target;
 use crate::config::Application;
 use crate::db;
 use crate::domain::auth::Authed;
@@ -12,19 +13,35 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 
 /// The verdict on a request a reverse proxy forwards: the session of `token`, allowed
-/// to use the application `original_url` belongs to (if it belongs to one). Not signed
-/// in is `Unauthenticated`; signed in but not allowed is `AccessDenied`.
+/// to use the application `target` belongs to (if it belongs to one). Not signed in is
+/// `Unauthenticated`; signed in but not allowed is `AccessDenied`. An address that cannot
+/// be matched safely is refused whenever any application has rules (SPEC §19): the
+/// denial then names no application.
 pub async fn verify(
     state: &AppState,
     token: Option<&str>,
-    original_url: Option<&url::Url>,
+    target: &Target,
     from: impl FnOnce() -> Option<std::net::IpAddr>,
 ) -> Result<Authed> {
     let Some(token) = token else {
         return Err(Error::Unauthenticated(None));
     };
     let authed = authenticate_from(state, token, from).await?;
-    let app = original_url.and_then(|url| state.config.application_at(url));
+    let app = match target {
+        Target::At(address) => state.config.application_at(address),
+        Target::Unknown => None,
+        Target::Ambiguous if !state.config.any_rules() => None,
+        Target::Ambiguous => {
+            tracing::info!(
+                user_id = %authed.principal.user_id,
+                "access refused: the original address cannot be matched safely"
+            );
+            note_denial(state, &authed, "", "ambiguous_url");
+            return Err(Error::AccessDenied {
+                application: String::new(),
+            });
+        }
+    };
     if let Some(app) = app {
         if !allows(app, &authed) {
             tracing::info!(
@@ -32,7 +49,7 @@ pub async fn verify(
                 application = %app.name,
                 "access refused by the application's rules"
             );
-            note_denial(state, &authed, &app.name);
+            note_denial(state, &authed, &app.name, "rules");
             return Err(Error::AccessDenied {
                 application: app.name.clone(),
             });
@@ -69,9 +86,10 @@ fn note_use(state: &AppState, authed: &Authed, application: &str) {
     });
 }
 
-/// Records `access.denied`, at most once per touch interval per session and
-/// application, off the request path: the refusal never waits for the write.
-fn note_denial(state: &AppState, authed: &Authed, application: &str) {
+/// Records `access.denied` with its reason (`rules`, `ambiguous_url`), at most once per
+/// touch interval per session and application, off the request path: the refusal never
+/// waits for the write.
+fn note_denial(state: &AppState, authed: &Authed, application: &str, reason: &str) {
     let now = crate::clock::now();
     let every = state.config.sessions.touch_interval.as_secs() as i64;
     let key = (authed.session.pk, application.to_string());
@@ -81,7 +99,8 @@ fn note_denial(state: &AppState, authed: &Authed, application: &str) {
     let event = NewEvent::new(EventType::AccessDenied, now)
         .session(&authed.session)
         .actor(Some(authed.principal.user_id))
-        .detail("application", application);
+        .detail("application", application)
+        .detail("reason", reason);
     let st = state.clone();
     tokio::spawn(async move {
         let recorded = st.db.run(move |c| events::record(c, event)).await;

@@ -83,6 +83,13 @@ pub fn describe(err: &Error) -> (StatusCode, ErrorBody) {
         Error::Invalid { code, message } => (S::BAD_REQUEST, ErrorBody::new(*code, message)),
         Error::Conflict { code, message } => (S::CONFLICT, ErrorBody::new(*code, message)),
         Error::Forbidden(message) => (S::FORBIDDEN, ErrorBody::new("forbidden", message)),
+        Error::AccessDenied { application } if application.is_empty() => (
+            S::FORBIDDEN,
+            ErrorBody::new(
+                "access_denied",
+                "The address asked about cannot be matched to an application safely, so it is refused.",
+            ),
+        ),
         Error::AccessDenied { application } => (
             S::FORBIDDEN,
             ErrorBody::new(

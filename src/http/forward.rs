@@ -1,48 +1,94 @@
-//! What a reverse proxy says about the request it asks Doorman about: the original URL,
-//! from `X-Original-URL` (nginx, Authelia style) or `X-Forwarded-Proto` +
-//! `X-Forwarded-Host` + `X-Forwarded-Uri` (Traefik, Caddy). Believed only from a trusted
-//! proxy (`server.trusted_proxies`); from anyone else these headers are ignored.
+//! What a reverse proxy says about the request it asks Doorman about (SPEC §16, §19).
+//!
+//! Each endpoint reads one header family only, as Authelia 4.38 does: Caddy and Traefik
+//! pass the client's own headers on to the auth server, so a client's `X-Original-URL`
+//! must never choose the application on an endpoint that reads `X-Forwarded-*`. The
+//! headers are believed only from a trusted proxy (`server.trusted_proxies`).
+//!
+//! The address is then normalised the way the servers behind a proxy read it, and one
+//! that cannot be matched safely is [`Target::Ambiguous`]: the caller refuses it when any
+//! application has rules (fail closed).
 
 use poem::Request;
 
+use crate::address::{Target, normalise};
 use crate::config::Cidr;
 
-/// The longest original URL believed.
-const MAX_URL: usize = 4096;
+/// Where an endpoint reads the original request from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `X-Original-URL` only (nginx's `auth_request`: Authelia's `/api/authz/auth-request`
+    /// and `/api/verify`).
+    Original,
+    /// `X-Forwarded-Proto` + `X-Forwarded-Host` + `X-Forwarded-Uri` only (Traefik and
+    /// Caddy: `/api/authz/forward-auth`).
+    Forwarded,
+    /// `X-Forwarded-*` when `X-Forwarded-Host` is present, `X-Original-URL` otherwise
+    /// (`/auth/verify`, `/oauth2/auth`).
+    Either,
+}
 
-/// The URL the proxied request was for, when a trusted proxy said so: parsed, and so
-/// normalised (dot segments, percent-encoded dots, backslashes).
-pub fn original_url(req: &Request, trusted: &[Cidr]) -> Option<url::Url> {
+/// The headers that name an original request: from a peer that is not a trusted proxy,
+/// any of them makes the request ambiguous.
+const NAMING: [&str; 3] = ["x-original-url", "x-forwarded-host", "x-forwarded-uri"];
+
+/// The request the proxy asks about, read from `family` (see the module comment).
+pub fn target(req: &Request, trusted: &[Cidr], family: Family) -> Target {
+    let headers = req.headers();
     if !crate::client_ip::peer_is_trusted(req, trusted) {
-        return None;
+        return if NAMING.iter().any(|h| headers.contains_key(*h)) {
+            Target::Ambiguous
+        } else {
+            Target::Unknown
+        };
     }
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+    let forwarded = match family {
+        Family::Original => false,
+        Family::Forwarded => true,
+        Family::Either => headers.contains_key("x-forwarded-host"),
     };
-    let url = match header("x-original-url") {
-        Some(url) => url.to_string(),
-        None => {
-            let proto = header("x-forwarded-proto")?;
-            let host = header("x-forwarded-host")?;
-            let uri = header("x-forwarded-uri").unwrap_or("/");
-            if !matches!(proto, "http" | "https") || host.contains(['/', '\\', '@']) {
-                return None;
-            }
-            if !uri.starts_with('/') {
-                return None;
-            }
-            format!("{proto}://{host}{uri}")
+    let one = |name: &str| -> Result<Option<&str>, ()> {
+        let mut all = headers.get_all(name).iter();
+        let Some(first) = all.next() else {
+            return Ok(None);
+        };
+        if all.next().is_some() {
+            return Err(());
+        }
+        let v = first.to_str().map_err(|_| ())?.trim();
+        Ok((!v.is_empty()).then_some(v))
+    };
+    let url = if forwarded {
+        let (Ok(proto), Ok(host), Ok(uri)) = (
+            one("x-forwarded-proto"),
+            one("x-forwarded-host"),
+            one("x-forwarded-uri"),
+        ) else {
+            return Target::Ambiguous;
+        };
+        let Some(host) = host else {
+            return Target::Unknown;
+        };
+        let uri = uri.unwrap_or("/");
+        let proto = proto.unwrap_or("");
+        if !matches!(proto, "http" | "https")
+            || host.contains(['/', '\\', '@', ',', '?', '#'])
+            || !uri.starts_with('/')
+        {
+            return Target::Ambiguous;
+        }
+        format!("{proto}://{host}{uri}")
+    } else {
+        match one("x-original-url") {
+            Ok(Some(url)) => url.to_string(),
+            Ok(None) => return Target::Unknown,
+            Err(()) => return Target::Ambiguous,
         }
     };
-    if url.len() > MAX_URL {
-        return None;
+    match normalise(&url) {
+        Some(address) => Target::At(address),
+        None => Target::Ambiguous,
     }
-    let parsed = url::Url::parse(&url).ok()?;
-    matches!(parsed.scheme(), "http" | "https").then_some(parsed)
 }
 
 /// Whether the asking client is a browser (it accepts HTML), which is sent to sign in

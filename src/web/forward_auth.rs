@@ -79,13 +79,24 @@ pub async fn oauth2_start(query: poem::Result<Query<Rd>>) -> Response {
     poem::web::Redirect::see_other(to).into_response()
 }
 
+impl Asker {
+    /// The header family this endpoint reads the original request from (SPEC §19).
+    fn family(self) -> forward::Family {
+        match self {
+            Asker::AuthRequest | Asker::Legacy => forward::Family::Original,
+            Asker::ForwardAuth => forward::Family::Forwarded,
+            Asker::Doorman | Asker::OAuth2 => forward::Family::Either,
+        }
+    }
+}
+
 async fn answer(req: &Request, state: &AppState, asker: Asker) -> Response {
-    let original = forward::original_url(req, &state.config.server.trusted_proxies);
+    let target = forward::target(req, &state.config.server.trusted_proxies, asker.family());
     let token = cookies::presented_token(req);
     let mut resp = match access::verify(
         state,
         token.as_deref(),
-        original.as_ref(),
+        &target,
         super::client_of(req, state),
     )
     .await
@@ -93,7 +104,7 @@ async fn answer(req: &Request, state: &AppState, asker: Asker) -> Response {
         Ok(authed) => signed_in(state, &authed, asker),
         Err(Error::AccessDenied { application }) => no_access(state, req, &application),
         Err(err @ Error::Unauthenticated(_)) => {
-            let original = original.as_ref().map(url::Url::as_str);
+            let original = target.url().map(url::Url::as_str);
             not_signed_in(req, state, asker, original, &err)
         }
         Err(err) => json_error(&err),

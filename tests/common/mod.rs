@@ -509,3 +509,69 @@ pub async fn sign_in_at(b: &reqwest::Client, location: &str, email: &str) -> req
         .await
         .unwrap()
 }
+
+/// Every identity header Doorman can send, in the three families (SPEC §16).
+pub const IDENTITY_HEADERS: [&str; 10] = [
+    "remote-user",
+    "remote-email",
+    "remote-name",
+    "remote-groups",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-doorman-user",
+    "x-doorman-email",
+    "x-doorman-session",
+];
+
+/// A protected application for the forged-header tests: answers 200 with one line per
+/// identity header it received (`name: value`, every value of a repeated header), so a
+/// test sees exactly what the proxy let through.
+pub async fn identity_app() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 16384];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let req = String::from_utf8_lossy(&buf).to_string();
+                let mut body = String::new();
+                for line in req.lines().skip(1) {
+                    if let Some((k, v)) = line.split_once(':')
+                        && IDENTITY_HEADERS.contains(&k.trim().to_ascii_lowercase().as_str())
+                    {
+                        body.push_str(&format!(
+                            "{}: {}\n",
+                            k.trim().to_ascii_lowercase(),
+                            v.trim()
+                        ));
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// The identity headers an [`identity_app`] answer reports, sorted, as `name: value`.
+pub fn identity_lines(body: &str) -> Vec<String> {
+    let mut lines: Vec<String> = body.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
