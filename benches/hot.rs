@@ -54,6 +54,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
                         password_hash: "$argon2id$unused",
                         now,
                         invited: false,
+                        email_verified: true,
                     },
                 )?;
                 let device_id = new_device_id();

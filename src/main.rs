@@ -31,6 +31,9 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
     /// List or end sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -57,6 +60,19 @@ enum Command {
 enum GeoipCommand {
     /// Print what Doorman would record as the location of an IP address.
     Lookup { ip: String },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Set the email domains an account's admins may create or invite addresses in
+    /// (none: any domain). The owner is not limited.
+    Domains {
+        /// The account's name.
+        #[arg(long)]
+        account: String,
+        /// Domains such as example.com; give none to allow any.
+        domains: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -329,6 +345,19 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             let ended = users::set_status_blocking(state, user.id, UserStatus::Disabled, None)
                 .map_err(|e| e.to_string())?;
             println!("disabled {}; {ended} session(s) ended", user.email);
+            Ok(())
+        }
+        Command::Account(AccountCommand::Domains { account, domains }) => {
+            let set =
+                operator::set_email_domains(state, &account, &domains).map_err(|e| match e {
+                    doorman::error::Error::NotFound => format!("no account named {account}"),
+                    other => other.to_string(),
+                })?;
+            if set.is_empty() {
+                println!("{account}: admins may give addresses at any domain");
+            } else {
+                println!("{account}: admins may give addresses at {}", set.join(", "));
+            }
             Ok(())
         }
         Command::Sessions(SessionsCommand::List { email }) => list_sessions(state, email),

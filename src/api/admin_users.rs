@@ -86,6 +86,9 @@ pub struct UserJson {
     pub status: StatusJson,
     pub account: AccountRef,
     pub created_at: OffsetDateTime,
+    /// The person has proven the address (an emailed link followed, or the owner
+    /// vouched for it): only then does it match an application's `allow_emails`.
+    pub email_verified: bool,
 }
 
 impl From<&User> for UserJson {
@@ -101,6 +104,7 @@ impl From<&User> for UserJson {
                 name: u.account_name.clone(),
             },
             created_at: at(u.created_at),
+            email_verified: u.email_verified,
         }
     }
 }
@@ -188,6 +192,8 @@ pub struct UserChangeBody {
     /// `disabled` ends all the user's sessions at once. Not for yourself.
     pub status: Option<StatusJson>,
     pub name: Option<String>,
+    /// Owner only: vouch for the person's address (or withdraw it).
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -196,6 +202,8 @@ pub struct AccountJson {
     pub id: i64,
     pub name: String,
     pub created_at: OffsetDateTime,
+    /// The domains its admins may create or invite addresses in; empty: any.
+    pub email_domains: Vec<String>,
 }
 
 impl From<&Account> for AccountJson {
@@ -204,6 +212,7 @@ impl From<&Account> for AccountJson {
             id: a.id.0,
             name: a.name.clone(),
             created_at: at(a.created_at),
+            email_domains: a.email_domains.clone(),
         }
     }
 }
@@ -219,8 +228,12 @@ pub struct AccountList {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct NewAccountBody {
-    /// Unique, 1 to 128 characters.
+    /// Unique, 1 to 128 characters, no comma.
     pub name: String,
+    /// The domains its admins may create or invite addresses in (`example.com`);
+    /// empty or omitted: any.
+    #[oai(validator(max_items = 50))]
+    pub email_domains: Option<Vec<String>>,
 }
 
 #[derive(ApiResponse)]
@@ -324,9 +337,12 @@ pub enum InvitationRevoked {
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 pub struct AccountChangeBody {
-    /// Unique, 1 to 128 characters.
+    /// Unique, 1 to 128 characters, no comma.
     #[oai(validator(max_length = 512))]
-    pub name: String,
+    pub name: Option<String>,
+    /// Replaces the account's email domains; `[]`: any.
+    #[oai(validator(max_items = 50))]
+    pub email_domains: Option<Vec<String>>,
 }
 
 #[derive(ApiResponse)]
@@ -411,6 +427,7 @@ impl AdminUsersApi {
                 role: b.role.map(Role::from),
                 status: b.status.map(UserStatus::from),
                 name: b.name,
+                email_verified: b.email_verified,
             },
         )
         .await?;
@@ -447,8 +464,14 @@ impl AdminUsersApi {
         auth: ApiAuth,
         body: Json<NewAccountBody>,
     ) -> Result<CreatedAccountOk, CreateAccountError> {
-        let account =
-            domain::create_account(&state, &auth.authed().principal, &body.0.name).await?;
+        let b = body.0;
+        let account = domain::create_account(
+            &state,
+            &auth.authed().principal,
+            &b.name,
+            &b.email_domains.unwrap_or_default(),
+        )
+        .await?;
         Ok(CreatedAccountOk::Created(Json(AccountJson::from(&account))))
     }
 
@@ -524,7 +547,7 @@ impl AdminUsersApi {
         Ok(InvitationRevoked::NoContent)
     }
 
-    /// Rename an account (owner only).
+    /// Rename an account or set its email domains (owner only).
     #[oai(
         path = "/admin/accounts/:id",
         method = "patch",
@@ -538,11 +561,13 @@ impl AdminUsersApi {
         id: Path<i64>,
         body: Json<AccountChangeBody>,
     ) -> Result<Json<AccountJson>, RenameAccountError> {
+        let b = body.0;
         let account = domain::rename_account(
             &state,
             &auth.authed().principal,
             AccountId(id.0),
-            &body.0.name,
+            b.name.as_deref(),
+            b.email_domains.as_deref(),
         )
         .await?;
         Ok(Json(AccountJson::from(&account)))

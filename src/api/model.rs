@@ -275,6 +275,7 @@ mod tests {
             role: Role::Admin,
             account_id: AccountId(2),
             account_name: "Acme".into(),
+            email_verified: true,
         };
         same(&Me {
             user: MeUser::from(&principal),

@@ -265,6 +265,7 @@ mod tests {
                 password_hash: "x",
                 now: 0,
                 invited: false,
+                email_verified: false,
             },
         )
         .unwrap()

@@ -248,20 +248,23 @@ pub struct TokenMatch {
     pub user_name: String,
     pub role: Role,
     pub status: UserStatus,
+    pub email_verified: bool,
 }
 
 /// The session check's one lookup, on every authenticated request.
 pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMatch>, DbError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status {FROM}
+            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
+                    u.email_verified {FROM}
              WHERE s.token_hash = ?1"
         )
     });
     columns!(UserCols {
         user_name,
         role,
-        status
+        status,
+        email_verified
     });
     static COLS: OnceLock<Cols> = OnceLock::new();
     static USER: OnceLock<UserCols> = OnceLock::new();
@@ -274,6 +277,7 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
                 user_name: r.get(user.user_name)?,
                 role: r.get(user.role)?,
                 status: r.get(user.status)?,
+                email_verified: r.get(user.email_verified)?,
             })
         })
         .optional()?)

@@ -6,7 +6,7 @@ use super::DbError;
 use crate::domain::model::{AccountId, Role, User, UserId, UserStatus};
 
 const SELECT: &str = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name,
-    u.role, u.status, u.invited_at, u.created_at FROM users u JOIN accounts a ON a.id = u.account_id";
+    u.role, u.status, u.invited_at, u.created_at, u.email_verified FROM users u JOIN accounts a ON a.id = u.account_id";
 
 /// An invited user is stored as `active` with `invited_at` set; they read as `invited`
 /// (and as `disabled` when an admin disabled the invitation's user).
@@ -26,6 +26,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
         role: r.get("role")?,
         status,
         created_at: r.get("created_at")?,
+        email_verified: r.get("email_verified")?,
     })
 }
 
@@ -38,13 +39,15 @@ pub struct NewUser<'a> {
     pub now: i64,
     /// An invitation: the user reads as `invited` until they accept it.
     pub invited: bool,
+    /// The address is taken as proven (the operator's own additions).
+    pub email_verified: bool,
 }
 
 pub fn insert(c: &Connection, u: &NewUser<'_>) -> Result<UserId, DbError> {
     c.execute(
-        "INSERT INTO users (account_id, email, email_lower, name, role, status, password_hash, created_at, invited_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, CASE WHEN ?8 THEN ?7 END)",
-        params![u.account_id, u.email, u.email.to_lowercase(), u.name, u.role, u.password_hash, u.now, u.invited],
+        "INSERT INTO users (account_id, email, email_lower, name, role, status, password_hash, created_at, invited_at, email_verified)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, CASE WHEN ?8 THEN ?7 END, ?9)",
+        params![u.account_id, u.email, u.email.to_lowercase(), u.name, u.role, u.password_hash, u.now, u.invited, u.email_verified],
     )?;
     Ok(UserId(c.last_insert_rowid()))
 }
@@ -93,7 +96,8 @@ pub fn find_credentials(
     email: &str,
 ) -> Result<Option<(User, Credentials)>, DbError> {
     let sql = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name, u.role,
-               u.status, u.invited_at, u.created_at, u.password_hash, u.credentials_version
+               u.status, u.invited_at, u.created_at, u.email_verified, u.password_hash,
+               u.credentials_version
         FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.email_lower = ?1";
     Ok(c.prepare_cached(sql)?
         .query_row([email.to_lowercase()], |r| {
@@ -256,4 +260,13 @@ pub fn update_accepted(c: &Connection, id: UserId) -> Result<bool, DbError> {
         "UPDATE users SET invited_at = NULL WHERE id = ?1 AND invited_at IS NOT NULL",
         [id],
     )? == 1)
+}
+
+/// Records whether the person has proven their address (SPEC §19).
+pub fn update_email_verified(c: &Connection, id: UserId, verified: bool) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE users SET email_verified = ?2 WHERE id = ?1",
+        params![id, verified],
+    )?;
+    Ok(())
 }

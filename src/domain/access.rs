@@ -125,11 +125,13 @@ pub fn allows(app: &Application, who: &Authed) -> bool {
             .filter_map(|r| Role::parse(r))
             .any(|r| p.role.rank() >= r.rank());
     let email = p.email.to_lowercase();
+    // An address an admin typed is no proof (SPEC §19): only a proven one matches.
     let email_ok = app.allow_emails.is_empty()
-        || app
-            .allow_emails
-            .iter()
-            .any(|g| glob(g.trim().to_lowercase().as_bytes(), email.as_bytes()));
+        || (p.email_verified
+            && app
+                .allow_emails
+                .iter()
+                .any(|g| glob(g.trim().to_lowercase().as_bytes(), email.as_bytes())));
     account_ok && role_ok && email_ok && (!app.require_second_factor || second_factor(who))
 }
 
@@ -181,6 +183,7 @@ mod tests {
                 role,
                 account_id: AccountId(1),
                 account_name: account.into(),
+                email_verified: true,
             },
             session: Session {
                 pk: 1,

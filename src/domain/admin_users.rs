@@ -43,6 +43,8 @@ pub struct UserChange {
     pub role: Option<Role>,
     pub status: Option<UserStatus>,
     pub name: Option<String>,
+    /// The owner vouches for (or withdraws) the person's address (SPEC §19).
+    pub email_verified: Option<bool>,
 }
 
 /// Users in the caller's scope (not the owners, for an admin: they rank above),
@@ -133,6 +135,7 @@ pub async fn create_user(
     let mail_enabled = state.mailer.is_some();
     let by_email = me.email.clone();
     let by = me.user_id;
+    let owner = me.role == Role::Owner;
     let result = state
         .db
         .run(move |c| -> Result<_> {
@@ -140,6 +143,9 @@ pub async fn create_user(
             let Some(account) = db::accounts::find_by_id(&tx, account)? else {
                 return Err(Error::NotFound);
             };
+            if !owner && !account.allows_email(&email) {
+                return Err(domain_not_allowed(&account));
+            }
             if db::users::find_by_email(&tx, &email)?.is_some() {
                 return Err(email_taken());
             }
@@ -154,6 +160,8 @@ pub async fn create_user(
                     password_hash: &hash,
                     now,
                     invited: invite,
+                    // An address an admin typed is no proof (SPEC §19).
+                    email_verified: false,
                 },
                 Some(by),
             )?;
@@ -193,6 +201,18 @@ pub async fn create_user(
         user,
         invite_url: token.map(|t| crate::domain::team::invite_url(state, &t)),
     })
+}
+
+/// The refusal of an address outside the account's email domains (SPEC §19).
+fn domain_not_allowed(account: &Account) -> Error {
+    Error::invalid(
+        "email_domain_not_allowed",
+        format!(
+            "People of {} can only be given addresses at {}.",
+            account.name,
+            account.email_domains.join(", ")
+        ),
+    )
 }
 
 fn email_taken() -> Error {
@@ -241,6 +261,12 @@ pub async fn update_user(
             }
             if let Some(name) = &change.name {
                 db::users::update_name(&tx, id, name.trim())?;
+            }
+            if let Some(verified) = change
+                .email_verified
+                .filter(|v| *v != target.email_verified)
+            {
+                db::users::update_email_verified(&tx, id, verified)?;
             }
             let mut ended = 0;
             if let Some(status) = change.status.filter(|s| *s != target.status) {
@@ -296,6 +322,11 @@ fn check_change(
     if let Some(role) = change.role {
         check_grant_role(me, role)?;
     }
+    if change.email_verified.is_some() && me.role != Role::Owner {
+        return Err(Error::Forbidden(
+            "Only the owner can mark an address as verified.".into(),
+        ));
+    }
     let new_role = change.role.unwrap_or(target.role);
     let new_status = change.status.unwrap_or(target.status);
     if target.id == me.user_id && (new_role != target.role || new_status != target.status) {
@@ -325,12 +356,69 @@ pub async fn list_accounts(state: &AppState, me: &Principal) -> Result<Vec<Accou
     Ok(state.db.run(|c| db::accounts::list(c)).await?)
 }
 
+/// An account's name: trimmed, and without `,`, which separates the role from the
+/// account in `Remote-Groups` (SPEC §19: groups are unambiguous).
+fn account_name(name: &str) -> Result<String> {
+    validate_name("account name", name)?;
+    if name.contains(',') {
+        return Err(Error::invalid(
+            "invalid_account_name",
+            "An account name cannot contain a comma.",
+        ));
+    }
+    Ok(name.trim().to_string())
+}
+
+/// An account's email domains as given (`example.com`, `@example.com`, any case),
+/// lower-cased, without duplicates; each must be a plain domain name.
+pub fn email_domains(given: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for d in given {
+        let d = d.trim().trim_start_matches('@').to_ascii_lowercase();
+        if d.is_empty() {
+            continue;
+        }
+        let ok = d.len() <= 253
+            && d.contains('.')
+            && d.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !ok {
+            return Err(Error::invalid(
+                "invalid_email_domain",
+                format!("`{d}` is not a domain name (such as example.com)."),
+            ));
+        }
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    if out.len() > 50 {
+        return Err(Error::invalid(
+            "invalid_email_domain",
+            "An account can name at most 50 email domains.",
+        ));
+    }
+    Ok(out)
+}
+
 /// Creates an account; the owner only.
 #[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id))]
-pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Result<Account> {
+pub async fn create_account(
+    state: &AppState,
+    me: &Principal,
+    name: &str,
+    domains: &[String],
+) -> Result<Account> {
     owner_only(me)?;
-    validate_name("account name", name)?;
-    let name = name.trim().to_string();
+    let name = account_name(name)?;
+    let domains = email_domains(domains)?;
     let result = state
         .db
         .run(move |c| -> Result<_> {
@@ -339,6 +427,7 @@ pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Res
                 return Err(account_taken());
             }
             let id = db::accounts::insert(&tx, &name, crate::clock::now())?;
+            db::accounts::update_email_domains(&tx, id, &domains)?;
             let account = db::accounts::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("account vanished during creation".into()))?;
             tx.commit()?;
@@ -354,17 +443,19 @@ pub async fn create_account(state: &AppState, me: &Principal, name: &str) -> Res
     Ok(account)
 }
 
-/// Renames an account; the owner only.
+/// Renames an account and, when `domains` is given, sets its email domains; the owner
+/// only.
 #[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id, account_id = %id))]
 pub async fn rename_account(
     state: &AppState,
     me: &Principal,
     id: AccountId,
-    name: &str,
+    name: Option<&str>,
+    domains: Option<&[String]>,
 ) -> Result<Account> {
     owner_only(me)?;
-    validate_name("account name", name)?;
-    let name = name.trim().to_string();
+    let name = name.map(account_name).transpose()?;
+    let domains = domains.map(email_domains).transpose()?;
     let result = state
         .db
         .run(move |c| -> Result<_> {
@@ -372,10 +463,15 @@ pub async fn rename_account(
             if db::accounts::find_by_id(&tx, id)?.is_none() {
                 return Err(Error::NotFound);
             }
-            if db::accounts::find_by_name(&tx, &name)?.is_some_and(|a| a.id != id) {
-                return Err(account_taken());
+            if let Some(name) = &name {
+                if db::accounts::find_by_name(&tx, name)?.is_some_and(|a| a.id != id) {
+                    return Err(account_taken());
+                }
+                db::accounts::update_name(&tx, id, name)?;
             }
-            db::accounts::update_name(&tx, id, &name)?;
+            if let Some(domains) = &domains {
+                db::accounts::update_email_domains(&tx, id, domains)?;
+            }
             let account = db::accounts::find_by_id(&tx, id)?
                 .ok_or_else(|| DbError::Refused("account vanished during rename".into()))?;
             tx.commit()?;
@@ -404,6 +500,7 @@ mod tests {
             role,
             account_id: AccountId(1),
             account_name: "A".into(),
+            email_verified: true,
         }
     }
 
@@ -412,6 +509,7 @@ mod tests {
             id: UserId(id),
             account_id: AccountId(1),
             account_name: "A".into(),
+            email_verified: true,
             email: format!("{id}@x"),
             name: "u".into(),
             role,

@@ -62,6 +62,8 @@ pub struct Principal {
     pub role: Role,
     pub account_id: AccountId,
     pub account_name: String,
+    /// The person has proven the address (SPEC §19).
+    pub email_verified: bool,
 }
 
 /// A request's valid session and its user.
@@ -315,6 +317,7 @@ impl From<&User> for Principal {
             role: user.role,
             account_id: user.account_id,
             account_name: user.account_name.clone(),
+            email_verified: user.email_verified,
         }
     }
 }

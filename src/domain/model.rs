@@ -376,6 +376,20 @@ pub struct Account {
     pub id: AccountId,
     pub name: String,
     pub created_at: i64,
+    /// The domains its admins may create or invite addresses in (lower-case; empty:
+    /// any). The owner is not limited (SPEC §19).
+    pub email_domains: Vec<String>,
+}
+
+impl Account {
+    /// Whether `email` lies in the account's domains (any, when it names none).
+    pub fn allows_email(&self, email: &str) -> bool {
+        let domain = email
+            .rsplit_once('@')
+            .map(|(_, d)| d.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        self.email_domains.is_empty() || self.email_domains.contains(&domain)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -388,6 +402,9 @@ pub struct User {
     pub role: Role,
     pub status: UserStatus,
     pub created_at: i64,
+    /// The person has proven the address (SPEC §19): only then does it match an
+    /// application's `allow_emails`.
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,21 @@ pub fn find_user(state: &AppState, email: &str) -> Result<User> {
         .ok_or(Error::NotFound)
 }
 
+/// Sets the email domains of the account named `account` (SPEC §19); the domains as
+/// stored.
+pub fn set_email_domains(
+    state: &AppState,
+    account: &str,
+    domains: &[String],
+) -> Result<Vec<String>> {
+    let domains = crate::domain::admin_users::email_domains(domains)?;
+    state.db.blocking(|c| -> Result<_> {
+        let found = db::accounts::find_by_name(c, account.trim())?.ok_or(Error::NotFound)?;
+        db::accounts::update_email_domains(c, found.id, &domains)?;
+        Ok(domains.clone())
+    })
+}
+
 /// Active sessions, of one user or of everyone, newest activity first.
 pub fn active_sessions(state: &AppState, user: Option<UserId>) -> Result<Vec<Session>> {
     let now = crate::clock::now();

@@ -91,6 +91,7 @@ mod tests {
             role,
             account_id: AccountId(account),
             account_name: "A".into(),
+            email_verified: true,
         }
     }
 
@@ -99,6 +100,7 @@ mod tests {
             id: UserId(2),
             account_id: AccountId(account),
             account_name: "A".into(),
+            email_verified: true,
             email: "u@x".into(),
             name: "u".into(),
             role,

@@ -321,6 +321,7 @@ mod tests {
             role,
             account_id: crate::domain::model::AccountId(1),
             account_name: "A".into(),
+            email_verified: true,
         }
     }
 
@@ -329,6 +330,7 @@ mod tests {
             id: UserId(id),
             account_id: crate::domain::model::AccountId(1),
             account_name: "A".into(),
+            email_verified: true,
             email: format!("{id}@x"),
             name: "u".into(),
             role,

@@ -130,6 +130,8 @@ pub async fn confirm_email_change(state: &AppState, token: &str) -> Result<User>
                 return Err(email_taken());
             }
             db::users::update_email(&tx, user.id, &new_email)?;
+            // The link went to the new address only: following it proves it.
+            db::users::update_email_verified(&tx, user.id, true)?;
             crate::domain::events::record(
                 &tx,
                 crate::domain::events::NewEvent::new(

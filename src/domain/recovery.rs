@@ -103,6 +103,8 @@ pub async fn reset_password(state: &AppState, token: &str, password: String) -> 
             let link = links::use_link(&tx, &token, LinkKind::Reset, now)?;
             let user = active_user(&tx, link.user_id)?;
             db::users::update_password(&tx, user.id, &hash)?;
+            // The link went to the address only: following it proves the address.
+            db::users::update_email_verified(&tx, user.id, true)?;
             db::links::revoke_open(&tx, user.id, LinkKind::Reset.as_str(), now)?;
             let ended = db::sessions::end_all_for_user(
                 &tx,

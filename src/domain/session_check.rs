@@ -132,6 +132,7 @@ fn check_token(
                 role: m.role,
                 account_id: sess.account_id,
                 account_name: sess.account_name.clone(),
+                email_verified: m.email_verified,
             },
             session: sess,
         },

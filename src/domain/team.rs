@@ -212,6 +212,12 @@ pub async fn accept_invitation(
             db::users::update_password(&tx, user.id, &hash)?;
             db::users::update_name(&tx, user.id, &name)?;
             db::users::update_accepted(&tx, user.id)?;
+            // The link was emailed, but the admin who invited also saw it: it proves
+            // the address only where the account limits its domains (SPEC §19).
+            let account = db::accounts::find_by_id(&tx, user.account_id)?;
+            if account.is_some_and(|a| !a.email_domains.is_empty() && a.allows_email(&user.email)) {
+                db::users::update_email_verified(&tx, user.id, true)?;
+            }
             crate::domain::events::record(
                 &tx,
                 crate::domain::events::NewEvent::new(

@@ -116,6 +116,9 @@ fn insert(
             password_hash: hash,
             now,
             invited: false,
+            // The operator's own additions (command line, setup, bootstrap): the
+            // operator vouches for the address as the owner does (SPEC §19).
+            email_verified: true,
         },
         None,
     )?;

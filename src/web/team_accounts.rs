@@ -40,7 +40,10 @@ pub async fn show(
     let done = done.map(|d| d.0).unwrap_or_default();
     let text = match done.done.as_deref() {
         Some("created") => Some(format!("The account {} was created.", done.name)),
-        Some("renamed") => Some(format!("The account is now called {}.", done.name)),
+        Some("renamed") => Some(format!(
+            "The account is now called {}. Its email domains were saved.",
+            done.name
+        )),
         _ => None,
     };
     render(
@@ -73,29 +76,36 @@ async fn render(
         @if let Some(t) = done { p.notice.ok role="status" { (t) } }
         @if let Some(e) = error { p.notice.error role="alert" { (e) } }
         table {
-            thead { tr { th { "Name" } th { "Created" } th { "Users" } th { "Rename" } } }
+            thead { tr { th { "Name" } th { "Created" } th { "Users" } th { "Email domains" } th { "Change" } } }
             tbody {
                 @for a in &accounts {
                     tr {
                         td { strong { (a.name) } }
                         td { (time_cell(now, a.created_at)) }
                         td { a href=(format!("{TEAM_USERS}?account_id={}", a.id)) { "See users" } }
+                        td.email-domains {
+                            @if a.email_domains.is_empty() { span.muted { "Any" } }
+                            @else { (a.email_domains.join(", ")) }
+                        }
                         td {
                             form.inline-form method="post" action=(RENAME_PATH) {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="id" value=(a.id.0);
-                                input type="text" name="name" value=(a.name) required maxlength="128" aria-label="New name";
-                                button type="submit" { "Rename" }
+                                input type="text" name="name" value=(a.name) required maxlength="128" aria-label=(format!("Name of {}", a.name));
+                                input type="text" name="email_domains" value=(a.email_domains.join(", ")) maxlength="2000" placeholder="any domain" aria-label=(format!("Email domains of {}", a.name));
+                                button type="submit" { "Save" }
                             }
                         }
                     }
                 }
             }
         }
+        p.muted { "Email domains limit the addresses this account's admins can create or invite (comma-separated, such as example.com); empty allows any. You are not limited." }
         h2 { "Create an account" }
         form.card.inline-form method="post" action=(CREATE_PATH) {
             input type="hidden" name="csrf" value=(csrf);
             label { "Name" input type="text" name="name" required maxlength="128"; }
+            label { "Email domains" input type="text" name="email_domains" maxlength="2000" placeholder="any domain"; }
             button.primary type="submit" { "Create account" }
         }
     };
@@ -112,9 +122,21 @@ pub struct AccountForm {
     id: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    email_domains: String,
 }
 
 csrf_field!(AccountForm);
+
+/// The comma- or space-separated domains of a form field.
+fn domains_of(field: &str) -> Vec<String> {
+    field
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(str::to_string)
+        .collect()
+}
 
 async fn answer(
     state: &AppState,
@@ -139,7 +161,8 @@ pub async fn create(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
 ) -> Response {
-    let result = domain::create_account(&state, &me.principal, &form.name).await;
+    let domains = domains_of(&form.email_domains);
+    let result = domain::create_account(&state, &me.principal, &form.name, &domains).await;
     answer(&state, &me, &form.csrf, "created", result).await
 }
 
@@ -151,6 +174,14 @@ pub async fn rename(
     let Ok(id) = form.id.trim().parse::<i64>() else {
         return error_page(&Error::NotFound);
     };
-    let result = domain::rename_account(&state, &me.principal, AccountId(id), &form.name).await;
+    let domains = domains_of(&form.email_domains);
+    let result = domain::rename_account(
+        &state,
+        &me.principal,
+        AccountId(id),
+        Some(&form.name),
+        Some(&domains),
+    )
+    .await;
     answer(&state, &me, &form.csrf, "renamed", result).await
 }

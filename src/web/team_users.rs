@@ -49,6 +49,8 @@ fn done_text(f: &Filters) -> Option<String> {
         "disabled" => format!("{who} was disabled; {}.", sessions(f.n.unwrap_or(0))),
         "enabled" => format!("{who} was enabled and can sign in again."),
         "reset" => format!("A password reset link was sent to {who}."),
+        "verified" => format!("{who}'s email address is now verified."),
+        "unverified" => format!("{who}'s email address is no longer verified."),
         "revoked" => format!("The invitation of {who} was withdrawn."),
         "factors-reset" => format!(
             "{who}'s second factors were removed and they were emailed; {}.",
@@ -191,7 +193,12 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
                 tbody {
                     @for u in users {
                         tr {
-                            td { (u.user.email) }
+                            td {
+                                (u.user.email)
+                                @if !u.user.email_verified && u.user.status != UserStatus::Invited {
+                                    " " span.badge.unverified title="Not proven: this address matches no application's allow_emails until the person follows an emailed link, or the owner verifies it." { "unverified" }
+                                }
+                            }
                             td { (u.user.name) }
                             @if scope == AdminScope::All { td { (u.user.account_name) } }
                             td { (u.user.role) }
@@ -263,6 +270,13 @@ fn row_actions(me: &Authed, csrf: &str, u: &UserSummary) -> Markup {
                     UserStatus::Invited => {
                         (action_form(csrf, id, "resend", "Resend invitation", None))
                         (action_form(csrf, id, "revoke", "Revoke invitation", Some(format!("Withdraw the invitation of {}? Their link stops working.", user.email))))
+                    }
+                }
+                @if me.principal.role == Role::Owner && user.status != UserStatus::Invited {
+                    @if user.email_verified {
+                        (action_form(csrf, id, "unverify", "Mark email unverified", None))
+                    } @else {
+                        (action_form(csrf, id, "verify", "Mark email verified", None))
                     }
                 }
                 @if u.second_factor {
@@ -454,6 +468,20 @@ pub async fn act(
                 let n = (status == UserStatus::Disabled).then_some(target.active_sessions as usize);
                 back(if n.is_some() { "disabled" } else { "enabled" }, &who, n)
             })
+        }
+        "verify" | "unverify" => {
+            let verified = form.action == "verify";
+            change(
+                &state,
+                &me,
+                id,
+                UserChange {
+                    email_verified: Some(verified),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| back(if verified { "verified" } else { "unverified" }, &who, None))
         }
         "reset" => team::send_password_reset(&state, p, id)
             .await
