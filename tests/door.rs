@@ -269,3 +269,116 @@ async fn an_invitation_proves_the_address_only_where_the_account_limits_its_doma
     let omar = s.token("omar@acme.test").await;
     assert_eq!(wiki_status(&s, &omar).await, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
+    let s = server().await;
+    let ada = s.user("Acme", "ada@acme.test", Role::Admin).await;
+    let ann = s.user("Acme", "ann@acme.test", Role::User).await;
+    s.user("Ops", "root@ops.test", Role::Owner).await;
+    let root = s.token("root@ops.test").await;
+    let admin = s.token("ada@acme.test").await;
+    let token = s.token("ann@acme.test").await;
+    let b = browser();
+    browser_login(&s, &b, "ann@acme.test").await;
+    let verify = |t: String| {
+        let req = client().get(s.url("/auth/verify")).bearer_auth(t);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(verify(token.clone()).await, 200);
+
+    // The admin requires a second factor of everyone in Acme.
+    let resp = client()
+        .put(s.url(&format!(
+            "/api/v1/admin/accounts/{}/second-factor-policy",
+            ada.account_id.0
+        )))
+        .bearer_auth(&admin)
+        .json(&json!({"required": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let changed = format!(
+        "SELECT count(*) FROM events WHERE type = 'policy.changed' AND actor_id = {} \
+         AND account_id = {} AND details LIKE '%\"on\":true%'",
+        ada.id.0, ada.account_id.0
+    );
+    assert_eq!(
+        s.sql_i64(&changed),
+        1,
+        "the change is an event naming who made it"
+    );
+
+    // Ann's live sessions, signed in with a password only, are held at enrolment.
+    let (status, body) = s.get("/api/v1/me", &token).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"], "second_factor_enrolment_required");
+    let (status, _) = s.get("/api/v1/sessions", &token).await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        verify(token.clone()).await,
+        401,
+        "a proxy sends them to sign in"
+    );
+    let page = b
+        .get(s.url("/settings/security/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+    let to = page.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with("/settings/security/second-factors"), "{to}");
+    let page = b.get(s.url(&to)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("A second factor is now required")
+    );
+    // The admin is in Acme too, signed in with a password only: held as well.
+    let (status, _) = s.get("/api/v1/me", &admin).await;
+    assert_eq!(status, 403);
+
+    // Adding a factor from the held session lets it through, carrying the new method.
+    let (status, _) = s.get("/api/v1/me/second-factors", &token).await;
+    assert_eq!(status, 200);
+    common::factors::enrol(&s, &token).await;
+    let (status, me) = s.get("/api/v1/me", &token).await;
+    assert_eq!(status, 200, "{me}");
+    let methods = me["session"]["auth_methods"].as_array().unwrap().clone();
+    assert!(methods.contains(&json!("totp")), "{methods:?}");
+    assert_eq!(verify(token.clone()).await, 200);
+    // Her browser session is still held: it signed in without one.
+    let page = b
+        .get(s.url("/settings/security/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 303);
+
+    // Turning the policy off (the owner, of another account) lets password-only
+    // sessions through again.
+    let resp = client()
+        .put(s.url(&format!(
+            "/api/v1/admin/accounts/{}/second-factor-policy",
+            ann.account_id.0
+        )))
+        .bearer_auth(&root)
+        .json(&json!({"required": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let page = b
+        .get(s.url("/settings/security/sessions"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM events WHERE type = 'policy.changed'"),
+        2
+    );
+}

@@ -322,7 +322,11 @@ async fn an_admin_requires_a_factor_for_the_account_and_resets_one() {
     let ada = s.user("Acme", "ada@acme.test", Role::Admin).await;
     let bob = s.user("Acme", "bob@acme.test", Role::User).await;
     s.user("Hooli", "hal@hooli.test", Role::User).await;
-    let admin = s.token("ada@acme.test").await;
+    // The admin has a factor and signs in with it: the policy she sets holds sessions
+    // signed in without one (SPEC §19), hers included.
+    let first = s.token("ada@acme.test").await;
+    let (_, ada_key, _) = enrol(&s, &first).await;
+    let admin = login_with_code(&s, "ada@acme.test", &code(&ada_key, 0)).await;
 
     // The account's policy: Bob must enrol, Hooli's Hal need not.
     let (status, _) = s
@@ -360,7 +364,8 @@ async fn an_admin_requires_a_factor_for_the_account_and_resets_one() {
     let bob_token = s.token("bob@acme.test").await;
     s.sql_exec("UPDATE accounts SET require_second_factor = 1");
     enrol(&s, &bob_token).await;
-    let before = smtp.wait_for(1, Duration::from_secs(10)).await.len();
+    // Ada's "factor added" and new-device mails, and Bob's "factor added".
+    let before = smtp.wait_for(3, Duration::from_secs(10)).await.len();
     // A plain user cannot reset anyone.
     let (status, _) = s
         .delete(

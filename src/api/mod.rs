@@ -28,7 +28,7 @@ use poem_openapi::{
 use crate::domain::auth::Authed;
 use std::net::IpAddr;
 
-use crate::domain::session_check::authenticate_from;
+use crate::domain::session_check::{authenticate_from, authenticate_held};
 use crate::error::Error;
 use crate::http::cookies::{self, SESSION_COOKIE};
 use crate::http::errors::{ErrorBody, code_for_status, describe};
@@ -181,18 +181,31 @@ fn client_of<'a>(req: &'a Request, state: &'a AppState) -> impl FnOnce() -> Opti
     }
 }
 
+/// The session check of an API request: a session held at enrolment (SPEC §19) passes
+/// only to add a second factor or sign out; elsewhere it is refused with 403
+/// `second_factor_enrolment_required`.
+async fn check_token(req: &Request, state: &AppState, token: &str) -> poem::Result<Authed> {
+    let path = req.original_uri().path();
+    let enrols = path.starts_with("/api/v1/me/second-factors")
+        || path.starts_with("/api/v1/me/step-up")
+        || path == "/api/v1/logout";
+    let from = client_of(req, state);
+    let checked = if enrols {
+        authenticate_held(state, token, from).await
+    } else {
+        authenticate_from(state, token, from).await
+    };
+    checked.map_err(|e| error_response(&e))
+}
+
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authed> {
     let state = state_of(req)?;
-    authenticate_from(state, &bearer.token, client_of(req, state))
-        .await
-        .map_err(|e| error_response(&e))
+    check_token(req, state, &bearer.token).await
 }
 
 async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
     let state = state_of(req)?;
-    let authed = authenticate_from(state, &cookie.key, client_of(req, state))
-        .await
-        .map_err(|e| error_response(&e))?;
+    let authed = check_token(req, state, &cookie.key).await?;
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         let given = req
             .headers()

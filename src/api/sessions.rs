@@ -45,6 +45,7 @@ pub enum EndedOne {
 
 api_errors!(ListError {
     Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "`second_factor_enrolment_required`: a second factor is required of you and this session was signed in without one; add one first.",
 });
 
 api_errors!(EndOneError {

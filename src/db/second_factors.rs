@@ -229,6 +229,16 @@ pub fn required_of(c: &Connection, user: UserId) -> Result<bool, DbError> {
     .unwrap_or(false))
 }
 
+/// Whether the user's own flag requires a second factor (not their account's).
+pub fn required_of_user_alone(c: &Connection, user: UserId) -> Result<bool, DbError> {
+    Ok(
+        c.prepare_cached("SELECT require_second_factor FROM users WHERE id = ?1")?
+            .query_row([user], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false),
+    )
+}
+
 pub fn set_required_for_user(c: &Connection, user: UserId, on: bool) -> Result<bool, DbError> {
     Ok(c.execute(
         "UPDATE users SET require_second_factor = ?2 WHERE id = ?1",

@@ -249,6 +249,8 @@ pub struct TokenMatch {
     pub role: Role,
     pub status: UserStatus,
     pub email_verified: bool,
+    /// The person's account or the person requires a second factor.
+    pub factor_required: bool,
 }
 
 /// The session check's one lookup, on every authenticated request.
@@ -256,7 +258,8 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
-                    u.email_verified {FROM}
+                    u.email_verified,
+                    u.require_second_factor OR a.require_second_factor AS factor_required {FROM}
              WHERE s.token_hash = ?1"
         )
     });
@@ -264,7 +267,8 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
         user_name,
         role,
         status,
-        email_verified
+        email_verified,
+        factor_required
     });
     static COLS: OnceLock<Cols> = OnceLock::new();
     static USER: OnceLock<UserCols> = OnceLock::new();
@@ -278,6 +282,7 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
                 role: r.get(user.role)?,
                 status: r.get(user.status)?,
                 email_verified: r.get(user.email_verified)?,
+                factor_required: r.get(user.factor_required)?,
             })
         })
         .optional()?)
@@ -630,4 +635,11 @@ pub fn count_active(c: &Connection, now: i64) -> Result<i64, DbError> {
         [now],
         |r| r.get(0),
     )?)
+}
+
+/// Adds a sign-in method to a live session (a second factor enrolled from it).
+pub fn add_auth_method(c: &Connection, pk: i64, methods: &str) -> Result<(), DbError> {
+    c.prepare_cached("UPDATE sessions SET auth_methods = ?2 WHERE id = ?1 AND ended_at IS NULL")?
+        .execute(params![pk, methods])?;
+    Ok(())
 }

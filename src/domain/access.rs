@@ -26,7 +26,12 @@ pub async fn verify(
     let Some(token) = token else {
         return Err(Error::Unauthenticated(None));
     };
-    let authed = authenticate_from(state, token, from).await?;
+    // A session held at enrolment is signed out as far as applications are concerned:
+    // the proxy sends the person to sign in, where they add a factor (SPEC §19).
+    let authed = match authenticate_from(state, token, from).await {
+        Err(Error::EnrolmentRequired) => return Err(Error::Unauthenticated(None)),
+        other => other?,
+    };
     let app = match target {
         Target::At(address) => state.config.application_at(address),
         Target::Unknown => None,
@@ -209,6 +214,7 @@ mod tests {
                 auth_methods: crate::domain::model::AuthMethods::PASSWORD,
                 verified_at: 0,
             },
+            enrolment_pending: false,
         }
     }
 

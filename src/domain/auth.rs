@@ -71,6 +71,12 @@ pub struct Principal {
 pub struct Authed {
     pub principal: Principal,
     pub session: Session,
+    /// A second factor is required of the person (by the install, their account or
+    /// themself) and the session was signed in without one: it may only add a factor
+    /// or sign out (SPEC §19). Only [`authenticate_held`] hands out such a session.
+    ///
+    /// [`authenticate_held`]: crate::domain::session_check::authenticate_held
+    pub enrolment_pending: bool,
 }
 
 const MAX_EMAIL: usize = 254;

@@ -147,6 +147,7 @@ string_enum!(EventType {
     UserSecondFactorRemoved => "user.second_factor_removed",
     UserSecondFactorsReset => "user.second_factors_reset",
     AccessDenied => "access.denied",
+    PolicyChanged => "policy.changed",
 });
 
 impl EndReason {

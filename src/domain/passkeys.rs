@@ -217,6 +217,16 @@ pub async fn finish_registration(
     );
     let mail_enabled = state.mailer.is_some();
     let (cid, name) = (ch.id, ch.target.clone());
+    // A session held at enrolment that adds it now carries it (SPEC §19).
+    let carried = me.enrolment_pending.then(|| {
+        (
+            me.session.pk,
+            me.session
+                .auth_methods
+                .with(crate::domain::model::AuthMethod::Passkey)
+                .to_text(),
+        )
+    });
     let codes = state
         .db
         .run(move |c| -> Result<_> {
@@ -239,6 +249,9 @@ pub async fn finish_registration(
                 },
             )?;
             let codes = second_factors::codes_for_first_factor(&tx, user)?;
+            if let Some((pk, methods)) = &carried {
+                db::sessions::add_auth_method(&tx, *pk, methods)?;
+            }
             crate::domain::events::record_about(
                 &tx,
                 crate::domain::model::EventType::UserSecondFactorAdded,

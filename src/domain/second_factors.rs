@@ -461,6 +461,7 @@ pub(crate) async fn activate_totp(
     state: &AppState,
     who: &Prover<'_>,
     from: Option<&Session>,
+    carry: Option<&Session>,
     id: i64,
     code: &str,
 ) -> Result<Activated> {
@@ -485,6 +486,9 @@ pub(crate) async fn activate_totp(
         None => Details::of_request(email, name, now, &device, &client.ip.to_string(), &location),
     };
     let mail_enabled = state.mailer.is_some();
+    // A session held at enrolment that adds it now carries it, and is let through
+    // (SPEC §19).
+    let carried = carry.map(|s| (s.pk, s.auth_methods.with(AuthMethod::Totp).to_text()));
     let outcome = state
         .db
         .run(move |c| -> Result<Option<Activated>> {
@@ -510,6 +514,9 @@ pub(crate) async fn activate_totp(
                 .any(|f| f.active);
             db::second_factors::take_step(&tx, id, step, now)?;
             db::second_factors::activate(&tx, user, id)?;
+            if let Some((pk, methods)) = &carried {
+                db::sessions::add_auth_method(&tx, *pk, methods)?;
+            }
             let codes = if first || db::second_factors::count_unused_recovery_codes(&tx, user)? == 0
             {
                 Some(replace_recovery_codes(&tx, user)?)
@@ -578,7 +585,8 @@ pub async fn activate_mine(
         known_device: None,
         client,
     };
-    activate_totp(state, &who, Some(&me.session), id, code).await
+    let carry = me.enrolment_pending.then_some(&me.session);
+    activate_totp(state, &who, Some(&me.session), carry, id, code).await
 }
 
 /// Renames one of the person's factors (a label only: no step-up).
@@ -779,9 +787,30 @@ pub async fn set_account_policy(
     if !scope.covers(account) {
         return Err(Error::NotFound);
     }
+    let by = me.principal.user_id;
     let done = state
         .db
-        .run(move |c| db::second_factors::set_required_for_account(c, account, on))
+        .run(move |c| -> Result<bool> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = db::second_factors::required_for_account(&tx, account)?;
+            if !db::second_factors::set_required_for_account(&tx, account, on)? {
+                return Ok(false);
+            }
+            if before != on {
+                let mut event = crate::domain::events::NewEvent::new(
+                    crate::domain::model::EventType::PolicyChanged,
+                    crate::clock::now(),
+                )
+                .actor(Some(by))
+                .detail("policy", "require_second_factor")
+                .detail("scope", "account")
+                .detail("on", on);
+                event.account = Some(account);
+                crate::domain::events::record(&tx, event)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
         .await?;
     if !done {
         return Err(Error::NotFound);
@@ -807,7 +836,24 @@ pub async fn set_user_policy(state: &AppState, me: &Authed, id: UserId, on: bool
                 return Err(Error::NotFound);
             };
             check_manage_user(&actor, &target)?;
-            db::second_factors::set_required_for_user(c, id, on)?;
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let before = db::second_factors::required_of_user_alone(&tx, id)?;
+            db::second_factors::set_required_for_user(&tx, id, on)?;
+            if before != on {
+                crate::domain::events::record(
+                    &tx,
+                    crate::domain::events::NewEvent::new(
+                        crate::domain::model::EventType::PolicyChanged,
+                        crate::clock::now(),
+                    )
+                    .user(id, target.account_id)
+                    .actor(Some(actor.user_id))
+                    .detail("policy", "require_second_factor")
+                    .detail("scope", "user")
+                    .detail("on", on),
+                )?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await

@@ -297,7 +297,7 @@ pub async fn finish_enrolment(
         known_device: None,
         client: &client,
     };
-    let activated = second_factors::activate_totp(state, &who, None, factor, code).await?;
+    let activated = second_factors::activate_totp(state, &who, None, None, factor, code).await?;
     let signed = finish(
         state,
         ch,

@@ -32,6 +32,26 @@ pub async fn authenticate_from(
         .map(|(authed, ())| authed)
 }
 
+/// [`authenticate_from`] that also hands out a session held at enrolment
+/// ([`Authed::enrolment_pending`]): for the pages and endpoints that add a second factor.
+/// Everywhere else such a session is refused with [`Error::EnrolmentRequired`].
+pub async fn authenticate_held(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Authed> {
+    check(state, token, from, Held::Allowed, |_, _, _| Ok(Some(())))
+        .await
+        .map(|(authed, ())| authed)
+}
+
+/// Whether a session held at enrolment is handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Allowed,
+    Refused,
+}
+
 /// Authenticates, then runs `then` with the caller on the same connection, in one
 /// [`Db::read_or_block`](crate::db::Db::read_or_block) read: usually inline, on the
 /// blocking pool when the session's activity is due to be written or `then` answers
@@ -40,6 +60,20 @@ pub async fn authenticate_then<T, F>(
     state: &AppState,
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
+    then: F,
+) -> Result<(Authed, T)>
+where
+    T: Send + 'static,
+    F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
+{
+    check(state, token, from, Held::Refused, then).await
+}
+
+async fn check<T, F>(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+    held: Held,
     then: F,
 ) -> Result<(Authed, T)>
 where
@@ -55,13 +89,18 @@ where
         touch: s.touch_interval.as_secs() as i64,
         idle: s.idle_timeout.as_secs() as i64,
         max: s.max_lifetime.as_secs() as i64,
+        factor_required: state.config.security.require_second_factor,
     };
+    let held_ok = held == Held::Allowed;
     let (authed, out, touched) = state
         .db
         .read_or_block(move |c, place| -> Result<Option<(Authed, T, bool)>> {
             let Some((authed, touched)) = check_token(c, &hash, policy, place)? else {
                 return Ok(None);
             };
+            if authed.enrolment_pending && !held_ok {
+                return Err(Error::EnrolmentRequired);
+            }
             Ok(then(c, &authed, place)?.map(|out| (authed, out, touched)))
         })
         .await?;
@@ -71,12 +110,13 @@ where
     Ok((authed, out))
 }
 
-/// Session lifetimes, in seconds.
+/// Session lifetimes, in seconds, and whether the install requires a second factor.
 #[derive(Debug, Clone, Copy)]
 struct Policy {
     touch: i64,
     idle: i64,
     max: i64,
+    factor_required: bool,
 }
 
 /// The check itself: the caller of the token and whether its activity was written now,
@@ -134,6 +174,8 @@ fn check_token(
                 account_name: sess.account_name.clone(),
                 email_verified: m.email_verified,
             },
+            enrolment_pending: (policy.factor_required || m.factor_required)
+                && !sess.auth_methods.has_second_factor(),
             session: sess,
         },
         touched,

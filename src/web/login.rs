@@ -11,7 +11,7 @@ use super::{ended_notice_with, error_page, html_response, layout};
 use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
 use crate::domain::passkeys;
 use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
-use crate::domain::session_check::authenticate;
+use crate::domain::session_check::{authenticate, authenticate_held};
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
@@ -387,7 +387,8 @@ pub async fn logout(
             "This form has expired. Go back, reload the page and try again.".into(),
         ));
     }
-    match authenticate(&state, &token).await {
+    // A session held at enrolment may always sign out (SPEC §19).
+    match authenticate_held(&state, &token, || None).await {
         Ok(authed) => match sign_out(&state, &authed).await {
             Ok(()) => signed_out(),
             Err(err) => error_page(&err),

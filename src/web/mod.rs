@@ -29,7 +29,8 @@ use rust_embed::RustEmbed;
 use crate::domain::auth::Authed;
 use crate::domain::model::EndReason;
 use crate::domain::session_check::{
-    admin_end_explanation, authenticate, authenticate_from, notice_is_sealed, seal_notice,
+    admin_end_explanation, authenticate, authenticate_from, authenticate_held, notice_is_sealed,
+    seal_notice,
 };
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
@@ -214,10 +215,22 @@ fn asset(req: &Request) -> Response {
 /// with the "Your session has ended" notice when it presented a session that ended.
 pub async fn page_session(req: &Request, state: &AppState) -> Result<(Authed, String), Response> {
     let token = presented(req)?;
-    match authenticate_from(state, &token, client_of(req, state)).await {
+    let checked = if enrols(req.original_uri().path()) {
+        authenticate_held(state, &token, client_of(req, state)).await
+    } else {
+        authenticate_from(state, &token, client_of(req, state)).await
+    };
+    match checked {
         Ok(authed) => Ok((authed, token)),
         Err(err) => Err(refused_token(req, state, &err, &token).await),
     }
+}
+
+/// The pages a session held at enrolment may use (SPEC §19): adding a second factor
+/// (with its step-up and recovery codes), not the admin's policy and reset forms.
+fn enrols(path: &str) -> bool {
+    path.strip_prefix(paths::SECOND_FACTORS)
+        .is_some_and(|rest| !matches!(rest, "/policy" | "/reset"))
 }
 
 /// [`refused`] for the session `token`: a session an administrator ended sends the
@@ -285,6 +298,10 @@ pub fn refused(req: &Request, state: &AppState, err: &Error) -> Response {
                 resp.headers_mut().append(header::SET_COOKIE, v);
             }
             resp
+        }
+        // Held at enrolment: the page where a factor is added.
+        Error::EnrolmentRequired => {
+            Redirect::see_other(format!("{}?enrol=required", paths::SECOND_FACTORS)).into_response()
         }
         err => error_page(err),
     }

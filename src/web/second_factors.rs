@@ -188,6 +188,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
     let done = notice.done.as_deref().and_then(notice_text);
     let body = html! {
         @if let Some(n) = done { p.notice.ok role="status" { (n) } }
+        @if me.enrolment_pending {
+            p.notice.error role="alert" #enrol-required {
+                "A second factor is now required for your account. Add one below to go on: until then this session can only add a factor or sign out."
+            }
+        }
         @if notice.review.is_some() {
             p.notice role="status" { "You signed in with a recovery code, which cannot be used again. Check your second factors below: remove any you no longer have, and get new recovery codes if few are left." }
         }

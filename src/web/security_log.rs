@@ -319,6 +319,7 @@ fn label(kind: &str) -> &'static str {
         EventType::UserSecondFactorRemoved => "Second factor removed",
         EventType::UserSecondFactorsReset => "Second factors reset",
         EventType::AccessDenied => "Access refused",
+        EventType::PolicyChanged => "Second-factor policy changed",
     }
 }
 
