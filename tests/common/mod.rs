@@ -477,6 +477,26 @@ pub async fn echo_app() -> SocketAddr {
     addr
 }
 
+/// Waits until `done` answers true, asking again every 50 ms for at most `within`;
+/// whether it did. For what the server does in the background (a worker's run, a mail
+/// sent, a row written): the test then asserts what it waited for.
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if done().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Whether something listens on loopback `port` within 10 seconds.
 pub async fn listening(port: u16) -> bool {
     for _ in 0..200 {
