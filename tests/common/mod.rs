@@ -118,6 +118,18 @@ impl TestServer {
         }
     }
 
+    /// After [`TestServer::stop`]: waits (at most 30 s) until the background tasks
+    /// (sweeper, mail worker, backups, …) have ended too. Each holds a clone of the
+    /// state, so they have once this server's is the only one left.
+    pub async fn wait_background_ended(&self) {
+        let holders = || std::sync::Arc::strong_count(&self.state.config);
+        let ended = eventually(std::time::Duration::from_secs(30), || async {
+            holders() == 1
+        })
+        .await;
+        assert!(ended, "{} holders of the state are left", holders() - 1);
+    }
+
     /// Stops this server and starts a new one on the same database and configuration.
     pub async fn restart(mut self) -> TestServer {
         self.stop().await;
