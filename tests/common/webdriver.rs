@@ -34,9 +34,13 @@ const POLL: Duration = Duration::from_millis(50);
 pub const RUN_MARK_ENV: &str = "TEST_BROWSER_RUN";
 
 /// A chromedriver process on a free loopback port, leader of its own process group, in
-/// which it starts the browsers; the whole group is killed on drop.
+/// which it starts the browsers; the whole group is killed on drop, or by a watchdog in
+/// the group once this process is gone.
 pub struct Driver {
     child: Child,
+    /// Kills the group should this process end without dropping the driver (killed,
+    /// or interrupted: the group does not get the terminal's Ctrl-C).
+    watchdog: Option<Child>,
     pub base: String,
     http: reqwest::Client,
 }
@@ -74,8 +78,23 @@ impl Driver {
             .process_group(0)
             .spawn()
             .expect("start chromedriver");
+        let watchdog = Command::new("sh")
+            .args([
+                "-c",
+                r#"while kill -0 "$0" 2>/dev/null; do sleep 1; done; kill -9 "-$1""#,
+                &std::process::id().to_string(),
+                &child.id().to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            // In chromedriver's group, so it ends with it.
+            .process_group(child.id() as i32)
+            .spawn()
+            .ok();
         let driver = Driver {
             child,
+            watchdog,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
@@ -174,6 +193,10 @@ impl Drop for Driver {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
     }
 }
 
