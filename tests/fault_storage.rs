@@ -185,6 +185,8 @@ async fn disk_full_refuses_writes_with_503_and_keeps_reads() {
 
     let before = counts(&db);
     let ballast = vol.fill();
+    // A window that must pass: past the touch interval, each read below is due an
+    // activity write (which must fail quietly).
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     // Writes: API sign-in, page sign-in, terminate, end others, sign out.
@@ -252,6 +254,8 @@ async fn read_only_database_refuses_writes_with_503_and_keeps_reads() {
     vol.remount("ro");
     let before = counts(&db);
     let server = Doorman::start(&db, &env).await;
+    // A window that must pass: past the touch interval, each read below is due an
+    // activity write (which must fail quietly).
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
     let (status, body) = server.login(email, None, None).await.unwrap();

@@ -118,18 +118,22 @@ async fn metrics_gauges_are_read_at_most_once_per_cache_period() {
 
 // ---------------------------------------------------------------- 2. password race
 
-/// Signs in as `email` in a loop from `n` tasks until `stop` is set; returns every token
+/// Signs in as `email` in a loop from `n` tasks until `stop` is set, counting the
+/// answers (`answered`) and the sessions obtained (`signed`); returns every token
 /// obtained.
 fn sign_in_loops(
     s: &TestServer,
     email: &'static str,
     n: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    signed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
     (0..n)
         .map(|_| {
             let url = s.url("/api/v1/login");
             let stop = stop.clone();
+            let (answered, signed) = (answered.clone(), signed.clone());
             tokio::spawn(async move {
                 let mut tokens = Vec::new();
                 let http = client();
@@ -141,8 +145,12 @@ fn sign_in_loops(
                         .await
                         .unwrap();
                     let (status, body) = status_json(resp).await;
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     match status {
-                        201 => tokens.push(body["token"].as_str().unwrap().to_string()),
+                        201 => {
+                            tokens.push(body["token"].as_str().unwrap().to_string());
+                            signed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
                         401 => {}
                         other => panic!("sign-in answered {other}: {body}"),
                     }
@@ -166,9 +174,26 @@ async fn sign_ins_racing_a_password_change_or_a_disable_leave_no_session_alive()
     let s = start_with(|c| c.security.login_rate_limit.failures = 1_000_000).await;
     let ann = s.user("Acme", "ann@acme.test", Role::User).await;
     for round in 0..4 {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let loops = sign_in_loops(&s, "ann@acme.test", 6, stop.clone());
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let answered = std::sync::Arc::new(AtomicUsize::new(0));
+        let signed = std::sync::Arc::new(AtomicUsize::new(0));
+        let loops = sign_in_loops(
+            &s,
+            "ann@acme.test",
+            6,
+            stop.clone(),
+            answered.clone(),
+            signed.clone(),
+        );
+        // The change comes while the loops are signing in.
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                signed.load(SeqCst) >= 6
+            })
+            .await,
+            "round {round}: the loops sign in"
+        );
         let (state, id) = (s.state.clone(), ann.id);
         let password_round = round % 2 == 0;
         if password_round {
@@ -183,7 +208,15 @@ async fn sign_ins_racing_a_password_change_or_a_disable_leave_no_session_alive()
                 .await
                 .unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // And they go on for a while after it.
+        let at_change = answered.load(SeqCst);
+        assert!(
+            eventually(Duration::from_secs(20), || async {
+                answered.load(SeqCst) >= at_change + 12
+            })
+            .await,
+            "round {round}: the loops go on after the change"
+        );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let tokens = all_tokens(loops).await;
         assert!(!tokens.is_empty(), "round {round}: the loops signed in");
@@ -421,13 +454,9 @@ async fn rate_limited_attempts_leave_one_record_a_minute() {
 
 /// The one-time setup token, once the server has made it (at start, in the background).
 async fn setup_token(s: &TestServer) -> String {
-    for _ in 0..100 {
-        if let Some(t) = s.state.setup_token.lock().unwrap().clone() {
-            return t;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no setup token");
+    let token = || s.state.setup_token.lock().unwrap().clone();
+    eventually(Duration::from_secs(20), || async { token().is_some() }).await;
+    token().expect("no setup token")
 }
 
 fn setup_form(token: &str, email: &str) -> Vec<(&'static str, String)> {
@@ -638,7 +667,13 @@ async fn forwarded_for_from_an_untrusted_peer_is_warned_about_once() {
             .unwrap();
         assert_eq!(resp.status(), 401);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Each request's log lines are in once its refusal is: they come in order, on one
+    // stream, the warning before the refusal.
+    let logged = eventually(Duration::from_secs(20), || async {
+        d.log_count("sign-in refused") >= 3
+    })
+    .await;
+    assert!(logged, "{}", d.log_text());
     assert_eq!(d.log_count("server.trusted_proxies"), 1, "{}", d.log_text());
 }
 
@@ -670,6 +705,7 @@ async fn the_end_session_link_works_while_the_session_lives() {
     // Kept alive past the idle timeout it was signed in with.
     for _ in 0..5 {
         assert!(alive(&s, &other.token).await);
+        // Time is the subject: used once a second, for longer than the idle timeout.
         tokio::time::sleep(Duration::from_millis(1000)).await;
     }
     let page = client()

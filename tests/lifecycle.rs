@@ -149,6 +149,7 @@ async fn idle_sessions_time_out_and_the_sweeper_ends_them() {
     let token = body["token"].as_str().unwrap();
     assert_eq!(s.get("/api/v1/me", token).await.0, 200);
 
+    // Time is the subject: idle for longer than the idle timeout.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_refused_everywhere(&s, token, "idle_timeout", "It timed out.").await;
 
@@ -193,6 +194,7 @@ async fn activity_within_the_idle_window_keeps_a_session_alive() {
             "after {:?}",
             start.elapsed()
         );
+        // Time is the subject: asked twice a second, for longer than the idle timeout.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let (status, me) = s.get("/api/v1/me", token).await;
@@ -370,6 +372,7 @@ async fn the_sweeper_deletes_ended_sessions_after_retention() {
         2,
         "kept for the retention period"
     );
+    // Time is the subject: the retention period passes.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     sweeper::sweep_once(&s.state).await;
     assert_eq!(s.sql_i64("SELECT count(*) FROM sessions"), 1);

@@ -260,6 +260,7 @@ async fn sigkill_then_restore_keeps_every_session_and_alert_older_than_two_secon
             new_device,
         });
         i += 1;
+        // Time is the subject: a steady pace of sign-ins over the load's window.
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
     let killed = Instant::now();

@@ -403,6 +403,7 @@ async fn trusted_networks_are_named_and_a_silent_one_sends_no_alert() {
     let loc = &office["session"]["location"];
     assert_eq!(loc["network"], "Office", "{loc}");
     assert_eq!(loc["country_code"], "GB");
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(smtp.count(), 0, "alerts = false: no sign-in alert");
     assert_eq!(server.sql_i64("SELECT count(*) FROM alerts"), 0);
@@ -510,6 +511,7 @@ async fn impossible_travel_gb_to_jp_minutes_apart_alerts_gb_to_fr_a_day_apart_do
     server
         .api_login_from("bob@acme.test", CHROME_MAC, Some(FR), Some(&device))
         .await;
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(smtp.count(), 2, "no email for France a day after London");
     let travel_of = |email: &str| {
@@ -556,6 +558,7 @@ async fn a_session_that_moves_country_is_shown_and_alerts_once_per_country() {
     // Used from Japan once the activity is due to be written.
     let moved_alerts = || server.sql_i64("SELECT count(*) FROM alerts WHERE reasons = 'moved'");
     for _ in 0..3 {
+        // Time is the subject: past the touch interval, the next use is written.
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let (st, _) = get_with_xff(&server, "/api/v1/me", &token, JP).await;
         assert_eq!(st, 200);
@@ -595,12 +598,15 @@ async fn a_session_that_moves_country_is_shown_and_alerts_once_per_country() {
         assert!(html.contains(&shown), "{path}: {html}");
     }
 
-    // Another country: one more alert; back to Japan: none.
+    // Another country: one more alert; back to Japan: none. (Time is the subject: past
+    // the touch interval, the next use is written.)
     tokio::time::sleep(Duration::from_millis(1100)).await;
     get_with_xff(&server, "/api/v1/me", &token, US).await;
     assert!(eventually(PROMPT, || moved_alerts() == 2).await);
+    // Time is the subject: past the touch interval, the next use is written.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     get_with_xff(&server, "/api/v1/me", &token, JP).await;
+    // A window that must pass: no further alert is queued within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(moved_alerts(), 2, "once per session and country");
     let (_, me) = server.get("/api/v1/me", &token).await;
@@ -752,6 +758,7 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
         .find(|m| to(m, "ann@acme.test"))
         .expect("the person's reset link");
     assert!(reset.contains("/reset?token="), "{reset}");
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(smtp.count(), 3, "an admin of another account is not told");
 
@@ -829,6 +836,7 @@ async fn alert_preferences_are_honoured_and_an_admin_can_lock_them_on() {
     server
         .api_login_from("ann@acme.test", FIREFOX_WIN, Some(GB), None)
         .await;
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         smtp.count(),
@@ -1017,6 +1025,7 @@ async fn alert_preferences_and_the_lock_through_the_api() {
     server
         .api_login_from("ann@acme.test", FIREFOX_WIN, Some(GB), None)
         .await;
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(smtp.count(), 0, "new-device alerts are off");
 

@@ -290,6 +290,7 @@ async fn a_step_up_expires_after_the_window() {
     let s = start_with(|c| c.security.step_up_window = Duration::from_secs(2)).await;
     s.user("Acme", "ann@acme.test", Role::User).await;
     let ann = s.token("ann@acme.test").await;
+    // Time is the subject: the step-up window passes.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, _) = s.delete("/api/v1/sessions", &ann).await;
     assert_eq!(status, 403);
@@ -299,6 +300,7 @@ async fn a_step_up_expires_after_the_window() {
     assert_eq!(status, 204);
     let (status, _) = s.delete("/api/v1/sessions", &ann).await;
     assert_eq!(status, 200);
+    // Time is the subject: the step-up window passes.
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, _) = s.delete("/api/v1/sessions", &ann).await;
     assert_eq!(status, 403, "expired again after the window");

@@ -182,7 +182,8 @@ async fn invite_accept_and_be_signed_in() {
     .await;
     assert_eq!(me.status, 200);
     assert!(me.body.contains("nora@acme.test"));
-    // The first sign-in sends no alert.
+    // The first sign-in sends no alert: a window that must pass, in which nothing more
+    // is mailed.
     tokio::time::sleep(QUIET).await;
     assert_eq!(mail.count(), 1);
     assert_eq!(
@@ -488,6 +489,7 @@ async fn forgot_answers_the_same_and_mails_only_active_users() {
         "one answer for every address"
     );
     let got = mail.wait_for(before + 1, PROMPT).await;
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     let got = if mail.count() > got.len() {
         mail.messages()
@@ -531,6 +533,7 @@ async fn forgot_is_limited_per_email_and_per_address() {
         assert!(page.body.contains(ANSWER));
     }
     mail.wait_for(3, PROMPT).await;
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(mail.count(), 3, "3 per email per hour");
     // Only the newest of the three links works.
@@ -559,6 +562,7 @@ async fn forgot_is_limited_per_email_and_per_address() {
     }
     let (page, _) = forgot(&s, "bob@acme.test", "192.0.2.1").await;
     assert!(page.body.contains(ANSWER));
+    // A window that must pass: nothing (more) is mailed within it.
     tokio::time::sleep(QUIET).await;
     assert_eq!(
         mails_to(&mail.messages(), "bob@acme.test").len(),

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::webdriver::{Browser, Driver};
+use common::webdriver::{self, Browser, Driver};
 use common::*;
 use doorman::domain::model::Role;
 
@@ -122,5 +122,89 @@ async fn terminate_another_browser_from_my_sessions() {
     for name in ["my-sessions.png", "users-sessions.png", "signed-out.png"] {
         let len = std::fs::metadata(shot(name)).unwrap().len();
         assert!(len > 5_000, "{name} is a real screenshot ({len} bytes)");
+    }
+}
+
+/// Set only for the child run of [`a_failing_browser_test_leaves_no_browser_behind`].
+const FAIL_ON_PURPOSE: &str = "TEST_BROWSER_FAIL_ON_PURPOSE";
+const FAILURE: &str = "failing on purpose with two browsers open";
+
+/// Without [`FAIL_ON_PURPOSE`] it passes at once; with it, it is a browser test that
+/// fails halfway, the way a real one would: two browsers open, one signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fails_on_purpose_with_browsers_open() {
+    if std::env::var_os(FAIL_ON_PURPOSE).is_none() {
+        return;
+    }
+    let server = start().await;
+    server.user("Acme", "ada@acme.test", Role::Admin).await;
+    let driver = Driver::start().await;
+    let signed_in = driver.browser().await;
+    let other = driver.browser().await;
+    sign_in(&signed_in, &server, "ada@acme.test").await;
+    other.goto(&server.url("/login")).await;
+    let mark = std::env::var(webdriver::RUN_MARK_ENV).unwrap();
+    let browsers = webdriver::processes_with(&mark)
+        .iter()
+        .filter(|(_, name)| name == "chromium")
+        .count();
+    println!("chromium processes: {browsers}");
+    panic!("{FAILURE}");
+}
+
+/// A browser test that fails leaves no browser running: the test above, failing in a
+/// child process whose browsers all carry a mark of their own, leaves no process with
+/// that mark once it has exited.
+#[test]
+fn a_failing_browser_test_leaves_no_browser_behind() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mark = format!("failing-run-{}-{nanos}", std::process::id());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "fails_on_purpose_with_browsers_open",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FAIL_ON_PURPOSE, "1")
+        .env(webdriver::RUN_MARK_ENV, &mark)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the child run was to fail:\n{text}");
+    assert!(
+        text.contains(FAILURE),
+        "it failed for another reason:\n{text}"
+    );
+    let opened: usize = text
+        .split("chromium processes: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of browser processes:\n{text}"));
+    assert!(
+        opened >= 2,
+        "the mark finds the browsers while they run ({opened})"
+    );
+
+    // Killed processes take a moment to be gone from /proc.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let left = webdriver::processes_with(&mark);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left running after the failed test: {left:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

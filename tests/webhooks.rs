@@ -214,11 +214,19 @@ async fn events_are_signed_and_retried_with_the_same_id() {
     assert_eq!(body["timestamp"], body["data"]["at"]);
     assert_eq!(d.headers["content-type"], "application/json");
 
-    // The outbox keeps what happened: delivered after two attempts.
+    // The outbox keeps what happened: delivered after two attempts (written once the
+    // receiver's answer is in).
+    let delivered_rows =
+        || s.sql_i64("SELECT count(*) FROM webhook_deliveries WHERE status = 'delivered'");
+    assert!(
+        eventually(Duration::from_secs(20), || async { delivered_rows() == 1 }).await,
+        "the delivery is recorded"
+    );
     assert_eq!(
         s.sql_i64("SELECT attempts FROM webhook_deliveries WHERE status = 'delivered'"),
         2
     );
+    // A window that must pass: no second delivery within it.
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(rx.delivered().len(), 1, "delivered once");
     assert_eq!(
@@ -286,6 +294,7 @@ async fn receiver_down_then_up_gets_each_event_once_in_order() {
     let got = rx
         .wait_delivered(expected.len(), Duration::from_secs(30))
         .await;
+    // A window that must pass: nothing is delivered twice within it.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got_after = rx.delivered();
     assert_eq!(got_after.len(), got.len(), "nothing delivered twice");

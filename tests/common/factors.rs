@@ -34,6 +34,7 @@ pub fn code(key: &[u8], offset: i64) -> String {
 /// idea of "now" and the server's are the same step.
 pub async fn settle() {
     while now() % STEP > STEP - 8 {
+        // Time is the subject: the clock moves into the next step.
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }

@@ -118,6 +118,18 @@ impl TestServer {
         }
     }
 
+    /// After [`TestServer::stop`]: waits (at most 30 s) until the background tasks
+    /// (sweeper, mail worker, backups, …) have ended too. Each holds a clone of the
+    /// state, so they have once this server's is the only one left.
+    pub async fn wait_background_ended(&self) {
+        let holders = || std::sync::Arc::strong_count(&self.state.config);
+        let ended = eventually(std::time::Duration::from_secs(30), || async {
+            holders() == 1
+        })
+        .await;
+        assert!(ended, "{} holders of the state are left", holders() - 1);
+    }
+
     /// Stops this server and starts a new one on the same database and configuration.
     pub async fn restart(mut self) -> TestServer {
         self.stop().await;
@@ -475,6 +487,26 @@ pub async fn echo_app() -> SocketAddr {
         }
     });
     addr
+}
+
+/// Waits until `done` answers true, asking again every 50 ms for at most `within`;
+/// whether it did. For what the server does in the background (a worker's run, a mail
+/// sent, a row written): the test then asserts what it waited for.
+pub async fn eventually<F, Fut>(within: std::time::Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if done().await {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// Whether something listens on loopback `port` within 10 seconds.
