@@ -270,6 +270,21 @@ async fn an_invitation_proves_the_address_only_where_the_account_limits_its_doma
     assert_eq!(wiki_status(&s, &omar).await, 200);
 }
 
+/// `PUT` an account's second-factor policy; the status.
+async fn set_policy(s: &TestServer, token: &str, account: i64, required: bool) -> u16 {
+    client()
+        .put(s.url(&format!(
+            "/api/v1/admin/accounts/{account}/second-factor-policy"
+        )))
+        .bearer_auth(token)
+        .json(&json!({ "required": required }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
     let s = server().await;
@@ -288,17 +303,7 @@ async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
     assert_eq!(verify(token.clone()).await, 200);
 
     // The admin requires a second factor of everyone in Acme.
-    let resp = client()
-        .put(s.url(&format!(
-            "/api/v1/admin/accounts/{}/second-factor-policy",
-            ada.account_id.0
-        )))
-        .bearer_auth(&admin)
-        .json(&json!({"required": true}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(set_policy(&s, &admin, ada.account_id.0, true).await, 204);
     let changed = format!(
         "SELECT count(*) FROM events WHERE type = 'policy.changed' AND actor_id = {} \
          AND account_id = {} AND details LIKE '%\"on\":true%'",
@@ -360,17 +365,7 @@ async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
 
     // Turning the policy off (the owner, of another account) lets password-only
     // sessions through again.
-    let resp = client()
-        .put(s.url(&format!(
-            "/api/v1/admin/accounts/{}/second-factor-policy",
-            ann.account_id.0
-        )))
-        .bearer_auth(&root)
-        .json(&json!({"required": false}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
+    assert_eq!(set_policy(&s, &root, ann.account_id.0, false).await, 204);
     let page = b
         .get(s.url("/settings/security/sessions"))
         .send()

@@ -607,3 +607,56 @@ pub fn identity_lines(body: &str) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// The applications of the steering tests behind a real proxy at `site`: `/admin` for
+/// admins only, and an open application elsewhere whose address a client might name.
+pub fn steering_apps(site: &str) -> Vec<doorman::config::Application> {
+    vec![
+        doorman::config::Application {
+            name: "Admin".into(),
+            url: format!("{site}/admin"),
+            allow_roles: vec!["admin".into()],
+            ..Default::default()
+        },
+        doorman::config::Application {
+            name: "Open".into(),
+            url: "http://open.example.test".into(),
+            ..Default::default()
+        },
+    ]
+}
+
+/// Forged values (`evil@evil.test`) of every identity header.
+pub fn forged_identity() -> Vec<(&'static str, &'static str)> {
+    IDENTITY_HEADERS
+        .iter()
+        .map(|h| (*h, "evil@evil.test"))
+        .collect()
+}
+
+/// Asserts that an [`identity_app`] answer holds Doorman's identity for ann@acme.test in
+/// the configured families (`None`: all three; `Some`: the `remote` family only) and
+/// nothing forged.
+pub fn assert_identity_from_doorman(body: &str, remote_only: bool) {
+    assert!(
+        !body.contains("evil"),
+        "a forged header reached the app: {body}"
+    );
+    let lines = identity_lines(body);
+    let expected: &[&str] = if remote_only {
+        &IDENTITY_HEADERS[..4]
+    } else {
+        &IDENTITY_HEADERS
+    };
+    for h in IDENTITY_HEADERS {
+        let n = lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{h}: ")))
+            .count();
+        assert_eq!(n, usize::from(expected.contains(&h)), "{h} in {body}");
+    }
+    assert!(
+        lines.contains(&"remote-user: ann@acme.test".to_string()),
+        "{body}"
+    );
+}
