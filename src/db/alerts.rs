@@ -279,6 +279,32 @@ pub fn update_ip(c: &Connection, id: i64, ip: &str) -> Result<(), DbError> {
 }
 
 /// Deletes every alert of a user (erasure).
+/// Erasure reaches other people's outboxes (SPEC §19): deletes the notices admins got
+/// about `user`'s "not me" reports (they name the person and describe their sign-in),
+/// found by the address they name or by the reported session, and takes the person's
+/// address out of invitations they sent. Returns how many notices were deleted.
+pub fn delete_reports_about(c: &Connection, user: UserId, email: &str) -> Result<usize, DbError> {
+    let reports = "SELECT id FROM alerts WHERE reasons = 'not_me_report' AND user_id != ?1
+           AND (json_extract(details, '$.about') = ?2 COLLATE NOCASE
+             OR json_extract(details, '$.session_public_id') IN
+                  (SELECT public_id FROM sessions WHERE user_id = ?1))";
+    c.execute(
+        &format!("UPDATE alerts SET reported_by = NULL WHERE reported_by IN ({reports})"),
+        params![user, email],
+    )?;
+    let deleted = c.execute(
+        &format!("DELETE FROM alerts WHERE id IN ({reports})"),
+        params![user, email],
+    )?;
+    c.execute(
+        "UPDATE alerts SET details = json_set(details, '$.invited_by', 'an administrator')
+         WHERE reasons = 'invitation' AND user_id != ?1
+           AND json_extract(details, '$.invited_by') = ?2 COLLATE NOCASE",
+        params![user, email],
+    )?;
+    Ok(deleted)
+}
+
 pub fn delete_for_user(c: &Connection, user: UserId) -> Result<usize, DbError> {
     c.execute(
         "UPDATE alerts SET reported_by = NULL
