@@ -74,8 +74,18 @@ pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i
            AND reasons NOT IN ('password_changed', 'invitation', 'password_reset_link',
                                'password_reset', 'email_confirm', 'email_changed',
                                'second_factor_added', 'second_factor_removed',
-                               'recovery_code_used', 'second_factors_reset')",
+                               'recovery_code_used', 'second_factors_reset',
+                               'password_known')",
         params![user, since],
+        |r| r.get(0),
+    )?)
+}
+
+/// When the user's latest email of kind `reasons` was queued, if any.
+pub fn find_latest_of(c: &Connection, user: UserId, reasons: &str) -> Result<Option<i64>, DbError> {
+    Ok(c.query_row(
+        "SELECT max(created_at) FROM alerts WHERE user_id = ?1 AND reasons = ?2",
+        params![user, reasons],
         |r| r.get(0),
     )?)
 }

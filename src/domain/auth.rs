@@ -224,6 +224,7 @@ pub(crate) async fn store_session(
     if queued == Some("pending") {
         state.mail_wakeup.notify_one();
     }
+    state.limiter.second_step_passed(principal.user_id);
     state.metrics.count_sign_in("success");
     state.metrics.observe_sign_in(started.elapsed());
     tracing::info!(user_id = %principal.user_id, session = %session.id, "signed in");
