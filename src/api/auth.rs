@@ -33,7 +33,8 @@ pub struct LoginBody {
     pub email: String,
     #[oai(validator(max_length = 1024))]
     pub password: String,
-    /// The `device_id` a previous sign-in returned; omit it on a new device.
+    /// The `device_id` a previous sign-in of this same person returned; omit it on a new
+    /// device. Any other id (another person's, or one made up) is replaced by a new one.
     #[oai(validator(max_length = 64))]
     pub device_id: Option<String>,
     /// A configured application's name; the session's application is `api` without it.
@@ -45,7 +46,8 @@ pub struct LoginBody {
 pub struct LoginResult {
     /// The session's secret: send it as `Authorization: Bearer <token>`. Shown once.
     pub token: String,
-    /// Keep it and send it back at the next sign-in, so this device is recognised.
+    /// Keep it secret, like a password, and send it back at this person's next sign-in,
+    /// so this device is recognised. Doorman never shows it again (only a hash of it).
     pub device_id: String,
     pub session: SessionJson,
 }
@@ -60,7 +62,8 @@ pub struct SecondFactorRequired {
     /// What the second step accepts here: `totp`, `recovery_code` (passkeys need a
     /// browser).
     pub methods: Vec<String>,
-    /// Keep it and send it back at the next sign-in, so this device is recognised.
+    /// Keep it secret, like a password, and send it back at this person's next sign-in,
+    /// so this device is recognised.
     pub device_id: String,
 }
 

@@ -74,8 +74,18 @@ pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i
            AND reasons NOT IN ('password_changed', 'invitation', 'password_reset_link',
                                'password_reset', 'email_confirm', 'email_changed',
                                'second_factor_added', 'second_factor_removed',
-                               'recovery_code_used', 'second_factors_reset')",
+                               'recovery_code_used', 'second_factors_reset',
+                               'password_known')",
         params![user, since],
+        |r| r.get(0),
+    )?)
+}
+
+/// When the user's latest email of kind `reasons` was queued, if any.
+pub fn find_latest_of(c: &Connection, user: UserId, reasons: &str) -> Result<Option<i64>, DbError> {
+    Ok(c.query_row(
+        "SELECT max(created_at) FROM alerts WHERE user_id = ?1 AND reasons = ?2",
+        params![user, reasons],
         |r| r.get(0),
     )?)
 }
@@ -279,6 +289,32 @@ pub fn update_ip(c: &Connection, id: i64, ip: &str) -> Result<(), DbError> {
 }
 
 /// Deletes every alert of a user (erasure).
+/// Erasure reaches other people's outboxes (SPEC §19): deletes the notices admins got
+/// about `user`'s "not me" reports (they name the person and describe their sign-in),
+/// found by the address they name or by the reported session, and takes the person's
+/// address out of invitations they sent. Returns how many notices were deleted.
+pub fn delete_reports_about(c: &Connection, user: UserId, email: &str) -> Result<usize, DbError> {
+    let reports = "SELECT id FROM alerts WHERE reasons = 'not_me_report' AND user_id != ?1
+           AND (json_extract(details, '$.about') = ?2 COLLATE NOCASE
+             OR json_extract(details, '$.session_public_id') IN
+                  (SELECT public_id FROM sessions WHERE user_id = ?1))";
+    c.execute(
+        &format!("UPDATE alerts SET reported_by = NULL WHERE reported_by IN ({reports})"),
+        params![user, email],
+    )?;
+    let deleted = c.execute(
+        &format!("DELETE FROM alerts WHERE id IN ({reports})"),
+        params![user, email],
+    )?;
+    c.execute(
+        "UPDATE alerts SET details = json_set(details, '$.invited_by', 'an administrator')
+         WHERE reasons = 'invitation' AND user_id != ?1
+           AND json_extract(details, '$.invited_by') = ?2 COLLATE NOCASE",
+        params![user, email],
+    )?;
+    Ok(deleted)
+}
+
 pub fn delete_for_user(c: &Connection, user: UserId) -> Result<usize, DbError> {
     c.execute(
         "UPDATE alerts SET reported_by = NULL

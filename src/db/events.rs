@@ -226,15 +226,30 @@ pub fn delete_before(c: &Connection, cutoff: i64, limit: i64) -> Result<usize, D
 }
 
 /// Turns a deleted user's events into tombstones: no IP, device or location, and no
-/// email or device id in their details (the user's own email is gone with their row).
+/// email or device (id or hash) in their details (the user's own email is gone with
+/// their row).
 pub fn update_tombstone(c: &Connection, user: UserId) -> Result<usize, DbError> {
     Ok(c.prepare_cached(
         "UPDATE events SET ip = '', country_code = NULL, country_name = NULL, city = NULL,
             device_category = '', browser_name = '', browser_version = '', os_name = '',
-            os_version = '', details = json_remove(details, '$.email', '$.device_id')
+            os_version = '', details = json_remove(details, '$.email', '$.device_id', '$.device_hash')
          WHERE user_id = ?1",
     )?
     .execute([user])?)
+}
+
+/// Turns the failed sign-ins made with a deleted user's address that name no user (tried
+/// before the account existed, or after it was gone) into tombstones too: the address,
+/// IP, device and location go.
+pub fn update_tombstone_attempts(c: &Connection, email: &str) -> Result<usize, DbError> {
+    Ok(c.prepare_cached(
+        "UPDATE events SET ip = '', country_code = NULL, country_name = NULL, city = NULL,
+            device_category = '', browser_name = '', browser_version = '', os_name = '',
+            os_version = '', details = json_remove(details, '$.email', '$.device_id', '$.device_hash')
+         WHERE user_id IS NULL AND type = 'login.failed'
+           AND json_extract(details, '$.email') = ?1 COLLATE NOCASE",
+    )?
+    .execute([email])?)
 }
 
 /// Up to `limit` events before `cutoff` whose IP is still whole, as (id, IP).

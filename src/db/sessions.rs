@@ -424,17 +424,21 @@ pub fn end_with_note(
     Ok(ended_rows(&mut stmt, params![pk, now, by, reason, note])?.pop())
 }
 
-/// Who ended a session (their email) and the reason they gave, by the session's token:
+/// A session's public id, who ended it (their email) and the reason they gave, by the
+/// session's token:
 /// read only when a request presents a session an administrator ended.
 pub fn find_end_note(
     c: &Connection,
     hash: &[u8],
-) -> Result<Option<(String, Option<String>)>, DbError> {
+) -> Result<Option<(String, String, Option<String>)>, DbError> {
     Ok(c.prepare_cached(
-        "SELECT e.email, s.end_note FROM sessions s JOIN users e ON e.id = s.ended_by
+        "SELECT s.public_id, e.email, s.end_note FROM sessions s
+         JOIN users e ON e.id = s.ended_by
          WHERE s.token_hash = ?1 AND s.ended_at IS NOT NULL",
     )?
-    .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+    .query_row([hash], |r| {
+        Ok((r.get("public_id")?, r.get("email")?, r.get("end_note")?))
+    })
     .optional()?)
 }
 

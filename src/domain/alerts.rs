@@ -244,6 +244,9 @@ pub const SECOND_FACTOR_ADDED: &str = "second_factor_added";
 pub const SECOND_FACTOR_REMOVED: &str = "second_factor_removed";
 pub const RECOVERY_CODE_USED: &str = "recovery_code_used";
 pub const SECOND_FACTORS_RESET: &str = "second_factors_reset";
+/// The notice that second steps failed in a row after a correct password (SPEC §19):
+/// someone knows the person's password. At most one an hour.
+pub const PASSWORD_KNOWN: &str = "password_known";
 
 impl Details {
     /// A notice about a request that has no session (yet): a sign-in's second step.

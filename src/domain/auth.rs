@@ -102,14 +102,16 @@ pub async fn sign_in(
     );
 
     let found = find_account(state, &email, presented_device.clone()).await?;
+    // Known only when Doorman gave this id to this same user before (SPEC §19): an id
+    // of someone else, or one the client made up, counts for nothing.
     let known_device = found
         .as_ref()
         .filter(|f| f.device_known)
-        .and(presented_device.as_deref());
+        .and(presented_device);
     let subject = Subject {
         email: &email,
         ip: client.ip,
-        known_device,
+        known_device: known_device.as_deref(),
     };
     let reservation = match reserve(state, &subject, None, &attempt, now).await {
         Ok(r) => r,
@@ -122,7 +124,9 @@ pub async fn sign_in(
     let next = found.as_ref().and_then(|f| f.next);
     let (user, version) =
         check_credentials(state, found, req.password, reservation, &attempt).await?;
-    let device_id = presented_device.unwrap_or_else(tokens::new_device_id);
+    // An id that is not already this user's is never adopted: Doorman issues its own,
+    // so that only ids it gave this person can ever make their sign-ins known.
+    let device_id = known_device.unwrap_or_else(tokens::new_device_id);
     if let Some(purpose) = next {
         let pending = second_step::begin(
             state,
@@ -226,6 +230,7 @@ pub(crate) async fn store_session(
     if queued == Some("pending") {
         state.mail_wakeup.notify_one();
     }
+    state.limiter.second_step_passed(principal.user_id);
     state.metrics.count_sign_in("success");
     state.metrics.observe_sign_in(started.elapsed());
     tracing::info!(user_id = %principal.user_id, session = %session.id, "signed in");
@@ -450,7 +455,7 @@ fn insert_session(
             .session(&session)
             .actor(Some(user.id))
             .detail("application", n.application.as_str())
-            .detail("device_id", n.device_id.as_str()),
+            .detail("device_hash", tokens::device_hash(&n.device_id)),
     )?;
     let device_is_new = db::devices::upsert(&tx, user.id, &n.device_id, now)?;
     // Decided before this sign-in is recorded: it compares with earlier ones.

@@ -547,6 +547,7 @@ pub async fn complete_passwordless(
         .identify_discoverable_authentication(&answer)
         .map_err(|_| Error::InvalidCode)?;
     let cred_id = cred_id.to_vec();
+    let presented = ch.device_id.clone();
     let found = state
         .db
         .run(move |c| -> Result<_> {
@@ -556,6 +557,15 @@ pub async fn complete_passwordless(
             let Some(user) = db::users::find_by_id(c, f.user_id)? else {
                 return Ok(None);
             };
+            // The browser's device id counts only if Doorman gave it to this person
+            // (SPEC §19); else the session gets a new one.
+            let device = if tokens::is_device_id(&presented)
+                && db::devices::is_known(c, user.id, &presented)?
+            {
+                presented
+            } else {
+                tokens::new_device_id()
+            };
             let version = db::users::find_credentials(c, &user.email)?
                 .map(|(_, cr)| cr.version)
                 .unwrap_or_default();
@@ -563,10 +573,10 @@ pub async fn complete_passwordless(
                 .credential
                 .as_deref()
                 .and_then(|t| serde_json::from_str::<Passkey>(t).ok());
-            Ok(pk.map(|pk| (user, version, pk)))
+            Ok(pk.map(|pk| (user, version, pk, device)))
         })
         .await?;
-    let Some((user, version, passkey)) = found else {
+    let Some((user, version, passkey, device_id)) = found else {
         return Err(Error::InvalidCode);
     };
     let email = user.email.clone();
@@ -588,11 +598,6 @@ pub async fn complete_passwordless(
         return Err(Error::InvalidCode);
     }
     record_passkey_use(state, user.id, result).await?;
-    let device_id = if tokens::is_device_id(&ch.device_id) {
-        ch.device_id
-    } else {
-        tokens::new_device_id()
-    };
     auth::store_session(
         state,
         user,

@@ -227,7 +227,8 @@ async fn export_of(state: &AppState, id: UserId) -> Result<Option<Export>> {
 }
 
 /// Erases a user: their row, sessions, devices, login records (and attempts made with
-/// their email) and alerts, in one transaction. Scope and rank as for any change to a
+/// their email) and alerts, and the notices other people got about their "not me"
+/// reports, in one transaction. Scope and rank as for any change to a
 /// user; never oneself; never the last active owner.
 #[instrument(skip_all, err(level = "debug"), fields(by = %me.user_id, user_id = %id))]
 pub async fn delete_user(state: &AppState, me: &Principal, id: UserId) -> Result<()> {
@@ -261,6 +262,8 @@ pub(crate) async fn erase_user(
                 ));
             }
             db::links::delete_for_user(&tx, id)?;
+            // Before the sessions go: a report is found by its session too.
+            db::alerts::delete_reports_about(&tx, id, &target.email)?;
             let alerts = db::alerts::delete_for_user(&tx, id)?;
             let sessions = db::sessions::delete_for_user(&tx, id)?;
             let devices = db::devices::delete_for_user(&tx, id)?;
@@ -270,6 +273,7 @@ pub(crate) async fn erase_user(
                 return Err(DbError::Refused("user vanished during deletion".into()).into());
             }
             db::events::update_tombstone(&tx, id)?;
+            db::events::update_tombstone_attempts(&tx, &target.email)?;
             events::record(
                 &tx,
                 NewEvent::new(EventType::UserDeleted, crate::clock::now())

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::domain::model::UserId;
+
 /// Keys tracked at most; past this the oldest-looking entries are pruned.
 const MAX_KEYS: usize = 100_000;
 /// How long an attempt waits for attempts in flight to settle before it is refused.
@@ -39,7 +41,13 @@ struct Inner {
     keys: HashMap<String, Entry>,
     /// (email, IP) → when its last rate-limited attempt was recorded.
     refusals_recorded: HashMap<String, i64>,
+    /// User → second steps failed in a row after a correct password (SPEC §19).
+    failed_second_steps: HashMap<UserId, u32>,
 }
+
+/// Failed second steps in a row after a correct password that tell the person someone
+/// knows their password (SPEC §19).
+pub const SECOND_STEP_ROW: u32 = 3;
 
 #[derive(Default)]
 struct Entry {
@@ -232,6 +240,28 @@ impl RateLimiter {
                 true
             }
         }
+    }
+
+    /// A second step after a correct password failed for `user`: true when it makes
+    /// [`SECOND_STEP_ROW`] in a row (the row then starts again). In memory, like the
+    /// limits: a restart starts every row again.
+    pub fn second_step_failed(&self, user: UserId) -> bool {
+        let mut inner = self.lock();
+        if inner.failed_second_steps.len() > MAX_KEYS {
+            inner.failed_second_steps.clear();
+        }
+        let row = inner.failed_second_steps.entry(user).or_default();
+        *row += 1;
+        if *row >= SECOND_STEP_ROW {
+            inner.failed_second_steps.remove(&user);
+            return true;
+        }
+        false
+    }
+
+    /// `user` signed in: their row of failed second steps is over.
+    pub fn second_step_passed(&self, user: UserId) {
+        self.lock().failed_second_steps.remove(&user);
     }
 
     /// Drops expired entries (called by the sweeper).

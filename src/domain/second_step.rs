@@ -8,6 +8,7 @@ use rusqlite::Connection;
 
 use crate::db::challenges::{ChallengeRow, NewChallenge};
 use crate::db::{self, DbError};
+use crate::domain::alerts::{self, Details, PASSWORD_KNOWN};
 use crate::domain::auth::{self, ClientInfo, SessionContext, SignedIn};
 use crate::domain::model::{AuthMethod, AuthMethods, User, UserId, UserStatus};
 use crate::domain::second_factors::{self, Prover, TotpEnrolment};
@@ -190,7 +191,7 @@ pub async fn complete(
     };
     let (ch, user) = (found.challenge, found.user);
     let known = is_known_device(state, user.id, &ch.device_id).await?;
-    let method = second_factors::check_code(
+    let checked = second_factors::check_code(
         state,
         &Prover {
             user: user.id,
@@ -201,7 +202,17 @@ pub async fn complete(
         },
         code,
     )
-    .await?;
+    .await;
+    let method = match checked {
+        Ok(method) => method,
+        Err(Error::InvalidCode) => {
+            if state.limiter.second_step_failed(user.id) {
+                tell_password_known(state, &user, &client).await;
+            }
+            return Err(Error::InvalidCode);
+        }
+        Err(err) => return Err(err),
+    };
     finish(
         state,
         ch,
@@ -240,6 +251,45 @@ pub(crate) async fn finish(
         started,
     )
     .await
+}
+
+/// [`SECOND_STEP_ROW`](crate::domain::ratelimit::SECOND_STEP_ROW) second steps failed in a row after a correct password: someone
+/// knows the person's password. Emails them (SPEC §19), at most once an hour, outside
+/// the hourly limit of sign-in alerts. The refusal stands whatever happens here.
+async fn tell_password_known(state: &AppState, user: &User, client: &ClientInfo) {
+    let now = crate::clock::now();
+    let device = crate::ua::parse(&client.user_agent);
+    let location = auth::locate(state, client.ip);
+    let notice = Details::of_request(
+        &user.email,
+        &user.name,
+        now,
+        &device,
+        &client.ip.to_string(),
+        &location,
+    );
+    let (id, mail_enabled) = (user.id, state.mailer.is_some());
+    let queued = state
+        .db
+        .run(move |c| -> Result<bool, DbError> {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let last = db::alerts::find_latest_of(&tx, id, PASSWORD_KNOWN)?;
+            if last.is_some_and(|at| at > now - 3600) {
+                return Ok(false);
+            }
+            alerts::enqueue_notice(&tx, PASSWORD_KNOWN, id, &notice, mail_enabled)?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await;
+    match queued {
+        Ok(true) => {
+            tracing::warn!(user_id = %id, "second steps failed in a row after the password; person told");
+            state.mail_wakeup.notify_one();
+        }
+        Ok(false) => {}
+        Err(err) => tracing::warn!(%err, "could not queue the notice of failed second steps"),
+    }
 }
 
 async fn is_known_device(state: &AppState, user: UserId, device: &str) -> Result<bool> {

@@ -182,40 +182,63 @@ fn check_token(
     )))
 }
 
-/// Who ended the session of `token` and why, when an administrator gave a reason: "It
-/// was ended by an administrator (admin@acme.test): <reason>." (Without a reason the
-/// notice stays SPEC §3's "It was ended by an administrator.") Read only for a session
-/// refused as ended by an administrator, never on the check's path.
-pub async fn admin_end_explanation(state: &AppState, token: &str) -> Option<String> {
+/// Who ended the session of `token` and why, when an administrator gave a reason: the
+/// session's public id and "It was ended by an administrator (admin@acme.test):
+/// <reason>." (Without a reason the notice stays SPEC §3's "It was ended by an
+/// administrator.") Read only for a session refused as ended by an administrator, never
+/// on the check's path.
+pub async fn admin_end_explanation(state: &AppState, token: &str) -> Option<(String, String)> {
     let hash = tokens::hash_token(token);
     let found = state
         .db
         .run(move |c| db::sessions::find_end_note(c, &hash))
         .await
         .ok()??;
-    let (by, note) = found;
+    let (session, by, note) = found;
     let note = note?;
-    Some(format!(
-        "It was ended by an administrator ({by}): {}.",
-        note.trim_end_matches(['.', ' '])
+    Some((
+        session,
+        format!(
+            "It was ended by an administrator ({by}): {}.",
+            note.trim_end_matches(['.', ' '])
+        ),
     ))
 }
 
-/// A notice carried in the sign-in page's address, signed so that nobody can craft a
-/// link that makes Doorman's page say what they want.
-pub fn seal_notice(key: &[u8], text: &str) -> String {
+/// How long the sign-in page's address may show an administrator's note (SPEC §19).
+pub const NOTICE_TTL: i64 = 3600;
+
+/// The signature of the administrator's note `text` about the ended session `session`
+/// (its public id), carried in the sign-in page's address until `expires_at`: nobody can
+/// craft an address that makes Doorman's page say what they want, nor move a note to
+/// another session's address, nor show it after the hour.
+pub fn seal_notice(key: &[u8], session: &str, expires_at: i64, text: &str) -> String {
     use base64::Engine;
     use hmac::Mac;
     let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
         return String::new();
     };
     m.update(b"doorman-ended-notice\0");
-    m.update(text.as_bytes());
+    // Lengths first, so that no two (session, text) pairs sign the same bytes.
+    for part in [session.as_bytes(), text.as_bytes()] {
+        m.update(&(part.len() as u64).to_be_bytes());
+        m.update(part);
+    }
+    m.update(&expires_at.to_be_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
 }
 
-/// Whether `sig` is [`seal_notice`]'s for `text`.
-pub fn notice_is_sealed(key: &[u8], text: &str, sig: &str) -> bool {
-    let expected = seal_notice(key, text);
-    !expected.is_empty() && tokens::constant_time_eq(sig.as_bytes(), expected.as_bytes())
+/// Whether `sig` is [`seal_notice`]'s for these, and the address has not expired.
+pub fn notice_is_sealed(
+    key: &[u8],
+    session: &str,
+    expires_at: i64,
+    text: &str,
+    sig: &str,
+    now: i64,
+) -> bool {
+    let expected = seal_notice(key, session, expires_at, text);
+    expires_at > now
+        && !expected.is_empty()
+        && tokens::constant_time_eq(sig.as_bytes(), expected.as_bytes())
 }

@@ -40,6 +40,17 @@ pub fn is_device_id(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// What a device id may be shown as (SPEC §19: device ids are credentials): the first 16
+/// hex characters of its plain SHA-256. Stable, so a person can match their sessions,
+/// sign-ins and devices; a device id is 128 random bits, so nobody gets it back from this.
+pub fn device_hash(device_id: &str) -> String {
+    Sha256::digest(device_id.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// The CSRF token of a cookie session: derived from its secret token, so it needs no
 /// storage and cannot be computed without the cookie.
 pub fn csrf_for_session(token: &str) -> String {
@@ -77,6 +88,11 @@ mod tests {
         );
         assert!(is_device_id(&new_device_id()));
         assert!(!is_device_id("../../etc/passwd"));
+        // printf %s 0123456789abcdef0123456789abcdef | sha256sum | cut -c1-16
+        assert_eq!(
+            device_hash("0123456789abcdef0123456789abcdef"),
+            "3eb1bd439947eb76"
+        );
         assert_ne!(csrf_for_session(&a), csrf_for_session(&new_token()));
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
     }

@@ -10,6 +10,7 @@ use crate::clock::at;
 use crate::domain::events::Event;
 use crate::domain::model::{Device, Location, Session};
 use crate::domain::privacy::Export;
+use crate::domain::tokens::device_hash;
 
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct DeviceJson {
@@ -105,7 +106,9 @@ pub struct ExportSession {
     /// The public id (not the secret token).
     pub id: String,
     pub application: String,
-    pub device_id: String,
+    /// The device, as a hash of its id (the id itself is a credential, never shown):
+    /// the first 16 hex characters of its SHA-256.
+    pub device_hash: String,
     pub user_agent: String,
     pub device: DeviceJson,
     pub ip: String,
@@ -136,7 +139,9 @@ pub struct ExportSecondFactor {
 
 #[derive(Debug, Clone, Object)]
 pub struct ExportDevice {
-    pub device_id: String,
+    /// A hash of the device id (the first 16 hex characters of its SHA-256), as in
+    /// sessions and login records.
+    pub device_hash: String,
     pub first_seen: OffsetDateTime,
     pub last_seen: OffsetDateTime,
 }
@@ -151,8 +156,9 @@ pub struct ExportLoginRecord {
     pub ip: String,
     pub location: LocationJson,
     pub device: DeviceJson,
+    /// A hash of the device id the attempt presented, as in sessions and devices.
     #[oai(nullable)]
-    pub device_id: Option<String>,
+    pub device_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Object)]
@@ -173,7 +179,7 @@ fn session(s: &Session) -> ExportSession {
     ExportSession {
         id: s.id.0.clone(),
         application: s.application.clone(),
-        device_id: s.device_id.clone(),
+        device_hash: device_hash(&s.device_id),
         user_agent: s.user_agent.clone(),
         device: (&s.device).into(),
         ip: s.ip.clone(),
@@ -224,7 +230,7 @@ impl From<&Export> for DataExport {
                 .devices
                 .iter()
                 .map(|d| ExportDevice {
-                    device_id: d.device_id.clone(),
+                    device_hash: device_hash(&d.device_id),
                     first_seen: at(d.first_seen),
                     last_seen: at(d.last_seen),
                 })
@@ -241,7 +247,7 @@ impl From<&Export> for DataExport {
                     ip: r.ip.clone(),
                     location: (&r.location).into(),
                     device: (&r.device).into(),
-                    device_id: r.device_id.clone(),
+                    device_hash: r.device_id.as_deref().map(device_hash),
                 })
                 .collect(),
             events: e.events.iter().map(EventJson::from).collect(),
@@ -349,8 +355,21 @@ impl From<&Event> for EventJson {
             ip: e.ip.clone(),
             location: (&e.location).into(),
             device: (&e.device).into(),
-            details: serde_json::from_str(&e.details)
-                .unwrap_or_else(|_| serde_json::Value::Object(Default::default())),
+            details: shown_details(&e.details),
         }
     }
+}
+
+/// An event's details as shown: a device id recorded before ids were hashed is shown
+/// as its hash, like every device id (SPEC §19).
+fn shown_details(raw: &str) -> serde_json::Value {
+    let mut details =
+        serde_json::from_str(raw).unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
+    if let Some(map) = details.as_object_mut()
+        && let Some(id) = map.remove("device_id")
+    {
+        let hash = id.as_str().map(device_hash).unwrap_or_default();
+        map.insert("device_hash".into(), hash.into());
+    }
+    details
 }

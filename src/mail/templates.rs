@@ -279,6 +279,66 @@ pub fn password_changed(
     )
 }
 
+pub const PASSWORD_KNOWN_SUBJECT: &str = "Someone knows your Doorman password";
+
+/// The notice that the person's password was entered correctly and then the second step
+/// failed several times in a row (SPEC §19): the second factor held, the password is
+/// known. `d` is the last failed attempt.
+pub fn password_known(
+    from: &Mailbox,
+    d: &Details,
+    profile_url: &str,
+    sessions_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    let name = header_safe(&d.to_name);
+    let when = crate::clock::utc(d.at);
+    let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
+    for (k, v) in [
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+        ("IP address", d.ip.as_str()),
+        ("Location", d.location.as_str()),
+    ] {
+        if !v.is_empty() {
+            rows.push((k, v));
+        }
+    }
+    let what = "Someone entered your Doorman password correctly, then failed the second step \
+                (the code of your authenticator app, or a recovery code) 3 times in a row. \
+                Your second factor stopped them, but they know your password.";
+    let mut text = format!("Hello {name},\n\n{what}\n\nThe last attempt:\n");
+    for (k, v) in &rows {
+        text.push_str(&format!("{k}: {v}\n"));
+    }
+    text.push_str(&format!(
+        "\nIf this was you, there is nothing to do.\n\nIf it was not, change your password \
+         now, and tell your administrator:\n{profile_url}\n\nYour sessions:\n{sessions_url}\n\n\
+         {ATTRIBUTION_TEXT}\n"
+    ));
+    let page = html! {
+        p { "Hello " (name) "," }
+        p { (what) }
+        p { "The last attempt:" }
+        table cellpadding="4" {
+            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
+        }
+        p { "If this was you, there is nothing to do." }
+        p { strong { "If it was not, change your password now, and tell your administrator." } }
+        p { a href=(profile_url) { "Change your password" } }
+        p { a href=(sessions_url) { "See and end all your sessions" } }
+        (attribution())
+    };
+    message(
+        from,
+        d,
+        PASSWORD_KNOWN_SUBJECT,
+        message_id,
+        text,
+        page.into_string(),
+    )
+}
+
 /// The security notices of second factors (SPEC §12): what happened, from where, and
 /// what to do if it was not the person. They cannot be turned off.
 pub fn second_factor_added(

@@ -11,7 +11,7 @@ use crate::domain::alert_response::NOT_ME_REPORT;
 use crate::domain::alerts::{
     self, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
 };
-use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, SESSIONS};
+use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, PROFILE, SESSIONS};
 use crate::mail::Mailer;
 use crate::mail::templates::{
     self, NewSignIn, new_sign_in, not_me_report, password_changed, session_moved,
@@ -106,7 +106,7 @@ fn build_team(
         MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION, MAIL_PASSWORD_RESET,
         MAIL_RESET_LINK, TeamMail, token_for,
     };
-    use crate::http::paths::{EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
+    use crate::http::paths::{EMAIL_CONFIRM, INVITE, LOGIN, RESET};
     use crate::mail::team;
     let kind = alert.reasons.as_str();
     let base = state.config.server.public_base();
@@ -164,6 +164,15 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
             &mailer.from,
             &details,
             &format!("{base}{SESSIONS}"),
+            &alert.message_id,
+        );
+    }
+    if alert.reasons == alerts::PASSWORD_KNOWN {
+        return templates::password_known(
+            &mailer.from,
+            &details,
+            &format!("{base}{PROFILE}"),
+            &sessions_url,
             &alert.message_id,
         );
     }

@@ -7,7 +7,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{next_step_redirect, signed_in_redirect};
-use super::{ended_notice_with, error_page, html_response, layout};
+use super::{AdminNote, ended_notice_with, error_page, html_response, layout};
 use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
 use crate::domain::passkeys;
 use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
@@ -24,8 +24,11 @@ use crate::state::AppState;
 pub struct LoginQuery {
     rd: Option<String>,
     ended: Option<String>,
-    /// Who ended the session and why, signed by this server (see `page_session`).
+    /// Who ended the session and why, signed by this server for that session and an
+    /// hour (see `refused_token`).
     why: Option<String>,
+    sid: Option<String>,
+    exp: Option<String>,
     sig: Option<String>,
     out: Option<String>,
     created: Option<String>,
@@ -74,12 +77,13 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
         return Redirect::see_other(destination(&state, &rd).0).into_response();
     }
     let notice = if let Some(reason) = &query.ended {
-        Some(ended_notice_with(
-            &state,
-            reason,
-            query.why.as_deref(),
-            query.sig.as_deref(),
-        ))
+        let note = AdminNote {
+            why: query.why.clone(),
+            sid: query.sid.clone(),
+            exp: query.exp.clone(),
+            sig: query.sig.clone(),
+        };
+        Some(ended_notice_with(&state, reason, &note))
     } else if query.out.is_some() {
         Some("You have signed out.".to_string())
     } else if query.created.is_some() {

@@ -29,8 +29,8 @@ use rust_embed::RustEmbed;
 use crate::domain::auth::Authed;
 use crate::domain::model::EndReason;
 use crate::domain::session_check::{
-    admin_end_explanation, authenticate, authenticate_from, authenticate_held, notice_is_sealed,
-    seal_notice,
+    NOTICE_TTL, admin_end_explanation, authenticate, authenticate_from, authenticate_held,
+    notice_is_sealed, seal_notice,
 };
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
@@ -244,7 +244,7 @@ pub async fn refused_token(req: &Request, state: &AppState, err: &Error, token: 
     ) {
         return resp;
     }
-    let Some(why) = admin_end_explanation(state, token).await else {
+    let Some((session, why)) = admin_end_explanation(state, token).await else {
         return resp;
     };
     if let Some(to) = resp
@@ -252,8 +252,13 @@ pub async fn refused_token(req: &Request, state: &AppState, err: &Error, token: 
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
     {
-        let sig = seal_notice(&state.link_key, &why);
-        let to = format!("{to}&why={}&sig={sig}", encode(&why));
+        let until = crate::clock::now() + NOTICE_TTL;
+        let sig = seal_notice(&state.link_key, &session, until, &why);
+        let to = format!(
+            "{to}&why={}&sid={}&exp={until}&sig={sig}",
+            encode(&why),
+            encode(&session)
+        );
         if let Ok(v) = HeaderValue::from_str(&to) {
             resp.headers_mut().insert(header::LOCATION, v);
         }
@@ -341,16 +346,27 @@ pub fn encode(s: &str) -> String {
     out
 }
 
+/// The administrator's words an ended session's sign-in address carries (`why`), signed
+/// by this server for that session (`sid`) until `exp` (`sig`).
+#[derive(Debug, Default)]
+pub struct AdminNote {
+    pub why: Option<String>,
+    pub sid: Option<String>,
+    pub exp: Option<String>,
+    pub sig: Option<String>,
+}
+
 /// The notice shown on the sign-in page for `?ended=<reason>`, with the administrator's
-/// words when the page's address carries them, signed by this server (`why`, `sig`).
-pub fn ended_notice_with(
-    state: &AppState,
-    reason: &str,
-    why: Option<&str>,
-    sig: Option<&str>,
-) -> String {
-    match (why, sig) {
-        (Some(why), Some(sig)) if notice_is_sealed(&state.link_key, why, sig) => {
+/// words when the page's address carries them signed and unexpired (SPEC §19); else the
+/// plain notice.
+pub fn ended_notice_with(state: &AppState, reason: &str, note: &AdminNote) -> String {
+    let sealed = |why: &str, sid: &str, exp: &str, sig: &str| {
+        exp.parse::<i64>().is_ok_and(|exp| {
+            notice_is_sealed(&state.link_key, sid, exp, why, sig, crate::clock::now())
+        })
+    };
+    match (&note.why, &note.sid, &note.exp, &note.sig) {
+        (Some(why), Some(sid), Some(exp), Some(sig)) if sealed(why, sid, exp, sig) => {
             format!("{ENDED_NOTICE} {why}")
         }
         _ => ended_notice(reason),

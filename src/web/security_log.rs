@@ -333,7 +333,7 @@ fn badge_class(kind: &str) -> &'static str {
 }
 
 /// Details the other columns already show, or ids only a script wants.
-const NOT_SHOWN: [&str; 3] = ["by", "device_id", "alert_id"];
+const NOT_SHOWN: [&str; 4] = ["by", "device_id", "device_hash", "alert_id"];
 
 /// The details worth reading, as `key: value` pairs.
 fn details(e: &Event) -> Markup {
