@@ -232,7 +232,8 @@ pub fn update_tombstone(c: &Connection, user: UserId) -> Result<usize, DbError> 
     Ok(c.prepare_cached(
         "UPDATE events SET ip = '', country_code = NULL, country_name = NULL, city = NULL,
             device_category = '', browser_name = '', browser_version = '', os_name = '',
-            os_version = '', details = json_remove(details, '$.email', '$.device_id', '$.device_hash')
+            os_version = '',
+            details = json_remove(details, '$.email', '$.device_id', '$.device_hash')
          WHERE user_id = ?1",
     )?
     .execute([user])?)
@@ -245,7 +246,8 @@ pub fn update_tombstone_attempts(c: &Connection, email: &str) -> Result<usize, D
     Ok(c.prepare_cached(
         "UPDATE events SET ip = '', country_code = NULL, country_name = NULL, city = NULL,
             device_category = '', browser_name = '', browser_version = '', os_name = '',
-            os_version = '', details = json_remove(details, '$.email', '$.device_id', '$.device_hash')
+            os_version = '',
+            details = json_remove(details, '$.email', '$.device_id', '$.device_hash')
          WHERE user_id IS NULL AND type = 'login.failed'
            AND json_extract(details, '$.email') = ?1 COLLATE NOCASE",
     )?

@@ -253,7 +253,8 @@ pub(crate) async fn finish(
     .await
 }
 
-/// [`SECOND_STEP_ROW`](crate::domain::ratelimit::SECOND_STEP_ROW) second steps failed in a row after a correct password: someone
+/// Second steps failed in a row after a correct password
+/// ([`SECOND_STEP_ROW`](crate::domain::ratelimit::SECOND_STEP_ROW) of them): someone
 /// knows the person's password. Emails them (SPEC §19), at most once an hour, outside
 /// the hourly limit of sign-in alerts. The refusal stands whatever happens here.
 async fn tell_password_known(state: &AppState, user: &User, client: &ClientInfo) {
@@ -284,7 +285,7 @@ async fn tell_password_known(state: &AppState, user: &User, client: &ClientInfo)
         .await;
     match queued {
         Ok(true) => {
-            tracing::warn!(user_id = %id, "second steps failed in a row after the password; person told");
+            tracing::warn!(user_id = %id, "second steps failed in a row; person told");
             state.mail_wakeup.notify_one();
         }
         Ok(false) => {}
