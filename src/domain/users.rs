@@ -86,6 +86,12 @@ fn validate(state: &AppState, req: &CreateUser) -> Result<()> {
     validate_email(&req.email)?;
     validate_name("name", &req.name)?;
     validate_name("account name", &req.account)?;
+    if req.account.contains(',') {
+        return Err(Error::invalid(
+            "invalid_account_name",
+            "An account name cannot contain a comma.",
+        ));
+    }
     state
         .hasher
         .check_policy(&req.password, &[req.email.as_str(), req.name.as_str()])
