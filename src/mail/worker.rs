@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::domain::alert_response::NOT_ME_REPORT;
 use crate::domain::alerts::{
-    self, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
+    self, AlertLink, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
 };
 use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, SESSIONS};
 use crate::mail::Mailer;
@@ -178,7 +178,11 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
         .session_expires_at
         .max(details.at.saturating_add(max_lifetime));
     let link = |purpose: LinkPurpose, path: &str| {
-        let token = sign_link_for(&state.link_key, purpose, alert.id, link_expires);
+        let to = AlertLink {
+            alert: alert.id,
+            user: alert.user_id,
+        };
+        let token = sign_link_for(&state.link_key, purpose, to, link_expires);
         format!("{base}{path}?t={token}")
     };
     let reasons = Reasons::parse(&alert.reasons);
