@@ -103,10 +103,10 @@ fn build_team(
     alert: &OutboxRow,
 ) -> Option<Result<lettre::Message, String>> {
     use crate::domain::links::{
-        MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION, MAIL_PASSWORD_RESET,
-        MAIL_RESET_LINK, TeamMail, token_for,
+        MAIL_EMAIL_CHANGE_REQUESTED, MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION,
+        MAIL_PASSWORD_RESET, MAIL_RESET_LINK, TeamMail, token_for,
     };
-    use crate::http::paths::{EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
+    use crate::http::paths::{EMAIL_CANCEL, EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
     use crate::mail::team;
     let kind = alert.reasons.as_str();
     let base = state.config.server.public_base();
@@ -122,6 +122,7 @@ fn build_team(
         MAIL_INVITATION => INVITE,
         MAIL_RESET_LINK => RESET,
         MAIL_EMAIL_CONFIRM => EMAIL_CONFIRM,
+        MAIL_EMAIL_CHANGE_REQUESTED => EMAIL_CANCEL,
         MAIL_EMAIL_CHANGED => PROFILE,
         _ => return None,
     };
@@ -137,6 +138,7 @@ fn build_team(
         MAIL_INVITATION => team::invitation(from, &m, &url, id),
         MAIL_RESET_LINK => team::reset_link(from, &m, &url, id),
         MAIL_EMAIL_CONFIRM => team::email_confirm(from, &m, &url, id),
+        MAIL_EMAIL_CHANGE_REQUESTED => team::email_change_requested(from, &m, &url, id),
         _ => team::email_changed(from, &m, &url, id),
     })
 }
