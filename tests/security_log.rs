@@ -647,3 +647,74 @@ async fn the_pages_list_filter_and_page() {
         "reachable from the tabs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admins_note_is_in_the_session_ended_event() {
+    let s = start().await;
+    s.user("Acme", "ada@acme.test", Role::Admin).await;
+    let bob = s.user("Acme", "bob@acme.test", Role::User).await;
+    let admin = s.token("ada@acme.test").await;
+
+    // One session, with a note: in the team log and in Bob's own log.
+    let one = login(&s, "bob@acme.test", CHROME_MAC).await;
+    let (status, _) = s
+        .delete(
+            &format!(
+                "/api/v1/admin/sessions/{}?reason=Laptop%20reported%20stolen",
+                one.id
+            ),
+            &admin,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let ended = events_of(&s, &admin, "session.ended").await;
+    let e = ended.last().unwrap();
+    assert_eq!(e["session_id"], one.id);
+    assert_eq!(e["details"]["note"], "Laptop reported stolen", "{e}");
+    assert_eq!(e["details"]["reason"], "terminated_by_admin");
+    let mine = login(&s, "bob@acme.test", FIREFOX_WIN).await;
+    let (_, own) = s
+        .get("/api/v1/events?type=session.ended", &mine.token)
+        .await;
+    assert_eq!(
+        own["items"][0]["details"]["note"], "Laptop reported stolen",
+        "{own}"
+    );
+
+    // Every session of a user, with a note: each event carries it.
+    let two = login(&s, "bob@acme.test", SAFARI_IPHONE).await;
+    let (status, body) = s
+        .delete(
+            &format!("/api/v1/admin/users/{}/sessions?reason=Offboarding", bob.id),
+            &admin,
+        )
+        .await;
+    assert_eq!((status, body["ended"].as_i64()), (200, Some(2)), "{body}");
+    let ended = events_of(&s, &admin, "session.ended").await;
+    let notes: HashSet<(String, String)> = ended[1..]
+        .iter()
+        .map(|e| {
+            (
+                e["session_id"].as_str().unwrap().to_string(),
+                e["details"]["note"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        notes,
+        HashSet::from([
+            (mine.id.clone(), "Offboarding".to_string()),
+            (two.id.clone(), "Offboarding".to_string()),
+        ])
+    );
+
+    // Without a note there is none.
+    let three = login(&s, "bob@acme.test", CHROME_MAC).await;
+    let (status, _) = s
+        .delete(&format!("/api/v1/admin/sessions/{}", three.id), &admin)
+        .await;
+    assert_eq!(status, 204);
+    let last = events_of(&s, &admin, "session.ended").await.pop().unwrap();
+    assert_eq!(last["session_id"], three.id);
+    assert!(last["details"].get("note").is_none(), "{last}");
+}

@@ -722,9 +722,15 @@ async fn email_changes_only_after_confirmation() {
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let got = mail.wait_for(1, PROMPT).await;
-    assert_eq!(mails_to(&got, "ann@new.test").len(), 1);
-    let url = link_in(&got[0], "http");
+    let got = mail.wait_for(2, PROMPT).await;
+    let to_new = mails_to(&got, "ann@new.test");
+    assert_eq!(to_new.len(), 1);
+    assert_eq!(
+        mails_to(&got, "ann@acme.test").len(),
+        1,
+        "the old address is told at once"
+    );
+    let url = link_in(to_new[0], "http");
     assert!(url.contains("/settings/profile/email?token="), "{url}");
     let (_, me) = s.get("/api/v1/me", &ann).await;
     assert_eq!(me["user"]["email"], "ann@acme.test", "not changed yet");
@@ -754,10 +760,11 @@ async fn email_changes_only_after_confirmation() {
     assert_eq!(done.status, 200, "{}", done.body);
     let (_, me) = s.get("/api/v1/me", &ann).await;
     assert_eq!(me["user"]["email"], "ann@new.test");
-    let got = mail.wait_for(2, PROMPT).await;
+    let got = mail.wait_for(3, PROMPT).await;
     let old = mails_to(&got, "ann@acme.test");
-    assert_eq!(old.len(), 1, "the old address is told");
-    assert!(smtp::text_part(old[0]).contains("ann@new.test"));
+    assert_eq!(old.len(), 2, "the old address is told again");
+    let changed = with_subject(&got, "The email of your Doorman account was changed");
+    assert!(smtp::text_part(changed).contains("ann@new.test"));
     s.login_raw("ann@new.test", PASSWORD, CHROME_MAC, None, None)
         .await;
     let (status, _) = s
@@ -1309,4 +1316,165 @@ async fn profile_and_accounts_pages() {
     )
     .await;
     assert_eq!(taken.status, 409);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_old_address_can_cancel_an_email_change() {
+    let mail = SmtpServer::start().await;
+    let s = server(Some(&mail)).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = s.token("ann@acme.test").await;
+    let (status, body) = s
+        .post(
+            "/api/v1/me/email",
+            &ann,
+            json!({"new_email": "ann@new.test", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+
+    // The old address hears of it at once, with a link that cancels it.
+    let got = mail.wait_for(2, PROMPT).await;
+    let notice = with_subject(&got, "Someone asked to change the email");
+    assert!(
+        smtp::header(notice, "To")
+            .unwrap()
+            .contains("ann@acme.test")
+    );
+    let text = smtp::text_part(notice);
+    assert!(text.contains("ann@new.test"), "{text}");
+    let cancel = link_in(notice, "http");
+    assert!(
+        cancel.contains("/settings/profile/email/cancel?token="),
+        "{cancel}"
+    );
+    let confirm = link_in(mails_to(&got, "ann@new.test")[0], "http");
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM links WHERE kind = 'email_cancel'"),
+        1
+    );
+    let hash: String = doorman::domain::tokens::hash_token(&token_of(&cancel))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        s.sql_i64(&format!(
+            "SELECT count(*) FROM links WHERE kind = 'email_cancel' AND token_hash = x'{hash}'"
+        )),
+        1,
+        "the link is stored as its hash"
+    );
+
+    // GET (a mail scanner) shows what it would cancel and changes nothing.
+    let b = browser();
+    let page = read(b.get(local(&s, &cancel)).send().await.unwrap()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("ann@new.test"), "{}", page.body);
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let confirm_page = read(b.get(local(&s, &confirm)).send().await.unwrap()).await;
+    assert_eq!(confirm_page.status, 200, "still pending after a GET");
+    let forged = post_form(
+        &b,
+        &s,
+        "/settings/profile/email/cancel",
+        &[("csrf", "forged"), ("token", &token_of(&cancel))],
+    )
+    .await;
+    assert_eq!(forged.status, 403);
+
+    // The POST cancels, and says so.
+    let done = post_form(
+        &b,
+        &s,
+        "/settings/profile/email/cancel",
+        &[("csrf", &csrf), ("token", &token_of(&cancel))],
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Email change cancelled"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("ann@acme.test"), "{}", done.body);
+
+    // The confirmation link then does nothing, and says why.
+    let page = read(b.get(local(&s, &confirm)).send().await.unwrap()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("was cancelled"), "{}", page.body);
+    let csrf = form_value(
+        &read(b.get(s.url("/login")).send().await.unwrap())
+            .await
+            .body,
+        "csrf",
+    )
+    .unwrap();
+    let refused = post_form(
+        &b,
+        &s,
+        "/settings/profile/email",
+        &[("csrf", &csrf), ("token", &token_of(&confirm))],
+    )
+    .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("was cancelled"), "{}", refused.body);
+    let (_, me) = s.get("/api/v1/me", &ann).await;
+    assert_eq!(me["user"]["email"], "ann@acme.test", "the email stays");
+
+    // The cancel link works once.
+    let again = post_form(
+        &b,
+        &s,
+        "/settings/profile/email/cancel",
+        &[("csrf", &csrf), ("token", &token_of(&cancel))],
+    )
+    .await;
+    assert_eq!(again.status, 400, "{}", again.body);
+    assert!(again.body.contains("already been used"), "{}", again.body);
+
+    // A change that completes: its cancel link then says it was made, and changes
+    // nothing; the old address was told twice.
+    let (status, _) = s
+        .post(
+            "/api/v1/me/email",
+            &ann,
+            json!({"new_email": "ann@other.test", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let got = mail.wait_for(4, PROMPT).await;
+    let confirm = link_in(mails_to(&got, "ann@other.test")[0], "http");
+    let notices: Vec<&String> = mails_to(&got, "ann@acme.test")
+        .into_iter()
+        .filter(|m| smtp::text_part(m).contains("ann@other.test"))
+        .collect();
+    assert_eq!(notices.len(), 1);
+    let cancel = link_in(notices[0], "http");
+    let page = read(b.get(local(&s, &confirm)).send().await.unwrap()).await;
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let done = post_form(
+        &b,
+        &s,
+        "/settings/profile/email",
+        &[("csrf", &csrf), ("token", &token_of(&confirm))],
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let got = mail.wait_for(5, PROMPT).await;
+    let changed = mails_to(&got, "ann@acme.test")
+        .into_iter()
+        .filter(|m| {
+            smtp::decode_words(&smtp::header(m, "Subject").unwrap_or_default())
+                .contains("was changed")
+        })
+        .count();
+    assert_eq!(
+        changed, 1,
+        "the completed change is told to the old address"
+    );
+    let page = read(b.get(local(&s, &cancel)).send().await.unwrap()).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.body.contains("already made"), "{}", page.body);
+    let (_, me) = s.get("/api/v1/me", &ann).await;
+    assert_eq!(me["user"]["email"], "ann@other.test");
 }

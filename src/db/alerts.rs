@@ -73,6 +73,7 @@ pub fn count_recent_mailed(c: &Connection, user: UserId, since: i64) -> Result<i
            AND status IN ('pending', 'sent', 'failed')
            AND reasons NOT IN ('password_changed', 'invitation', 'password_reset_link',
                                'password_reset', 'email_confirm', 'email_changed',
+                               'email_change_requested',
                                'second_factor_added', 'second_factor_removed',
                                'recovery_code_used', 'second_factors_reset',
                                'password_known')",

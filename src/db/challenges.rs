@@ -47,6 +47,8 @@ pub struct NewChallenge<'a> {
     pub device_id: &'a str,
     pub target: &'a str,
     pub state: Option<&'a str>,
+    /// Whose budget of pending challenges it counts against (`ip:…`, `user:…`).
+    pub limit_key: &'a str,
     pub now: i64,
     pub expires_at: i64,
 }
@@ -54,8 +56,8 @@ pub struct NewChallenge<'a> {
 pub fn insert(c: &Connection, n: &NewChallenge<'_>) -> Result<i64, DbError> {
     c.prepare_cached(
         "INSERT INTO login_challenges (token_hash, purpose, user_id, credentials_version,
-            application, device_id, target, state, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            application, device_id, target, state, limit_key, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         n.token_hash,
@@ -66,6 +68,7 @@ pub fn insert(c: &Connection, n: &NewChallenge<'_>) -> Result<i64, DbError> {
         n.device_id,
         n.target,
         n.state,
+        n.limit_key,
         n.now,
         n.expires_at
     ])?;
@@ -108,6 +111,96 @@ pub fn delete(c: &Connection, id: i64) -> Result<bool, DbError> {
     )
 }
 
+/// Keeps the newest `per_key` challenges of `purpose` counted against `key`, and the
+/// newest `total` of `purpose` in all, deleting the older ones; returns how many went.
+pub fn delete_oldest_beyond(
+    c: &Connection,
+    purpose: &str,
+    key: &str,
+    per_key: i64,
+    total: i64,
+) -> Result<usize, DbError> {
+    let of_key = c
+        .prepare_cached(
+            "DELETE FROM login_challenges WHERE id IN (
+                 SELECT id FROM login_challenges WHERE purpose = ?1 AND limit_key = ?2
+                 ORDER BY id DESC LIMIT -1 OFFSET ?3)",
+        )?
+        .execute(params![purpose, key, per_key])?;
+    let of_all = c
+        .prepare_cached(
+            "DELETE FROM login_challenges WHERE id IN (
+                 SELECT id FROM login_challenges WHERE purpose = ?1
+                 ORDER BY id DESC LIMIT -1 OFFSET ?2)",
+        )?
+        .execute(params![purpose, total])?;
+    Ok(of_key + of_all)
+}
+
 pub fn delete_expired(c: &Connection, now: i64) -> Result<usize, DbError> {
     Ok(c.execute("DELETE FROM login_challenges WHERE expires_at <= ?1", [now])?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate::apply(&mut c).unwrap();
+        c
+    }
+
+    fn add(c: &Connection, n: u8, purpose: &str, key: &str) -> i64 {
+        insert(
+            c,
+            &NewChallenge {
+                token_hash: &[n],
+                purpose,
+                user_id: None,
+                credentials_version: 0,
+                application: "",
+                device_id: "",
+                target: "",
+                state: None,
+                limit_key: key,
+                now: 0,
+                expires_at: 300,
+            },
+        )
+        .unwrap()
+    }
+
+    fn ids(c: &Connection, purpose: &str) -> Vec<i64> {
+        let mut stmt = c
+            .prepare("SELECT id FROM login_challenges WHERE purpose = ?1 ORDER BY id")
+            .unwrap();
+        stmt.query_map([purpose], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_oldest_go_first_per_key_and_in_total() {
+        let c = db();
+        let mut n = 0u8;
+        let mut next = |purpose: &str, key: &str| {
+            n += 1;
+            let id = add(&c, n, purpose, key);
+            delete_oldest_beyond(&c, purpose, key, 3, 5).unwrap();
+            id
+        };
+        let a: Vec<i64> = (0..4).map(|_| next("passkey_login", "ip:a")).collect();
+        assert_eq!(ids(&c, "passkey_login"), a[1..], "3 per key, newest kept");
+        let b: Vec<i64> = (0..3).map(|_| next("passkey_login", "ip:b")).collect();
+        // 6 would be pending; the total keeps the newest 5.
+        let mut kept = a[2..].to_vec();
+        kept.extend(&b);
+        assert_eq!(ids(&c, "passkey_login"), kept, "5 in total, oldest dropped");
+        // Other kinds of challenge have their own budgets.
+        let s = next("second_factor", "ip:a");
+        assert_eq!(ids(&c, "second_factor"), vec![s]);
+        assert_eq!(ids(&c, "passkey_login"), kept);
+    }
 }

@@ -44,6 +44,18 @@ pub fn latest_version() -> i64 {
 }
 
 pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
+    apply_until(conn, i64::MAX)
+}
+
+/// Applies the pending migrations up to `last` only (the schema an older Doorman left
+/// behind, for the upgrade tests); [`apply`] applies them all.
+///
+/// Foreign keys are off while migrations run, as SQLite's table rebuild (create the new
+/// table, copy, drop the old, rename) needs: the pragma cannot change inside a
+/// transaction, and with it on, dropping a table that others refer to would delete or
+/// refuse their rows. Each migration is checked with `PRAGMA foreign_key_check` before it
+/// commits, so none can leave a dangling reference behind.
+pub fn apply_until(conn: &mut Connection, last: i64) -> Result<(), DbError> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
              version     INTEGER PRIMARY KEY,
@@ -72,16 +84,51 @@ pub fn apply(conn: &mut Connection) -> Result<(), DbError> {
              version {latest}; it was written by a newer Doorman. Run that version, or restore a backup."
         )));
     }
-    for Migration { version, name, sql } in all.into_iter().filter(|m| m.version > current) {
-        let tx = conn.transaction()?;
-        tx.execute_batch(&sql)?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
-            params![version, name, now()],
-        )?;
-        tx.commit()?;
-        tracing::info!(version, name, "applied migration");
+    let pending: Vec<Migration> = all
+        .into_iter()
+        .filter(|m| m.version > current && m.version <= last)
+        .collect();
+    if pending.is_empty() {
+        return Ok(());
     }
+    let foreign_keys: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+    let applied = pending.into_iter().try_for_each(|m| apply_one(conn, m));
+    if foreign_keys {
+        conn.execute_batch("PRAGMA foreign_keys = ON")?;
+    }
+    applied
+}
+
+fn apply_one(conn: &mut Connection, m: Migration) -> Result<(), DbError> {
+    let Migration { version, name, sql } = m;
+    let tx = conn.transaction()?;
+    tx.execute_batch(&sql)?;
+    let dangling: Vec<String> = tx
+        .prepare("PRAGMA foreign_key_check")?
+        .query_map([], |r| {
+            Ok(format!(
+                "{} row {} → {}",
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                r.get::<_, String>(2)?
+            ))
+        })?
+        .take(5)
+        .collect::<Result<_, _>>()?;
+    if !dangling.is_empty() {
+        return Err(DbError::Refused(format!(
+            "migration {version} ({name}) would leave rows referring to rows that do not \
+             exist ({}); nothing was changed",
+            dangling.join(", ")
+        )));
+    }
+    tx.execute(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+        params![version, name, now()],
+    )?;
+    tx.commit()?;
+    tracing::info!(version, name, "applied migration");
     Ok(())
 }
 
@@ -114,6 +161,76 @@ mod tests {
             );
             assert!(!m.sql.trim().is_empty(), "{} is empty", m.name);
         }
+    }
+
+    /// A table's or index's SQL without comments, spaces, quotes or AUTOINCREMENT.
+    fn normalized(sql: &str) -> String {
+        sql.lines()
+            .map(|l| l.split("--").next().unwrap_or(""))
+            .collect::<String>()
+            .replace(['"', ' ', '\t'], "")
+            .to_lowercase()
+            .replace("autoincrement", "")
+    }
+
+    fn schema(c: &Connection, tables: &[&str]) -> Vec<(String, String, String)> {
+        let mut stmt = c
+            .prepare(
+                "SELECT type, name, sql FROM sqlite_master
+                 WHERE tbl_name IN (SELECT value FROM json_each(?1)) AND sql IS NOT NULL
+                 ORDER BY type, name",
+            )
+            .unwrap();
+        let list = serde_json::to_string(tables).unwrap();
+        stmt.query_map([list], |r| {
+            Ok((r.get(0)?, r.get(1)?, normalized(&r.get::<_, String>(2)?)))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
+    #[test]
+    fn the_id_rebuild_keeps_every_column_check_reference_index_and_trigger() {
+        let rebuilt = ["users", "sessions", "alerts", "events", "links"];
+        let mut c = Connection::open_in_memory().unwrap();
+        apply_until(&mut c, 11).unwrap();
+        let before = schema(&c, &rebuilt);
+        apply(&mut c).unwrap();
+        let after = schema(&c, &rebuilt);
+        let expected: Vec<_> = before
+            .into_iter()
+            .map(|(kind, name, sql)| {
+                let sql = if name == "links" {
+                    sql.replace("'email'))", "'email','email_cancel'))")
+                } else {
+                    sql
+                };
+                (kind, name, sql)
+            })
+            .collect();
+        assert_eq!(after, expected);
+        for table in ["users", "sessions", "alerts", "events"] {
+            let sql: String = c
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert!(sql.contains("AUTOINCREMENT"), "{table}");
+        }
+    }
+
+    #[test]
+    fn foreign_keys_are_back_on_after_migrating() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        apply(&mut c).unwrap();
+        let on: bool = c
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(on);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use tracing::instrument;
 
 use crate::db;
-use crate::domain::alerts::{self, Details, LinkPurpose, verify_link_for};
+use crate::domain::alerts::{self, AlertLink, Details, LinkPurpose, verify_link_for};
 use crate::domain::model::{EndReason, UserId};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -33,17 +33,20 @@ pub struct Secured {
     pub reset_link_sent: bool,
 }
 
-fn alert_of(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<i64> {
+/// What a link names; an alert that no longer belongs to the person the link was sent
+/// to is then not found ([`AlertLink::find`]).
+fn alert_of(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<AlertLink> {
     verify_link_for(&state.link_key, purpose, token, crate::clock::now()).ok_or(Error::NotFound)
 }
 
 /// Resolves a link (GET: changes nothing).
 pub async fn question(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<Question> {
-    let id = alert_of(state, purpose, token)?;
+    let link = alert_of(state, purpose, token)?;
+    let id = link.alert;
     let (alert, (confirmed, reported)) = state
         .db
         .run(move |c| -> Result<_> {
-            let alert = db::alerts::find_by_id(c, id)?.ok_or(Error::NotFound)?;
+            let alert = link.find(c)?.ok_or(Error::NotFound)?;
             Ok((alert, db::alerts::find_answers(c, id)?))
         })
         .await?;
@@ -59,13 +62,14 @@ pub async fn question(state: &AppState, purpose: LinkPurpose, token: &str) -> Re
 /// "Yes, it was me": true the first time.
 #[instrument(skip_all, err)]
 pub async fn confirm(state: &AppState, token: &str) -> Result<bool> {
-    let id = alert_of(state, LinkPurpose::Confirm, token)?;
+    let link = alert_of(state, LinkPurpose::Confirm, token)?;
+    let id = link.alert;
     let now = crate::clock::now();
     let done = state
         .db
         .run(move |c| -> Result<bool> {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let alert = db::alerts::find_by_id(&tx, id)?.ok_or(Error::NotFound)?;
+            let alert = link.find(&tx)?.ok_or(Error::NotFound)?;
             if !db::alerts::update_confirmed(&tx, id, now)? {
                 return Ok(false);
             }
@@ -89,7 +93,8 @@ pub async fn confirm(state: &AppState, token: &str) -> Result<bool> {
 /// "No, secure my account": `None` when it was reported before (nothing is done twice).
 #[instrument(skip_all, err)]
 pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
-    let id = alert_of(state, LinkPurpose::Secure, token)?;
+    let link = alert_of(state, LinkPurpose::Secure, token)?;
+    let id = link.alert;
     let now = crate::clock::now();
     let mail_enabled = state.mailer.is_some();
     let (key, ttl) = (state.link_key.clone(), state.reset_ttl());
@@ -97,7 +102,7 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
         .db
         .run(move |c| -> Result<Option<(UserId, Secured)>> {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let alert = db::alerts::find_by_id(&tx, id)?.ok_or(Error::NotFound)?;
+            let alert = link.find(&tx)?.ok_or(Error::NotFound)?;
             if !db::alerts::update_reported(&tx, id, now)? {
                 return Ok(None);
             }

@@ -136,6 +136,7 @@ pub async fn sign_in(
             &req.application,
             &device_id,
             &req.target,
+            client.ip,
         )
         .await?;
         return Ok(match purpose {

@@ -163,6 +163,10 @@ pub fn record_ended(tx: &Connection, ended: &[Ended], at: i64) -> std::result::R
             })
             .detail("reason", s.reason.as_str())
             .detail("by", s.by.map(|u| u.0));
+        // The reason an administrator gave (SPEC §14), as the person was told it.
+        if let Some(note) = &s.note {
+            e = e.detail("note", note.as_str());
+        }
         e.session_id = Some(s.public_id.clone());
         record(tx, e)?;
     }

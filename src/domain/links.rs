@@ -1,5 +1,5 @@
-//! The single-use links of SPEC §11 (invitation, password reset, email change) and the
-//! emails that carry them.
+//! The single-use links of SPEC §11 (invitation, password reset, email change, and the
+//! old address's "cancel this change" of SPEC §19) and the emails that carry them.
 //!
 //! A link's secret is derived (HMAC-SHA256 under the server's link key) from a random
 //! value kept with its email in the outbox, so that an email retried after a restart
@@ -25,6 +25,8 @@ pub enum LinkKind {
     Invite,
     Reset,
     Email,
+    /// Sent to the old address when an email change is asked for: cancels it.
+    EmailCancel,
 }
 
 impl LinkKind {
@@ -33,6 +35,7 @@ impl LinkKind {
             LinkKind::Invite => "invite",
             LinkKind::Reset => "reset",
             LinkKind::Email => "email",
+            LinkKind::EmailCancel => "email_cancel",
         }
     }
 
@@ -42,6 +45,17 @@ impl LinkKind {
             LinkKind::Invite => "invitation link",
             LinkKind::Reset => "password reset link",
             LinkKind::Email => "confirmation link",
+            LinkKind::EmailCancel => "link to cancel the email change",
+        }
+    }
+
+    /// Why a revoked link no longer works.
+    fn revoked(self) -> &'static str {
+        match self {
+            LinkKind::Email => {
+                "was cancelled (from the old address), or replaced by a newer one, and changes nothing"
+            }
+            _ => "was withdrawn, or replaced by a newer one",
         }
     }
 
@@ -50,6 +64,9 @@ impl LinkKind {
             LinkKind::Invite => "Ask your administrator to send a new invitation.",
             LinkKind::Reset => "Ask for a new one on the \"Forgot your password?\" page.",
             LinkKind::Email => "Start the change again from your profile.",
+            LinkKind::EmailCancel => {
+                "If your email was changed and it was not you, tell your administrator at once."
+            }
         }
     }
 }
@@ -61,6 +78,8 @@ pub const MAIL_RESET_LINK: &str = "password_reset_link";
 pub const MAIL_PASSWORD_RESET: &str = "password_reset";
 pub const MAIL_EMAIL_CONFIRM: &str = "email_confirm";
 pub const MAIL_EMAIL_CHANGED: &str = "email_changed";
+/// To the old address when a change is asked for, with the link that cancels it.
+pub const MAIL_EMAIL_CHANGE_REQUESTED: &str = "email_change_requested";
 
 /// What one of these emails says, frozen when it is queued (the outbox row's details).
 /// Never the link's secret: only the random value it is derived from.
@@ -177,7 +196,7 @@ pub fn open_link(c: &Connection, token: &str, kind: LinkKind, now: i64) -> Resul
     let (code, what) = if link.used_at.is_some() {
         ("link_used", "has already been used")
     } else if link.revoked_at.is_some() {
-        ("link_revoked", "was withdrawn, or replaced by a newer one")
+        ("link_revoked", kind.revoked())
     } else if link.expires_at <= now {
         ("link_expired", "has expired")
     } else {

@@ -23,7 +23,7 @@ use crate::domain::alerts::{self, Details};
 use crate::domain::auth::{self, Attempt, Authed, ClientInfo, SessionContext, SignedIn};
 use crate::domain::model::{AuthMethod, AuthMethods, UserId, UserStatus};
 use crate::domain::ratelimit::Subject;
-use crate::domain::second_step::{self, Purpose};
+use crate::domain::second_step::{self, Holder, Purpose};
 use crate::domain::{second_factors, step_up, tokens};
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -95,10 +95,13 @@ pub struct Ceremony {
     pub options: String,
 }
 
+/// Keeps a ceremony's state. A signed-in person's ceremony is theirs (and counts against
+/// their budget of pending ones); a passwordless sign-in's belongs to no one yet, and
+/// counts against its address's.
 async fn store_ceremony(
     state: &AppState,
     purpose: &'static str,
-    user: Option<UserId>,
+    holder: Holder,
     label: &str,
     device_id: &str,
     application: &str,
@@ -107,15 +110,20 @@ async fn store_ceremony(
     let token = tokens::new_token();
     let hash = tokens::hash_token(&token);
     let now = crate::clock::now();
-    let (label, device, app) = (
+    let user = match holder {
+        Holder::Person(user) => Some(user),
+        Holder::Address(_) => None,
+    };
+    let (label, device, app, holder) = (
         label.to_string(),
         device_id.to_string(),
         application.to_string(),
+        holder.key(),
     );
     state
         .db
         .run(move |c| {
-            db::challenges::insert(
+            second_step::store(
                 c,
                 &NewChallenge {
                     token_hash: &hash,
@@ -126,6 +134,7 @@ async fn store_ceremony(
                     device_id: &device,
                     target: &label,
                     state: Some(&ceremony_state),
+                    limit_key: &holder,
                     now,
                     expires_at: now + CEREMONY_TTL,
                 },
@@ -171,7 +180,16 @@ pub async fn start_registration(
         sel.insert("residentKey".into(), Value::from("required"));
         sel.insert("requireResidentKey".into(), Value::from(true));
     }
-    let token = store_ceremony(state, REGISTER, Some(user), &name, "", "", to_json(&reg)?).await?;
+    let token = store_ceremony(
+        state,
+        REGISTER,
+        Holder::Person(user),
+        &name,
+        "",
+        "",
+        to_json(&reg)?,
+    )
+    .await?;
     Ok(Ceremony {
         token,
         options: options.to_string(),
@@ -434,7 +452,16 @@ pub async fn step_up_ceremony(state: &AppState, me: &Authed) -> Result<Option<Ce
     let (rcr, auth) = webauthn(state)?
         .start_passkey_authentication(&keys)
         .map_err(|e| Error::Internal(format!("WebAuthn: {e}")))?;
-    let token = store_ceremony(state, STEP_UP, Some(user), "", "", "", to_json(&auth)?).await?;
+    let token = store_ceremony(
+        state,
+        STEP_UP,
+        Holder::Person(user),
+        "",
+        "",
+        "",
+        to_json(&auth)?,
+    )
+    .await?;
     Ok(Some(Ceremony {
         token,
         options: to_json(&rcr)?,
@@ -480,11 +507,14 @@ pub(crate) async fn check_step_up(
 // ---- signing in with a passkey alone ----
 
 /// Starts a passwordless sign-in: any discoverable passkey of this install may answer.
+/// Anyone may start one, so the ceremonies pending from one address (IPv6: its /64) are
+/// bounded, and so are all of them ([`second_step::MAX_PENDING_PER_HOLDER`]).
 pub async fn begin_passwordless(
     state: &AppState,
     application: &str,
     target: &str,
     device_id: &str,
+    from: std::net::IpAddr,
 ) -> Result<Ceremony> {
     let (rcr, auth) = webauthn(state)?
         .start_discoverable_authentication()
@@ -498,7 +528,7 @@ pub async fn begin_passwordless(
     let token = store_ceremony(
         state,
         LOGIN,
-        None,
+        Holder::Address(from),
         target,
         device_id,
         application,

@@ -1,19 +1,24 @@
 //! A person's own profile (SPEC §11): their name, and changing their email, which
 //! takes a confirmation from the new address (the change happens only then) and tells
-//! the old one. The password change is `users::change_own_password`.
+//! the old one twice: when the change is asked for, with a link that cancels it (SPEC
+//! §19), and when it is made. The password change is `users::change_own_password`.
 
 use rusqlite::TransactionBehavior;
 use tracing::instrument;
 
 use crate::db;
+use crate::db::links::LinkRow;
 use crate::domain::auth::{self, Authed, ClientInfo};
-use crate::domain::links::{self, LinkKind, MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, TeamMail};
+use crate::domain::links::{
+    self, LinkKind, MAIL_EMAIL_CHANGE_REQUESTED, MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, TeamMail,
+};
 use crate::domain::model::User;
 use crate::domain::users::{validate_email, validate_name};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
-/// How long an email-change confirmation link works.
+/// How long an email-change confirmation link works (and the old address's link that
+/// cancels it: the change cannot happen later).
 pub const EMAIL_LINK_TTL: i64 = 24 * 3600;
 
 /// Sets the caller's display name.
@@ -35,8 +40,9 @@ fn email_taken() -> Error {
 }
 
 /// Asks to change the caller's email: the current password again (under the sign-in
-/// limits), then a confirmation link to the new address. Nothing changes until the
-/// link is used; a newer request replaces an older one.
+/// limits), then a confirmation link to the new address and, to the old one, a notice
+/// with a link that cancels the change. Nothing changes until the confirmation link is
+/// used; a newer request replaces an older one (and its cancel link).
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
 pub async fn request_email_change(
     state: &AppState,
@@ -74,6 +80,15 @@ pub async fn request_email_change(
                 now,
                 EMAIL_LINK_TTL,
             )?;
+            let cancel = links::issue(
+                &tx,
+                &key,
+                LinkKind::EmailCancel,
+                id,
+                Some(&new_email),
+                now,
+                EMAIL_LINK_TTL,
+            )?;
             let mail = TeamMail {
                 to_email: new_email.clone(),
                 to_name: user.name.clone(),
@@ -85,6 +100,13 @@ pub async fn request_email_change(
                 ..TeamMail::default()
             };
             links::enqueue(&tx, MAIL_EMAIL_CONFIRM, id, &mail, mail_enabled)?;
+            let notice = TeamMail {
+                to_email: user.email.clone(),
+                link_seed: Some(cancel.seed),
+                link_expires_at: cancel.expires_at,
+                ..mail
+            };
+            links::enqueue(&tx, MAIL_EMAIL_CHANGE_REQUESTED, id, &notice, mail_enabled)?;
             tx.commit()?;
             Ok(())
         })
@@ -164,4 +186,83 @@ pub async fn confirm_email_change(state: &AppState, token: &str) -> Result<User>
     }
     tracing::info!(user_id = %user.id, "email changed");
     Ok(user)
+}
+
+/// The email change a cancel link is about, while it is still pending (its
+/// confirmation link unused, not replaced, not expired); otherwise the refusal that
+/// says what became of it.
+fn pending_change(c: &rusqlite::Connection, cancel: &LinkRow, now: i64) -> Result<LinkRow> {
+    let refused = |code: &'static str, message: String| -> Result<LinkRow> {
+        Err(Error::invalid(code, message))
+    };
+    let Some(change) = db::links::find_latest(c, cancel.user_id, LinkKind::Email.as_str())? else {
+        return refused(
+            "nothing_to_cancel",
+            "There is no email change to cancel.".into(),
+        );
+    };
+    if change.new_email != cancel.new_email || change.created_at != cancel.created_at {
+        return refused(
+            "link_revoked",
+            "This email change was replaced by a newer one. Use the link of the newest email \
+             about it."
+                .into(),
+        );
+    }
+    if change.used_at.is_some() {
+        return refused(
+            "email_change_done",
+            format!(
+                "This change was already made: the account's email is now {}. If it was not \
+                 you, tell your administrator at once.",
+                change.new_email.unwrap_or_default()
+            ),
+        );
+    }
+    if change.revoked_at.is_some() || change.expires_at <= now {
+        return refused(
+            "nothing_to_cancel",
+            "This email change is no longer pending: it was cancelled or has expired, and the \
+             email stays as it is."
+                .into(),
+        );
+    }
+    Ok(change)
+}
+
+/// What an open cancel link would cancel: (the user, the new address asked for).
+pub async fn email_cancel_target(state: &AppState, token: &str) -> Result<(User, String)> {
+    let token = token.to_string();
+    state
+        .db
+        .run(move |c| -> Result<_> {
+            let now = crate::clock::now();
+            let cancel = links::open_link(c, &token, LinkKind::EmailCancel, now)?;
+            let change = pending_change(c, &cancel, now)?;
+            let user = db::users::find_by_id(c, cancel.user_id)?.ok_or(Error::NotFound)?;
+            Ok((user, change.new_email.unwrap_or_default()))
+        })
+        .await
+}
+
+/// Uses a cancel link: the pending change's confirmation link stops working, and the
+/// email stays as it is. Returns (the user, the address that was asked for).
+#[instrument(skip_all, err(level = "debug"))]
+pub async fn cancel_email_change(state: &AppState, token: &str) -> Result<(User, String)> {
+    let token = token.to_string();
+    let (user, new_email) = state
+        .db
+        .run(move |c| -> Result<_> {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let now = crate::clock::now();
+            let cancel = links::use_link(&tx, &token, LinkKind::EmailCancel, now)?;
+            let change = pending_change(&tx, &cancel, now)?;
+            db::links::revoke_open(&tx, cancel.user_id, LinkKind::Email.as_str(), now)?;
+            let user = db::users::find_by_id(&tx, cancel.user_id)?.ok_or(Error::NotFound)?;
+            tx.commit()?;
+            Ok((user, change.new_email.unwrap_or_default()))
+        })
+        .await?;
+    tracing::info!(user_id = %user.id, "email change cancelled from the old address");
+    Ok((user, new_email))
 }

@@ -4,6 +4,8 @@
 //! until the step succeeds. Browsers hold the challenge in an HttpOnly cookie, which
 //! binds it to that browser; the API hands it to the script.
 
+use std::net::IpAddr;
+
 use rusqlite::Connection;
 
 use crate::db::challenges::{ChallengeRow, NewChallenge};
@@ -20,6 +22,58 @@ use crate::state::AppState;
 pub const SECOND_STEP_TTL: i64 = 5 * 60;
 /// How long an enrolment may take: scanning a QR code with a phone takes longer.
 pub const ENROL_TTL: i64 = 15 * 60;
+
+/// Pending challenges of one kind kept per holder (SPEC §19: anonymous requests cannot
+/// grow the database): a client address (an IPv6 address by its /64) before sign-in, a
+/// person for a signed-in ceremony. Past it, the holder's oldest goes first. A small
+/// team's office behind one address starts far fewer sign-ins within a challenge's few
+/// minutes.
+pub const MAX_PENDING_PER_HOLDER: i64 = 20;
+/// Pending challenges of one kind kept in all; past it, the oldest go first. Each kind
+/// has its own, so that a flood of anonymous passkey sign-ins never pushes out the
+/// second steps of people who gave their password.
+pub const MAX_PENDING: i64 = 10_000;
+
+/// Whose budget of pending challenges a new one counts against.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Holder {
+    /// A sign-in in progress, from this client address.
+    Address(IpAddr),
+    /// A ceremony of a signed-in person.
+    Person(UserId),
+}
+
+impl Holder {
+    pub(crate) fn key(self) -> String {
+        match self {
+            Holder::Address(ip) => format!("ip:{}", crate::domain::ratelimit::ip_key(ip)),
+            Holder::Person(user) => format!("user:{user}"),
+        }
+    }
+}
+
+/// Stores a challenge, and drops the oldest of its kind beyond the limits, in one
+/// transaction.
+pub(crate) fn store(c: &mut Connection, new: &NewChallenge<'_>) -> Result<i64, DbError> {
+    let tx = c.transaction()?;
+    let id = db::challenges::insert(&tx, new)?;
+    let dropped = db::challenges::delete_oldest_beyond(
+        &tx,
+        new.purpose,
+        new.limit_key,
+        MAX_PENDING_PER_HOLDER,
+        MAX_PENDING,
+    )?;
+    tx.commit()?;
+    if dropped > 0 {
+        tracing::debug!(
+            purpose = new.purpose,
+            dropped,
+            "too many pending challenges; the oldest dropped"
+        );
+    }
+    Ok(id)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -77,6 +131,7 @@ fn methods_of(c: &Connection, user: UserId) -> Result<Vec<&'static str>, DbError
     Ok(methods)
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn begin(
     state: &AppState,
     user: &User,
@@ -85,6 +140,7 @@ pub(crate) async fn begin(
     application: &str,
     device_id: &str,
     target: &str,
+    from: IpAddr,
 ) -> Result<Pending> {
     let token = tokens::new_token();
     let hash = tokens::hash_token(&token);
@@ -99,10 +155,11 @@ pub(crate) async fn begin(
         device_id.to_string(),
         target.to_string(),
     );
+    let holder = Holder::Address(from).key();
     let methods = state
         .db
         .run(move |c| -> Result<_, DbError> {
-            db::challenges::insert(
+            store(
                 c,
                 &NewChallenge {
                     token_hash: &hash,
@@ -113,6 +170,7 @@ pub(crate) async fn begin(
                     device_id: &dev,
                     target: &target,
                     state: None,
+                    limit_key: &holder,
                     now,
                     expires_at: now + ttl,
                 },

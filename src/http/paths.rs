@@ -26,6 +26,8 @@ pub const PASSWORD: &str = "/settings/security/password";
 pub const PROFILE: &str = "/settings/profile";
 /// The page behind an email-change confirmation link.
 pub const EMAIL_CONFIRM: &str = "/settings/profile/email";
+/// The page behind the old address's link that cancels an email change.
+pub const EMAIL_CANCEL: &str = "/settings/profile/email/cancel";
 /// Settings › Team › Users (admins and the owner).
 pub const TEAM_USERS: &str = "/settings/team/users";
 /// Settings › Team › Accounts (the owner).

@@ -1,7 +1,8 @@
 //! The emails of team management (SPEC §11), one function each, text and HTML from
 //! the same data: the invitation, the password-reset link, the notice that a password
-//! was reset, the email-change confirmation (to the new address) and the notice that
-//! the email changed (to the old one). Each carries at most its own single-use link.
+//! was reset, the email-change confirmation (to the new address) and the notices that
+//! a change was asked for (with its cancel link) and made (to the old one). Each carries
+//! at most its own single-use link.
 
 use lettre::Message;
 use lettre::message::Mailbox;
@@ -16,6 +17,8 @@ pub const RESET_LINK_SUBJECT: &str = "Reset your Doorman password";
 pub const PASSWORD_RESET_SUBJECT: &str = "Your Doorman password was reset";
 pub const EMAIL_CONFIRM_SUBJECT: &str = "Confirm your new email address for Doorman";
 pub const EMAIL_CHANGED_SUBJECT: &str = "The email of your Doorman account was changed";
+pub const EMAIL_CHANGE_REQUESTED_SUBJECT: &str =
+    "Someone asked to change the email of your Doorman account";
 
 /// Paragraphs and one link, as text and as HTML.
 struct Body<'a> {
@@ -198,6 +201,43 @@ pub fn email_confirm(
         &m.to_email,
         &m.to_name,
         EMAIL_CONFIRM_SUBJECT,
+        message_id,
+        &body,
+    )
+}
+
+/// The notice to the old address that a change was asked for, with the link that
+/// cancels it (it cannot be turned off).
+pub fn email_change_requested(
+    from: &Mailbox,
+    m: &TeamMail,
+    cancel_url: &str,
+    message_id: &str,
+) -> Result<Message, String> {
+    let body = Body {
+        name: name(m),
+        paragraphs: vec![format!(
+            "At {} someone asked to change the email of your Doorman account from {} to {}. \
+             Nothing changes until the new address confirms.",
+            crate::clock::utc(m.at),
+            m.old_email,
+            m.new_email
+        )],
+        link: Some(("If this was not you, cancel the change", cancel_url)),
+        after: vec![
+            format!(
+                "The link works once, until {}. If it was not you, someone may know your \
+                 password: change it, and tell your administrator.",
+                crate::clock::utc(m.link_expires_at)
+            ),
+            "If it was you, there is nothing to do.".into(),
+        ],
+    };
+    send(
+        from,
+        &m.to_email,
+        &m.to_name,
+        EMAIL_CHANGE_REQUESTED_SUBJECT,
         message_id,
         &body,
     )

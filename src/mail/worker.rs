@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::domain::alert_response::NOT_ME_REPORT;
 use crate::domain::alerts::{
-    self, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
+    self, AlertLink, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
 };
 use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, PROFILE, SESSIONS};
 use crate::mail::Mailer;
@@ -103,10 +103,10 @@ fn build_team(
     alert: &OutboxRow,
 ) -> Option<Result<lettre::Message, String>> {
     use crate::domain::links::{
-        MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION, MAIL_PASSWORD_RESET,
-        MAIL_RESET_LINK, TeamMail, token_for,
+        MAIL_EMAIL_CHANGE_REQUESTED, MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION,
+        MAIL_PASSWORD_RESET, MAIL_RESET_LINK, TeamMail, token_for,
     };
-    use crate::http::paths::{EMAIL_CONFIRM, INVITE, LOGIN, RESET};
+    use crate::http::paths::{EMAIL_CANCEL, EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
     use crate::mail::team;
     let kind = alert.reasons.as_str();
     let base = state.config.server.public_base();
@@ -122,6 +122,7 @@ fn build_team(
         MAIL_INVITATION => INVITE,
         MAIL_RESET_LINK => RESET,
         MAIL_EMAIL_CONFIRM => EMAIL_CONFIRM,
+        MAIL_EMAIL_CHANGE_REQUESTED => EMAIL_CANCEL,
         MAIL_EMAIL_CHANGED => PROFILE,
         _ => return None,
     };
@@ -137,6 +138,7 @@ fn build_team(
         MAIL_INVITATION => team::invitation(from, &m, &url, id),
         MAIL_RESET_LINK => team::reset_link(from, &m, &url, id),
         MAIL_EMAIL_CONFIRM => team::email_confirm(from, &m, &url, id),
+        MAIL_EMAIL_CHANGE_REQUESTED => team::email_change_requested(from, &m, &url, id),
         _ => team::email_changed(from, &m, &url, id),
     })
 }
@@ -187,7 +189,11 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
         .session_expires_at
         .max(details.at.saturating_add(max_lifetime));
     let link = |purpose: LinkPurpose, path: &str| {
-        let token = sign_link_for(&state.link_key, purpose, alert.id, link_expires);
+        let to = AlertLink {
+            alert: alert.id,
+            user: alert.user_id,
+        };
+        let token = sign_link_for(&state.link_key, purpose, to, link_expires);
         format!("{base}{path}?t={token}")
     };
     let reasons = Reasons::parse(&alert.reasons);

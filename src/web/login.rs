@@ -275,7 +275,8 @@ pub async fn passkey_begin(
     }
     let (target, application) = destination(&state, &form.rd);
     let device = cookies::get(req, cookies::DEVICE_COOKIE).unwrap_or_default();
-    match passkeys::begin_passwordless(&state, &application, &target, &device).await {
+    let from = crate::client_ip::ip_of(req, &state.config.server.trusted_proxies);
+    match passkeys::begin_passwordless(&state, &application, &target, &device, from).await {
         Ok(ceremony) => {
             let mut resp = Response::builder()
                 .content_type("application/json")

@@ -139,6 +139,10 @@ pub fn routes() -> Route {
             paths::EMAIL_CONFIRM,
             get(profile::confirm_show).post(profile::confirm_submit),
         )
+        .at(
+            paths::EMAIL_CANCEL,
+            get(profile::cancel_show).post(profile::cancel_submit),
+        )
         .at(paths::TEAM_USERS, get(team_users::show))
         .at(team_users::INVITE_PATH, post(team_users::invite))
         .at(team_users::ACTION_PATH, post(team_users::act))

@@ -19,7 +19,7 @@ use crate::domain::users::change_own_password;
 use crate::domain::{profile, tokens};
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{self, EMAIL_CONFIRM, EXPORT, PROFILE};
+use crate::http::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
 use crate::state::AppState;
 
 pub const NAME_PATH: &str = "/settings/profile/name";
@@ -366,6 +366,64 @@ pub async fn confirm_submit(
                 }
             };
             html_response(layout("Email changed", None, body)).into_response()
+        }
+        Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => link_refused(&err),
+        Err(err) => error_page(&err),
+    }
+}
+
+/// The page behind the old address's "cancel this change" link: says what it would
+/// cancel, and cancels only with its one POST. Works signed in or not.
+#[handler]
+pub async fn cancel_show(
+    req: &Request,
+    state: Data<&AppState>,
+    q: poem::Result<Query<TokenQuery>>,
+) -> Response {
+    let token = q.map(|q| q.0.token).unwrap_or_default();
+    let (user, new_email) = match profile::email_cancel_target(&state, &token).await {
+        Ok(found) => found,
+        Err(err) => return link_refused(&err),
+    };
+    let csrf = pre_csrf(req);
+    let body = html! {
+        main.narrow {
+            h1 { "Cancel the email change" }
+            p { "Someone asked to change the email of the Doorman account " strong { (user.email) } " to " strong { (new_email) } ". Cancel it, and the email stays as it is?" }
+            form.card method="post" action=(EMAIL_CANCEL) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="token" value=(token);
+                button.primary type="submit" { "Cancel the change" }
+            }
+        }
+    };
+    let resp = html_response(layout("Cancel the email change", None, body)).into_response();
+    with_pre_csrf(&state, resp, &csrf)
+}
+
+#[handler]
+pub async fn cancel_submit(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<ConfirmForm>>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return error_page(&Error::invalid("bad_form", "The form could not be read."));
+    };
+    if !pre_csrf_ok(req, &form.csrf) {
+        return error_page(&stale_form());
+    }
+    match profile::cancel_email_change(&state, &form.token).await {
+        Ok((user, new_email)) => {
+            let body = html! {
+                main.narrow {
+                    h1 { "Email change cancelled" }
+                    p.notice.ok role="status" { "The change to " strong { (new_email) } " was cancelled: the Doorman account's email stays " strong { (user.email) } "." }
+                    p { "If you did not ask for it, someone may know your password: sign in and change it." }
+                    p { a href=(PROFILE) { "Go to your profile" } }
+                }
+            };
+            html_response(layout("Email change cancelled", None, body)).into_response()
         }
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => link_refused(&err),
         Err(err) => error_page(&err),
