@@ -112,8 +112,11 @@ enum SessionsCommand {
         #[arg(long)]
         email: Option<String>,
     },
-    /// End a session by its public id.
-    End { id: String },
+    /// End a session by its public id (which may start with `-`).
+    End {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

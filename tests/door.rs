@@ -377,3 +377,28 @@ async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
         2
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_ends_a_session_whose_id_starts_with_a_hyphen() {
+    // Public ids are URL-safe base64: about one in 64 starts with `-`.
+    let s = server().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let token = s.token("ann@acme.test").await;
+    s.sql_exec("UPDATE sessions SET public_id = '-yAbcHyphenFirst'");
+    let end = |id: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_doorman"))
+            .args(["sessions", "end", id])
+            .envs(process::base_env(&s.db_path))
+            .output()
+            .unwrap()
+    };
+    let out = end("-nothing-like-it");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no active session with id -nothing-like-it"),
+        "{out:?}"
+    );
+    let out = end("-yAbcHyphenFirst");
+    assert!(out.status.success(), "{out:?}");
+    assert!(!alive(&s, &token).await, "ended");
+}

@@ -196,7 +196,8 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         apply_until(&mut c, 11).unwrap();
         let before = schema(&c, &rebuilt);
-        apply(&mut c).unwrap();
+        // The rebuild alone: later migrations change these tables on their own.
+        apply_until(&mut c, 12).unwrap();
         let after = schema(&c, &rebuilt);
         let expected: Vec<_> = before
             .into_iter()
