@@ -224,6 +224,23 @@ pub fn not_me_report(from: &Mailbox, d: &Details, message_id: &str) -> Result<Me
     message(from, d, &subject, message_id, text, page.into_string())
 }
 
+/// The rows a notice shows about the request it is about: when and the device always,
+/// the rest when known.
+fn detail_rows<'a>(d: &'a Details, when: &'a str) -> Vec<(&'static str, &'a str)> {
+    let mut rows = vec![("When", when), ("Device", d.device.as_str())];
+    for (k, v) in [
+        ("Browser", d.browser.as_str()),
+        ("Operating system", d.os.as_str()),
+        ("IP address", d.ip.as_str()),
+        ("Location", d.location.as_str()),
+    ] {
+        if !v.is_empty() {
+            rows.push((k, v));
+        }
+    }
+    rows
+}
+
 pub const PASSWORD_CHANGED_SUBJECT: &str = "Your Doorman password was changed";
 
 /// The security notice sent whenever a password changes (it cannot be turned off).
@@ -235,17 +252,7 @@ pub fn password_changed(
 ) -> Result<Message, String> {
     let name = header_safe(&d.to_name);
     let when = crate::clock::utc(d.at);
-    let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
-    for (k, v) in [
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-        ("IP address", d.ip.as_str()),
-        ("Location", d.location.as_str()),
-    ] {
-        if !v.is_empty() {
-            rows.push((k, v));
-        }
-    }
+    let rows = detail_rows(d, &when);
     let mut text = format!(
         "Hello {name},\n\nThe password of your Doorman account was just changed, and your \
          other sessions were signed out.\n\n"
@@ -293,17 +300,7 @@ pub fn password_known(
 ) -> Result<Message, String> {
     let name = header_safe(&d.to_name);
     let when = crate::clock::utc(d.at);
-    let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
-    for (k, v) in [
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-        ("IP address", d.ip.as_str()),
-        ("Location", d.location.as_str()),
-    ] {
-        if !v.is_empty() {
-            rows.push((k, v));
-        }
-    }
+    let rows = detail_rows(d, &when);
     let what = "Someone entered your Doorman password correctly, then failed the second step \
                 (the code of your authenticator app, or a recovery code) 3 times in a row. \
                 Your second factor stopped them, but they know your password.";
@@ -415,17 +412,7 @@ fn factor_notice(
 ) -> Result<Message, String> {
     let name = header_safe(&d.to_name);
     let when = crate::clock::utc(d.at);
-    let mut rows = vec![("When", when.as_str()), ("Device", d.device.as_str())];
-    for (k, v) in [
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-        ("IP address", d.ip.as_str()),
-        ("Location", d.location.as_str()),
-    ] {
-        if !v.is_empty() {
-            rows.push((k, v));
-        }
-    }
+    let rows = detail_rows(d, &when);
     let mut text = format!("Hello {name},\n\n{what}\n\n");
     for (k, v) in &rows {
         text.push_str(&format!("{k}: {v}\n"));
