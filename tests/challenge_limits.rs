@@ -12,7 +12,7 @@ use common::*;
 use doorman::config::Cidr;
 use doorman::model::Role;
 
-/// The per-address bound (`domain::signin::second_step::MAX_PENDING_PER_HOLDER`).
+/// The per-address bound (`domain::attempts::challenges::MAX_PENDING_PER_HOLDER`).
 const PER_ADDRESS: i64 = 20;
 
 async fn server() -> TestServer {
