@@ -56,6 +56,58 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     start_in(dir, config).await
 }
 
+/// How a test server is set up, one step at a time:
+/// `TestServer::builder().smtp(&sink).trust_loopback().start().await`.
+#[derive(Default)]
+pub struct Builder {
+    tweaks: Vec<Tweak>,
+}
+
+/// One change a [`Builder`] makes to the configuration.
+type Tweak = Box<dyn FnOnce(&mut Config)>;
+
+impl TestServer {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl Builder {
+    /// Mails through `sink`; with `None`, email stays off.
+    pub fn smtp<'a>(self, sink: impl Into<Option<&'a smtp::SmtpServer>>) -> Self {
+        match sink.into() {
+            Some(sink) => {
+                let url = sink.url();
+                self.with(move |c| c.mail.smtp_url = url)
+            }
+            None => self,
+        }
+    }
+
+    /// Believes `X-Forwarded-For` from 127.0.0.1, so that a test can say where a
+    /// request comes from.
+    pub fn trust_loopback(self) -> Self {
+        self.with(|c| {
+            c.server.trusted_proxies = vec![doorman::config::Cidr("127.0.0.1/32".parse().unwrap())]
+        })
+    }
+
+    /// Any other change to the configuration.
+    pub fn with(mut self, tweak: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        start_with(move |c| {
+            for tweak in self.tweaks {
+                tweak(c);
+            }
+        })
+        .await
+    }
+}
+
 /// Starts a server on `config` (whose storage path should lie in `dir`).
 pub async fn start_in(dir: tempfile::TempDir, config: Config) -> TestServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
