@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::smtp::{self, SmtpServer};
 use common::{CHROME_MAC, FIREFOX_WIN, PASSWORD, SAFARI_IPHONE, TestServer};
-use doorman::config::Cidr;
 use doorman::model::Role;
 use serde_json::{Value, json};
 
@@ -30,19 +29,19 @@ const PROMPT: Duration = Duration::from_secs(5);
 /// Time allowed for a mail after a failed attempt (backoff 5 s, poll 5 s).
 const AFTER_RETRY: Duration = Duration::from_secs(15);
 
-/// A server that believes `X-Forwarded-For` from 127.0.0.1 and mails through `smtp_url`.
-async fn start(smtp_url: Option<String>) -> TestServer {
-    common::start_with(move |cfg| {
-        if let Some(url) = smtp_url {
-            cfg.mail.smtp_url = url;
-        }
-        cfg.server.public_url = PUBLIC_URL.into();
-        cfg.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
-        // These tests are about SPEC §5's two reasons: no journey on Earth is this long,
-        // so §14's impossible journey (tests/locations.rs) never joins them.
-        cfg.alerts.travel_min_km = 25_000.0;
-    })
-    .await
+/// A server that believes `X-Forwarded-For` from 127.0.0.1 and mails through `smtp`.
+async fn start(smtp: Option<&SmtpServer>) -> TestServer {
+    TestServer::builder()
+        .smtp(smtp)
+        .trust_loopback()
+        .with(|cfg| {
+            cfg.server.public_url = PUBLIC_URL.into();
+            // These tests are about SPEC §5's two reasons: no journey on Earth is this
+            // long, so §14's impossible journey (tests/locations.rs) never joins them.
+            cfg.alerts.travel_min_km = 25_000.0;
+        })
+        .start()
+        .await
 }
 
 fn device_of(login: &Value) -> String {
@@ -153,7 +152,7 @@ async fn first_sign_in(server: &TestServer, email: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn first_sign_in_and_same_device_and_country_send_nothing() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
 
     let device = first_sign_in(&server, "ann@acme.test").await;
@@ -181,7 +180,7 @@ async fn first_sign_in_and_same_device_and_country_send_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_device_sends_one_mail_with_the_details() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     first_sign_in(&server, "ann@acme.test").await;
 
@@ -268,7 +267,7 @@ async fn new_device_sends_one_mail_with_the_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_country_from_a_known_device_sends_one_mail() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     let device = first_sign_in(&server, "ann@acme.test").await;
 
@@ -305,7 +304,7 @@ async fn new_country_from_a_known_device_sends_one_mail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_device_and_new_country_send_one_mail_naming_both() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     first_sign_in(&server, "ann@acme.test").await;
 
@@ -334,7 +333,7 @@ async fn new_device_and_new_country_send_one_mail_naming_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_country_never_counts_as_new() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     let device = first_sign_in(&server, "ann@acme.test").await;
 
@@ -369,7 +368,7 @@ async fn unknown_country_never_counts_as_new() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_session_link_get_changes_nothing_post_ends_once() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     let first = server
         .api_login_from("ann@acme.test", CHROME_MAC, Some(GB), None)
@@ -480,7 +479,7 @@ async fn end_session_link_get_changes_nothing_post_ends_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smtp_down_does_not_slow_sign_in_and_mail_goes_out_when_it_is_back() {
     let mut smtp = SmtpServer::down().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     first_sign_in(&server, "ann@acme.test").await;
 
@@ -541,7 +540,7 @@ async fn smtp_down_does_not_slow_sign_in_and_mail_goes_out_when_it_is_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_alert_survives_a_restart_and_is_sent_once() {
     let mut smtp = SmtpServer::down().await;
-    let mut server = start(Some(smtp.url())).await;
+    let mut server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     first_sign_in(&server, "ann@acme.test").await;
     server
@@ -576,7 +575,7 @@ async fn a_pending_alert_survives_a_restart_and_is_sent_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_most_five_alerts_an_hour_and_the_next_says_how_many_were_held_back() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     let ann = server.user("acme", "ann@acme.test", Role::User).await;
     first_sign_in(&server, "ann@acme.test").await;
 
@@ -671,7 +670,7 @@ async fn without_smtp_url_alerts_are_skipped_and_admins_are_told_email_is_off() 
 
     // With SMTP configured the notice is absent.
     let smtp = SmtpServer::start().await;
-    let with_mail = start(Some(smtp.url())).await;
+    let with_mail = start(Some(&smtp)).await;
     with_mail.user("acme", "ada@acme.test", Role::Admin).await;
     let browser = common::browser();
     common::browser_login(&with_mail, &browser, "ada@acme.test").await;
@@ -690,7 +689,7 @@ async fn without_smtp_url_alerts_are_skipped_and_admins_are_told_email_is_off() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn display_names_cannot_inject_mail_headers() {
     let smtp = SmtpServer::start().await;
-    let server = start(Some(smtp.url())).await;
+    let server = start(Some(&smtp)).await;
     server.user("acme", "ada@acme.test", Role::Admin).await;
     let admin = server.token("ada@acme.test").await;
     let evil = "Eve\r\nBcc: x@evil.test";
@@ -939,7 +938,7 @@ fn doorman_cli(server: &TestServer, args: &[&str], env: &[(&str, &str)]) -> (boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_lists_alerts_with_their_status() {
     let mut smtp = SmtpServer::start().await;
-    let mut server = start(Some(smtp.url())).await;
+    let mut server = start(Some(&smtp)).await;
     server.user("acme", "ann@acme.test", Role::User).await;
     let device = first_sign_in(&server, "ann@acme.test").await;
     server

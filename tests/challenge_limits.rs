@@ -9,18 +9,10 @@ mod common;
 use common::factors::{enrol, password_step, second_step};
 use common::webdriver::Driver;
 use common::*;
-use doorman::config::Cidr;
 use doorman::model::Role;
 
-/// The per-address bound (`domain::signin::second_step::MAX_PENDING_PER_HOLDER`).
+/// The per-address bound (`domain::attempts::challenges::MAX_PENDING_PER_HOLDER`).
 const PER_ADDRESS: i64 = 20;
-
-async fn server() -> TestServer {
-    start_with(|c| {
-        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
-    })
-    .await
-}
 
 /// The value of `Set-Cookie: name=…` in an answer.
 fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
@@ -85,7 +77,7 @@ fn pending(s: &TestServer, purpose: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passkey_sign_ins_pending_per_address_are_bounded_and_the_newest_works() {
-    let s = server().await;
+    let s = TestServer::builder().trust_loopback().start().await;
     let elsewhere = begin(&s, "198.51.100.7").await;
 
     let mut from_one: Vec<String> = Vec::new();
@@ -134,7 +126,7 @@ async fn passkey_sign_ins_pending_per_address_are_bounded_and_the_newest_works()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_steps_pending_per_address_are_bounded_and_the_newest_works() {
-    let s = server().await;
+    let s = TestServer::builder().trust_loopback().start().await;
     s.user("Acme", "ann@acme.test", Role::User).await;
     let ann = s.token("ann@acme.test").await;
     let (_, _, recovery) = enrol(&s, &ann).await;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use doorman::config::{Application, Cidr};
+use doorman::config::Application;
 use doorman::model::Role;
 use serde_json::{Value, json};
 
@@ -15,14 +15,6 @@ fn wiki() -> Application {
         allow_emails: vec!["*@acme.test".into()],
         ..Default::default()
     }
-}
-
-async fn server() -> TestServer {
-    start_with(|c| {
-        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
-        c.applications = vec![wiki()];
-    })
-    .await
 }
 
 /// What `/auth/verify` answers for `token` asking about the Wiki.
@@ -50,7 +42,11 @@ async fn create(s: &TestServer, by: &str, email: &str, account: Option<i64>) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_cannot_mint_an_address_outside_their_accounts_domains() {
-    let s = server().await;
+    let s = TestServer::builder()
+        .trust_loopback()
+        .with(|c| c.applications = vec![wiki()])
+        .start()
+        .await;
     s.user("Acme", "owner@acme.test", Role::Owner).await;
     let hooli = s.user("Hooli", "gavin@hooli.test", Role::Admin).await;
     let owner = s.token("owner@acme.test").await;
@@ -160,7 +156,11 @@ async fn an_admin_cannot_mint_an_address_outside_their_accounts_domains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_address_an_admin_typed_matches_no_allow_emails_until_proven() {
-    let s = server().await;
+    let s = TestServer::builder()
+        .trust_loopback()
+        .with(|c| c.applications = vec![wiki()])
+        .start()
+        .await;
     s.user("Acme", "owner@acme.test", Role::Owner).await;
     s.user("Acme", "ann@acme.test", Role::User).await;
     s.user("Hooli", "gavin@hooli.test", Role::Admin).await;
@@ -207,7 +207,11 @@ async fn an_address_an_admin_typed_matches_no_allow_emails_until_proven() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invitation_proves_the_address_only_where_the_account_limits_its_domains() {
-    let s = server().await;
+    let s = TestServer::builder()
+        .trust_loopback()
+        .with(|c| c.applications = vec![wiki()])
+        .start()
+        .await;
     s.user("Acme", "owner@acme.test", Role::Owner).await;
     let ada = s.user("Acme", "ada@acme.test", Role::Admin).await;
     let owner = s.token("owner@acme.test").await;
@@ -287,7 +291,11 @@ async fn set_policy(s: &TestServer, token: &str, account: i64, required: bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
-    let s = server().await;
+    let s = TestServer::builder()
+        .trust_loopback()
+        .with(|c| c.applications = vec![wiki()])
+        .start()
+        .await;
     let ada = s.user("Acme", "ada@acme.test", Role::Admin).await;
     let ann = s.user("Acme", "ann@acme.test", Role::User).await;
     s.user("Ops", "root@ops.test", Role::Owner).await;
@@ -381,7 +389,11 @@ async fn a_new_second_factor_policy_holds_live_sessions_at_enrolment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_ends_a_session_whose_id_starts_with_a_hyphen() {
     // Public ids are URL-safe base64: about one in 64 starts with `-`.
-    let s = server().await;
+    let s = TestServer::builder()
+        .trust_loopback()
+        .with(|c| c.applications = vec![wiki()])
+        .start()
+        .await;
     s.user("Acme", "ann@acme.test", Role::User).await;
     let token = s.token("ann@acme.test").await;
     s.sql_exec("UPDATE sessions SET public_id = '-yAbcHyphenFirst'");

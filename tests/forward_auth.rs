@@ -45,13 +45,16 @@ fn apps() -> Vec<Application> {
 }
 
 async fn server(trust_loopback: bool) -> TestServer {
-    start_with(move |c| {
+    let b = TestServer::builder().with(|c| {
         c.server.public_url = PUBLIC.into();
-        if trust_loopback {
-            c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
-        }
         c.applications = apps();
-    })
+    });
+    if trust_loopback {
+        b.trust_loopback()
+    } else {
+        b
+    }
+    .start()
     .await
 }
 

@@ -84,16 +84,17 @@ fn build_date() -> String {
 
 // ---- servers and helpers ----
 
-async fn start(smtp: Option<&SmtpServer>, tweak: impl FnOnce(&mut doorman::Config)) -> TestServer {
-    let url = smtp.map(SmtpServer::url);
-    common::start_with(move |cfg| {
-        if let Some(url) = url {
-            cfg.mail.smtp_url = url;
-        }
-        cfg.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
-        tweak(cfg);
-    })
-    .await
+/// A server that believes `X-Forwarded-For` from 127.0.0.1 and mails through `smtp`.
+async fn start(
+    smtp: Option<&SmtpServer>,
+    tweak: impl FnOnce(&mut doorman::Config) + 'static,
+) -> TestServer {
+    TestServer::builder()
+        .smtp(smtp)
+        .trust_loopback()
+        .with(tweak)
+        .start()
+        .await
 }
 
 fn network(name: &str, cidr: &str, alerts: bool) -> Network {

@@ -4,45 +4,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use common::smtp::{self, SmtpServer};
-use common::webdriver::{Browser, Driver};
+use common::webdriver::{Driver, shot, sign_in};
 use common::*;
 use doorman::config::{Cidr, Network};
 use doorman::model::Role;
 
-fn shot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("screenshots")
-        .join(name)
-}
-
-async fn sign_in(b: &Browser, server: &TestServer, email: &str) {
-    b.goto(&server.url("/login")).await;
-    b.type_into("input[name=email]", email).await;
-    b.type_into("input[name=password]", PASSWORD).await;
-    b.click("button[type=submit]").await;
-    b.wait_for_url("/settings/security/sessions").await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn location_pages_in_a_real_browser() {
     let smtp = SmtpServer::start().await;
-    let url = smtp.url();
-    let server = start_with(move |c| {
-        c.mail.smtp_url = url;
-        c.server.trusted_proxies = vec![Cidr("127.0.0.1/32".parse().unwrap())];
-        c.sessions.touch_interval = Duration::from_secs(1);
-        c.networks = vec![Network {
-            name: "Office".into(),
-            cidrs: vec![Cidr("81.2.69.0/24".parse().unwrap())],
-            alerts: false,
-        }];
-    })
-    .await;
+    let server = TestServer::builder()
+        .smtp(&smtp)
+        .trust_loopback()
+        .with(|c| {
+            c.sessions.touch_interval = Duration::from_secs(1);
+            c.networks = vec![Network {
+                name: "Office".into(),
+                cidrs: vec![Cidr("81.2.69.0/24".parse().unwrap())],
+                alerts: false,
+            }];
+        })
+        .start()
+        .await;
     server.user("Acme", "ada@acme.test", Role::Admin).await;
     server.user("Acme", "bob@acme.test", Role::User).await;
     // Ada from the office, then a phone in Japan, a laptop in France; Bob's session from

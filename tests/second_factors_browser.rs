@@ -5,21 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
-use std::path::PathBuf;
-
 use common::factors::{code, key_bytes, settle};
-use common::webdriver::{Browser, Driver};
+use common::webdriver::{Browser, Driver, shot};
 use common::*;
 use doorman::model::Role;
 
 const FACTORS: &str = "/settings/security/second-factors";
-
-fn shot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("screenshots")
-        .join(name)
-}
 
 /// A server whose public address is the one the browser uses: WebAuthn binds passkeys
 /// to it (http is allowed on localhost only).

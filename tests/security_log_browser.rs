@@ -3,18 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
-use std::path::PathBuf;
-
-use common::webdriver::Driver;
+use common::webdriver::{Driver, shot};
 use common::*;
 use doorman::model::Role;
-
-fn shot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("screenshots")
-        .join(name)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_security_log_tabs_in_a_browser() {

@@ -6,26 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
-use std::path::PathBuf;
-
-use common::webdriver::{Browser, Driver};
+use common::webdriver::{Driver, shot, sign_in};
 use common::*;
 use doorman::model::Role;
-
-fn shot(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("screenshots")
-        .join(name)
-}
-
-async fn sign_in(b: &Browser, server: &TestServer, email: &str) {
-    b.goto(&server.url("/login")).await;
-    b.type_into("input[name=email]", email).await;
-    b.type_into("input[name=password]", PASSWORD).await;
-    b.click("button[type=submit]").await;
-    b.wait_for_url("/settings/security/sessions").await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_invites_a_person_who_accepts_in_another_browser() {

@@ -9,8 +9,8 @@ use lettre::message::Mailbox;
 use maud::{Markup, html};
 
 use super::templates::{header_safe, message_to};
-use crate::domain::alerts::Details;
 use crate::domain::alerts::links::TeamMail;
+use crate::domain::alerts::notices::Details;
 
 pub const INVITATION_SUBJECT: &str = "You are invited to Doorman";
 pub const RESET_LINK_SUBJECT: &str = "Reset your Doorman password";

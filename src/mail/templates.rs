@@ -4,7 +4,8 @@ use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use maud::html;
 
-use crate::domain::alerts::{Details, Reasons};
+use crate::domain::alerts::classify::Reasons;
+use crate::domain::alerts::notices::Details;
 
 pub struct NewSignIn<'a> {
     pub details: &'a Details,

@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
+use crate::domain::alerts::classify::Reasons;
+use crate::domain::alerts::notices::{self, Details, OutboxRow, PASSWORD_CHANGED};
 use crate::domain::alerts::responses::NOT_ME_REPORT;
-use crate::domain::alerts::{
-    self, AlertLink, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
-};
+use crate::domain::alerts::signed::{AlertLink, LinkPurpose, sign_link_for};
 use crate::mail::Mailer;
 use crate::mail::templates::{
     self, NewSignIn, new_sign_in, not_me_report, password_changed, session_moved,
@@ -63,7 +63,7 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
 
 /// Sends the next due alert, if any; true when there was one.
 async fn send_next(state: &AppState, mailer: &Mailer) -> crate::error::Result<bool> {
-    let Some(alert) = alerts::next_due(state).await? else {
+    let Some(alert) = notices::next_due(state).await? else {
         return Ok(false);
     };
     let id = alert.id;
@@ -82,14 +82,14 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> crate::error::Result<bo
     };
     match result {
         Ok(()) => {
-            alerts::mark_sent(state, &alert).await?;
+            notices::mark_sent(state, &alert).await?;
             tracing::info!(alert = id, "alert email sent");
         }
         Err(error) => {
             let attempts = alert.attempts + 1;
             let give_up = attempts >= MAX_ATTEMPTS;
             tracing::warn!(alert = id, attempts, %error, give_up, "alert email not sent");
-            alerts::mark_failed(state, id, backoff(alert.attempts), error, give_up).await?;
+            notices::mark_failed(state, id, backoff(alert.attempts), error, give_up).await?;
         }
     }
     Ok(true)
@@ -152,10 +152,10 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
     let base = state.config.server.public_base();
     let sessions_url = format!("{base}{SESSIONS}");
     let factor_notice = match alert.reasons.as_str() {
-        alerts::SECOND_FACTOR_ADDED => Some(templates::second_factor_added as Notice),
-        alerts::SECOND_FACTOR_REMOVED => Some(templates::second_factor_removed as Notice),
-        alerts::RECOVERY_CODE_USED => Some(templates::recovery_code_used as Notice),
-        alerts::SECOND_FACTORS_RESET => Some(templates::second_factors_reset as Notice),
+        notices::SECOND_FACTOR_ADDED => Some(templates::second_factor_added as Notice),
+        notices::SECOND_FACTOR_REMOVED => Some(templates::second_factor_removed as Notice),
+        notices::RECOVERY_CODE_USED => Some(templates::recovery_code_used as Notice),
+        notices::SECOND_FACTORS_RESET => Some(templates::second_factors_reset as Notice),
         _ => None,
     };
     if let Some(notice) = factor_notice {
@@ -169,7 +169,7 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
             &alert.message_id,
         );
     }
-    if alert.reasons == alerts::PASSWORD_KNOWN {
+    if alert.reasons == notices::PASSWORD_KNOWN {
         return templates::password_known(
             &mailer.from,
             &details,

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use super::components::geo_attribution;
 use super::{error_page, html_response, layout};
 use crate::clock::{relative, utc};
+use crate::domain::alerts::notices::Details;
 use crate::domain::alerts::responses::{self as alert_response, Question};
-use crate::domain::alerts::{Details, LinkPurpose};
+use crate::domain::alerts::signed::LinkPurpose;
 use crate::paths::{ALERT_CONFIRM, ALERT_SECURE, LOGIN, PASSWORD};
 use crate::state::AppState;
 

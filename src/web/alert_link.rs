@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::components::geo_attribution;
 use super::{error_page, html_response, layout};
 use crate::clock::{relative, utc};
-use crate::domain::alerts::{end_via_link, link_target};
+use crate::domain::alerts::end_link::{end_via_link, link_target};
 use crate::state::AppState;
 
 pub use crate::paths::ALERT_END as PATH;

@@ -1,5 +1,11 @@
 //! Test harness: a real Doorman server on an ephemeral loopback port with its own
 //! temporary SQLite file, talked to over HTTP.
+//!
+//! Signing in goes one of three ways, each written once: the API
+//! (`TestServer::login_raw`; `api_login*`, `token`, `login*` only shape its answer),
+//! the browser form (`sign_in_at`; `browser_login` expects it to succeed), and a
+//! separate process (`process::Doorman::login`). A real browser fills in the form with
+//! `webdriver::sign_in`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod factors;
@@ -54,6 +60,58 @@ pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = test_config(&db_path);
     tweak(&mut config);
     start_in(dir, config).await
+}
+
+/// How a test server is set up, one step at a time:
+/// `TestServer::builder().smtp(&sink).trust_loopback().start().await`.
+#[derive(Default)]
+pub struct Builder {
+    tweaks: Vec<Tweak>,
+}
+
+/// One change a [`Builder`] makes to the configuration.
+type Tweak = Box<dyn FnOnce(&mut Config)>;
+
+impl TestServer {
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+}
+
+impl Builder {
+    /// Mails through `sink`; with `None`, email stays off.
+    pub fn smtp<'a>(self, sink: impl Into<Option<&'a smtp::SmtpServer>>) -> Self {
+        match sink.into() {
+            Some(sink) => {
+                let url = sink.url();
+                self.with(move |c| c.mail.smtp_url = url)
+            }
+            None => self,
+        }
+    }
+
+    /// Believes `X-Forwarded-For` from 127.0.0.1, so that a test can say where a
+    /// request comes from.
+    pub fn trust_loopback(self) -> Self {
+        self.with(|c| {
+            c.server.trusted_proxies = vec![doorman::config::Cidr("127.0.0.1/32".parse().unwrap())]
+        })
+    }
+
+    /// Any other change to the configuration.
+    pub fn with(mut self, tweak: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.tweaks.push(Box::new(tweak));
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        start_with(move |c| {
+            for tweak in self.tweaks {
+                tweak(c);
+            }
+        })
+        .await
+    }
 }
 
 /// Starts a server on `config` (whose storage path should lie in `dir`).
@@ -166,18 +224,10 @@ impl TestServer {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let resp = client()
-            .post(self.url("/api/v1/login"))
-            .header("user-agent", ua)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201, "login of {email} failed");
-        resp.json().await.unwrap()
+        let (status, body) = self.post_login(body, ua, None).await;
+        assert_eq!(status, 201, "login of {email} failed: {body}");
+        body
     }
-
-    /// Signs in and returns just the token.
     pub async fn token(&self, email: &str) -> String {
         self.api_login(email, CHROME_MAC).await["token"]
             .as_str()
@@ -286,26 +336,7 @@ pub async fn browser_login(
     browser: &reqwest::Client,
     email: &str,
 ) -> reqwest::Response {
-    let page = browser
-        .get(server.url("/login"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = form_value(&page, "csrf").expect("csrf field on login page");
-    let resp = browser
-        .post(server.url("/login"))
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf", &csrf),
-            ("rd", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let resp = sign_in_at(browser, &server.url("/login"), email).await;
     assert_eq!(resp.status(), 303, "browser login of {email}");
     resp
 }
@@ -328,6 +359,12 @@ impl TestServer {
         if let Some(d) = device_id {
             body["device_id"] = json!(d);
         }
+        self.post_login(body, ua, xff).await
+    }
+
+    /// The one API sign-in every helper here goes through: `POST /api/v1/login` with
+    /// `body`, from `ua`, forwarded for `xff` when given; (status, JSON).
+    async fn post_login(&self, body: Value, ua: &str, xff: Option<&str>) -> (u16, Value) {
         let mut req = client()
             .post(self.url("/api/v1/login"))
             .header("user-agent", ua)
@@ -337,9 +374,6 @@ impl TestServer {
         }
         status_json(req.send().await.unwrap()).await
     }
-
-    /// Signs in with the right password from `xff` (None: the loopback peer), presenting
-    /// `device_id` when given; asserts 201 and returns the JSON body.
     pub async fn api_login_from(
         &self,
         email: &str,

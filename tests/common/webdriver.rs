@@ -756,3 +756,21 @@ fn end_session(addr: &str, session_path: &str) {
     });
     let _ = exchange.join();
 }
+
+/// Where a browser test keeps a screenshot named `name` (under target/screenshots/).
+pub fn shot(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("screenshots")
+        .join(name)
+}
+
+/// Signs `email` in through the login form (with the tests' one password) and waits
+/// for the page it lands on.
+pub async fn sign_in(b: &Browser, server: &super::TestServer, email: &str) {
+    b.goto(&server.url("/login")).await;
+    b.type_into("input[name=email]", email).await;
+    b.type_into("input[name=password]", super::PASSWORD).await;
+    b.click("button[type=submit]").await;
+    b.wait_for_url("/settings/security/sessions").await;
+}

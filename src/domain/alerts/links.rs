@@ -234,7 +234,7 @@ pub fn enqueue(
     mail: &TeamMail,
     mail_enabled: bool,
 ) -> Result<&'static str, DbError> {
-    crate::domain::alerts::enqueue_message(c, kind, user, mail, mail.at, mail_enabled)
+    crate::domain::alerts::notices::enqueue_message(c, kind, user, mail, mail.at, mail_enabled)
 }
 
 /// Makes `user`'s password-reset link (the older ones stop working: only the newest

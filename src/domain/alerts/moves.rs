@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use tracing::instrument;
 
 use crate::db;
-use crate::domain::alerts::{self, Details, Reasons};
+use crate::domain::alerts::classify::Reasons;
+use crate::domain::alerts::notices::{self, Details};
 use crate::domain::place::{locate, silent};
 use crate::error::Result;
 use crate::model::{Location, Session};
@@ -84,7 +85,7 @@ async fn record(state: &AppState, session: Session, here: Location) -> Result<()
                     moved: true,
                     ..Reasons::default()
                 };
-                Some(alerts::enqueue_details(
+                Some(notices::enqueue_details(
                     &tx,
                     reasons,
                     &session,

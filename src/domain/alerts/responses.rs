@@ -7,7 +7,8 @@
 use tracing::instrument;
 
 use crate::db;
-use crate::domain::alerts::{self, AlertLink, Details, LinkPurpose, verify_link_for};
+use crate::domain::alerts::notices::{self, Details};
+use crate::domain::alerts::signed::{AlertLink, LinkPurpose, verify_link_for};
 use crate::error::{Error, Result};
 use crate::model::{EndReason, UserId};
 use crate::state::AppState;
@@ -139,7 +140,7 @@ pub async fn secure(state: &AppState, token: &str) -> Result<Option<Secured>> {
                     about: Some(user.email.clone()),
                     ..reported.clone()
                 };
-                alerts::enqueue_notice(&tx, NOT_ME_REPORT, admin.id, &details, mail_enabled)?;
+                notices::enqueue_notice(&tx, NOT_ME_REPORT, admin.id, &details, mail_enabled)?;
             }
             // The password-reset link (SPEC §11): whoever signed in may know the password.
             let reset_link_sent = mail_enabled && user.status == crate::model::UserStatus::Active;

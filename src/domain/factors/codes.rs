@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::db::second_factors::FactorRow;
 use crate::db::{self, DbError};
-use crate::domain::alerts::{self, Details};
+use crate::domain::alerts::notices::{self, Details};
 use crate::domain::attempts::limits::Subject;
 use crate::domain::attempts::{Attempt, record_failure, reserve, with_account};
 use crate::domain::place::locate;
@@ -216,9 +216,9 @@ fn use_code(
                 .any(|f| f.active);
             let hash = recovery_hash(user, text);
             if has_factor && db::second_factors::use_recovery_code(&tx, user, &hash, now)? {
-                alerts::enqueue_notice(
+                notices::enqueue_notice(
                     &tx,
-                    alerts::RECOVERY_CODE_USED,
+                    notices::RECOVERY_CODE_USED,
                     user,
                     notice,
                     mail_enabled,

@@ -8,7 +8,7 @@ use tracing::instrument;
 
 use crate::db::second_factors::{FactorRow, NewFactor};
 use crate::db::{self, DbError};
-use crate::domain::alerts::{self, Details};
+use crate::domain::alerts::notices::{self, Details};
 use crate::domain::attempts::limits::Subject;
 use crate::domain::attempts::{Attempt, record_failure, reserve, with_account};
 use crate::domain::factors::codes::{
@@ -303,9 +303,9 @@ pub(crate) async fn activate_totp(
                         .detail("factor_id", id)
                 },
             )?;
-            alerts::enqueue_notice(
+            notices::enqueue_notice(
                 &tx,
-                alerts::SECOND_FACTOR_ADDED,
+                notices::SECOND_FACTOR_ADDED,
                 user,
                 &notice,
                 mail_enabled,
@@ -418,9 +418,9 @@ pub async fn remove(
                         .detail("kind", f.kind.as_str())
                         .detail("factor_id", id)
                 })?;
-                alerts::enqueue_notice(
+                notices::enqueue_notice(
                     &tx,
-                    alerts::SECOND_FACTOR_REMOVED,
+                    notices::SECOND_FACTOR_REMOVED,
                     user,
                     &notice,
                     mail_enabled,

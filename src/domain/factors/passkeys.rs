@@ -8,7 +8,7 @@ use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
 
 use crate::db;
 use crate::db::second_factors::NewFactor;
-use crate::domain::alerts::{self, Details};
+use crate::domain::alerts::notices::{self, Details};
 use crate::domain::attempts::challenges::{self, Holder};
 use crate::domain::factors::webauthn::{
     Ceremony, bad_answer, from_json, passkeys_of, store_ceremony, to_json, user_handle, webauthn,
@@ -155,9 +155,9 @@ pub async fn finish_registration(
                         .detail("name", name.as_str())
                 },
             )?;
-            alerts::enqueue_notice(
+            notices::enqueue_notice(
                 &tx,
-                alerts::SECOND_FACTOR_ADDED,
+                notices::SECOND_FACTOR_ADDED,
                 user,
                 &notice,
                 mail_enabled,

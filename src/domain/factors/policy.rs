@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use tracing::instrument;
 
 use crate::db::{self, DbError};
-use crate::domain::alerts::{self, Details};
+use crate::domain::alerts::notices::{self, Details};
 use crate::domain::permissions::{admin_scope, check_manage_user};
 use crate::error::{Error, Result};
 use crate::model::{AccountId, Authed, UserId};
@@ -61,7 +61,13 @@ pub async fn admin_reset(state: &AppState, me: &Authed, id: UserId) -> Result<us
                 device: "Changed by an administrator".into(),
                 ..notice
             };
-            alerts::enqueue_notice(&tx, alerts::SECOND_FACTORS_RESET, id, &notice, mail_enabled)?;
+            notices::enqueue_notice(
+                &tx,
+                notices::SECOND_FACTORS_RESET,
+                id,
+                &notice,
+                mail_enabled,
+            )?;
             tx.commit()?;
             Ok((factors, ended))
         })

@@ -8,8 +8,8 @@ use rusqlite::TransactionBehavior;
 use tracing::instrument;
 
 use crate::db;
-use crate::domain::alerts::Details;
 use crate::domain::alerts::links::{self, LinkKind, MAIL_PASSWORD_RESET};
+use crate::domain::alerts::notices::Details;
 use crate::error::{Error, Result};
 use crate::model::{EndReason, User, UserStatus};
 use crate::state::AppState;
@@ -132,7 +132,7 @@ pub async fn reset_password(state: &AppState, token: &str, password: String) -> 
                 device: String::new(),
                 ..notice
             };
-            crate::domain::alerts::enqueue_notice(
+            crate::domain::alerts::notices::enqueue_notice(
                 &tx,
                 MAIL_PASSWORD_RESET,
                 user.id,

@@ -4,7 +4,7 @@ use tracing::instrument;
 
 use crate::db::users::NewUser;
 use crate::db::{self, DbError};
-use crate::domain::alerts::{self, Details, PASSWORD_CHANGED};
+use crate::domain::alerts::notices::{self, Details, PASSWORD_CHANGED};
 use crate::domain::attempts::check_current_password;
 use crate::domain::audit::events::{self, NewEvent, Origin};
 use crate::error::{Error, Result};
@@ -383,7 +383,7 @@ fn replace_password(
         )?;
     }
     events::record_ended(tx, &ended, notice.at)?;
-    alerts::enqueue_notice(tx, PASSWORD_CHANGED, user, notice, mail_enabled)?;
+    notices::enqueue_notice(tx, PASSWORD_CHANGED, user, notice, mail_enabled)?;
     Ok(ended.len())
 }
 

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use crate::db::login_records::NewLoginRecord;
 use crate::db::sessions::NewSession;
 use crate::db::{self, DbError};
-use crate::domain::alerts;
+use crate::domain::alerts::{classify, notices};
 use crate::domain::attempts::{Attempt, record_failure};
 use crate::domain::audit::events::{self, NewEvent};
 use crate::domain::place::{locate, silent};
@@ -76,7 +76,7 @@ pub(crate) async fn store_session(
     let alerting = Alerting {
         mail_enabled: state.mailer.is_some(),
         silent: silent(state, &new.location),
-        limits: alerts::TravelLimits {
+        limits: classify::TravelLimits {
             min_km: state.config.alerts.travel_min_km,
             max_kmh: state.config.alerts.travel_max_kmh,
         },
@@ -118,7 +118,7 @@ pub(crate) async fn store_session(
 struct Alerting {
     mail_enabled: bool,
     silent: bool,
-    limits: alerts::TravelLimits,
+    limits: classify::TravelLimits,
 }
 
 /// A verified sign-in, ready to be stored.
@@ -180,10 +180,10 @@ fn insert_session(
     )?;
     let device_is_new = db::devices::upsert(&tx, user.id, &n.device_id, now)?;
     // Decided before this sign-in is recorded: it compares with earlier ones.
-    let verdict = alerts::classify(
+    let verdict = classify::classify(
         &tx,
         user.id,
-        &alerts::SignInFacts {
+        &classify::SignInFacts {
             device_is_new,
             location: &n.location,
             at: now,
@@ -207,7 +207,7 @@ fn insert_session(
         },
     )?;
     let queued = if verdict.reasons.any() {
-        Some(alerts::enqueue(
+        Some(notices::enqueue(
             &tx,
             &verdict,
             &session,

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 
 use crate::db::challenges::{ChallengeRow, NewChallenge};
 use crate::db::{self, DbError};
-use crate::domain::alerts::{self, Details, PASSWORD_KNOWN};
+use crate::domain::alerts::notices::{self, Details, PASSWORD_KNOWN};
 use crate::domain::attempts::challenges::{Found, Holder, find_for, methods_of, store};
 use crate::domain::factors::codes::{Prover, check_code};
 use crate::domain::factors::manage::{self, TotpEnrolment};
@@ -234,7 +234,7 @@ async fn tell_password_known(state: &AppState, user: &User, client: &ClientInfo)
             if last.is_some_and(|at| at > now - 3600) {
                 return Ok(false);
             }
-            alerts::enqueue_notice(&tx, PASSWORD_KNOWN, id, &notice, mail_enabled)?;
+            notices::enqueue_notice(&tx, PASSWORD_KNOWN, id, &notice, mail_enabled)?;
             tx.commit()?;
             Ok(true)
         })
