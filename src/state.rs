@@ -7,8 +7,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::attempts::limits::RateLimiter;
 use crate::domain::passwords::Hasher;
-use crate::domain::ratelimit::RateLimiter;
 use crate::geo::Geo;
 use crate::mail::Mailer;
 
@@ -30,13 +30,13 @@ pub struct AppState {
     pub link_key: Arc<Vec<u8>>,
     pub metrics: Arc<crate::metrics::registry::Metrics>,
     /// The hourly budgets of "forgot your password?" requests.
-    pub reset_limits: Arc<crate::domain::ratelimit::ResetLimits>,
+    pub reset_limits: Arc<crate::domain::attempts::limits::ResetLimits>,
     /// The stored id of each `[[webhooks]]` entry, in the configuration's order.
     pub webhook_ids: Arc<Vec<i64>>,
     /// When each (session, application) refusal was last recorded as `access.denied`.
-    pub denials: Arc<crate::domain::ratelimit::Denials>,
+    pub denials: Arc<crate::domain::attempts::limits::Denials>,
     /// The OpenID Provider's signing keys (SPEC §20).
-    pub oidc_keys: Arc<crate::domain::oidc::keys::Keys>,
+    pub oidc_keys: Arc<crate::domain::oidc::keyring::Keys>,
 }
 
 impl AppState {
@@ -52,7 +52,7 @@ impl AppState {
             })
         })?;
         let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
-        let oidc_keys = db.blocking(|c| crate::domain::oidc::keys::Keys::open(c, &config))?;
+        let oidc_keys = db.blocking(|c| crate::domain::oidc::keyring::Keys::open(c, &config))?;
         Ok(AppState {
             config: Arc::new(config),
             db,

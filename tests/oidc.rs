@@ -14,7 +14,7 @@ use common::*;
 use compact_jwt::crypto::JwsRs256Verifier;
 use compact_jwt::{Jwk, JwsCompact, JwsEs256Verifier, JwsVerifier};
 use doorman::config::{Application, OidcClient, SigningAlg};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 

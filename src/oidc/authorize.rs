@@ -6,15 +6,15 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::{AUTHORIZE, pages, see_other};
-use crate::domain::auth::Authed;
-use crate::domain::model::AuthMethod;
 use crate::domain::oidc::authorize::{self as flow, Answers, Checked, Next, Params};
-use crate::domain::session_check::authenticate_from;
+use crate::domain::signin::check::authenticate_from;
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::errors::describe;
-use crate::http::paths;
+use crate::model::AuthMethod;
+use crate::model::Authed;
+use crate::paths;
 use crate::state::AppState;
 
 /// GET: the parameters in the query. A repeated parameter is malformed (RFC 6749 §3.1).
@@ -172,8 +172,8 @@ pub struct PageForm {
 }
 
 impl PageForm {
-    fn proof(&self) -> crate::domain::step_up::Proof {
-        use crate::domain::step_up::Proof;
+    fn proof(&self) -> crate::domain::factors::step_up::Proof {
+        use crate::domain::factors::step_up::Proof;
         if !self.step_up_credential.is_empty() {
             return Proof::Passkey {
                 token: self.step_up_passkey.clone(),
