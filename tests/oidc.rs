@@ -678,6 +678,13 @@ async fn a_code_used_twice_revokes_what_it_gave() {
             .collect::<String>()
     ));
     assert_eq!(hashed, 1, "codes are stored as their SHA-256 hash");
+    s.sql_exec("UPDATE oidc_codes SET expires_at = 0");
+    doorman::domain::ops::sweeper::sweep_once(&s.state).await;
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM oidc_codes"),
+        0,
+        "the sweeper forgets old codes"
+    );
 }
 
 #[tokio::test]
@@ -746,6 +753,14 @@ async fn ending_the_session_kills_its_tokens_at_once() {
         "the grant ended with the session"
     );
     assert_eq!(s.sql_i64("SELECT count(*) FROM oidc_tokens"), 0);
+
+    // A person disabled behind Doorman's back loses the apps too.
+    let code = code_for(s, &other.token, "grafana", GRAFANA_CB).await;
+    let (_, t) = exchange(&o, "grafana", &code, GRAFANA_CB).await;
+    s.sql_exec("UPDATE users SET status = 'disabled' WHERE email = 'hal@acme.test'");
+    assert_eq!(userinfo(s, t["access_token"].as_str().unwrap()).await.0, 401);
+    let (status, r) = refresh(&o, "grafana", t["refresh_token"].as_str().unwrap()).await;
+    assert_eq!((status, r["error"].as_str()), (400, Some("invalid_grant")));
 }
 
 #[tokio::test]
