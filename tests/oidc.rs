@@ -758,7 +758,10 @@ async fn ending_the_session_kills_its_tokens_at_once() {
     let code = code_for(s, &other.token, "grafana", GRAFANA_CB).await;
     let (_, t) = exchange(&o, "grafana", &code, GRAFANA_CB).await;
     s.sql_exec("UPDATE users SET status = 'disabled' WHERE email = 'hal@acme.test'");
-    assert_eq!(userinfo(s, t["access_token"].as_str().unwrap()).await.0, 401);
+    assert_eq!(
+        userinfo(s, t["access_token"].as_str().unwrap()).await.0,
+        401
+    );
     let (status, r) = refresh(&o, "grafana", t["refresh_token"].as_str().unwrap()).await;
     assert_eq!((status, r["error"].as_str()), (400, Some("invalid_grant")));
 }

@@ -94,8 +94,13 @@ fn return_address(params: &Params) -> String {
         .extend_pairs(answered_login(params).pairs())
         .finish();
     let back = format!("{AUTHORIZE}?{query}");
-    let rd: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
-    format!("{}?rd={rd}", paths::LOGIN)
+    let mut to = url::form_urlencoded::Serializer::new(String::new());
+    to.append_pair("rd", &back);
+    // `login_hint`: the address the sign-in form starts with.
+    if let Some(hint) = params.login_hint.as_deref().filter(|h| !h.is_empty()) {
+        to.append_pair("email", hint);
+    }
+    format!("{}?{}", paths::LOGIN, to.finish())
 }
 
 async fn run(req: &Request, state: &AppState, params: Params, answers: Answers) -> Response {
