@@ -16,6 +16,7 @@
 //!              error → status/body mapping, the headers every answer carries, /metrics
 //! web/         the pages (maud): one module per page, shared pieces in components.rs
 //! api/         the JSON API (poem-openapi)
+//! oidc/        the OpenID Provider's endpoints (SPEC §20): a third skin over domain/oidc
 //! domain/      the rules, in rooms whose imports point down:
 //!                ops/ → people/, access, sessions → signin/ → factors/ →
 //!                attempts/, alerts/ → audit/ → permissions, tokens, place, passwords
@@ -65,6 +66,7 @@ pub(crate) mod api;
 pub(crate) mod http;
 pub(crate) mod mail;
 pub(crate) mod metrics;
+pub(crate) mod oidc;
 pub(crate) mod paths;
 pub(crate) mod web;
 pub(crate) mod webhooks;
@@ -80,7 +82,7 @@ pub use config::Config;
 pub use state::AppState;
 
 pub fn build_app(state: AppState) -> impl Endpoint {
-    Route::new()
+    oidc::mount(Route::new())
         .nest("/api", api::routes())
         .at("/auth/verify", web::forward_auth::verify)
         .at("/api/authz/auth-request", web::forward_auth::auth_request)

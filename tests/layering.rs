@@ -3,6 +3,7 @@
 //! itself so that they stay true: a broken rule fails CI with the file and line.
 //!
 //! - `web/` (pages) and `api/` (JSON) are two skins: they never import each other;
+//! - `oidc/` (the OpenID endpoints) is a third: it imports neither, nor `db/`;
 //! - only `domain/` (and the wiring in `lib.rs` and `state.rs`) imports `db/`;
 //! - SQL is written in `db/` only;
 //! - page modules do not import each other (shared pieces live in `web/components.rs`);
@@ -12,7 +13,7 @@
 //! - `model/` (the nouns) imports nothing of the crate but `clock`; storage and the leaf
 //!   services (db/, geo/, config, metrics/, client_ip, error, ua, paths) never import
 //!   the rules (`domain/`) nor anything above them;
-//! - the rooms of `domain/` import downward only: ops → people, access, sessions →
+//! - the rooms of `domain/` import downward only: ops, oidc → people, access, sessions →
 //!   signin → factors → attempts, alerts → audit → permissions, tokens, place,
 //!   passwords → model;
 //! - no import circle anywhere in `src/` (module by module, over `crate::` paths).
@@ -87,6 +88,27 @@ fn pages_and_api_never_import_each_other() {
             &all,
             |f| f.starts_with("api/"),
             |l| l.contains("crate::web"),
+        ),
+    );
+}
+
+#[test]
+fn the_openid_endpoints_are_a_third_skin() {
+    let all = lines();
+    assert_none(
+        "oidc/ imports web/, api/ or db/",
+        broken(
+            &all,
+            |f| f.starts_with("oidc/"),
+            |l| l.contains("crate::web") || l.contains("crate::api") || l.contains("crate::db"),
+        ),
+    );
+    assert_none(
+        "web/ or api/ imports oidc/",
+        broken(
+            &all,
+            |f| f.starts_with("web/") || f.starts_with("api/"),
+            |l| l.contains("crate::oidc"),
         ),
     );
 }
@@ -346,6 +368,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("access", 6),
     ("sessions", 6),
     ("ops", 7),
+    ("oidc", 7),
 ];
 
 /// The room of a module under domain/ (`domain::signin::flow` → `signin`).

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! ops/                    backup, restore, sweeper, operator tools, bootstrap, health
+//! oidc/                   the OpenID Provider: keys, authorization, tokens, claims
 //! people/ access sessions users, admin changes, owners' rules, team, profile, erasure;
 //!                         forward auth; listing and ending sessions
 //! signin/                 the sign-in flow, issuing the session, the second step,
@@ -21,6 +22,7 @@ pub mod alerts;
 pub mod attempts;
 pub mod audit;
 pub mod factors;
+pub mod oidc;
 pub mod ops;
 pub mod passwords;
 pub mod people;

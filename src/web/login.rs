@@ -35,6 +35,8 @@ pub struct LoginQuery {
     created: Option<String>,
     reset: Option<String>,
     expired: Option<String>,
+    /// The address to fill in (an OpenID `login_hint`).
+    email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,11 +101,18 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
     } else {
         None
     };
+    let email: String = query
+        .email
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(254)
+        .collect();
     render(
         req,
         &state,
         &rd,
-        "",
+        &email,
         notice.as_deref(),
         None,
         StatusCode::OK,

@@ -47,6 +47,10 @@ async fn end_expired(state: &AppState) {
         .run(move |c| -> Result<(), db::DbError> {
             db::challenges::delete_expired(c, now)?;
             db::second_factors::delete_inactive_before(c, now - 86_400)?;
+            // OpenID codes kept ten minutes past their expiry (a late second use is
+            // still seen as one), and expired access tokens.
+            db::oidc_grants::delete_codes_expired_before(c, now - 600)?;
+            db::oidc_tokens::delete_expired_before(c, now)?;
             Ok(())
         })
         .await;
