@@ -193,8 +193,12 @@ async fn a_deleted_users_id_links_and_events_never_reach_a_new_user() {
     browser_login(&s, &b, "bob@acme.test").await;
     let page = read(b.get(s.url("/settings/security/log")).send().await.unwrap()).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Signed in"), "{}", page.body);
-    for foreign in ["Password changed", "User deleted", "deleted user"] {
+    assert!(page.body.contains("You signed in"), "{}", page.body);
+    for foreign in [
+        "changed your password",
+        "deleted the user",
+        "a deleted user",
+    ] {
         assert!(!page.body.contains(foreign), "{foreign}: {}", page.body);
     }
 

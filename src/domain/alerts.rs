@@ -632,9 +632,11 @@ pub async fn next_due(state: &AppState) -> Result<Option<OutboxRow>> {
 }
 
 /// The SMTP server accepted the email. A sign-in alert's sending is an event
-/// (`alert.sent`); a security notice's is not (its cause has its own).
+/// (`alert.sent`); the other emails' is not (a security notice's cause has its own
+/// event, and an invitation or a reset link is not an alert).
 pub async fn mark_sent(state: &AppState, alert: &OutboxRow) -> Result<()> {
-    let (id, user, is_alert) = (alert.id, alert.user_id, alert.reasons != PASSWORD_CHANGED);
+    let is_alert = Reasons::parse(&alert.reasons).any();
+    let (id, user) = (alert.id, alert.user_id);
     let session_pk = alert.session_id;
     state
         .db

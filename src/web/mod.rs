@@ -8,6 +8,7 @@ pub mod components;
 pub mod forward_auth;
 pub mod history;
 pub mod invite;
+mod log_lines;
 pub mod login;
 pub mod notifications;
 pub mod profile;
