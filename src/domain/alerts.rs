@@ -205,6 +205,10 @@ pub struct Details {
     /// For a report to admins: the person who reported (their email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
+    /// The reader's time zone (IANA), looked up when the email is built, not frozen:
+    /// times are shown in it as well as in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl Details {
@@ -231,6 +235,7 @@ impl Details {
             journey: None,
             moved_to: None,
             about: None,
+            time_zone: None,
         }
     }
 }
@@ -279,6 +284,7 @@ impl Details {
             journey: None,
             moved_to: None,
             about: None,
+            time_zone: None,
         }
     }
 
@@ -304,6 +310,7 @@ impl Details {
                 journey: None,
                 moved_to: None,
                 about: None,
+                time_zone: None,
             },
         }
     }
@@ -620,6 +627,14 @@ pub async fn end_via_link(state: &AppState, token: &str) -> Result<bool> {
             Ok(ended)
         })
         .await
+}
+
+/// The time zone of an email's reader, when they gave one: its times are shown in it.
+pub async fn reader_time_zone(state: &AppState, user: UserId) -> Result<Option<String>> {
+    Ok(state
+        .db
+        .run(move |c| db::users::find_time_zone(c, user))
+        .await?)
 }
 
 /// One email of the outbox (a sign-in alert or a security notice).

@@ -136,6 +136,7 @@ pub fn routes() -> Route {
         .at(profile::NAME_PATH, post(profile::submit_name))
         .at(profile::EMAIL_PATH, post(profile::submit_email))
         .at(profile::PASSWORD_PATH, post(profile::submit_password))
+        .at(profile::TIME_ZONE_PATH, post(profile::submit_time_zone))
         .at(
             paths::EMAIL_CONFIRM,
             get(profile::confirm_show).post(profile::confirm_submit),

@@ -801,6 +801,23 @@ impl Browser {
         .await;
     }
 
+    /// Makes the browser believe it is in the time zone `id` ("Europe/Berlin").
+    pub async fn time_zone(&self, id: &str) {
+        let body = json!({"cmd": "Emulation.setTimezoneOverride", "params": {"timezoneId": id}});
+        let url = format!("{}/goog/cdp/execute", self.url);
+        let v: Value = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["value"].get("error").is_none(), "CDP {body}: {v}");
+    }
+
     /// A PNG of the whole page (beyond the screen's height), at the current width.
     pub async fn screenshot_page(&self, path: &std::path::Path) {
         let base = format!("{}/goog/cdp/execute", self.url);
