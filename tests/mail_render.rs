@@ -13,7 +13,7 @@ use common::smtp::{self, SmtpServer};
 use common::webdriver::Driver;
 use common::*;
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::json;
 
 const GB: &str = "81.2.69.142";

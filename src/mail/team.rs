@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use super::layout::{Action, Email};
 use super::templates::header_safe;
 use crate::domain::alerts::Details;
-use crate::domain::links::TeamMail;
+use crate::domain::alerts::links::TeamMail;
 
 pub const INVITATION_SUBJECT: &str = "You are invited to Doorman";
 pub const RESET_LINK_SUBJECT: &str = "Reset your Doorman password";

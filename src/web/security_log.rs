@@ -1,21 +1,23 @@
 //! The security log: the Security log tab (one's own events) and the team's log
 //! (`/settings/team/log`: admins see their account's, the owner every account's).
 
+mod lines;
+
 use maud::{Markup, html};
 use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{nav_tabs, settings_page};
-use super::log_lines::{self, Line, Reader};
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::admin_users::{self, UserSummary};
-use crate::domain::events::{self, EventPage, EventQuery};
-use crate::domain::model::{Account, EventType};
+use crate::domain::audit::events::{self, EventPage, EventQuery};
+use crate::domain::people::admin_users::{self, UserSummary};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::tokens;
-use crate::http::paths::{SECURITY_LOG, TEAM_LOG};
+use crate::model::{Account, EventType};
+use crate::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
+use lines::{Line, Reader};
 
 /// The filters as they arrive from the GET form; empty means "any".
 #[derive(Deserialize, Default, Clone)]
@@ -277,7 +279,7 @@ fn filter_form(
 
 fn listing(action: &str, f: &Filters, page: &EventPage, reader: Reader) -> Markup {
     let now = crate::clock::now();
-    let lines = log_lines::lines(&page.items, reader);
+    let lines = lines::lines(&page.items, reader);
     html! {
         @if f.has_filter() {
             p.notice role="status" {

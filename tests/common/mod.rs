@@ -11,8 +11,8 @@ pub mod webdriver;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use doorman::domain::model::{Role, User};
-use doorman::domain::users::{self, CreateUser};
+use doorman::domain::people::users::{self, CreateUser};
+use doorman::model::{Role, User};
 use doorman::{AppState, Config};
 use serde_json::{Value, json};
 
@@ -674,7 +674,7 @@ pub fn end_link_token(s: &TestServer, email: &str) -> String {
     let user = s.sql_i64(&format!("SELECT id FROM users WHERE email = '{email}'"));
     let link = AlertLink {
         alert,
-        user: doorman::domain::model::UserId(user),
+        user: doorman::model::UserId(user),
     };
     let expires = doorman::clock::now() + 24 * 3600;
     sign_link_for(&s.state.link_key, LinkPurpose::End, link, expires)
