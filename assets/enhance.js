@@ -16,3 +16,35 @@
     }
   }
 })();
+
+// Copy buttons (a TOTP key, recovery codes): shown only where the script runs.
+(function () {
+  if (window.doormanCopy) {
+    return;
+  }
+  window.doormanCopy = true;
+  function show() {
+    document.querySelectorAll("button[data-copy]").forEach(function (b) {
+      b.hidden = !(navigator.clipboard && navigator.clipboard.writeText);
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", show);
+  } else {
+    show();
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("button[data-copy]") : null;
+    if (!button) {
+      return;
+    }
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    navigator.clipboard.writeText(button.getAttribute("data-copy")).then(function () {
+      button.textContent = "Copied";
+    }, function () {
+      button.textContent = "Select and copy it instead";
+    });
+    setTimeout(function () { button.textContent = label; }, 2500);
+  });
+})();
