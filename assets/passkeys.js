@@ -50,7 +50,7 @@
     if (!button) { return; }
     event.preventDefault();
     var box = button.closest("[data-passkey]");
-    var form = box.querySelector("form");
+    var form = box.tagName === "FORM" ? box : box.querySelector("form");
     var status = box.querySelector(".passkey-status");
     function say(text) { if (status) { status.textContent = text; } }
     if (!window.PublicKeyCredential) {
@@ -75,8 +75,14 @@
           }
           return o;
         });
+    // A form that can also go the page way (adding a passkey): when the server will
+    // not begin here (say, "Confirm it's you" is due first), it goes that way.
+    var fallback = button.getAttribute("data-finish") ? options.catch(function (e) {
+      form.submit();
+      throw e;
+    }) : options;
     say("Follow your browser's instructions…");
-    options.then(function (o) {
+    fallback.then(function (o) {
       return button.getAttribute("data-ceremony") === "create"
         ? navigator.credentials.create(creation(o))
         : navigator.credentials.get(request(o));
@@ -84,6 +90,9 @@
       var field = form.querySelector("input[data-credential]") ||
         form.querySelector("input[name=credential]");
       field.value = answer(credential);
+      if (button.getAttribute("data-finish")) {
+        form.action = button.getAttribute("data-finish");
+      }
       form.submit();
     }).catch(function (e) {
       say("The passkey was not used: " + (e && e.message ? e.message : e));

@@ -31,6 +31,40 @@ pub fn utc(t: i64) -> String {
     )
 }
 
+/// Whether `name` is an IANA time zone this build knows ("Europe/Berlin").
+pub fn is_time_zone(name: &str) -> bool {
+    name.parse::<chrono_tz::Tz>().is_ok()
+}
+
+/// Every IANA time zone name this build knows, for a picker.
+pub fn time_zones() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+}
+
+/// What an email says for a time: UTC always, and the person's own time when their
+/// time zone is known (SPEC §22): "2026-11-23 08:15:00 UTC · 09:15 CET in
+/// Europe/Berlin", with the date again only when it differs.
+pub fn utc_and_local(t: i64, zone: Option<&str>) -> String {
+    use chrono::TimeZone;
+    let utc_text = utc(t);
+    let Some(tz) = zone
+        .filter(|z| !z.is_empty() && *z != "UTC")
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+    else {
+        return utc_text;
+    };
+    let Some(at) = tz.timestamp_opt(t, 0).single() else {
+        return utc_text;
+    };
+    let same_day = at.format("%Y-%m-%d").to_string() == utc_text[..10];
+    let local = if same_day {
+        at.format("%H:%M %Z").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M %Z").to_string()
+    };
+    format!("{utc_text} · {local} in {}", tz.name())
+}
+
 /// "20261123T081500Z": ISO 8601 basic format, for file names (backups, kept copies).
 pub fn compact_utc(t: i64) -> String {
     let dt = at(t);
@@ -83,6 +117,23 @@ pub fn span(secs: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn utc_and_the_persons_time() {
+        // 2026-11-23 08:15:00 UTC.
+        let t = 1_795_421_700;
+        assert_eq!(super::utc_and_local(t, None), "2026-11-23 08:15:00 UTC");
+        assert_eq!(
+            super::utc_and_local(t, Some("Europe/Berlin")),
+            "2026-11-23 08:15:00 UTC · 09:15 CET in Europe/Berlin"
+        );
+        assert_eq!(
+            super::utc_and_local(t + 15 * 3600, Some("Asia/Tokyo")),
+            "2026-11-23 23:15:00 UTC · 2026-11-24 08:15 JST in Asia/Tokyo"
+        );
+        assert_eq!(super::utc_and_local(t, Some("Mars/Base")), super::utc(t));
+        assert!(super::is_time_zone("America/New_York") && !super::is_time_zone("Berlin"));
+    }
+
     use super::*;
 
     #[test]

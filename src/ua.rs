@@ -71,6 +71,29 @@ fn os_name(os: &str) -> String {
     }
 }
 
+/// An operating system as people name it, with its version: woothee calls iOS by the
+/// device ("iPhone 17.1"), which reads like the phone's model; "iOS 17.1". For what is
+/// shown (emails, the log); the stored and API values stay woothee's.
+pub fn os_for_people(os: &str, version: &str) -> String {
+    let name = match os {
+        "iPhone" | "iPod" => "iOS",
+        "iPad" => "iPadOS",
+        other => other,
+    };
+    match version {
+        "" | "UNKNOWN" => name.to_string(),
+        v => format!("{name} {}", v.replace('_', ".")),
+    }
+}
+
+/// The same for a joined "iPhone 17.1" (as frozen in an email's details).
+pub fn os_text_for_people(text: &str) -> String {
+    match text.split_once(' ') {
+        Some((os, version)) => os_for_people(os, version),
+        None => os_for_people(text, ""),
+    }
+}
+
 /// woothee names desktop Windows by its release ("Windows 10") and gives the kernel
 /// token ("NT 10.0") as the version, which would only repeat the release in the label.
 fn os_version(os: &str, version: &str) -> String {
@@ -101,6 +124,9 @@ mod tests {
         assert_eq!(d.category, "Smartphone");
         assert_eq!(d.browser, "Safari");
         assert_eq!(d.os, "iPhone");
+        assert_eq!(os_for_people(&d.os, &d.os_version), "iOS 17.1");
+        assert_eq!(os_text_for_people("iPhone 17.1"), "iOS 17.1");
+        assert_eq!(os_text_for_people("macOS 10.15"), "macOS 10.15");
     }
 
     #[test]

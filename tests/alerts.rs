@@ -91,18 +91,6 @@ async fn exactly_one(smtp: &SmtpServer, limit: Duration) -> String {
     all[0].clone()
 }
 
-/// The token of the "Not you? End this session" link in a mail's text.
-fn end_token(text: &str) -> String {
-    let marker = format!("{PUBLIC_BASE}/alerts/end?t=");
-    let start = text.find(&marker).expect("end-session link in the mail") + marker.len();
-    let token: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
-    assert!(token.len() > 40, "link token looks truncated: {token}");
-    token
-}
-
 fn subject(raw: &str) -> String {
     smtp::header(raw, "subject").expect("Subject header")
 }
@@ -239,12 +227,18 @@ async fn new_device_sends_one_mail_with_the_details() {
     let sessions_link = format!("{PUBLIC_BASE}/settings/security/sessions");
     assert!(text.contains(&sessions_link), "sessions link: {text}");
     assert!(!text.contains("8080//"), "no double slash in links: {text}");
-    let token = end_token(&text);
-    assert!(text.contains("Not you? End this session"));
+    // One primary action and one secondary (SPEC §22): no end-this-session link.
+    assert!(!text.contains("/alerts/end"), "{text}");
+    assert!(
+        text.contains("This wasn't me \u{2014} secure my account:"),
+        "{text}"
+    );
+    assert!(text.contains("Yes, it was me:"), "{text}");
 
     let html = smtp::html_part(&raw);
     assert!(html.contains(&sessions_link), "{html}");
-    assert!(html.contains(&format!("/alerts/end?t={token}")), "{html}");
+    assert!(!html.contains("/alerts/end"), "{html}");
+    assert!(html.contains("/alerts/secure?t=") && html.contains("/alerts/confirm?t="));
     assert!(html.contains("a new device"), "{html}");
     assert!(html.contains(GB), "{html}");
 
@@ -379,10 +373,10 @@ async fn end_session_link_get_changes_nothing_post_ends_once() {
         .api_login_from("ann@acme.test", FIREFOX_WIN, Some(US), None)
         .await;
     let theirs = token_of(&intruder);
-    let raw = exactly_one(&smtp, PROMPT).await;
-    let text = smtp::text_part(&raw);
-    let t = end_token(&text);
-    // The mail's links point at the public URL; the test server listens elsewhere.
+    exactly_one(&smtp, PROMPT).await;
+    // The link as the server signs it (moved-session alerts and emails already sent
+    // carry it).
+    let t = common::end_link_token(&server, "ann@acme.test");
     let link = server.url(&format!("/alerts/end?t={t}"));
 
     // GET (what a mail scanner does) shows the page and changes nothing.

@@ -694,14 +694,8 @@ async fn the_end_session_link_works_while_the_session_lives() {
     s.user("Acme", "ann@acme.test", Role::User).await;
     s.token("ann@acme.test").await;
     let other = login(&s, "ann@acme.test", FIREFOX_WIN).await;
-    let got = smtp.wait_for(1, Duration::from_secs(10)).await;
-    let text = smtp::text_part(&got[0]);
-    let marker = "http://doorman.test/alerts/end?t=";
-    let start = text.find(marker).expect("link") + marker.len();
-    let t: String = text[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .collect();
+    smtp.wait_for(1, Duration::from_secs(10)).await;
+    let t = end_link_token(&s, "ann@acme.test");
     // Kept alive past the idle timeout it was signed in with.
     for _ in 0..5 {
         assert!(alive(&s, &other.token).await);

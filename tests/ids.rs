@@ -29,7 +29,7 @@ fn link_token(text: &str, path: &str) -> String {
 }
 
 /// The alert links of the one alert mail to `to`: (end, confirm, secure).
-fn alert_links(mails: &[String], to: &str) -> (String, String, String) {
+fn alert_links(s: &TestServer, mails: &[String], to: &str) -> (String, String, String) {
     let mine: Vec<&String> = mails
         .iter()
         .filter(|m| smtp::header(m, "To").unwrap_or_default().contains(to))
@@ -37,7 +37,7 @@ fn alert_links(mails: &[String], to: &str) -> (String, String, String) {
     assert_eq!(mine.len(), 1, "one alert to {to}");
     let text = smtp::text_part(mine[0]);
     (
-        link_token(&text, "/alerts/end"),
+        end_link_token(s, to),
         link_token(&text, "/alerts/confirm"),
         link_token(&text, "/alerts/secure"),
     )
@@ -119,7 +119,7 @@ async fn a_deleted_users_id_links_and_events_never_reach_a_new_user() {
     let ann_first = login(&s, "ann@acme.test", CHROME_MAC).await;
     login(&s, "ann@acme.test", FIREFOX_WIN).await;
     let got = mail_to(&mail, "ann@acme.test").await;
-    let (end, confirm, secure) = alert_links(&got, "ann@acme.test");
+    let (end, confirm, secure) = alert_links(&s, &got, "ann@acme.test");
     let ann_alert = s.sql_i64(&format!(
         "SELECT id FROM alerts WHERE user_id = {} AND reasons = 'new_device'",
         ann.id
@@ -154,7 +154,7 @@ async fn a_deleted_users_id_links_and_events_never_reach_a_new_user() {
     let bob_first = login(&s, "bob@acme.test", CHROME_MAC).await;
     let bob_second = login(&s, "bob@acme.test", FIREFOX_WIN).await;
     let got = mail_to(&mail, "bob@acme.test").await;
-    alert_links(&got, "bob@acme.test");
+    alert_links(&s, &got, "bob@acme.test");
     let bob_alert = s.sql_i64(&format!(
         "SELECT id FROM alerts WHERE user_id = {bob_id} AND reasons = 'new_device'"
     ));
@@ -193,8 +193,12 @@ async fn a_deleted_users_id_links_and_events_never_reach_a_new_user() {
     browser_login(&s, &b, "bob@acme.test").await;
     let page = read(b.get(s.url("/settings/security/log")).send().await.unwrap()).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Signed in"), "{}", page.body);
-    for foreign in ["Password changed", "User deleted", "deleted user"] {
+    assert!(page.body.contains("You signed in"), "{}", page.body);
+    for foreign in [
+        "changed your password",
+        "deleted the user",
+        "a deleted user",
+    ] {
         assert!(!page.body.contains(foreign), "{foreign}: {}", page.body);
     }
 

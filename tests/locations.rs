@@ -645,7 +645,10 @@ async fn was_this_you_links_get_changes_nothing_and_post_does_what_it_says() {
     let mails = smtp.wait_for(1, PROMPT).await;
     let text = smtp::text_part(&mails[0]);
     let html = smtp::html_part(&mails[0]);
-    assert!(html.contains("Yes, it was me") && html.contains("No, secure my account"));
+    assert!(
+        html.contains("Yes, it was me")
+            && html.contains("This wasn't me \u{2014} secure my account")
+    );
     let (confirm, confirm_t) = link_in(&server, &text, "/alerts/confirm");
     let (secure, secure_t) = link_in(&server, &text, "/alerts/secure");
     let sessions_alive = || {

@@ -609,7 +609,12 @@ async fn the_pages_list_filter_and_page() {
     browser_login(&s, &b, "bob@acme.test").await;
     let page = read(b.get(s.url("/settings/security/log")).send().await.unwrap()).await;
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Security log") && page.body.contains("Sign-in refused"));
+    assert!(
+        page.body.contains("Security log")
+            && page
+                .body
+                .contains("A sign-in to your account was refused: a wrong password.")
+    );
     assert!(page.body.contains("Older →"), "a second page");
     assert!(
         !page.body.contains("Team log"),
@@ -625,7 +630,11 @@ async fn the_pages_list_filter_and_page() {
     )
     .await;
     assert!(filtered.body.contains("matching the filters"));
-    assert!(!filtered.body.contains("Sign-in refused"));
+    assert!(!filtered.body.contains("was refused"));
+    assert!(filtered.body.contains("You signed in"));
+    for raw in ["session.created</", "login.failed<", "themself", "· ·"] {
+        assert!(!filtered.body.contains(raw), "{raw}");
+    }
     let bad = read(
         b.get(s.url("/settings/security/log?since=soon"))
             .send()
@@ -642,6 +651,33 @@ async fn the_pages_list_filter_and_page() {
     assert_eq!(team.status, 200);
     assert!(team.body.contains("bob@acme.test"));
     assert!(!team.body.contains("hal@hooli.test"));
+    assert!(team.body.contains("bob@acme.test signed in"), "sentences");
+    assert!(
+        team.body.contains("name=\"user\"") && team.body.contains("<datalist"),
+        "a user picker by email"
+    );
+    assert!(!team.body.contains("name=\"user_id\""), "no numeric id box");
+    // Picking Bob by email shows his events only.
+    let only = read(
+        a.get(s.url("/settings/team/log?user=BOB%40acme.test"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(only.status, 200);
+    assert!(only.body.contains("bob@acme.test signed in"));
+    assert!(!only.body.contains("ada@acme.test signed in"));
+    // Someone of another account is nobody here, said plainly.
+    let other = read(
+        a.get(s.url("/settings/team/log?user=hal%40hooli.test"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(other.status, 400);
+    assert!(other.body.contains("Nobody in your team has the email"));
     assert!(
         team.body.contains("href=\"/settings/team/log\""),
         "reachable from the tabs"
@@ -717,4 +753,53 @@ async fn an_admins_note_is_in_the_session_ended_event() {
     let last = events_of(&s, &admin, "session.ended").await.pop().unwrap();
     assert_eq!(last["session_id"], three.id);
     assert!(last["details"].get("note").is_none(), "{last}");
+}
+
+/// An invitation (or any email that is not a sign-in alert) is no `alert.sent`; a
+/// sign-in alert's queued and sent events read as one line on the person's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_sign_in_alerts_are_alerts_and_they_read_as_one_line() {
+    let smtp = common::smtp::SmtpServer::start().await;
+    let url = smtp.url();
+    let s = start_with(move |cfg| cfg.mail.smtp_url = url).await;
+    s.user("Acme", "ada@acme.test", Role::Admin).await;
+    let admin = s.token("ada@acme.test").await;
+    let (status, body) = s
+        .post(
+            "/api/v1/admin/users",
+            &admin,
+            json!({"email": "nora@acme.test", "name": "Nora", "role": "user", "invite": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Another device raises an alert, and so may the browser's sign-in.
+    login(&s, "ada@acme.test", SAFARI_IPHONE).await;
+    let b = browser();
+    browser_login(&s, &b, "ada@acme.test").await;
+    let alerts = count(&s, "alert.queued");
+    assert!(alerts >= 1);
+    smtp.wait_for(1 + alerts as usize, std::time::Duration::from_secs(20))
+        .await;
+    let sent = || count(&s, "alert.sent");
+    assert!(
+        eventually(std::time::Duration::from_secs(20), || async {
+            sent() == alerts
+        })
+        .await,
+        "one alert.sent per sign-in alert, none for the invitation: {}",
+        sent()
+    );
+    let page = read(b.get(s.url("/settings/security/log")).send().await.unwrap()).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body.matches("; we emailed you.").count() as i64,
+        alerts,
+        "queued and sent are one line: {}",
+        page.body
+    );
+    assert!(page.body.contains("You signed in from a new device"));
+    assert!(
+        !page.body.contains("A sign-in alert about"),
+        "folded into the sign-in"
+    );
 }

@@ -7,6 +7,15 @@ use common::webdriver::{Driver, shot};
 use common::*;
 use doorman::model::Role;
 
+/// Full-page screenshots at a phone's width (390) and a laptop's (1,366), to look at.
+async fn both_widths(b: &common::webdriver::Browser, name: &str) {
+    b.screen_width(390).await;
+    b.screenshot_page(&shot(&format!("{name}-390.png"))).await;
+    b.screen_width(1366).await;
+    b.screenshot_page(&shot(&format!("{name}-1366.png"))).await;
+    b.screen_width(1280).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_security_log_tabs_in_a_browser() {
     let s = start().await;
@@ -30,28 +39,49 @@ async fn the_security_log_tabs_in_a_browser() {
 
     b.click("nav.tabs a[href='/settings/security/log']").await;
     b.wait_for_url("/settings/security/log").await;
-    assert!(b.text("table.events").await.contains("Signed in"));
-    b.screenshot(&shot("security-log.png")).await;
+    let log = b.text("ol.log").await;
+    assert!(log.contains("You signed in"), "{log}");
+    assert!(
+        !log.contains("session.created") && !log.contains("themself"),
+        "{log}"
+    );
+    both_widths(&b, "security-log").await;
 
     b.click("nav.tabs a[href='/settings/team/log']").await;
     b.wait_for_url("/settings/team/log").await;
-    let table = b.text("table.events").await;
+    let table = b.text("ol.log").await;
     assert!(
-        table.contains("bob@acme.test") && table.contains("Sign-in refused"),
+        table.contains("A sign-in as bob@acme.test was refused: a wrong password."),
         "{table}"
     );
-    assert!(table.contains("terminated by admin"), "{table}");
-    b.screenshot(&shot("team-log.png")).await;
+    assert!(
+        table.contains("An administrator (ada@acme.test) ended a session of bob@acme.test"),
+        "{table}"
+    );
+    assert!(!table.contains("· ·") && !table.contains("BY"), "{table}");
+    both_widths(&b, "team-log").await;
 
     // Filter by type with the form.
     b.goto(&s.url("/settings/team/log?type=session.ended"))
         .await;
-    let table = b.text("table.events").await;
+    let table = b.text("ol.log").await;
     assert!(
-        table.contains("Session ended") && !table.contains("Sign-in refused"),
+        table.contains("ended a session of") && !table.contains("was refused"),
         "{table}"
     );
     assert!(b.text(".notice").await.contains("matching the filters"));
     b.screenshot(&shot("team-log-filtered.png")).await;
+
+    // The user picker: pick Bob by his email.
+    b.goto(&s.url("/settings/team/log")).await;
+    b.type_into("input[name=user]", "bob@acme.test").await;
+    b.click("form.filters button[type=submit]").await;
+    b.wait_for_url("user=bob%40acme.test").await;
+    let only = b.text("ol.log").await;
+    assert!(
+        only.contains("bob@acme.test") && !only.contains("ada@acme.test signed in"),
+        "{only}"
+    );
+    b.screenshot(&shot("team-log-user.png")).await;
     b.quit().await;
 }

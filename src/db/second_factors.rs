@@ -158,6 +158,14 @@ pub fn delete(c: &Connection, user: UserId, id: i64) -> Result<bool, DbError> {
     )
 }
 
+/// One factor of a user, when it was never activated (an enrolment that went another way).
+pub fn delete_inactive(c: &Connection, user: UserId, id: i64) -> Result<bool, DbError> {
+    Ok(c.execute(
+        "DELETE FROM second_factors WHERE id = ?1 AND user_id = ?2 AND active = 0",
+        params![id, user],
+    )? == 1)
+}
+
 /// Inactive TOTP factors left by enrolments never finished, created before `cutoff`.
 pub fn delete_inactive_before(c: &Connection, cutoff: i64) -> Result<usize, DbError> {
     Ok(c.execute(

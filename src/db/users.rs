@@ -262,6 +262,26 @@ pub fn update_accepted(c: &Connection, id: UserId) -> Result<bool, DbError> {
     )? == 1)
 }
 
+/// The person's time zone (an IANA name), when they gave one (SPEC §22).
+pub fn find_time_zone(c: &Connection, id: UserId) -> Result<Option<String>, DbError> {
+    Ok(c.query_row(
+        "SELECT time_zone FROM users WHERE id = ?1",
+        params![id],
+        |r| r.get::<_, String>("time_zone"),
+    )
+    .optional()?
+    .filter(|tz| !tz.is_empty()))
+}
+
+/// Sets (or, with "", forgets) the person's time zone.
+pub fn update_time_zone(c: &Connection, id: UserId, time_zone: &str) -> Result<(), DbError> {
+    c.execute(
+        "UPDATE users SET time_zone = ?2 WHERE id = ?1",
+        params![id, time_zone],
+    )?;
+    Ok(())
+}
+
 /// Records whether the person has proven their address (SPEC §19).
 pub fn update_email_verified(c: &Connection, id: UserId, verified: bool) -> Result<(), DbError> {
     c.execute(

@@ -1,6 +1,7 @@
 //! Email: the SMTP transport from `mail.smtp_url`, the outbox worker, and one typed
 //! function per email.
 
+pub mod layout;
 pub mod team;
 pub mod templates;
 pub mod worker;

@@ -6,9 +6,9 @@
 
 use lettre::Message;
 use lettre::message::Mailbox;
-use maud::{Markup, html};
 
-use super::templates::{header_safe, message_to};
+use super::layout::{Action, Email};
+use super::templates::header_safe;
 use crate::domain::alerts::links::TeamMail;
 use crate::domain::alerts::notices::Details;
 
@@ -20,42 +20,12 @@ pub const EMAIL_CHANGED_SUBJECT: &str = "The email of your Doorman account was c
 pub const EMAIL_CHANGE_REQUESTED_SUBJECT: &str =
     "Someone asked to change the email of your Doorman account";
 
-/// Paragraphs and one link, as text and as HTML.
+/// Paragraphs and one link: drawn by the one template.
 struct Body<'a> {
     name: String,
     paragraphs: Vec<String>,
     link: Option<(&'a str, &'a str)>,
     after: Vec<String>,
-}
-
-impl Body<'_> {
-    fn text(&self) -> String {
-        let mut t = format!("Hello {},\n\n", self.name);
-        for p in &self.paragraphs {
-            t.push_str(p);
-            t.push_str("\n\n");
-        }
-        if let Some((label, url)) = self.link {
-            t.push_str(&format!("{label}:\n{url}\n\n"));
-        }
-        for p in &self.after {
-            t.push_str(p);
-            t.push_str("\n\n");
-        }
-        t
-    }
-
-    fn html(&self) -> Markup {
-        html! {
-            p { "Hello " (self.name) "," }
-            @for p in &self.paragraphs { p { (p) } }
-            @if let Some((label, url)) = self.link {
-                p { a href=(url) { strong { (label) } } }
-                p { small { "Or copy this address into your browser: " (url) } }
-            }
-            @for p in &self.after { p { (p) } }
-        }
-    }
 }
 
 fn send(
@@ -66,15 +36,20 @@ fn send(
     message_id: &str,
     body: &Body<'_>,
 ) -> Result<Message, String> {
-    message_to(
-        from,
-        to_email,
-        to_name,
-        subject,
-        message_id,
-        body.text(),
-        body.html().into_string(),
-    )
+    Email {
+        preheader: body.paragraphs.first().cloned().unwrap_or_default(),
+        name: body.name.clone(),
+        lead: body.paragraphs.clone(),
+        primary: body.link.map(|(label, url)| Action::new(label, url)),
+        after: body.after.clone(),
+        ..Email::default()
+    }
+    .message(from, (to_email, to_name), subject, message_id)
+}
+
+/// A time in UTC, and in the reader's time zone when known.
+fn at(m: &TeamMail, t: i64) -> String {
+    crate::clock::utc_and_local(t, m.time_zone.as_deref())
 }
 
 fn name(m: &TeamMail) -> String {
@@ -96,10 +71,7 @@ pub fn invitation(
         )],
         link: Some(("Accept the invitation and choose your password", url)),
         after: vec![
-            format!(
-                "The link works once, until {}.",
-                crate::clock::utc(m.link_expires_at)
-            ),
+            format!("The link works once, until {}.", at(m, m.link_expires_at)),
             "If you did not expect this invitation, ignore this email.".into(),
         ],
     };
@@ -128,7 +100,7 @@ pub fn reset_link(
         after: vec![
             format!(
                 "The link works once, until {}. Setting a new password signs you out everywhere.",
-                crate::clock::utc(m.link_expires_at)
+                at(m, m.link_expires_at)
             ),
             "If it was not you, ignore this email: your password stays as it is.".into(),
         ],
@@ -156,7 +128,7 @@ pub fn password_reset(
             "The password of your Doorman account was reset at {}. Every session was \
                  signed out, and your devices were forgotten: the next sign-in from each \
                  of them will be reported to you.",
-            crate::clock::utc(d.at)
+            super::templates::when(d, d.at)
         )],
         link: Some(("Sign in", login_url)),
         after: vec![
@@ -191,7 +163,7 @@ pub fn email_confirm(
         after: vec![
             format!(
                 "Nothing changes until you confirm. The link works once, until {}.",
-                crate::clock::utc(m.link_expires_at)
+                at(m, m.link_expires_at)
             ),
             "If you did not ask for this, ignore this email.".into(),
         ],
@@ -219,7 +191,7 @@ pub fn email_change_requested(
         paragraphs: vec![format!(
             "At {} someone asked to change the email of your Doorman account from {} to {}. \
              Nothing changes until the new address confirms.",
-            crate::clock::utc(m.at),
+            at(m, m.at),
             m.old_email,
             m.new_email
         )],
@@ -228,7 +200,7 @@ pub fn email_change_requested(
             format!(
                 "The link works once, until {}. If it was not you, someone may know your \
                  password: change it, and tell your administrator.",
-                crate::clock::utc(m.link_expires_at)
+                at(m, m.link_expires_at)
             ),
             "If it was you, there is nothing to do.".into(),
         ],
@@ -257,7 +229,7 @@ pub fn email_changed(
              alerts and notices now go to the new address.",
             m.old_email,
             m.new_email,
-            crate::clock::utc(m.at)
+            at(m, m.at)
         )],
         link: Some(("Your profile", profile_url)),
         after: vec!["If this was not you, tell your administrator at once.".into()],

@@ -1,9 +1,10 @@
-//! One function per email, building subject, text and HTML from the same data.
+//! One function per email, building subject, text and HTML from the same data (an
+//! [`Email`] drawn by the one template of [`super::layout`]).
 
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use maud::html;
 
+use super::layout::{Action, Email};
 use crate::domain::alerts::classify::Reasons;
 use crate::domain::alerts::notices::Details;
 
@@ -12,81 +13,77 @@ pub struct NewSignIn<'a> {
     pub reasons: Reasons,
     pub held_back: i64,
     pub sessions_url: String,
-    pub end_url: String,
-    /// "Yes, it was me" and "No, secure my account" (SPEC §14).
+    /// "This wasn't me — secure my account" (the one primary action) and "Yes, it was
+    /// me" (SPEC §14, §22).
     pub confirm_url: String,
     pub secure_url: String,
     pub message_id: &'a str,
-}
-
-/// The attribution the DB-IP licence asks for wherever its locations are shown.
-const ATTRIBUTION_TEXT: &str = "IP geolocation by DB-IP (https://db-ip.com)";
-
-fn attribution() -> maud::Markup {
-    html! { p { small { a href="https://db-ip.com" { "IP geolocation by DB-IP" } } } }
 }
 
 pub fn new_sign_in_subject(reasons: Reasons) -> String {
     format!("New sign-in to Doorman from {}", reasons.phrase())
 }
 
+/// "When" in UTC, and in the reader's time zone when known.
+pub(super) fn when(d: &Details, t: i64) -> String {
+    crate::clock::utc_and_local(t, d.time_zone.as_deref())
+}
+
+/// The device rows of a request: the operating system as people name it ("iOS 17.1").
+fn device_rows(e: Email, d: &Details) -> Email {
+    e.row("Device", d.device.as_str())
+        .row("Browser", d.browser.as_str())
+        .row("Operating system", crate::ua::os_text_for_people(&d.os))
+}
+
+/// The footer link to the person's sessions.
+fn sessions_link(url: &str) -> Action {
+    Action::new("See and end your sessions", url)
+}
+
 /// "New sign-in to Doorman from a new device and a new country".
 pub fn new_sign_in(from: &Mailbox, e: &NewSignIn<'_>) -> Result<Message, String> {
     let d = e.details;
-    let name = header_safe(&d.to_name);
     let subject = new_sign_in_subject(e.reasons);
-    let when = crate::clock::utc(d.at);
-    let mut rows = vec![
-        ("When", when.as_str()),
-        ("Device", d.device.as_str()),
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-        ("IP address", d.ip.as_str()),
-        ("Location", d.location.as_str()),
-    ];
+    let mut mail = Email {
+        preheader: format!("{} · {}", d.location, d.device),
+        name: header_safe(&d.to_name),
+        lead: vec![format!(
+            "Your Doorman account was just signed in to from {}.",
+            e.reasons.phrase()
+        )],
+        question: Some("Was this you?".into()),
+        primary: Some(Action::new(
+            "This wasn't me \u{2014} secure my account",
+            &e.secure_url,
+        )),
+        secondary: Some(Action::new("Yes, it was me", &e.confirm_url)),
+        footer: vec![sessions_link(&e.sessions_url)],
+        attribution: true,
+        ..Email::default()
+    }
+    .row("When", when(d, d.at));
+    mail = device_rows(mail, d)
+        .row("IP address", d.ip.as_str())
+        .row("Location", d.location.as_str());
     if let Some(j) = &d.journey {
-        rows.push(("Impossible journey", j.as_str()));
+        mail = mail.row("Impossible journey", j.as_str());
     }
-    let held = match e.held_back {
-        0 => String::new(),
-        1 => "1 more alert was held back in the last hour (at most 5 are sent per hour).".into(),
-        n => format!(
-            "{n} more alerts were held back in the last hour (at most 5 are sent per hour)."
-        ),
-    };
-    let mut text = format!(
-        "Hello {},\n\nYour Doorman account was just signed in to from {}.\n\n",
-        name,
-        e.reasons.phrase()
+    mail.after.push(
+        "Securing your account ends every session, forgets your devices and emails you a \
+         link to choose a new password."
+            .into(),
     );
-    for (k, v) in &rows {
-        text.push_str(&format!("{k}: {v}\n"));
+    match e.held_back {
+        0 => {}
+        1 => mail.after.push(
+            "1 more alert was held back in the last hour (at most 5 are sent per hour).".into(),
+        ),
+        n => mail.after.push(format!(
+            "{n} more alerts were held back in the last hour (at most 5 are sent per hour)."
+        )),
     }
-    text.push_str(&format!(
-        "\nWas this you?\n  Yes, it was me: {}\n  No, secure my account: {}\n\n\
-         Not you? End this session:\n{}\n\n\
-         See and end all your sessions:\n{}\n",
-        e.confirm_url, e.secure_url, e.end_url, e.sessions_url
-    ));
-    if !held.is_empty() {
-        text.push_str(&format!("\n{held}\n"));
-    }
-    text.push_str(&format!("\n{ATTRIBUTION_TEXT}\n"));
-    let page = html! {
-        p { "Hello " (name) "," }
-        p { "Your Doorman account was just signed in to from " strong { (e.reasons.phrase()) } "." }
-        table cellpadding="4" {
-            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
-        }
-        p { strong { "Was this you?" } " "
-            a href=(e.confirm_url) { "Yes, it was me" } " · "
-            a href=(e.secure_url) { "No, secure my account" } }
-        p { a href=(e.end_url) { "Not you? End this session" } }
-        p { a href=(e.sessions_url) { "See and end all your sessions" } }
-        @if !held.is_empty() { p { small { (held) } } }
-        (attribution())
-    };
-    message(from, d, &subject, e.message_id, text, page.into_string())
+    mail.message(from, (&d.to_email, &d.to_name), &subject, e.message_id)
 }
 
 /// Line breaks cannot be put in a header (lettre panics on them): a name that got
@@ -95,25 +92,6 @@ pub(super) fn header_safe(name: &str) -> String {
     name.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
-}
-
-fn message(
-    from: &Mailbox,
-    d: &Details,
-    subject: &str,
-    message_id: &str,
-    text: String,
-    html: String,
-) -> Result<Message, String> {
-    message_to(
-        from,
-        &d.to_email,
-        &d.to_name,
-        subject,
-        message_id,
-        text,
-        html,
-    )
 }
 
 /// A message with a plain-text and an HTML part, to `to_name <to_email>`.
@@ -149,97 +127,75 @@ pub fn session_moved(
     end_url: &str,
     message_id: &str,
 ) -> Result<Message, String> {
-    let name = header_safe(&d.to_name);
-    let now_at = d.moved_to.as_deref().unwrap_or("Unknown");
-    let when = crate::clock::utc(d.at);
-    let rows = [
-        ("Now seen from", now_at),
-        ("Signed in from", d.location.as_str()),
-        ("Since", when.as_str()),
-        ("Device", d.device.as_str()),
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-    ];
-    let mut text = format!(
-        "Hello {name},\n\nOne of your Doorman sessions is now used from another country \
-         than the one it signed in from.\n\n"
-    );
-    for (k, v) in rows {
-        text.push_str(&format!("{k}: {v}\n"));
+    let mail = Email {
+        preheader: format!(
+            "Now seen from {}",
+            d.moved_to.as_deref().unwrap_or("Unknown")
+        ),
+        name: header_safe(&d.to_name),
+        lead: vec![
+            "One of your Doorman sessions is now used from another country than the one it \
+             signed in from."
+                .into(),
+        ],
+        question: Some("Was this you?".into()),
+        primary: Some(Action::new(
+            "This wasn't me \u{2014} end this session",
+            end_url,
+        )),
+        after: vec!["If you travelled or use a VPN, there is nothing to do.".into()],
+        footer: vec![sessions_link(sessions_url)],
+        attribution: true,
+        ..Email::default()
     }
-    text.push_str(&format!(
-        "\nIf you travelled or use a VPN, there is nothing to do.\n\nNot you? End this \
-         session:\n{end_url}\n\nSee and end all your sessions:\n{sessions_url}\n\n\
-         {ATTRIBUTION_TEXT}\n"
-    ));
-    let page = html! {
-        p { "Hello " (name) "," }
-        p { "One of your Doorman sessions is now used from another country than the one it signed in from." }
-        table cellpadding="4" {
-            @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
-        }
-        p { "If you travelled or use a VPN, there is nothing to do." }
-        p { a href=(end_url) { "Not you? End this session" } }
-        p { a href=(sessions_url) { "See and end all your sessions" } }
-        (attribution())
-    };
-    message(from, d, MOVED_SUBJECT, message_id, text, page.into_string())
+    .row("Now seen from", d.moved_to.as_deref().unwrap_or("Unknown"))
+    .row("Signed in from", d.location.as_str())
+    .row("Since", when(d, d.at));
+    device_rows(mail, d).message(from, (&d.to_email, &d.to_name), MOVED_SUBJECT, message_id)
 }
 
 /// Told to an account's admins: one of their people reported a sign-in as not theirs.
 pub fn not_me_report(from: &Mailbox, d: &Details, message_id: &str) -> Result<Message, String> {
-    let name = header_safe(&d.to_name);
     let who = d.about.as_deref().unwrap_or("someone");
     let subject = format!("{} reported a sign-in that was not them", header_safe(who));
-    let when = crate::clock::utc(d.at);
-    let rows = [
-        ("Person", who),
-        ("Sign-in at", when.as_str()),
-        ("Device", d.device.as_str()),
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-        ("IP address", d.ip.as_str()),
-        ("Location", d.location.as_str()),
-    ];
-    let mut text = format!(
-        "Hello {name},\n\n{who} reported this sign-in to Doorman as not theirs. All of \
-         their sessions were ended, their devices forgotten, and they were asked to set a \
-         new password.\n\n"
-    );
-    for (k, v) in rows {
-        text.push_str(&format!("{k}: {v}\n"));
+    let mail = Email {
+        preheader: format!("{who}: sessions ended, password reset asked for"),
+        name: header_safe(&d.to_name),
+        lead: vec![format!(
+            "{who} reported this sign-in to Doorman as not theirs. All of their sessions \
+             were ended, their devices forgotten, and they were asked to set a new password."
+        )],
+        warning: Some(
+            "Someone else may know their password: check the account's other sessions.".into(),
+        ),
+        attribution: true,
+        ..Email::default()
     }
-    text.push_str(&format!(
-        "\nSomeone else may know their password: check the account's other sessions.\n\n\
-         {ATTRIBUTION_TEXT}\n"
-    ));
-    let page = html! {
-        p { "Hello " (name) "," }
-        p { strong { (who) } " reported this sign-in to Doorman as not theirs. All of their sessions were ended, their devices forgotten, and they were asked to set a new password." }
-        table cellpadding="4" {
-            @for (k, v) in rows { tr { td { (k) } td { strong { (v) } } } }
-        }
-        p { "Someone else may know their password: check the account's other sessions." }
-        (attribution())
-    };
-    message(from, d, &subject, message_id, text, page.into_string())
+    .row("Person", who)
+    .row("Sign-in at", when(d, d.at));
+    device_rows(mail, d)
+        .row("IP address", d.ip.as_str())
+        .row("Location", d.location.as_str())
+        .message(from, (&d.to_email, &d.to_name), &subject, message_id)
 }
 
-/// The rows a notice shows about the request it is about: when and the device always,
-/// the rest when known.
-fn detail_rows<'a>(d: &'a Details, when: &'a str) -> Vec<(&'static str, &'a str)> {
-    let mut rows = vec![("When", when), ("Device", d.device.as_str())];
-    for (k, v) in [
-        ("Browser", d.browser.as_str()),
-        ("Operating system", d.os.as_str()),
-        ("IP address", d.ip.as_str()),
-        ("Location", d.location.as_str()),
-    ] {
-        if !v.is_empty() {
-            rows.push((k, v));
-        }
+/// A security notice about a request: what happened, the request's details, what to do
+/// if it was not the person, and the way to their sessions.
+fn notice(d: &Details, what: &str, warning: &str, sessions_url: &str) -> Email {
+    let mail = Email {
+        preheader: what.to_string(),
+        name: header_safe(&d.to_name),
+        lead: vec![what.to_string()],
+        after: vec!["If this was you, there is nothing to do.".into()],
+        warning: Some(warning.to_string()),
+        footer: vec![sessions_link(sessions_url)],
+        attribution: !d.location.is_empty(),
+        ..Email::default()
     }
-    rows
+    .row("When", when(d, d.at));
+    device_rows(mail, d)
+        .row("IP address", d.ip.as_str())
+        .row("Location", d.location.as_str())
 }
 
 pub const PASSWORD_CHANGED_SUBJECT: &str = "Your Doorman password was changed";
@@ -251,39 +207,18 @@ pub fn password_changed(
     sessions_url: &str,
     message_id: &str,
 ) -> Result<Message, String> {
-    let name = header_safe(&d.to_name);
-    let when = crate::clock::utc(d.at);
-    let rows = detail_rows(d, &when);
-    let mut text = format!(
-        "Hello {name},\n\nThe password of your Doorman account was just changed, and your \
-         other sessions were signed out.\n\n"
-    );
-    for (k, v) in &rows {
-        text.push_str(&format!("{k}: {v}\n"));
-    }
-    text.push_str(&format!(
-        "\nIf this was you, there is nothing to do.\n\nIf it was not, someone knows your \
-         password: tell your administrator at once.\n\nYour sessions:\n{sessions_url}\n\n\
-         {ATTRIBUTION_TEXT}\n"
-    ));
-    let page = html! {
-        p { "Hello " (name) "," }
-        p { "The password of your Doorman account was just changed, and your other sessions were signed out." }
-        table cellpadding="4" {
-            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
-        }
-        p { "If this was you, there is nothing to do." }
-        p { strong { "If it was not, someone knows your password: tell your administrator at once." } }
-        p { a href=(sessions_url) { "See and end all your sessions" } }
-        (attribution())
-    };
-    message(
-        from,
+    notice(
         d,
+        "The password of your Doorman account was just changed, and your other sessions \
+         were signed out.",
+        "If it was not, someone knows your password: tell your administrator at once.",
+        sessions_url,
+    )
+    .message(
+        from,
+        (&d.to_email, &d.to_name),
         PASSWORD_CHANGED_SUBJECT,
         message_id,
-        text,
-        page.into_string(),
     )
 }
 
@@ -299,41 +234,20 @@ pub fn password_known(
     sessions_url: &str,
     message_id: &str,
 ) -> Result<Message, String> {
-    let name = header_safe(&d.to_name);
-    let when = crate::clock::utc(d.at);
-    let rows = detail_rows(d, &when);
-    let what = "Someone entered your Doorman password correctly, then failed the second step \
-                (the code of your authenticator app, or a recovery code) 3 times in a row. \
-                Your second factor stopped them, but they know your password.";
-    let mut text = format!("Hello {name},\n\n{what}\n\nThe last attempt:\n");
-    for (k, v) in &rows {
-        text.push_str(&format!("{k}: {v}\n"));
-    }
-    text.push_str(&format!(
-        "\nIf this was you, there is nothing to do.\n\nIf it was not, change your password \
-         now, and tell your administrator:\n{profile_url}\n\nYour sessions:\n{sessions_url}\n\n\
-         {ATTRIBUTION_TEXT}\n"
-    ));
-    let page = html! {
-        p { "Hello " (name) "," }
-        p { (what) }
-        p { "The last attempt:" }
-        table cellpadding="4" {
-            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
-        }
-        p { "If this was you, there is nothing to do." }
-        p { strong { "If it was not, change your password now, and tell your administrator." } }
-        p { a href=(profile_url) { "Change your password" } }
-        p { a href=(sessions_url) { "See and end all your sessions" } }
-        (attribution())
-    };
-    message(
-        from,
+    let mut mail = notice(
         d,
+        "Someone entered your Doorman password correctly, then failed the second step (the \
+         code of your authenticator app, or a recovery code) 3 times in a row. Your second \
+         factor stopped them, but they know your password. The last attempt:",
+        "If it was not you, change your password now, and tell your administrator.",
+        sessions_url,
+    );
+    mail.primary = Some(Action::new("Change your password", profile_url));
+    mail.message(
+        from,
+        (&d.to_email, &d.to_name),
         PASSWORD_KNOWN_SUBJECT,
         message_id,
-        text,
-        page.into_string(),
     )
 }
 
@@ -411,26 +325,11 @@ fn factor_notice(
     sessions_url: &str,
     message_id: &str,
 ) -> Result<Message, String> {
-    let name = header_safe(&d.to_name);
-    let when = crate::clock::utc(d.at);
-    let rows = detail_rows(d, &when);
-    let mut text = format!("Hello {name},\n\n{what}\n\n");
-    for (k, v) in &rows {
-        text.push_str(&format!("{k}: {v}\n"));
-    }
-    text.push_str(&format!(
-        "\nIf this was you, there is nothing to do.\n\nIf it was not, tell your \
-         administrator at once.\n\nYour sessions:\n{sessions_url}\n"
-    ));
-    let page = html! {
-        p { "Hello " (name) "," }
-        p { (what) }
-        table cellpadding="4" {
-            @for (k, v) in &rows { tr { td { (k) } td { strong { (v) } } } }
-        }
-        p { "If this was you, there is nothing to do." }
-        p { strong { "If it was not, tell your administrator at once." } }
-        p { a href=(sessions_url) { "See and end all your sessions" } }
-    };
-    message(from, d, subject, message_id, text, page.into_string())
+    notice(
+        d,
+        what,
+        "If it was not, tell your administrator at once.",
+        sessions_url,
+    )
+    .message(from, (&d.to_email, &d.to_name), subject, message_id)
 }

@@ -70,8 +70,12 @@ async fn send_next(state: &AppState, mailer: &Mailer) -> crate::error::Result<bo
     // In its own task, so that a panic while building or sending one message becomes a
     // failed attempt of that alert instead of stopping the worker for everyone.
     let (st, m, a) = (state.clone(), mailer.clone(), alert.clone());
+    // Times are shown in the reader's time zone too; UTC alone when it cannot be read.
+    let zone = notices::reader_time_zone(state, alert.user_id)
+        .await
+        .unwrap_or_default();
     let attempt = tokio::spawn(async move {
-        match build(&st, &m, &a) {
+        match build(&st, &m, &a, zone) {
             Ok(message) => m.send(message).await,
             Err(e) => Err(e),
         }
@@ -101,6 +105,7 @@ fn build_team(
     state: &AppState,
     mailer: &Mailer,
     alert: &OutboxRow,
+    zone: &Option<String>,
 ) -> Option<Result<lettre::Message, String>> {
     use crate::domain::alerts::links::{
         MAIL_EMAIL_CHANGE_REQUESTED, MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION,
@@ -115,7 +120,13 @@ fn build_team(
         return Some(
             serde_json::from_str::<Details>(&alert.details)
                 .map_err(|e| format!("notice details: {e}"))
-                .and_then(|d| team::password_reset(from, &d, &format!("{base}{LOGIN}"), id)),
+                .and_then(|d| {
+                    let d = Details {
+                        time_zone: zone.clone(),
+                        ..d
+                    };
+                    team::password_reset(from, &d, &format!("{base}{LOGIN}"), id)
+                }),
         );
     }
     let path = match kind {
@@ -127,7 +138,10 @@ fn build_team(
         _ => return None,
     };
     let m: TeamMail = match serde_json::from_str(&alert.details) {
-        Ok(m) => m,
+        Ok(m) => TeamMail {
+            time_zone: zone.clone(),
+            ..m
+        },
         Err(e) => return Some(Err(format!("email details: {e}"))),
     };
     let url = match &m.link_seed {
@@ -143,12 +157,21 @@ fn build_team(
     })
 }
 
-fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre::Message, String> {
-    if let Some(message) = build_team(state, mailer, alert) {
+fn build(
+    state: &AppState,
+    mailer: &Mailer,
+    alert: &OutboxRow,
+    zone: Option<String>,
+) -> Result<lettre::Message, String> {
+    if let Some(message) = build_team(state, mailer, alert, &zone) {
         return message;
     }
     let details: Details =
         serde_json::from_str(&alert.details).map_err(|e| format!("alert details: {e}"))?;
+    let details = Details {
+        time_zone: zone,
+        ..details
+    };
     let base = state.config.server.public_base();
     let sessions_url = format!("{base}{SESSIONS}");
     let factor_notice = match alert.reasons.as_str() {
@@ -213,7 +236,6 @@ fn build(state: &AppState, mailer: &Mailer, alert: &OutboxRow) -> Result<lettre:
             reasons,
             held_back: alert.held_back,
             sessions_url: format!("{base}{SESSIONS}"),
-            end_url: link(LinkPurpose::End, ALERT_END),
             confirm_url: link(LinkPurpose::Confirm, ALERT_CONFIRM),
             secure_url: link(LinkPurpose::Secure, ALERT_SECURE),
             message_id: &alert.message_id,

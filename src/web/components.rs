@@ -722,10 +722,13 @@ pub fn totp_setup(
     html! {
         section.card.totp-setup aria-label="Set up an authenticator app" {
             ol {
-                li { "Open your authenticator app (Google Authenticator, 1Password, Aegis, …) and scan this code:" }
+                li { "Open your authenticator app (Google Authenticator, 1Password, Aegis, …) and scan this code, or, on this phone, open the key in the app:" }
             }
             (qr_svg(&key.otpauth_uri))
-            p { "Or type this key in: " code.key data-secret=(key.secret) { (grouped) } }
+            p.totp-open { a.button.primary href=(key.otpauth_uri) { "Open in authenticator app" } }
+            p { "Or type this key in: " code.key data-secret=(key.secret) { (grouped) } " "
+                button.copy type="button" data-copy=(key.secret) hidden { "Copy key" } }
+            script src="/assets/enhance.js" defer {}
             ol start="2" {
                 li { "Enter the 6-digit code the app shows:" }
             }
@@ -749,6 +752,14 @@ pub fn recovery_codes_card(codes: &[String]) -> Markup {
             ul.codes {
                 @for c in codes { li { code { (c) } } }
             }
+            @let text = format!("Doorman recovery codes\n\n{}\n", codes.join("\n"));
+            p.code-actions {
+                a.button download="doorman-recovery-codes.txt"
+                    href=(format!("data:text/plain;charset=utf-8,{}", super::encode(&text))) { "Download as a text file" }
+                " "
+                button.copy type="button" data-copy=(codes.join("\n")) hidden { "Copy codes" }
+            }
+            script src="/assets/enhance.js" defer {}
         }
     }
 }

@@ -62,6 +62,10 @@ pub fn routes() -> Route {
             paths::LOGIN_ENROL,
             get(second_step::show_enrol).post(second_step::submit_enrol),
         )
+        .at(
+            second_step::ENROL_PASSKEY,
+            post(second_step::enrol_with_passkey),
+        )
         .at(paths::SECOND_FACTORS, get(second_factors::show))
         .at(
             format!("{}/totp", paths::SECOND_FACTORS),
@@ -70,6 +74,10 @@ pub fn routes() -> Route {
         .at(
             format!("{}/passkey", paths::SECOND_FACTORS),
             post(second_factors::add_passkey),
+        )
+        .at(
+            format!("{}/passkey/begin", paths::SECOND_FACTORS),
+            post(second_factors::begin_passkey),
         )
         .at(
             format!("{}/passkey/finish", paths::SECOND_FACTORS),
@@ -135,6 +143,7 @@ pub fn routes() -> Route {
         .at(profile::NAME_PATH, post(profile::submit_name))
         .at(profile::EMAIL_PATH, post(profile::submit_email))
         .at(profile::PASSWORD_PATH, post(profile::submit_password))
+        .at(profile::TIME_ZONE_PATH, post(profile::submit_time_zone))
         .at(
             paths::EMAIL_CONFIRM,
             get(profile::confirm_show).post(profile::confirm_submit),

@@ -26,6 +26,7 @@ use crate::state::AppState;
 pub const NAME_PATH: &str = "/settings/profile/name";
 pub const EMAIL_PATH: &str = "/settings/profile/email-change";
 pub const PASSWORD_PATH: &str = "/settings/profile/password";
+pub const TIME_ZONE_PATH: &str = "/settings/profile/time-zone";
 
 #[derive(Deserialize, Default)]
 pub struct Done {
@@ -39,6 +40,7 @@ fn done_text(done: &Done) -> Option<String> {
         "name" => "Your name was saved.".into(),
         "email" => "We sent a confirmation link to the new address. Your email changes when you open it; until then it stays as it is.".into(),
         "email_changed" => "Your email address was changed.".into(),
+        "time_zone" => "Your time zone was saved: emails show their times in it too.".into(),
         "password" => match done.n.unwrap_or(0) {
             0 => "Your password was changed.".into(),
             1 => "Your password was changed, and your 1 other session was signed out.".into(),
@@ -69,6 +71,34 @@ fn name_section(me: &Authed, csrf: &str, refusal: Refusal<'_>) -> Markup {
                 label { "Display name" input type="text" name="name" value=(me.principal.name) required maxlength="128"; }
                 button.primary type="submit" { "Save name" }
             }
+        }
+    }
+}
+
+/// The time zone emails show their times in (besides UTC). Without a stored one, the
+/// browser's is chosen by a little script (the form then says so); without the script,
+/// the person picks it.
+fn time_zone_section(zone: Option<&str>, csrf: &str, refusal: Refusal<'_>) -> Markup {
+    let zone = zone.unwrap_or("");
+    html! {
+        section.card #time-zone {
+            h2 { "Time zone" }
+            (error_in("time_zone", refusal))
+            p.muted { "Emails show their times in UTC and in your time zone." }
+            form method="post" action=(TIME_ZONE_PATH) class="inline-form" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { "Time zone"
+                    select name="time_zone" data-browser-time-zone[zone.is_empty()] {
+                        option value="" selected[zone.is_empty()] { "Not set (UTC only)" }
+                        @for name in crate::clock::time_zones() {
+                            option value=(name) selected[zone == name] { (name) }
+                        }
+                    }
+                }
+                button.primary type="submit" { "Save time zone" }
+            }
+            p.muted.browser-zone hidden { "Your browser's time zone is chosen: save to keep it." }
+            script src="/assets/enhance.js" defer {}
         }
     }
 }
@@ -144,10 +174,17 @@ fn alerts_section() -> Markup {
 }
 
 /// The page's sections, in order.
-fn sections(state: &AppState, me: &Authed, csrf: &str, refusal: Refusal<'_>) -> Vec<Markup> {
+fn sections(
+    state: &AppState,
+    me: &Authed,
+    zone: Option<&str>,
+    csrf: &str,
+    refusal: Refusal<'_>,
+) -> Vec<Markup> {
     vec![
         name_section(me, csrf, refusal),
         email_section(me, csrf, refusal),
+        time_zone_section(zone, csrf, refusal),
         password_section(state, csrf, refusal),
         second_factors_section(),
         alerts_section(),
@@ -155,7 +192,7 @@ fn sections(state: &AppState, me: &Authed, csrf: &str, refusal: Refusal<'_>) -> 
     ]
 }
 
-fn page(
+async fn page(
     state: &AppState,
     me: &Authed,
     csrf: &str,
@@ -163,11 +200,15 @@ fn page(
     refusal: Refusal<'_>,
     status: StatusCode,
 ) -> Response {
+    let zone = match profile::time_zone(state, me).await {
+        Ok(z) => z,
+        Err(err) => return error_page(&err),
+    };
     let content = html! {
         p.breadcrumb { "Settings › Account" }
         h1 { "Profile" }
         @if let Some(text) = done_text(done) { p.notice.ok role="status" { (text) } }
-        @for s in sections(state, me, csrf, refusal) { (s) }
+        @for s in sections(state, me, zone.as_deref(), csrf, refusal) { (s) }
     };
     html_response(settings_page(me, csrf, "Profile", PROFILE, content))
         .with_status(status)
@@ -177,14 +218,17 @@ fn page(
 #[handler]
 pub async fn show(req: &Request, state: Data<&AppState>, done: Query<Done>) -> Response {
     match page_session(req, &state).await {
-        Ok((me, token)) => page(
-            &state,
-            &me,
-            &tokens::csrf_for_session(&token),
-            &done,
-            None,
-            StatusCode::OK,
-        ),
+        Ok((me, token)) => {
+            page(
+                &state,
+                &me,
+                &tokens::csrf_for_session(&token),
+                &done,
+                None,
+                StatusCode::OK,
+            )
+            .await
+        }
         Err(resp) => resp,
     }
 }
@@ -196,7 +240,7 @@ pub fn old_password_page() -> Redirect {
 }
 
 /// A refusal shown in its section of the page, or the error page.
-fn refused_in(
+async fn refused_in(
     state: &AppState,
     me: &Authed,
     csrf: &str,
@@ -214,6 +258,7 @@ fn refused_in(
                 Some((section, &body.message)),
                 status,
             )
+            .await
         }
         other => error_page(other),
     }
@@ -249,7 +294,26 @@ pub struct PasswordForm {
     keep_current: String,
 }
 
-csrf_field!(NameForm, EmailForm, PasswordForm);
+#[derive(Deserialize)]
+pub struct TimeZoneForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    time_zone: String,
+}
+
+csrf_field!(NameForm, EmailForm, PasswordForm, TimeZoneForm);
+
+#[handler]
+pub async fn submit_time_zone(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<TimeZoneForm>,
+) -> Response {
+    match profile::set_time_zone(&state, &me, &form.time_zone).await {
+        Ok(()) => Redirect::see_other(format!("{PROFILE}?done=time_zone")).into_response(),
+        Err(err) => refused_in(&state, &me, &form.csrf, "time_zone", &err).await,
+    }
+}
 
 #[handler]
 pub async fn submit_name(
@@ -258,7 +322,7 @@ pub async fn submit_name(
 ) -> Response {
     match profile::rename(&state, &me, &form.name).await {
         Ok(_) => Redirect::see_other(format!("{PROFILE}?done=name")).into_response(),
-        Err(err) => refused_in(&state, &me, &form.csrf, "name", &err),
+        Err(err) => refused_in(&state, &me, &form.csrf, "name", &err).await,
     }
 }
 
@@ -279,7 +343,7 @@ pub async fn submit_email(
     .await
     {
         Ok(()) => Redirect::see_other(format!("{PROFILE}?done=email")).into_response(),
-        Err(err) => refused_in(&state, &me, &form.csrf, "email", &err),
+        Err(err) => refused_in(&state, &me, &form.csrf, "email", &err).await,
     }
 }
 
@@ -298,7 +362,7 @@ pub async fn submit_password(
         Ok(_) => {
             Redirect::see_other(format!("{}?ended=password_changed", paths::LOGIN)).into_response()
         }
-        Err(err) => refused_in(&state, &me, &form.csrf, "password", &err),
+        Err(err) => refused_in(&state, &me, &form.csrf, "password", &err).await,
     }
 }
 

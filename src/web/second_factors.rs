@@ -91,23 +91,17 @@ pub fn section(
             }
             div.add-factors {
                 form.card method="post" action=(action("totp")) {
-                    h3 { "Add an authenticator app" }
+                    h2 { "Add an authenticator app" }
                     input type="hidden" name="csrf" value=(csrf);
                     label { "Name" input type="text" name="name" placeholder="Phone" maxlength="64"; }
                     button.primary type="submit" { "Add authenticator app" }
                 }
                 @if passkeys_enabled {
-                    form.card.add-passkey method="post" action=(action("passkey")) {
-                        h3 { "Add a passkey or security key" }
-                        input type="hidden" name="csrf" value=(csrf);
-                        label { "Name" input type="text" name="name" placeholder="Laptop" maxlength="64"; }
-                        button.primary type="submit" { "Add passkey" }
-                        p.muted { "Your device's screen lock, a phone or a security key. It also lets you sign in without a password." }
-                    }
+                    (add_passkey_form(csrf))
                 }
             }
             @if o.has_active() {
-                h3 { "Recovery codes" }
+                h2 { "Recovery codes" }
                 p { (o.recovery_codes_left) " of 10 recovery codes left. Each signs you in once when you cannot use your second factor." }
                 form method="post" action=(action("recovery-codes"))
                     data-confirm="Get new recovery codes? The old ones stop working." {
@@ -116,7 +110,7 @@ pub fn section(
                 }
             }
             @if let Some(p) = policy {
-                h3 { "Policy" }
+                h2 { "Policy" }
                 @if p.install {
                     p.muted { "A second factor is required for everyone on this Doorman (" code { "security.require_second_factor" } ")." }
                 }
@@ -131,6 +125,26 @@ pub fn section(
                 }
             }
         }
+    }
+}
+
+/// "Add passkey": with the script, one press starts the browser's prompt at once (the
+/// ceremony is begun in the background and answered to the finish address); without
+/// it, or when "Confirm it's you" is due first, the form goes the two-page way.
+fn add_passkey_form(csrf: &str) -> Markup {
+    html! {
+        form.card.add-passkey #add-passkey data-passkey method="post" action=(action("passkey")) {
+            h2 { "Add a passkey or security key" }
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="token" value="" data-ceremony-token;
+            input type="hidden" name="credential" value="";
+            label { "Name" input type="text" name="name" placeholder="Laptop" maxlength="64"; }
+            button.primary type="submit" data-ceremony="create" data-begin=(action("passkey/begin"))
+                data-finish=(action("passkey/finish")) { "Add passkey" }
+            p.muted.passkey-status role="status" {}
+            p.muted { "Your device's screen lock, a phone or a security key. It also lets you sign in without a password." }
+        }
+        script src="/assets/passkeys.js" defer {}
     }
 }
 
@@ -335,6 +349,32 @@ pub async fn add_passkey(
                 cancel: PATH,
             };
             step_up_refusal(&me, &form.csrf, &guarded, &err).unwrap_or_else(|| error_page(&err))
+        }
+    }
+}
+
+/// The one-step "Add passkey": the ceremony's token and options as JSON for the page's
+/// script; a refusal (such as "Confirm it's you" being due) as the JSON error, after
+/// which the script sends the form the two-page way.
+#[handler]
+pub async fn begin_passkey(
+    req: &Request,
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AddForm>,
+) -> Response {
+    let proof = form.step_up.proof();
+    let client = client(req, &state);
+    match passkeys::start_registration(&state, &me, &client, &form.name, proof).await {
+        Ok(c) => Response::builder()
+            .content_type("application/json")
+            .header("Cache-Control", "no-store")
+            .body(format!(
+                r#"{{"ceremony":"{}","options":{}}}"#,
+                c.token, c.options
+            )),
+        Err(err) => {
+            let (status, body) = crate::http::errors::describe(&err);
+            poem::web::Json(body).with_status(status).into_response()
         }
     }
 }

@@ -264,12 +264,53 @@ fn enrol_page(
     let body = html! {
         main.narrow {
             h1 { "Set up a second factor" }
-            p { "Your account needs a second factor before you can go on: an authenticator app on your phone gives you a new 6-digit code every 30 seconds." }
+            p { "Your account needs a second factor before you can go on: an authenticator app on your phone (it gives you a new 6-digit code every 30 seconds), or a passkey." }
+            h2 { "With an authenticator app" }
             (totp_setup(key, paths::LOGIN_ENROL, &csrf.0, error))
+            @if crate::domain::factors::webauthn::enabled(state) {
+                section.card #enrol-passkey {
+                    h2 { "Or with a passkey" }
+                    p { "Your device's screen lock, a phone or a security key. You go on to your Second factors page, where only adding it (or signing out) is open until it is added." }
+                    form method="post" action=(ENROL_PASSKEY) {
+                        input type="hidden" name="csrf" value=(csrf.0);
+                        button.primary type="submit" { "Use a passkey instead" }
+                    }
+                }
+            }
             p { a href=(paths::LOGIN) { "Start over" } }
         }
     };
     page(state, "Set up a second factor", csrf, body, status)
+}
+
+/// Where the enrolment turns to a passkey.
+pub const ENROL_PASSKEY: &str = "/login/enrol/passkey";
+
+/// "Use a passkey instead": the password step becomes a session held at enrolment, and
+/// the browser goes to the Second factors page to add the passkey.
+#[handler]
+pub async fn enrol_with_passkey(
+    req: &Request,
+    state: Data<&AppState>,
+    form: poem::Result<Form<CodeForm>>,
+) -> Response {
+    let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
+    let Ok(Form(form)) = form else {
+        return error_page(&Error::invalid("bad_form", "The form could not be read."));
+    };
+    if !csrf_ok(req, &form.csrf) {
+        return expired(&state);
+    }
+    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
+    match second_step::hold_for_enrolment(&state, &token, client).await {
+        Ok(signed) => signed_in_redirect(
+            &state,
+            &signed,
+            &format!("{}?enrol=required#add-passkey", paths::SECOND_FACTORS),
+        ),
+        Err(Error::InvalidCode) => expired(&state),
+        Err(err) => error_page(&err),
+    }
 }
 
 #[handler]

@@ -1,26 +1,34 @@
 //! The security log: the Security log tab (one's own events) and the team's log
 //! (`/settings/team/log`: admins see their account's, the owner every account's).
 
+mod lines;
+
 use maud::{Markup, html};
 use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
-use serde_json::Value;
 
-use super::components::{nav_tabs, settings_page, time_cell};
+use super::components::{nav_tabs, settings_page};
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::audit::events::{self, Event, EventPage, EventQuery};
+use crate::domain::audit::events::{self, EventPage, EventQuery};
+use crate::domain::people::admin_users::{self, UserSummary};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::tokens;
 use crate::model::{Account, EventType};
 use crate::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
+use lines::{Line, Reader};
 
 /// The filters as they arrive from the GET form; empty means "any".
 #[derive(Deserialize, Default, Clone)]
 pub struct Filters {
     #[serde(default, rename = "type")]
     kind: String,
+    /// The team log's user picker: an email address.
+    #[serde(default)]
+    user: String,
+    /// A user's id: what a link to one user's events carries when they have no email
+    /// any more (a deleted user's events stay listable for the owner).
     #[serde(default)]
     user_id: String,
     #[serde(default)]
@@ -70,6 +78,7 @@ impl Filters {
     fn has_filter(&self) -> bool {
         [
             &self.kind,
+            &self.user,
             &self.user_id,
             &self.account_id,
             &self.since,
@@ -83,6 +92,7 @@ impl Filters {
     fn query_string(&self) -> String {
         [
             ("type", &self.kind),
+            ("user", &self.user),
             ("user_id", &self.user_id),
             ("account_id", &self.account_id),
             ("since", &self.since),
@@ -121,8 +131,8 @@ pub async fn mine(
         h1 { "Security log" }
         (nav_tabs(&me, "log"))
         p.muted { "What happened to your account: sign-ins, refused attempts, ended sessions, alerts and changes." }
-        (filter_form(SECURITY_LOG, &f, None, false))
-        (listing(SECURITY_LOG, &f, &page, false))
+        (filter_form(SECURITY_LOG, &f, None, None))
+        (listing(SECURITY_LOG, &f, &page, Reader::Person))
     };
     html_response(settings_page(
         &me,
@@ -151,8 +161,19 @@ pub async fn team(
         Err(err) => return error_page(&err),
     };
     let f = filters.map(|q| q.0).unwrap_or_default();
+    let people = match admin_users::list_users(&state, &me.principal, None, None).await {
+        Ok(p) => p,
+        Err(err) => return error_page(&err),
+    };
     let page = match f.query() {
-        Ok(q) => events::list_admin(&state, &me, &q).await,
+        Ok(mut q) => match pick_user(&f.user, &people) {
+            Ok(Some(id)) => {
+                q.user_id = Some(id);
+                events::list_admin(&state, &me, &q).await
+            }
+            Ok(None) => events::list_admin(&state, &me, &q).await,
+            Err(err) => Err(err),
+        },
         Err(err) => Err(err),
     };
     let page = match page {
@@ -160,7 +181,7 @@ pub async fn team(
         Err(err) => return error_page(&err),
     };
     let accounts = if scope == AdminScope::All {
-        match crate::domain::people::admin_users::list_accounts(&state, &me.principal).await {
+        match admin_users::list_accounts(&state, &me.principal).await {
             Ok(a) => a,
             Err(err) => return error_page(&err),
         }
@@ -176,8 +197,8 @@ pub async fn team(
             @if scope == AdminScope::All { "Security events of every account." }
             @else { "Security events of " (me.principal.account_name) "." }
         }
-        (filter_form(TEAM_LOG, &f, Some(&accounts), true))
-        (listing(TEAM_LOG, &f, &page, true))
+        (filter_form(TEAM_LOG, &f, Some(&accounts), Some(&people)))
+        (listing(TEAM_LOG, &f, &page, Reader::Admin))
     };
     html_response(settings_page(
         &me,
@@ -189,19 +210,54 @@ pub async fn team(
     .into_response()
 }
 
-fn filter_form(action: &str, f: &Filters, accounts: Option<&[Account]>, is_team: bool) -> Markup {
+/// The user the picker names, by email, among those the admin may see; None when the
+/// picker is empty. An address nobody in scope has is a clear error, the same whether
+/// or not someone elsewhere has it.
+fn pick_user(email: &str, people: &[UserSummary]) -> Result<Option<i64>, crate::error::Error> {
+    let email = email.trim();
+    if email.is_empty() {
+        return Ok(None);
+    }
+    people
+        .iter()
+        .find(|p| p.user.email.eq_ignore_ascii_case(email))
+        .map(|p| Some(p.user.id.0))
+        .ok_or_else(|| {
+            crate::error::Error::invalid(
+                "unknown_user",
+                format!(
+                    "Nobody in your team has the email {}.",
+                    email.chars().take(254).collect::<String>()
+                ),
+            )
+        })
+}
+
+fn filter_form(
+    action: &str,
+    f: &Filters,
+    accounts: Option<&[Account]>,
+    people: Option<&[UserSummary]>,
+) -> Markup {
     html! {
         form.filters method="get" action=(action) role="search" {
-            label { "Type"
+            label { "What"
                 select name="type" {
-                    option value="" { "Any" }
+                    option value="" { "Everything" }
                     @for t in EventType::ALL {
-                        option value=(t.as_str()) selected[f.kind == t.as_str()] { (t.as_str()) }
+                        option value=(t.as_str()) selected[f.kind == t.as_str()] { (label(t)) }
                     }
                 }
             }
-            @if is_team {
-                label { "User id" input type="text" inputmode="numeric" name="user_id" value=(f.user_id) size="6"; }
+            @if let Some(people) = people {
+                label { "User"
+                    input type="email" name="user" list="log-people" value=(f.user)
+                        placeholder="name@example.com" autocomplete="off";
+                }
+                datalist #log-people {
+                    @for p in people { option value=(p.user.email) { (p.user.name) } }
+                }
+                @if !f.user_id.is_empty() { input type="hidden" name="user_id" value=(f.user_id); }
             }
             @if let Some(accounts) = accounts.filter(|a| !a.is_empty()) {
                 label { "Account"
@@ -221,8 +277,9 @@ fn filter_form(action: &str, f: &Filters, accounts: Option<&[Account]>, is_team:
     }
 }
 
-fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup {
+fn listing(action: &str, f: &Filters, page: &EventPage, reader: Reader) -> Markup {
     let now = crate::clock::now();
+    let lines = lines::lines(&page.items, reader);
     html! {
         @if f.has_filter() {
             p.notice role="status" {
@@ -230,31 +287,11 @@ fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup
                 " event" @if page.items.len() != 1 { "s" } " matching the filters."
             }
         }
-        @if page.items.is_empty() {
+        @if lines.is_empty() {
             p.muted { "No events." }
         } @else {
-            table.events {
-                thead { tr {
-                    th { "When" } th { "Event" }
-                    @if is_team { th { "User" } }
-                    th { "By" } th { "Device" } th { "IP" } th { "Location" } th { "Details" }
-                } }
-                tbody {
-                    @for e in &page.items {
-                        tr {
-                            td { (time_cell(now, e.at)) }
-                            td { span.badge.(badge_class(&e.kind)) { (label(&e.kind)) } br; code.muted { (e.kind) } }
-                            @if is_team {
-                                td { (user_cell(action, f, e)) }
-                            }
-                            td { (actor_cell(e)) }
-                            td { (e.device.label()) }
-                            td { (e.ip) }
-                            td { (e.location.label()) }
-                            td { (details(e)) }
-                        }
-                    }
-                }
+            ol.log {
+                @for l in &lines { (entry(action, f, l, reader, now)) }
             }
             @if let Some(next) = &page.next_cursor {
                 div.pager { span {} a href=(format!("{action}?{}cursor={}", f.query_string(), encode(next))) { "Older →" } }
@@ -263,97 +300,76 @@ fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup
     }
 }
 
-fn user_cell(action: &str, f: &Filters, e: &Event) -> Markup {
-    match &e.user {
-        Some((id, email)) => {
-            let only = Filters {
-                user_id: id.to_string(),
-                cursor: String::new(),
-                ..f.clone()
-            };
-            let text = email
-                .clone()
-                .unwrap_or_else(|| format!("deleted user #{id}"));
-            html! { a href=(format!("{action}?{}", only.query_string())) title="Only this user's events" { (text) } }
-        }
-        None => html! { span.muted { "—" } },
-    }
-}
-
-fn actor_cell(e: &Event) -> Markup {
-    match (&e.actor, &e.user) {
-        (Some((a, _)), Some((u, _))) if a == u => html! { span.muted { "themself" } },
-        (Some((id, email)), _) => {
-            html! { (email.clone().unwrap_or_else(|| format!("deleted user #{id}"))) }
-        }
-        (None, _) => html! { span.muted { "—" } },
-    }
-}
-
-/// A few words for the type.
-fn label(kind: &str) -> &'static str {
-    let Some(t) = EventType::parse(kind) else {
-        return "Event";
-    };
-    match t {
-        EventType::SessionCreated => "Signed in",
-        EventType::SessionEnded => "Session ended",
-        EventType::SessionMoved => "Session moved",
-        EventType::LoginFailed => "Sign-in refused",
-        EventType::AlertQueued => "Alert queued",
-        EventType::AlertSent => "Alert sent",
-        EventType::AlertSuppressed => "Alert held back",
-        EventType::AlertConfirmed => "Alert confirmed",
-        EventType::AlertReported => "Reported \"not me\"",
-        EventType::UserInvited => "Invited",
-        EventType::UserCreated => "User created",
-        EventType::UserInvitationAccepted => "Invitation accepted",
-        EventType::UserDisabled => "User disabled",
-        EventType::UserEnabled => "User enabled",
-        EventType::UserDeleted => "User deleted",
-        EventType::UserRoleChanged => "Role changed",
-        EventType::UserPasswordChanged => "Password changed",
-        EventType::UserPasswordReset => "Password reset",
-        EventType::UserEmailChanged => "Email changed",
-        EventType::UserSecondFactorAdded => "Second factor added",
-        EventType::UserSecondFactorRemoved => "Second factor removed",
-        EventType::UserSecondFactorsReset => "Second factors reset",
-        EventType::AccessDenied => "Access refused",
-        EventType::AppSignedIn => "Signed in to an app",
-        EventType::AppTokenRefused => "App token refused",
-        EventType::PolicyChanged => "Second-factor policy changed",
-    }
-}
-
-fn badge_class(kind: &str) -> &'static str {
-    match kind {
-        "login.failed" | "access.denied" | "app.token_refused" | "alert.reported"
-        | "user.disabled" | "user.deleted" => "fail",
-        _ => "plain",
-    }
-}
-
-/// Details the other columns already show, or ids only a script wants.
-const NOT_SHOWN: [&str; 4] = ["by", "device_id", "device_hash", "alert_id"];
-
-/// The details worth reading, as `key: value` pairs.
-fn details(e: &Event) -> Markup {
-    let parsed: Value = serde_json::from_str(&e.details).unwrap_or(Value::Null);
-    let Some(map) = parsed.as_object() else {
-        return html! {};
-    };
+/// One line: the exact time (and how long ago), the sentence, where it came from.
+fn entry(action: &str, f: &Filters, l: &Line, reader: Reader, now: i64) -> Markup {
+    let exact = crate::clock::utc(l.at);
     html! {
-        @for (k, v) in map {
-            @if !v.is_null() && !NOT_SHOWN.contains(&k.as_str()) {
-                span.detail { span.muted { (k.replace('_', " ")) ": " } (plain(v)) } " "
+        li.(l.severity.class()) {
+            p.log-when {
+                time datetime=(exact) { (exact) } " · " (crate::clock::relative(now, l.at))
+                @if let Some(word) = l.severity.word() { " · " strong.log-sev { (word) } }
+            }
+            p.log-what { (l.sentence) }
+            @if !l.origin.is_empty() || reader == Reader::Admin {
+                p.log-origin {
+                    (l.origin)
+                    @if reader == Reader::Admin && let Some((id, email)) = &l.user {
+                        @if !l.origin.is_empty() { " · " }
+                        (only_user(action, f, *id, email.as_deref()))
+                    }
+                }
             }
         }
     }
 }
 
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.replace('_', " "),
-        other => other.to_string(),
+/// The link to one user's events.
+fn only_user(action: &str, f: &Filters, id: i64, email: Option<&str>) -> Markup {
+    let only = match email {
+        Some(e) => Filters {
+            user: e.to_string(),
+            user_id: String::new(),
+            cursor: String::new(),
+            ..f.clone()
+        },
+        None => Filters {
+            user: String::new(),
+            user_id: id.to_string(),
+            cursor: String::new(),
+            ..f.clone()
+        },
+    };
+    html! { a href=(format!("{action}?{}", only.query_string())) { "Only this user's events" } }
+}
+
+/// A few words for a type, for the filter.
+fn label(t: &EventType) -> &'static str {
+    match t {
+        EventType::SessionCreated => "Sign-ins",
+        EventType::SessionEnded => "Sessions ended",
+        EventType::SessionMoved => "Sessions that moved",
+        EventType::LoginFailed => "Refused sign-ins",
+        EventType::AlertQueued => "Alerts queued",
+        EventType::AlertSent => "Alerts emailed",
+        EventType::AlertSuppressed => "Alerts held back",
+        EventType::AlertConfirmed => "Alerts confirmed",
+        EventType::AlertReported => "Sign-ins reported as not me",
+        EventType::UserInvited => "Invitations",
+        EventType::UserCreated => "Users created",
+        EventType::UserInvitationAccepted => "Invitations accepted",
+        EventType::UserDisabled => "Users disabled",
+        EventType::UserEnabled => "Users enabled",
+        EventType::UserDeleted => "Users deleted",
+        EventType::UserRoleChanged => "Role changes",
+        EventType::UserPasswordChanged => "Password changes",
+        EventType::UserPasswordReset => "Password resets",
+        EventType::UserEmailChanged => "Email changes",
+        EventType::UserSecondFactorAdded => "Second factors added",
+        EventType::UserSecondFactorRemoved => "Second factors removed",
+        EventType::UserSecondFactorsReset => "Second factors reset",
+        EventType::AccessDenied => "Access refused",
+        EventType::PolicyChanged => "Second-factor policy changes",
+        EventType::AppSignedIn => "Sign-ins to apps",
+        EventType::AppTokenRefused => "App tokens refused",
     }
 }

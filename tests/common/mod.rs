@@ -694,3 +694,22 @@ pub fn assert_identity_from_doorman(body: &str, remote_only: bool) {
         "{body}"
     );
 }
+
+/// The token of the "end this session" link of the newest alert to `email`, as the
+/// server signs it. A sign-in alert no longer carries that link (its one action is
+/// "This wasn't me — secure my account", SPEC §22), but a session-moved alert does, and
+/// links in emails already sent keep working.
+pub fn end_link_token(s: &TestServer, email: &str) -> String {
+    use doorman::domain::alerts::signed::{AlertLink, LinkPurpose, sign_link_for};
+    let alert = s.sql_i64(&format!(
+        "SELECT a.id FROM alerts a JOIN users u ON u.id = a.user_id \
+         WHERE u.email = '{email}' ORDER BY a.id DESC LIMIT 1"
+    ));
+    let user = s.sql_i64(&format!("SELECT id FROM users WHERE email = '{email}'"));
+    let link = AlertLink {
+        alert,
+        user: doorman::model::UserId(user),
+    };
+    let expires = doorman::clock::now() + 24 * 3600;
+    sign_link_for(&s.state.link_key, LinkPurpose::End, link, expires)
+}

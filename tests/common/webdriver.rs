@@ -774,3 +774,92 @@ pub async fn sign_in(b: &Browser, server: &super::TestServer, email: &str) {
     b.click("button[type=submit]").await;
     b.wait_for_url("/settings/security/sessions").await;
 }
+
+/// Screens of a given width, and screenshots of the whole page.
+impl Browser {
+    /// Runs `js` in the page (its `return` value comes back).
+    pub async fn eval(&self, js: &str) -> Value {
+        match self.script(js, vec![]).await {
+            Ok(v) => v,
+            Err(e) => panic!("script {js}: {e}"),
+        }
+    }
+
+    /// Looks like a screen `width` CSS pixels wide: a phone's (touch, mobile viewport)
+    /// below 768, a desktop's from there on. Stays until the next call.
+    pub async fn screen_width(&self, width: u32) {
+        let mobile = width < 768;
+        let base = format!("{}/goog/cdp/execute", self.url);
+        let cdp = |cmd: &str, params: Value| {
+            let (http, base) = (self.http.clone(), base.clone());
+            let body = json!({"cmd": cmd, "params": params});
+            async move {
+                let v: Value = http
+                    .post(base)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert!(v["value"].get("error").is_none(), "CDP {body}: {v}");
+            }
+        };
+        cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": if mobile { 844 } else { 900 },
+                   "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+        cdp(
+            "Emulation.setTouchEmulationEnabled",
+            json!({"enabled": mobile, "maxTouchPoints": if mobile { 5 } else { 1 }}),
+        )
+        .await;
+    }
+
+    /// Makes the browser believe it is in the time zone `id` ("Europe/Berlin").
+    pub async fn time_zone(&self, id: &str) {
+        let body = json!({"cmd": "Emulation.setTimezoneOverride", "params": {"timezoneId": id}});
+        let url = format!("{}/goog/cdp/execute", self.url);
+        let v: Value = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(v["value"].get("error").is_none(), "CDP {body}: {v}");
+    }
+
+    /// A PNG of the whole page (beyond the screen's height), at the current width.
+    pub async fn screenshot_page(&self, path: &std::path::Path) {
+        let base = format!("{}/goog/cdp/execute", self.url);
+        let body = json!({"cmd": "Page.captureScreenshot",
+                          "params": {"format": "png", "captureBeyondViewport": true}});
+        let v: Value = self
+            .http
+            .post(base)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let data = v["value"]["data"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no screenshot: {v}"));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::write(path, png).unwrap();
+    }
+}

@@ -103,6 +103,9 @@ pub struct TeamMail {
     pub old_email: String,
     #[serde(default)]
     pub new_email: String,
+    /// The reader's time zone (IANA), looked up when the email is built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A link just made: its row and its secret (shown once, or emailed).

@@ -39,6 +39,10 @@ pub struct Details {
     /// For a report to admins: the person who reported (their email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub about: Option<String>,
+    /// The reader's time zone (IANA), looked up when the email is built, not frozen:
+    /// times are shown in it as well as in UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl Details {
@@ -65,6 +69,7 @@ impl Details {
             journey: None,
             moved_to: None,
             about: None,
+            time_zone: None,
         }
     }
 }
@@ -113,6 +118,7 @@ impl Details {
             journey: None,
             moved_to: None,
             about: None,
+            time_zone: None,
         }
     }
 
@@ -138,6 +144,7 @@ impl Details {
                 journey: None,
                 moved_to: None,
                 about: None,
+                time_zone: None,
             },
         }
     }
@@ -265,6 +272,14 @@ pub fn enqueue_details(
     Ok(status)
 }
 
+/// The time zone of an email's reader, when they gave one: its times are shown in it.
+pub async fn reader_time_zone(state: &AppState, user: UserId) -> Result<Option<String>> {
+    Ok(state
+        .db
+        .run(move |c| db::users::find_time_zone(c, user))
+        .await?)
+}
+
 /// One email of the outbox (a sign-in alert or a security notice).
 pub use crate::db::alerts::AlertRow as OutboxRow;
 
@@ -275,9 +290,11 @@ pub async fn next_due(state: &AppState) -> Result<Option<OutboxRow>> {
 }
 
 /// The SMTP server accepted the email. A sign-in alert's sending is an event
-/// (`alert.sent`); a security notice's is not (its cause has its own).
+/// (`alert.sent`); the other emails' is not (a security notice's cause has its own
+/// event, and an invitation or a reset link is not an alert).
 pub async fn mark_sent(state: &AppState, alert: &OutboxRow) -> Result<()> {
-    let (id, user, is_alert) = (alert.id, alert.user_id, alert.reasons != PASSWORD_CHANGED);
+    let is_alert = Reasons::parse(&alert.reasons).any();
+    let (id, user) = (alert.id, alert.user_id);
     let session_pk = alert.session_id;
     state
         .db

@@ -36,6 +36,36 @@ pub async fn rename(state: &AppState, me: &Authed, name: &str) -> Result<User> {
         .await
 }
 
+/// The caller's time zone (an IANA name), when they gave one.
+pub async fn time_zone(state: &AppState, me: &Authed) -> Result<Option<String>> {
+    let id = me.principal.user_id;
+    Ok(state
+        .db
+        .run(move |c| db::users::find_time_zone(c, id))
+        .await?)
+}
+
+/// Sets the caller's time zone (SPEC §22): an IANA name such as "Europe/Berlin", or
+/// empty to forget it (emails then show UTC only).
+#[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
+pub async fn set_time_zone(state: &AppState, me: &Authed, name: &str) -> Result<()> {
+    let name = name.trim().to_string();
+    if !name.is_empty() && (name.len() > 64 || !crate::clock::is_time_zone(&name)) {
+        return Err(Error::invalid(
+            "invalid_time_zone",
+            format!(
+                "\"{}\" is not a time zone. Choose one such as Europe/Berlin.",
+                name.chars().take(64).collect::<String>()
+            ),
+        ));
+    }
+    let id = me.principal.user_id;
+    Ok(state
+        .db
+        .run(move |c| db::users::update_time_zone(c, id, &name))
+        .await?)
+}
+
 fn email_taken() -> Error {
     Error::conflict("email_taken", "A user with that email already exists.")
 }

@@ -280,6 +280,38 @@ pub async fn enrolment_key(state: &AppState, token: &str) -> Result<Option<(User
     Ok(Some((user, key)))
 }
 
+/// Enrolment with a passkey instead of an authenticator app: the password step becomes
+/// a session held at enrolment (SPEC §19: it can only add a second factor or sign out,
+/// until it has one), which then adds the passkey on the Second factors page. The app
+/// key made for this enrolment, never activated, is dropped.
+pub async fn hold_for_enrolment(
+    state: &AppState,
+    token: &str,
+    client: ClientInfo,
+) -> Result<SignedIn> {
+    let started = std::time::Instant::now();
+    let Some(found) = find(state, token, Purpose::Enrol).await? else {
+        return Err(Error::InvalidCode);
+    };
+    let (ch, user) = (found.challenge, found.user);
+    if let Some(factor) = ch.factor_id {
+        let uid = user.id;
+        state
+            .db
+            .run(move |c| db::second_factors::delete_inactive(c, uid, factor))
+            .await?;
+    }
+    finish(
+        state,
+        ch,
+        user,
+        client,
+        AuthMethods::of(&[AuthMethod::Password]),
+        started,
+    )
+    .await
+}
+
 /// Completes an enrolment with the first code of the new authenticator: the factor is
 /// active, the session stored, and the recovery codes returned (shown once).
 pub async fn finish_enrolment(
