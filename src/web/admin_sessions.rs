@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::components::{
     CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, reset_button, session_cells, session_headings, settings_page, tabs,
+    geo_attribution, reset_button, session_cells, session_headings,
 };
+use super::nav::settings_page;
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::backup::{self, BackupRecord};
@@ -124,7 +125,6 @@ pub async fn show(
     let now = crate::clock::now();
     let body = html! {
         div {
-            (tabs(&me, "users"))
             @if let Some(n) = done_notice(f.done) { p.notice.ok role="status" { (n) } }
             (filter_form(&f, &accounts, &applications))
             @if let Some(u) = page.items.first().filter(|_| !f.user_id.is_empty()) {
@@ -144,7 +144,7 @@ pub async fn show(
     html_response(settings_page(
         &me,
         &csrf,
-        "Users sessions",
+        "Active sessions",
         USERS_PATH,
         body,
     ))

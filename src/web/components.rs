@@ -1,5 +1,4 @@
-//! What several pages show or do the same way: the settings menu and the frame of
-//! every settings page, the Active Sessions tabs, a session's cells, the time element,
+//! What several pages show or do the same way: a session's cells, the time element,
 //! the confirmation step, [`CsrfForm`], the prologue of every action (read the form,
 //! check its CSRF token, find the session), and the CSRF token of forms shown before
 //! sign-in.
@@ -14,112 +13,10 @@ use super::{error_page, html_response, layout, page_session};
 use crate::clock::{relative, utc};
 use crate::domain::auth::Authed;
 use crate::domain::model::Session;
-use crate::domain::permissions::admin_scope;
 use crate::error::Error;
 use crate::http::errors::describe;
 use crate::http::{cookies, paths};
 use crate::state::AppState;
-
-/// Who sees an entry of the settings menu.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Audience {
-    Everyone,
-    Admins,
-    Owner,
-}
-
-/// The settings menu, group by group: (group, label, path, who sees it, the paths
-/// under it that mark it current). A new page is one line here.
-fn menu_entries() -> Vec<(&'static str, &'static str, &'static str, Audience)> {
-    vec![
-        (
-            "Security",
-            "Active Sessions",
-            paths::SESSIONS,
-            Audience::Everyone,
-        ),
-        (
-            "Security",
-            "Second factors",
-            paths::SECOND_FACTORS,
-            Audience::Everyone,
-        ),
-        (
-            "Security",
-            "Security log",
-            paths::SECURITY_LOG,
-            Audience::Everyone,
-        ),
-        ("Account", "Profile", paths::PROFILE, Audience::Everyone),
-        (
-            "Account",
-            "Sign-in alerts",
-            paths::NOTIFICATIONS,
-            Audience::Everyone,
-        ),
-        ("Team", "Users", paths::TEAM_USERS, Audience::Admins),
-        ("Team", "Accounts", paths::TEAM_ACCOUNTS, Audience::Owner),
-        ("Team", "Team log", paths::TEAM_LOG, Audience::Admins),
-    ]
-}
-
-/// The settings menu; `current` is the path of the page shown (an entry is current
-/// for its own path and every path under it, e.g. the Sessions tabs).
-pub fn settings_menu(me: &Authed, current: &str) -> Markup {
-    let role = me.principal.role;
-    let sees = |a: Audience| match a {
-        Audience::Everyone => true,
-        Audience::Admins => role.rank() >= crate::domain::model::Role::Admin.rank(),
-        Audience::Owner => role == crate::domain::model::Role::Owner,
-    };
-    let entries: Vec<_> = menu_entries().into_iter().filter(|e| sees(e.3)).collect();
-    // The Sign-in history tab lives beside Active Sessions.
-    let current = if current == paths::HISTORY {
-        paths::SESSIONS
-    } else {
-        current
-    };
-    let mut groups: Vec<&str> = Vec::new();
-    for e in &entries {
-        if !groups.contains(&e.0) {
-            groups.push(e.0);
-        }
-    }
-    html! {
-        nav.menu aria-label="Settings" {
-            p.menu-title { "Settings" }
-            @for g in &groups {
-                p.menu-group { (g) }
-                ul {
-                    @for e in entries.iter().filter(|e| e.0 == *g) {
-                        @let here = current == e.2 || current.starts_with(&format!("{}/", e.2));
-                        li { a href=(e.2) aria-current=[here.then_some("page")] { (e.1) } }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The frame of every settings page: the settings menu beside the page's content.
-pub fn settings_page(
-    me: &Authed,
-    csrf: &str,
-    title: &str,
-    current: &str,
-    content: Markup,
-) -> Markup {
-    layout(
-        title,
-        Some((me, csrf)),
-        html! {
-            main.settings {
-                (settings_menu(me, current))
-                div.content { (content) }
-            }
-        },
-    )
-}
 
 /// The CSRF token of a form shown before sign-in (double-submit: the same random
 /// value in a cookie and in the form): the browser's, or a new one.
@@ -181,33 +78,6 @@ pub fn done_notice(done: Option<u64>) -> Option<String> {
         1 => "1 session ended. It is signed out on its next request.".to_string(),
         n => format!("{n} sessions ended. They are signed out on their next request."),
     })
-}
-
-/// The page heading and the two tabs (Users Sessions only for admins and owners).
-pub fn tabs(me: &Authed, active: &str) -> Markup {
-    html! {
-        p.breadcrumb { "Settings › Security" }
-        h1 { "Active sessions" }
-        (nav_tabs(me, active))
-    }
-}
-
-/// The Settings › Security tabs alone, for a page with its own heading.
-pub fn nav_tabs(me: &Authed, active: &str) -> Markup {
-    let is_admin = admin_scope(&me.principal).is_ok();
-    html! {
-        nav.tabs aria-label="Security" {
-            a href=(paths::SESSIONS) aria-current=[(active == "mine").then_some("page")] { "My Sessions" }
-            a href=(paths::SECURITY_LOG) aria-current=[(active == "log").then_some("page")] { "Security log" }
-            a href=(paths::HISTORY) aria-current=[(active == "history").then_some("page")] { "Sign-in history" }
-            a href=(paths::NOTIFICATIONS) aria-current=[(active == "notifications").then_some("page")] { "Alerts" }
-            @if is_admin {
-                a href=(paths::USERS_SESSIONS) aria-current=[(active == "users").then_some("page")] { "Users Sessions" }
-                a href=(paths::TEAM_LOG) aria-current=[(active == "team-log").then_some("page")] { "Team log" }
-            }
-            a href=(paths::SECOND_FACTORS) aria-current=[(active == "factors").then_some("page")] { "Second factors" }
-        }
-    }
 }
 
 /// What every listing shows of a session, heading and cell, in order: the current

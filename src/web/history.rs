@@ -5,7 +5,8 @@ use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{flag_img, geo_attribution, settings_page, tabs, time_cell};
+use super::components::{flag_img, geo_attribution, time_cell};
+use super::nav::settings_page;
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::history;
 use crate::domain::tokens;
@@ -41,7 +42,6 @@ pub async fn show(
     let now = crate::clock::now();
     let body = html! {
         div {
-            (tabs(&me, "history"))
             @if let Some(id) = q.user_id.filter(|id| *id != me.principal.user_id.0) {
                 p.notice {
                     "The sign-in history of "

@@ -9,6 +9,7 @@ pub mod forward_auth;
 pub mod history;
 pub mod invite;
 pub mod login;
+pub mod nav;
 pub mod notifications;
 pub mod profile;
 pub mod recovery;

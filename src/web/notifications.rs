@@ -7,7 +7,8 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field, nav_tabs, settings_page};
+use super::components::{CsrfForm, csrf_field};
+use super::nav::settings_page;
 use super::{error_page, html_response, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::model::AlertPrefs;
@@ -123,9 +124,6 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         _ => None,
     };
     let body = html! {
-        p.breadcrumb { "Settings › Account" }
-        h1 { "Sign-in alerts" }
-        (nav_tabs(&me, "notifications"))
         @if let Some(m) = message { p.notice.ok role="status" { (m) } }
         (section(&me, &csrf, &prefs))
     };

@@ -10,9 +10,9 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, csrf_field, link_refused, pre_csrf, pre_csrf_ok, settings_page, stale_form,
-    with_pre_csrf,
+    CsrfForm, csrf_field, link_refused, pre_csrf, pre_csrf_ok, stale_form, with_pre_csrf,
 };
+use super::nav::settings_page;
 use super::{error_page, html_response, layout, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::users::change_own_password;
@@ -163,8 +163,6 @@ fn page(
     status: StatusCode,
 ) -> Response {
     let content = html! {
-        p.breadcrumb { "Settings › Account" }
-        h1 { "Profile" }
         @if let Some(text) = done_text(done) { p.notice.ok role="status" { (text) } }
         @for s in sections(state, me, csrf, refusal) { (s) }
     };

@@ -9,9 +9,10 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, Guarded, StepUpFields, csrf_field, nav_tabs, recovery_codes_card, settings_page,
-    step_up_refusal, time_cell, totp_setup,
+    CsrfForm, Guarded, StepUpFields, csrf_field, recovery_codes_card, step_up_refusal, time_cell,
+    totp_setup,
 };
+use super::nav::settings_page;
 use super::{error_page, html_response, page_session};
 use crate::domain::auth::Authed;
 use crate::domain::model::UserId;
@@ -164,12 +165,6 @@ async fn policy_of(state: &AppState, me: &Authed) -> Option<Policy> {
 }
 
 fn frame(me: &Authed, csrf: &str, title: &str, body: Markup) -> Response {
-    let body = html! {
-        p.breadcrumb { "Settings › Security" }
-        h1 { (title) }
-        (nav_tabs(me, "factors"))
-        (body)
-    };
     html_response(settings_page(me, csrf, title, PATH, body)).into_response()
 }
 

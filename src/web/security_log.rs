@@ -7,7 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::components::{nav_tabs, settings_page, time_cell};
+use super::components::time_cell;
+use super::nav::settings_page;
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::events::{self, Event, EventPage, EventQuery};
 use crate::domain::model::{Account, EventType};
@@ -117,9 +118,6 @@ pub async fn mine(
     };
     let csrf = tokens::csrf_for_session(&token);
     let body = html! {
-        p.breadcrumb { "Settings › Security" }
-        h1 { "Security log" }
-        (nav_tabs(&me, "log"))
         p.muted { "What happened to your account: sign-ins, refused attempts, ended sessions, alerts and changes." }
         (filter_form(SECURITY_LOG, &f, None, false))
         (listing(SECURITY_LOG, &f, &page, false))
@@ -169,9 +167,6 @@ pub async fn team(
     };
     let csrf = tokens::csrf_for_session(&token);
     let body = html! {
-        p.breadcrumb { "Settings › Team" }
-        h1 { "Team log" }
-        (nav_tabs(&me, "team-log"))
         p.muted {
             @if scope == AdminScope::All { "Security events of every account." }
             @else { "Security events of " (me.principal.account_name) "." }
@@ -182,7 +177,7 @@ pub async fn team(
     html_response(settings_page(
         &me,
         &csrf,
-        "Team security log",
+        "Team log",
         TEAM_LOG,
         body,
     ))

@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use super::components::{
     CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, session_cells, session_headings, settings_page, tabs,
+    geo_attribution, session_cells, session_headings,
 };
+use super::nav::settings_page;
 use super::{client_of, error_page, html_response, page_session, presented, refused_token};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
@@ -42,7 +43,6 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         list.iter().partition(|s| s.pk == me.session.pk);
     let body = html! {
         div {
-            (tabs(&me, "mine"))
             @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
                 p.notice role="note" { "Email alerts are off: set " code { "mail.smtp_url" } " to email people when they sign in from a new device or country." }
             }

@@ -6,7 +6,8 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field, settings_page, time_cell};
+use super::components::{CsrfForm, csrf_field, time_cell};
+use super::nav::settings_page;
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::admin_users as domain;
 use crate::domain::auth::Authed;
@@ -71,8 +72,6 @@ async fn render(
     };
     let now = crate::clock::now();
     let content = html! {
-        p.breadcrumb { "Settings › Team" }
-        h1 { "Accounts" }
         @if let Some(t) = done { p.notice.ok role="status" { (t) } }
         @if let Some(e) = error { p.notice.error role="alert" { (e) } }
         table {

@@ -9,7 +9,8 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, confirm_action, csrf_field, settings_page, time_cell};
+use super::components::{CsrfForm, confirm_action, csrf_field, time_cell};
+use super::nav::settings_page;
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
 use crate::domain::auth::Authed;
@@ -121,8 +122,6 @@ async fn render(
     };
     let now = crate::clock::now();
     let content = html! {
-        p.breadcrumb { "Settings › Team" }
-        h1 { "Users" }
         @if let Some(text) = done_text(f) { p.notice.ok role="status" { (text) } }
         @if let Some(e) = flash.error { p.notice.error role="alert" { (e) } }
         @if let Some((email, url)) = flash.invite { (invite_link(state, email, url)) }
