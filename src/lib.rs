@@ -14,7 +14,9 @@
 //! error.rs     the domain's one error type
 //! http/        what both skins stand on: cookies and the one token extractor, CSRF, the
 //!              error → status/body mapping, the headers every answer carries, page paths
-//! web/         the pages (maud): one module per page, shared pieces in components.rs
+//! web/         the pages (maud): one module per page; shared pieces in components/, the
+//!              PageSession / AdminPage extractors in extract.rs, the one SettingsPage
+//!              list (menu and tabs) in nav.rs
 //! api/         the JSON API (poem-openapi)
 //! domain/      the rules: sign-in and the session check, sessions, permissions, users,
 //!              alerts, bootstrap, the operator's tools, health, backups and restore
@@ -35,7 +37,7 @@
 //! - Only `domain/` (and the wiring here and in `state.rs`) imports `db/`; SQL is
 //!   written in `db/` only.
 //! - Page modules do not import each other; what several pages share is in
-//!   `web/components.rs`.
+//!   `web/components/`, `web/extract.rs` and `web/nav.rs`.
 //! - Leaf services (clock, GeoIP, User-Agent, client address, password hasher, tokens,
 //!   rate limiter) do not take `AppState`: they are given what they need.
 //! - Modules are `pub` only where the tests or the benchmarks use them.

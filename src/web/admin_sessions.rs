@@ -3,21 +3,21 @@
 
 use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, reset_button, session_cells, session_headings,
-};
+use super::components::confirm::confirm_page;
+use super::components::factors::reset_button;
+use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
+use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
+use super::extract::{AdminPage, Client, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
-use super::{encode, error_page, html_response, page_session};
+use super::{encode, html_response};
 use crate::domain::auth::Authed;
 use crate::domain::backup::{self, BackupRecord};
 use crate::domain::model::{Account, UserId};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery, Counts, Page};
-use crate::domain::tokens;
 use crate::http::paths::USERS_SESSIONS as USERS_PATH;
 use crate::state::AppState;
 
@@ -91,37 +91,21 @@ impl Filters {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    AdminPage { me, csrf, scope }: AdminPage,
     filters: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let scope = match admin_scope(&me.principal) {
-        Ok(s) => s,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
     let f = filters.map(|q| q.0).unwrap_or_default();
     let query = f.query();
-    let page = domain::admin_list(&state, &me, &query, None, Some(&f.cursor)).await;
-    let count = domain::admin_count(&state, &me, &query).await;
-    let (page, count) = match (page, count) {
-        (Ok(p), Ok(c)) => (p, c),
-        (Err(err), _) | (_, Err(err)) => return error_page(&err),
-    };
+    let page = domain::admin_list(&state, &me, &query, None, Some(&f.cursor)).await?;
+    let count = domain::admin_count(&state, &me, &query).await?;
     let accounts = if scope == AdminScope::All {
-        match crate::domain::admin_users::list_accounts(&state, &me.principal).await {
-            Ok(a) => a,
-            Err(err) => return error_page(&err),
-        }
+        crate::domain::admin_users::list_accounts(&state, &me.principal).await?
     } else {
         Vec::new()
     };
     let mut applications = vec!["web".to_string(), "api".to_string()];
     applications.extend(state.config.applications.iter().map(|a| a.name.clone()));
-    let csrf = tokens::csrf_for_session(&token);
     let now = crate::clock::now();
     let body = html! {
         div {
@@ -141,14 +125,14 @@ pub async fn show(
             (geoip_footer(&state.geo.name(), state.geo.build_epoch(), now))
         }
     };
-    html_response(settings_page(
+    Ok(html_response(settings_page(
         &me,
         &csrf,
         "Active sessions",
         USERS_PATH,
         body,
     ))
-    .into_response()
+    .into_response())
 }
 
 /// The owner's view of the scheduled backups: the last good one, or the last failure
@@ -355,31 +339,24 @@ csrf_field!(ActionForm);
 pub async fn terminate(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    match domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await {
-        Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
-        Err(err) => error_page(&err),
-    }
+) -> PageResult {
+    domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await?;
+    Ok(Redirect::see_other(form.filters.back(Some(1))).into_response())
 }
 
 #[handler]
 pub async fn end_listed(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    if let Err(err) = admin_scope(&me.principal) {
-        return error_page(&err);
-    }
+) -> PageResult {
+    admin_scope(&me.principal)?;
     let query = form.filters.query();
     if form.confirm != "yes" {
-        let count = match domain::admin_count(&state, &me, &query).await {
-            Ok(c) => c.endable,
-            Err(err) => return error_page(&err),
-        };
+        let count = domain::admin_count(&state, &me, &query).await?.endable;
         let mut fields = form.filters.hidden_fields();
         fields.push(("reason", form.reason.clone()));
-        return confirm_page(
+        return Ok(confirm_page(
             &me,
             &form.csrf,
             &format!("End all {count} listed sessions?"),
@@ -387,7 +364,7 @@ pub async fn end_listed(
             &format!("{USERS_PATH}/end-listed"),
             &fields,
             &form.filters.back(None),
-        );
+        ));
     }
     let mut fields = form.filters.hidden_fields();
     fields.push(("confirm", "yes".to_string()));
@@ -397,29 +374,26 @@ pub async fn end_listed(
         fields: &fields,
         cancel: &form.filters.back(None),
     };
-    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
-    {
-        return page;
-    }
-    match domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await {
-        Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
-        Err(err) => error_page(&err),
-    }
+    confirm_its_you(&state, &client, &me, &form.csrf, &form.step_up, &guarded).await?;
+    let n = domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await?;
+    Ok(Redirect::see_other(form.filters.back(Some(n))).into_response())
 }
 
 #[handler]
 pub async fn end_user(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    let Ok(target) = form.target.trim().parse::<i64>() else {
-        return error_page(&crate::error::Error::NotFound);
-    };
+) -> PageResult {
+    let target = form
+        .target
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| crate::error::Error::NotFound)?;
     if form.confirm != "yes" {
         let mut fields = form.filters.hidden_fields();
         fields.push(("target", target.to_string()));
         fields.push(("reason", form.reason.clone()));
-        return confirm_page(
+        return Ok(confirm_page(
             &me,
             &form.csrf,
             "End every session of this user?",
@@ -427,10 +401,8 @@ pub async fn end_user(
             &format!("{USERS_PATH}/end-user"),
             &fields,
             &form.filters.back(None),
-        );
+        ));
     }
-    match domain::admin_end_user(&state, &me, UserId(target), Some(&form.reason)).await {
-        Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
-        Err(err) => error_page(&err),
-    }
+    let n = domain::admin_end_user(&state, &me, UserId(target), Some(&form.reason)).await?;
+    Ok(Redirect::see_other(form.filters.back(Some(n))).into_response())
 }

@@ -3,11 +3,12 @@
 
 use maud::html;
 use poem::web::{Data, Form, Query};
-use poem::{IntoResponse, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::geo_attribution;
-use super::{error_page, html_response, layout};
+use super::components::session::geo_attribution;
+use super::extract::PageResult;
+use super::{html_response, layout};
 use crate::clock::{relative, utc};
 use crate::domain::alerts::{end_via_link, link_target};
 use crate::state::AppState;
@@ -21,11 +22,8 @@ pub struct LinkParams {
 }
 
 #[handler]
-pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
-    let target = match link_target(&state, &q.t).await {
-        Ok(t) => t,
-        Err(err) => return error_page(&err),
-    };
+pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> PageResult {
+    let target = link_target(&state, &q.t).await?;
     let d = &target.details;
     let now = crate::clock::now();
     let body = html! {
@@ -50,16 +48,13 @@ pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
             (geo_attribution())
         }
     };
-    html_response(layout("End this session", None, body)).into_response()
+    Ok(html_response(layout("End this session", None, body)).into_response())
 }
 
 #[handler]
-pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>) -> Response {
+pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>) -> PageResult {
     let token = form.map(|f| f.0.t).unwrap_or_default();
-    let ended = match end_via_link(&state, &token).await {
-        Ok(e) => e,
-        Err(err) => return error_page(&err),
-    };
+    let ended = end_via_link(&state, &token).await?;
     let body = html! {
         main.narrow {
             @if ended {
@@ -77,5 +72,5 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>
     } else {
         "Nothing to end"
     };
-    html_response(layout(title, None, body)).into_response()
+    Ok(html_response(layout(title, None, body)).into_response())
 }

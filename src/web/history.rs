@@ -2,14 +2,14 @@
 
 use maud::html;
 use poem::web::{Data, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{flag_img, geo_attribution, time_cell};
+use super::components::session::{flag_img, geo_attribution, time_cell};
+use super::extract::{PageResult, PageSession};
 use super::nav::settings_page;
-use super::{encode, error_page, html_response, page_session};
+use super::{encode, html_response};
 use crate::domain::history;
-use crate::domain::tokens;
 use crate::state::AppState;
 
 pub use crate::http::paths::HISTORY as PATH;
@@ -25,20 +25,12 @@ pub struct HistoryQuery {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
     q: poem::Result<Query<HistoryQuery>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let q = q.map(|q| q.0).unwrap_or_default();
-    let page = match history::list(&state, &me, q.user_id, None, Some(&q.cursor)).await {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let csrf = tokens::csrf_for_session(&token);
+    let page = history::list(&state, &me, q.user_id, None, Some(&q.cursor)).await?;
     let now = crate::clock::now();
     let body = html! {
         div {
@@ -76,7 +68,7 @@ pub async fn show(
             (geo_attribution())
         }
     };
-    html_response(settings_page(&me, &csrf, "Sign-in history", PATH, body)).into_response()
+    Ok(html_response(settings_page(&me, &csrf, "Sign-in history", PATH, body)).into_response())
 }
 
 fn outcome(reason: &str) -> &'static str {

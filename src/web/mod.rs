@@ -5,6 +5,7 @@ pub mod admin_sessions;
 pub mod alert_answer;
 pub mod alert_link;
 pub mod components;
+pub mod extract;
 pub mod forward_auth;
 pub mod history;
 pub mod invite;

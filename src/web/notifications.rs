@@ -4,17 +4,16 @@
 
 use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field};
+use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
-use super::{error_page, html_response, page_session};
+use super::html_response;
 use crate::domain::auth::Authed;
 use crate::domain::model::AlertPrefs;
 use crate::domain::permissions::admin_scope;
 use crate::domain::preferences::{self, Preferences};
-use crate::domain::tokens;
 use crate::state::AppState;
 
 pub use crate::http::paths::NOTIFICATIONS as PATH;
@@ -107,16 +106,12 @@ pub struct Notice {
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    let prefs = match preferences::mine(&state, &me.principal).await {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let csrf = tokens::csrf_for_session(&token);
+pub async fn show(
+    state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
+    notice: Query<Notice>,
+) -> PageResult {
+    let prefs = preferences::mine(&state, &me.principal).await?;
     let message = match notice.saved.as_deref() {
         Some("prefs") => Some("Your alert choices are saved."),
         Some("locked") => Some("Every sign-in alert is now locked on for your account."),
@@ -127,7 +122,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         @if let Some(m) = message { p.notice.ok role="status" { (m) } }
         (section(&me, &csrf, &prefs))
     };
-    html_response(settings_page(&me, &csrf, "Sign-in alerts", PATH, body)).into_response()
+    Ok(html_response(settings_page(&me, &csrf, "Sign-in alerts", PATH, body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -158,31 +153,25 @@ csrf_field!(PrefsForm, LockForm);
 pub async fn save(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<PrefsForm>,
-) -> Response {
+) -> PageResult {
     let prefs = AlertPrefs {
         new_device: form.new_device.is_some(),
         new_country: form.new_country.is_some(),
         travel: form.travel.is_some(),
         moved: form.moved.is_some(),
     };
-    match preferences::set_mine(&state, &me.principal, prefs).await {
-        Ok(()) => Redirect::see_other(format!("{PATH}?saved=prefs")).into_response(),
-        Err(err) => error_page(&err),
-    }
+    preferences::set_mine(&state, &me.principal, prefs).await?;
+    Ok(Redirect::see_other(format!("{PATH}?saved=prefs")).into_response())
 }
 
 #[handler]
 pub async fn lock(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<LockForm>,
-) -> Response {
+) -> PageResult {
     let locked = form.locked == "yes";
     let account = me.principal.account_id;
-    match preferences::set_lock(&state, &me.principal, account, locked).await {
-        Ok(()) => {
-            let done = if locked { "locked" } else { "unlocked" };
-            Redirect::see_other(format!("{PATH}?saved={done}")).into_response()
-        }
-        Err(err) => error_page(&err),
-    }
+    preferences::set_lock(&state, &me.principal, account, locked).await?;
+    let done = if locked { "locked" } else { "unlocked" };
+    Ok(Redirect::see_other(format!("{PATH}?saved={done}")).into_response())
 }

@@ -5,18 +5,19 @@
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query, Redirect};
+use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, csrf_field, link_refused, pre_csrf, pre_csrf_ok, stale_form, with_pre_csrf,
+use super::components::sign_in::{link_refused, pre_csrf, with_pre_csrf};
+use super::extract::{
+    Client, CsrfForm, PageSession, PreSignInForm, csrf_field,
 };
 use super::nav::settings_page;
-use super::{error_page, html_response, layout, page_session};
+use super::{error_page, html_response, layout};
 use crate::domain::auth::Authed;
 use crate::domain::users::change_own_password;
-use crate::domain::{profile, tokens};
+use crate::domain::profile;
 use crate::error::Error;
 use crate::http::errors::describe;
 use crate::http::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
@@ -172,18 +173,12 @@ fn page(
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, done: Query<Done>) -> Response {
-    match page_session(req, &state).await {
-        Ok((me, token)) => page(
-            &state,
-            &me,
-            &tokens::csrf_for_session(&token),
-            &done,
-            None,
-            StatusCode::OK,
-        ),
-        Err(resp) => resp,
-    }
+pub async fn show(
+    state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
+    done: Query<Done>,
+) -> Response {
+    page(&state, &me, &csrf, &done, None, StatusCode::OK)
 }
 
 /// The old Security › Password address.
@@ -246,7 +241,7 @@ pub struct PasswordForm {
     keep_current: String,
 }
 
-csrf_field!(NameForm, EmailForm, PasswordForm);
+csrf_field!(NameForm, EmailForm, PasswordForm, ConfirmForm);
 
 #[handler]
 pub async fn submit_name(
@@ -261,11 +256,10 @@ pub async fn submit_name(
 
 #[handler]
 pub async fn submit_email(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<EmailForm>,
 ) -> Response {
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match profile::request_email_change(
         &state,
         &me,
@@ -282,12 +276,11 @@ pub async fn submit_email(
 
 #[handler]
 pub async fn submit_password(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<PasswordForm>,
 ) -> Response {
     let keep = form.keep_current == "yes";
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match change_own_password(&state, &me, &client, form.current, form.new, keep).await {
         Ok(n) if keep => {
             Redirect::see_other(format!("{PROFILE}?done=password&n={n}")).into_response()
@@ -344,16 +337,9 @@ pub struct ConfirmForm {
 
 #[handler]
 pub async fn confirm_submit(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ConfirmForm>>,
+    PreSignInForm(form): PreSignInForm<ConfirmForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
     match profile::confirm_email_change(&state, &form.token).await {
         Ok(user) => {
             let body = html! {
@@ -401,16 +387,9 @@ pub async fn cancel_show(
 
 #[handler]
 pub async fn cancel_submit(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ConfirmForm>>,
+    PreSignInForm(form): PreSignInForm<ConfirmForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
     match profile::cancel_email_change(&state, &form.token).await {
         Ok((user, new_email)) => {
             let body = html! {

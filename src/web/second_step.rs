@@ -4,13 +4,13 @@
 
 use maud::{Markup, html};
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::web::{Data, Form, Redirect};
+use poem::web::{Data, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    recovery_codes_card, set_signed_in_cookies, signed_in_redirect, totp_setup,
-};
+use super::components::factors::{recovery_codes_card, totp_setup};
+use super::components::sign_in::{pre_csrf_ok, set_signed_in_cookies, signed_in_redirect};
+use super::extract::{Client, PageForm};
 use super::{error_page, html_response, layout};
 use crate::domain::passkeys;
 use crate::domain::second_step::{self, Purpose};
@@ -63,11 +63,6 @@ fn page(
         }
     }
     resp
-}
-
-fn csrf_ok(req: &Request, given: &str) -> bool {
-    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
-    !expected.is_empty() && tokens::constant_time_eq(expected.as_bytes(), given.as_bytes())
 }
 
 fn verify_form(csrf: &str, methods: &[&str], passkey: Option<&str>, error: Option<&str>) -> Markup {
@@ -135,16 +130,13 @@ pub struct CodeForm {
 pub async fn submit_verify(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<CodeForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<CodeForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
     let (token, target) = match pending(req, &state, &form.csrf).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match second_step::complete(&state, &token, &form.code, client).await {
         Ok(signed) => {
             let used_recovery = signed
@@ -172,7 +164,7 @@ async fn pending(
     csrf: &str,
 ) -> Result<(String, String), Response> {
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
-    if !csrf_ok(req, csrf) {
+    if !pre_csrf_ok(req, csrf) {
         return Err(expired(state));
     }
     match second_step::find(state, &token, Purpose::SecondFactor).await {
@@ -236,16 +228,13 @@ pub struct PasskeyForm {
 pub async fn submit_passkey(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<PasskeyForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<PasskeyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
     let (token, target) = match pending(req, &state, &form.csrf).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match passkeys::complete_second_step(&state, &token, &form.credential, client).await {
         Ok(signed) => signed_in_redirect(&state, &signed, &target),
         Err(err) => refused_step(req, &state, &token, &err).await,
@@ -285,13 +274,11 @@ pub async fn show_enrol(req: &Request, state: Data<&AppState>) -> Response {
 pub async fn submit_enrol(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<CodeForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<CodeForm>,
 ) -> Response {
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !csrf_ok(req, &form.csrf) {
+    if !pre_csrf_ok(req, &form.csrf) {
         return expired(&state);
     }
     let target = match second_step::find(&state, &token, Purpose::Enrol).await {
@@ -299,7 +286,6 @@ pub async fn submit_enrol(
         Ok(None) => return expired(&state),
         Err(err) => return error_page(&err),
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match second_step::finish_enrolment(&state, &token, &form.code, client).await {
         Ok((signed, codes)) => {
             let body = html! {

@@ -3,17 +3,17 @@
 
 use maud::{Markup, html};
 use poem::web::{Data, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::components::time_cell;
+use super::components::session::time_cell;
+use super::extract::{AdminPage, PageResult, PageSession};
 use super::nav::settings_page;
-use super::{encode, error_page, html_response, page_session};
+use super::{encode, html_response};
 use crate::domain::events::{self, Event, EventPage, EventQuery};
 use crate::domain::model::{Account, EventType};
-use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::tokens;
+use crate::domain::permissions::AdminScope;
 use crate::http::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
 
@@ -99,73 +99,42 @@ impl Filters {
 /// The Security log tab: the events about the signed-in person.
 #[handler]
 pub async fn mine(
-    req: &Request,
     state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
     filters: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let f = filters.map(|q| q.0).unwrap_or_default();
-    let page = match f.query() {
-        Ok(q) => events::list_mine(&state, &me, &q).await,
-        Err(err) => Err(err),
-    };
-    let page = match page {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let csrf = tokens::csrf_for_session(&token);
+    let page = events::list_mine(&state, &me, &f.query()?).await?;
     let body = html! {
         p.muted { "What happened to your account: sign-ins, refused attempts, ended sessions, alerts and changes." }
         (filter_form(SECURITY_LOG, &f, None, false))
         (listing(SECURITY_LOG, &f, &page, false))
     };
-    html_response(settings_page(
+    Ok(html_response(settings_page(
         &me,
         &csrf,
         "Security log",
         SECURITY_LOG,
         body,
     ))
-    .into_response()
+    .into_response())
 }
 
 /// The team's log: the events of the caller's account (admins) or of every account,
 /// with an account filter (the owner).
 #[handler]
 pub async fn team(
-    req: &Request,
     state: Data<&AppState>,
+    AdminPage { me, csrf, scope }: AdminPage,
     filters: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let scope = match admin_scope(&me.principal) {
-        Ok(s) => s,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
     let f = filters.map(|q| q.0).unwrap_or_default();
-    let page = match f.query() {
-        Ok(q) => events::list_admin(&state, &me, &q).await,
-        Err(err) => Err(err),
-    };
-    let page = match page {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
+    let page = events::list_admin(&state, &me, &f.query()?).await?;
     let accounts = if scope == AdminScope::All {
-        match crate::domain::admin_users::list_accounts(&state, &me.principal).await {
-            Ok(a) => a,
-            Err(err) => return error_page(&err),
-        }
+        crate::domain::admin_users::list_accounts(&state, &me.principal).await?
     } else {
         Vec::new()
     };
-    let csrf = tokens::csrf_for_session(&token);
     let body = html! {
         p.muted {
             @if scope == AdminScope::All { "Security events of every account." }
@@ -174,14 +143,7 @@ pub async fn team(
         (filter_form(TEAM_LOG, &f, Some(&accounts), true))
         (listing(TEAM_LOG, &f, &page, true))
     };
-    html_response(settings_page(
-        &me,
-        &csrf,
-        "Team log",
-        TEAM_LOG,
-        body,
-    ))
-    .into_response()
+    Ok(html_response(settings_page(&me, &csrf, "Team log", TEAM_LOG, body)).into_response())
 }
 
 fn filter_form(action: &str, f: &Filters, accounts: Option<&[Account]>, is_team: bool) -> Markup {

@@ -6,12 +6,12 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, session_cells, session_headings,
-};
+use super::components::confirm::confirm_page;
+use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
+use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
+use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
-use super::{client_of, error_page, html_response, page_session, presented, refused_token};
+use super::{client_of, html_response, presented, refused_token};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
@@ -117,11 +117,9 @@ pub struct TerminateForm {
 pub async fn terminate(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<TerminateForm>,
-) -> Response {
-    match domain::end_mine(&state, &me, &form.id).await {
-        Ok(()) => Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response(),
-        Err(err) => error_page(&err),
-    }
+) -> PageResult {
+    domain::end_mine(&state, &me, &form.id).await?;
+    Ok(Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response())
 }
 
 csrf_field!(TerminateForm, ConfirmForm);
@@ -138,16 +136,14 @@ pub struct ConfirmForm {
 
 #[handler]
 pub async fn end_others(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, token }: CsrfForm<ConfirmForm>,
-) -> Response {
+) -> PageResult {
     if form.confirm != "yes" {
-        let count = match domain::list_mine_by_token(&state, &token, || None).await {
-            Ok((_, l)) => l.len().saturating_sub(1),
-            Err(err) => return error_page(&err),
-        };
-        return confirm_page(
+        let (_, list) = domain::list_mine_by_token(&state, &token, || None).await?;
+        let count = list.len().saturating_sub(1);
+        return Ok(confirm_page(
             &me,
             &form.csrf,
             &format!("End all {count} other sessions?"),
@@ -155,7 +151,7 @@ pub async fn end_others(
             &format!("{SESSIONS_PATH}/end-others"),
             &[],
             SESSIONS_PATH,
-        );
+        ));
     }
     let guarded = Guarded {
         what: "end all your other sessions",
@@ -163,32 +159,21 @@ pub async fn end_others(
         fields: &[("confirm", "yes".to_string())],
         cancel: SESSIONS_PATH,
     };
-    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
-    {
-        return page;
-    }
-    match domain::end_my_others(&state, &me).await {
-        Ok(n) => Redirect::see_other(format!("{SESSIONS_PATH}?done={n}")).into_response(),
-        Err(err) => error_page(&err),
-    }
+    confirm_its_you(&state, &client, &me, &form.csrf, &form.step_up, &guarded).await?;
+    let n = domain::end_my_others(&state, &me).await?;
+    Ok(Redirect::see_other(format!("{SESSIONS_PATH}?done={n}")).into_response())
 }
 
 /// "Download my data": the same JSON document as `GET /api/v1/me/export`.
 #[handler]
-pub async fn export(req: &Request, state: Data<&AppState>) -> Response {
-    let (me, _) = match page_session(req, &state).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    match privacy::export_mine(&state, &me.principal).await {
-        Ok(export) => Response::builder()
-            .content_type("application/json; charset=utf-8")
-            .header(
-                "Content-Disposition",
-                "attachment; filename=\"doorman-data.json\"",
-            )
-            .header("Cache-Control", "no-store")
-            .body(DataExport::from(&export).to_json_string()),
-        Err(err) => error_page(&err),
-    }
+pub async fn export(state: Data<&AppState>, PageSession { me, .. }: PageSession) -> PageResult {
+    let export = privacy::export_mine(&state, &me.principal).await?;
+    Ok(Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .header(
+            "Content-Disposition",
+            "attachment; filename=\"doorman-data.json\"",
+        )
+        .header("Cache-Control", "no-store")
+        .body(DataExport::from(&export).to_json_string()))
 }

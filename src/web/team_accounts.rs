@@ -3,16 +3,16 @@
 use maud::html;
 use poem::http::StatusCode;
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field, time_cell};
+use super::components::session::time_cell;
+use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
-use super::{encode, error_page, html_response, page_session};
+use super::{encode, html_response};
 use crate::domain::admin_users as domain;
 use crate::domain::auth::Authed;
 use crate::domain::model::AccountId;
-use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
 use crate::http::paths::{TEAM_ACCOUNTS as PATH, TEAM_USERS};
@@ -30,14 +30,10 @@ pub struct Done {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
     done: poem::Result<Query<Done>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let done = done.map(|d| d.0).unwrap_or_default();
     let text = match done.done.as_deref() {
         Some("created") => Some(format!("The account {} was created.", done.name)),
@@ -50,7 +46,7 @@ pub async fn show(
     render(
         &state,
         &me,
-        &tokens::csrf_for_session(&token),
+        &csrf,
         text.as_deref(),
         None,
         StatusCode::OK,
@@ -65,11 +61,8 @@ async fn render(
     done: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
-) -> Response {
-    let accounts = match domain::list_accounts(state, &me.principal).await {
-        Ok(a) => a,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
+    let accounts = domain::list_accounts(state, &me.principal).await?;
     let now = crate::clock::now();
     let content = html! {
         @if let Some(t) = done { p.notice.ok role="status" { (t) } }
@@ -108,9 +101,9 @@ async fn render(
             button.primary type="submit" { "Create account" }
         }
     };
-    html_response(settings_page(me, csrf, "Accounts", PATH, content))
+    Ok(html_response(settings_page(me, csrf, "Accounts", PATH, content))
         .with_status(status)
-        .into_response()
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -143,15 +136,17 @@ async fn answer(
     csrf: &str,
     done: &str,
     result: crate::error::Result<crate::domain::model::Account>,
-) -> Response {
+) -> PageResult {
     match result {
-        Ok(a) => Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name)))
-            .into_response(),
+        Ok(a) => Ok(
+            Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name)))
+                .into_response(),
+        ),
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
             let (status, body) = describe(&err);
             render(state, me, csrf, None, Some(&body.message), status).await
         }
-        Err(err) => error_page(&err),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -159,7 +154,7 @@ async fn answer(
 pub async fn create(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
-) -> Response {
+) -> PageResult {
     let domains = domains_of(&form.email_domains);
     let result = domain::create_account(&state, &me.principal, &form.name, &domains).await;
     answer(&state, &me, &form.csrf, "created", result).await
@@ -169,10 +164,8 @@ pub async fn create(
 pub async fn rename(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
-) -> Response {
-    let Ok(id) = form.id.trim().parse::<i64>() else {
-        return error_page(&Error::NotFound);
-    };
+) -> PageResult {
+    let id = form.id.trim().parse::<i64>().map_err(|_| Error::NotFound)?;
     let domains = domains_of(&form.email_domains);
     let result = domain::rename_account(
         &state,
