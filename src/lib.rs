@@ -84,7 +84,12 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at(http::paths::DENIED, web::forward_auth::denied)
         .at("/healthz", api::health::healthz)
         .at("/metrics", metrics::metrics)
-        .nest("/", web::routes())
+        .nest(
+            "/",
+            web::routes().catch_error(|_: poem::error::NotFoundError| async {
+                web::not_found_page()
+            }),
+        )
         .around(http::headers::limit_body)
         .with(CatchPanic::new())
         .around(http::headers::security_headers)

@@ -34,7 +34,7 @@ fn sign_in_card(d: &Details) -> Markup {
 }
 
 fn page(title: &str, body: Markup) -> Response {
-    let body = html! { main.narrow { (body) (geo_attribution()) } };
+    let body = html! { main.narrow #main { (body) (geo_attribution()) } };
     html_response(layout(title, None, body)).into_response()
 }
 

@@ -27,7 +27,7 @@ pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> PageResult {
     let d = &target.details;
     let now = crate::clock::now();
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Not you?" }
             div.card {
                 p { "Sign-in " span title=(utc(d.at)) { (relative(now, d.at)) } " from:" }
@@ -56,7 +56,7 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>
     let token = form.map(|f| f.0.t).unwrap_or_default();
     let ended = end_via_link(&state, &token).await?;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             @if ended {
                 h1 { "Session ended" }
                 p.notice.ok { "That session is signed out." }

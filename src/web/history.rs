@@ -44,7 +44,7 @@ pub async fn show(
             @if page.items.is_empty() {
                 p.muted { "No sign-ins yet." }
             } @else {
-                table {
+                div.scroll-x tabindex="0" role="region" aria-label="Sign-ins" { table {
                     thead { tr { th { "When" } th { "Outcome" } th { "Device" } th { "IP" } th { "Location" } } }
                     tbody {
                         @for r in &page.items {
@@ -60,7 +60,7 @@ pub async fn show(
                             }
                         }
                     }
-                }
+                } }
                 @if let Some(next) = &page.next_cursor {
                     div.pager { span {} a href=(format!("{PATH}?cursor={}{}", encode(next), q.user_id.map(|u| format!("&user_id={u}")).unwrap_or_default())) { "Older →" } }
                 }

@@ -39,7 +39,7 @@ fn page(
 ) -> Response {
     let min = state.config.security.password_min_length;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Welcome to Doorman" }
             p { "You were invited to the account " strong { (user.account_name) } " as " strong { (user.email) } ". Choose your name and a password to finish." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }

@@ -138,7 +138,7 @@ fn form(
     passkeys: bool,
 ) -> Markup {
     html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Sign in" }
             @if let Some(n) = notice { p.notice role="status" { (n) } }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }

@@ -126,10 +126,6 @@ pub fn routes() -> Route {
             post(admin_sessions::end_listed),
         )
         .at(
-            format!("{}/end-user", USERS_SESSIONS),
-            post(admin_sessions::end_user),
-        )
-        .at(
             paths::PASSWORD,
             get(profile::old_password_page).post(profile::submit_password),
         )
@@ -387,6 +383,24 @@ pub fn ended_notice(reason: &str) -> String {
     }
 }
 
+/// The page of an address that leads nowhere (404), in the frame of every page.
+pub fn not_found_page() -> Response {
+    let markup = layout(
+        "Page not found",
+        None,
+        html! {
+            main.narrow #main {
+                h1 { "Page not found" }
+                p { "There is no page at this address. It may have moved, or the link may be mistyped." }
+                p { a.button href="/" { "Go to Doorman" } }
+            }
+        },
+    );
+    html_response(markup)
+        .with_status(StatusCode::NOT_FOUND)
+        .into_response()
+}
+
 /// A page-shaped error: the same status and message the API would give.
 pub fn error_page(err: &Error) -> Response {
     let (status, body) = describe(err);
@@ -394,7 +408,7 @@ pub fn error_page(err: &Error) -> Response {
         "Error",
         None,
         html! {
-            main.narrow {
+            main.narrow #main {
                 h1 { "Something is not right" }
                 p.notice.error { (body.message) }
                 p { a href="/" { "Back to Doorman" } }
@@ -420,6 +434,7 @@ pub fn layout(title: &str, who: Option<(&Authed, &str)>, body: Markup) -> Markup
                 link rel="stylesheet" href="/assets/style.css";
             }
             body {
+                a.skip-link href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/" { (PreEscaped(DOOR_ICON)) " Doorman" }
                     @if let Some((authed, csrf)) = who {

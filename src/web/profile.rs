@@ -313,7 +313,7 @@ pub async fn confirm_show(
     };
     let csrf = pre_csrf(req);
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Confirm your new email" }
             p { "Change the email of your Doorman account from " strong { (user.email) } " to " strong { (new_email) } "?" }
             form.card method="post" action=(EMAIL_CONFIRM) {
@@ -343,7 +343,7 @@ pub async fn confirm_submit(
     match profile::confirm_email_change(&state, &form.token).await {
         Ok(user) => {
             let body = html! {
-                main.narrow {
+                main.narrow #main {
                     h1 { "Email changed" }
                     p.notice.ok role="status" { "Your Doorman account's email is now " strong { (user.email) } ". Sign in with it from now on." }
                     p { a href=(PROFILE) { "Go to your profile" } }
@@ -371,7 +371,7 @@ pub async fn cancel_show(
     };
     let csrf = pre_csrf(req);
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Cancel the email change" }
             p { "Someone asked to change the email of the Doorman account " strong { (user.email) } " to " strong { (new_email) } ". Cancel it, and the email stays as it is?" }
             form.card method="post" action=(EMAIL_CANCEL) {
@@ -393,7 +393,7 @@ pub async fn cancel_submit(
     match profile::cancel_email_change(&state, &form.token).await {
         Ok((user, new_email)) => {
             let body = html! {
-                main.narrow {
+                main.narrow #main {
                     h1 { "Email change cancelled" }
                     p.notice.ok role="status" { "The change to " strong { (new_email) } " was cancelled: the Doorman account's email stays " strong { (user.email) } "." }
                     p { "If you did not ask for it, someone may know your password: sign in and change it." }

@@ -19,7 +19,7 @@ use crate::state::AppState;
 
 fn forgot_page(state: &AppState, csrf: &str, answered: bool) -> Response {
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Forgot your password?" }
             @if answered {
                 p.notice.ok role="status" { (FORGOT_ANSWER) }
@@ -82,7 +82,7 @@ fn reset_page(
 ) -> Response {
     let min = state.config.security.password_min_length;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Choose a new password" }
             p { "For " strong { (user.email) } ". Every session of this account will be signed out." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }

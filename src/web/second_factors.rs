@@ -59,7 +59,7 @@ pub fn section(
                 p.status.off { "Two-step verification is " strong { "off" } ". Add an authenticator app or a passkey so that a stolen password is not enough to sign in as you." }
             }
             @if !o.factors.is_empty() {
-                table.factors {
+                div.scroll-x tabindex="0" role="region" aria-label="Your second factors" { table.factors {
                     thead { tr { th { "Factor" } th { "Name" } th { "Added" } th { "Last used" } th { span.sr { "Actions" } } } }
                     tbody {
                         @for f in &o.factors {
@@ -86,18 +86,18 @@ pub fn section(
                             }
                         }
                     }
-                }
+                } }
             }
             div.add-factors {
                 form.card method="post" action=(action("totp")) {
-                    h3 { "Add an authenticator app" }
+                    h2 { "Add an authenticator app" }
                     input type="hidden" name="csrf" value=(csrf);
                     label { "Name" input type="text" name="name" placeholder="Phone" maxlength="64"; }
                     button.primary type="submit" { "Add authenticator app" }
                 }
                 @if passkeys_enabled {
                     form.card.add-passkey method="post" action=(action("passkey")) {
-                        h3 { "Add a passkey or security key" }
+                        h2 { "Add a passkey or security key" }
                         input type="hidden" name="csrf" value=(csrf);
                         label { "Name" input type="text" name="name" placeholder="Laptop" maxlength="64"; }
                         button.primary type="submit" { "Add passkey" }
@@ -106,7 +106,7 @@ pub fn section(
                 }
             }
             @if o.has_active() {
-                h3 { "Recovery codes" }
+                h2 { "Recovery codes" }
                 p { (o.recovery_codes_left) " of 10 recovery codes left. Each signs you in once when you cannot use your second factor." }
                 form method="post" action=(action("recovery-codes"))
                     data-confirm="Get new recovery codes? The old ones stop working." {
@@ -115,7 +115,7 @@ pub fn section(
                 }
             }
             @if let Some(p) = policy {
-                h3 { "Policy" }
+                h2 { "Policy" }
                 @if p.install {
                     p.muted { "A second factor is required for everyone on this Doorman (" code { "security.require_second_factor" } ")." }
                 }

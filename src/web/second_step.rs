@@ -68,7 +68,7 @@ fn page(
 fn verify_form(csrf: &str, methods: &[&str], passkey: Option<&str>, error: Option<&str>) -> Markup {
     let totp = methods.contains(&"totp");
     html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Two-step verification" }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
             @if let Some(options) = passkey {
@@ -250,7 +250,7 @@ fn enrol_page(
 ) -> Response {
     let csrf = pre_csrf(req);
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Set up a second factor" }
             p { "Your account needs a second factor before you can go on: an authenticator app on your phone gives you a new 6-digit code every 30 seconds." }
             (totp_setup(key, paths::LOGIN_ENROL, &csrf.0, error))
@@ -289,7 +289,7 @@ pub async fn submit_enrol(
     match second_step::finish_enrolment(&state, &token, &form.code, client).await {
         Ok((signed, codes)) => {
             let body = html! {
-                main.narrow {
+                main.narrow #main {
                     h1 { "Your second factor is set up" }
                     p.notice.ok role="status" { "Your authenticator app is active. From now on, signing in asks for its code." }
                     (recovery_codes_card(&codes))

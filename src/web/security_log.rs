@@ -190,7 +190,7 @@ fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup
         @if page.items.is_empty() {
             p.muted { "No events." }
         } @else {
-            table.events {
+            div.scroll-x tabindex="0" role="region" aria-label="Events" { table.events {
                 thead { tr {
                     th { "When" } th { "Event" }
                     @if is_team { th { "User" } }
@@ -212,7 +212,7 @@ fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup
                         }
                     }
                 }
-            }
+            } }
             @if let Some(next) = &page.next_cursor {
                 div.pager { span {} a href=(format!("{action}?{}cursor={}", f.query_string(), encode(next))) { "Older →" } }
             }

@@ -6,7 +6,7 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::confirm::confirm_page;
+use super::components::confirm::{Confirm, confirm_page};
 use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
 use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
@@ -16,6 +16,7 @@ use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
 use crate::domain::sessions as domain;
+use crate::domain::step_up;
 use crate::domain::tokens;
 use crate::http::export::DataExport;
 use crate::http::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
@@ -41,6 +42,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
     let now = crate::clock::now();
     let (current, others): (Vec<&Session>, Vec<&Session>) =
         list.iter().partition(|s| s.pk == me.session.pk);
+    let fresh = step_up::is_fresh(&state, &me);
     let body = html! {
         div {
             @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
@@ -62,13 +64,13 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
             @if others.is_empty() {
                 p.muted { "You are not signed in anywhere else." }
             } @else {
-                table {
+                table.sessions.cards {
                     thead { tr { @for h in session_headings() { th { (h) } } th { span.sr { "Action" } } } }
                     tbody {
                         @for s in &others {
                             tr {
-                                @for (_, cell) in session_cells(s, now) { td { (cell) } }
-                                td {
+                                @for (heading, cell) in session_cells(s, now) { td data-label=(heading) { (cell) } }
+                                td.act {
                                     form method="post" action=(format!("{SESSIONS_PATH}/terminate")) {
                                         input type="hidden" name="csrf" value=(csrf);
                                         input type="hidden" name="id" value=(s.id.0);
@@ -80,8 +82,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                     }
                 }
                 div.actions {
+                    // One confirmation (SPEC §22): the browser's dialog when the session
+                    // confirmed it is its person recently; otherwise the server's page,
+                    // which asks for the password at the same time.
                     form method="post" action=(format!("{SESSIONS_PATH}/end-others"))
-                        data-confirm=(format!("End all {} other sessions? They will be signed out.", others.len())) {
+                        data-confirm=[fresh.then(|| format!("End all {} other sessions? They will be signed out.", others.len()))] {
                         input type="hidden" name="csrf" value=(csrf);
                         button.danger type="submit" { "End all other sessions" }
                     }
@@ -143,15 +148,19 @@ pub async fn end_others(
     if form.confirm != "yes" {
         let (_, list) = domain::list_mine_by_token(&state, &token, || None).await?;
         let count = list.len().saturating_sub(1);
-        return Ok(confirm_page(
-            &me,
-            &form.csrf,
-            &format!("End all {count} other sessions?"),
-            "Every other device signed in as you will be signed out on its next request. This device stays signed in.",
-            &format!("{SESSIONS_PATH}/end-others"),
-            &[],
-            SESSIONS_PATH,
-        ));
+        let question = format!("End all {count} other sessions?");
+        let action = format!("{SESSIONS_PATH}/end-others");
+        let confirm = Confirm {
+            step_up: !step_up::is_fresh(&state, &me),
+            ..Confirm::new(
+                &question,
+                "Every other device signed in as you will be signed out on its next request. This device stays signed in.",
+                &action,
+                &[],
+                SESSIONS_PATH,
+            )
+        };
+        return Ok(confirm_page(&me, &form.csrf, &confirm));
     }
     let guarded = Guarded {
         what: "end all your other sessions",

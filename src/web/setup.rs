@@ -32,7 +32,7 @@ pub async fn show(state: Data<&AppState>, query: Query<SetupQuery>) -> Response 
 fn page(state: &AppState, token: &str, error: Option<&str>, status: StatusCode) -> Response {
     let min = state.config.security.password_min_length;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Create the owner" }
             p { "The owner runs this Doorman: an administrator of every account." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }

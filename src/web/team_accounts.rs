@@ -67,7 +67,7 @@ async fn render(
     let content = html! {
         @if let Some(t) = done { p.notice.ok role="status" { (t) } }
         @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-        table {
+        div.scroll-x tabindex="0" role="region" aria-label="Accounts" { table {
             thead { tr { th { "Name" } th { "Created" } th { "Users" } th { "Email domains" } th { "Change" } } }
             tbody {
                 @for a in &accounts {
@@ -91,7 +91,7 @@ async fn render(
                     }
                 }
             }
-        }
+        } }
         p.muted { "Email domains limit the addresses this account's admins can create or invite (comma-separated, such as example.com); empty allows any. You are not limited." }
         h2 { "Create an account" }
         form.card.inline-form method="post" action=(CREATE_PATH) {

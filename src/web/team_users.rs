@@ -9,7 +9,7 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use super::components::confirm::confirm_action;
+use super::components::confirm::{Confirm, confirm_page};
 use super::components::session::time_cell;
 use super::extract::{AdminPage, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
@@ -170,7 +170,7 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
         @if users.is_empty() {
             p.muted { "No users match." }
         } @else {
-            table.users {
+            div.scroll-x tabindex="0" role="region" aria-label="Users" { table.users {
                 thead { tr {
                     th { "Email" } th { "Name" }
                     @if scope == AdminScope::All { th { "Account" } }
@@ -203,7 +203,7 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
@@ -554,14 +554,10 @@ fn confirm(me: &Authed, form: &ActionForm, target: &UserSummary) -> Response {
             "Yes, delete",
         ),
     };
-    confirm_action(
-        me,
-        &form.csrf,
-        &question,
-        &detail,
-        ACTION_PATH,
-        &[("id", form.id.clone()), ("action", form.action.clone())],
-        PATH,
+    let fields = [("id", form.id.clone()), ("action", form.action.clone())];
+    let confirm = Confirm {
         button,
-    )
+        ..Confirm::new(&question, &detail, ACTION_PATH, &fields, PATH)
+    };
+    confirm_page(me, &form.csrf, &confirm)
 }

@@ -55,7 +55,7 @@ pub fn link_refused(err: &Error) -> Response {
         "Link",
         None,
         html! {
-            main.narrow {
+            main.narrow #main {
                 h1 { "This link does not work" }
                 p.notice.error role="alert" { (body.message) }
                 p { a href=(paths::LOGIN) { "Go to the sign-in page" } }

@@ -107,7 +107,7 @@ fn step_up_page(
     status: u16,
 ) -> Response {
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Confirm it's you" }
             p { "To " (g.what) ", enter your password again. A code from your authenticator app (or a recovery code) works too." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
