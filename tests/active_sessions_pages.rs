@@ -147,8 +147,11 @@ async fn my_sessions_page_shows_current_others_and_escapes() {
 
     // Device, and times relative with the exact UTC time on hover.
     assert!(html.contains("Firefox 121"), "{html}");
+    // The device's parts, each kept whole (it wraps between them only).
     assert!(
-        html.contains("Chrome 120 · macOS 10.15 · Desktop"),
+        html.contains(
+            "<span class=\"nw\">Chrome 120</span> · <span class=\"nw\">macOS 10.15</span> · <span class=\"nw\">Desktop</span>"
+        ),
         "{html}"
     );
     assert!(html.contains("just now"), "{html}");

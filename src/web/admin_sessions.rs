@@ -1,6 +1,8 @@
 //! The Users Sessions tab: admins see, search and end the sessions of their account's
 //! users; the owner, of every account.
 
+use std::collections::HashSet;
+
 use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, handler};
@@ -128,6 +130,7 @@ pub async fn show(
         fresh: step_up::is_fresh(&state, &me),
         reset_for,
     };
+    let alerted = domain::alerted(&state, &page.items).await?;
     let now = crate::clock::now();
     let body = html! {
         div {
@@ -140,7 +143,7 @@ pub async fn show(
             @if page.items.is_empty() {
                 p.muted { "No active sessions match." }
             } @else {
-                (results(&me, scope, &page, &csrf, &f, now))
+                (results(&me, scope, &page, &csrf, &f, now, &alerted))
                 (bulk_actions(&query, &bulk))
             }
             @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
@@ -255,10 +258,11 @@ fn results(
     csrf: &str,
     f: &Filters,
     now: i64,
+    alerted: &HashSet<i64>,
 ) -> Markup {
     html! {
         table.sessions.cards {
-            thead { tr { th { "User" } @for h in session_headings() { th { (h) } } th { "Application" } th { span.sr { "Actions" } } } }
+            thead { tr { th { "User" } @for h in session_headings() { th { (h) } } th { span.sr { "Actions" } } } }
             tbody {
                 @for s in &page.items {
                     tr {
@@ -266,8 +270,7 @@ fn results(
                             a href=(format!("{USERS_PATH}?user_id={}", s.user_id)) title="Only this user's sessions" { (s.user_email) }
                             @if scope == AdminScope::All { br; span.muted { (s.account_name) } }
                         }
-                        @for (heading, cell) in session_cells(s, now) { td data-label=(heading) { (cell) } }
-                        td data-label="Application" { (s.application) }
+                        @for (heading, cell) in session_cells(s, now, alerted.contains(&s.pk)) { td data-label=(heading) { (cell) } }
                         td.act {
                             @if s.pk == me.session.pk {
                                 span.badge { "Current" }

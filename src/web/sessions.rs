@@ -11,7 +11,7 @@ use super::components::session::{done_notice, geo_attribution, session_cells, se
 use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
-use super::{client_of, html_response, presented, refused_token};
+use super::{client_of, error_page, html_response, presented, refused_token};
 use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::domain::privacy;
@@ -43,6 +43,10 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
     let (current, others): (Vec<&Session>, Vec<&Session>) =
         list.iter().partition(|s| s.pk == me.session.pk);
     let fresh = step_up::is_fresh(&state, &me);
+    let alerted = match domain::alerted(&state, &list).await {
+        Ok(a) => a,
+        Err(err) => return error_page(&err),
+    };
     let body = html! {
         div {
             @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
@@ -54,7 +58,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                 section.card.current-box aria-label="Current session" {
                     p { span.badge { "Current" } " " span.muted { "You are using this session. To end it, sign out." } }
                     dl.current {
-                        @for (heading, cell) in session_cells(s, now) {
+                        @for (heading, cell) in session_cells(s, now, alerted.contains(&s.pk)) {
                             div { dt { (heading) } dd { (cell) } }
                         }
                     }
@@ -69,7 +73,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                     tbody {
                         @for s in &others {
                             tr {
-                                @for (heading, cell) in session_cells(s, now) { td data-label=(heading) { (cell) } }
+                                @for (heading, cell) in session_cells(s, now, alerted.contains(&s.pk)) { td data-label=(heading) { (cell) } }
                                 td.act {
                                     form method="post" action=(format!("{SESSIONS_PATH}/terminate")) {
                                         input type="hidden" name="csrf" value=(csrf);

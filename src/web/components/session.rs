@@ -1,5 +1,5 @@
-//! A session as every listing shows it: its cells (device, IP, place with its flag,
-//! times), the DB-IP attribution, and the notice after ending some.
+//! A session as every listing shows it: its cells (client and device, place with its
+//! flag and address, times), the DB-IP attribution, and the notice after ending some.
 
 use maud::{Markup, PreEscaped, html};
 
@@ -18,30 +18,52 @@ pub fn done_notice(done: Option<u64>) -> Option<String> {
 
 /// What every listing shows of a session, heading and cell, in order: the current
 /// session's box, the My Sessions table and the Users Sessions table all render from
-/// here, so a new column is one line.
-pub fn session_cells(s: &Session, now: i64) -> [(&'static str, Markup); 5] {
+/// here, so a new column is one line. `alerted`: the session raised a sign-in alert.
+pub fn session_cells(s: &Session, now: i64, alerted: bool) -> [(&'static str, Markup); 4] {
     [
-        ("Device", device_cell(s)),
-        ("IP", html! { (s.ip) }),
+        ("Device", device_cell(s, alerted)),
         ("Location", location_cell(s)),
         ("Last active", time_cell(now, s.last_active_at)),
-        ("Created", time_cell(now, s.created_at)),
+        ("Signed in", signed_in_cell(now, s.created_at)),
     ]
 }
 
 /// The headings of [`session_cells`], for a table's head.
 pub fn session_headings() -> impl Iterator<Item = &'static str> {
-    ["Device", "IP", "Location", "Last active", "Created"].into_iter()
+    ["Device", "Location", "Last active", "Signed in"].into_iter()
 }
 
-pub fn device_cell(s: &Session) -> Markup {
+/// Which app or client a session is for: a browser signed in to Doorman, the API, or
+/// the protected application's name.
+pub fn client_kind(application: &str) -> &str {
+    match application {
+        "web" => "Browser",
+        "api" => "API",
+        app => app,
+    }
+}
+
+/// The client, the device (its parts kept whole, so it wraps between them only), the
+/// applications used, the sign-in methods when more than a password, and the mark of a
+/// session that raised an alert.
+pub fn device_cell(s: &Session, alerted: bool) -> Markup {
+    let methods = auth_methods_label(s);
+    let label = s.device.label();
     html! {
         span.device title=(s.user_agent) {
             (PreEscaped(device_icon(&s.device.category)))
-            span { (s.device.label()) }
+            span {
+                span.kind { (client_kind(&s.application)) }
+                @for (i, part) in label.split(" · ").enumerate() {
+                    @if i > 0 { " · " }
+                    span.nw { (part) }
+                }
+            }
+        }
+        @if alerted {
+            span.badge.alerted { "We emailed you about this sign-in" }
         }
         @if !s.applications_used.is_empty() {
-            br;
             span.muted.used {
                 "Used with "
                 @for (i, u) in s.applications_used.iter().enumerate() {
@@ -50,19 +72,22 @@ pub fn device_cell(s: &Session) -> Markup {
                 }
             }
         }
-        br;
-        span.muted.methods { "Signed in with " (auth_methods_label(s)) }
+        @if methods != "Password" {
+            span.muted.methods { "Signed in with " (methods) }
+        }
     }
 }
 
-/// The flag (an embedded SVG) and the place in words, the trusted network's name first;
-/// for a session now used from another country, where it is now seen from.
+/// The flag (an embedded SVG) and the place in words, the trusted network's name first,
+/// then the address; for a session now used from another country, where it is now
+/// seen from.
 pub fn location_cell(s: &Session) -> Markup {
     html! {
         span.place {
             (flag_img(s.location.country_code.as_deref()))
             span { (s.location.label()) }
         }
+        span.ip { (s.ip) }
         @if let Some(moved) = &s.moved_to {
             span.moved {
                 (flag_img(moved.location.country_code.as_deref()))
@@ -90,6 +115,15 @@ pub fn geo_attribution() -> Markup {
         p.attribution.muted {
             a href="https://db-ip.com" { "IP geolocation by DB-IP" }
         }
+    }
+}
+
+/// When a session signed in: how long ago, and the exact time as text (a phone shows no
+/// tooltip).
+pub fn signed_in_cell(now: i64, t: i64) -> Markup {
+    html! {
+        (time_cell(now, t))
+        span.exact { (utc(t)) }
     }
 }
 
