@@ -194,7 +194,7 @@ fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup
                 thead { tr {
                     th { "When" } th { "Event" }
                     @if is_team { th { "User" } }
-                    th { "By" } th { "Device" } th { "IP" } th { "Location" } th { "Details" }
+                    th { "By" } th { "Device" } th { "Location" } th { "Details" }
                 } }
                 tbody {
                     @for e in &page.items {
@@ -205,9 +205,8 @@ fn listing(action: &str, f: &Filters, page: &EventPage, is_team: bool) -> Markup
                                 td { (user_cell(action, f, e)) }
                             }
                             td { (actor_cell(e)) }
-                            td { (e.device.label()) }
-                            td { (e.ip) }
-                            td { (e.location.label()) }
+                            td.device-col { (e.device.label()) }
+                            td { (e.location.label()) span.ip { (e.ip) } }
                             td { (details(e)) }
                         }
                     }
