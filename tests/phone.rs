@@ -168,6 +168,18 @@ async fn check(
         for p in problems(b, width, axe).await {
             wrong.push(format!("{path} at {width} px: {p}"));
         }
+        // A long page: its end too.
+        let long = b
+            .eval(
+                "const long = document.documentElement.scrollHeight > window.innerHeight + 10;
+                 if (long) { window.scrollTo(0, document.documentElement.scrollHeight); }
+                 return long;",
+                vec![],
+            )
+            .await;
+        if long == json!(true) {
+            b.screenshot(&shot(&format!("{name}-end"), width)).await;
+        }
     }
     wrong
 }

@@ -266,7 +266,7 @@ fn results(
             tbody {
                 @for s in &page.items {
                     tr {
-                        td data-label="User" {
+                        td.user data-label="User" {
                             a href=(format!("{USERS_PATH}?user_id={}", s.user_id)) title="Only this user's sessions" { (s.user_email) }
                             @if scope == AdminScope::All { br; span.muted { (s.account_name) } }
                         }

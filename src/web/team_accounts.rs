@@ -67,19 +67,19 @@ async fn render(
     let content = html! {
         @if let Some(t) = done { p.notice.ok role="status" { (t) } }
         @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-        div.scroll-x tabindex="0" role="region" aria-label="Accounts" { table {
+        table.cards.accounts {
             thead { tr { th { "Name" } th { "Created" } th { "Users" } th { "Email domains" } th { "Change" } } }
             tbody {
                 @for a in &accounts {
                     tr {
                         td { strong { (a.name) } }
-                        td { (time_cell(now, a.created_at)) }
-                        td { a href=(format!("{TEAM_USERS}?account_id={}", a.id)) { "See users" } }
-                        td.email-domains {
+                        td data-label="Created" { (time_cell(now, a.created_at)) }
+                        td data-label="Users" { a href=(format!("{TEAM_USERS}?account_id={}", a.id)) { "See users" } }
+                        td.email-domains data-label="Email domains" {
                             @if a.email_domains.is_empty() { span.muted { "Any" } }
                             @else { (a.email_domains.join(", ")) }
                         }
-                        td {
+                        td data-label="Change" {
                             form.inline-form method="post" action=(RENAME_PATH) {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="id" value=(a.id.0);
@@ -91,7 +91,7 @@ async fn render(
                     }
                 }
             }
-        } }
+        }
         p.muted { "Email domains limit the addresses this account's admins can create or invite (comma-separated, such as example.com); empty allows any. You are not limited." }
         h2 { "Create an account" }
         form.card.inline-form method="post" action=(CREATE_PATH) {
