@@ -7,8 +7,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::attempts::limits::RateLimiter;
 use crate::domain::passwords::Hasher;
-use crate::domain::ratelimit::RateLimiter;
 use crate::geo::Geo;
 use crate::mail::Mailer;
 
@@ -30,11 +30,11 @@ pub struct AppState {
     pub link_key: Arc<Vec<u8>>,
     pub metrics: Arc<crate::metrics::registry::Metrics>,
     /// The hourly budgets of "forgot your password?" requests.
-    pub reset_limits: Arc<crate::domain::ratelimit::ResetLimits>,
+    pub reset_limits: Arc<crate::domain::attempts::limits::ResetLimits>,
     /// The stored id of each `[[webhooks]]` entry, in the configuration's order.
     pub webhook_ids: Arc<Vec<i64>>,
     /// When each (session, application) refusal was last recorded as `access.denied`.
-    pub denials: Arc<crate::domain::ratelimit::Denials>,
+    pub denials: Arc<crate::domain::attempts::limits::Denials>,
 }
 
 impl AppState {

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use common::webdriver::{Browser, Driver};
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::json;
 
 const SESSIONS: &str = "/settings/security/sessions";

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 const PAGE: &str = "/settings/security/sessions";
 const USERS: &str = "/settings/security/sessions/users";

@@ -15,13 +15,14 @@ use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{AdminPage, Client, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
 use super::{encode, html_response};
-use crate::domain::auth::Authed;
-use crate::domain::backup::{self, BackupRecord};
-use crate::domain::model::{Account, UserId};
+use crate::model::Authed;
+use crate::domain::ops::backup;
+use crate::model::BackupRecord;
+use crate::model::{Account, UserId};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery, Page};
-use crate::domain::step_up;
-use crate::http::paths::USERS_SESSIONS as USERS_PATH;
+use crate::domain::factors::step_up;
+use crate::paths::USERS_SESSIONS as USERS_PATH;
 use crate::state::AppState;
 
 /// The tab's filters as they arrive in the query string or a form. Empty fields mean
@@ -103,7 +104,7 @@ pub async fn show(
     let page = domain::admin_list(&state, &me, &query, None, Some(&f.cursor)).await?;
     let count = domain::admin_count(&state, &me, &query).await?;
     let accounts = if scope == AdminScope::All {
-        crate::domain::admin_users::list_accounts(&state, &me.principal).await?
+        crate::domain::people::admin_users::list_accounts(&state, &me.principal).await?
     } else {
         Vec::new()
     };
@@ -111,7 +112,7 @@ pub async fn show(
     applications.extend(state.config.applications.iter().map(|a| a.name.clone()));
     // "Reset second factors" only for a person who has some.
     let reset_for = match f.user_id.trim().parse::<i64>() {
-        Ok(uid) => crate::domain::admin_users::user_summary(&state, &me.principal, UserId(uid))
+        Ok(uid) => crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid))
             .await
             .ok()
             .filter(|u| u.second_factor)
@@ -403,7 +404,7 @@ pub async fn end_listed(
     let query = form.filters.query();
     if let Some(uid) = query.user_id {
         // One person's sessions: that person must be in the caller's scope.
-        crate::domain::admin_users::user_summary(&state, &me.principal, UserId(uid)).await?;
+        crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid)).await?;
     }
     let action = format!("{USERS_PATH}/end-listed");
     let back = form.filters.back(None);

@@ -11,9 +11,9 @@ use super::components::session::geo_attribution;
 use super::extract::PageResult;
 use super::{error_page, html_response, layout};
 use crate::clock::{relative, utc};
-use crate::domain::alert_response::{self, Question};
+use crate::domain::alerts::responses::{self as alert_response, Question};
 use crate::domain::alerts::{Details, LinkPurpose};
-use crate::http::paths::{ALERT_CONFIRM, ALERT_SECURE, LOGIN, PASSWORD};
+use crate::paths::{ALERT_CONFIRM, ALERT_SECURE, LOGIN, PASSWORD};
 use crate::state::AppState;
 
 #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::components::sign_in::{pre_csrf_ok, stale_form};
 use super::{error_page, page_session};
-use crate::domain::auth::{Authed, ClientInfo};
+use crate::model::{Authed, ClientInfo};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::tokens;
 use crate::error::Error;

@@ -9,10 +9,10 @@ use super::components::session::{flag_img, geo_attribution, time_cell};
 use super::extract::{PageResult, PageSession};
 use super::nav::settings_page;
 use super::{encode, html_response};
-use crate::domain::history;
+use crate::domain::audit::history;
 use crate::state::AppState;
 
-pub use crate::http::paths::HISTORY as PATH;
+pub use crate::paths::HISTORY as PATH;
 
 #[derive(Deserialize, Default)]
 pub struct HistoryQuery {
@@ -38,7 +38,7 @@ pub async fn show(
                 p.notice {
                     "The sign-in history of "
                     @match page.items.first() { Some(r) => { strong { (r.email) } } None => { "user " (id) } }
-                    ". " a href=(format!("{}?user_id={id}", crate::http::paths::USERS_SESSIONS)) { "Their sessions" }
+                    ". " a href=(format!("{}?user_id={id}", crate::paths::USERS_SESSIONS)) { "Their sessions" }
                 }
             }
             @if page.items.is_empty() {

@@ -11,16 +11,17 @@ use super::components::sign_in::{
 };
 use super::extract::{Client, PageForm};
 use super::{AdminNote, ended_notice_with, error_page, html_response, layout};
-use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
-use crate::domain::passkeys;
-use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
-use crate::domain::session_check::{authenticate, authenticate_held};
+use crate::domain::signin::flow::{SignInOutcome, SignInRequest, sign_in, sign_out};
+use crate::domain::factors::webauthn;
+use crate::domain::signin::passkey as passkeys;
+use crate::domain::signin::second_step::{ENROL_TTL, SECOND_STEP_TTL};
+use crate::domain::signin::check::{authenticate, authenticate_held};
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::cookies::SESSION_COOKIE;
 use crate::http::errors::describe;
-use crate::http::paths::{self, SESSIONS as SESSIONS_PATH};
+use crate::paths::{self, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -122,7 +123,7 @@ fn render(
     status: StatusCode,
 ) -> Response {
     let csrf = pre_csrf(req);
-    let body = form(&csrf, rd, email, notice, error, passkeys::enabled(state));
+    let body = form(&csrf, rd, email, notice, error, webauthn::enabled(state));
     let resp = html_response(layout("Sign in", None, body))
         .with_status(status)
         .into_response();

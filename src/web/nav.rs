@@ -6,9 +6,9 @@
 use maud::{Markup, html};
 
 use super::layout;
-use crate::domain::auth::Authed;
-use crate::domain::model::Role;
-use crate::http::paths;
+use crate::model::Authed;
+use crate::model::Role;
+use crate::paths;
 
 /// Who sees a settings page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -10,13 +10,13 @@ use serde::Deserialize;
 use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::html_response;
-use crate::domain::auth::Authed;
-use crate::domain::model::AlertPrefs;
+use crate::model::Authed;
+use crate::model::AlertPrefs;
 use crate::domain::permissions::admin_scope;
-use crate::domain::preferences::{self, Preferences};
+use crate::domain::alerts::prefs::{self as preferences, Preferences};
 use crate::state::AppState;
 
-pub use crate::http::paths::NOTIFICATIONS as PATH;
+pub use crate::paths::NOTIFICATIONS as PATH;
 
 /// Where the preferences form posts.
 pub fn save_path() -> String {

@@ -15,12 +15,12 @@ use super::extract::{
 };
 use super::nav::settings_page;
 use super::{error_page, html_response, layout};
-use crate::domain::auth::Authed;
-use crate::domain::users::change_own_password;
-use crate::domain::profile;
+use crate::model::Authed;
+use crate::domain::people::users::change_own_password;
+use crate::domain::people::profile;
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
+use crate::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
 use crate::state::AppState;
 
 pub const NAME_PATH: &str = "/settings/profile/name";

@@ -14,13 +14,14 @@ use super::components::step_up::{Guarded, StepUpFields, step_up_refusal};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{error_page, html_response};
-use crate::domain::auth::Authed;
-use crate::domain::model::UserId;
-use crate::domain::passkeys;
+use crate::model::Authed;
+use crate::model::UserId;
+use crate::domain::factors::passkeys;
+use crate::domain::factors::{policy, webauthn};
 use crate::domain::permissions::admin_scope;
-use crate::domain::second_factors::{self as factors, Overview};
+use crate::domain::factors::manage::{self as factors, Overview};
 use crate::error::Error;
-use crate::http::paths::SECOND_FACTORS as PATH;
+use crate::paths::SECOND_FACTORS as PATH;
 use crate::state::AppState;
 
 fn action(name: &str) -> String {
@@ -153,7 +154,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
 
 async fn policy_of(state: &AppState, me: &Authed) -> Option<Policy> {
     admin_scope(&me.principal).ok()?;
-    let required = factors::account_policy(state, me.principal.account_id)
+    let required = policy::account_policy(state, me.principal.account_id)
         .await
         .ok()?;
     Some(Policy {
@@ -186,7 +187,7 @@ pub async fn show(
         @if notice.review.is_some() {
             p.notice role="status" { "You signed in with a recovery code, which cannot be used again. Check your second factors below: remove any you no longer have, and get new recovery codes if few are left." }
         }
-        (section(&csrf, &o, crate::domain::passkeys::enabled(&state), policy.as_ref(), crate::clock::now()))
+        (section(&csrf, &o, crate::domain::factors::webauthn::enabled(&state), policy.as_ref(), crate::clock::now()))
     };
     Ok(frame(&me, &csrf, "Second factors", body))
 }
@@ -370,7 +371,7 @@ pub async fn step_up_passkey(
     state: Data<&AppState>,
     CsrfForm { me, .. }: CsrfForm<CsrfOnly>,
 ) -> Response {
-    match passkeys::step_up_ceremony(&state, &me).await {
+    match webauthn::step_up_ceremony(&state, &me).await {
         Ok(Some(c)) => Response::builder()
             .content_type("application/json")
             .header("Cache-Control", "no-store")
@@ -530,7 +531,7 @@ pub async fn save_policy(
     CsrfForm { me, form, .. }: CsrfForm<PolicyForm>,
 ) -> PageResult {
     let on = form.required == "yes";
-    factors::set_account_policy(&state, &me, me.principal.account_id, on).await?;
+    policy::set_account_policy(&state, &me, me.principal.account_id, on).await?;
     Ok(Redirect::see_other(format!("{PATH}?done=policy")).into_response())
 }
 
@@ -561,7 +562,7 @@ pub async fn reset(
             },
         );
     }
-    match factors::admin_reset(&state, &me, UserId(form.user_id)).await {
+    match policy::admin_reset(&state, &me, UserId(form.user_id)).await {
         Ok(ended) => {
             // Back on this page, the notice says what happened; elsewhere (the sessions
             // listing) it says how many sessions ended, as that page's notices do.

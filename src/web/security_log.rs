@@ -11,10 +11,10 @@ use super::components::session::time_cell;
 use super::extract::{AdminPage, PageResult, PageSession};
 use super::nav::settings_page;
 use super::{encode, html_response};
-use crate::domain::events::{self, Event, EventPage, EventQuery};
-use crate::domain::model::{Account, EventType};
+use crate::domain::audit::events::{self, Event, EventPage, EventQuery};
+use crate::model::{Account, EventType};
 use crate::domain::permissions::AdminScope;
-use crate::http::paths::{SECURITY_LOG, TEAM_LOG};
+use crate::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
 
 /// The filters as they arrive from the GET form; empty means "any".
@@ -131,7 +131,7 @@ pub async fn team(
     let f = filters.map(|q| q.0).unwrap_or_default();
     let page = events::list_admin(&state, &me, &f.query()?).await?;
     let accounts = if scope == AdminScope::All {
-        crate::domain::admin_users::list_accounts(&state, &me.principal).await?
+        crate::domain::people::admin_users::list_accounts(&state, &me.principal).await?
     } else {
         Vec::new()
     };

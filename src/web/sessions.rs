@@ -12,14 +12,14 @@ use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{client_of, error_page, html_response, presented, refused_token};
-use crate::domain::model::Session;
+use crate::model::Session;
 use crate::domain::permissions::admin_scope;
-use crate::domain::privacy;
+use crate::domain::people::privacy;
 use crate::domain::sessions as domain;
-use crate::domain::step_up;
+use crate::domain::factors::step_up;
 use crate::domain::tokens;
 use crate::http::export::DataExport;
-use crate::http::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
+use crate::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]

@@ -10,12 +10,12 @@ use super::components::session::time_cell;
 use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{encode, html_response};
-use crate::domain::admin_users as domain;
-use crate::domain::auth::Authed;
-use crate::domain::model::AccountId;
+use crate::domain::people::admin_users as domain;
+use crate::model::Authed;
+use crate::model::AccountId;
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{TEAM_ACCOUNTS as PATH, TEAM_USERS};
+use crate::paths::{TEAM_ACCOUNTS as PATH, TEAM_USERS};
 use crate::state::AppState;
 
 pub const CREATE_PATH: &str = "/settings/team/accounts/create";
@@ -135,7 +135,7 @@ async fn answer(
     me: &Authed,
     csrf: &str,
     done: &str,
-    result: crate::error::Result<crate::domain::model::Account>,
+    result: crate::error::Result<crate::model::Account>,
 ) -> PageResult {
     match result {
         Ok(a) => Ok(

@@ -14,14 +14,14 @@ use super::components::session::time_cell;
 use super::extract::{AdminPage, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
 use super::{encode, error_page, html_response};
-use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
-use crate::domain::auth::Authed;
-use crate::domain::model::{Account, AccountId, Role, UserId, UserStatus};
+use crate::domain::people::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
+use crate::model::Authed;
+use crate::model::{Account, AccountId, Role, UserId, UserStatus};
 use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::{privacy, team};
+use crate::domain::people::{privacy, team};
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{HISTORY, TEAM_USERS as PATH, USERS_SESSIONS};
+use crate::paths::{HISTORY, TEAM_USERS as PATH, USERS_SESSIONS};
 use crate::state::AppState;
 
 pub const INVITE_PATH: &str = "/settings/team/users/invite";
@@ -492,7 +492,7 @@ pub async fn act(
             }
             Err(err) => Err(err),
         },
-        "reset-factors" => crate::domain::second_factors::admin_reset(&state, &me, id)
+        "reset-factors" => crate::domain::factors::policy::admin_reset(&state, &me, id)
             .await
             .map(|n| back("factors-reset", &who, Some(n))),
         "revoke" => team::revoke_invitation(&state, p, id)

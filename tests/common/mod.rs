@@ -11,8 +11,8 @@ pub mod webdriver;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use doorman::domain::model::{Role, User};
-use doorman::domain::users::{self, CreateUser};
+use doorman::domain::people::users::{self, CreateUser};
+use doorman::model::{Role, User};
 use doorman::{AppState, Config};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@
 use maud::html;
 use poem::{IntoResponse, Response};
 
-use crate::domain::auth::Authed;
+use crate::model::Authed;
 use crate::web::{html_response, layout};
 
 /// What the confirmation asks and where it posts.

@@ -3,7 +3,7 @@
 
 use maud::{Markup, PreEscaped, html};
 
-use crate::http::paths;
+use crate::paths;
 
 /// A QR code of `text` as inline SVG, drawn here (no third-party service sees the key).
 pub fn qr_svg(text: &str) -> Markup {
@@ -28,7 +28,7 @@ pub fn qr_svg(text: &str) -> Markup {
 /// The key of a new authenticator, as a QR code and as text, and the form that
 /// activates it with its first code.
 pub fn totp_setup(
-    key: &crate::domain::second_factors::TotpEnrolment,
+    key: &crate::domain::factors::manage::TotpEnrolment,
     action: &str,
     csrf: &str,
     error: Option<&str>,
@@ -75,7 +75,7 @@ pub fn recovery_codes_card(codes: &[String]) -> Markup {
 }
 
 /// The Users page's "Reset second factors" button for one user (admins).
-pub fn reset_button(csrf: &str, user: crate::domain::model::UserId, back: &str) -> Markup {
+pub fn reset_button(csrf: &str, user: crate::model::UserId, back: &str) -> Markup {
     html! {
         form method="post" action=(format!("{}/reset", paths::SECOND_FACTORS))
             data-confirm="Remove every second factor of this user and sign them out everywhere?" {

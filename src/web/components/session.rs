@@ -4,7 +4,7 @@
 use maud::{Markup, PreEscaped, html};
 
 use crate::clock::{relative, utc};
-use crate::domain::model::Session;
+use crate::model::Session;
 
 /// Shown after an action: how many sessions it ended.
 pub fn done_notice(done: Option<u64>) -> Option<String> {

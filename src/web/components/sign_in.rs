@@ -8,7 +8,8 @@ use poem::{IntoResponse, Request, Response};
 
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::{cookies, paths};
+use crate::http::cookies;
+use crate::paths;
 use crate::state::AppState;
 use crate::web::{html_response, layout};
 
@@ -70,7 +71,7 @@ pub fn link_refused(err: &Error) -> Response {
 /// cookies cleared, and the way on to `target`.
 pub fn signed_in_redirect(
     state: &AppState,
-    signed: &crate::domain::auth::SignedIn,
+    signed: &crate::domain::signin::issue::SignedIn,
     target: &str,
 ) -> Response {
     let mut resp = poem::web::Redirect::see_other(target).into_response();
@@ -82,7 +83,7 @@ pub fn signed_in_redirect(
 /// challenge cookie.
 pub fn next_step_redirect(
     state: &AppState,
-    pending: &crate::domain::second_step::Pending,
+    pending: &crate::domain::signin::second_step::Pending,
     page: &str,
     ttl: i64,
 ) -> Response {
@@ -113,7 +114,7 @@ pub fn next_step_redirect(
 /// The cookies of [`signed_in_redirect`], on any answer.
 pub fn set_signed_in_cookies(
     state: &AppState,
-    signed: &crate::domain::auth::SignedIn,
+    signed: &crate::domain::signin::issue::SignedIn,
     resp: &mut Response,
 ) {
     use crate::http::cookies;

@@ -4,9 +4,9 @@
 use maud::html;
 use poem::{IntoResponse, Response};
 
-use crate::domain::auth::{Authed, ClientInfo};
+use crate::model::{Authed, ClientInfo};
 use crate::error::Error;
-use crate::http::paths;
+use crate::paths;
 use crate::state::AppState;
 use crate::web::{error_page, html_response, layout};
 
@@ -25,14 +25,14 @@ pub struct StepUpFields {
 }
 
 impl StepUpFields {
-    pub fn proof(&self) -> crate::domain::step_up::Proof {
+    pub fn proof(&self) -> crate::domain::factors::step_up::Proof {
         if !self.step_up_credential.is_empty() {
-            return crate::domain::step_up::Proof::Passkey {
+            return crate::domain::factors::step_up::Proof::Passkey {
                 token: self.step_up_passkey.clone(),
                 credential: self.step_up_credential.clone(),
             };
         }
-        crate::domain::step_up::Proof::from_fields(
+        crate::domain::factors::step_up::Proof::from_fields(
             Some(self.step_up_password.clone()),
             Some(self.step_up_code.clone()),
         )
@@ -61,7 +61,7 @@ pub async fn confirm_its_you(
     step_up: &StepUpFields,
     guarded: &Guarded<'_>,
 ) -> Result<(), Response> {
-    match crate::domain::step_up::require(state, me, client, step_up.proof()).await {
+    match crate::domain::factors::step_up::require(state, me, client, step_up.proof()).await {
         Ok(()) => Ok(()),
         Err(err) => {
             Err(step_up_refusal(me, csrf, guarded, &err).unwrap_or_else(|| error_page(&err)))
@@ -111,7 +111,7 @@ fn step_up_page(
             h1 { "Confirm it's you" }
             p { "To " (g.what) ", enter your password again. A code from your authenticator app (or a recovery code) works too." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-            @if me.session.auth_methods.contains(crate::domain::model::AuthMethod::Passkey) {
+            @if me.session.auth_methods.contains(crate::model::AuthMethod::Passkey) {
                 section.card.passkey-step-up data-passkey {
                     button.primary type="button" data-ceremony="get" data-begin=(format!("{}/step-up/passkey", paths::SECOND_FACTORS)) { "Confirm with a passkey" }
                     p.muted.passkey-status role="status" {}
