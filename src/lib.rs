@@ -96,9 +96,8 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at("/metrics", http::metrics::metrics)
         .nest(
             "/",
-            web::routes().catch_error(|_: poem::error::NotFoundError| async {
-                web::not_found_page()
-            }),
+            web::routes()
+                .catch_error(|_: poem::error::NotFoundError| async { web::not_found_page() }),
         )
         .around(http::headers::limit_body)
         .with(CatchPanic::new())

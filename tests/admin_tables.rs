@@ -50,8 +50,17 @@ async fn the_users_sessions_view_offers_one_action_per_thing() {
     // Filtered to one person: one bulk action, named after them.
     let p = get(&b, &s, &format!("{USERS}?user_id={}", bob.id.0)).await;
     assert_eq!(p.status, 200);
-    assert_eq!(p.body.matches("action=\"/settings/security/sessions/users/end-").count(), 1);
-    assert!(p.body.contains("End all sessions of bob@acme.test (2)"), "{}", p.body);
+    assert_eq!(
+        p.body
+            .matches("action=\"/settings/security/sessions/users/end-")
+            .count(),
+        1
+    );
+    assert!(
+        p.body.contains("End all sessions of bob@acme.test (2)"),
+        "{}",
+        p.body
+    );
     assert!(!p.body.contains("/end-user"), "{}", p.body);
     // Bob has an authenticator app: his factors can be reset; Cat has none.
     assert!(p.body.contains("Reset second factors"), "{}", p.body);
@@ -65,7 +74,11 @@ async fn the_users_sessions_view_offers_one_action_per_thing() {
         &b,
         &s,
         &format!("{USERS}/end-user"),
-        &[("csrf", &csrf), ("confirm", "yes"), ("target", &cat.id.0.to_string())],
+        &[
+            ("csrf", &csrf),
+            ("confirm", "yes"),
+            ("target", &cat.id.0.to_string()),
+        ],
     )
     .await;
     assert_eq!(p.status, 404);
@@ -83,17 +96,33 @@ async fn ending_all_other_sessions_asks_once() {
 
     // Just signed in: the browser's dialog is the one question.
     let p = get(&b, &s, PAGE).await;
-    assert!(form_tag(&p.body, &action).contains("data-confirm="), "{}", p.body);
+    assert!(
+        form_tag(&p.body, &action).contains("data-confirm="),
+        "{}",
+        p.body
+    );
     let csrf = form_value(&p.body, "csrf").unwrap();
 
     // An hour later: no dialog; the server's page asks, with the password on it.
     stale(&s);
     let p = get(&b, &s, PAGE).await;
-    assert!(!form_tag(&p.body, &action).contains("data-confirm="), "{}", p.body);
+    assert!(
+        !form_tag(&p.body, &action).contains("data-confirm="),
+        "{}",
+        p.body
+    );
     let asked = post_form(&b, &s, &action, &[("csrf", &csrf)]).await;
     assert_eq!(asked.status, 200);
-    assert!(asked.body.contains("End all 1 other sessions?"), "{}", asked.body);
-    assert!(asked.body.contains("name=\"step_up_password\""), "{}", asked.body);
+    assert!(
+        asked.body.contains("End all 1 other sessions?"),
+        "{}",
+        asked.body
+    );
+    assert!(
+        asked.body.contains("name=\"step_up_password\""),
+        "{}",
+        asked.body
+    );
     assert!(alive(&s, &other).await, "ended unasked");
     let done = post_form(
         &b,
@@ -113,10 +142,18 @@ async fn ending_all_other_sessions_asks_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_address_gets_the_styled_404_page() {
     let s = start().await;
-    for path in ["/no-such-page", "/settings/nothing", "/settings/security/sessions/x/y"] {
+    for path in [
+        "/no-such-page",
+        "/settings/nothing",
+        "/settings/security/sessions/x/y",
+    ] {
         let p = get(&browser(), &s, path).await;
         assert_eq!(p.status, 404, "{path}");
-        assert!(p.body.contains("<h1>Page not found</h1>"), "{path}: {}", p.body);
+        assert!(
+            p.body.contains("<h1>Page not found</h1>"),
+            "{path}: {}",
+            p.body
+        );
         assert!(p.body.contains("/assets/style.css"), "{path}");
         assert!(p.body.contains("class=\"skip-link\""), "{path}");
     }

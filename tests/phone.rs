@@ -30,8 +30,8 @@ fn shot(name: &str, width: u32) -> PathBuf {
 
 /// axe-core's browser build, installed by `npm ci --prefix tests/axe`.
 fn axe_source() -> String {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/axe/node_modules/axe-core/axe.min.js");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/axe/node_modules/axe-core/axe.min.js");
     std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "axe-core is missing ({}: {e}): run `npm ci --prefix tests/axe` (bash .ci/run does)",
@@ -50,14 +50,22 @@ async fn server() -> TestServer {
     s.user("Ops", "olga@ops.test", Role::Owner).await;
     s.user("Acme", "ada.lovelace@acme.test", Role::Admin).await;
     s.user("Acme", "bob@acme.test", Role::User).await;
-    s.user("Bravo", "dave.with.a.long.address@bravo.example", Role::User)
-        .await;
+    s.user(
+        "Bravo",
+        "dave.with.a.long.address@bravo.example",
+        Role::User,
+    )
+    .await;
     for (email, ua, ip) in [
         ("olga@ops.test", SAFARI_IPHONE, "81.2.69.142"),
         ("olga@ops.test", FIREFOX_WIN, "126.0.0.1"),
         ("bob@acme.test", CHROME_MAC, "86.210.0.1"),
         ("bob@acme.test", SAFARI_IPHONE, "8.8.8.8"),
-        ("dave.with.a.long.address@bravo.example", FIREFOX_WIN, "2a00:23c0::1"),
+        (
+            "dave.with.a.long.address@bravo.example",
+            FIREFOX_WIN,
+            "2a00:23c0::1",
+        ),
     ] {
         s.api_login_from(email, ua, Some(ip), None).await;
     }
@@ -236,7 +244,10 @@ async fn every_page_works_on_a_phone_and_a_laptop() {
             .map(|(label, path)| (slug(label), path.clone()))
             .collect();
         // The alert email's "See and end all your sessions" link.
-        pages.push(("alert-sessions-link".into(), format!("{SESSIONS}?from=alert")));
+        pages.push((
+            "alert-sessions-link".into(),
+            format!("{SESSIONS}?from=alert"),
+        ));
         wrong.extend(check(&b, &s, width, &pages, &axe).await);
 
         if width == PHONE {
@@ -253,11 +264,18 @@ async fn every_page_works_on_a_phone_and_a_laptop() {
                 }
             };
             assert_eq!(shown("nav.menu.wide").await, json!(false));
-            assert_eq!(shown("details.menu.narrow a[href='/settings/team/log']").await, json!(false));
+            assert_eq!(
+                shown("details.menu.narrow a[href='/settings/team/log']").await,
+                json!(false)
+            );
             b.click("details.menu.narrow summary").await;
-            assert_eq!(shown("details.menu.narrow a[href='/settings/team/log']").await, json!(true));
+            assert_eq!(
+                shown("details.menu.narrow a[href='/settings/team/log']").await,
+                json!(true)
+            );
             b.screenshot(&shot("menu-open", PHONE)).await;
-            b.click("details.menu.narrow a[href='/settings/team/log']").await;
+            b.click("details.menu.narrow a[href='/settings/team/log']")
+                .await;
             b.wait_for_url("/settings/team/log").await;
         }
         b.quit().await;
@@ -276,11 +294,20 @@ async fn every_page_works_on_a_phone_and_a_laptop() {
         .await;
     let n = |i: usize| fit[i].as_f64().unwrap();
     if n(0) > n(1) + 0.5 || n(2) > n(3) {
-        wrong.push(format!("Users Sessions at 1280 px overflows its column: {fit}"));
+        wrong.push(format!(
+            "Users Sessions at 1280 px overflows its column: {fit}"
+        ));
     }
     b.screenshot(&shot("users-sessions", 1280)).await;
     b.quit().await;
-    assert!(wrong.is_empty(), "{} problems:\n{}", wrong.len(), wrong.join("\n"));
-    let shots = std::fs::read_dir(shot("x", 0).parent().unwrap()).unwrap().count();
+    assert!(
+        wrong.is_empty(),
+        "{} problems:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    let shots = std::fs::read_dir(shot("x", 0).parent().unwrap())
+        .unwrap()
+        .count();
     assert!(shots >= 2 * 14, "{shots} screenshots");
 }

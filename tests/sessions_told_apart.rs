@@ -58,7 +58,10 @@ async fn each_row_says_what_and_when() {
     let web_row = row(&p.body, &web_id);
     assert!(api_row.contains(">API<"), "{api_row}");
     assert!(web_row.contains(">Browser<"), "{web_row}");
-    assert!(api_row.contains("We emailed you about this sign-in"), "{api_row}");
+    assert!(
+        api_row.contains("We emailed you about this sign-in"),
+        "{api_row}"
+    );
     assert!(!web_row.contains("We emailed you"), "{web_row}");
     // The exact sign-in time is text, not only a tooltip.
     let exact = doorman::clock::utc(created);

@@ -15,13 +15,13 @@ use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{AdminPage, Client, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
 use super::{encode, html_response};
-use crate::model::Authed;
+use crate::domain::factors::step_up;
 use crate::domain::ops::backup;
-use crate::model::BackupRecord;
-use crate::model::{Account, UserId};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery, Page};
-use crate::domain::factors::step_up;
+use crate::model::Authed;
+use crate::model::BackupRecord;
+use crate::model::{Account, UserId};
 use crate::paths::USERS_SESSIONS as USERS_PATH;
 use crate::state::AppState;
 
@@ -112,11 +112,13 @@ pub async fn show(
     applications.extend(state.config.applications.iter().map(|a| a.name.clone()));
     // "Reset second factors" only for a person who has some.
     let reset_for = match f.user_id.trim().parse::<i64>() {
-        Ok(uid) => crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid))
-            .await
-            .ok()
-            .filter(|u| u.second_factor)
-            .map(|u| u.user.id),
+        Ok(uid) => {
+            crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid))
+                .await
+                .ok()
+                .filter(|u| u.second_factor)
+                .map(|u| u.user.id)
+        }
         Err(_) => None,
     };
     let bulk = Bulk {
@@ -404,7 +406,8 @@ pub async fn end_listed(
     let query = form.filters.query();
     if let Some(uid) = query.user_id {
         // One person's sessions: that person must be in the caller's scope.
-        crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid)).await?;
+        crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid))
+            .await?;
     }
     let action = format!("{USERS_PATH}/end-listed");
     let back = form.filters.back(None);

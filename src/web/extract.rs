@@ -10,10 +10,10 @@ use serde::de::DeserializeOwned;
 
 use super::components::sign_in::{pre_csrf_ok, stale_form};
 use super::{error_page, page_session};
-use crate::model::{Authed, ClientInfo};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::tokens;
 use crate::error::Error;
+use crate::model::{Authed, ClientInfo};
 use crate::state::AppState;
 
 /// What a page handler answers: the page, or (through `?` on a domain call) the error

@@ -11,11 +11,11 @@ use super::components::sign_in::{
 };
 use super::extract::{Client, PageForm};
 use super::{AdminNote, ended_notice_with, error_page, html_response, layout};
-use crate::domain::signin::flow::{SignInOutcome, SignInRequest, sign_in, sign_out};
 use crate::domain::factors::webauthn;
+use crate::domain::signin::check::{authenticate, authenticate_held};
+use crate::domain::signin::flow::{SignInOutcome, SignInRequest, sign_in, sign_out};
 use crate::domain::signin::passkey as passkeys;
 use crate::domain::signin::second_step::{ENROL_TTL, SECOND_STEP_TTL};
-use crate::domain::signin::check::{authenticate, authenticate_held};
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;

@@ -99,7 +99,10 @@ pub const SETTINGS_PAGES: &[SettingsPage] = &[
     page("Second factors", paths::SECOND_FACTORS, Group::Security),
     page("Profile", paths::PROFILE, Group::Account),
     page("Sign-in alerts", paths::NOTIFICATIONS, Group::Account),
-    only(page("Users", paths::TEAM_USERS, Group::Team), Audience::Admins),
+    only(
+        page("Users", paths::TEAM_USERS, Group::Team),
+        Audience::Admins,
+    ),
     only(
         page("Accounts", paths::TEAM_ACCOUNTS, Group::Team),
         Audience::Owner,
@@ -168,7 +171,9 @@ fn menu_links(role: Role, current: &str) -> Markup {
 /// button that opens the same links (a `details` element: no script needed).
 pub fn settings_menu(me: &Authed, current: &str) -> Markup {
     let role = me.principal.role;
-    let here = current_entry(current).map(|e| e.label).unwrap_or("Settings");
+    let here = current_entry(current)
+        .map(|e| e.label)
+        .unwrap_or("Settings");
     html! {
         nav.menu.wide aria-label="Settings" {
             p.menu-title { "Settings" }

@@ -8,12 +8,12 @@ use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
 use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
-use super::nav::settings_page;
 use super::html_response;
-use crate::model::Authed;
-use crate::model::AlertPrefs;
-use crate::domain::permissions::admin_scope;
+use super::nav::settings_page;
 use crate::domain::alerts::prefs::{self as preferences, Preferences};
+use crate::domain::permissions::admin_scope;
+use crate::model::AlertPrefs;
+use crate::model::Authed;
 use crate::state::AppState;
 
 pub use crate::paths::NOTIFICATIONS as PATH;

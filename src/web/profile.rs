@@ -10,16 +10,14 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::sign_in::{link_refused, pre_csrf, with_pre_csrf};
-use super::extract::{
-    Client, CsrfForm, PageSession, PreSignInForm, csrf_field,
-};
+use super::extract::{Client, CsrfForm, PageSession, PreSignInForm, csrf_field};
 use super::nav::settings_page;
 use super::{error_page, html_response, layout};
-use crate::model::Authed;
-use crate::domain::people::users::change_own_password;
 use crate::domain::people::profile;
+use crate::domain::people::users::change_own_password;
 use crate::error::Error;
 use crate::http::errors::describe;
+use crate::model::Authed;
 use crate::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
 use crate::state::AppState;
 

@@ -14,13 +14,13 @@ use super::components::step_up::{Guarded, StepUpFields, step_up_refusal};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{error_page, html_response};
-use crate::model::Authed;
-use crate::model::UserId;
+use crate::domain::factors::manage::{self as factors, Overview};
 use crate::domain::factors::passkeys;
 use crate::domain::factors::{policy, webauthn};
 use crate::domain::permissions::admin_scope;
-use crate::domain::factors::manage::{self as factors, Overview};
 use crate::error::Error;
+use crate::model::Authed;
+use crate::model::UserId;
 use crate::paths::SECOND_FACTORS as PATH;
 use crate::state::AppState;
 

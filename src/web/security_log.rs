@@ -12,8 +12,8 @@ use super::extract::{AdminPage, PageResult, PageSession};
 use super::nav::settings_page;
 use super::{encode, html_response};
 use crate::domain::audit::events::{self, Event, EventPage, EventQuery};
-use crate::model::{Account, EventType};
 use crate::domain::permissions::AdminScope;
+use crate::model::{Account, EventType};
 use crate::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
 

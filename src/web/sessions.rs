@@ -12,13 +12,13 @@ use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{client_of, error_page, html_response, presented, refused_token};
-use crate::model::Session;
-use crate::domain::permissions::admin_scope;
-use crate::domain::people::privacy;
-use crate::domain::sessions as domain;
 use crate::domain::factors::step_up;
+use crate::domain::people::privacy;
+use crate::domain::permissions::admin_scope;
+use crate::domain::sessions as domain;
 use crate::domain::tokens;
 use crate::http::export::DataExport;
+use crate::model::Session;
 use crate::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 

@@ -11,10 +11,10 @@ use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{encode, html_response};
 use crate::domain::people::admin_users as domain;
-use crate::model::Authed;
-use crate::model::AccountId;
 use crate::error::Error;
 use crate::http::errors::describe;
+use crate::model::AccountId;
+use crate::model::Authed;
 use crate::paths::{TEAM_ACCOUNTS as PATH, TEAM_USERS};
 use crate::state::AppState;
 
@@ -43,15 +43,7 @@ pub async fn show(
         )),
         _ => None,
     };
-    render(
-        &state,
-        &me,
-        &csrf,
-        text.as_deref(),
-        None,
-        StatusCode::OK,
-    )
-    .await
+    render(&state, &me, &csrf, text.as_deref(), None, StatusCode::OK).await
 }
 
 async fn render(
@@ -101,9 +93,11 @@ async fn render(
             button.primary type="submit" { "Create account" }
         }
     };
-    Ok(html_response(settings_page(me, csrf, "Accounts", PATH, content))
-        .with_status(status)
-        .into_response())
+    Ok(
+        html_response(settings_page(me, csrf, "Accounts", PATH, content))
+            .with_status(status)
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]

@@ -15,12 +15,12 @@ use super::extract::{AdminPage, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
 use super::{encode, error_page, html_response};
 use crate::domain::people::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
-use crate::model::Authed;
-use crate::model::{Account, AccountId, Role, UserId, UserStatus};
-use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::people::{privacy, team};
+use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::error::Error;
 use crate::http::errors::describe;
+use crate::model::Authed;
+use crate::model::{Account, AccountId, Role, UserId, UserStatus};
 use crate::paths::{HISTORY, TEAM_USERS as PATH, USERS_SESSIONS};
 use crate::state::AppState;
 
@@ -122,9 +122,11 @@ async fn render(
         (table(me, csrf, &users, now, scope))
         (invite_form(me, csrf, &accounts))
     };
-    Ok(html_response(settings_page(me, csrf, "Users", PATH, content))
-        .with_status(status)
-        .into_response())
+    Ok(
+        html_response(settings_page(me, csrf, "Users", PATH, content))
+            .with_status(status)
+            .into_response(),
+    )
 }
 
 fn invite_link(state: &AppState, email: &str, url: &str) -> Markup {

@@ -86,4 +86,3 @@ pub fn reset_button(csrf: &str, user: crate::model::UserId, back: &str) -> Marku
         }
     }
 }
-

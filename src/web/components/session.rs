@@ -15,7 +15,6 @@ pub fn done_notice(done: Option<u64>) -> Option<String> {
     })
 }
 
-
 /// What every listing shows of a session, heading and cell, in order: the current
 /// session's box, the My Sessions table and the Users Sessions table all render from
 /// here, so a new column is one line. `alerted`: the session raised a sign-in alert.
@@ -155,12 +154,10 @@ fn device_icon(category: &str) -> &'static str {
     }
 }
 
-
 /// "Password + authenticator app": how a session was signed in, for the listings.
 pub fn auth_methods_label(s: &Session) -> String {
     s.auth_methods.label()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -176,4 +173,3 @@ mod tests {
         assert!(cell.contains(r#"src="/assets/flags/4x3/jp.svg""#), "{cell}");
     }
 }
-

@@ -7,8 +7,8 @@ use poem::http::{HeaderValue, header};
 use poem::{IntoResponse, Request, Response};
 
 use crate::error::Error;
-use crate::http::errors::describe;
 use crate::http::cookies;
+use crate::http::errors::describe;
 use crate::paths;
 use crate::state::AppState;
 use crate::web::{html_response, layout};
@@ -65,7 +65,6 @@ pub fn link_refused(err: &Error) -> Response {
     );
     html_response(markup).with_status(status).into_response()
 }
-
 
 /// The answer to a completed sign-in: the session and device cookies, the pre-sign-in
 /// cookies cleared, and the way on to `target`.
@@ -141,4 +140,3 @@ pub fn set_signed_in_cookies(
         }
     }
 }
-

@@ -4,8 +4,8 @@
 use maud::html;
 use poem::{IntoResponse, Response};
 
-use crate::model::{Authed, ClientInfo};
 use crate::error::Error;
+use crate::model::{Authed, ClientInfo};
 use crate::paths;
 use crate::state::AppState;
 use crate::web::{error_page, html_response, layout};
@@ -145,4 +145,3 @@ fn step_up_page(
         .with_status(status)
         .into_response()
 }
-
