@@ -44,23 +44,30 @@ pub async fn show(
             @if page.items.is_empty() {
                 p.muted { "No sign-ins yet." }
             } @else {
-                div.scroll-x tabindex="0" role="region" aria-label="Sign-ins" { table {
-                    thead { tr { th { "When" } th { "Outcome" } th { "Device" } th { "IP" } th { "Location" } } }
+                table.cards.history {
+                    thead { tr { th { "When" } th { "Outcome" } th { "Device" } th { "Location" } } }
                     tbody {
                         @for r in &page.items {
                             tr {
-                                td { (time_cell(now, r.at)) }
-                                td {
+                                td { (time_cell(now, r.at)) span.exact { (crate::clock::utc(r.at)) } }
+                                td data-label="Outcome" {
                                     @if r.success { span.badge { "Signed in" } }
                                     @else { span.badge.fail { "Refused" } " " span.muted { (outcome(&r.reason)) } }
                                 }
-                                td { (r.device.label()) }
-                                td { (r.ip) }
-                                td { span.place { (flag_img(r.location.country_code.as_deref())) span { (r.location.label()) } } }
+                                td data-label="Device" {
+                                    @for (i, part) in r.device.label().split(" · ").enumerate() {
+                                        @if i > 0 { " · " }
+                                        span.nw { (part) }
+                                    }
+                                }
+                                td data-label="Location" {
+                                    span.place { (flag_img(r.location.country_code.as_deref())) span { (r.location.label()) } }
+                                    span.ip { (r.ip) }
+                                }
                             }
                         }
                     }
-                } }
+                }
                 @if let Some(next) = &page.next_cursor {
                     div.pager { span {} a href=(format!("{PATH}?cursor={}{}", encode(next), q.user_id.map(|u| format!("&user_id={u}")).unwrap_or_default())) { "Older →" } }
                 }

@@ -65,8 +65,7 @@ pub fn section(me: &Authed, csrf: &str, prefs: &Preferences) -> Markup {
     let shown = prefs.effective();
     html! {
         section.card.notifications aria-labelledby="alerts-heading" {
-            h2 #alerts-heading { "Sign-in alerts" }
-            p.muted { "Email me about:" }
+            h2 #alerts-heading { "Email me about" }
             form method="post" action=(save_path()) {
                 input type="hidden" name="csrf" value=(csrf);
                 @for (key, label, hint) in CHOICES {
