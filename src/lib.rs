@@ -14,7 +14,9 @@
 //! error.rs     the domain's one error type
 //! http/        what both skins stand on: cookies and the one token extractor, CSRF, the
 //!              error → status/body mapping, the headers every answer carries, /metrics
-//! web/         the pages (maud): one module per page, shared pieces in components.rs
+//! web/         the pages (maud): one module per page; shared pieces in components/, the
+//!              PageSession / AdminPage extractors in extract.rs, the one SettingsPage
+//!              list (menu and tabs) in nav.rs
 //! api/         the JSON API (poem-openapi)
 //! oidc/        the OpenID Provider's endpoints (SPEC §20): a third skin over domain/oidc
 //! domain/      the rules, in rooms whose imports point down:
@@ -40,7 +42,7 @@
 //! - Only `domain/` (and the wiring here and in `state.rs`) imports `db/`; SQL is
 //!   written in `db/` only.
 //! - Page modules do not import each other; what several pages share is in
-//!   `web/components.rs`.
+//!   `web/components/`, `web/extract.rs` and `web/nav.rs`.
 //! - Leaf services (clock, GeoIP, User-Agent, client address, password hasher, tokens,
 //!   rate limiter) do not take `AppState`: they are given what they need.
 //! - `model/` imports nothing of the crate but `clock`; storage (`db/`) and the leaf
@@ -94,7 +96,11 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at(paths::DENIED, web::forward_auth::denied)
         .at("/healthz", api::health::healthz)
         .at("/metrics", http::metrics::metrics)
-        .nest("/", web::routes())
+        .nest(
+            "/",
+            web::routes()
+                .catch_error(|_: poem::error::NotFoundError| async { web::not_found_page() }),
+        )
         .around(http::headers::limit_body)
         .with(CatchPanic::new())
         .around(http::headers::security_headers)

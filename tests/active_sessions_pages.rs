@@ -147,8 +147,11 @@ async fn my_sessions_page_shows_current_others_and_escapes() {
 
     // Device, and times relative with the exact UTC time on hover.
     assert!(html.contains("Firefox 121"), "{html}");
+    // The device's parts, each kept whole (it wraps between them only).
     assert!(
-        html.contains("Chrome 120 · macOS 10.15 · Desktop"),
+        html.contains(
+            "<span class=\"nw\">Chrome 120</span> · <span class=\"nw\">macOS 10.15</span> · <span class=\"nw\">Desktop</span>"
+        ),
         "{html}"
     );
     assert!(html.contains("just now"), "{html}");
@@ -414,11 +417,11 @@ async fn users_sessions_tab_is_not_there_for_plain_users() {
     let p = post_form(
         &carol.c,
         s,
-        &format!("{USERS}/end-user"),
+        &format!("{USERS}/end-listed"),
         &[
             ("csrf", &carol.csrf),
             ("confirm", "yes"),
-            ("target", &t.bob_u.id.0.to_string()),
+            ("user_id", &t.bob_u.id.0.to_string()),
         ],
     )
     .await;
@@ -588,7 +591,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
         &a.c,
         s,
         &terminate,
-        &[("csrf", &a.csrf), ("id", &t.dave.id)],
+        &[("csrf", &a.csrf), ("confirm", "yes"), ("id", &t.dave.id)],
     )
     .await;
     assert_eq!(p.status, 404, "{}", p.body);
@@ -599,7 +602,19 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     assert_eq!(p.status, 403, "{}", p.body);
     assert_eq!(get(&carol.c, s, PAGE).await.status, 200);
 
+    // Terminate asks once, with the optional reason in its confirmation.
     let p = post_form(&a.c, s, &terminate, &[("csrf", &a.csrf), ("id", &carol.id)]).await;
+    assert_eq!(p.status, 200, "{}", p.body);
+    assert!(p.body.contains("name=\"reason\""), "{}", p.body);
+    assert!(p.body.contains("name=\"confirm\" value=\"yes\""));
+    assert_eq!(get(&carol.c, s, PAGE).await.status, 200, "ended unasked");
+    let p = post_form(
+        &a.c,
+        s,
+        &terminate,
+        &[("csrf", &a.csrf), ("confirm", "yes"), ("id", &carol.id)],
+    )
+    .await;
     assert_eq!(p.status, 303, "{}", p.body);
     assert!(p.location.starts_with(USERS), "{}", p.location);
     assert_sent_to_login(
@@ -611,14 +626,14 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
     .await;
     assert!(alive(s, &t.carol.token).await, "only that session ends");
 
-    // Every session of one user, after a confirmation.
-    let end_user = format!("{USERS}/end-user");
+    // Every session of one user (the view filtered to them), after a confirmation.
+    let end_user = format!("{USERS}/end-listed");
     let bob_id = t.bob_u.id.0.to_string();
     let p = post_form(
         &a.c,
         s,
         &end_user,
-        &[("csrf", &a.csrf), ("target", &bob_id)],
+        &[("csrf", &a.csrf), ("user_id", &bob_id)],
     )
     .await;
     assert_eq!(p.status, 200, "{}", p.body);
@@ -628,7 +643,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
         &a.c,
         s,
         &end_user,
-        &[("csrf", &a.csrf), ("confirm", "yes"), ("target", &bob_id)],
+        &[("csrf", &a.csrf), ("confirm", "yes"), ("user_id", &bob_id)],
     )
     .await;
     assert_eq!(p.status, 303, "{}", p.body);
@@ -639,7 +654,7 @@ async fn admin_ending_a_session_sends_that_user_to_sign_in() {
         &a.c,
         s,
         &end_user,
-        &[("csrf", &a.csrf), ("confirm", "yes"), ("target", &dave_id)],
+        &[("csrf", &a.csrf), ("confirm", "yes"), ("user_id", &dave_id)],
     )
     .await;
     assert_eq!(p.status, 404, "{}", p.body);

@@ -946,12 +946,12 @@ async fn an_admin_s_reason_is_shown_on_the_sign_in_notice() {
         "{login}"
     );
 
-    // The page's box does the same.
+    // The Terminate of the page asks for the reason in its confirmation.
     browser_login(&server, &ann, "ann@acme.test").await;
     let admin = browser();
     browser_login(&server, &admin, "admin@acme.test").await;
     let users = page(&admin, &server, "/settings/security/sessions/users?q=ann").await;
-    assert!(users.contains("Reason (shown to the person)"), "{users}");
+    assert!(users.contains("Reason, shown to the person"), "{users}");
     let csrf = common::form_value(&users, "csrf").unwrap();
     let (_, list) = server
         .get("/api/v1/admin/sessions?q=ann", &admin_token)
@@ -963,6 +963,7 @@ async fn an_admin_s_reason_is_shown_on_the_sign_in_notice() {
         "/settings/security/sessions/users/terminate",
         &[
             ("csrf", &csrf),
+            ("confirm", "yes"),
             ("id", &id),
             ("reason", "Leaving the company"),
         ],

@@ -190,13 +190,13 @@ async fn every_email_reads_well_on_a_phone() {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, &html).unwrap();
         b.goto(&format!("file://{}", file.display())).await;
-        let wide = b.eval("return document.documentElement.scrollWidth;").await;
+        let wide = b.eval("return document.documentElement.scrollWidth;", vec![]).await;
         assert!(
             wide.as_u64().unwrap() <= 390,
             "{subject}: {wide} px wide at 390"
         );
         let heights = b
-            .eval("return Array.from(document.querySelectorAll('a.button')).map(a => a.getBoundingClientRect().height);")
+            .eval("return Array.from(document.querySelectorAll('a.button')).map(a => a.getBoundingClientRect().height);", vec![])
             .await;
         for h in heights.as_array().unwrap() {
             assert!(
@@ -266,7 +266,7 @@ async fn the_profile_takes_the_browsers_time_zone() {
     b.wait_for_url("/settings/security/sessions").await;
     b.goto(&s.url("/settings/profile")).await;
     let chosen = b
-        .eval("return document.querySelector('select[name=time_zone]').value;")
+        .eval("return document.querySelector('select[name=time_zone]').value;", vec![])
         .await;
     assert_eq!(chosen, "Asia/Tokyo");
     assert!(

@@ -49,7 +49,7 @@ async fn add_passkey(b: &Browser, base: &str, name: &str) {
 /// before it, and the page starts at h1.
 async fn headings_in_order(b: &Browser) {
     let levels = b
-        .eval("return Array.from(document.querySelectorAll('main h1, main h2, main h3, main h4, main h5, main h6')).map(h => Number(h.tagName[1]));")
+        .eval("return Array.from(document.querySelectorAll('main h1, main h2, main h3, main h4, main h5, main h6')).map(h => Number(h.tagName[1]));", vec![])
         .await;
     let levels: Vec<u64> = levels
         .as_array()
@@ -184,7 +184,7 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
     assert_eq!(b.count(".qr svg").await, 1, "the QR code is inline SVG");
     // On a phone: open the key in the authenticator app, or copy it.
     let open = b
-        .eval("return document.querySelector('.totp-open a').getAttribute('href');")
+        .eval("return document.querySelector('.totp-open a').getAttribute('href');", vec![])
         .await;
     assert!(
         open.as_str()
@@ -198,12 +198,12 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
             .contains("Open in authenticator app")
     );
     let copy_shown = b
-        .eval("return !document.querySelector('.totp-setup button[data-copy]').hidden;")
+        .eval("return !document.querySelector('.totp-setup button[data-copy]').hidden;", vec![])
         .await;
     assert_eq!(copy_shown, true, "the copy button shows where it works");
     b.click(".totp-setup button[data-copy]").await;
     let said = b
-        .eval("return document.querySelector('.totp-setup button[data-copy]').textContent;")
+        .eval("return document.querySelector('.totp-setup button[data-copy]').textContent;", vec![])
         .await;
     assert_ne!(said, "Copy key", "the press was answered");
     headings_in_order(&b).await;
@@ -218,10 +218,10 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
     b.wait_for_text("Your recovery codes").await;
     // The codes as a text file to download, and a copy button.
     let codes = b
-        .eval("return Array.from(document.querySelectorAll('.recovery-codes li')).map(l => l.textContent.trim());")
+        .eval("return Array.from(document.querySelectorAll('.recovery-codes li')).map(l => l.textContent.trim());", vec![])
         .await;
     let file = b
-        .eval("var a = document.querySelector('.recovery-codes a[download]'); return [a.getAttribute('download'), decodeURIComponent(a.getAttribute('href'))];")
+        .eval("var a = document.querySelector('.recovery-codes a[download]'); return [a.getAttribute('download'), decodeURIComponent(a.getAttribute('href'))];", vec![])
         .await;
     assert_eq!(file[0], "doorman-recovery-codes.txt");
     let href = file[1].as_str().unwrap();
@@ -231,7 +231,7 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
         assert!(href.contains(c.as_str().unwrap()), "{c} in the file");
     }
     let copy = b
-        .eval("var b = document.querySelector('.recovery-codes button[data-copy]'); return [b.hidden, b.getAttribute('data-copy')];")
+        .eval("var b = document.querySelector('.recovery-codes button[data-copy]'); return [b.hidden, b.getAttribute('data-copy')];", vec![])
         .await;
     assert_eq!(copy[0], false);
     assert_eq!(copy[1].as_str().unwrap().lines().count(), 10);

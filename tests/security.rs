@@ -358,31 +358,34 @@ async fn page_forms_with_ids_outside_the_callers_scope_answer_404_and_change_not
             "ann as admin ends bob's session",
             &ann,
             format!("{USERS}/terminate"),
-            vec![("id", t.sess_bob.id.clone())],
+            vec![("confirm", "yes".into()), ("id", t.sess_bob.id.clone())],
         ),
         (
             "admin ends gus's session",
             &admin,
             format!("{USERS}/terminate"),
-            vec![("id", t.sess_gus.id.clone())],
+            vec![("confirm", "yes".into()), ("id", t.sess_gus.id.clone())],
         ),
         (
             "admin ends the globex admin's session",
             &admin,
             format!("{USERS}/terminate"),
-            vec![("id", t.sess_globex_admin.id.clone())],
+            vec![
+                ("confirm", "yes".into()),
+                ("id", t.sess_globex_admin.id.clone()),
+            ],
         ),
         (
             "ann ends all of bob",
             &ann,
-            format!("{USERS}/end-user"),
-            vec![("confirm", "yes".into()), ("target", bob.clone())],
+            format!("{USERS}/end-listed"),
+            vec![("confirm", "yes".into()), ("user_id", bob.clone())],
         ),
         (
             "admin ends all of gus",
             &admin,
-            format!("{USERS}/end-user"),
-            vec![("confirm", "yes".into()), ("target", gus.clone())],
+            format!("{USERS}/end-listed"),
+            vec![("confirm", "yes".into()), ("user_id", gus.clone())],
         ),
         (
             "admin ends everything listed in globex",
@@ -431,7 +434,11 @@ async fn page_forms_with_ids_outside_the_callers_scope_answer_404_and_change_not
         &admin.c,
         s,
         &format!("{USERS}/terminate"),
-        &[("csrf", &admin.csrf), ("id", &t.sess_bob.id)],
+        &[
+            ("csrf", &admin.csrf),
+            ("confirm", "yes"),
+            ("id", &t.sess_bob.id),
+        ],
     )
     .await;
     assert_eq!(p.status, 303, "{}", p.body);
@@ -801,12 +808,7 @@ async fn every_page_form_needs_the_csrf_token() {
         ),
         (
             format!("{USERS}/terminate"),
-            vec![("id", vic1.id.clone())],
-            303,
-        ),
-        (
-            format!("{USERS}/end-user"),
-            vec![("confirm", "yes".into()), ("target", vid.clone())],
+            vec![("confirm", "yes".into()), ("id", vic1.id.clone())],
             303,
         ),
         (

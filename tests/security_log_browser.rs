@@ -1,5 +1,5 @@
-//! The Security log tab and the team log in a real headless Chromium, reached from the
-//! tabs, filtered with the form; screenshots under target/screenshots/.
+//! The Security log and the team log in a real headless Chromium, reached from the
+//! settings menu, filtered with the form; screenshots under target/screenshots/.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
@@ -37,7 +37,7 @@ async fn the_security_log_tabs_in_a_browser() {
     b.click("button[type=submit]").await;
     b.wait_for_url("/settings/security/sessions").await;
 
-    b.click("nav.tabs a[href='/settings/security/log']").await;
+    b.click("nav.menu a[href='/settings/security/log']").await;
     b.wait_for_url("/settings/security/log").await;
     let log = b.text("ol.log").await;
     assert!(log.contains("You signed in"), "{log}");
@@ -47,7 +47,7 @@ async fn the_security_log_tabs_in_a_browser() {
     );
     both_widths(&b, "security-log").await;
 
-    b.click("nav.tabs a[href='/settings/team/log']").await;
+    b.click("nav.menu a[href='/settings/team/log']").await;
     b.wait_for_url("/settings/team/log").await;
     let table = b.text("ol.log").await;
     assert!(

@@ -324,3 +324,31 @@ pub fn delete_for_user(c: &Connection, user: UserId) -> Result<usize, DbError> {
     )?;
     Ok(c.execute("DELETE FROM alerts WHERE user_id = ?1", [user])?)
 }
+
+/// Which of the sessions `pks` (whose people are among `users`) raised an alert that was
+/// emailed or is to be: the listings mark them. Read through the people's index.
+pub fn sessions_alerted(
+    c: &Connection,
+    users: &[UserId],
+    pks: &[i64],
+) -> Result<Vec<i64>, DbError> {
+    if pks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = |n: usize| vec!["?"; n].join(", ");
+    let sql = format!(
+        "SELECT DISTINCT session_id FROM alerts
+         WHERE user_id IN ({}) AND session_id IN ({})
+           AND status IN ('pending', 'sent', 'failed')",
+        marks(users.len()),
+        marks(pks.len())
+    );
+    let args = users
+        .iter()
+        .map(|u| u.0)
+        .chain(pks.iter().copied())
+        .collect::<Vec<_>>();
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,6 +1,8 @@
 //! Listing and ending sessions (SPEC §3, §6, §7): My Sessions and Users Sessions. The
 //! pages and the API both call these, so the rules live here once.
 
+use std::collections::HashSet;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tracing::instrument;
@@ -51,6 +53,24 @@ pub async fn list_mine_by_token(
     .await?;
     current_first(&mut list, me.session.pk);
     Ok((me, list))
+}
+
+/// The sessions of `list` that raised a sign-in alert (their row ids): the listings
+/// mark them, so that the session an email was about is told apart (SPEC §22).
+pub async fn alerted(state: &AppState, list: &[Session]) -> Result<HashSet<i64>> {
+    let mut users: Vec<UserId> = list.iter().map(|s| s.user_id).collect();
+    users.sort_by_key(|u| u.0);
+    users.dedup();
+    let pks: Vec<i64> = list.iter().map(|s| s.pk).collect();
+    let found = state
+        .db
+        .read_or_block(move |c, _| {
+            db::alerts::sessions_alerted(c, &users, &pks)
+                .map(Some)
+                .map_err(Error::from)
+        })
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 fn current_first(list: &mut [Session], current: i64) {

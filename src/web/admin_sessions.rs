@@ -1,20 +1,24 @@
 //! The Users Sessions tab: admins see, search and end the sessions of their account's
 //! users; the owner, of every account.
 
+use std::collections::HashSet;
+
 use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, reset_button, session_cells, session_headings, settings_page, tabs,
-};
-use super::{encode, error_page, html_response, page_session};
+use super::components::confirm::{Confirm, REASON_LABEL, confirm_page};
+use super::components::factors::reset_button;
+use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
+use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
+use super::extract::{AdminPage, Client, CsrfForm, PageResult, csrf_field};
+use super::nav::settings_page;
+use super::{encode, html_response};
+use crate::domain::factors::step_up;
 use crate::domain::ops::backup;
 use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::sessions::{self as domain, AdminQuery, Counts, Page};
-use crate::domain::tokens;
+use crate::domain::sessions::{self as domain, AdminQuery, Page};
 use crate::model::Authed;
 use crate::model::BackupRecord;
 use crate::model::{Account, UserId};
@@ -91,41 +95,48 @@ impl Filters {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    AdminPage { me, csrf, scope }: AdminPage,
     filters: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let scope = match admin_scope(&me.principal) {
-        Ok(s) => s,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
     let f = filters.map(|q| q.0).unwrap_or_default();
     let query = f.query();
-    let page = domain::admin_list(&state, &me, &query, None, Some(&f.cursor)).await;
-    let count = domain::admin_count(&state, &me, &query).await;
-    let (page, count) = match (page, count) {
-        (Ok(p), Ok(c)) => (p, c),
-        (Err(err), _) | (_, Err(err)) => return error_page(&err),
-    };
+    let page = domain::admin_list(&state, &me, &query, None, Some(&f.cursor)).await?;
+    let count = domain::admin_count(&state, &me, &query).await?;
     let accounts = if scope == AdminScope::All {
-        match crate::domain::people::admin_users::list_accounts(&state, &me.principal).await {
-            Ok(a) => a,
-            Err(err) => return error_page(&err),
-        }
+        crate::domain::people::admin_users::list_accounts(&state, &me.principal).await?
     } else {
         Vec::new()
     };
     let mut applications = vec!["web".to_string(), "api".to_string()];
     applications.extend(state.config.applications.iter().map(|a| a.name.clone()));
-    let csrf = tokens::csrf_for_session(&token);
+    // "Reset second factors" only for a person who has some.
+    let reset_for = match f.user_id.trim().parse::<i64>() {
+        Ok(uid) => {
+            crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid))
+                .await
+                .ok()
+                .filter(|u| u.second_factor)
+                .map(|u| u.user.id)
+        }
+        Err(_) => None,
+    };
+    let bulk = Bulk {
+        csrf: &csrf,
+        filters: &f,
+        endable: count.endable,
+        who: page
+            .items
+            .first()
+            .filter(|_| !f.user_id.is_empty())
+            .map(|s| s.user_email.as_str()),
+        fresh: step_up::is_fresh(&state, &me),
+        reset_for,
+    };
+    let alerted = domain::alerted(&state, &page.items).await?;
     let now = crate::clock::now();
     let body = html! {
         div {
-            (tabs(&me, "users"))
             @if let Some(n) = done_notice(f.done) { p.notice.ok role="status" { (n) } }
             (filter_form(&f, &accounts, &applications))
             @if let Some(u) = page.items.first().filter(|_| !f.user_id.is_empty()) {
@@ -135,21 +146,21 @@ pub async fn show(
             @if page.items.is_empty() {
                 p.muted { "No active sessions match." }
             } @else {
-                (results(&me, scope, &page, &csrf, &f, now))
-                (bulk_actions(&query, &count, &csrf, &f))
+                (results(&me, scope, &page, &csrf, &f, now, &alerted))
+                (bulk_actions(&query, &bulk))
             }
             @if let Some(b) = backup::status(&state, &me.principal) { (backup_footer(&b, now)) }
             (geoip_footer(&state.geo.name(), state.geo.build_epoch(), now))
         }
     };
-    html_response(settings_page(
+    Ok(html_response(settings_page(
         &me,
         &csrf,
-        "Users sessions",
+        "Active sessions",
         USERS_PATH,
         body,
     ))
-    .into_response()
+    .into_response())
 }
 
 /// The owner's view of the scheduled backups: the last good one, or the last failure
@@ -250,28 +261,29 @@ fn results(
     csrf: &str,
     f: &Filters,
     now: i64,
+    alerted: &HashSet<i64>,
 ) -> Markup {
     html! {
-        table {
-            thead { tr { th { "User" } @for h in session_headings() { th { (h) } } th { "Application" } th { span.sr { "Actions" } } } }
+        table.sessions.cards {
+            thead { tr { th { "User" } @for h in session_headings() { th { (h) } } th { span.sr { "Actions" } } } }
             tbody {
                 @for s in &page.items {
                     tr {
-                        td {
+                        td.user data-label="User" {
                             a href=(format!("{USERS_PATH}?user_id={}", s.user_id)) title="Only this user's sessions" { (s.user_email) }
                             @if scope == AdminScope::All { br; span.muted { (s.account_name) } }
                         }
-                        @for (_, cell) in session_cells(s, now) { td { (cell) } }
-                        td { (s.application) }
-                        td {
+                        @for (heading, cell) in session_cells(s, now, alerted.contains(&s.pk)) { td data-label=(heading) { (cell) } }
+                        td.act {
                             @if s.pk == me.session.pk {
                                 span.badge { "Current" }
                             } @else {
-                                form method="post" action=(format!("{USERS_PATH}/terminate")) {
+                                form method="post" action=(format!("{USERS_PATH}/terminate"))
+                                    data-confirm=(format!("End the session of {} on {}? They are signed out on their next request.", s.user_email, s.device.label()))
+                                    data-reason=(REASON_LABEL) {
                                     input type="hidden" name="csrf" value=(csrf);
                                     input type="hidden" name="id" value=(s.id.0);
                                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                                    (reason_box())
                                     button.danger type="submit" { "Terminate" }
                                 }
                             }
@@ -290,42 +302,48 @@ fn results(
     }
 }
 
-/// The optional reason an administrator gives, shown to the person whose sessions end.
-fn reason_box() -> Markup {
-    html! {
-        label.reason {
-            span.sr { "Reason (shown to the person)" }
-            input type="text" name="reason" maxlength="200"
-                placeholder="Reason (optional)" title="Reason (shown to the person)";
-        }
-    }
+/// What the view's one bulk action needs.
+struct Bulk<'a> {
+    csrf: &'a str,
+    filters: &'a Filters,
+    endable: i64,
+    /// The person whose sessions are listed, when the view is one person's.
+    who: Option<&'a str>,
+    /// The session confirmed it is its person recently: the browser's dialog is the
+    /// one confirmation; otherwise the server's page asks, with the password.
+    fresh: bool,
+    /// The person of the view, when they have second factors to reset.
+    reset_for: Option<UserId>,
 }
 
-/// "End all listed sessions" and "End all sessions of this user".
-fn bulk_actions(query: &AdminQuery, count: &Counts, csrf: &str, f: &Filters) -> Markup {
+/// The view's one bulk action: "End all listed sessions" (one person's, when the view
+/// is filtered to them), and "Reset second factors" for a person who has some.
+fn bulk_actions(query: &AdminQuery, b: &Bulk<'_>) -> Markup {
+    let f = b.filters;
+    let label = match b.who {
+        Some(email) => format!("End all sessions of {email} ({})", b.endable),
+        None => format!("End all listed sessions ({})", b.endable),
+    };
+    let question = format!(
+        "End {} listed session{}? Those people are signed out on their next request.",
+        b.endable,
+        if b.endable == 1 { "" } else { "s" }
+    );
     html! {
         div.actions {
             @if query.has_filter() {
                 form method="post" action=(format!("{USERS_PATH}/end-listed"))
-                    data-confirm=(format!("End all {} listed sessions? Those users will be signed out.", count.endable)) {
-                    input type="hidden" name="csrf" value=(csrf);
+                    data-confirm=[b.fresh.then_some(&question)]
+                    data-reason=[b.fresh.then_some(REASON_LABEL)] {
+                    input type="hidden" name="csrf" value=(b.csrf);
                     @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                    (reason_box())
-                    button.danger type="submit" { "End all listed sessions (" (count.endable) ")" }
+                    button.danger type="submit" { (label) }
                 }
             } @else {
                 span.muted { "Search or filter to end many sessions at once." }
             }
-            @if let Ok(uid) = f.user_id.trim().parse::<i64>() {
-                form method="post" action=(format!("{USERS_PATH}/end-user"))
-                    data-confirm="End every session of this user?" {
-                    input type="hidden" name="csrf" value=(csrf);
-                    input type="hidden" name="target" value=(uid);
-                    @for (name, value) in f.hidden_fields() { input type="hidden" name=(name) value=(value); }
-                    (reason_box())
-                    button.danger type="submit" { "End all sessions of this user" }
-                }
-                (reset_button(csrf, UserId(uid), &f.back(None)))
+            @if let Some(uid) = b.reset_for {
+                (reset_button(b.csrf, uid, &f.back(None)))
             }
         }
     }
@@ -339,9 +357,7 @@ pub struct ActionForm {
     confirm: String,
     #[serde(default)]
     id: String,
-    #[serde(default)]
-    target: String,
-    /// "Reason (shown to the person)".
+    /// "Reason, shown to the person".
     #[serde(default)]
     reason: String,
     #[serde(flatten)]
@@ -356,82 +372,72 @@ csrf_field!(ActionForm);
 pub async fn terminate(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    match domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await {
-        Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
-        Err(err) => error_page(&err),
+) -> PageResult {
+    admin_scope(&me.principal)?;
+    if form.confirm != "yes" {
+        let mut fields = form.filters.hidden_fields();
+        fields.push(("id", form.id.clone()));
+        let back = form.filters.back(None);
+        let action = format!("{USERS_PATH}/terminate");
+        let confirm = Confirm {
+            button: "Yes, end it",
+            reason: true,
+            ..Confirm::new(
+                "End this session?",
+                "Its person is signed out on their next request, and sees your reason when they sign in again.",
+                &action,
+                &fields,
+                &back,
+            )
+        };
+        return Ok(confirm_page(&me, &form.csrf, &confirm));
     }
+    domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await?;
+    Ok(Redirect::see_other(form.filters.back(Some(1))).into_response())
 }
 
 #[handler]
 pub async fn end_listed(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    if let Err(err) = admin_scope(&me.principal) {
-        return error_page(&err);
-    }
+) -> PageResult {
+    admin_scope(&me.principal)?;
     let query = form.filters.query();
+    if let Some(uid) = query.user_id {
+        // One person's sessions: that person must be in the caller's scope.
+        crate::domain::people::admin_users::user_summary(&state, &me.principal, UserId(uid))
+            .await?;
+    }
+    let action = format!("{USERS_PATH}/end-listed");
+    let back = form.filters.back(None);
     if form.confirm != "yes" {
-        let count = match domain::admin_count(&state, &me, &query).await {
-            Ok(c) => c.endable,
-            Err(err) => return error_page(&err),
+        let count = domain::admin_count(&state, &me, &query).await?.endable;
+        let fields = form.filters.hidden_fields();
+        let question = format!("End all {count} listed sessions?");
+        let confirm = Confirm {
+            reason: true,
+            step_up: !step_up::is_fresh(&state, &me),
+            ..Confirm::new(
+                &question,
+                "Every session matching the current search and filters will be signed out on its next request (except yours).",
+                &action,
+                &fields,
+                &back,
+            )
         };
-        let mut fields = form.filters.hidden_fields();
-        fields.push(("reason", form.reason.clone()));
-        return confirm_page(
-            &me,
-            &form.csrf,
-            &format!("End all {count} listed sessions?"),
-            "Every session matching the current search and filters will be signed out on its next request (except yours).",
-            &format!("{USERS_PATH}/end-listed"),
-            &fields,
-            &form.filters.back(None),
-        );
+        return Ok(confirm_page(&me, &form.csrf, &confirm));
     }
     let mut fields = form.filters.hidden_fields();
     fields.push(("confirm", "yes".to_string()));
+    fields.push(("reason", form.reason.clone()));
     let guarded = Guarded {
         what: "end all listed sessions",
-        action: &format!("{USERS_PATH}/end-listed"),
+        action: &action,
         fields: &fields,
-        cancel: &form.filters.back(None),
+        cancel: &back,
     };
-    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
-    {
-        return page;
-    }
-    match domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await {
-        Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
-        Err(err) => error_page(&err),
-    }
-}
-
-#[handler]
-pub async fn end_user(
-    state: Data<&AppState>,
-    CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    let Ok(target) = form.target.trim().parse::<i64>() else {
-        return error_page(&crate::error::Error::NotFound);
-    };
-    if form.confirm != "yes" {
-        let mut fields = form.filters.hidden_fields();
-        fields.push(("target", target.to_string()));
-        fields.push(("reason", form.reason.clone()));
-        return confirm_page(
-            &me,
-            &form.csrf,
-            "End every session of this user?",
-            "The user will be signed out everywhere on their next request.",
-            &format!("{USERS_PATH}/end-user"),
-            &fields,
-            &form.filters.back(None),
-        );
-    }
-    match domain::admin_end_user(&state, &me, UserId(target), Some(&form.reason)).await {
-        Ok(n) => Redirect::see_other(form.filters.back(Some(n))).into_response(),
-        Err(err) => error_page(&err),
-    }
+    confirm_its_you(&state, &client, &me, &form.csrf, &form.step_up, &guarded).await?;
+    let n = domain::admin_end_matching(&state, &me, &query, Some(&form.reason)).await?;
+    Ok(Redirect::see_other(form.filters.back(Some(n))).into_response())
 }

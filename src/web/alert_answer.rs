@@ -7,7 +7,8 @@ use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use super::components::geo_attribution;
+use super::components::session::geo_attribution;
+use super::extract::PageResult;
 use super::{error_page, html_response, layout};
 use crate::clock::{relative, utc};
 use crate::domain::alerts::notices::Details;
@@ -34,18 +35,15 @@ fn sign_in_card(d: &Details) -> Markup {
 }
 
 fn page(title: &str, body: Markup) -> Response {
-    let body = html! { main.narrow { (body) (geo_attribution()) } };
+    let body = html! { main.narrow #main { (body) (geo_attribution()) } };
     html_response(layout(title, None, body)).into_response()
 }
 
 #[handler]
-pub async fn show_confirm(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
+pub async fn show_confirm(state: Data<&AppState>, q: Query<LinkParams>) -> PageResult {
     let Question { details, answered } =
-        match alert_response::question(&state, LinkPurpose::Confirm, &q.t).await {
-            Ok(found) => found,
-            Err(err) => return error_page(&err),
-        };
-    page(
+        alert_response::question(&state, LinkPurpose::Confirm, &q.t).await?;
+    Ok(page(
         "Was this you?",
         html! {
             h1 { "Was this you?" }
@@ -60,7 +58,7 @@ pub async fn show_confirm(state: Data<&AppState>, q: Query<LinkParams>) -> Respo
                 p.muted { "Nothing else changes: your sessions stay signed in." }
             }
         },
-    )
+    ))
 }
 
 #[handler]
@@ -85,13 +83,10 @@ pub async fn submit_confirm(
 }
 
 #[handler]
-pub async fn show_secure(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
+pub async fn show_secure(state: Data<&AppState>, q: Query<LinkParams>) -> PageResult {
     let Question { details, answered } =
-        match alert_response::question(&state, LinkPurpose::Secure, &q.t).await {
-            Ok(found) => found,
-            Err(err) => return error_page(&err),
-        };
-    page(
+        alert_response::question(&state, LinkPurpose::Secure, &q.t).await?;
+    Ok(page(
         "Secure your account",
         html! {
             h1 { "Not you? Secure your account" }
@@ -112,7 +107,7 @@ pub async fn show_secure(state: Data<&AppState>, q: Query<LinkParams>) -> Respon
                 }
             }
         },
-    )
+    ))
 }
 
 #[handler]

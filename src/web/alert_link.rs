@@ -3,11 +3,12 @@
 
 use maud::html;
 use poem::web::{Data, Form, Query};
-use poem::{IntoResponse, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::geo_attribution;
-use super::{error_page, html_response, layout};
+use super::components::session::geo_attribution;
+use super::extract::PageResult;
+use super::{html_response, layout};
 use crate::clock::{relative, utc};
 use crate::domain::alerts::end_link::{end_via_link, link_target};
 use crate::state::AppState;
@@ -21,15 +22,12 @@ pub struct LinkParams {
 }
 
 #[handler]
-pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
-    let target = match link_target(&state, &q.t).await {
-        Ok(t) => t,
-        Err(err) => return error_page(&err),
-    };
+pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> PageResult {
+    let target = link_target(&state, &q.t).await?;
     let d = &target.details;
     let now = crate::clock::now();
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Not you?" }
             div.card {
                 p { "Sign-in " span title=(utc(d.at)) { (relative(now, d.at)) } " from:" }
@@ -50,18 +48,15 @@ pub async fn show(state: Data<&AppState>, q: Query<LinkParams>) -> Response {
             (geo_attribution())
         }
     };
-    html_response(layout("End this session", None, body)).into_response()
+    Ok(html_response(layout("End this session", None, body)).into_response())
 }
 
 #[handler]
-pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>) -> Response {
+pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>) -> PageResult {
     let token = form.map(|f| f.0.t).unwrap_or_default();
-    let ended = match end_via_link(&state, &token).await {
-        Ok(e) => e,
-        Err(err) => return error_page(&err),
-    };
+    let ended = end_via_link(&state, &token).await?;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             @if ended {
                 h1 { "Session ended" }
                 p.notice.ok { "That session is signed out." }
@@ -77,5 +72,5 @@ pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<LinkParams>>
     } else {
         "Nothing to end"
     };
-    html_response(layout(title, None, body)).into_response()
+    Ok(html_response(layout(title, None, body)).into_response())
 }

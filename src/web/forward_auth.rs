@@ -265,7 +265,7 @@ fn denied_page(state: &AppState, app: Option<&str>) -> Response {
         .and_then(|a| state.config.application_named(a))
         .map(|a| a.name.as_str());
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "No access" }
             p.notice.error role="alert" {
                 @match name {

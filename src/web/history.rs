@@ -2,13 +2,14 @@
 
 use maud::html;
 use poem::web::{Data, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{flag_img, geo_attribution, settings_page, tabs, time_cell};
-use super::{encode, error_page, html_response, page_session};
+use super::components::session::{flag_img, geo_attribution, time_cell};
+use super::extract::{PageResult, PageSession};
+use super::nav::settings_page;
+use super::{encode, html_response};
 use crate::domain::audit::history;
-use crate::domain::tokens;
 use crate::state::AppState;
 
 pub use crate::paths::HISTORY as PATH;
@@ -24,24 +25,15 @@ pub struct HistoryQuery {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
     q: poem::Result<Query<HistoryQuery>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let q = q.map(|q| q.0).unwrap_or_default();
-    let page = match history::list(&state, &me, q.user_id, None, Some(&q.cursor)).await {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let csrf = tokens::csrf_for_session(&token);
+    let page = history::list(&state, &me, q.user_id, None, Some(&q.cursor)).await?;
     let now = crate::clock::now();
     let body = html! {
         div {
-            (tabs(&me, "history"))
             @if let Some(id) = q.user_id.filter(|id| *id != me.principal.user_id.0) {
                 p.notice {
                     "The sign-in history of "
@@ -52,19 +44,26 @@ pub async fn show(
             @if page.items.is_empty() {
                 p.muted { "No sign-ins yet." }
             } @else {
-                table {
-                    thead { tr { th { "When" } th { "Outcome" } th { "Device" } th { "IP" } th { "Location" } } }
+                table.cards.history {
+                    thead { tr { th { "When" } th { "Outcome" } th { "Device" } th { "Location" } } }
                     tbody {
                         @for r in &page.items {
                             tr {
-                                td { (time_cell(now, r.at)) }
-                                td {
+                                td { (time_cell(now, r.at)) span.exact { (crate::clock::utc(r.at)) } }
+                                td data-label="Outcome" {
                                     @if r.success { span.badge { "Signed in" } }
                                     @else { span.badge.fail { "Refused" } " " span.muted { (outcome(&r.reason)) } }
                                 }
-                                td { (r.device.label()) }
-                                td { (r.ip) }
-                                td { span.place { (flag_img(r.location.country_code.as_deref())) span { (r.location.label()) } } }
+                                td data-label="Device" {
+                                    @for (i, part) in r.device.label().split(" · ").enumerate() {
+                                        @if i > 0 { " · " }
+                                        span.nw { (part) }
+                                    }
+                                }
+                                td data-label="Location" {
+                                    span.place { (flag_img(r.location.country_code.as_deref())) span { (r.location.label()) } }
+                                    span.ip { (r.ip) }
+                                }
                             }
                         }
                     }
@@ -76,7 +75,7 @@ pub async fn show(
             (geo_attribution())
         }
     };
-    html_response(settings_page(&me, &csrf, "Sign-in history", PATH, body)).into_response()
+    Ok(html_response(settings_page(&me, &csrf, "Sign-in history", PATH, body)).into_response())
 }
 
 fn outcome(reason: &str) -> &'static str {

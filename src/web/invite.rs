@@ -3,14 +3,14 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query};
+use poem::web::{Data, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    link_refused, next_step_redirect, pre_csrf, pre_csrf_ok, signed_in_redirect, stale_form,
-    with_pre_csrf,
+use super::components::sign_in::{
+    link_refused, next_step_redirect, pre_csrf, signed_in_redirect, with_pre_csrf,
 };
+use super::extract::{Client, PreSignInForm, csrf_field};
 use super::{error_page, html_response, layout};
 use crate::domain::people::team;
 use crate::domain::signin::flow::SignInOutcome;
@@ -39,7 +39,7 @@ fn page(
 ) -> Response {
     let min = state.config.security.password_min_length;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Welcome to Doorman" }
             p { "You were invited to the account " strong { (user.account_name) } " as " strong { (user.email) } ". Choose your name and a password to finish." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
@@ -95,19 +95,15 @@ pub struct AcceptForm {
     password: String,
 }
 
+csrf_field!(AcceptForm);
+
 #[handler]
 pub async fn submit(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<AcceptForm>>,
+    Client(client): Client,
+    PreSignInForm(form): PreSignInForm<AcceptForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     let device_id = cookies::get(req, cookies::DEVICE_COOKIE);
     let result = team::accept_invitation(
         &state,

@@ -6,7 +6,10 @@ use poem::web::{Data, Form, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{next_step_redirect, signed_in_redirect};
+use super::components::sign_in::{
+    next_step_redirect, pre_csrf, pre_csrf_ok, signed_in_redirect, with_pre_csrf,
+};
+use super::extract::{Client, PageForm};
 use super::{AdminNote, ended_notice_with, error_page, html_response, layout};
 use crate::domain::factors::webauthn;
 use crate::domain::signin::check::{authenticate, authenticate_held};
@@ -128,23 +131,12 @@ fn render(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let csrf = cookies::get(req, cookies::PRE_CSRF_COOKIE)
-        .filter(|c| c.len() >= 20 && c.len() <= 64)
-        .unwrap_or_else(tokens::new_csrf);
+    let csrf = pre_csrf(req);
     let body = form(&csrf, rd, email, notice, error, webauthn::enabled(state));
-    let mut resp = html_response(layout("Sign in", None, body))
+    let resp = html_response(layout("Sign in", None, body))
         .with_status(status)
         .into_response();
-    let cookie = cookies::build(
-        &state.config.server,
-        cookies::PRE_CSRF_COOKIE,
-        &csrf,
-        Some(3600),
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
+    with_pre_csrf(state, resp, &csrf)
 }
 
 fn form(
@@ -156,7 +148,7 @@ fn form(
     passkeys: bool,
 ) -> Markup {
     html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Sign in" }
             @if let Some(n) = notice { p.notice role="status" { (n) } }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
@@ -188,6 +180,7 @@ fn form(
 pub async fn submit(
     req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     form: poem::Result<Form<LoginForm>>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -201,8 +194,7 @@ pub async fn submit(
             StatusCode::BAD_REQUEST,
         );
     };
-    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
-    if expected.is_empty() || !tokens::constant_time_eq(expected.as_bytes(), form.csrf.as_bytes()) {
+    if !pre_csrf_ok(req, &form.csrf) {
         return render(
             req,
             &state,
@@ -214,7 +206,6 @@ pub async fn submit(
         );
     }
     let (target, application) = destination(&state, &form.rd);
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     let device_id = cookies::get(req, cookies::DEVICE_COOKIE);
     let result = sign_in(
         &state,
@@ -264,11 +255,6 @@ pub struct PasskeyForm {
     credential: String,
 }
 
-fn pre_csrf_ok(req: &Request, given: &str) -> bool {
-    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
-    !expected.is_empty() && tokens::constant_time_eq(expected.as_bytes(), given.as_bytes())
-}
-
 /// "Sign in with a passkey": the options of a new ceremony (JSON, for the page's
 /// script), its token in the challenge cookie.
 #[handler]
@@ -316,11 +302,9 @@ pub async fn passkey_begin(
 pub async fn passkey_submit(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<PasskeyForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<PasskeyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
     if !pre_csrf_ok(req, &form.csrf) {
         let msg = "This form has expired. Please sign in again.";
         return render(
@@ -350,7 +334,6 @@ pub async fn passkey_submit(
         }
         Err(err) => return error_page(&err),
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match passkeys::complete_passwordless(&state, &token, &form.credential, client).await {
         Ok(signed) => signed_in_redirect(&state, &signed, &target),
         Err(err @ (Error::InvalidCode | Error::RateLimited { .. })) => {

@@ -5,10 +5,12 @@ pub mod admin_sessions;
 pub mod alert_answer;
 pub mod alert_link;
 pub mod components;
+pub mod extract;
 pub mod forward_auth;
 pub mod history;
 pub mod invite;
 pub mod login;
+pub mod nav;
 pub mod notifications;
 pub mod profile;
 pub mod recovery;
@@ -130,10 +132,6 @@ pub fn routes() -> Route {
         .at(
             format!("{}/end-listed", USERS_SESSIONS),
             post(admin_sessions::end_listed),
-        )
-        .at(
-            format!("{}/end-user", USERS_SESSIONS),
-            post(admin_sessions::end_user),
         )
         .at(
             paths::PASSWORD,
@@ -394,6 +392,24 @@ pub fn ended_notice(reason: &str) -> String {
     }
 }
 
+/// The page of an address that leads nowhere (404), in the frame of every page.
+pub fn not_found_page() -> Response {
+    let markup = layout(
+        "Page not found",
+        None,
+        html! {
+            main.narrow #main {
+                h1 { "Page not found" }
+                p { "There is no page at this address. It may have moved, or the link may be mistyped." }
+                p { a.button href="/" { "Go to Doorman" } }
+            }
+        },
+    );
+    html_response(markup)
+        .with_status(StatusCode::NOT_FOUND)
+        .into_response()
+}
+
 /// A page-shaped error: the same status and message the API would give.
 pub fn error_page(err: &Error) -> Response {
     let (status, body) = describe(err);
@@ -401,7 +417,7 @@ pub fn error_page(err: &Error) -> Response {
         "Error",
         None,
         html! {
-            main.narrow {
+            main.narrow #main {
                 h1 { "Something is not right" }
                 p.notice.error { (body.message) }
                 p { a href="/" { "Back to Doorman" } }
@@ -427,6 +443,7 @@ pub fn layout(title: &str, who: Option<(&Authed, &str)>, body: Markup) -> Markup
                 link rel="stylesheet" href="/assets/style.css";
             }
             body {
+                a.skip-link href="#main" { "Skip to content" }
                 header.top {
                     a.brand href="/" { (PreEscaped(DOOR_ICON)) " Doorman" }
                     @if let Some((authed, csrf)) = who {

@@ -4,14 +4,14 @@
 
 use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field, nav_tabs, settings_page};
-use super::{error_page, html_response, page_session};
+use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
+use super::html_response;
+use super::nav::settings_page;
 use crate::domain::alerts::prefs::{self as preferences, Preferences};
 use crate::domain::permissions::admin_scope;
-use crate::domain::tokens;
 use crate::model::AlertPrefs;
 use crate::model::Authed;
 use crate::state::AppState;
@@ -65,8 +65,7 @@ pub fn section(me: &Authed, csrf: &str, prefs: &Preferences) -> Markup {
     let shown = prefs.effective();
     html! {
         section.card.notifications aria-labelledby="alerts-heading" {
-            h2 #alerts-heading { "Sign-in alerts" }
-            p.muted { "Email me about:" }
+            h2 #alerts-heading { "Email me about" }
             form method="post" action=(save_path()) {
                 input type="hidden" name="csrf" value=(csrf);
                 @for (key, label, hint) in CHOICES {
@@ -106,16 +105,12 @@ pub struct Notice {
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    let prefs = match preferences::mine(&state, &me.principal).await {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let csrf = tokens::csrf_for_session(&token);
+pub async fn show(
+    state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
+    notice: Query<Notice>,
+) -> PageResult {
+    let prefs = preferences::mine(&state, &me.principal).await?;
     let message = match notice.saved.as_deref() {
         Some("prefs") => Some("Your alert choices are saved."),
         Some("locked") => Some("Every sign-in alert is now locked on for your account."),
@@ -123,13 +118,10 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         _ => None,
     };
     let body = html! {
-        p.breadcrumb { "Settings › Account" }
-        h1 { "Sign-in alerts" }
-        (nav_tabs(&me, "notifications"))
         @if let Some(m) = message { p.notice.ok role="status" { (m) } }
         (section(&me, &csrf, &prefs))
     };
-    html_response(settings_page(&me, &csrf, "Sign-in alerts", PATH, body)).into_response()
+    Ok(html_response(settings_page(&me, &csrf, "Sign-in alerts", PATH, body)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -160,31 +152,25 @@ csrf_field!(PrefsForm, LockForm);
 pub async fn save(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<PrefsForm>,
-) -> Response {
+) -> PageResult {
     let prefs = AlertPrefs {
         new_device: form.new_device.is_some(),
         new_country: form.new_country.is_some(),
         travel: form.travel.is_some(),
         moved: form.moved.is_some(),
     };
-    match preferences::set_mine(&state, &me.principal, prefs).await {
-        Ok(()) => Redirect::see_other(format!("{PATH}?saved=prefs")).into_response(),
-        Err(err) => error_page(&err),
-    }
+    preferences::set_mine(&state, &me.principal, prefs).await?;
+    Ok(Redirect::see_other(format!("{PATH}?saved=prefs")).into_response())
 }
 
 #[handler]
 pub async fn lock(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<LockForm>,
-) -> Response {
+) -> PageResult {
     let locked = form.locked == "yes";
     let account = me.principal.account_id;
-    match preferences::set_lock(&state, &me.principal, account, locked).await {
-        Ok(()) => {
-            let done = if locked { "locked" } else { "unlocked" };
-            Redirect::see_other(format!("{PATH}?saved={done}")).into_response()
-        }
-        Err(err) => error_page(&err),
-    }
+    preferences::set_lock(&state, &me.principal, account, locked).await?;
+    let done = if locked { "locked" } else { "unlocked" };
+    Ok(Redirect::see_other(format!("{PATH}?saved={done}")).into_response())
 }

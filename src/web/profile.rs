@@ -5,18 +5,16 @@
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query, Redirect};
+use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, csrf_field, link_refused, pre_csrf, pre_csrf_ok, settings_page, stale_form,
-    with_pre_csrf,
-};
-use super::{error_page, html_response, layout, page_session};
+use super::components::sign_in::{link_refused, pre_csrf, with_pre_csrf};
+use super::extract::{Client, CsrfForm, PageSession, PreSignInForm, csrf_field};
+use super::nav::settings_page;
+use super::{error_page, html_response, layout};
 use crate::domain::people::profile;
 use crate::domain::people::users::change_own_password;
-use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
 use crate::model::Authed;
@@ -205,8 +203,6 @@ async fn page(
         Err(err) => return error_page(&err),
     };
     let content = html! {
-        p.breadcrumb { "Settings › Account" }
-        h1 { "Profile" }
         @if let Some(text) = done_text(done) { p.notice.ok role="status" { (text) } }
         @for s in sections(state, me, zone.as_deref(), csrf, refusal) { (s) }
     };
@@ -216,21 +212,12 @@ async fn page(
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, done: Query<Done>) -> Response {
-    match page_session(req, &state).await {
-        Ok((me, token)) => {
-            page(
-                &state,
-                &me,
-                &tokens::csrf_for_session(&token),
-                &done,
-                None,
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(resp) => resp,
-    }
+pub async fn show(
+    state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
+    done: Query<Done>,
+) -> Response {
+    page(&state, &me, &csrf, &done, None, StatusCode::OK).await
 }
 
 /// The old Security › Password address.
@@ -302,7 +289,7 @@ pub struct TimeZoneForm {
     time_zone: String,
 }
 
-csrf_field!(NameForm, EmailForm, PasswordForm, TimeZoneForm);
+csrf_field!(NameForm, EmailForm, PasswordForm, ConfirmForm, TimeZoneForm);
 
 #[handler]
 pub async fn submit_time_zone(
@@ -328,11 +315,10 @@ pub async fn submit_name(
 
 #[handler]
 pub async fn submit_email(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<EmailForm>,
 ) -> Response {
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match profile::request_email_change(
         &state,
         &me,
@@ -349,12 +335,11 @@ pub async fn submit_email(
 
 #[handler]
 pub async fn submit_password(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<PasswordForm>,
 ) -> Response {
     let keep = form.keep_current == "yes";
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match change_own_password(&state, &me, &client, form.current, form.new, keep).await {
         Ok(n) if keep => {
             Redirect::see_other(format!("{PROFILE}?done=password&n={n}")).into_response()
@@ -387,7 +372,7 @@ pub async fn confirm_show(
     };
     let csrf = pre_csrf(req);
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Confirm your new email" }
             p { "Change the email of your Doorman account from " strong { (user.email) } " to " strong { (new_email) } "?" }
             form.card method="post" action=(EMAIL_CONFIRM) {
@@ -411,20 +396,13 @@ pub struct ConfirmForm {
 
 #[handler]
 pub async fn confirm_submit(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ConfirmForm>>,
+    PreSignInForm(form): PreSignInForm<ConfirmForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
     match profile::confirm_email_change(&state, &form.token).await {
         Ok(user) => {
             let body = html! {
-                main.narrow {
+                main.narrow #main {
                     h1 { "Email changed" }
                     p.notice.ok role="status" { "Your Doorman account's email is now " strong { (user.email) } ". Sign in with it from now on." }
                     p { a href=(PROFILE) { "Go to your profile" } }
@@ -452,7 +430,7 @@ pub async fn cancel_show(
     };
     let csrf = pre_csrf(req);
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Cancel the email change" }
             p { "Someone asked to change the email of the Doorman account " strong { (user.email) } " to " strong { (new_email) } ". Cancel it, and the email stays as it is?" }
             form.card method="post" action=(EMAIL_CANCEL) {
@@ -468,20 +446,13 @@ pub async fn cancel_show(
 
 #[handler]
 pub async fn cancel_submit(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ConfirmForm>>,
+    PreSignInForm(form): PreSignInForm<ConfirmForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
     match profile::cancel_email_change(&state, &form.token).await {
         Ok((user, new_email)) => {
             let body = html! {
-                main.narrow {
+                main.narrow #main {
                     h1 { "Email change cancelled" }
                     p.notice.ok role="status" { "The change to " strong { (new_email) } " was cancelled: the Doorman account's email stays " strong { (user.email) } "." }
                     p { "If you did not ask for it, someone may know your password: sign in and change it." }

@@ -3,11 +3,12 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query, Redirect};
+use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{link_refused, pre_csrf, pre_csrf_ok, stale_form, with_pre_csrf};
+use super::components::sign_in::{link_refused, pre_csrf, with_pre_csrf};
+use super::extract::{Client, PreSignInForm, csrf_field};
 use super::{error_page, html_response, layout};
 use crate::domain::people::recovery::{self, FORGOT_ANSWER};
 use crate::error::Error;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 
 fn forgot_page(state: &AppState, csrf: &str, answered: bool) -> Response {
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Forgot your password?" }
             @if answered {
                 p.notice.ok role="status" { (FORGOT_ANSWER) }
@@ -55,20 +56,15 @@ pub struct ForgotForm {
 /// goes out, is decided after the answer.
 #[handler]
 pub fn submit_forgot(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ForgotForm>>,
+    Client(client): Client,
+    PreSignInForm(form): PreSignInForm<ForgotForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     recovery::request_reset(&state, &form.email, client.ip);
     forgot_page(&state, &form.csrf, true)
 }
+
+csrf_field!(ForgotForm, ResetForm);
 
 #[derive(Deserialize, Default)]
 pub struct TokenQuery {
@@ -86,7 +82,7 @@ fn reset_page(
 ) -> Response {
     let min = state.config.security.password_min_length;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Choose a new password" }
             p { "For " strong { (user.email) } ". Every session of this account will be signed out." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
@@ -129,16 +125,9 @@ pub struct ResetForm {
 
 #[handler]
 pub async fn submit_reset(
-    req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<ResetForm>>,
+    PreSignInForm(form): PreSignInForm<ResetForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !pre_csrf_ok(req, &form.csrf) {
-        return error_page(&stale_form());
-    }
     match recovery::reset_password(&state, &form.token, form.password).await {
         Ok(_) => Redirect::see_other(format!("{LOGIN}?reset=1")).into_response(),
         Err(err @ Error::Invalid { code, .. })

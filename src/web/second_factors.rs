@@ -5,19 +5,19 @@
 
 use maud::{Markup, html};
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, Guarded, StepUpFields, csrf_field, nav_tabs, recovery_codes_card, settings_page,
-    step_up_refusal, time_cell, totp_setup,
-};
-use super::{error_page, html_response, page_session};
+use super::components::factors::{recovery_codes_card, totp_setup};
+use super::components::session::time_cell;
+use super::components::step_up::{Guarded, StepUpFields, step_up_refusal};
+use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
+use super::nav::settings_page;
+use super::{error_page, html_response};
 use crate::domain::factors::manage::{self as factors, Overview};
 use crate::domain::factors::passkeys;
 use crate::domain::factors::{policy, webauthn};
 use crate::domain::permissions::admin_scope;
-use crate::domain::tokens;
 use crate::error::Error;
 use crate::model::Authed;
 use crate::model::UserId;
@@ -60,7 +60,7 @@ pub fn section(
                 p.status.off { "Two-step verification is " strong { "off" } ". Add an authenticator app or a passkey so that a stolen password is not enough to sign in as you." }
             }
             @if !o.factors.is_empty() {
-                table.factors {
+                div.scroll-x tabindex="0" role="region" aria-label="Your second factors" { table.factors {
                     thead { tr { th { "Factor" } th { "Name" } th { "Added" } th { "Last used" } th { span.sr { "Actions" } } } }
                     tbody {
                         @for f in &o.factors {
@@ -87,7 +87,7 @@ pub fn section(
                             }
                         }
                     }
-                }
+                } }
             }
             div.add-factors {
                 form.card method="post" action=(action("totp")) {
@@ -179,26 +179,16 @@ async fn policy_of(state: &AppState, me: &Authed) -> Option<Policy> {
 }
 
 fn frame(me: &Authed, csrf: &str, title: &str, body: Markup) -> Response {
-    let body = html! {
-        p.breadcrumb { "Settings › Security" }
-        h1 { (title) }
-        (nav_tabs(me, "factors"))
-        (body)
-    };
     html_response(settings_page(me, csrf, title, PATH, body)).into_response()
 }
 
 #[handler]
-pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    let csrf = tokens::csrf_for_session(&token);
-    let o = match factors::overview(&state, me.principal.user_id).await {
-        Ok(o) => o,
-        Err(err) => return error_page(&err),
-    };
+pub async fn show(
+    state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
+    notice: Query<Notice>,
+) -> PageResult {
+    let o = factors::overview(&state, me.principal.user_id).await?;
     let policy = policy_of(&state, &me).await;
     let done = notice.done.as_deref().and_then(notice_text);
     let body = html! {
@@ -213,7 +203,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         }
         (section(&csrf, &o, crate::domain::factors::webauthn::enabled(&state), policy.as_ref(), crate::clock::now()))
     };
-    frame(&me, &csrf, "Second factors", body)
+    Ok(frame(&me, &csrf, "Second factors", body))
 }
 
 #[derive(Deserialize)]
@@ -272,10 +262,6 @@ pub struct ResetForm {
 
 csrf_field!(AddForm, ActivateForm, IdForm, PolicyForm, ResetForm);
 
-fn client(req: &Request, state: &AppState) -> crate::model::ClientInfo {
-    crate::client_ip::from_request(req, &state.config.server.trusted_proxies)
-}
-
 fn setup_page(
     me: &Authed,
     csrf: &str,
@@ -291,12 +277,12 @@ fn setup_page(
 
 #[handler]
 pub async fn add_totp(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<AddForm>,
 ) -> Response {
     let proof = form.step_up.proof();
-    match factors::start_totp(&state, &me, &client(req, &state), &form.name, proof).await {
+    match factors::start_totp(&state, &me, &client, &form.name, proof).await {
         Ok(key) => setup_page(&me, &form.csrf, &key, None),
         Err(err) => {
             let fields = [("name", form.name.clone())];
@@ -313,12 +299,11 @@ pub async fn add_totp(
 
 #[handler]
 pub async fn add_passkey(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<AddForm>,
 ) -> Response {
     let proof = form.step_up.proof();
-    let client = client(req, &state);
     match passkeys::start_registration(&state, &me, &client, &form.name, proof).await {
         Ok(ceremony) => frame(
             &me,
@@ -358,12 +343,11 @@ pub async fn add_passkey(
 /// which the script sends the form the two-page way.
 #[handler]
 pub async fn begin_passkey(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<AddForm>,
 ) -> Response {
     let proof = form.step_up.proof();
-    let client = client(req, &state);
     match passkeys::start_registration(&state, &me, &client, &form.name, proof).await {
         Ok(c) => Response::builder()
             .content_type("application/json")
@@ -444,11 +428,11 @@ pub async fn step_up_passkey(
 
 #[handler]
 pub async fn activate(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<ActivateForm>,
 ) -> Response {
-    match factors::activate_mine(&state, &me, &client(req, &state), form.id, &form.code).await {
+    match factors::activate_mine(&state, &me, &client, form.id, &form.code).await {
         Ok(done) => match done.recovery_codes {
             Some(codes) => frame(
                 &me,
@@ -479,11 +463,9 @@ pub async fn activate(
 pub async fn rename(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<IdForm>,
-) -> Response {
-    match factors::rename(&state, &me, form.id, &form.name).await {
-        Ok(()) => Redirect::see_other(format!("{PATH}?done=renamed")).into_response(),
-        Err(err) => error_page(&err),
-    }
+) -> PageResult {
+    factors::rename(&state, &me, form.id, &form.name).await?;
+    Ok(Redirect::see_other(format!("{PATH}?done=renamed")).into_response())
 }
 
 /// The no-JavaScript confirmation of a factor's removal or of new recovery codes.
@@ -509,8 +491,8 @@ fn confirm(me: &Authed, csrf: &str, question: &str, detail: &str, to: &str, id: 
 
 #[handler]
 pub async fn remove(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<IdForm>,
 ) -> Response {
     let to = action("remove");
@@ -525,7 +507,7 @@ pub async fn remove(
         );
     }
     let proof = form.step_up.proof();
-    match factors::remove(&state, &me, &client(req, &state), form.id, proof).await {
+    match factors::remove(&state, &me, &client, form.id, proof).await {
         Ok(()) => Redirect::see_other(format!("{PATH}?done=removed")).into_response(),
         Err(err) => {
             let fields = [("confirm", "yes".to_string()), ("id", form.id.to_string())];
@@ -542,8 +524,8 @@ pub async fn remove(
 
 #[handler]
 pub async fn recovery_codes(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, .. }: CsrfForm<IdForm>,
 ) -> Response {
     let to = action("recovery-codes");
@@ -558,7 +540,7 @@ pub async fn recovery_codes(
         );
     }
     let proof = form.step_up.proof();
-    match factors::regenerate_recovery_codes(&state, &me, &client(req, &state), proof).await {
+    match factors::regenerate_recovery_codes(&state, &me, &client, proof).await {
         Ok(codes) => frame(
             &me,
             &form.csrf,
@@ -586,12 +568,10 @@ pub async fn recovery_codes(
 pub async fn save_policy(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<PolicyForm>,
-) -> Response {
+) -> PageResult {
     let on = form.required == "yes";
-    match policy::set_account_policy(&state, &me, me.principal.account_id, on).await {
-        Ok(()) => Redirect::see_other(format!("{PATH}?done=policy")).into_response(),
-        Err(err) => error_page(&err),
-    }
+    policy::set_account_policy(&state, &me, me.principal.account_id, on).await?;
+    Ok(Redirect::see_other(format!("{PATH}?done=policy")).into_response())
 }
 
 #[handler]

@@ -4,13 +4,13 @@
 
 use maud::{Markup, html};
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::web::{Data, Form, Redirect};
+use poem::web::{Data, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    recovery_codes_card, set_signed_in_cookies, signed_in_redirect, totp_setup,
-};
+use super::components::factors::{recovery_codes_card, totp_setup};
+use super::components::sign_in::{pre_csrf_ok, set_signed_in_cookies, signed_in_redirect};
+use super::extract::{Client, PageForm};
 use super::{error_page, html_response, layout};
 use crate::domain::factors::webauthn;
 use crate::domain::signin::passkey as passkeys;
@@ -66,15 +66,10 @@ fn page(
     resp
 }
 
-fn csrf_ok(req: &Request, given: &str) -> bool {
-    let expected = cookies::get(req, cookies::PRE_CSRF_COOKIE).unwrap_or_default();
-    !expected.is_empty() && tokens::constant_time_eq(expected.as_bytes(), given.as_bytes())
-}
-
 fn verify_form(csrf: &str, methods: &[&str], passkey: Option<&str>, error: Option<&str>) -> Markup {
     let totp = methods.contains(&"totp");
     html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Two-step verification" }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
             @if let Some(options) = passkey {
@@ -136,16 +131,13 @@ pub struct CodeForm {
 pub async fn submit_verify(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<CodeForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<CodeForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
     let (token, target) = match pending(req, &state, &form.csrf).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match second_step::complete(&state, &token, &form.code, client).await {
         Ok(signed) => {
             let used_recovery = signed
@@ -173,7 +165,7 @@ async fn pending(
     csrf: &str,
 ) -> Result<(String, String), Response> {
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
-    if !csrf_ok(req, csrf) {
+    if !pre_csrf_ok(req, csrf) {
         return Err(expired(state));
     }
     match second_step::find(state, &token, Purpose::SecondFactor).await {
@@ -237,16 +229,13 @@ pub struct PasskeyForm {
 pub async fn submit_passkey(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<PasskeyForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<PasskeyForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
     let (token, target) = match pending(req, &state, &form.csrf).await {
         Ok(found) => found,
         Err(resp) => return resp,
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match passkeys::complete_second_step(&state, &token, &form.credential, client).await {
         Ok(signed) => signed_in_redirect(&state, &signed, &target),
         Err(err) => refused_step(req, &state, &token, &err).await,
@@ -262,7 +251,7 @@ fn enrol_page(
 ) -> Response {
     let csrf = pre_csrf(req);
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Set up a second factor" }
             p { "Your account needs a second factor before you can go on: an authenticator app on your phone (it gives you a new 6-digit code every 30 seconds), or a passkey." }
             h2 { "With an authenticator app" }
@@ -292,16 +281,13 @@ pub const ENROL_PASSKEY: &str = "/login/enrol/passkey";
 pub async fn enrol_with_passkey(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<CodeForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<CodeForm>,
 ) -> Response {
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !csrf_ok(req, &form.csrf) {
+    if !pre_csrf_ok(req, &form.csrf) {
         return expired(&state);
     }
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match second_step::hold_for_enrolment(&state, &token, client).await {
         Ok(signed) => signed_in_redirect(
             &state,
@@ -327,13 +313,11 @@ pub async fn show_enrol(req: &Request, state: Data<&AppState>) -> Response {
 pub async fn submit_enrol(
     req: &Request,
     state: Data<&AppState>,
-    form: poem::Result<Form<CodeForm>>,
+    Client(client): Client,
+    PageForm(form): PageForm<CodeForm>,
 ) -> Response {
     let token = cookies::get(req, cookies::CHALLENGE_COOKIE).unwrap_or_default();
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
-    if !csrf_ok(req, &form.csrf) {
+    if !pre_csrf_ok(req, &form.csrf) {
         return expired(&state);
     }
     let target = match second_step::find(&state, &token, Purpose::Enrol).await {
@@ -341,11 +325,10 @@ pub async fn submit_enrol(
         Ok(None) => return expired(&state),
         Err(err) => return error_page(&err),
     };
-    let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
     match second_step::finish_enrolment(&state, &token, &form.code, client).await {
         Ok((signed, codes)) => {
             let body = html! {
-                main.narrow {
+                main.narrow #main {
                     h1 { "Your second factor is set up" }
                     p.notice.ok role="status" { "Your authenticator app is active. From now on, signing in asks for its code." }
                     (recovery_codes_card(&codes))

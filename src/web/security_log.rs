@@ -5,15 +5,15 @@ mod lines;
 
 use maud::{Markup, html};
 use poem::web::{Data, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{nav_tabs, settings_page};
-use super::{encode, error_page, html_response, page_session};
+use super::extract::{AdminPage, PageResult, PageSession};
+use super::nav::settings_page;
+use super::{encode, html_response};
 use crate::domain::audit::events::{self, EventPage, EventQuery};
 use crate::domain::people::admin_users::{self, UserSummary};
-use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::tokens;
+use crate::domain::permissions::AdminScope;
 use crate::model::{Account, EventType};
 use crate::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
@@ -108,91 +108,48 @@ impl Filters {
 /// The Security log tab: the events about the signed-in person.
 #[handler]
 pub async fn mine(
-    req: &Request,
     state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
     filters: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let f = filters.map(|q| q.0).unwrap_or_default();
-    let page = match f.query() {
-        Ok(q) => events::list_mine(&state, &me, &q).await,
-        Err(err) => Err(err),
-    };
-    let page = match page {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let csrf = tokens::csrf_for_session(&token);
+    let page = events::list_mine(&state, &me, &f.query()?).await?;
     let body = html! {
-        p.breadcrumb { "Settings › Security" }
-        h1 { "Security log" }
-        (nav_tabs(&me, "log"))
         p.muted { "What happened to your account: sign-ins, refused attempts, ended sessions, alerts and changes." }
         (filter_form(SECURITY_LOG, &f, None, None))
         (listing(SECURITY_LOG, &f, &page, Reader::Person))
     };
-    html_response(settings_page(
+    Ok(html_response(settings_page(
         &me,
         &csrf,
         "Security log",
         SECURITY_LOG,
         body,
     ))
-    .into_response()
+    .into_response())
 }
 
 /// The team's log: the events of the caller's account (admins) or of every account,
 /// with an account filter (the owner).
 #[handler]
 pub async fn team(
-    req: &Request,
     state: Data<&AppState>,
+    AdminPage { me, csrf, scope }: AdminPage,
     filters: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
-    let scope = match admin_scope(&me.principal) {
-        Ok(s) => s,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
     let f = filters.map(|q| q.0).unwrap_or_default();
-    let people = match admin_users::list_users(&state, &me.principal, None, None).await {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
-    let page = match f.query() {
-        Ok(mut q) => match pick_user(&f.user, &people) {
-            Ok(Some(id)) => {
-                q.user_id = Some(id);
-                events::list_admin(&state, &me, &q).await
-            }
-            Ok(None) => events::list_admin(&state, &me, &q).await,
-            Err(err) => Err(err),
-        },
-        Err(err) => Err(err),
-    };
-    let page = match page {
-        Ok(p) => p,
-        Err(err) => return error_page(&err),
-    };
+    let people = admin_users::list_users(&state, &me.principal, None, None).await?;
+    let mut q = f.query()?;
+    if let Some(id) = pick_user(&f.user, &people)? {
+        q.user_id = Some(id);
+    }
+    let page = events::list_admin(&state, &me, &q).await?;
     let accounts = if scope == AdminScope::All {
-        match admin_users::list_accounts(&state, &me.principal).await {
-            Ok(a) => a,
-            Err(err) => return error_page(&err),
-        }
+        admin_users::list_accounts(&state, &me.principal).await?
     } else {
         Vec::new()
     };
-    let csrf = tokens::csrf_for_session(&token);
     let body = html! {
-        p.breadcrumb { "Settings › Team" }
-        h1 { "Team log" }
-        (nav_tabs(&me, "team-log"))
         p.muted {
             @if scope == AdminScope::All { "Security events of every account." }
             @else { "Security events of " (me.principal.account_name) "." }
@@ -200,14 +157,7 @@ pub async fn team(
         (filter_form(TEAM_LOG, &f, Some(&accounts), Some(&people)))
         (listing(TEAM_LOG, &f, &page, Reader::Admin))
     };
-    html_response(settings_page(
-        &me,
-        &csrf,
-        "Team security log",
-        TEAM_LOG,
-        body,
-    ))
-    .into_response()
+    Ok(html_response(settings_page(&me, &csrf, "Team log", TEAM_LOG, body)).into_response())
 }
 
 /// The user the picker names, by email, among those the admin may see; None when the

@@ -6,11 +6,13 @@ use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::components::{
-    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, session_cells, session_headings, settings_page, tabs,
-};
-use super::{client_of, error_page, html_response, page_session, presented, refused_token};
+use super::components::confirm::{Confirm, confirm_page};
+use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
+use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
+use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
+use super::nav::settings_page;
+use super::{client_of, error_page, html_response, presented, refused_token};
+use crate::domain::factors::step_up;
 use crate::domain::people::privacy;
 use crate::domain::permissions::admin_scope;
 use crate::domain::sessions as domain;
@@ -40,9 +42,13 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
     let now = crate::clock::now();
     let (current, others): (Vec<&Session>, Vec<&Session>) =
         list.iter().partition(|s| s.pk == me.session.pk);
+    let fresh = step_up::is_fresh(&state, &me);
+    let alerted = match domain::alerted(&state, &list).await {
+        Ok(a) => a,
+        Err(err) => return error_page(&err),
+    };
     let body = html! {
         div {
-            (tabs(&me, "mine"))
             @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
                 p.notice role="note" { "Email alerts are off: set " code { "mail.smtp_url" } " to email people when they sign in from a new device or country." }
             }
@@ -52,7 +58,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                 section.card.current-box aria-label="Current session" {
                     p { span.badge { "Current" } " " span.muted { "You are using this session. To end it, sign out." } }
                     dl.current {
-                        @for (heading, cell) in session_cells(s, now) {
+                        @for (heading, cell) in session_cells(s, now, alerted.contains(&s.pk)) {
                             div { dt { (heading) } dd { (cell) } }
                         }
                     }
@@ -62,13 +68,13 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
             @if others.is_empty() {
                 p.muted { "You are not signed in anywhere else." }
             } @else {
-                table {
+                table.sessions.cards {
                     thead { tr { @for h in session_headings() { th { (h) } } th { span.sr { "Action" } } } }
                     tbody {
                         @for s in &others {
                             tr {
-                                @for (_, cell) in session_cells(s, now) { td { (cell) } }
-                                td {
+                                @for (heading, cell) in session_cells(s, now, alerted.contains(&s.pk)) { td data-label=(heading) { (cell) } }
+                                td.act {
                                     form method="post" action=(format!("{SESSIONS_PATH}/terminate")) {
                                         input type="hidden" name="csrf" value=(csrf);
                                         input type="hidden" name="id" value=(s.id.0);
@@ -80,8 +86,11 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                     }
                 }
                 div.actions {
+                    // One confirmation (SPEC §22): the browser's dialog when the session
+                    // confirmed it is its person recently; otherwise the server's page,
+                    // which asks for the password at the same time.
                     form method="post" action=(format!("{SESSIONS_PATH}/end-others"))
-                        data-confirm=(format!("End all {} other sessions? They will be signed out.", others.len())) {
+                        data-confirm=[fresh.then(|| format!("End all {} other sessions? They will be signed out.", others.len()))] {
                         input type="hidden" name="csrf" value=(csrf);
                         button.danger type="submit" { "End all other sessions" }
                     }
@@ -117,11 +126,9 @@ pub struct TerminateForm {
 pub async fn terminate(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<TerminateForm>,
-) -> Response {
-    match domain::end_mine(&state, &me, &form.id).await {
-        Ok(()) => Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response(),
-        Err(err) => error_page(&err),
-    }
+) -> PageResult {
+    domain::end_mine(&state, &me, &form.id).await?;
+    Ok(Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response())
 }
 
 csrf_field!(TerminateForm, ConfirmForm);
@@ -138,24 +145,26 @@ pub struct ConfirmForm {
 
 #[handler]
 pub async fn end_others(
-    req: &Request,
     state: Data<&AppState>,
+    Client(client): Client,
     CsrfForm { me, form, token }: CsrfForm<ConfirmForm>,
-) -> Response {
+) -> PageResult {
     if form.confirm != "yes" {
-        let count = match domain::list_mine_by_token(&state, &token, || None).await {
-            Ok((_, l)) => l.len().saturating_sub(1),
-            Err(err) => return error_page(&err),
+        let (_, list) = domain::list_mine_by_token(&state, &token, || None).await?;
+        let count = list.len().saturating_sub(1);
+        let question = format!("End all {count} other sessions?");
+        let action = format!("{SESSIONS_PATH}/end-others");
+        let confirm = Confirm {
+            step_up: !step_up::is_fresh(&state, &me),
+            ..Confirm::new(
+                &question,
+                "Every other device signed in as you will be signed out on its next request. This device stays signed in.",
+                &action,
+                &[],
+                SESSIONS_PATH,
+            )
         };
-        return confirm_page(
-            &me,
-            &form.csrf,
-            &format!("End all {count} other sessions?"),
-            "Every other device signed in as you will be signed out on its next request. This device stays signed in.",
-            &format!("{SESSIONS_PATH}/end-others"),
-            &[],
-            SESSIONS_PATH,
-        );
+        return Ok(confirm_page(&me, &form.csrf, &confirm));
     }
     let guarded = Guarded {
         what: "end all your other sessions",
@@ -163,32 +172,21 @@ pub async fn end_others(
         fields: &[("confirm", "yes".to_string())],
         cancel: SESSIONS_PATH,
     };
-    if let Err(page) = confirm_its_you(req, &state, &me, &form.csrf, &form.step_up, &guarded).await
-    {
-        return page;
-    }
-    match domain::end_my_others(&state, &me).await {
-        Ok(n) => Redirect::see_other(format!("{SESSIONS_PATH}?done={n}")).into_response(),
-        Err(err) => error_page(&err),
-    }
+    confirm_its_you(&state, &client, &me, &form.csrf, &form.step_up, &guarded).await?;
+    let n = domain::end_my_others(&state, &me).await?;
+    Ok(Redirect::see_other(format!("{SESSIONS_PATH}?done={n}")).into_response())
 }
 
 /// "Download my data": the same JSON document as `GET /api/v1/me/export`.
 #[handler]
-pub async fn export(req: &Request, state: Data<&AppState>) -> Response {
-    let (me, _) = match page_session(req, &state).await {
-        Ok(found) => found,
-        Err(resp) => return resp,
-    };
-    match privacy::export_mine(&state, &me.principal).await {
-        Ok(export) => Response::builder()
-            .content_type("application/json; charset=utf-8")
-            .header(
-                "Content-Disposition",
-                "attachment; filename=\"doorman-data.json\"",
-            )
-            .header("Cache-Control", "no-store")
-            .body(DataExport::from(&export).to_json_string()),
-        Err(err) => error_page(&err),
-    }
+pub async fn export(state: Data<&AppState>, PageSession { me, .. }: PageSession) -> PageResult {
+    let export = privacy::export_mine(&state, &me.principal).await?;
+    Ok(Response::builder()
+        .content_type("application/json; charset=utf-8")
+        .header(
+            "Content-Disposition",
+            "attachment; filename=\"doorman-data.json\"",
+        )
+        .header("Cache-Control", "no-store")
+        .body(DataExport::from(&export).to_json_string()))
 }

@@ -3,10 +3,11 @@
 
 use maud::html;
 use poem::http::StatusCode;
-use poem::web::{Data, Form, Query, Redirect};
+use poem::web::{Data, Query, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
+use super::extract::PageForm;
 use super::{error_page, html_response, layout};
 use crate::domain::ops::bootstrap;
 use crate::domain::people::users::CreateUser;
@@ -31,7 +32,7 @@ pub async fn show(state: Data<&AppState>, query: Query<SetupQuery>) -> Response 
 fn page(state: &AppState, token: &str, error: Option<&str>, status: StatusCode) -> Response {
     let min = state.config.security.password_min_length;
     let body = html! {
-        main.narrow {
+        main.narrow #main {
             h1 { "Create the owner" }
             p { "The owner runs this Doorman: an administrator of every account." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
@@ -65,10 +66,7 @@ pub struct SetupForm {
 }
 
 #[handler]
-pub async fn submit(state: Data<&AppState>, form: poem::Result<Form<SetupForm>>) -> Response {
-    let Ok(Form(form)) = form else {
-        return error_page(&Error::invalid("bad_form", "The form could not be read."));
-    };
+pub async fn submit(state: Data<&AppState>, PageForm(form): PageForm<SetupForm>) -> Response {
     let req = CreateUser {
         account: form.account,
         email: form.email,

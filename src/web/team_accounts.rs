@@ -3,13 +3,14 @@
 use maud::html;
 use poem::http::StatusCode;
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, csrf_field, settings_page, time_cell};
-use super::{encode, error_page, html_response, page_session};
+use super::components::session::time_cell;
+use super::extract::{CsrfForm, PageResult, PageSession, csrf_field};
+use super::nav::settings_page;
+use super::{encode, html_response};
 use crate::domain::people::admin_users as domain;
-use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
 use crate::model::AccountId;
@@ -29,14 +30,10 @@ pub struct Done {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    PageSession { me, csrf, .. }: PageSession,
     done: poem::Result<Query<Done>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let done = done.map(|d| d.0).unwrap_or_default();
     let text = match done.done.as_deref() {
         Some("created") => Some(format!("The account {} was created.", done.name)),
@@ -46,15 +43,7 @@ pub async fn show(
         )),
         _ => None,
     };
-    render(
-        &state,
-        &me,
-        &tokens::csrf_for_session(&token),
-        text.as_deref(),
-        None,
-        StatusCode::OK,
-    )
-    .await
+    render(&state, &me, &csrf, text.as_deref(), None, StatusCode::OK).await
 }
 
 async fn render(
@@ -64,30 +53,25 @@ async fn render(
     done: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
-) -> Response {
-    let accounts = match domain::list_accounts(state, &me.principal).await {
-        Ok(a) => a,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
+    let accounts = domain::list_accounts(state, &me.principal).await?;
     let now = crate::clock::now();
     let content = html! {
-        p.breadcrumb { "Settings › Team" }
-        h1 { "Accounts" }
         @if let Some(t) = done { p.notice.ok role="status" { (t) } }
         @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-        table {
+        table.cards.accounts {
             thead { tr { th { "Name" } th { "Created" } th { "Users" } th { "Email domains" } th { "Change" } } }
             tbody {
                 @for a in &accounts {
                     tr {
                         td { strong { (a.name) } }
-                        td { (time_cell(now, a.created_at)) }
-                        td { a href=(format!("{TEAM_USERS}?account_id={}", a.id)) { "See users" } }
-                        td.email-domains {
+                        td data-label="Created" { (time_cell(now, a.created_at)) }
+                        td data-label="Users" { a href=(format!("{TEAM_USERS}?account_id={}", a.id)) { "See users" } }
+                        td.email-domains data-label="Email domains" {
                             @if a.email_domains.is_empty() { span.muted { "Any" } }
                             @else { (a.email_domains.join(", ")) }
                         }
-                        td {
+                        td data-label="Change" {
                             form.inline-form method="post" action=(RENAME_PATH) {
                                 input type="hidden" name="csrf" value=(csrf);
                                 input type="hidden" name="id" value=(a.id.0);
@@ -109,9 +93,11 @@ async fn render(
             button.primary type="submit" { "Create account" }
         }
     };
-    html_response(settings_page(me, csrf, "Accounts", PATH, content))
-        .with_status(status)
-        .into_response()
+    Ok(
+        html_response(settings_page(me, csrf, "Accounts", PATH, content))
+            .with_status(status)
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -144,15 +130,17 @@ async fn answer(
     csrf: &str,
     done: &str,
     result: crate::error::Result<crate::model::Account>,
-) -> Response {
+) -> PageResult {
     match result {
-        Ok(a) => Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name)))
-            .into_response(),
+        Ok(a) => Ok(
+            Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name)))
+                .into_response(),
+        ),
         Err(err @ (Error::Invalid { .. } | Error::Conflict { .. })) => {
             let (status, body) = describe(&err);
             render(state, me, csrf, None, Some(&body.message), status).await
         }
-        Err(err) => error_page(&err),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -160,7 +148,7 @@ async fn answer(
 pub async fn create(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
-) -> Response {
+) -> PageResult {
     let domains = domains_of(&form.email_domains);
     let result = domain::create_account(&state, &me.principal, &form.name, &domains).await;
     answer(&state, &me, &form.csrf, "created", result).await
@@ -170,10 +158,8 @@ pub async fn create(
 pub async fn rename(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AccountForm>,
-) -> Response {
-    let Ok(id) = form.id.trim().parse::<i64>() else {
-        return error_page(&Error::NotFound);
-    };
+) -> PageResult {
+    let id = form.id.trim().parse::<i64>().map_err(|_| Error::NotFound)?;
     let domains = domains_of(&form.email_domains);
     let result = domain::rename_account(
         &state,

@@ -1,20 +1,22 @@
 //! Settings › Team › Users: an admin's people (the owner's: everyone's, with an account
 //! filter): search, invite, and per person change role, disable / enable, send a
 //! password reset, resend / revoke an invitation, delete. Every rule is in
-//! `domain::people::admin_users`, `domain::people::team` and `domain::people::privacy`, shared with the API.
+//! `domain::admin_users`, `domain::team` and `domain::privacy`, shared with the API.
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
 use poem::web::{Data, Query, Redirect};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use super::components::{CsrfForm, confirm_action, csrf_field, settings_page, time_cell};
-use super::{encode, error_page, html_response, page_session};
+use super::components::confirm::{Confirm, confirm_page};
+use super::components::session::time_cell;
+use super::extract::{AdminPage, CsrfForm, PageResult, csrf_field};
+use super::nav::settings_page;
+use super::{encode, error_page, html_response};
 use crate::domain::people::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
 use crate::domain::people::{privacy, team};
 use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
 use crate::model::Authed;
@@ -82,16 +84,11 @@ fn roles_up_to(me: &Authed) -> Vec<Role> {
 
 #[handler]
 pub async fn show(
-    req: &Request,
     state: Data<&AppState>,
+    AdminPage { me, csrf, .. }: AdminPage,
     f: poem::Result<Query<Filters>>,
-) -> Response {
-    let (me, token) = match page_session(req, &state).await {
-        Ok(a) => a,
-        Err(resp) => return resp,
-    };
+) -> PageResult {
     let f = f.map(|q| q.0).unwrap_or_default();
-    let csrf = tokens::csrf_for_session(&token);
     render(&state, &me, &csrf, &f, &Flash::default(), StatusCode::OK).await
 }
 
@@ -102,28 +99,18 @@ async fn render(
     f: &Filters,
     flash: &Flash<'_>,
     status: StatusCode,
-) -> Response {
-    let scope = match admin_scope(&me.principal) {
-        Ok(s) => s,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
+    // The actions render the page too: their forms carry no admin check of their own.
+    let scope = admin_scope(&me.principal)?;
     let account = f.account_id.trim().parse().ok().map(AccountId);
-    let users = match domain::list_users(state, &me.principal, account, Some(f.q.clone())).await {
-        Ok(u) => u,
-        Err(err) => return error_page(&err),
-    };
+    let users = domain::list_users(state, &me.principal, account, Some(f.q.clone())).await?;
     let accounts = if scope == AdminScope::All {
-        match domain::list_accounts(state, &me.principal).await {
-            Ok(a) => a,
-            Err(err) => return error_page(&err),
-        }
+        domain::list_accounts(state, &me.principal).await?
     } else {
         Vec::new()
     };
     let now = crate::clock::now();
     let content = html! {
-        p.breadcrumb { "Settings › Team" }
-        h1 { "Users" }
         @if let Some(text) = done_text(f) { p.notice.ok role="status" { (text) } }
         @if let Some(e) = flash.error { p.notice.error role="alert" { (e) } }
         @if let Some((email, url)) = flash.invite { (invite_link(state, email, url)) }
@@ -135,9 +122,11 @@ async fn render(
         (table(me, csrf, &users, now, scope))
         (invite_form(me, csrf, &accounts))
     };
-    html_response(settings_page(me, csrf, "Users", PATH, content))
-        .with_status(status)
-        .into_response()
+    Ok(
+        html_response(settings_page(me, csrf, "Users", PATH, content))
+            .with_status(status)
+            .into_response(),
+    )
 }
 
 fn invite_link(state: &AppState, email: &str, url: &str) -> Markup {
@@ -183,7 +172,7 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
         @if users.is_empty() {
             p.muted { "No users match." }
         } @else {
-            table.users {
+            div.scroll-x tabindex="0" role="region" aria-label="Users" { table.users {
                 thead { tr {
                     th { "Email" } th { "Name" }
                     @if scope == AdminScope::All { th { "Account" } }
@@ -216,7 +205,7 @@ fn table(me: &Authed, csrf: &str, users: &[UserSummary], now: i64, scope: AdminS
                         }
                     }
                 }
-            }
+            } }
         }
     }
 }
@@ -348,7 +337,7 @@ csrf_field!(InviteForm, ActionForm);
 
 /// A refusal of what was asked: the page again with the message (same status as the
 /// API's), or the error page for anything else.
-async fn refused(state: &AppState, me: &Authed, csrf: &str, err: &Error) -> Response {
+async fn refused(state: &AppState, me: &Authed, csrf: &str, err: &Error) -> PageResult {
     match err {
         Error::Invalid { .. } | Error::Conflict { .. } | Error::Forbidden(_) => {
             let (status, body) = describe(err);
@@ -358,7 +347,7 @@ async fn refused(state: &AppState, me: &Authed, csrf: &str, err: &Error) -> Resp
             };
             render(state, me, csrf, &Filters::default(), &flash, status).await
         }
-        other => error_page(other),
+        other => Ok(error_page(other)),
     }
 }
 
@@ -366,7 +355,7 @@ async fn refused(state: &AppState, me: &Authed, csrf: &str, err: &Error) -> Resp
 pub async fn invite(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<InviteForm>,
-) -> Response {
+) -> PageResult {
     let Some(role) = Role::parse(form.role.trim()) else {
         return refused(
             &state,
@@ -417,14 +406,14 @@ fn back(done: &str, who: &str, n: Option<usize>) -> Response {
 pub async fn act(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<ActionForm>,
-) -> Response {
-    let Ok(id) = form.id.trim().parse::<i64>().map(UserId) else {
-        return error_page(&Error::NotFound);
-    };
-    let target = match domain::user_summary(&state, &me.principal, id).await {
-        Ok(t) => t,
-        Err(err) => return error_page(&err),
-    };
+) -> PageResult {
+    let id = form
+        .id
+        .trim()
+        .parse::<i64>()
+        .map(UserId)
+        .map_err(|_| Error::NotFound)?;
+    let target = domain::user_summary(&state, &me.principal, id).await?;
     let who = target.user.email.clone();
     let p = &me.principal;
     let destructive = matches!(
@@ -432,7 +421,7 @@ pub async fn act(
         "disable" | "revoke" | "delete" | "reset-factors"
     );
     if destructive && form.confirm != "yes" {
-        return confirm(&me, &form, &target);
+        return Ok(confirm(&me, &form, &target));
     }
     let result = match form.action.as_str() {
         "role" => match Role::parse(form.role.trim()) {
@@ -517,7 +506,7 @@ pub async fn act(
         _ => Err(Error::invalid("bad_form", "Unknown action.")),
     };
     match result {
-        Ok(resp) => resp,
+        Ok(resp) => Ok(resp),
         Err(err) => refused(&state, &me, &form.csrf, &err).await,
     }
 }
@@ -567,14 +556,10 @@ fn confirm(me: &Authed, form: &ActionForm, target: &UserSummary) -> Response {
             "Yes, delete",
         ),
     };
-    confirm_action(
-        me,
-        &form.csrf,
-        &question,
-        &detail,
-        ACTION_PATH,
-        &[("id", form.id.clone()), ("action", form.action.clone())],
-        PATH,
+    let fields = [("id", form.id.clone()), ("action", form.action.clone())];
+    let confirm = Confirm {
         button,
-    )
+        ..Confirm::new(&question, &detail, ACTION_PATH, &fields, PATH)
+    };
+    confirm_page(me, &form.csrf, &confirm)
 }

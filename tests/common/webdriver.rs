@@ -122,6 +122,25 @@ impl Driver {
 
     /// A new browser with its own empty profile (so its own cookies).
     pub async fn browser(&self) -> Browser {
+        self.browser_with(json!({}), "1280,900").await
+    }
+
+    /// A browser whose window is `width` CSS pixels wide (and 900 high).
+    pub async fn browser_wide(&self, width: u32) -> Browser {
+        self.browser_with(json!({}), &format!("{width},900")).await
+    }
+
+    /// A browser that emulates a phone `width` CSS pixels wide (Chromium's mobile
+    /// emulation: its viewport, pixel ratio, touch and an iPhone's User-Agent).
+    pub async fn phone(&self, width: u32) -> Browser {
+        let emulation = json!({
+            "deviceMetrics": {"width": width, "height": 844, "pixelRatio": 2.0, "touch": true},
+            "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+        });
+        self.browser_with(emulation, &format!("{width},844")).await
+    }
+
+    async fn browser_with(&self, mobile_emulation: Value, window: &str) -> Browser {
         let prefix = match std::env::var(RUN_MARK_ENV) {
             Ok(mark) => format!("doorman-browser-{mark}-"),
             Err(_) => "doorman-browser-".to_string(),
@@ -131,7 +150,7 @@ impl Driver {
             "chromium",
             &["/usr/bin/chromium", "chromium-browser", "google-chrome"],
         );
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let mut caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             // A dialog stays open until the test answers it; a command meanwhile fails
             // with "unexpected alert open" instead of dismissing it.
@@ -142,11 +161,15 @@ impl Driver {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    "--disable-component-update", "--disable-sync", format!("--window-size={window}"),
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
         }}});
+        if mobile_emulation.as_object().is_some_and(|o| !o.is_empty()) {
+            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]["mobileEmulation"] =
+                mobile_emulation;
+        }
         let resp: Value = self
             .http
             .post(format!("{}/session", self.base))
@@ -344,6 +367,25 @@ impl Browser {
         self.try_call(
             reqwest::Method::POST,
             "/execute/sync",
+            Some(json!({"script": js, "args": args})),
+        )
+        .await
+    }
+
+    /// Runs `js` in the page and returns its value.
+    pub async fn eval(&self, js: &str, args: Vec<Value>) -> Value {
+        match self.script(js, args).await {
+            Ok(v) => v,
+            Err(e) => panic!("script failed: {e}"),
+        }
+    }
+
+    /// Runs `js` in the page as an asynchronous script: it ends by calling its last
+    /// argument (`arguments[arguments.length - 1]`) with the value returned here.
+    pub async fn eval_async(&self, js: &str, args: Vec<Value>) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
             Some(json!({"script": js, "args": args})),
         )
         .await
@@ -777,14 +819,6 @@ pub async fn sign_in(b: &Browser, server: &super::TestServer, email: &str) {
 
 /// Screens of a given width, and screenshots of the whole page.
 impl Browser {
-    /// Runs `js` in the page (its `return` value comes back).
-    pub async fn eval(&self, js: &str) -> Value {
-        match self.script(js, vec![]).await {
-            Ok(v) => v,
-            Err(e) => panic!("script {js}: {e}"),
-        }
-    }
-
     /// Looks like a screen `width` CSS pixels wide: a phone's (touch, mobile viewport)
     /// below 768, a desktop's from there on. Stays until the next call.
     pub async fn screen_width(&self, width: u32) {

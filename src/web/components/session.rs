@@ -1,0 +1,187 @@
+//! A session as every listing shows it: its cells (client and device, place with its
+//! flag and address, times), the DB-IP attribution, and the notice after ending some.
+
+use maud::{Markup, PreEscaped, html};
+
+use crate::clock::{relative, utc};
+use crate::model::Session;
+
+/// Shown after an action: how many sessions it ended.
+pub fn done_notice(done: Option<u64>) -> Option<String> {
+    done.map(|n| match n {
+        0 => "No session needed ending.".to_string(),
+        1 => "1 session ended. It is signed out on its next request.".to_string(),
+        n => format!("{n} sessions ended. They are signed out on their next request."),
+    })
+}
+
+/// What every listing shows of a session, heading and cell, in order: the current
+/// session's box, the My Sessions table and the Users Sessions table all render from
+/// here, so a new column is one line. `alerted`: the session raised a sign-in alert.
+pub fn session_cells(s: &Session, now: i64, alerted: bool) -> [(&'static str, Markup); 4] {
+    [
+        ("Device", device_cell(s, alerted)),
+        ("Location", location_cell(s)),
+        ("Last active", time_cell(now, s.last_active_at)),
+        ("Signed in", signed_in_cell(now, s.created_at)),
+    ]
+}
+
+/// The headings of [`session_cells`], for a table's head.
+pub fn session_headings() -> impl Iterator<Item = &'static str> {
+    ["Device", "Location", "Last active", "Signed in"].into_iter()
+}
+
+/// Which app or client a session is for: a browser signed in to Doorman, the API, or
+/// the protected application's name.
+pub fn client_kind(application: &str) -> &str {
+    match application {
+        "web" => "Browser",
+        "api" => "API",
+        app => app,
+    }
+}
+
+/// The client, the device (its parts kept whole, so it wraps between them only), the
+/// applications used, the sign-in methods when more than a password, and the mark of a
+/// session that raised an alert.
+pub fn device_cell(s: &Session, alerted: bool) -> Markup {
+    let methods = auth_methods_label(s);
+    let label = s.device.label();
+    html! {
+        span.device title=(s.user_agent) {
+            (PreEscaped(device_icon(&s.device.category)))
+            span {
+                span.kind { (client_kind(&s.application)) }
+                @for (i, part) in label.split(" · ").enumerate() {
+                    @if i > 0 { " · " }
+                    span.nw { (part) }
+                }
+            }
+        }
+        @if alerted {
+            span.badge.alerted { "We emailed you about this sign-in" }
+        }
+        @if !s.signed_in_to.is_empty() || !s.applications_used.is_empty() {
+            span.muted.used {
+                @if !s.signed_in_to.is_empty() {
+                    span.signed-in {
+                        "Signed in to "
+                        @for (i, a) in s.signed_in_to.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (a.name)
+                        }
+                    }
+                }
+                @if !s.signed_in_to.is_empty() && !s.applications_used.is_empty() { " · " }
+                @if !s.applications_used.is_empty() {
+                    @if s.signed_in_to.is_empty() { "Used with " } @else { "used with " }
+                    @for (i, u) in s.applications_used.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (u.name)
+                    }
+                }
+            }
+        }
+        @if methods != "Password" {
+            span.muted.methods { "Signed in with " (methods) }
+        }
+    }
+}
+
+/// The flag (an embedded SVG) and the place in words, the trusted network's name first,
+/// then the address; for a session now used from another country, where it is now
+/// seen from.
+pub fn location_cell(s: &Session) -> Markup {
+    html! {
+        span.place {
+            (flag_img(s.location.country_code.as_deref()))
+            span { (s.location.label()) }
+        }
+        span.ip { (s.ip) }
+        @if let Some(moved) = &s.moved_to {
+            span.moved {
+                (flag_img(moved.location.country_code.as_deref()))
+                "Now seen from " (moved.location.place())
+                " (signed in from " (s.location.place()) ")"
+            }
+        }
+    }
+}
+
+/// A country's flag from the embedded flag-icons set, beside the name (never instead of
+/// it: the name is the text, the flag decoration).
+pub fn flag_img(code: Option<&str>) -> Markup {
+    html! {
+        @if let Some(file) = code.and_then(flag_file) {
+            img.flag src=(file) alt="" width="20" height="15";
+        }
+    }
+}
+
+/// "IP geolocation by DB-IP", which the database's licence (CC BY 4.0) asks for on every
+/// page that shows a location.
+pub fn geo_attribution() -> Markup {
+    html! {
+        p.attribution.muted {
+            a href="https://db-ip.com" { "IP geolocation by DB-IP" }
+        }
+    }
+}
+
+/// When a session signed in: how long ago, and the exact time as text (a phone shows no
+/// tooltip).
+pub fn signed_in_cell(now: i64, t: i64) -> Markup {
+    html! {
+        (time_cell(now, t))
+        span.exact { (utc(t)) }
+    }
+}
+
+pub fn time_cell(now: i64, t: i64) -> Markup {
+    html! { time datetime=(utc(t)) title=(utc(t)) { (relative(now, t)) } }
+}
+
+/// The address of a two-letter country code's flag, when the embedded set has one.
+fn flag_file(code: &str) -> Option<String> {
+    let bytes = code.as_bytes();
+    if bytes.len() != 2 || !bytes.iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let path = format!("flags/4x3/{}.svg", code.to_ascii_lowercase());
+    crate::web::asset_exists(&path).then(|| format!("/assets/{path}"))
+}
+
+fn device_icon(category: &str) -> &'static str {
+    match category {
+        "Smartphone" | "Mobile phone" => {
+            r#"<svg aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><rect x="7" y="2" width="10" height="20" rx="2"/><path d="M11 18h2"/></svg>"#
+        }
+        "Desktop" => {
+            r#"<svg aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><rect x="2" y="4" width="20" height="13" rx="2"/><path d="M8 21h8M12 17v4"/></svg>"#
+        }
+        _ => {
+            r#"<svg aria-hidden="true" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2"><circle cx="12" cy="12" r="9"/><path d="M12 8v5M12 16h.01"/></svg>"#
+        }
+    }
+}
+
+/// "Password + authenticator app": how a session was signed in, for the listings.
+pub fn auth_methods_label(s: &Session) -> String {
+    s.auth_methods.label()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags() {
+        assert_eq!(flag_file("DE").as_deref(), Some("/assets/flags/4x3/de.svg"));
+        assert_eq!(flag_file("X1"), None);
+        assert_eq!(flag_file("USA"), None);
+        assert_eq!(flag_file("QQ"), None, "no such flag");
+        let cell = flag_img(Some("jp")).into_string();
+        assert!(cell.contains(r#"src="/assets/flags/4x3/jp.svg""#), "{cell}");
+    }
+}
