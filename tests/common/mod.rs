@@ -10,6 +10,7 @@
 
 pub mod factors;
 pub mod mmdb;
+pub mod oidc;
 pub mod process;
 pub mod smtp;
 pub mod webdriver;
