@@ -2,6 +2,7 @@
 //! temporary SQLite file, talked to over HTTP.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod apache;
 pub mod factors;
 pub mod mmdb;
 pub mod process;
