@@ -4,7 +4,8 @@
 //!
 //! Everything under `/protected/` needs a sign-in (`AuthType openid-connect`); its page
 //! `/protected/` shows what the module hands the application, one `name=value` line each:
-//! `REMOTE_USER` (the `email` claim) and the claims `sub`, `email`, `name`, `groups`, `sid`.
+//! `REMOTE_USER` (the `email` claim) and the claims `sub`, `email`, `name`, `groups`, `sid`,
+//! `amr`.
 //! The module's redirect URI is `/protected/redirect_uri`, which with `?logout=backchannel`
 //! is also its back-channel logout endpoint (§21).
 //!
@@ -177,6 +178,7 @@ email=<!--#echo encoding="none" var="OIDC_CLAIM_email" -->
 name=<!--#echo encoding="none" var="OIDC_CLAIM_name" -->
 groups=<!--#echo encoding="none" var="OIDC_CLAIM_groups" -->
 sid=<!--#echo encoding="none" var="OIDC_CLAIM_sid" -->
+amr=<!--#echo encoding="none" var="OIDC_CLAIM_amr" -->
 "#;
 
 /// Writes the configuration, the document root and the page; returns the config's path.
