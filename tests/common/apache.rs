@@ -1,6 +1,7 @@
 //! Debian's Apache with `mod_auth_openidc` as an application that signs people in with
 //! Doorman's OpenID Connect provider (SPEC §20), started from its own minimal
-//! configuration in a temporary directory on a free loopback port.
+//! configuration in a temporary directory on a free loopback port. The mod_auth_openidc
+//! part is the README's, with this test's addresses and secrets filled in.
 //!
 //! Everything under `/protected/` needs a sign-in (`AuthType openid-connect`); its page
 //! `/protected/` shows what the module hands the application, one `name=value` line each:
@@ -189,7 +190,9 @@ fn write_site(dir: &Path, port: u16, client: &OidcClient<'_>) -> std::path::Path
     std::fs::write(docs.join("index.shtml"), WHOAMI).unwrap();
     // As root Apache's workers run as www-data: they must read the site and the lock
     // files in the directory.
-    let as_root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    let as_root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
     let user = if as_root {
         for path in [dir.to_path_buf(), dir.join("htdocs"), docs.clone()] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -198,7 +201,9 @@ fn write_site(dir: &Path, port: u16, client: &OidcClient<'_>) -> std::path::Path
     } else {
         ""
     };
-    let passphrase = super::process::free_port().to_string() + &std::process::id().to_string();
+    let mut random = [0u8; 24];
+    getrandom::fill(&mut random).unwrap();
+    let passphrase: String = random.iter().map(|b| format!("{b:02x}")).collect();
     let d = dir.display();
     let conf = format!(
         r#"ServerRoot "{d}"
@@ -234,29 +239,45 @@ DirectoryIndex index.html index.shtml
     SetOutputFilter INCLUDES
 </Files>
 
-OIDCProviderMetadataURL {issuer}/.well-known/openid-configuration
-OIDCClientID {client_id}
-OIDCClientSecret {client_secret}
-OIDCRedirectURI http://127.0.0.1:{port}/protected/redirect_uri
-OIDCCryptoPassphrase "{passphrase}"
-OIDCScope "openid email profile groups"
-OIDCPKCEMethod S256
-OIDCIDTokenSignedResponseAlg {alg}
-OIDCRemoteUserClaim email
-OIDCSessionType server-cache
 OIDCCacheType shm
 
-<Location /protected>
-    AuthType openid-connect
-    Require valid-user
-</Location>
-"#,
-        issuer = client.issuer.trim_end_matches('/'),
-        client_id = client.client_id,
-        client_secret = client.client_secret,
-        alg = client.id_token_alg,
+{site}"#,
+        site = readme_site(port, client, &passphrase),
     );
     let path = dir.join("apache2.conf");
     std::fs::write(&path, conf).unwrap();
     path
+}
+
+/// The README's Apache configuration with this test's addresses, client and secrets: the
+/// tests run what the README gives.
+fn readme_site(port: u16, client: &OidcClient<'_>, passphrase: &str) -> String {
+    let site = super::readme_block("apache")
+        .replace(
+            "https://doorman.acme.test",
+            client.issuer.trim_end_matches('/'),
+        )
+        .replace(
+            "https://intranet.acme.test",
+            &format!("http://127.0.0.1:{port}"),
+        )
+        .replace(
+            "OIDCClientID intranet",
+            &format!("OIDCClientID {}", client.client_id),
+        )
+        .replace("<secret from `doorman oidc secret`>", client.client_secret)
+        .replace("<a long random string>", passphrase)
+        .replace(
+            "OIDCIDTokenSignedResponseAlg ES256",
+            &format!("OIDCIDTokenSignedResponseAlg {}", client.id_token_alg),
+        );
+    assert!(
+        !site.contains("acme.test")
+            && !site
+                .replace("<Location", "")
+                .replace("</Location>", "")
+                .contains('<'),
+        "the README's Apache block has a placeholder this test does not fill:\n{site}"
+    );
+    site
 }
