@@ -19,8 +19,9 @@ pub struct RpClient<'a> {
     /// Doorman's issuer (`server.public_url`).
     pub issuer: &'a str,
     pub client_id: &'a str,
-    /// Empty: a public client (PKCE only).
     pub client_secret: &'a str,
+    /// `client_secret_basic` or `client_secret_post`.
+    pub client_auth: &'a str,
     /// `ES256` (Doorman's default) or `RS256`.
     pub id_token_alg: &'a str,
 }
@@ -68,6 +69,7 @@ impl NodeRp {
             .env("OIDC_ISSUER", client.issuer)
             .env("OIDC_CLIENT_ID", client.client_id)
             .env("OIDC_CLIENT_SECRET", client.client_secret)
+            .env("OIDC_CLIENT_AUTH", client.client_auth)
             .env("OIDC_ID_TOKEN_ALG", client.id_token_alg)
             .env("RP_HOST", "127.0.0.1")
             .env("RP_PORT", "0")

@@ -5,7 +5,8 @@
 // Configured by the environment:
 //   OIDC_ISSUER         the provider's issuer (Doorman's server.public_url)
 //   OIDC_CLIENT_ID      the client id
-//   OIDC_CLIENT_SECRET  the client secret (empty: a public client)
+//   OIDC_CLIENT_SECRET  the client secret (express-openid-connect has no public code-flow clients)
+//   OIDC_CLIENT_AUTH    client_secret_basic (default) or client_secret_post
 //   OIDC_ID_TOKEN_ALG   the id token's algorithm (default ES256)
 //   OIDC_SCOPE          the scopes asked for (default "openid profile email groups offline_access")
 //   RP_HOST             the address to listen on and to name in URLs (default 127.0.0.1)
@@ -33,7 +34,8 @@ function env(name, fallback) {
 
 const issuer = env('OIDC_ISSUER');
 const clientID = env('OIDC_CLIENT_ID');
-const clientSecret = env('OIDC_CLIENT_SECRET', '');
+const clientSecret = env('OIDC_CLIENT_SECRET');
+const clientAuthMethod = env('OIDC_CLIENT_AUTH', 'client_secret_basic');
 const idTokenSigningAlg = env('OIDC_ID_TOKEN_ALG', 'ES256');
 const scope = env('OIDC_SCOPE', 'openid profile email groups offline_access');
 const host = env('RP_HOST', '127.0.0.1');
@@ -85,8 +87,8 @@ function start(listener) {
       issuerBaseURL: issuer,
       baseURL,
       clientID,
-      clientSecret: clientSecret || undefined,
-      clientAuthMethod: clientSecret ? 'client_secret_basic' : 'none',
+      clientSecret,
+      clientAuthMethod,
       idTokenSigningAlg,
       secret: crypto.randomBytes(32).toString('hex'),
       authRequired: false,
