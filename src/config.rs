@@ -12,7 +12,9 @@ use figment::providers::{Env, Format, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
+mod oidc;
 mod webhooks;
+pub use oidc::{OidcClient, OidcConfig, SigningAlg, redirect_uri_problem};
 pub use webhooks::{WEBHOOK_TIMEOUT, WebhookConfig, shown_url};
 
 /// The default of `security.password_min_length`.
@@ -43,6 +45,8 @@ pub struct Config {
     pub backup: BackupConfig,
     pub privacy: PrivacyConfig,
     pub webhooks: Vec<WebhookConfig>,
+    /// Doorman as an OpenID Provider (SPEC §20).
+    pub oidc: OidcConfig,
 }
 
 /// How long personal records are kept (docs/PRIVACY.md). The sweeper enforces these
@@ -436,6 +440,9 @@ pub struct Application {
     /// `/Admin` as `/admin`); off by default, as paths are case-sensitive.
     #[serde(default)]
     pub path_case_insensitive: bool,
+    /// The application signs people in with Doorman's OpenID Provider (SPEC §20).
+    #[serde(default)]
+    pub oidc: Option<OidcClient>,
     /// `url`, parsed and normalised once (every forward-auth request is matched against
     /// it); a cache, filled on first use: leave it to `Default`.
     #[serde(skip)]
@@ -631,6 +638,7 @@ impl Config {
         problems.extend(check_backup(&self.backup));
         problems.extend(check_mail(&self.mail));
         problems.extend(webhooks::check_webhooks(&self.webhooks));
+        problems.extend(oidc::check_clients(&self.applications, &self.oidc));
         let b = &self.bootstrap;
         if b.email.is_empty() != b.password.is_empty() {
             problems.push("bootstrap.email and bootstrap.password: set both or neither".into());
@@ -759,6 +767,14 @@ impl Config {
 
     pub fn application_named(&self, name: &str) -> Option<&Application> {
         self.applications.iter().find(|app| app.name == name)
+    }
+
+    /// The application whose OpenID client id is `client_id`, and its client.
+    pub fn oidc_client(&self, client_id: &str) -> Option<(&Application, &OidcClient)> {
+        self.applications.iter().find_map(|app| {
+            let c = app.oidc.as_ref()?;
+            (c.client_id == client_id).then_some((app, c))
+        })
     }
 }
 

@@ -53,6 +53,11 @@ impl From<rusqlite::Error> for Error {
 }
 
 impl Error {
+    /// The storage cannot answer now (a full disk, a lock held too long): 503.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Storage(e) if e.is_unavailable())
+    }
+
     /// A uniqueness constraint refused the write (an email or a name taken).
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Error::Storage(e) if e.is_unique_violation())

@@ -16,6 +16,7 @@
 //!              error → status/body mapping, the headers every answer carries, page paths
 //! web/         the pages (maud): one module per page, shared pieces in components.rs
 //! api/         the JSON API (poem-openapi)
+//! oidc/        the OpenID Provider's endpoints (SPEC §20): a third skin over domain/oidc
 //! domain/      the rules: sign-in and the session check, sessions, permissions, users,
 //!              alerts, bootstrap, the operator's tools, health, backups and restore
 //! db/          SQLite: the pool, `run` / `read_or_block`, migrations, one module per
@@ -56,6 +57,7 @@ pub(crate) mod api;
 pub(crate) mod http;
 pub(crate) mod mail;
 pub(crate) mod metrics;
+pub(crate) mod oidc;
 pub(crate) mod web;
 pub(crate) mod webhooks;
 
@@ -82,6 +84,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at(http::paths::DENIED, web::forward_auth::denied)
         .at("/healthz", api::health::healthz)
         .at("/metrics", metrics::metrics)
+        .nest("/", oidc::routes())
         .nest("/", web::routes())
         .around(http::headers::limit_body)
         .with(CatchPanic::new())

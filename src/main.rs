@@ -54,6 +54,17 @@ enum Command {
     /// The location database.
     #[command(subcommand)]
     Geoip(GeoipCommand),
+    /// Doorman as an OpenID Provider.
+    #[command(subcommand)]
+    Oidc(OidcCommand),
+}
+
+#[derive(Subcommand)]
+enum OidcCommand {
+    /// Print a new client secret and the `client_secret_hash` to configure.
+    Secret,
+    /// Publish new signing keys; they sign after `oidc.key_publish_delay`.
+    RotateKeys,
 }
 
 #[derive(Subcommand)]
@@ -158,6 +169,13 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Some(Command::Oidc(OidcCommand::Secret))) {
+        // Needs no configuration: it only makes a secret.
+        let (secret, hash) = doorman::domain::oidc::new_client_secret();
+        println!("client secret (give it to the application): {secret}");
+        println!("client_secret_hash = \"{hash}\"");
+        return ExitCode::SUCCESS;
+    }
     let serving = matches!(cli.command, None | Some(Command::Serve));
     init_logging(if serving { "info" } else { "warn" });
     let config = match Config::load(cli.config.as_deref()) {
@@ -397,8 +415,31 @@ fn run_tool(state: &AppState, command: Command) -> Result<(), String> {
             println!("alert {id} queued; a running server sends it within seconds");
             Ok(())
         }
-        Command::Serve | Command::Restore { .. } | Command::Config(_) | Command::Geoip(_) => Ok(()),
+        Command::Oidc(OidcCommand::RotateKeys) => rotate_keys(state),
+        Command::Serve
+        | Command::Restore { .. }
+        | Command::Config(_)
+        | Command::Geoip(_)
+        | Command::Oidc(OidcCommand::Secret) => Ok(()),
     }
+}
+
+fn rotate_keys(state: &AppState) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let made = rt
+        .block_on(doorman::domain::oidc::keys::rotate(state))
+        .map_err(|e| e.to_string())?;
+    for (kid, alg, from) in made {
+        println!(
+            "new {alg} key {kid} published; it signs from {}",
+            clock::utc(from)
+        );
+    }
+    println!("a running server publishes the new keys within seconds");
+    Ok(())
 }
 
 fn add_user(

@@ -35,6 +35,8 @@ pub struct AppState {
     pub webhook_ids: Arc<Vec<i64>>,
     /// When each (session, application) refusal was last recorded as `access.denied`.
     pub denials: Arc<crate::domain::ratelimit::Denials>,
+    /// The OpenID Provider's signing keys (SPEC §20).
+    pub oidc_keys: Arc<crate::domain::oidc::keys::Keys>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             })
         })?;
         let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
+        let oidc_keys = db.blocking(|c| crate::domain::oidc::keys::Keys::open(c, &config))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -64,6 +67,7 @@ impl AppState {
             reset_limits: Arc::new(Default::default()),
             webhook_ids: Arc::new(webhook_ids),
             denials: Arc::default(),
+            oidc_keys: Arc::new(oidc_keys),
         })
     }
 }

@@ -49,6 +49,9 @@ pub struct SessionJson {
     /// The protected applications this session has been used with (through the verify
     /// endpoints), most recent first; written at most once per touch interval.
     pub applications_used: Vec<AppUseJson>,
+    /// The applications signed in to with this session through OpenID Connect (its
+    /// live grants, one per client).
+    pub signed_in_to: Vec<SignedInJson>,
     /// How the session was signed in: `password`, `totp`, `recovery_code`, `passkey`
     /// (e.g. `["password", "totp"]`, or `["passkey"]`).
     pub auth_methods: Vec<String>,
@@ -77,6 +80,13 @@ pub struct AppUseJson {
     pub name: String,
     #[serde(serialize_with = "crate::api::json::rfc3339")]
     pub last_used_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Object, Serialize)]
+pub struct SignedInJson {
+    /// The application's name.
+    pub name: String,
+    pub client_id: String,
 }
 
 impl SessionJson {
@@ -123,6 +133,14 @@ impl SessionJson {
                 .map(|u| AppUseJson {
                     name: u.name,
                     last_used_at: at(u.last_used_at),
+                })
+                .collect(),
+            signed_in_to: s
+                .signed_in_to
+                .into_iter()
+                .map(|a| SignedInJson {
+                    name: a.name,
+                    client_id: a.client_id,
                 })
                 .collect(),
             auth_methods: s
@@ -218,6 +236,10 @@ mod tests {
             }],
             auth_methods: crate::domain::model::AuthMethods::PASSWORD,
             verified_at: 1_700_000_000,
+            signed_in_to: vec![crate::domain::model::SignedInApp {
+                name: "Wiki".into(),
+                client_id: "wiki".into(),
+            }],
         }
     }
 

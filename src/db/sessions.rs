@@ -7,18 +7,35 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::DbError;
 use crate::domain::model::{
     AccountId, AppUse, AuthMethods, Device, EndReason, Location, Moved, Role, Session, SessionId,
-    UserId, UserStatus,
+    SignedInApp, UserId, UserStatus,
 };
 
-/// A session row, by name: every session-reading statement selects these, plus
-/// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
-pub(super) const COLUMNS: &str = "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application,
+/// The session's own columns (a macro, so that [`COLUMNS`] and the session check's
+/// [`CHECK_COLUMNS`] are one literal each).
+macro_rules! own_columns {
+    () => {
+        "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application,
     s.device_id, s.user_agent, s.device_category, s.browser_name, s.browser_version, s.os_name,
     s.os_version, s.ip, s.country_code, s.country_name, s.city, s.latitude, s.longitude,
     s.accuracy_km, s.network, s.moved_country_code, s.moved_country_name, s.moved_city,
     s.moved_at, s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
     s.end_note, s.applications_used, s.auth_methods,
-    s.verified_at";
+    s.verified_at"
+    };
+}
+/// A session row, by name: every session-reading statement selects these, plus
+/// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
+/// With them, the applications signed in to with the session (SPEC §20): its live OpenID grants,
+/// one per client, as a JSON array; read with the row (one query per page, not one per
+/// session).
+pub(super) const COLUMNS: &str = concat!(
+    own_columns!(),
+    ", (SELECT json_group_array(json_object('name', application, 'client_id', client_id))
+        FROM (SELECT DISTINCT application, client_id FROM oidc_grants g
+              WHERE g.session_id = s.id AND g.ended_at IS NULL)) AS signed_in_to"
+);
+/// [`COLUMNS`] for the session check, which never shows them: no grants read.
+const CHECK_COLUMNS: &str = concat!(own_columns!(), ", '[]' AS signed_in_to");
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -63,6 +80,7 @@ columns!(
         country_code, country_name, city, latitude, longitude, accuracy_km, network,
         moved_country_code, moved_country_name, moved_city, moved_at, created_at,
         last_active_at, expires_at, ended_at, end_reason, end_note, applications_used, auth_methods, verified_at,
+        signed_in_to,
     }
 );
 
@@ -110,7 +128,16 @@ pub(super) fn from_row(r: &Row<'_>, c: &Cols) -> rusqlite::Result<Session> {
         applications_used: applications_used(r.get_ref(c.applications_used)?.as_str()?),
         auth_methods: AuthMethods::parse_list(r.get_ref(c.auth_methods)?.as_str()?),
         verified_at: r.get(c.verified_at)?,
+        signed_in_to: signed_in_to(r.get_ref(c.signed_in_to)?.as_str()?),
     })
+}
+
+/// The `signed_in_to` column; most sessions have none, and their `[]` is not parsed.
+fn signed_in_to(json: &str) -> Vec<SignedInApp> {
+    if json == "[]" {
+        return Vec::new();
+    }
+    serde_json::from_str(json).unwrap_or_default()
 }
 
 /// Where a moved session is now seen from; most sessions never move, and their NULL
@@ -257,7 +284,7 @@ pub struct TokenMatch {
 pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMatch>, DbError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
+            "SELECT {CHECK_COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
                     u.email_verified,
                     u.require_second_factor OR a.require_second_factor AS factor_required {FROM}
              WHERE s.token_hash = ?1"

@@ -94,7 +94,7 @@ fn note_use(state: &AppState, authed: &Authed, application: &str) {
 /// Records `access.denied` with its reason (`rules`, `ambiguous_url`), at most once per
 /// touch interval per session and application, off the request path: the refusal never
 /// waits for the write.
-fn note_denial(state: &AppState, authed: &Authed, application: &str, reason: &str) {
+pub(crate) fn note_denial(state: &AppState, authed: &Authed, application: &str, reason: &str) {
     let now = crate::clock::now();
     let every = state.config.sessions.touch_interval.as_secs() as i64;
     let key = (authed.session.pk, application.to_string());
@@ -117,6 +117,12 @@ fn note_denial(state: &AppState, authed: &Authed, application: &str, reason: &st
 
 /// Whether `who` may use `app`.
 pub fn allows(app: &Application, who: &Authed) -> bool {
+    allows_person(app, who) && (!app.require_second_factor || second_factor(who))
+}
+
+/// Whether `app`'s lists allow `who`, whatever the session's second factor (the
+/// OpenID authorization asks for the second step when only that is missing).
+pub fn allows_person(app: &Application, who: &Authed) -> bool {
     let p = &who.principal;
     let account_ok = app.allow_accounts.is_empty()
         || app
@@ -137,12 +143,12 @@ pub fn allows(app: &Application, who: &Authed) -> bool {
                 .allow_emails
                 .iter()
                 .any(|g| glob(g.trim().to_lowercase().as_bytes(), email.as_bytes())));
-    account_ok && role_ok && email_ok && (!app.require_second_factor || second_factor(who))
+    account_ok && role_ok && email_ok
 }
 
 /// Whether the session was signed in with a second factor (or a passkey alone): read
 /// from the session row the check has just read, so it costs nothing more.
-fn second_factor(who: &Authed) -> bool {
+pub fn second_factor(who: &Authed) -> bool {
     who.session.auth_methods.has_second_factor()
 }
 
@@ -211,6 +217,7 @@ mod tests {
                 end_note: None,
                 moved_to: None,
                 applications_used: Vec::new(),
+                signed_in_to: Vec::new(),
                 auth_methods: crate::domain::model::AuthMethods::PASSWORD,
                 verified_at: 0,
             },

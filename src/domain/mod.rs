@@ -13,6 +13,7 @@ pub mod history;
 pub mod links;
 pub mod model;
 pub mod moves;
+pub mod oidc;
 pub mod operator;
 pub mod passkeys;
 pub mod passwords;

@@ -147,6 +147,8 @@ string_enum!(EventType {
     UserSecondFactorRemoved => "user.second_factor_removed",
     UserSecondFactorsReset => "user.second_factors_reset",
     AccessDenied => "access.denied",
+    AppSignedIn => "app.signed_in",
+    AppTokenRefused => "app.token_refused",
     PolicyChanged => "policy.changed",
 });
 
@@ -439,6 +441,15 @@ pub struct Session {
     pub auth_methods: AuthMethods,
     /// When its person last proved it was them in it (the sign-in, or a step-up).
     pub verified_at: i64,
+    /// The applications signed in to with it through OpenID Connect (SPEC §20).
+    pub signed_in_to: Vec<SignedInApp>,
+}
+
+/// An application a session signed in to (a live OpenID grant).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SignedInApp {
+    pub name: String,
+    pub client_id: String,
 }
 
 /// Which sign-in alerts a person gets (SPEC §14): all on unless they turned some off.

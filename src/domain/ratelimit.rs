@@ -188,6 +188,26 @@ impl RateLimiter {
         }
     }
 
+    /// Seconds to wait when `who` has used up its failures, without taking a slot: for
+    /// checks whose failures are rare and whose successes must not queue behind each
+    /// other (an application's client secret at the token endpoint).
+    pub fn limited(&self, who: &Subject<'_>, now: i64) -> Option<u64> {
+        let cutoff = now - self.window;
+        let inner = self.lock();
+        let wait = who
+            .keys()
+            .iter()
+            .filter_map(|key| inner.keys.get(key))
+            .filter_map(|e| {
+                let recent: Vec<i64> = e.failures.iter().copied().filter(|t| *t > cutoff).collect();
+                (recent.len() >= self.limit).then(|| {
+                    (recent.first().copied().unwrap_or(now) + self.window - now).max(1) as u64
+                })
+            })
+            .max();
+        wait
+    }
+
     fn try_reserve(&self, keys: &[String], now: i64) -> Verdict {
         let mut inner = self.lock();
         let cutoff = now - self.window;

@@ -17,6 +17,11 @@ pub struct Metrics {
     /// existing series without allocating.
     requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
     sign_ins: Mutex<BTreeMap<&'static str, u64>>,
+    /// OpenID authorizations by outcome (code, sign_in, confirm, consent, denied, or
+    /// the error sent back).
+    oidc_authorizations: Mutex<BTreeMap<&'static str, u64>>,
+    /// OpenID token requests by grant type and outcome (issued, or the RFC 6749 error).
+    oidc_tokens: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     sign_in_time: Timing,
     password_time: Timing,
     backup: Mutex<BackupRecord>,
@@ -83,6 +88,18 @@ impl Metrics {
         }
     }
 
+    pub fn count_oidc_authorization(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.oidc_authorizations.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    pub fn count_oidc_token(&self, grant: &'static str, outcome: &'static str) {
+        if let Ok(mut m) = self.oidc_tokens.lock() {
+            *m.entry((grant, outcome)).or_default() += 1;
+        }
+    }
+
     /// A backup taken at `at` (or found on disk, taken then) was written and checked.
     pub fn backup_succeeded(&self, at: i64) {
         if let Ok(mut b) = self.backup.lock() {
@@ -128,6 +145,32 @@ impl Metrics {
         if let Ok(m) = self.sign_ins.lock() {
             for (outcome, n) in m.iter() {
                 let _ = writeln!(out, "doorman_sign_ins_total{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP doorman_oidc_authorizations_total OpenID authorization requests by outcome."
+        );
+        let _ = writeln!(out, "# TYPE doorman_oidc_authorizations_total counter");
+        if let Ok(m) = self.oidc_authorizations.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "doorman_oidc_authorizations_total{{outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP doorman_oidc_token_requests_total OpenID token requests by grant type and outcome."
+        );
+        let _ = writeln!(out, "# TYPE doorman_oidc_token_requests_total counter");
+        if let Ok(m) = self.oidc_tokens.lock() {
+            for ((grant, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "doorman_oidc_token_requests_total{{grant_type=\"{grant}\",outcome=\"{outcome}\"}} {n}"
+                );
             }
         }
         self.sign_in_time.write(

@@ -234,13 +234,25 @@ pub fn device_cell(s: &Session) -> Markup {
             (PreEscaped(device_icon(&s.device.category)))
             span { (s.device.label()) }
         }
-        @if !s.applications_used.is_empty() {
+        @if !s.signed_in_to.is_empty() || !s.applications_used.is_empty() {
             br;
             span.muted.used {
-                "Used with "
-                @for (i, u) in s.applications_used.iter().enumerate() {
-                    @if i > 0 { ", " }
-                    (u.name)
+                @if !s.signed_in_to.is_empty() {
+                    span.signed-in {
+                        "Signed in to "
+                        @for (i, a) in s.signed_in_to.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            (a.name)
+                        }
+                    }
+                }
+                @if !s.signed_in_to.is_empty() && !s.applications_used.is_empty() { " · " }
+                @if !s.applications_used.is_empty() {
+                    @if s.signed_in_to.is_empty() { "Used with " } @else { "used with " }
+                    @for (i, u) in s.applications_used.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (u.name)
+                    }
                 }
             }
         }

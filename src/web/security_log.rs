@@ -319,15 +319,16 @@ fn label(kind: &str) -> &'static str {
         EventType::UserSecondFactorRemoved => "Second factor removed",
         EventType::UserSecondFactorsReset => "Second factors reset",
         EventType::AccessDenied => "Access refused",
+        EventType::AppSignedIn => "Signed in to an app",
+        EventType::AppTokenRefused => "App token refused",
         EventType::PolicyChanged => "Second-factor policy changed",
     }
 }
 
 fn badge_class(kind: &str) -> &'static str {
     match kind {
-        "login.failed" | "access.denied" | "alert.reported" | "user.disabled" | "user.deleted" => {
-            "fail"
-        }
+        "login.failed" | "access.denied" | "app.token_refused" | "alert.reported"
+        | "user.disabled" | "user.deleted" => "fail",
         _ => "plain",
     }
 }
