@@ -72,7 +72,7 @@ pub use config::Config;
 pub use state::AppState;
 
 pub fn build_app(state: AppState) -> impl Endpoint {
-    Route::new()
+    oidc::mount(Route::new())
         .nest("/api", api::routes())
         .at("/auth/verify", web::forward_auth::verify)
         .at("/api/authz/auth-request", web::forward_auth::auth_request)
@@ -84,7 +84,6 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at(http::paths::DENIED, web::forward_auth::denied)
         .at("/healthz", api::health::healthz)
         .at("/metrics", metrics::metrics)
-        .nest("/", oidc::routes())
         .nest("/", web::routes())
         .around(http::headers::limit_body)
         .with(CatchPanic::new())

@@ -211,6 +211,7 @@ async fn my_sessions_json_shape_and_order() {
             "last_active_at",
             "expires_at",
             "applications_used",
+            "signed_in_to",
             "moved_to",
             "auth_methods",
         ]

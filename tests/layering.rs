@@ -3,6 +3,7 @@
 //! itself so that they stay true: a broken rule fails CI with the file and line.
 //!
 //! - `web/` (pages) and `api/` (JSON) are two skins: they never import each other;
+//! - `oidc/` (the OpenID endpoints) is a third: it imports neither, nor `db/`;
 //! - only `domain/` (and the wiring in `lib.rs` and `state.rs`) imports `db/`;
 //! - SQL is written in `db/` only;
 //! - page modules do not import each other (shared pieces live in `web/components.rs`);
@@ -80,6 +81,27 @@ fn pages_and_api_never_import_each_other() {
             &all,
             |f| f.starts_with("api/"),
             |l| l.contains("crate::web"),
+        ),
+    );
+}
+
+#[test]
+fn the_openid_endpoints_are_a_third_skin() {
+    let all = lines();
+    assert_none(
+        "oidc/ imports web/, api/ or db/",
+        broken(
+            &all,
+            |f| f.starts_with("oidc/"),
+            |l| l.contains("crate::web") || l.contains("crate::api") || l.contains("crate::db"),
+        ),
+    );
+    assert_none(
+        "web/ or api/ imports oidc/",
+        broken(
+            &all,
+            |f| f.starts_with("web/") || f.starts_with("api/"),
+            |l| l.contains("crate::oidc"),
         ),
     );
 }

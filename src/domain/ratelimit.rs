@@ -194,8 +194,7 @@ impl RateLimiter {
     pub fn limited(&self, who: &Subject<'_>, now: i64) -> Option<u64> {
         let cutoff = now - self.window;
         let inner = self.lock();
-        let wait = who
-            .keys()
+        who.keys()
             .iter()
             .filter_map(|key| inner.keys.get(key))
             .filter_map(|e| {
@@ -204,8 +203,7 @@ impl RateLimiter {
                     (recent.first().copied().unwrap_or(now) + self.window - now).max(1) as u64
                 })
             })
-            .max();
-        wait
+            .max()
     }
 
     fn try_reserve(&self, keys: &[String], now: i64) -> Verdict {

@@ -42,9 +42,9 @@ impl EndParams {
 }
 
 /// Where to go once signed out: the registered address with `state`, or Doorman's
-/// page. `Err` is the page for a request that names an address it may not use.
-async fn destination(state: &AppState, p: &EndParams) -> Result<Option<String>, Response> {
-    let bad = |text: &str| Err(pages::error(StatusCode::BAD_REQUEST, text));
+/// page. `Err` says why a request may not use the address it names.
+async fn destination(state: &AppState, p: &EndParams) -> Result<Option<String>, &'static str> {
+    let bad = |text: &'static str| Err(text);
     let mut client_id = p.client_id.clone().filter(|c| !c.is_empty());
     if let Some(hint) = p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         if let Err(err) = keys::refresh(state).await {
@@ -116,7 +116,7 @@ pub async fn start(
 async fn ask(req: &Request, state: &AppState, p: &EndParams) -> Response {
     let to = match destination(state, p).await {
         Ok(to) => to,
-        Err(page) => return page,
+        Err(why) => return pages::error(StatusCode::BAD_REQUEST, why),
     };
     let Some(token) = cookies::get(req, cookies::SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return finish(state, to, false);
@@ -150,7 +150,7 @@ pub async fn submit(
     }
     let to = match destination(&state, &p).await {
         Ok(to) => to,
-        Err(page) => return page,
+        Err(why) => return pages::error(StatusCode::BAD_REQUEST, why),
     };
     let Some(token) = cookies::get(req, cookies::SESSION_COOKIE).filter(|t| !t.is_empty()) else {
         return finish(&state, to, false);

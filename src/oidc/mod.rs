@@ -24,8 +24,9 @@ pub const REVOKE: &str = "/oidc/revoke";
 pub const END_SESSION: &str = "/oidc/end_session";
 pub const DISCOVERY: &str = "/.well-known/openid-configuration";
 
-pub fn routes() -> Route {
-    Route::new()
+/// Adds the endpoints to `route` (at their own paths: the pages are nested at `/`).
+pub fn mount(route: Route) -> Route {
+    route
         .at(DISCOVERY, get(discovery::configuration))
         .at(JWKS, get(discovery::jwks))
         .at(AUTHORIZE, get(authorize::start).post(authorize::start_form))

@@ -176,12 +176,7 @@ pub fn check<'a>(
     if p.redirect_uri.is_empty() {
         return Err(PageError::MissingRedirect);
     }
-    if !client
-        .oidc
-        .redirect_uris
-        .iter()
-        .any(|u| *u == p.redirect_uri)
-    {
+    if !client.oidc.redirect_uris.contains(&p.redirect_uri) {
         return Err(PageError::UnregisteredRedirect);
     }
     let mut c = Checked {
