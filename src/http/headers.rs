@@ -34,7 +34,10 @@ pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Resul
         // document and calls the API on this origin: that, and nothing else.
         "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'"
     } else {
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+        // No `form-action`: browsers hold every redirect that follows a form's submission
+        // to it, and a sign-in form ends on another origin (the application the person
+        // returns to, an OpenID client's redirect URI). Keycloak's pages leave it out too.
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
     };
     h.insert("content-security-policy", HeaderValue::from_static(csp));
     if https {

@@ -8,9 +8,11 @@
 //! `webdriver::sign_in`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod apache;
 pub mod factors;
 pub mod mmdb;
 pub mod oidc;
+pub mod node_rp;
 pub mod process;
 pub mod smtp;
 pub mod webdriver;
@@ -129,6 +131,20 @@ pub async fn start_with_port(tweak: impl FnOnce(&mut Config, u16)) -> TestServer
     let mut config = test_config(&db_path);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     tweak(&mut config, listener.local_addr().unwrap().port());
+    start_bound(dir, config, listener).await
+}
+
+/// [`start_with`] on a listener bound beforehand: for tests whose other processes need
+/// the server's address before its configuration can be written (an application that
+/// registers its own port as a redirect URI).
+pub async fn start_on(
+    listener: std::net::TcpListener,
+    tweak: impl FnOnce(&mut Config),
+) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("doorman.sqlite3");
+    let mut config = test_config(&db_path);
+    tweak(&mut config);
     start_bound(dir, config, listener).await
 }
 
@@ -713,4 +729,17 @@ pub fn end_link_token(s: &TestServer, email: &str) -> String {
     };
     let expires = doorman::clock::now() + 24 * 3600;
     sign_link_for(&s.state.link_key, LinkPurpose::End, link, expires)
+}
+
+/// A new OpenID Connect client secret and its `client_secret_hash` (`sha256:<hex>`), as
+/// `doorman oidc secret` prints them.
+pub fn oidc_secret() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).unwrap();
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    (secret, format!("sha256:{hex}"))
 }
