@@ -26,7 +26,7 @@ fn attribution() -> maud::Markup {
     html! { p { small { a href="https://db-ip.com" { "IP geolocation by DB-IP" } } } }
 }
 
-pub fn new_sign_in_subject(reasons: Reasons) -> String {
+fn new_sign_in_subject(reasons: Reasons) -> String {
     format!("New sign-in to Doorman from {}", reasons.phrase())
 }
 
