@@ -75,7 +75,7 @@ pub fn normalise(raw: &str) -> Option<Address> {
 
 /// Normalises a raw absolute path (see [`Address`]); `None` when a segment hides a
 /// separator or a NUL, an escape is malformed, or `..` climbs above the root.
-pub fn normalise_path(raw: &str) -> Option<String> {
+fn normalise_path(raw: &str) -> Option<String> {
     let mut segments: Vec<String> = Vec::new();
     for segment in raw.split('/') {
         let segment = decode_unreserved(segment)?;

@@ -58,18 +58,18 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
-pub mod files;
 pub mod geo;
 pub mod model;
-pub mod state;
 pub mod ua;
 
 pub(crate) mod api;
+pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod mail;
 pub(crate) mod metrics;
 pub(crate) mod oidc;
 pub(crate) mod paths;
+pub(crate) mod state;
 pub(crate) mod web;
 pub(crate) mod webhooks;
 

@@ -324,12 +324,7 @@ pub fn find_by_public_id(c: &Connection, id: &str) -> Result<Option<Session>, Db
 }
 
 /// Moves last activity forward; a no-op on an ended session.
-pub fn update_last_active(
-    c: &Connection,
-    pk: i64,
-    now: i64,
-    expires_at: i64,
-) -> Result<(), DbError> {
+fn update_last_active(c: &Connection, pk: i64, now: i64, expires_at: i64) -> Result<(), DbError> {
     c.prepare_cached(
         "UPDATE sessions SET last_active_at = ?2, expires_at = ?3 WHERE id = ?1 AND ended_at IS NULL",
     )?

@@ -266,7 +266,7 @@ pub struct Counts {
 }
 
 /// The longest reason an administrator may give for ending sessions.
-pub const MAX_END_NOTE: usize = 200;
+const MAX_END_NOTE: usize = 200;
 
 /// An administrator's reason for ending sessions, as shown to the person: trimmed, on one
 /// line, at most [`MAX_END_NOTE`] characters; none when empty.

@@ -58,7 +58,7 @@ pub struct Geo {
 
 /// How a database's records are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
+enum Layout {
     /// `country {iso_code, names}`, `city {names}`, `location {latitude, longitude,
     /// accuracy_radius}`: MaxMind GeoLite2/GeoIP2 City and DB-IP's City files.
     GeoIp2,
@@ -69,7 +69,7 @@ pub enum Layout {
 impl Layout {
     /// From the metadata's `database_type`: "GeoLite2-City", "GeoIP2-City",
     /// "DBIP-City-Lite" (GeoIP2 layout) or ip-location-db's "city ipv4" (flat).
-    pub fn detect(database_type: &str) -> Result<Layout, String> {
+    fn detect(database_type: &str) -> Result<Layout, String> {
         let kind = database_type.to_ascii_lowercase();
         if !kind.contains("city") {
             return Err(format!(

@@ -7,7 +7,7 @@ use poem::{Endpoint, IntoResponse, Request, Response};
 use crate::state::AppState;
 
 /// Request bodies larger than this are refused with 413 before they are read.
-pub const MAX_BODY: usize = 64 * 1024;
+const MAX_BODY: usize = 64 * 1024;
 
 /// Security headers on every answer; the strict CSP on everything but the API docs,
 /// whose bundled UI needs inline script.

@@ -13,11 +13,11 @@ use crate::domain::alerts::links::TeamMail;
 use crate::domain::alerts::notices::Details;
 
 pub const INVITATION_SUBJECT: &str = "You are invited to Doorman";
-pub const RESET_LINK_SUBJECT: &str = "Reset your Doorman password";
-pub const PASSWORD_RESET_SUBJECT: &str = "Your Doorman password was reset";
-pub const EMAIL_CONFIRM_SUBJECT: &str = "Confirm your new email address for Doorman";
-pub const EMAIL_CHANGED_SUBJECT: &str = "The email of your Doorman account was changed";
-pub const EMAIL_CHANGE_REQUESTED_SUBJECT: &str =
+const RESET_LINK_SUBJECT: &str = "Reset your Doorman password";
+const PASSWORD_RESET_SUBJECT: &str = "Your Doorman password was reset";
+const EMAIL_CONFIRM_SUBJECT: &str = "Confirm your new email address for Doorman";
+const EMAIL_CHANGED_SUBJECT: &str = "The email of your Doorman account was changed";
+const EMAIL_CHANGE_REQUESTED_SUBJECT: &str =
     "Someone asked to change the email of your Doorman account";
 
 /// Paragraphs and one link: drawn by the one template.

@@ -65,7 +65,7 @@ impl Reasons {
     }
 
     /// Only the reasons the person chose to hear about.
-    pub fn allowed_by(self, p: AlertPrefs) -> Self {
+    fn allowed_by(self, p: AlertPrefs) -> Self {
         Reasons {
             new_device: self.new_device && p.new_device,
             new_country: self.new_country && p.new_country,
@@ -143,7 +143,7 @@ fn preferences_in(c: &Connection, user: UserId) -> Result<AlertPrefs, DbError> {
 
 /// Both places known to the city, further apart than `min_km` (less what the database
 /// says each point may be off by), and faster than `max_kmh` between the two times.
-pub fn impossible_journey(
+fn impossible_journey(
     from: &Location,
     from_at: i64,
     to: &Location,

@@ -167,7 +167,7 @@ pub fn issue(
 
 /// Whether `token` could be a link this server made (43 URL-safe base64 characters);
 /// anything else is refused before the database is asked.
-pub fn well_formed(token: &str) -> bool {
+fn well_formed(token: &str) -> bool {
     token.len() == 43
         && token
             .bytes()

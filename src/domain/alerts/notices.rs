@@ -15,7 +15,7 @@ use crate::model::{EventType, Session, UserId};
 use crate::state::AppState;
 
 /// Alerts emailed per user per hour; more are kept as `suppressed`.
-pub const MAX_PER_HOUR: i64 = 5;
+const MAX_PER_HOUR: i64 = 5;
 
 /// What the email says, frozen when the alert is queued.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -23,7 +23,7 @@ pub const MAX_PENDING_PER_HOLDER: i64 = 20;
 /// Pending challenges of one kind kept in all; past it, the oldest go first. Each kind
 /// has its own, so that a flood of anonymous passkey sign-ins never pushes out the
 /// second steps of people who gave their password.
-pub const MAX_PENDING: i64 = 10_000;
+const MAX_PENDING: i64 = 10_000;
 
 /// Whose budget of pending challenges a new one counts against.
 #[derive(Debug, Clone, Copy)]

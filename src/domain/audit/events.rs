@@ -39,7 +39,7 @@ impl Origin {
     }
 
     /// The origin of what a session does.
-    pub fn of_session(s: &Session) -> Self {
+    fn of_session(s: &Session) -> Self {
         Origin {
             ip: s.ip.clone(),
             location: s.location.clone(),

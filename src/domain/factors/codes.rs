@@ -16,12 +16,12 @@ use crate::model::{AuthMethod, ClientInfo, UserId};
 use crate::state::AppState;
 
 /// RFC 6238 as every authenticator app does it: SHA-1, 6 digits, 30-second steps.
-pub const TOTP_STEP: i64 = 30;
+const TOTP_STEP: i64 = 30;
 const TOTP_DIGITS: usize = 6;
 /// 160 bits, the length RFC 4226 recommends.
 pub(crate) const TOTP_KEY_BYTES: usize = 20;
 /// Recovery codes given at once.
-pub const RECOVERY_CODES: usize = 10;
+const RECOVERY_CODES: usize = 10;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 // ---- TOTP arithmetic ----
 

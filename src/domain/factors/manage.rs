@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 const MAX_NAME: usize = 64;
 /// Factors a person may have (active or waiting for their first code).
-pub const MAX_FACTORS: usize = 20;
+const MAX_FACTORS: usize = 20;
 
 /// A factor as the pages and the API show it.
 #[derive(Debug, Clone)]

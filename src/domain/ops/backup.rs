@@ -32,17 +32,17 @@ const TEMP_PREFIX: &str = ".doorman-backup-";
 const ZSTD_LEVEL: i32 = 3;
 
 /// `doorman-20261123T081500Z.sqlite3.zst`.
-pub fn backup_name(at: i64) -> String {
+fn backup_name(at: i64) -> String {
     format!("{PREFIX}{}{SUFFIX}", clock::compact_utc(at))
 }
 
 /// When the backup of that name was taken; None for any other file.
-pub fn parse_backup_name(name: &str) -> Option<i64> {
+fn parse_backup_name(name: &str) -> Option<i64> {
     clock::parse_compact_utc(name.strip_prefix(PREFIX)?.strip_suffix(SUFFIX)?)
 }
 
 /// The backups in `dir`, newest first.
-pub fn list_backups(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
+fn list_backups(dir: &Path) -> std::io::Result<Vec<(i64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -88,7 +88,7 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
 
 /// Takes one backup now, records the outcome in the metrics and the log, and returns
 /// the new file.
-pub async fn run_once(state: &AppState) -> Result<PathBuf> {
+async fn run_once(state: &AppState) -> Result<PathBuf> {
     let db = state.db.clone();
     let cfg = state.config.backup.clone();
     let now = clock::now();

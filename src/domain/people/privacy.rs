@@ -24,7 +24,7 @@ pub const BATCH: i64 = 1000;
 
 /// How long a link that stopped working (used, revoked, expired) is kept: long enough
 /// to tell a person who opens it late that it was used, then forgotten.
-pub const LINKS_KEPT: i64 = 7 * 24 * 3600;
+const LINKS_KEPT: i64 = 7 * 24 * 3600;
 
 /// What one retention pass removed or shortened.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,7 @@ fn truncate_batch(c: &mut Connection, cutoff: i64) -> std::result::Result<usize,
 
 /// The network an address belongs to, as `a.b.c.0/24` (IPv4) or `x:y:z::/48` (IPv6);
 /// what is not an address becomes empty (it cannot be shortened, so it is dropped).
-pub fn truncate_ip(ip: &str) -> String {
+fn truncate_ip(ip: &str) -> String {
     match ip.trim().parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => {
             let [a, b, c, _] = v4.octets();

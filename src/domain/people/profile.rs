@@ -20,7 +20,7 @@ use crate::state::AppState;
 
 /// How long an email-change confirmation link works (and the old address's link that
 /// cancels it: the change cannot happen later).
-pub const EMAIL_LINK_TTL: i64 = 24 * 3600;
+const EMAIL_LINK_TTL: i64 = 24 * 3600;
 
 /// Sets the caller's display name.
 #[instrument(skip_all, err(level = "debug"), fields(user_id = %me.principal.user_id))]
