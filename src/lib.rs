@@ -84,6 +84,7 @@ pub use config::Config;
 pub use state::AppState;
 
 pub fn build_app(state: AppState) -> impl Endpoint {
+    let headers = http::headers::SecurityHeaders::new(&state.config);
     oidc::mount(Route::new())
         .nest("/api", api::routes())
         .at("/auth/verify", web::forward_auth::verify)
@@ -103,7 +104,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         )
         .around(http::headers::limit_body)
         .with(CatchPanic::new())
-        .around(http::headers::security_headers)
+        .with(headers)
         .around(http::metrics::count_requests)
         .data(state)
 }

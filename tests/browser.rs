@@ -45,6 +45,8 @@ fn assert_page_headers(resp: &reqwest::Response, what: &str) {
         csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
         "{what}: {csp}"
     );
+    // Forms post to this origin only (and may redirect to a configured application's).
+    assert!(csp.contains("form-action 'self'"), "{what}: {csp}");
     assert_eq!(get("x-frame-options").as_deref(), Some("DENY"), "{what}");
     assert_eq!(
         get("x-content-type-options").as_deref(),

@@ -190,7 +190,9 @@ async fn every_email_reads_well_on_a_phone() {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, &html).unwrap();
         b.goto(&format!("file://{}", file.display())).await;
-        let wide = b.eval("return document.documentElement.scrollWidth;", vec![]).await;
+        let wide = b
+            .eval("return document.documentElement.scrollWidth;", vec![])
+            .await;
         assert!(
             wide.as_u64().unwrap() <= 390,
             "{subject}: {wide} px wide at 390"
@@ -266,7 +268,10 @@ async fn the_profile_takes_the_browsers_time_zone() {
     b.wait_for_url("/settings/security/sessions").await;
     b.goto(&s.url("/settings/profile")).await;
     let chosen = b
-        .eval("return document.querySelector('select[name=time_zone]').value;", vec![])
+        .eval(
+            "return document.querySelector('select[name=time_zone]').value;",
+            vec![],
+        )
         .await;
     assert_eq!(chosen, "Asia/Tokyo");
     assert!(

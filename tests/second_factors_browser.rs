@@ -184,7 +184,10 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
     assert_eq!(b.count(".qr svg").await, 1, "the QR code is inline SVG");
     // On a phone: open the key in the authenticator app, or copy it.
     let open = b
-        .eval("return document.querySelector('.totp-open a').getAttribute('href');", vec![])
+        .eval(
+            "return document.querySelector('.totp-open a').getAttribute('href');",
+            vec![],
+        )
         .await;
     assert!(
         open.as_str()
@@ -198,12 +201,18 @@ async fn screenshots_of_enrolment_the_second_step_and_confirm_its_you() {
             .contains("Open in authenticator app")
     );
     let copy_shown = b
-        .eval("return !document.querySelector('.totp-setup button[data-copy]').hidden;", vec![])
+        .eval(
+            "return !document.querySelector('.totp-setup button[data-copy]').hidden;",
+            vec![],
+        )
         .await;
     assert_eq!(copy_shown, true, "the copy button shows where it works");
     b.click(".totp-setup button[data-copy]").await;
     let said = b
-        .eval("return document.querySelector('.totp-setup button[data-copy]').textContent;", vec![])
+        .eval(
+            "return document.querySelector('.totp-setup button[data-copy]').textContent;",
+            vec![],
+        )
         .await;
     assert_ne!(said, "Copy key", "the press was answered");
     headings_in_order(&b).await;

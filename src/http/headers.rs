@@ -2,54 +2,124 @@
 //! limit, for pages and the API alike.
 
 use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
 
+use crate::config::Config;
 use crate::state::AppState;
 
 /// Request bodies larger than this are refused with 413 before they are read.
 const MAX_BODY: usize = 64 * 1024;
 
 /// Security headers on every answer; the strict CSP on everything but the API docs,
-/// whose bundled UI needs inline script.
-pub async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let is_docs = req.uri().path().starts_with("/api/docs");
-    let https = req
-        .data::<AppState>()
-        .is_some_and(|s| s.config.server.secure_cookies());
-    // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer too,
-    // and gets the same headers.
-    let mut resp = match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(e) => e.into_response(),
-    };
-    let h = resp.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
+/// whose bundled UI needs inline script. The pages' policy is written once, at start.
+pub struct SecurityHeaders {
+    page_csp: HeaderValue,
+}
+
+impl SecurityHeaders {
+    pub fn new(config: &Config) -> Self {
+        SecurityHeaders {
+            page_csp: page_csp(config),
+        }
+    }
+}
+
+/// The pages' policy. `form-action` lists, beside this origin, the origins a form's
+/// answer may redirect to: browsers hold every redirect after a form's submission to
+/// it, and a sign-in ends on an application's origin (the forward-auth application the
+/// person returns to, an OpenID client's redirect or post-logout URI).
+fn page_csp(config: &Config) -> HeaderValue {
+    let mut origins: Vec<String> = Vec::new();
+    for app in &config.applications {
+        let mut urls = vec![app.url.as_str()];
+        if let Some(c) = &app.oidc {
+            urls.extend(c.redirect_uris.iter().map(String::as_str));
+            urls.extend(c.post_logout_redirect_uris.iter().map(String::as_str));
+        }
+        for u in urls {
+            let Ok(parsed) = url::Url::parse(u) else {
+                continue;
+            };
+            let origin = parsed.origin();
+            // Only http(s) origins; a CSP source cannot carry anything else safely.
+            if origin.is_tuple() && !origins.contains(&origin.ascii_serialization()) {
+                origins.push(origin.ascii_serialization());
+            }
+        }
+    }
+    let mut form_action = String::from("'self'");
+    for o in &origins {
+        form_action.push(' ');
+        form_action.push_str(o);
+    }
+    let csp = format!(
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action {form_action}; base-uri 'none'; object-src 'none'"
     );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    let csp = if is_docs {
-        // Swagger UI is one page of inline script and style that fetches the OpenAPI
-        // document and calls the API on this origin: that, and nothing else.
-        "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'"
-    } else {
-        // No `form-action`: browsers hold every redirect that follows a form's submission
-        // to it, and a sign-in form ends on another origin (the application the person
-        // returns to, an OpenID client's redirect URI). Keycloak's pages leave it out too.
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
-    };
-    h.insert("content-security-policy", HeaderValue::from_static(csp));
-    if https {
+    HeaderValue::from_str(&csp).unwrap_or_else(|_| {
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        )
+    })
+}
+
+impl<E: Endpoint> Middleware<E> for SecurityHeaders {
+    type Output = SecurityHeadersEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        SecurityHeadersEndpoint {
+            inner,
+            page_csp: self.page_csp.clone(),
+        }
+    }
+}
+
+pub struct SecurityHeadersEndpoint<E> {
+    inner: E,
+    page_csp: HeaderValue,
+}
+
+impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let is_docs = req.uri().path().starts_with("/api/docs");
+        let https = req
+            .data::<AppState>()
+            .is_some_and(|s| s.config.server.secure_cookies());
+        // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
+        // too, and gets the same headers.
+        let mut resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        let h = resp.headers_mut();
         h.insert(
-            "strict-transport-security",
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
         );
+        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        let csp = if is_docs {
+            // Swagger UI is one page of inline script and style that fetches the OpenAPI
+            // document and calls the API on this origin: that, and nothing else.
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; object-src 'none'",
+            )
+        } else {
+            self.page_csp.clone()
+        };
+        h.insert("content-security-policy", csp);
+        if https {
+            h.insert(
+                "strict-transport-security",
+                HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+            );
+        }
+        if !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        Ok(resp)
     }
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    Ok(resp)
 }
 
 /// Refuses request bodies over [`MAX_BODY`] with 413 before a handler reads them:

@@ -11,8 +11,8 @@
 pub mod apache;
 pub mod factors;
 pub mod mmdb;
-pub mod oidc;
 pub mod node_rp;
+pub mod oidc;
 pub mod process;
 pub mod smtp;
 pub mod webdriver;

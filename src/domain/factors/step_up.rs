@@ -43,7 +43,7 @@ impl Proof {
 }
 
 /// Whether the session's person proved it was them recently enough.
-fn is_fresh(state: &AppState, me: &Authed) -> bool {
+pub fn is_fresh(state: &AppState, me: &Authed) -> bool {
     let window = state.config.security.step_up_window.as_secs() as i64;
     crate::clock::now() - me.session.verified_at < window
 }

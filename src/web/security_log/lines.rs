@@ -523,7 +523,10 @@ fn sentence(e: &Event, reader: Reader, fate: Option<&AlertFate>) -> (String, Sev
             let why = text(&d, "reason")
                 .map(|r| format!(": {}", r.replace('_', " ")))
                 .unwrap_or_default();
-            (format!("Doorman refused a token of {app}{why}."), Severity::Warning)
+            (
+                format!("Doorman refused a token of {app}{why}."),
+                Severity::Warning,
+            )
         }
         T::PolicyChanged => {
             let on = d.get("on").and_then(Value::as_bool).unwrap_or(false);
