@@ -121,7 +121,10 @@ async fn real_user_agents_are_parsed() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Chrome 120 · macOS 10.15 · Desktop"));
+    // Each part of the label is kept whole (a phone wraps between parts, never inside).
+    for part in ["Chrome 120", "macOS 10.15", "Desktop"] {
+        assert!(page.contains(&format!(">{part}</span>")), "{part}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

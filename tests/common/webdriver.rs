@@ -817,49 +817,15 @@ pub async fn sign_in(b: &Browser, server: &super::TestServer, email: &str) {
     b.wait_for_url("/settings/security/sessions").await;
 }
 
-/// Screens of a given width, and screenshots of the whole page.
+/// Screens of a given width, and screenshots of the whole page, through Chromium's
+/// DevTools commands.
 impl Browser {
-    /// Looks like a screen `width` CSS pixels wide: a phone's (touch, mobile viewport)
-    /// below 768, a desktop's from there on. Stays until the next call.
-    pub async fn screen_width(&self, width: u32) {
-        let mobile = width < 768;
-        let base = format!("{}/goog/cdp/execute", self.url);
-        let cdp = |cmd: &str, params: Value| {
-            let (http, base) = (self.http.clone(), base.clone());
-            let body = json!({"cmd": cmd, "params": params});
-            async move {
-                let v: Value = http
-                    .post(base)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                assert!(v["value"].get("error").is_none(), "CDP {body}: {v}");
-            }
-        };
-        cdp(
-            "Emulation.setDeviceMetricsOverride",
-            json!({"width": width, "height": if mobile { 844 } else { 900 },
-                   "deviceScaleFactor": 1, "mobile": mobile}),
-        )
-        .await;
-        cdp(
-            "Emulation.setTouchEmulationEnabled",
-            json!({"enabled": mobile, "maxTouchPoints": if mobile { 5 } else { 1 }}),
-        )
-        .await;
-    }
-
-    /// Makes the browser believe it is in the time zone `id` ("Europe/Berlin").
-    pub async fn time_zone(&self, id: &str) {
-        let body = json!({"cmd": "Emulation.setTimezoneOverride", "params": {"timezoneId": id}});
-        let url = format!("{}/goog/cdp/execute", self.url);
+    /// Runs one DevTools command and returns its value; a refusal fails the test.
+    async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        let body = json!({"cmd": cmd, "params": params});
         let v: Value = self
             .http
-            .post(url)
+            .post(format!("{}/goog/cdp/execute", self.url))
             .json(&body)
             .send()
             .await
@@ -868,24 +834,41 @@ impl Browser {
             .await
             .unwrap();
         assert!(v["value"].get("error").is_none(), "CDP {body}: {v}");
+        v["value"].clone()
+    }
+
+    /// Looks like a screen `width` CSS pixels wide: a phone's (touch, mobile viewport)
+    /// below 768, a desktop's from there on. Stays until the next call.
+    pub async fn screen_width(&self, width: u32) {
+        let mobile = width < 768;
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": if mobile { 844 } else { 900 },
+                   "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+        self.cdp(
+            "Emulation.setTouchEmulationEnabled",
+            json!({"enabled": mobile, "maxTouchPoints": if mobile { 5 } else { 1 }}),
+        )
+        .await;
+    }
+
+    /// Makes the browser believe it is in the time zone `id` ("Europe/Berlin").
+    pub async fn time_zone(&self, id: &str) {
+        self.cdp("Emulation.setTimezoneOverride", json!({"timezoneId": id}))
+            .await;
     }
 
     /// A PNG of the whole page (beyond the screen's height), at the current width.
     pub async fn screenshot_page(&self, path: &std::path::Path) {
-        let base = format!("{}/goog/cdp/execute", self.url);
-        let body = json!({"cmd": "Page.captureScreenshot",
-                          "params": {"format": "png", "captureBeyondViewport": true}});
-        let v: Value = self
-            .http
-            .post(base)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let data = v["value"]["data"]
+        let v = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true}),
+            )
+            .await;
+        let data = v["data"]
             .as_str()
             .unwrap_or_else(|| panic!("no screenshot: {v}"));
         let png = base64::engine::general_purpose::STANDARD
