@@ -54,6 +54,7 @@ pub mod state;
 pub mod ua;
 
 pub(crate) mod api;
+pub(crate) mod backchannel;
 pub(crate) mod http;
 pub(crate) mod mail;
 pub(crate) mod metrics;
@@ -126,6 +127,7 @@ pub async fn serve(
     domain::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
     webhooks::spawn(state.clone(), stop_rx.clone());
+    backchannel::spawn(state.clone(), stop_rx.clone());
     domain::backup::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
     if let Some(token) = domain::bootstrap::first_start(&state).await {

@@ -53,6 +53,7 @@ impl AppState {
         })?;
         let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
         let oidc_keys = db.blocking(|c| crate::domain::oidc::keys::Keys::open(c, &config))?;
+        db.blocking(|c| crate::domain::oidc::logout::sync_clients(c, &config))?;
         Ok(AppState {
             config: Arc::new(config),
             db,

@@ -321,14 +321,16 @@ fn label(kind: &str) -> &'static str {
         EventType::AccessDenied => "Access refused",
         EventType::AppSignedIn => "Signed in to an app",
         EventType::AppTokenRefused => "App token refused",
+        EventType::AppSignedOut => "Signed out of an app",
+        EventType::AppLogoutFailed => "App sign-out not delivered",
         EventType::PolicyChanged => "Second-factor policy changed",
     }
 }
 
 fn badge_class(kind: &str) -> &'static str {
     match kind {
-        "login.failed" | "access.denied" | "app.token_refused" | "alert.reported"
-        | "user.disabled" | "user.deleted" => "fail",
+        "login.failed" | "access.denied" | "app.token_refused" | "app.logout_failed"
+        | "alert.reported" | "user.disabled" | "user.deleted" => "fail",
         _ => "plain",
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod authorize;
 pub mod keys;
+pub mod logout;
 pub mod token;
 pub mod userinfo;
 
