@@ -184,7 +184,8 @@ fn with_cookie(token: &str) -> reqwest::Client {
 }
 
 /// Signs the session `token` in to `client_id` (code flow with PKCE): its grant exists.
-async fn sign_in_to(o: &Op, token: &str, client_id: &str) {
+/// The token response.
+async fn sign_in_to(o: &Op, token: &str, client_id: &str) -> Value {
     let mut url = url::Url::parse(&o.s.url("/oidc/authorize")).unwrap();
     url.query_pairs_mut().extend_pairs([
         ("client_id", client_id),
@@ -218,6 +219,7 @@ async fn sign_in_to(o: &Op, token: &str, client_id: &str) {
         .unwrap();
     let (status, body) = status_json(resp).await;
     assert_eq!(status, 200, "{body}");
+    body
 }
 
 /// The header and claims of a logout token, its signature checked against `/oidc/jwks`.
@@ -488,4 +490,218 @@ async fn pending_logouts_survive_a_restart() {
     let got = rx.wait("grafana", 1, Duration::from_secs(15)).await;
     assert_eq!(got.len(), 1);
     check_token(&o.s, &got[0], "grafana", &a.id).await;
+}
+
+/// Waits for Grafana's logout token for the session `sid` and checks it.
+async fn expect_logout(o: &Op, rx: &Receiver, sid: &str, way: &str) {
+    let until = Instant::now() + Duration::from_secs(40);
+    loop {
+        for t in rx.tokens("grafana") {
+            let (_, c) = verified(&o.s, &t).await;
+            if c["sid"] == sid {
+                check_token(&o.s, &t, "grafana", sid).await;
+                return;
+            }
+        }
+        assert!(Instant::now() < until, "{way}: no logout token for {sid}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A person's session signed in to Grafana.
+async fn signed_in(o: &Op, email: &str) -> Sess {
+    let sess = login(&o.s, email, CHROME_MAC).await;
+    sign_in_to(o, &sess.token, "grafana").await;
+    sess
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_a_session_ends_sends_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let port = rx.addr.port();
+    let (secret, hash) = oidc_secret();
+    let s = start_with_port(move |c, p| {
+        c.server.public_url = format!("http://127.0.0.1:{p}");
+        c.privacy.sweep_interval = Duration::from_secs(1);
+        c.applications = vec![client_of(
+            "grafana",
+            &hash,
+            SigningAlg::ES256,
+            Some(format!("http://127.0.0.1:{port}/bc/grafana")),
+        )];
+    })
+    .await;
+    let o = Op { s, secret };
+    let admin = {
+        o.s.user("Acme", "admin@acme.test", Role::Admin).await;
+        login(&o.s, "admin@acme.test", CHROME_MAC).await
+    };
+    let mut users = HashMap::new();
+    for who in ["ann", "bob", "cat", "dan", "eve", "fay"] {
+        let u =
+            o.s.user("Acme", &format!("{who}@acme.test"), Role::User)
+                .await;
+        users.insert(who, u.id.0);
+    }
+    let ok = |status: u16, way: &str| assert!((200..300).contains(&status), "{way}: {status}");
+
+    // Sign-out.
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.post("/api/v1/logout", &a.token, json!({})).await.0,
+        "sign-out",
+    );
+    expect_logout(&o, &rx, &a.id, "sign-out").await;
+
+    // Terminate, from another session.
+    let keep = login(&o.s, "ann@acme.test", CHROME_MAC).await;
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete(&format!("/api/v1/sessions/{}", a.id), &keep.token)
+            .await
+            .0,
+        "terminate",
+    );
+    expect_logout(&o, &rx, &a.id, "terminate").await;
+
+    // End all other sessions.
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete("/api/v1/sessions", &keep.token).await.0,
+        "end all other sessions",
+    );
+    expect_logout(&o, &rx, &a.id, "end all other sessions").await;
+
+    // An admin's end, the bulk end, and the end of one person's sessions.
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete(&format!("/api/v1/admin/sessions/{}", a.id), &admin.token)
+            .await
+            .0,
+        "admin end",
+    );
+    expect_logout(&o, &rx, &a.id, "admin end").await;
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete("/api/v1/admin/sessions?q=ann%40acme.test", &admin.token)
+            .await
+            .0,
+        "admin bulk end",
+    );
+    expect_logout(&o, &rx, &a.id, "admin bulk end").await;
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete(
+            &format!("/api/v1/admin/users/{}/sessions", users["ann"]),
+            &admin.token,
+        )
+        .await
+        .0,
+        "admin ends a person's sessions",
+    );
+    expect_logout(&o, &rx, &a.id, "admin ends a person's sessions").await;
+
+    // A password change ends the other sessions.
+    let b_keep = login(&o.s, "bob@acme.test", CHROME_MAC).await;
+    let b = signed_in(&o, "bob@acme.test").await;
+    ok(
+        o.s.post(
+            "/api/v1/me/password",
+            &b_keep.token,
+            json!({"current_password": PASSWORD, "new_password": "violet tractor umbrella"}),
+        )
+        .await
+        .0,
+        "password change",
+    );
+    expect_logout(&o, &rx, &b.id, "password change").await;
+
+    // Disable.
+    let c = signed_in(&o, "cat@acme.test").await;
+    ok(
+        o.s.patch(
+            &format!("/api/v1/admin/users/{}", users["cat"]),
+            &admin.token,
+            json!({"status": "disabled"}),
+        )
+        .await
+        .0,
+        "disable",
+    );
+    expect_logout(&o, &rx, &c.id, "disable").await;
+
+    // Second-factor reset.
+    let e = signed_in(&o, "eve@acme.test").await;
+    ok(
+        o.s.delete(
+            &format!("/api/v1/admin/users/{}/second-factors", users["eve"]),
+            &admin.token,
+        )
+        .await
+        .0,
+        "second-factor reset",
+    );
+    expect_logout(&o, &rx, &e.id, "second-factor reset").await;
+
+    // Idle and lifetime expiry, ended by the sweeper.
+    let f = signed_in(&o, "fay@acme.test").await;
+    o.s.sql_exec(&format!(
+        "UPDATE sessions SET expires_at = strftime('%s','now') - 1 WHERE public_id = '{}'",
+        f.id
+    ));
+    expect_logout(&o, &rx, &f.id, "idle expiry").await;
+    let f = signed_in(&o, "fay@acme.test").await;
+    o.s.sql_exec(&format!(
+        "UPDATE sessions SET created_at = created_at - 90 * 86400, expires_at = strftime('%s','now') - 1
+         WHERE public_id = '{}'",
+        f.id
+    ));
+    expect_logout(&o, &rx, &f.id, "lifetime expiry").await;
+
+    // RP-initiated logout: asked once, then the session ends.
+    let f = login(&o.s, "fay@acme.test", CHROME_MAC).await;
+    let t = sign_in_to(&o, &f.token, "grafana").await;
+    let b = with_cookie(&f.token);
+    let mut url = url::Url::parse(&o.s.url("/oidc/end_session")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("id_token_hint", t["id_token"].as_str().unwrap())
+        .append_pair("post_logout_redirect_uri", "http://127.0.0.1:9/grafana/bye")
+        .append_pair("state", "bye");
+    let page = read(b.get(url.as_str()).send().await.unwrap()).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Sign out of Doorman and every app?"));
+    let form: Vec<(String, String)> = [
+        "id_token_hint",
+        "post_logout_redirect_uri",
+        "state",
+        "confirm",
+        "csrf",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), form_value(&page.body, k).unwrap()))
+    .collect();
+    let done = read(
+        b.post(o.s.url("/oidc/end_session"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location, "http://127.0.0.1:9/grafana/bye?state=bye");
+    expect_logout(&o, &rx, &f.id, "RP-initiated logout").await;
+
+    // Deletion: the person is gone, their apps are still told.
+    let d = signed_in(&o, "dan@acme.test").await;
+    ok(
+        o.s.delete(
+            &format!("/api/v1/admin/users/{}", users["dan"]),
+            &admin.token,
+        )
+        .await
+        .0,
+        "deletion",
+    );
+    expect_logout(&o, &rx, &d.id, "deletion").await;
 }
