@@ -123,9 +123,21 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: &DueLogout) -> R
         .send()
         .await
         .map_err(describe)?;
-    match resp.status().as_u16() {
-        200 | 204 => Ok(()),
-        _ => Err(format!("the application answered {}", resp.status())),
+    let status = resp.status();
+    if matches!(status.as_u16(), 200 | 204) {
+        return Ok(());
+    }
+    // The start of its answer says why (Back-Channel Logout 1.0 §2.8: an error JSON).
+    let body = tokio::time::timeout(TIMEOUT, resp.text())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let why: String = body.chars().filter(|c| !c.is_control()).take(200).collect();
+    if why.trim().is_empty() {
+        Err(format!("the application answered {status}"))
+    } else {
+        Err(format!("the application answered {status}: {}", why.trim()))
     }
 }
 
