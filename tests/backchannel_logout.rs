@@ -705,3 +705,72 @@ async fn every_way_a_session_ends_sends_a_logout_token() {
     );
     expect_logout(&o, &rx, &d.id, "deletion").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_app_at_a_time_ends_that_grant_only() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let o = op_at(rx.addr.port()).await;
+    let a = ann(&o).await;
+    o.s.user("Acme", "admin@acme.test", Role::Admin).await;
+    o.s.user("Bravo", "boss@bravo.test", Role::Admin).await;
+    o.s.user("Acme", "bob@acme.test", Role::User).await;
+    let admin = login(&o.s, "admin@acme.test", CHROME_MAC).await;
+    let other_admin = login(&o.s, "boss@bravo.test", CHROME_MAC).await;
+    let bob = login(&o.s, "bob@acme.test", CHROME_MAC).await;
+    let grafana = sign_in_to(&o, &a.token, "grafana").await;
+    sign_in_to(&o, &a.token, "notes").await;
+
+    // Someone else's session, an unknown app: not found, nothing ends.
+    let mine = format!("/api/v1/sessions/{}/apps/grafana", a.id);
+    assert_eq!(o.s.delete(&mine, &bob.token).await.0, 404);
+    let admin_path = |c: &str| format!("/api/v1/admin/sessions/{}/apps/{c}", a.id);
+    assert_eq!(
+        o.s.delete(&admin_path("notes"), &other_admin.token).await.0,
+        404
+    );
+    assert_eq!(o.s.delete(&admin_path("notes"), &bob.token).await.0, 404, "not an admin");
+    assert_eq!(
+        o.s.delete(&format!("/api/v1/sessions/{}/apps/nope", a.id), &a.token)
+            .await
+            .0,
+        404
+    );
+    assert_eq!(o.s.sql_i64("SELECT count(*) FROM oidc_logouts"), 0);
+
+    // The person signs their current session out of Grafana: Grafana is told, its
+    // tokens die, Notes and the Doorman session stay.
+    let (status, body) = o.s.delete(&mine, &a.token).await;
+    assert_eq!(status, 204, "{body}");
+    let got = rx.wait("grafana", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    check_token(&o.s, &got[0], "grafana", &a.id).await;
+    assert!(alive(&o.s, &a.token).await, "the Doorman session stays");
+    let info = client()
+        .get(o.s.url("/oidc/userinfo"))
+        .bearer_auth(grafana["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), 401, "Grafana's tokens ended");
+    assert_eq!(
+        o.s.sql_i64(
+            "SELECT count(*) FROM oidc_grants WHERE client_id = 'notes' AND ended_at IS NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        o.s.delete(&mine, &a.token).await.0,
+        404,
+        "signed out already"
+    );
+
+    // An admin in scope signs the session out of Notes.
+    let (status, body) = o.s.delete(&admin_path("notes"), &admin.token).await;
+    assert_eq!(status, 204, "{body}");
+    let got = rx.wait("notes", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    check_token(&o.s, &got[0], "notes", &a.id).await;
+    assert!(alive(&o.s, &a.token).await);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(rx.tokens("grafana").len(), 1, "Grafana is not told twice");
+}

@@ -10,6 +10,7 @@
 pub mod authorize;
 pub mod keys;
 pub mod logout;
+pub mod sign_out;
 pub mod token;
 pub mod userinfo;
 
