@@ -29,10 +29,10 @@ use doorman::db::events::NewEventRow;
 use doorman::db::sessions::NewSession;
 use doorman::db::users::NewUser;
 use doorman::db::{self, Db, DbError};
-use doorman::domain::model::{AccountId, Device, EventType, Location, Role, UserId};
 use doorman::domain::passwords::Hasher;
 use doorman::domain::tokens::{hash_token, new_device_id, new_public_id, new_token};
 use doorman::geo::Geo;
+use doorman::model::{AccountId, Device, EventType, Location, Role, UserId};
 
 const ACCOUNTS: usize = 10;
 const USERS: usize = 100_000;
@@ -240,7 +240,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
                             location: &d.location,
                             now: created,
                             expires_at: created + 14 * 86_400,
-                            auth_methods: doorman::domain::model::AuthMethods::PASSWORD,
+                            auth_methods: doorman::model::AuthMethods::PASSWORD,
                         },
                     )?;
                     let named = (ui == owner && keep_owner) || (ui == fifty && keep_fifty);

@@ -14,10 +14,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use doorman::db::sessions::NewSession;
 use doorman::db::users::NewUser;
 use doorman::db::{self, Db};
-use doorman::domain::model::{Location, Role, UserId};
-use doorman::domain::session_check::authenticate;
+use doorman::domain::signin::check::authenticate;
 use doorman::domain::tokens::{hash_token, new_device_id, new_public_id, new_token};
 use doorman::geo::Geo;
+use doorman::model::{Location, Role, UserId};
 use doorman::{AppState, Config};
 
 const CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
@@ -75,7 +75,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
                             location: &location,
                             now,
                             expires_at: now + 86_400,
-                            auth_methods: doorman::domain::model::AuthMethods::PASSWORD,
+                            auth_methods: doorman::model::AuthMethods::PASSWORD,
                         },
                     )?;
                     if n == 500 {

@@ -93,7 +93,7 @@ pub fn ip_of(req: &poem::Request, trusted: &[Cidr]) -> IpAddr {
 
 /// The client as far as we believe it: address (per the trusted-proxy rule) and the
 /// cleaned User-Agent.
-pub fn from_request(req: &poem::Request, trusted: &[Cidr]) -> crate::domain::auth::ClientInfo {
+pub fn from_request(req: &poem::Request, trusted: &[Cidr]) -> crate::model::ClientInfo {
     let peer = req
         .remote_addr()
         .as_socket_addr()
@@ -109,7 +109,7 @@ pub fn from_request(req: &poem::Request, trusted: &[Cidr]) -> crate::domain::aut
     if !xff.is_empty() {
         warn_untrusted_forwarding(peer, trusted);
     }
-    crate::domain::auth::ClientInfo {
+    crate::model::ClientInfo {
         ip: client_ip(peer, xff.into_iter(), trusted),
         user_agent: crate::ua::clean_user_agent(ua),
     }

@@ -2,7 +2,7 @@
 //! decided in one place, `http::errors`, for pages and the API alike.
 
 use crate::db::DbError;
-use crate::domain::model::EndReason;
+use crate::model::EndReason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -13,18 +13,22 @@
 //! clock.rs     now() and every time format (RFC 3339, UTC, "5 minutes ago")
 //! error.rs     the domain's one error type
 //! http/        what both skins stand on: cookies and the one token extractor, CSRF, the
-//!              error → status/body mapping, the headers every answer carries, page paths
+//!              error → status/body mapping, the headers every answer carries, /metrics
 //! web/         the pages (maud): one module per page, shared pieces in components.rs
 //! api/         the JSON API (poem-openapi)
 //! oidc/        the OpenID Provider's endpoints (SPEC §20): a third skin over domain/oidc
-//! domain/      the rules: sign-in and the session check, sessions, permissions, users,
-//!              alerts, bootstrap, the operator's tools, health, backups and restore
+//! domain/      the rules, in rooms whose imports point down:
+//!                ops/ → people/, access, sessions → signin/ → factors/ →
+//!                attempts/, alerts/ → audit/ → permissions, tokens, place, passwords
+//! model/       the nouns every layer shares (ids, Session, User, Device, Location, roles,
+//!              ClientInfo, Principal, Authed); imports nothing of the crate but clock
 //! db/          SQLite: the pool, `run` / `read_or_block`, migrations, one module per
-//!              table (SQL only), the database's lock, backup checks
+//!              table (SQL only), the database's lock, backup checks; imports model
 //! mail/        the SMTP transport, the outbox worker, one function per email
 //! webhooks/    the webhook outbox worker and the Standard Webhooks signature
-//! metrics/     `/metrics` and the in-memory counters
+//! metrics/     the in-memory counters `/metrics` reads
 //! geo/ ua.rs client_ip.rs   leaf services: where and what a request is
+//! paths.rs     every page path (pages route them; emails, the API and domain link to them)
 //! address.rs   an address normalised as it is matched against applications
 //! files.rs     files only their owner reads (the database, its copies, GeoIP)
 //! ```
@@ -39,6 +43,10 @@
 //!   `web/components.rs`.
 //! - Leaf services (clock, GeoIP, User-Agent, client address, password hasher, tokens,
 //!   rate limiter) do not take `AppState`: they are given what they need.
+//! - `model/` imports nothing of the crate but `clock`; storage (`db/`) and the leaf
+//!   services (geo, config, metrics, client_ip, ua, paths) never import `domain/`.
+//! - The rooms of `domain/` import downward only, and nothing in `src/` imports in a
+//!   circle.
 //! - Modules are `pub` only where the tests or the benchmarks use them.
 
 pub mod address;
@@ -50,6 +58,7 @@ pub mod domain;
 pub mod error;
 pub mod files;
 pub mod geo;
+pub mod model;
 pub mod state;
 pub mod ua;
 
@@ -59,6 +68,7 @@ pub(crate) mod http;
 pub(crate) mod mail;
 pub(crate) mod metrics;
 pub(crate) mod oidc;
+pub(crate) mod paths;
 pub(crate) mod web;
 pub(crate) mod webhooks;
 
@@ -82,14 +92,14 @@ pub fn build_app(state: AppState) -> impl Endpoint {
         .at("/oauth2/auth", web::forward_auth::oauth2_auth)
         .at("/oauth2/start", web::forward_auth::oauth2_start)
         .at("/oauth2/sign_in", web::forward_auth::oauth2_start)
-        .at(http::paths::DENIED, web::forward_auth::denied)
+        .at(paths::DENIED, web::forward_auth::denied)
         .at("/healthz", api::health::healthz)
-        .at("/metrics", metrics::metrics)
+        .at("/metrics", http::metrics::metrics)
         .nest("/", web::routes())
         .around(http::headers::limit_body)
         .with(CatchPanic::new())
         .around(http::headers::security_headers)
-        .around(metrics::count_requests)
+        .around(http::metrics::count_requests)
         .data(state)
 }
 
@@ -124,18 +134,18 @@ pub async fn serve(
     let acceptor = TcpAcceptor::from_std(listener)?;
     let local = acceptor.local_addr();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    domain::sweeper::spawn(state.clone(), stop_rx.clone());
+    domain::ops::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
     webhooks::spawn(state.clone(), stop_rx.clone());
     backchannel::spawn(state.clone(), stop_rx.clone());
-    domain::backup::spawn(state.clone(), stop_rx.clone());
+    domain::ops::backup::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
-    if let Some(token) = domain::bootstrap::first_start(&state).await {
+    if let Some(token) = domain::ops::bootstrap::first_start(&state).await {
         // Printed, not logged: it is a one-time secret meant for the operator's eyes.
         let base = state.config.server.public_base();
         eprintln!(
             "No owner exists yet. Create one at: {base}{}?token={token}",
-            http::paths::SETUP
+            paths::SETUP
         );
     }
     tracing::info!(addr = ?local.first().map(|a| a.to_string()), "listening");

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use doorman::domain::model::{Role, User, UserStatus};
-use doorman::domain::users::{self, CreateUser};
-use doorman::domain::{operator, webhooks};
+use doorman::domain::audit::webhooks;
+use doorman::domain::ops::operator;
+use doorman::domain::people::users::{self, CreateUser};
+use doorman::model::{Role, User, UserStatus};
 use doorman::{AppState, Config, clock};
 
 #[derive(Parser)]
@@ -311,7 +312,7 @@ fn geoip_lookup(config: &Config, ip: &str) -> ExitCode {
 /// Runs without opening the database: the file in place may be the damaged one.
 fn restore(config: &Config, path: &std::path::Path) -> ExitCode {
     let database = &config.storage.path;
-    match doorman::domain::restore::restore(database, path) {
+    match doorman::domain::ops::restore::restore(database, path) {
         Ok(done) => {
             println!(
                 "restored {} from {} (schema version {})",

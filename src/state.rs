@@ -7,8 +7,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::domain::attempts::limits::RateLimiter;
 use crate::domain::passwords::Hasher;
-use crate::domain::ratelimit::RateLimiter;
 use crate::geo::Geo;
 use crate::mail::Mailer;
 
@@ -30,13 +30,13 @@ pub struct AppState {
     pub link_key: Arc<Vec<u8>>,
     pub metrics: Arc<crate::metrics::registry::Metrics>,
     /// The hourly budgets of "forgot your password?" requests.
-    pub reset_limits: Arc<crate::domain::ratelimit::ResetLimits>,
+    pub reset_limits: Arc<crate::domain::attempts::limits::ResetLimits>,
     /// The stored id of each `[[webhooks]]` entry, in the configuration's order.
     pub webhook_ids: Arc<Vec<i64>>,
     /// When each (session, application) refusal was last recorded as `access.denied`.
-    pub denials: Arc<crate::domain::ratelimit::Denials>,
+    pub denials: Arc<crate::domain::attempts::limits::Denials>,
     /// The OpenID Provider's signing keys (SPEC §20).
-    pub oidc_keys: Arc<crate::domain::oidc::keys::Keys>,
+    pub oidc_keys: Arc<crate::domain::oidc::keyring::Keys>,
 }
 
 impl AppState {
@@ -52,8 +52,8 @@ impl AppState {
             })
         })?;
         let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
-        let oidc_keys = db.blocking(|c| crate::domain::oidc::keys::Keys::open(c, &config))?;
-        db.blocking(|c| crate::domain::oidc::logout::sync_clients(c, &config))?;
+        let oidc_keys = db.blocking(|c| crate::domain::oidc::keyring::Keys::open(c, &config))?;
+        db.blocking(|c| sync_backchannel_clients(c, &config))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -94,4 +94,24 @@ fn sync_webhooks(
     let ids = crate::db::webhooks::sync(&tx, &configured)?;
     tx.commit()?;
     Ok(ids)
+}
+
+/// Mirrors the clients with a `backchannel_logout_uri` into the database, where the
+/// triggers that queue logout tokens (SPEC §21) read them.
+fn sync_backchannel_clients(
+    c: &rusqlite::Connection,
+    config: &Config,
+) -> Result<(), crate::db::DbError> {
+    let ids: Vec<String> = config
+        .applications
+        .iter()
+        .filter_map(|a| a.oidc.as_ref())
+        .filter(|o| !o.backchannel_logout_uri.trim().is_empty())
+        .map(|o| o.client_id.clone())
+        .collect();
+    // Deferred: when nothing differs it only reads, and so starts on a read-only file.
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
+    crate::db::oidc_logouts::sync_clients(&tx, &ids)?;
+    tx.commit()?;
+    Ok(())
 }

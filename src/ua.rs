@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use crate::domain::model::Device;
+use crate::model::Device;
 
 /// Longest User-Agent kept. Real ones stay far below; anything longer is cut so a hostile
 /// header cannot bloat rows or slow parsing.

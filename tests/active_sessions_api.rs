@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use doorman::config::Application;
-use doorman::domain::model::{Role, User};
+use doorman::model::{Role, User};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;

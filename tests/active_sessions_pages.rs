@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use doorman::domain::model::{Role, User};
+use doorman::model::{Role, User};
 use time::OffsetDateTime;
 
 const PAGE: &str = "/settings/security/sessions";

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 /// Signs in through the API with any password; returns (status, body).

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::smtp::{self, SmtpServer};
 use common::{CHROME_MAC, FIREFOX_WIN, PASSWORD, SAFARI_IPHONE, TestServer};
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 /// Deliberately with a trailing slash: links must not get a double slash.

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use doorman::config::Application;
-use doorman::domain::model::{Role, UserStatus};
-use doorman::domain::users;
+use doorman::domain::people::users;
+use doorman::model::{Role, UserStatus};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;

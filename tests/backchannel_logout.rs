@@ -18,7 +18,7 @@ use common::*;
 use compact_jwt::crypto::JwsRs256Verifier;
 use compact_jwt::{Jwk, JwsCompact, JwsEs256Verifier, JwsVerifier};
 use doorman::config::{Application, OidcClient, SigningAlg};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use poem::web::{Data, Form};
 use poem::{EndpointExt, IntoResponse, Response, Route, handler, post};
 use serde_json::{Value, json};
@@ -728,7 +728,11 @@ async fn one_app_at_a_time_ends_that_grant_only() {
         o.s.delete(&admin_path("notes"), &other_admin.token).await.0,
         404
     );
-    assert_eq!(o.s.delete(&admin_path("notes"), &bob.token).await.0, 404, "not an admin");
+    assert_eq!(
+        o.s.delete(&admin_path("notes"), &bob.token).await.0,
+        404,
+        "not an admin"
+    );
     assert_eq!(
         o.s.delete(&format!("/api/v1/sessions/{}/apps/nope", a.id), &a.token)
             .await

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::process::{Doorman, add_user};
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 const BIN: &str = env!("CARGO_BIN_EXE_doorman");
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use doorman::config::Application;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 const SESSIONS: &str = "/settings/security/sessions";
 

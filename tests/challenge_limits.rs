@@ -10,9 +10,9 @@ use common::factors::{enrol, password_step, second_step};
 use common::webdriver::Driver;
 use common::*;
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
-/// The per-address bound (`domain::second_step::MAX_PENDING_PER_HOLDER`).
+/// The per-address bound (`domain::signin::second_step::MAX_PENDING_PER_HOLDER`).
 const PER_ADDRESS: i64 = 20;
 
 async fn server() -> TestServer {

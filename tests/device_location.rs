@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use reqwest::header::HeaderValue;
 use serde_json::{Value, json};
 

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use doorman::config::{Application, Cidr};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 fn wiki() -> Application {

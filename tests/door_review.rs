@@ -15,7 +15,7 @@ use common::factors::{enrol, password_step, second_step};
 use common::smtp::{self, SmtpServer};
 use common::*;
 use doorman::config::{Cidr, WebhookConfig};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use poem::web::Data;
 use poem::{EndpointExt, IntoResponse, Response, Route, handler, post};
 use serde_json::json;
@@ -383,7 +383,7 @@ async fn the_admins_note_shows_only_on_its_own_recent_address() {
     let now = doorman::clock::now();
     /*CRAFT*/
     for (expires, shown) in [(now - 1, false), (now + 600, true)] {
-        let sig = doorman::domain::session_check::seal_notice(
+        let sig = doorman::domain::signin::check::seal_notice(
             &s.state.link_key,
             laptop_id,
             expires,

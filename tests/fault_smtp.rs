@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{CHROME_MAC, PASSWORD, start_with};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 

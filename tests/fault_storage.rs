@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::process::{Doorman, add_user};
 use common::{CHROME_MAC, PASSWORD, TestServer, browser, form_value, start_in, test_config};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::Value;
 
 /// A tmpfs mounted on a fresh directory, unmounted on drop.

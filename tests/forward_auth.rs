@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use doorman::config::{Application, Cidr, HeaderFamily};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use reqwest::header::HeaderMap;
 
 /// How long a write made off the request path may take to show.

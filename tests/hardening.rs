@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::smtp::{self, SmtpServer};
 use common::*;
 use doorman::config::{Application, Cidr};
-use doorman::domain::model::{Role, UserStatus};
-use doorman::domain::users;
+use doorman::domain::people::users;
+use doorman::model::{Role, UserStatus};
 use serde_json::{Value, json};
 
 fn loopback_is_a_proxy(c: &mut doorman::Config) {

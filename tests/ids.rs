@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::smtp::{self, SmtpServer};
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use rusqlite::Connection;
 use serde_json::{Value, json};
 

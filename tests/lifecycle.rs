@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use doorman::db;
-use doorman::domain::model::{EndReason, Role, UserStatus};
-use doorman::domain::{sweeper, users};
+use doorman::domain::ops::sweeper;
+use doorman::domain::people::users;
+use doorman::model::{EndReason, Role, UserStatus};
 use serde_json::json;
 
 const SESSIONS: &str = "/settings/security/sessions";

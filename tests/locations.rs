@@ -14,7 +14,7 @@ use common::mmdb;
 use common::smtp::{self, SmtpServer};
 use common::{CHROME_MAC, FIREFOX_WIN, PASSWORD, TestServer, browser, browser_login};
 use doorman::config::{Cidr, Network};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 const GB: &str = "81.2.69.142";

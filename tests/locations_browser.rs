@@ -11,7 +11,7 @@ use common::smtp::{self, SmtpServer};
 use common::webdriver::{Browser, Driver};
 use common::*;
 use doorman::config::{Cidr, Network};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 fn shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

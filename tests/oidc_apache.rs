@@ -10,7 +10,7 @@ use common::factors::{code, enrol, settle};
 use common::webdriver::Driver;
 use common::*;
 use doorman::config::{Application, OidcClient};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 /// Doorman on `http://localhost:<port>` (the browser's cookies for it stay apart from
 /// Apache's on 127.0.0.1) with Apache registered as the client of application "Intranet".

@@ -10,7 +10,7 @@ use common::node_rp::{NodeRp, RpClient};
 use common::webdriver::{Browser, Driver};
 use common::*;
 use doorman::config::{Application, OidcClient, SigningAlg};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::Value;
 
 /// Doorman on `http://localhost:<port>` (the browser's cookies for it stay apart from the

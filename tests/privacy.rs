@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
-use doorman::domain::sweeper;
+use doorman::domain::ops::sweeper;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 const HOUR: i64 = 3600;

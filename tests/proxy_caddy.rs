@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 use doorman::config::{Application, Cidr};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 struct Caddy(Child);
 

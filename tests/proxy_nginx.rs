@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 use doorman::config::{Application, Cidr};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The protected application: answers with the user nginx passed on.

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 /// A server that limits to 3 failures and believes `X-Forwarded-For` from loopback, so

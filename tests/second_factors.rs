@@ -10,7 +10,7 @@ use common::factors::{code, enrol, login_with_code, password_step, second_step, 
 use common::smtp::SmtpServer;
 use common::*;
 use doorman::config::{Application, Cidr};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::json;
 
 #[tokio::test]

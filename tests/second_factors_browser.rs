@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use common::factors::{code, key_bytes, settle};
 use common::webdriver::{Browser, Driver};
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 const FACTORS: &str = "/settings/security/second-factors";
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::factors::{code, enrol, key_bytes, settle, stale};
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 const FACTORS: &str = "/settings/security/second-factors";
 const SESSIONS: &str = "/settings/security/sessions";

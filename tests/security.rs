@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use doorman::domain::model::{Role, User};
+use doorman::model::{Role, User};
 use serde_json::{Value, json};
 
 const PAGE: &str = "/settings/security/sessions";

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 /// The events of `type` in the whole log, oldest first (read straight from the table,
@@ -160,12 +160,12 @@ async fn ending_sessions_records_one_event_per_session_with_who_and_why() {
          WHERE public_id = '{}'",
         idle.id
     ));
-    doorman::domain::sweeper::sweep_once(&s.state).await;
+    doorman::domain::ops::sweeper::sweep_once(&s.state).await;
     let last = events_of(&s, &root, "session.ended").await.pop().unwrap();
     assert_eq!(last["session_id"], idle.id);
     assert_eq!(last["details"]["reason"], "idle_timeout");
     assert_eq!(last["actor"], Value::Null);
-    doorman::domain::sweeper::sweep_once(&s.state).await;
+    doorman::domain::ops::sweeper::sweep_once(&s.state).await;
     assert_eq!(count(&s, "session.ended"), 4, "swept once only");
 }
 
@@ -581,7 +581,7 @@ async fn retention_deletes_old_events_in_batches() {
     );
     let recent = s.sql_i64("SELECT count(*) FROM events WHERE at > 100000");
     assert!(recent >= 2);
-    let report = doorman::domain::privacy::enforce_retention(&s.state)
+    let report = doorman::domain::people::privacy::enforce_retention(&s.state)
         .await
         .unwrap();
     assert_eq!(report.events, 2500);

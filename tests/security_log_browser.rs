@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use common::webdriver::Driver;
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 fn shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,7 @@
 mod common;
 
 use common::*;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_login_roundtrip() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::smtp::{self, SmtpServer};
 use common::*;
 use doorman::config::Cidr;
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use serde_json::{Value, json};
 
 const PROMPT: Duration = Duration::from_secs(10);

@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::*;
 use doorman::config::{Config, WebhookConfig};
-use doorman::domain::model::Role;
+use doorman::model::Role;
 use poem::web::Data;
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, handler, post};
 use serde_json::Value;
@@ -448,13 +448,13 @@ async fn the_cli_lists_and_retries_deliveries() {
     s.sql_exec(
         "UPDATE webhook_deliveries SET status = 'failed', attempts = 80, last_error = 'gave up'",
     );
-    let rows = doorman::domain::webhooks::recent(&s.state, true, 10).unwrap();
+    let rows = doorman::domain::audit::webhooks::recent(&s.state, true, 10).unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, "failed");
     assert_eq!(rows[0].event_type.as_deref(), Some("user.created"));
-    assert!(!doorman::domain::webhooks::retry(&s.state, rows[0].id + 100).unwrap());
+    assert!(!doorman::domain::audit::webhooks::retry(&s.state, rows[0].id + 100).unwrap());
     let rx = receiver_on(port, Mode::Ok).await;
-    assert!(doorman::domain::webhooks::retry(&s.state, rows[0].id).unwrap());
+    assert!(doorman::domain::audit::webhooks::retry(&s.state, rows[0].id).unwrap());
     let got = rx.wait_delivered(1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].id(), rows[0].message_id);

@@ -1,5 +1,5 @@
 //! Users and accounts for admins and the owner (SPEC §2, §7). The rules live in
-//! `domain::admin_users` and `domain::permissions`; this only maps shapes and errors.
+//! `domain::people::admin_users` and `domain::permissions`; this only maps shapes and errors.
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -11,9 +11,9 @@ use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::model::{AccountRef, at};
-use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
-use crate::domain::model::{Account, AccountId, Role, User, UserId, UserStatus};
-use crate::domain::team;
+use crate::domain::people::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
+use crate::domain::people::team;
+use crate::model::{Account, AccountId, Role, User, UserId, UserStatus};
 use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -490,7 +490,8 @@ impl AdminUsersApi {
         /// The user's id.
         id: Path<i64>,
     ) -> Result<Deleted, DeleteUserError> {
-        crate::domain::privacy::delete_user(&state, &auth.authed().principal, UserId(id.0)).await?;
+        crate::domain::people::privacy::delete_user(&state, &auth.authed().principal, UserId(id.0))
+            .await?;
         Ok(Deleted::NoContent)
     }
 

@@ -8,8 +8,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use crate::domain::model::{AccountId, AlertPrefs};
-use crate::domain::preferences;
+use crate::domain::alerts::prefs as preferences;
+use crate::model::{AccountId, AlertPrefs};
 use crate::state::AppState;
 
 /// The sign-in alerts a person gets; all true by default.

@@ -9,8 +9,9 @@ use super::ApiAuth;
 use super::errors::api_errors;
 use super::json::JsonOut;
 use super::model::{Me, MeUser, SessionJson};
-use crate::domain::auth::{self as auth_domain, SignInOutcome, SignInRequest};
-use crate::domain::second_step;
+use crate::domain::signin::flow::{self as auth_domain, SignInOutcome, SignInRequest};
+use crate::domain::signin::issue::SignedIn;
+use crate::domain::signin::second_step;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -139,7 +140,7 @@ api_errors!(ProfileChangeError {
     UnsupportedMediaType = 415: "The body is not JSON: send `Content-Type: application/json`.",
 });
 
-fn signed_in(signed: auth_domain::SignedIn) -> LoginResult {
+fn signed_in(signed: SignedIn) -> LoginResult {
     LoginResult {
         session: SessionJson::new(&signed.session, Some(signed.session.pk)),
         token: signed.token,
@@ -246,9 +247,8 @@ impl AuthApi {
         auth: ApiAuth,
         body: Json<ProfileChangeBody>,
     ) -> Result<Json<MeUser>, ProfileChangeError> {
-        let user = crate::domain::profile::rename(&state, auth.authed(), &body.0.name).await?;
-        Ok(Json(MeUser::from(&crate::domain::auth::Principal::from(
-            &user,
-        ))))
+        let user =
+            crate::domain::people::profile::rename(&state, auth.authed(), &body.0.name).await?;
+        Ok(Json(MeUser::from(&crate::model::Principal::from(&user))))
     }
 }

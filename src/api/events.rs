@@ -11,7 +11,7 @@ use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::json::{JsonOut, SizeHint};
-use crate::domain::events::{self, EventPage, EventQuery};
+use crate::domain::audit::events::{self, EventPage, EventQuery};
 use crate::http::export::EventJson;
 use crate::state::AppState;
 

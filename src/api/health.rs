@@ -9,7 +9,7 @@ use crate::state::AppState;
 
 #[handler]
 pub async fn healthz(state: Data<&AppState>) -> Response {
-    if crate::domain::health::database_answers(&state).await {
+    if crate::domain::ops::health::database_answers(&state).await {
         Json(json!({"status": "ok"})).into_response()
     } else {
         Json(json!({"status": "unavailable", "message": "the database does not answer"}))

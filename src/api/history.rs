@@ -10,8 +10,8 @@ use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::model::{DeviceJson, LocationJson, at};
-use crate::domain::history;
-use crate::domain::history::LoginRecord;
+use crate::domain::audit::history;
+use crate::domain::audit::history::LoginRecord;
 use crate::state::AppState;
 
 /// One sign-in attempt.

@@ -25,10 +25,10 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions, OpenApiService, SecurityScheme,
 };
 
-use crate::domain::auth::Authed;
+use crate::model::Authed;
 use std::net::IpAddr;
 
-use crate::domain::session_check::{authenticate_from, authenticate_held};
+use crate::domain::signin::check::{authenticate_from, authenticate_held};
 use crate::error::Error;
 use crate::http::cookies::{self, SESSION_COOKIE};
 use crate::http::errors::{ErrorBody, code_for_status, describe};
@@ -105,7 +105,7 @@ impl<'a> ApiExtractor<'a> for ApiAuth {
 }
 
 /// A request's session token, not checked yet: for handlers that check it in the same
-/// database trip as their own read ([`crate::domain::session_check::authenticate_then`]).
+/// database trip as their own read ([`crate::domain::signin::check::authenticate_then`]).
 /// Documented with the same security schemes as [`ApiAuth`]; only for safe methods, as
 /// it does not check the CSRF header of cookie requests.
 pub struct ApiToken(pub String, pub Option<IpAddr>);

@@ -5,8 +5,8 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::api::json::SizeHint;
-use crate::domain::auth::Principal;
-use crate::domain::model::Session;
+use crate::model::Principal;
+use crate::model::Session;
 
 /// An RFC 3339 UTC time from Unix seconds.
 pub use crate::clock::at;
@@ -194,7 +194,7 @@ mod tests {
 
     use super::*;
     use crate::api::sessions::SessionList;
-    use crate::domain::model::{AccountId, Device, Location, Role, SessionId, UserId};
+    use crate::model::{AccountId, Device, Location, Role, SessionId, UserId};
 
     fn session(location: Location) -> Session {
         Session {
@@ -222,7 +222,7 @@ mod tests {
             ended_at: None,
             end_reason: None,
             end_note: None,
-            moved_to: Some(crate::domain::model::Moved {
+            moved_to: Some(crate::model::Moved {
                 location: Location {
                     country_code: Some("JP".into()),
                     country: Some("Japan".into()),
@@ -230,13 +230,13 @@ mod tests {
                 },
                 at: 1_700_000_050,
             }),
-            applications_used: vec![crate::domain::model::AppUse {
+            applications_used: vec![crate::model::AppUse {
                 name: "Grafana".into(),
                 last_used_at: 1_700_000_030,
             }],
-            auth_methods: crate::domain::model::AuthMethods::PASSWORD,
+            auth_methods: crate::model::AuthMethods::PASSWORD,
             verified_at: 1_700_000_000,
-            signed_in_to: vec![crate::domain::model::SignedInApp {
+            signed_in_to: vec![crate::model::SignedInApp {
                 name: "Wiki".into(),
                 client_id: "wiki".into(),
             }],

@@ -1,5 +1,5 @@
 //! A person's data (SPEC §17): their own export, and an admin's export of a user in
-//! scope (erasure is `DELETE /admin/users/{id}`, in `admin_users`). The rules live in `domain::privacy`; the export's JSON in
+//! scope (erasure is `DELETE /admin/users/{id}`, in `admin_users`). The rules live in `domain::people::privacy`; the export's JSON in
 //! `http::export`, shared with the page's download link.
 
 use poem::web::Data;
@@ -10,9 +10,9 @@ use poem_openapi::payload::Json;
 use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use crate::domain::model::UserId;
-use crate::domain::privacy;
+use crate::domain::people::privacy;
 use crate::http::export::DataExport;
+use crate::model::UserId;
 use crate::state::AppState;
 
 api_errors!(ExportMineError {

@@ -1,5 +1,5 @@
 //! One's own profile for scripts (SPEC §11): name, email change, password change. The
-//! rules are in `domain::profile` and `domain::users`, shared with the Profile page.
+//! rules are in `domain::people::profile` and `domain::people::users`, shared with the Profile page.
 
 use poem::Request;
 use poem::web::Data;
@@ -9,8 +9,8 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use crate::domain::profile;
-use crate::domain::users::change_own_password;
+use crate::domain::people::profile;
+use crate::domain::people::users::change_own_password;
 use crate::state::AppState;
 
 #[derive(Object)]

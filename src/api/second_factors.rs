@@ -12,10 +12,11 @@ use super::ApiAuth;
 use super::auth::ApiTags;
 use super::errors::api_errors;
 use super::model::at;
-use crate::domain::auth::ClientInfo;
-use crate::domain::model::{AccountId, UserId};
-use crate::domain::second_factors::{self as factors, Factor};
-use crate::domain::step_up::{self, Proof};
+use crate::domain::factors::manage::{self as factors, Factor};
+use crate::domain::factors::policy;
+use crate::domain::factors::step_up::{self, Proof};
+use crate::model::ClientInfo;
+use crate::model::{AccountId, UserId};
 use crate::state::AppState;
 
 #[derive(Debug, Object)]
@@ -391,7 +392,7 @@ impl AdminSecondFactorsApi {
         /// The user's id.
         id: Path<i64>,
     ) -> Result<Done, AdminError> {
-        factors::admin_reset(&state, auth.authed(), UserId(id.0)).await?;
+        policy::admin_reset(&state, auth.authed(), UserId(id.0)).await?;
         Ok(Done::Done)
     }
 
@@ -410,7 +411,7 @@ impl AdminSecondFactorsApi {
         id: Path<i64>,
         body: Json<PolicyBody>,
     ) -> Result<Done, PolicyError> {
-        factors::set_account_policy(&state, auth.authed(), AccountId(id.0), body.required).await?;
+        policy::set_account_policy(&state, auth.authed(), AccountId(id.0), body.required).await?;
         Ok(Done::Done)
     }
 }

@@ -11,10 +11,10 @@ use super::errors::api_errors;
 use super::json::{JsonOut, SizeHint};
 use super::model::{SESSION_JSON_BYTES, SessionJson};
 use super::{ApiAuth, ApiToken};
-use crate::domain::model::UserId;
+use crate::domain::factors::step_up::{self, Proof};
 use crate::domain::oidc::sign_out;
 use crate::domain::sessions::{self as domain, AdminQuery};
-use crate::domain::step_up::{self, Proof};
+use crate::model::UserId;
 use crate::state::AppState;
 
 #[derive(Debug, Object, serde::Serialize)]
@@ -104,11 +104,7 @@ api_errors!(AdminEndManyError {
     NotFound = 404: "Not an admin, or a user or account outside your scope.",
 });
 
-fn list(
-    items: Vec<crate::domain::model::Session>,
-    current: i64,
-    next: Option<String>,
-) -> SessionList {
+fn list(items: Vec<crate::model::Session>, current: i64, next: Option<String>) -> SessionList {
     SessionList {
         items: items
             .into_iter()

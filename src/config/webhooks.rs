@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
-use crate::domain::model::EventType;
+use crate::model::EventType;
 
 /// How long one delivery attempt may take by default (`webhooks[].timeout`).
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);

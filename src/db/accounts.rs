@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbError;
-use crate::domain::model::{Account, AccountId};
+use crate::model::{Account, AccountId};
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let domains: String = r.get("email_domains")?;

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
-use crate::domain::model::{AccountId, AlertPrefs, UserId};
+use crate::model::{AccountId, AlertPrefs, UserId};
 
 /// A person's choices (all on when they never chose) and whether their account locks
 /// them on.

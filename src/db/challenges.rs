@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbError;
-use crate::domain::model::UserId;
+use crate::model::UserId;
 
 #[derive(Clone)]
 pub struct ChallengeRow {

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, params};
 
 use super::DbError;
-use crate::domain::model::UserId;
+use crate::model::UserId;
 
 /// Records a sign-in from `device_id`; returns true when the device was new to the user.
 pub fn upsert(c: &Connection, user: UserId, device_id: &str, now: i64) -> Result<bool, DbError> {

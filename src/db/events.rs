@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
-use crate::domain::model::{AccountId, Device, EventType, Location, UserId};
+use crate::model::{AccountId, Device, EventType, Location, UserId};
 
 pub struct NewEventRow<'a> {
     pub at: i64,

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
-use crate::domain::model::{Device, Location, UserId};
+use crate::model::{Device, Location, UserId};
 
 pub struct NewLoginRecord<'a> {
     pub at: i64,

@@ -110,8 +110,8 @@ fn make_private(path: &Path) -> std::io::Result<()> {
 pub(crate) fn device<I: rusqlite::RowIndex>(
     r: &rusqlite::Row<'_>,
     [category, browser, browser_version, os, os_version]: [I; 5],
-) -> rusqlite::Result<crate::domain::model::Device> {
-    Ok(crate::domain::model::Device {
+) -> rusqlite::Result<crate::model::Device> {
+    Ok(crate::model::Device {
         category: r.get(category)?,
         browser: r.get(browser)?,
         browser_version: r.get(browser_version)?,
@@ -133,16 +133,16 @@ pub(crate) fn location<I: rusqlite::RowIndex>(
         accuracy_km,
         network,
     ]: [I; 7],
-) -> rusqlite::Result<crate::domain::model::Location> {
+) -> rusqlite::Result<crate::model::Location> {
     let coords = match (r.get(latitude)?, r.get(longitude)?) {
-        (Some(latitude), Some(longitude)) => Some(crate::domain::model::Coords {
+        (Some(latitude), Some(longitude)) => Some(crate::model::Coords {
             latitude,
             longitude,
             accuracy_km: r.get(accuracy_km)?,
         }),
         _ => None,
     };
-    Ok(crate::domain::model::Location {
+    Ok(crate::model::Location {
         country_code: r.get(country_code)?,
         country: r.get(country)?,
         city: r.get(city)?,
@@ -156,8 +156,8 @@ pub(crate) fn location<I: rusqlite::RowIndex>(
 pub(crate) fn place<I: rusqlite::RowIndex>(
     r: &rusqlite::Row<'_>,
     [country_code, country, city]: [I; 3],
-) -> rusqlite::Result<crate::domain::model::Location> {
-    Ok(crate::domain::model::Location {
+) -> rusqlite::Result<crate::model::Location> {
+    Ok(crate::model::Location {
         country_code: r.get(country_code)?,
         country: r.get(country)?,
         city: r.get(city)?,

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
-use crate::domain::model::UserId;
+use crate::model::UserId;
 
 pub struct NewCode<'a> {
     pub code_hash: &'a [u8],
@@ -193,8 +193,8 @@ pub struct PersonRow {
     pub email: String,
     pub name: String,
     pub email_verified: bool,
-    pub role: crate::domain::model::Role,
-    pub status: crate::domain::model::UserStatus,
+    pub role: crate::model::Role,
+    pub status: crate::model::UserStatus,
     pub account_name: String,
 }
 

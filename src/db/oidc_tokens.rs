@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
-use crate::domain::model::{AccountId, AuthMethods, Role, UserId, UserStatus};
+use crate::model::{AccountId, AuthMethods, Role, UserId, UserStatus};
 
 pub fn insert(
     c: &Connection,

@@ -4,7 +4,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbError;
-use crate::domain::model::{AccountId, UserId};
+use crate::model::{AccountId, UserId};
 
 /// A factor as stored. `secret` (TOTP) and `credential` (WebAuthn) are secrets: this
 /// type is never logged, and its `Debug` leaves them out.

@@ -7,7 +7,7 @@ use rusqlite::{Connection, ToSql};
 
 use super::DbError;
 use super::sessions::{COLUMNS, Cols, FROM, JOINED, collect, from_row};
-use crate::domain::model::{AccountId, EndReason, Session, UserId};
+use crate::model::{AccountId, EndReason, Session, UserId};
 
 /// Filters of the admin listing; `None` means "any".
 #[derive(Debug, Clone, Default)]
@@ -245,7 +245,7 @@ mod tests {
     use crate::db::sessions::{NewSession, insert};
     use crate::db::users::NewUser;
     use crate::db::{accounts, migrate, users};
-    use crate::domain::model::{AccountId, Device, Location, Role, UserId};
+    use crate::model::{AccountId, Device, Location, Role, UserId};
 
     fn db() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
@@ -293,7 +293,7 @@ mod tests {
                         location: &location,
                         now: t,
                         expires_at: 1_000_000,
-                        auth_methods: crate::domain::model::AuthMethods::PASSWORD,
+                        auth_methods: crate::model::AuthMethods::PASSWORD,
                     },
                 )
                 .unwrap()

@@ -5,7 +5,7 @@ use std::sync::{LazyLock, OnceLock};
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
-use crate::domain::model::{
+use crate::model::{
     AccountId, AppUse, AuthMethods, Device, EndReason, Location, Moved, Role, Session, SessionId,
     SignedInApp, UserId, UserStatus,
 };

@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::DbError;
-use crate::domain::model::{AccountId, Role, User, UserId, UserStatus};
+use crate::model::{AccountId, Role, User, UserId, UserStatus};
 
 const SELECT: &str = "SELECT u.id, u.account_id, a.name AS account_name, u.email, u.name,
     u.role, u.status, u.invited_at, u.created_at, u.email_verified FROM users u JOIN accounts a ON a.id = u.account_id";

@@ -5,11 +5,11 @@
 use crate::address::Target;
 use crate::config::Application;
 use crate::db;
-use crate::domain::auth::Authed;
-use crate::domain::events::{self, NewEvent};
-use crate::domain::model::{EventType, Role};
-use crate::domain::session_check::authenticate_from;
+use crate::domain::audit::events::{self, NewEvent};
+use crate::domain::signin::check::authenticate_from;
 use crate::error::{Error, Result};
+use crate::model::Authed;
+use crate::model::{EventType, Role};
 use crate::state::AppState;
 
 /// The verdict on a request a reverse proxy forwards: the session of `token`, allowed
@@ -182,8 +182,8 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::auth::Principal;
-    use crate::domain::model::{AccountId, Device, Location, Session, SessionId, UserId};
+    use crate::model::Principal;
+    use crate::model::{AccountId, Device, Location, Session, SessionId, UserId};
 
     fn who(role: Role, email: &str, account: &str) -> Authed {
         Authed {
@@ -218,7 +218,7 @@ mod tests {
                 moved_to: None,
                 applications_used: Vec::new(),
                 signed_in_to: Vec::new(),
-                auth_methods: crate::domain::model::AuthMethods::PASSWORD,
+                auth_methods: crate::model::AuthMethods::PASSWORD,
                 verified_at: 0,
             },
             enrolment_pending: false,
@@ -277,9 +277,9 @@ mod tests {
         let mfa = app(|a| a.require_second_factor = true);
         assert!(!allows(&mfa, &who(Role::Owner, "a@x.test", "Acme")));
         let mut with_code = who(Role::User, "a@x.test", "Acme");
-        with_code.session.auth_methods = crate::domain::model::AuthMethods::of(&[
-            crate::domain::model::AuthMethod::Password,
-            crate::domain::model::AuthMethod::Totp,
+        with_code.session.auth_methods = crate::model::AuthMethods::of(&[
+            crate::model::AuthMethod::Password,
+            crate::model::AuthMethod::Totp,
         ]);
         assert!(allows(&mfa, &with_code));
     }

@@ -1,36 +1,33 @@
-//! The rules, shared by the pages (web/) and the API (api/).
+//! The rules, shared by the pages (web/) and the API (api/), in feature rooms. Imports
+//! point down (checked by `tests/layering.rs`):
+//!
+//! ```text
+//! ops/                    backup, restore, sweeper, operator tools, bootstrap, health
+//! oidc/                   the OpenID Provider: keys, authorization, tokens, claims
+//! people/ access sessions users, admin changes, owners' rules, team, profile, erasure;
+//!                         forward auth; listing and ending sessions
+//! signin/                 the sign-in flow, issuing the session, the second step,
+//!                         passkey sign-in, the session check
+//! factors/                codes (TOTP, recovery), a person's factors, passkeys
+//!                         (registration), step-up, the policy
+//! attempts/               failed attempts and the limits they count toward
+//! alerts/                 classify, notices (outbox), signed links, "not me", moves, prefs
+//! audit/                  record events, the log's queries, webhooks
+//! permissions tokens place passwords   small rules every room uses
+//! ```
+//! Below all of them is `crate::model`, the nouns.
 
 pub mod access;
-pub mod admin_users;
-pub mod alert_response;
 pub mod alerts;
-pub mod auth;
-pub mod backup;
-pub mod bootstrap;
-pub mod events;
-pub mod health;
-pub mod history;
-pub mod links;
-pub mod model;
-pub mod moves;
+pub mod attempts;
+pub mod audit;
+pub mod factors;
 pub mod oidc;
-pub mod operator;
-pub mod passkeys;
+pub mod ops;
 pub mod passwords;
+pub mod people;
 pub mod permissions;
-pub mod preferences;
-pub mod privacy;
-pub mod profile;
-pub mod ratelimit;
-pub mod recovery;
-pub mod restore;
-pub mod second_factors;
-pub mod second_step;
-pub mod session_check;
+pub mod place;
 pub mod sessions;
-pub mod step_up;
-pub mod sweeper;
-pub mod team;
+pub mod signin;
 pub mod tokens;
-pub mod users;
-pub mod webhooks;

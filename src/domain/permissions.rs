@@ -2,9 +2,9 @@
 //! rule exists once. Anything outside a caller's scope is `NotFound`, never "forbidden",
 //! so ids do not leak.
 
-use crate::domain::auth::Principal;
-use crate::domain::model::{AccountId, Role, User};
 use crate::error::{Error, Result};
+use crate::model::Principal;
+use crate::model::{AccountId, Role, User};
 
 /// The accounts whose users and sessions an admin view covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub fn check_grant_role(p: &Principal, role: Role) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{UserId, UserStatus};
+    use crate::model::{UserId, UserStatus};
 
     fn principal(role: Role, account: i64) -> Principal {
         Principal {

@@ -10,12 +10,12 @@ use rusqlite::TransactionBehavior;
 use crate::db::session_search::{AdminFilter, Cursor};
 use crate::db::sessions::Ended;
 use crate::db::{self, DbError, Place};
-use crate::domain::auth::Authed;
-use crate::domain::events;
-use crate::domain::model::{AccountId, EndReason, Session, UserId};
+use crate::domain::audit::events;
 use crate::domain::permissions::{admin_scope, check_in_rank, hides_owners};
-use crate::domain::session_check;
+use crate::domain::signin::check;
 use crate::error::{Error, Result};
+use crate::model::Authed;
+use crate::model::{AccountId, EndReason, Session, UserId};
 use crate::state::AppState;
 
 pub const DEFAULT_PAGE: i64 = 50;
@@ -28,14 +28,14 @@ const INLINE_ROWS: u32 = 100;
 
 /// The active sessions of the caller of `token`, the current one first, then by last
 /// activity. The session check and the listing share one connection, and for most users
-/// run inline (see [`session_check::authenticate_then`]). Pages and the API both list
+/// run inline (see [`check::authenticate_then`]). Pages and the API both list
 /// My Sessions here.
 pub async fn list_mine_by_token(
     state: &AppState,
     token: &str,
     from: impl FnOnce() -> Option<std::net::IpAddr>,
 ) -> Result<(Authed, Vec<Session>)> {
-    let (me, mut list) = session_check::authenticate_then(state, token, from, |c, me, place| {
+    let (me, mut list) = check::authenticate_then(state, token, from, |c, me, place| {
         let p = &me.principal;
         let limit = (place == Place::Inline).then_some(INLINE_ROWS + 1);
         let list = db::sessions::list_active_for_user(

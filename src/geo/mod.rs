@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use maxminddb::{Metadata, Mmap, Reader};
 use serde::Deserialize;
 
-use crate::domain::model::{Coords, Location};
+use crate::model::{Coords, Location};
 
 mod countries;
 mod embedded;

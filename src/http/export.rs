@@ -7,10 +7,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::clock::at;
-use crate::domain::events::Event;
-use crate::domain::model::{Device, Location, Session};
-use crate::domain::privacy::Export;
+use crate::domain::audit::events::Event;
+use crate::domain::people::privacy::Export;
 use crate::domain::tokens::device_hash;
+use crate::model::{Device, Location, Session};
 
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct DeviceJson {
@@ -335,7 +335,7 @@ pub struct EventJson {
 
 impl From<&Event> for EventJson {
     fn from(e: &Event) -> Self {
-        let user = |u: &Option<(crate::domain::model::UserId, Option<String>)>| {
+        let user = |u: &Option<(crate::model::UserId, Option<String>)>| {
             u.as_ref().map(|(id, email)| EventUserJson {
                 id: id.0,
                 email: email.clone(),

@@ -1,13 +1,14 @@
 //! What both skins (the pages in `web/`, the JSON API in `api/`) stand on: cookies and the
 //! one way to take a token out of a request, CSRF, the mapping of a domain error to a
-//! status and body, the headers every answer carries, and every page path.
+//! status and body, the headers every answer carries, and `/metrics`. Every page path is
+//! in `crate::paths`.
 
 pub mod cookies;
 pub mod errors;
 pub mod export;
 pub mod forward;
 pub mod headers;
-pub mod paths;
+pub mod metrics;
 
 use crate::domain::tokens;
 

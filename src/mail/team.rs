@@ -10,7 +10,7 @@ use maud::{Markup, html};
 
 use super::templates::{header_safe, message_to};
 use crate::domain::alerts::Details;
-use crate::domain::links::TeamMail;
+use crate::domain::alerts::links::TeamMail;
 
 pub const INVITATION_SUBJECT: &str = "You are invited to Doorman";
 pub const RESET_LINK_SUBJECT: &str = "Reset your Doorman password";

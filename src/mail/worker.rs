@@ -7,15 +7,15 @@
 
 use std::time::Duration;
 
-use crate::domain::alert_response::NOT_ME_REPORT;
+use crate::domain::alerts::responses::NOT_ME_REPORT;
 use crate::domain::alerts::{
     self, AlertLink, Details, LinkPurpose, OutboxRow, PASSWORD_CHANGED, Reasons, sign_link_for,
 };
-use crate::http::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, PROFILE, SESSIONS};
 use crate::mail::Mailer;
 use crate::mail::templates::{
     self, NewSignIn, new_sign_in, not_me_report, password_changed, session_moved,
 };
+use crate::paths::{ALERT_CONFIRM, ALERT_END, ALERT_SECURE, PROFILE, SESSIONS};
 
 /// A security notice's template.
 type Notice =
@@ -102,12 +102,12 @@ fn build_team(
     mailer: &Mailer,
     alert: &OutboxRow,
 ) -> Option<Result<lettre::Message, String>> {
-    use crate::domain::links::{
+    use crate::domain::alerts::links::{
         MAIL_EMAIL_CHANGE_REQUESTED, MAIL_EMAIL_CHANGED, MAIL_EMAIL_CONFIRM, MAIL_INVITATION,
         MAIL_PASSWORD_RESET, MAIL_RESET_LINK, TeamMail, token_for,
     };
-    use crate::http::paths::{EMAIL_CANCEL, EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
     use crate::mail::team;
+    use crate::paths::{EMAIL_CANCEL, EMAIL_CONFIRM, INVITE, LOGIN, PROFILE, RESET};
     let kind = alert.reasons.as_str();
     let base = state.config.server.public_base();
     let (from, id) = (&mailer.from, alert.message_id.as_str());

@@ -7,12 +7,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::domain::model::Gauges;
+use crate::model::{BackupRecord, Gauges};
 
 #[derive(Default)]
 pub struct Metrics {
     /// The last gauges read from the database, and when.
-    pub(super) gauges: tokio::sync::Mutex<Option<(Instant, Gauges)>>,
+    pub(crate) gauges: tokio::sync::Mutex<Option<(Instant, Gauges)>>,
     /// Route pattern → status → answers. Keyed by route first so that counting finds an
     /// existing series without allocating.
     requests: Mutex<BTreeMap<String, BTreeMap<u16, u64>>>,
@@ -25,17 +25,6 @@ pub struct Metrics {
     sign_in_time: Timing,
     password_time: Timing,
     backup: Mutex<BackupRecord>,
-}
-
-/// How the scheduled backups went since the server started (the newest backup found on
-/// disk at start counts as the last success).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BackupRecord {
-    /// Unix time of the newest good backup.
-    pub last_success: Option<i64>,
-    /// Unix time of the newest failed attempt.
-    pub last_failure: Option<i64>,
-    pub failures: u64,
 }
 
 /// A Prometheus summary without quantiles: a sum of seconds and a count.

@@ -6,15 +6,15 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::{AUTHORIZE, pages, see_other};
-use crate::domain::auth::Authed;
-use crate::domain::model::AuthMethod;
 use crate::domain::oidc::authorize::{self as flow, Answers, Checked, Next, Params};
-use crate::domain::session_check::authenticate_from;
+use crate::domain::signin::check::authenticate_from;
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::errors::describe;
-use crate::http::paths;
+use crate::model::AuthMethod;
+use crate::model::Authed;
+use crate::paths;
 use crate::state::AppState;
 
 /// GET: the parameters in the query. A repeated parameter is malformed (RFC 6749 §3.1).
@@ -94,8 +94,13 @@ fn return_address(params: &Params) -> String {
         .extend_pairs(answered_login(params).pairs())
         .finish();
     let back = format!("{AUTHORIZE}?{query}");
-    let rd: String = url::form_urlencoded::byte_serialize(back.as_bytes()).collect();
-    format!("{}?rd={rd}", paths::LOGIN)
+    let mut to = url::form_urlencoded::Serializer::new(String::new());
+    to.append_pair("rd", &back);
+    // `login_hint`: the address the sign-in form starts with.
+    if let Some(hint) = params.login_hint.as_deref().filter(|h| !h.is_empty()) {
+        to.append_pair("email", hint);
+    }
+    format!("{}?{}", paths::LOGIN, to.finish())
 }
 
 async fn run(req: &Request, state: &AppState, params: Params, answers: Answers) -> Response {
@@ -172,8 +177,8 @@ pub struct PageForm {
 }
 
 impl PageForm {
-    fn proof(&self) -> crate::domain::step_up::Proof {
-        use crate::domain::step_up::Proof;
+    fn proof(&self) -> crate::domain::factors::step_up::Proof {
+        use crate::domain::factors::step_up::Proof;
         if !self.step_up_credential.is_empty() {
             return Proof::Passkey {
                 token: self.step_up_passkey.clone(),

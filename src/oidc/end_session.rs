@@ -8,9 +8,9 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 
 use super::{pages, see_other};
-use crate::domain::auth::sign_out;
 use crate::domain::oidc::keys;
-use crate::domain::session_check::authenticate;
+use crate::domain::signin::check::authenticate;
+use crate::domain::signin::flow::sign_out;
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;

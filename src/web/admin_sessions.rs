@@ -11,13 +11,14 @@ use super::components::{
     geo_attribution, reset_button, session_cells, session_headings, settings_page, tabs,
 };
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::auth::Authed;
-use crate::domain::backup::{self, BackupRecord};
-use crate::domain::model::{Account, UserId};
+use crate::domain::ops::backup;
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery, Counts, Page};
 use crate::domain::tokens;
-use crate::http::paths::USERS_SESSIONS as USERS_PATH;
+use crate::model::Authed;
+use crate::model::BackupRecord;
+use crate::model::{Account, UserId};
+use crate::paths::USERS_SESSIONS as USERS_PATH;
 use crate::state::AppState;
 
 /// The tab's filters as they arrive in the query string or a form. Empty fields mean
@@ -111,7 +112,7 @@ pub async fn show(
         (Err(err), _) | (_, Err(err)) => return error_page(&err),
     };
     let accounts = if scope == AdminScope::All {
-        match crate::domain::admin_users::list_accounts(&state, &me.principal).await {
+        match crate::domain::people::admin_users::list_accounts(&state, &me.principal).await {
             Ok(a) => a,
             Err(err) => return error_page(&err),
         }

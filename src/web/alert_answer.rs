@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::components::geo_attribution;
 use super::{error_page, html_response, layout};
 use crate::clock::{relative, utc};
-use crate::domain::alert_response::{self, Question};
+use crate::domain::alerts::responses::{self as alert_response, Question};
 use crate::domain::alerts::{Details, LinkPurpose};
-use crate::http::paths::{ALERT_CONFIRM, ALERT_SECURE, LOGIN, PASSWORD};
+use crate::paths::{ALERT_CONFIRM, ALERT_SECURE, LOGIN, PASSWORD};
 use crate::state::AppState;
 
 #[derive(Deserialize)]

@@ -12,7 +12,7 @@ use crate::clock::{relative, utc};
 use crate::domain::alerts::{end_via_link, link_target};
 use crate::state::AppState;
 
-pub use crate::http::paths::ALERT_END as PATH;
+pub use crate::paths::ALERT_END as PATH;
 
 #[derive(Deserialize)]
 pub struct LinkParams {

@@ -12,12 +12,13 @@ use serde::de::DeserializeOwned;
 
 use super::{error_page, html_response, layout, page_session};
 use crate::clock::{relative, utc};
-use crate::domain::auth::Authed;
-use crate::domain::model::Session;
 use crate::domain::permissions::admin_scope;
 use crate::error::Error;
+use crate::http::cookies;
 use crate::http::errors::describe;
-use crate::http::{cookies, paths};
+use crate::model::Authed;
+use crate::model::Session;
+use crate::paths;
 use crate::state::AppState;
 
 /// Who sees an entry of the settings menu.
@@ -69,8 +70,8 @@ pub fn settings_menu(me: &Authed, current: &str) -> Markup {
     let role = me.principal.role;
     let sees = |a: Audience| match a {
         Audience::Everyone => true,
-        Audience::Admins => role.rank() >= crate::domain::model::Role::Admin.rank(),
-        Audience::Owner => role == crate::domain::model::Role::Owner,
+        Audience::Admins => role.rank() >= crate::model::Role::Admin.rank(),
+        Audience::Owner => role == crate::model::Role::Owner,
     };
     let entries: Vec<_> = menu_entries().into_iter().filter(|e| sees(e.3)).collect();
     // The Sign-in history tab lives beside Active Sessions.
@@ -481,14 +482,14 @@ pub struct StepUpFields {
 }
 
 impl StepUpFields {
-    pub fn proof(&self) -> crate::domain::step_up::Proof {
+    pub fn proof(&self) -> crate::domain::factors::step_up::Proof {
         if !self.step_up_credential.is_empty() {
-            return crate::domain::step_up::Proof::Passkey {
+            return crate::domain::factors::step_up::Proof::Passkey {
                 token: self.step_up_passkey.clone(),
                 credential: self.step_up_credential.clone(),
             };
         }
-        crate::domain::step_up::Proof::from_fields(
+        crate::domain::factors::step_up::Proof::from_fields(
             Some(self.step_up_password.clone()),
             Some(self.step_up_code.clone()),
         )
@@ -518,7 +519,7 @@ pub async fn confirm_its_you(
     guarded: &Guarded<'_>,
 ) -> Result<(), Response> {
     let client = crate::client_ip::from_request(req, &state.config.server.trusted_proxies);
-    match crate::domain::step_up::require(state, me, &client, step_up.proof()).await {
+    match crate::domain::factors::step_up::require(state, me, &client, step_up.proof()).await {
         Ok(()) => Ok(()),
         Err(err) => {
             Err(step_up_refusal(me, csrf, guarded, &err).unwrap_or_else(|| error_page(&err)))
@@ -568,7 +569,7 @@ fn step_up_page(
             h1 { "Confirm it's you" }
             p { "To " (g.what) ", enter your password again. A code from your authenticator app (or a recovery code) works too." }
             @if let Some(e) = error { p.notice.error role="alert" { (e) } }
-            @if me.session.auth_methods.contains(crate::domain::model::AuthMethod::Passkey) {
+            @if me.session.auth_methods.contains(crate::model::AuthMethod::Passkey) {
                 section.card.passkey-step-up data-passkey {
                     button.primary type="button" data-ceremony="get" data-begin=(format!("{}/step-up/passkey", paths::SECOND_FACTORS)) { "Confirm with a passkey" }
                     p.muted.passkey-status role="status" {}
@@ -607,7 +608,7 @@ fn step_up_page(
 /// cookies cleared, and the way on to `target`.
 pub fn signed_in_redirect(
     state: &AppState,
-    signed: &crate::domain::auth::SignedIn,
+    signed: &crate::domain::signin::issue::SignedIn,
     target: &str,
 ) -> Response {
     let mut resp = poem::web::Redirect::see_other(target).into_response();
@@ -619,7 +620,7 @@ pub fn signed_in_redirect(
 /// challenge cookie.
 pub fn next_step_redirect(
     state: &AppState,
-    pending: &crate::domain::second_step::Pending,
+    pending: &crate::domain::signin::second_step::Pending,
     page: &str,
     ttl: i64,
 ) -> Response {
@@ -650,7 +651,7 @@ pub fn next_step_redirect(
 /// The cookies of [`signed_in_redirect`], on any answer.
 pub fn set_signed_in_cookies(
     state: &AppState,
-    signed: &crate::domain::auth::SignedIn,
+    signed: &crate::domain::signin::issue::SignedIn,
     resp: &mut Response,
 ) {
     use crate::http::cookies;
@@ -706,7 +707,7 @@ pub fn qr_svg(text: &str) -> Markup {
 /// The key of a new authenticator, as a QR code and as text, and the form that
 /// activates it with its first code.
 pub fn totp_setup(
-    key: &crate::domain::second_factors::TotpEnrolment,
+    key: &crate::domain::factors::manage::TotpEnrolment,
     action: &str,
     csrf: &str,
     error: Option<&str>,
@@ -753,7 +754,7 @@ pub fn recovery_codes_card(codes: &[String]) -> Markup {
 }
 
 /// The Users page's "Reset second factors" button for one user (admins).
-pub fn reset_button(csrf: &str, user: crate::domain::model::UserId, back: &str) -> Markup {
+pub fn reset_button(csrf: &str, user: crate::model::UserId, back: &str) -> Markup {
     html! {
         form method="post" action=(format!("{}/reset", paths::SECOND_FACTORS))
             data-confirm="Remove every second factor of this user and sign them out everywhere?" {

@@ -13,10 +13,11 @@ use serde::Deserialize;
 use super::{encode, html_response, layout};
 use crate::config::HeaderFamily;
 use crate::domain::access;
-use crate::domain::auth::Authed;
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::{cookies, forward, paths};
+use crate::http::{cookies, forward};
+use crate::model::Authed;
+use crate::paths;
 use crate::state::AppState;
 
 /// Which tool's conventions an answer follows.

@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use super::components::{flag_img, geo_attribution, settings_page, tabs, time_cell};
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::history;
+use crate::domain::audit::history;
 use crate::domain::tokens;
 use crate::state::AppState;
 
-pub use crate::http::paths::HISTORY as PATH;
+pub use crate::paths::HISTORY as PATH;
 
 #[derive(Deserialize, Default)]
 pub struct HistoryQuery {
@@ -46,7 +46,7 @@ pub async fn show(
                 p.notice {
                     "The sign-in history of "
                     @match page.items.first() { Some(r) => { strong { (r.email) } } None => { "user " (id) } }
-                    ". " a href=(format!("{}?user_id={id}", crate::http::paths::USERS_SESSIONS)) { "Their sessions" }
+                    ". " a href=(format!("{}?user_id={id}", crate::paths::USERS_SESSIONS)) { "Their sessions" }
                 }
             }
             @if page.items.is_empty() {

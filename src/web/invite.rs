@@ -12,14 +12,14 @@ use super::components::{
     with_pre_csrf,
 };
 use super::{error_page, html_response, layout};
-use crate::domain::auth::SignInOutcome;
-use crate::domain::model::User;
-use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
-use crate::domain::team;
+use crate::domain::people::team;
+use crate::domain::signin::flow::SignInOutcome;
+use crate::domain::signin::second_step::{ENROL_TTL, SECOND_STEP_TTL};
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::errors::describe;
-use crate::http::paths::{self, INVITE, SESSIONS};
+use crate::model::User;
+use crate::paths::{self, INVITE, SESSIONS};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]

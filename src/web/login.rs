@@ -8,16 +8,17 @@ use serde::Deserialize;
 
 use super::components::{next_step_redirect, signed_in_redirect};
 use super::{AdminNote, ended_notice_with, error_page, html_response, layout};
-use crate::domain::auth::{SignInOutcome, SignInRequest, sign_in, sign_out};
-use crate::domain::passkeys;
-use crate::domain::second_step::{ENROL_TTL, SECOND_STEP_TTL};
-use crate::domain::session_check::{authenticate, authenticate_held};
+use crate::domain::factors::webauthn;
+use crate::domain::signin::check::{authenticate, authenticate_held};
+use crate::domain::signin::flow::{SignInOutcome, SignInRequest, sign_in, sign_out};
+use crate::domain::signin::passkey as passkeys;
+use crate::domain::signin::second_step::{ENROL_TTL, SECOND_STEP_TTL};
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::cookies::SESSION_COOKIE;
 use crate::http::errors::describe;
-use crate::http::paths::{self, SESSIONS as SESSIONS_PATH};
+use crate::paths::{self, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]
@@ -34,6 +35,8 @@ pub struct LoginQuery {
     created: Option<String>,
     reset: Option<String>,
     expired: Option<String>,
+    /// The address to fill in (an OpenID `login_hint`).
+    email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,11 +101,18 @@ pub async fn show(req: &Request, state: Data<&AppState>, query: Query<LoginQuery
     } else {
         None
     };
+    let email: String = query
+        .email
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(254)
+        .collect();
     render(
         req,
         &state,
         &rd,
-        "",
+        &email,
         notice.as_deref(),
         None,
         StatusCode::OK,
@@ -121,7 +131,7 @@ fn render(
     let csrf = cookies::get(req, cookies::PRE_CSRF_COOKIE)
         .filter(|c| c.len() >= 20 && c.len() <= 64)
         .unwrap_or_else(tokens::new_csrf);
-    let body = form(&csrf, rd, email, notice, error, passkeys::enabled(state));
+    let body = form(&csrf, rd, email, notice, error, webauthn::enabled(state));
     let mut resp = html_response(layout("Sign in", None, body))
         .with_status(status)
         .into_response();

@@ -26,14 +26,14 @@ use poem::web::Redirect;
 use poem::{IntoResponse, Request, Response, Route, get, handler, post};
 use rust_embed::RustEmbed;
 
-use crate::domain::auth::Authed;
-use crate::domain::model::EndReason;
-use crate::domain::session_check::{
+use crate::domain::signin::check::{
     NOTICE_TTL, admin_end_explanation, authenticate, authenticate_from, authenticate_held,
     notice_is_sealed, seal_notice,
 };
 use crate::error::Error;
 use crate::http::errors::{ENDED_NOTICE, describe};
+use crate::model::Authed;
+use crate::model::EndReason;
 use crate::state::AppState;
 
 #[derive(RustEmbed)]
@@ -41,7 +41,7 @@ use crate::state::AppState;
 struct Assets;
 
 use crate::http::cookies;
-use crate::http::paths::{self, SESSIONS as SESSIONS_PATH, USERS_SESSIONS};
+use crate::paths::{self, SESSIONS as SESSIONS_PATH, USERS_SESSIONS};
 
 pub fn routes() -> Route {
     Route::new()
@@ -379,7 +379,7 @@ pub fn ended_notice_with(state: &AppState, reason: &str, note: &AdminNote) -> St
 
 /// The notice shown on the sign-in page for `?ended=<reason>`.
 pub fn ended_notice(reason: &str) -> String {
-    match crate::domain::model::EndReason::parse(reason).and_then(|r| r.explanation()) {
+    match crate::model::EndReason::parse(reason).and_then(|r| r.explanation()) {
         Some(why) => format!("{ENDED_NOTICE} {why}"),
         None => ENDED_NOTICE.to_string(),
     }

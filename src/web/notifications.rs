@@ -9,14 +9,14 @@ use serde::Deserialize;
 
 use super::components::{CsrfForm, csrf_field, nav_tabs, settings_page};
 use super::{error_page, html_response, page_session};
-use crate::domain::auth::Authed;
-use crate::domain::model::AlertPrefs;
+use crate::domain::alerts::prefs::{self as preferences, Preferences};
 use crate::domain::permissions::admin_scope;
-use crate::domain::preferences::{self, Preferences};
 use crate::domain::tokens;
+use crate::model::AlertPrefs;
+use crate::model::Authed;
 use crate::state::AppState;
 
-pub use crate::http::paths::NOTIFICATIONS as PATH;
+pub use crate::paths::NOTIFICATIONS as PATH;
 
 /// Where the preferences form posts.
 pub fn save_path() -> String {

@@ -14,12 +14,13 @@ use super::components::{
     with_pre_csrf,
 };
 use super::{error_page, html_response, layout, page_session};
-use crate::domain::auth::Authed;
-use crate::domain::users::change_own_password;
-use crate::domain::{profile, tokens};
+use crate::domain::people::profile;
+use crate::domain::people::users::change_own_password;
+use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
+use crate::model::Authed;
+use crate::paths::{self, EMAIL_CANCEL, EMAIL_CONFIRM, EXPORT, PROFILE};
 use crate::state::AppState;
 
 pub const NAME_PATH: &str = "/settings/profile/name";

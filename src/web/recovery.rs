@@ -9,11 +9,11 @@ use serde::Deserialize;
 
 use super::components::{link_refused, pre_csrf, pre_csrf_ok, stale_form, with_pre_csrf};
 use super::{error_page, html_response, layout};
-use crate::domain::model::User;
-use crate::domain::recovery::{self, FORGOT_ANSWER};
+use crate::domain::people::recovery::{self, FORGOT_ANSWER};
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{FORGOT, LOGIN, RESET};
+use crate::model::User;
+use crate::paths::{FORGOT, LOGIN, RESET};
 use crate::state::AppState;
 
 fn forgot_page(state: &AppState, csrf: &str, answered: bool) -> Response {

@@ -13,14 +13,15 @@ use super::components::{
     step_up_refusal, time_cell, totp_setup,
 };
 use super::{error_page, html_response, page_session};
-use crate::domain::auth::Authed;
-use crate::domain::model::UserId;
-use crate::domain::passkeys;
+use crate::domain::factors::manage::{self as factors, Overview};
+use crate::domain::factors::passkeys;
+use crate::domain::factors::{policy, webauthn};
 use crate::domain::permissions::admin_scope;
-use crate::domain::second_factors::{self as factors, Overview};
 use crate::domain::tokens;
 use crate::error::Error;
-use crate::http::paths::SECOND_FACTORS as PATH;
+use crate::model::Authed;
+use crate::model::UserId;
+use crate::paths::SECOND_FACTORS as PATH;
 use crate::state::AppState;
 
 fn action(name: &str) -> String {
@@ -153,7 +154,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
 
 async fn policy_of(state: &AppState, me: &Authed) -> Option<Policy> {
     admin_scope(&me.principal).ok()?;
-    let required = factors::account_policy(state, me.principal.account_id)
+    let required = policy::account_policy(state, me.principal.account_id)
         .await
         .ok()?;
     Some(Policy {
@@ -196,7 +197,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         @if notice.review.is_some() {
             p.notice role="status" { "You signed in with a recovery code, which cannot be used again. Check your second factors below: remove any you no longer have, and get new recovery codes if few are left." }
         }
-        (section(&csrf, &o, crate::domain::passkeys::enabled(&state), policy.as_ref(), crate::clock::now()))
+        (section(&csrf, &o, crate::domain::factors::webauthn::enabled(&state), policy.as_ref(), crate::clock::now()))
     };
     frame(&me, &csrf, "Second factors", body)
 }
@@ -257,7 +258,7 @@ pub struct ResetForm {
 
 csrf_field!(AddForm, ActivateForm, IdForm, PolicyForm, ResetForm);
 
-fn client(req: &Request, state: &AppState) -> crate::domain::auth::ClientInfo {
+fn client(req: &Request, state: &AppState) -> crate::model::ClientInfo {
     crate::client_ip::from_request(req, &state.config.server.trusted_proxies)
 }
 
@@ -385,7 +386,7 @@ pub async fn step_up_passkey(
     state: Data<&AppState>,
     CsrfForm { me, .. }: CsrfForm<CsrfOnly>,
 ) -> Response {
-    match passkeys::step_up_ceremony(&state, &me).await {
+    match webauthn::step_up_ceremony(&state, &me).await {
         Ok(Some(c)) => Response::builder()
             .content_type("application/json")
             .header("Cache-Control", "no-store")
@@ -547,7 +548,7 @@ pub async fn save_policy(
     CsrfForm { me, form, .. }: CsrfForm<PolicyForm>,
 ) -> Response {
     let on = form.required == "yes";
-    match factors::set_account_policy(&state, &me, me.principal.account_id, on).await {
+    match policy::set_account_policy(&state, &me, me.principal.account_id, on).await {
         Ok(()) => Redirect::see_other(format!("{PATH}?done=policy")).into_response(),
         Err(err) => error_page(&err),
     }
@@ -580,7 +581,7 @@ pub async fn reset(
             },
         );
     }
-    match factors::admin_reset(&state, &me, UserId(form.user_id)).await {
+    match policy::admin_reset(&state, &me, UserId(form.user_id)).await {
         Ok(ended) => {
             // Back on this page, the notice says what happened; elsewhere (the sessions
             // listing) it says how many sessions ended, as that page's notices do.

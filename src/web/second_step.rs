@@ -12,13 +12,14 @@ use super::components::{
     recovery_codes_card, set_signed_in_cookies, signed_in_redirect, totp_setup,
 };
 use super::{error_page, html_response, layout};
-use crate::domain::passkeys;
-use crate::domain::second_step::{self, Purpose};
+use crate::domain::factors::webauthn;
+use crate::domain::signin::passkey as passkeys;
+use crate::domain::signin::second_step::{self, Purpose};
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::cookies;
 use crate::http::errors::describe;
-use crate::http::paths;
+use crate::paths;
 use crate::state::AppState;
 
 /// Where a person goes after signing in with a recovery code: to look at their factors.
@@ -150,7 +151,7 @@ pub async fn submit_verify(
             let used_recovery = signed
                 .session
                 .auth_methods
-                .contains(crate::domain::model::AuthMethod::RecoveryCode);
+                .contains(crate::model::AuthMethod::RecoveryCode);
             if used_recovery {
                 let review = format!("{}{REVIEW}", paths::SECOND_FACTORS);
                 signed_in_redirect(&state, &signed, &review)
@@ -203,7 +204,7 @@ async fn passkey_options(
     token: &str,
     methods: &[&str],
 ) -> crate::error::Result<Option<String>> {
-    if !methods.contains(&"passkey") || !passkeys::enabled(state) {
+    if !methods.contains(&"passkey") || !webauthn::enabled(state) {
         return Ok(None);
     }
     passkeys::second_step_options(state, token).await
@@ -255,7 +256,7 @@ pub async fn submit_passkey(
 fn enrol_page(
     state: &AppState,
     req: &Request,
-    key: &crate::domain::second_factors::TotpEnrolment,
+    key: &crate::domain::factors::manage::TotpEnrolment,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {

@@ -9,11 +9,11 @@ use serde_json::Value;
 
 use super::components::{nav_tabs, settings_page, time_cell};
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::events::{self, Event, EventPage, EventQuery};
-use crate::domain::model::{Account, EventType};
+use crate::domain::audit::events::{self, Event, EventPage, EventQuery};
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::tokens;
-use crate::http::paths::{SECURITY_LOG, TEAM_LOG};
+use crate::model::{Account, EventType};
+use crate::paths::{SECURITY_LOG, TEAM_LOG};
 use crate::state::AppState;
 
 /// The filters as they arrive from the GET form; empty means "any".
@@ -160,7 +160,7 @@ pub async fn team(
         Err(err) => return error_page(&err),
     };
     let accounts = if scope == AdminScope::All {
-        match crate::domain::admin_users::list_accounts(&state, &me.principal).await {
+        match crate::domain::people::admin_users::list_accounts(&state, &me.principal).await {
             Ok(a) => a,
             Err(err) => return error_page(&err),
         }

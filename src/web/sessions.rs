@@ -11,13 +11,13 @@ use super::components::{
     geo_attribution, session_cells, session_headings, settings_page, tabs,
 };
 use super::{client_of, error_page, html_response, page_session, presented, refused_token};
-use crate::domain::model::Session;
+use crate::domain::people::privacy;
 use crate::domain::permissions::admin_scope;
-use crate::domain::privacy;
 use crate::domain::sessions as domain;
 use crate::domain::tokens;
 use crate::http::export::DataExport;
-use crate::http::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
+use crate::model::Session;
+use crate::paths::{EXPORT, SESSIONS as SESSIONS_PATH};
 use crate::state::AppState;
 
 #[derive(Deserialize, Default)]

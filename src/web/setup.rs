@@ -1,5 +1,5 @@
 //! The one-time setup page where the operator creates the owner (see
-//! `domain::bootstrap` for when it exists and what it may do).
+//! `domain::ops::bootstrap` for when it exists and what it may do).
 
 use maud::html;
 use poem::http::StatusCode;
@@ -8,10 +8,10 @@ use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
 use super::{error_page, html_response, layout};
-use crate::domain::bootstrap;
-use crate::domain::model::Role;
-use crate::domain::users::CreateUser;
+use crate::domain::ops::bootstrap;
+use crate::domain::people::users::CreateUser;
 use crate::error::Error;
+use crate::model::Role;
 use crate::state::AppState;
 
 #[derive(Deserialize)]

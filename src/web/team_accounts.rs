@@ -8,13 +8,13 @@ use serde::Deserialize;
 
 use super::components::{CsrfForm, csrf_field, settings_page, time_cell};
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::admin_users as domain;
-use crate::domain::auth::Authed;
-use crate::domain::model::AccountId;
+use crate::domain::people::admin_users as domain;
 use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{TEAM_ACCOUNTS as PATH, TEAM_USERS};
+use crate::model::AccountId;
+use crate::model::Authed;
+use crate::paths::{TEAM_ACCOUNTS as PATH, TEAM_USERS};
 use crate::state::AppState;
 
 pub const CREATE_PATH: &str = "/settings/team/accounts/create";
@@ -143,7 +143,7 @@ async fn answer(
     me: &Authed,
     csrf: &str,
     done: &str,
-    result: crate::error::Result<crate::domain::model::Account>,
+    result: crate::error::Result<crate::model::Account>,
 ) -> Response {
     match result {
         Ok(a) => Redirect::see_other(format!("{PATH}?done={done}&name={}", encode(&a.name)))

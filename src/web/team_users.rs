@@ -1,7 +1,7 @@
 //! Settings › Team › Users: an admin's people (the owner's: everyone's, with an account
 //! filter): search, invite, and per person change role, disable / enable, send a
 //! password reset, resend / revoke an invitation, delete. Every rule is in
-//! `domain::admin_users`, `domain::team` and `domain::privacy`, shared with the API.
+//! `domain::people::admin_users`, `domain::people::team` and `domain::people::privacy`, shared with the API.
 
 use maud::{Markup, html};
 use poem::http::StatusCode;
@@ -11,14 +11,15 @@ use serde::Deserialize;
 
 use super::components::{CsrfForm, confirm_action, csrf_field, settings_page, time_cell};
 use super::{encode, error_page, html_response, page_session};
-use crate::domain::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
-use crate::domain::auth::Authed;
-use crate::domain::model::{Account, AccountId, Role, UserId, UserStatus};
+use crate::domain::people::admin_users::{self as domain, NewUserRequest, UserChange, UserSummary};
+use crate::domain::people::{privacy, team};
 use crate::domain::permissions::{AdminScope, admin_scope};
-use crate::domain::{privacy, team, tokens};
+use crate::domain::tokens;
 use crate::error::Error;
 use crate::http::errors::describe;
-use crate::http::paths::{HISTORY, TEAM_USERS as PATH, USERS_SESSIONS};
+use crate::model::Authed;
+use crate::model::{Account, AccountId, Role, UserId, UserStatus};
+use crate::paths::{HISTORY, TEAM_USERS as PATH, USERS_SESSIONS};
 use crate::state::AppState;
 
 pub const INVITE_PATH: &str = "/settings/team/users/invite";
@@ -504,7 +505,7 @@ pub async fn act(
             }
             Err(err) => Err(err),
         },
-        "reset-factors" => crate::domain::second_factors::admin_reset(&state, &me, id)
+        "reset-factors" => crate::domain::factors::policy::admin_reset(&state, &me, id)
             .await
             .map(|n| back("factors-reset", &who, Some(n))),
         "revoke" => team::revoke_invitation(&state, p, id)

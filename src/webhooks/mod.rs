@@ -18,8 +18,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::WebhookConfig;
-use crate::domain::events;
-use crate::domain::webhooks::{self, Due};
+use crate::domain::audit::events;
+use crate::domain::audit::webhooks::{self, Due};
 use crate::http::export::EventJson;
 use crate::state::AppState;
 

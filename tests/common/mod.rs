@@ -6,6 +6,7 @@ pub mod apache;
 pub mod factors;
 pub mod mmdb;
 pub mod node_rp;
+pub mod oidc;
 pub mod process;
 pub mod smtp;
 pub mod webdriver;
@@ -13,8 +14,8 @@ pub mod webdriver;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use doorman::domain::model::{Role, User};
-use doorman::domain::users::{self, CreateUser};
+use doorman::domain::people::users::{self, CreateUser};
+use doorman::model::{Role, User};
 use doorman::{AppState, Config};
 use serde_json::{Value, json};
 

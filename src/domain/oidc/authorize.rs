@@ -9,9 +9,9 @@ use serde::Deserialize;
 use super::{CODE_TTL, Client, known_scopes};
 use crate::db::{self, oidc_grants::NewCode};
 use crate::domain::access;
-use crate::domain::auth::Authed;
 use crate::domain::tokens::{hash_token, new_token};
 use crate::error::Result;
+use crate::model::Authed;
 use crate::state::AppState;
 
 /// The parameters of `/oidc/authorize`, from its query or its form.
@@ -488,7 +488,7 @@ async fn issue_code(state: &AppState, c: &Checked<'_>, me: &Authed) -> Result<St
 pub async fn add_second_factor(
     state: &AppState,
     me: &Authed,
-    method: crate::domain::model::AuthMethod,
+    method: crate::model::AuthMethod,
 ) -> Result<()> {
     let methods = me.session.auth_methods.with(method).to_text();
     let pk = me.session.pk;
@@ -505,12 +505,12 @@ pub async fn add_second_factor(
 pub async fn confirm(
     state: &AppState,
     me: &Authed,
-    client: &crate::domain::auth::ClientInfo,
-    proof: crate::domain::step_up::Proof,
+    client: &crate::model::ClientInfo,
+    proof: crate::domain::factors::step_up::Proof,
     need: Need,
 ) -> Result<()> {
-    use crate::domain::model::AuthMethod;
-    use crate::domain::step_up::{self, Proof};
+    use crate::domain::factors::step_up::{self, Proof};
+    use crate::model::AuthMethod;
     match (need, proof) {
         (_, Proof::None) | (Need::SecondFactor, Proof::Password(_)) => {
             Err(crate::error::Error::invalid(
@@ -525,14 +525,14 @@ pub async fn confirm(
         }
         (Need::SecondFactor, Proof::Code(code)) => {
             let p = &me.principal;
-            let prover = crate::domain::second_factors::Prover {
+            let prover = crate::domain::factors::codes::Prover {
                 user: p.user_id,
                 email: &p.email,
                 name: &p.name,
                 known_device: None,
                 client,
             };
-            let method = crate::domain::second_factors::check_code(state, &prover, &code).await?;
+            let method = crate::domain::factors::codes::check_code(state, &prover, &code).await?;
             step_up::mark_fresh(state, me).await?;
             add_second_factor(state, me, method).await
         }

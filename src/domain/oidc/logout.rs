@@ -6,9 +6,9 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::db::{self, DbError};
-use crate::domain::events::{self, NewEvent};
-use crate::domain::model::{EventType, UserId};
+use crate::domain::audit::events::{self, NewEvent};
 use crate::error::Result;
+use crate::model::{EventType, UserId};
 use crate::state::AppState;
 
 pub use crate::db::oidc_logouts::DueLogout;
@@ -21,25 +21,6 @@ pub const TOKEN_TTL: i64 = 120;
 
 /// A logout not delivered this long after the session ended is given up.
 pub const GIVE_UP_AFTER: i64 = 24 * 3600;
-
-/// The clients to tell when a grant ends, mirrored into the database at start (the
-/// triggers read them).
-pub fn sync_clients(
-    c: &Connection,
-    config: &crate::config::Config,
-) -> std::result::Result<(), DbError> {
-    let ids: Vec<String> = config
-        .applications
-        .iter()
-        .filter_map(|a| a.oidc.as_ref())
-        .filter(|o| !o.backchannel_logout_uri.trim().is_empty())
-        .map(|o| o.client_id.clone())
-        .collect();
-    // Deferred: when nothing differs it only reads, and so starts on a read-only file.
-    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
-    db::oidc_logouts::sync_clients(&tx, &ids)?;
-    tx.commit().map_err(DbError::from)
-}
 
 /// A fresh logout token for one delivery, signed with the key that signs the client's
 /// id tokens now. Errors when the client is no longer configured.
@@ -101,7 +82,7 @@ pub async fn mark_delivered(state: &AppState, d: DueLogout) -> Result<()> {
 pub async fn mark_failed(state: &AppState, d: DueLogout, error: String) -> Result<()> {
     let now = crate::clock::now();
     let give_up = now - d.created_at >= GIVE_UP_AFTER;
-    let next = now + crate::domain::webhooks::backoff(d.attempts);
+    let next = now + crate::domain::audit::webhooks::backoff(d.attempts);
     state
         .db
         .run(move |c| {

@@ -8,6 +8,7 @@
 //! - [`userinfo`]: the claims an access token reads, and the id token's claims.
 
 pub mod authorize;
+pub mod keyring;
 pub mod keys;
 pub mod logout;
 pub mod sign_out;
@@ -15,7 +16,7 @@ pub mod token;
 pub mod userinfo;
 
 use crate::config::{Application, OidcClient};
-use crate::domain::model::{AuthMethod, AuthMethods};
+use crate::model::{AuthMethod, AuthMethods};
 use crate::state::AppState;
 
 /// The scopes this provider knows; others are ignored, as OpenID Connect says.

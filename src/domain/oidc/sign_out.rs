@@ -6,9 +6,9 @@ use rusqlite::TransactionBehavior;
 use tracing::instrument;
 
 use crate::db;
-use crate::domain::auth::Authed;
 use crate::domain::permissions::{admin_scope, check_in_rank};
 use crate::error::{Error, Result};
+use crate::model::Authed;
 use crate::state::AppState;
 
 /// Whose session the caller may sign out of an app.

@@ -14,11 +14,11 @@ use sha2::{Digest, Sha256};
 use super::userinfo::{Person, claims};
 use super::{Client, has_scope, keys};
 use crate::db::{self, oidc_grants::NewGrant, oidc_tokens::TokenRow};
-use crate::domain::events::{self, NewEvent};
-use crate::domain::model::{EventType, UserStatus};
-use crate::domain::ratelimit::Subject;
+use crate::domain::attempts::limits::Subject;
+use crate::domain::audit::events::{self, NewEvent};
 use crate::domain::tokens::{constant_time_eq, hash_token, new_token};
 use crate::error::Error;
+use crate::model::{EventType, UserStatus};
 use crate::state::AppState;
 
 /// An RFC 6749 §5.2 error.
@@ -248,10 +248,7 @@ fn id_token(
 fn refuse(
     tx: &Connection,
     client_id: &str,
-    user: Option<(
-        crate::domain::model::UserId,
-        crate::domain::model::AccountId,
-    )>,
+    user: Option<(crate::model::UserId, crate::model::AccountId)>,
     sid: Option<&str>,
     why: &str,
 ) -> Result<(), crate::db::DbError> {

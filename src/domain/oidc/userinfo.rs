@@ -5,18 +5,18 @@ use serde_json::{Map, Value, json};
 
 use super::has_scope;
 use crate::db::{self, oidc_tokens::TokenRow};
-use crate::domain::model::UserStatus;
 use crate::error::Result;
+use crate::model::UserStatus;
 use crate::state::AppState;
 
 /// The person behind a grant, as the claims need them.
 #[derive(Debug, Clone)]
 pub struct Person {
-    pub user_id: crate::domain::model::UserId,
+    pub user_id: crate::model::UserId,
     pub email: String,
     pub name: String,
     pub email_verified: bool,
-    pub role: crate::domain::model::Role,
+    pub role: crate::model::Role,
     pub account_name: String,
 }
 

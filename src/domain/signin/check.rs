@@ -1,0 +1,244 @@
+//! The check every authenticated request makes (SPEC §3): the session of the presented
+//! token must exist, not have ended, not have expired, and belong to an active user.
+//! Nothing is cached, so an ended session is refused on its very next request. Last
+//! activity is written at most once per `sessions.touch_interval`.
+
+use std::net::IpAddr;
+
+use rusqlite::Connection;
+
+use crate::db::{self, Place};
+use crate::domain::tokens;
+use crate::error::{Error, Result};
+use crate::model::{Authed, Principal};
+use crate::model::{EndReason, UserStatus};
+use crate::state::AppState;
+
+/// Checks a presented token (see the module comment).
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
+    authenticate_from(state, token, || None).await
+}
+
+/// [`authenticate`] for a request from `from()`, the client's address: asked only when
+/// the session's activity was written, when a session used from another country than it
+/// signed in from is noticed (SPEC §14, see [`moves`](crate::domain::alerts::moves)).
+pub async fn authenticate_from(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Authed> {
+    authenticate_then(state, token, from, |_, _, _| Ok(Some(())))
+        .await
+        .map(|(authed, ())| authed)
+}
+
+/// [`authenticate_from`] that also hands out a session held at enrolment
+/// ([`Authed::enrolment_pending`]): for the pages and endpoints that add a second factor.
+/// Everywhere else such a session is refused with [`Error::EnrolmentRequired`].
+pub async fn authenticate_held(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Authed> {
+    check(state, token, from, Held::Allowed, |_, _, _| Ok(Some(())))
+        .await
+        .map(|(authed, ())| authed)
+}
+
+/// Whether a session held at enrolment is handed out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Allowed,
+    Refused,
+}
+
+/// Authenticates, then runs `then` with the caller on the same connection, in one
+/// [`Db::read_or_block`](crate::db::Db::read_or_block) read: usually inline, on the
+/// blocking pool when the session's activity is due to be written or `then` answers
+/// `None` (too much to do inline). `then` must answer for [`Place::Blocking`].
+pub async fn authenticate_then<T, F>(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+    then: F,
+) -> Result<(Authed, T)>
+where
+    T: Send + 'static,
+    F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
+{
+    check(state, token, from, Held::Refused, then).await
+}
+
+async fn check<T, F>(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+    held: Held,
+    then: F,
+) -> Result<(Authed, T)>
+where
+    T: Send + 'static,
+    F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
+{
+    if token.is_empty() || token.len() > 128 {
+        return Err(Error::Unauthenticated(None));
+    }
+    let hash = tokens::hash_token(token);
+    let s = &state.config.sessions;
+    let policy = Policy {
+        touch: s.touch_interval.as_secs() as i64,
+        idle: s.idle_timeout.as_secs() as i64,
+        max: s.max_lifetime.as_secs() as i64,
+        factor_required: state.config.security.require_second_factor,
+    };
+    let held_ok = held == Held::Allowed;
+    let (authed, out, touched) = state
+        .db
+        .read_or_block(move |c, place| -> Result<Option<(Authed, T, bool)>> {
+            let Some((authed, touched)) = check_token(c, &hash, policy, place)? else {
+                return Ok(None);
+            };
+            if authed.enrolment_pending && !held_ok {
+                return Err(Error::EnrolmentRequired);
+            }
+            Ok(then(c, &authed, place)?.map(|out| (authed, out, touched)))
+        })
+        .await?;
+    if touched && let Some(ip) = from() {
+        crate::domain::alerts::moves::note_activity(state, &authed.session, ip);
+    }
+    Ok((authed, out))
+}
+
+/// Session lifetimes, in seconds, and whether the install requires a second factor.
+#[derive(Debug, Clone, Copy)]
+struct Policy {
+    touch: i64,
+    idle: i64,
+    max: i64,
+    factor_required: bool,
+}
+
+/// The check itself: the caller of the token and whether its activity was written now,
+/// or why it is refused. `None` when its activity is due to be written and the check
+/// runs [`Place::Inline`].
+fn check_token(
+    c: &Connection,
+    hash: &[u8],
+    policy: Policy,
+    place: Place,
+) -> Result<Option<(Authed, bool)>> {
+    let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
+        return Err(Error::Unauthenticated(None));
+    };
+    let now = crate::clock::now();
+    let sess = &mut m.session;
+    let mut touched = false;
+    if sess.is_active(now)
+        && m.status == UserStatus::Active
+        && now - sess.last_active_at >= policy.touch
+    {
+        if place == Place::Inline {
+            return Ok(None);
+        }
+        let expires = (now + policy.idle).min(sess.created_at + policy.max);
+        if db::sessions::touch_unless_busy(c, sess.pk, now, expires)? {
+            sess.last_active_at = now;
+            sess.expires_at = expires;
+            touched = true;
+        }
+    }
+    let sess = m.session;
+    if let Some(reason) = sess.end_reason.filter(|_| sess.ended_at.is_some()) {
+        return Err(Error::Unauthenticated(Some(reason)));
+    }
+    if sess.expires_at <= now {
+        let reason = if sess.expires_at >= sess.created_at + policy.max {
+            EndReason::MaxLifetime
+        } else {
+            EndReason::IdleTimeout
+        };
+        return Err(Error::Unauthenticated(Some(reason)));
+    }
+    if m.status != UserStatus::Active {
+        return Err(Error::Unauthenticated(Some(EndReason::UserDisabled)));
+    }
+    Ok(Some((
+        Authed {
+            principal: Principal {
+                user_id: sess.user_id,
+                email: sess.user_email.clone(),
+                name: m.user_name,
+                role: m.role,
+                account_id: sess.account_id,
+                account_name: sess.account_name.clone(),
+                email_verified: m.email_verified,
+            },
+            enrolment_pending: (policy.factor_required || m.factor_required)
+                && !sess.auth_methods.has_second_factor(),
+            session: sess,
+        },
+        touched,
+    )))
+}
+
+/// Who ended the session of `token` and why, when an administrator gave a reason: the
+/// session's public id and "It was ended by an administrator (admin@acme.test):
+/// <reason>." (Without a reason the notice stays SPEC §3's "It was ended by an
+/// administrator.") Read only for a session refused as ended by an administrator, never
+/// on the check's path.
+pub async fn admin_end_explanation(state: &AppState, token: &str) -> Option<(String, String)> {
+    let hash = tokens::hash_token(token);
+    let found = state
+        .db
+        .run(move |c| db::sessions::find_end_note(c, &hash))
+        .await
+        .ok()??;
+    let (session, by, note) = found;
+    let note = note?;
+    Some((
+        session,
+        format!(
+            "It was ended by an administrator ({by}): {}.",
+            note.trim_end_matches(['.', ' '])
+        ),
+    ))
+}
+
+/// How long the sign-in page's address may show an administrator's note (SPEC §19).
+pub const NOTICE_TTL: i64 = 3600;
+
+/// The signature of the administrator's note `text` about the ended session `session`
+/// (its public id), carried in the sign-in page's address until `expires_at`: nobody can
+/// craft an address that makes Doorman's page say what they want, nor move a note to
+/// another session's address, nor show it after the hour.
+pub fn seal_notice(key: &[u8], session: &str, expires_at: i64, text: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let Ok(mut m) = hmac::Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    m.update(b"doorman-ended-notice\0");
+    // Lengths first, so that no two (session, text) pairs sign the same bytes.
+    for part in [session.as_bytes(), text.as_bytes()] {
+        m.update(&(part.len() as u64).to_be_bytes());
+        m.update(part);
+    }
+    m.update(&expires_at.to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+}
+
+/// Whether `sig` is [`seal_notice`]'s for these, and the address has not expired.
+pub fn notice_is_sealed(
+    key: &[u8],
+    session: &str,
+    expires_at: i64,
+    text: &str,
+    sig: &str,
+    now: i64,
+) -> bool {
+    let expected = seal_notice(key, session, expires_at, text);
+    expires_at > now
+        && !expected.is_empty()
+        && tokens::constant_time_eq(sig.as_bytes(), expected.as_bytes())
+}
