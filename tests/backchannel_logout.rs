@@ -778,3 +778,51 @@ async fn one_app_at_a_time_ends_that_grant_only() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(rx.tokens("grafana").len(), 1, "Grafana is not told twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_sessions_page_signs_a_session_out_of_one_app() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let o = op_at(rx.addr.port()).await;
+    let a = ann(&o).await;
+    sign_in_to(&o, &a.token, "grafana").await;
+    sign_in_to(&o, &a.token, "notes").await;
+    let b = browser();
+    browser_login(&o.s, &b, "ann@acme.test").await;
+    let page = read(
+        b.get(o.s.url("/settings/security/sessions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Sign out of Grafana"), "{}", page.body);
+    assert!(page.body.contains("Sign out of Notes"), "{}", page.body);
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let done = read(
+        b.post(o.s.url("/settings/security/sessions/apps/sign-out"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("id", a.id.as_str()),
+                ("client_id", "grafana"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let got = rx.wait("grafana", 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    check_token(&o.s, &got[0], "grafana", &a.id).await;
+    assert!(alive(&o.s, &a.token).await);
+    let page = read(
+        b.get(o.s.url("/settings/security/sessions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(!page.body.contains("Sign out of Grafana"), "{}", page.body);
+    assert!(page.body.contains("Sign out of Notes"));
+}

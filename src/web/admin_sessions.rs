@@ -7,8 +7,9 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, reset_button, session_cells, session_headings, settings_page, tabs,
+    AppSignOutForm, CsrfForm, Guarded, StepUpFields, app_sign_outs, confirm_its_you, confirm_page,
+    csrf_field, done_notice, geo_attribution, reset_button, session_cells, session_headings,
+    settings_page, tabs,
 };
 use super::{encode, error_page, html_response, page_session};
 use crate::domain::ops::backup;
@@ -275,6 +276,7 @@ fn results(
                                     button.danger type="submit" { "Terminate" }
                                 }
                             }
+                            (app_sign_outs(&format!("{USERS_PATH}/apps/sign-out"), csrf, s))
                         }
                     }
                 }
@@ -359,6 +361,27 @@ pub async fn terminate(
 ) -> Response {
     match domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await {
         Ok(()) => Redirect::see_other(form.filters.back(Some(1))).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
+
+/// "Sign out of Grafana" on a session in my scope: that app only (SPEC §21).
+#[handler]
+pub async fn sign_out_app(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AppSignOutForm>,
+) -> Response {
+    let who = crate::domain::oidc::sign_out::As::Admin;
+    match crate::domain::oidc::sign_out::sign_out_of_app(
+        &state,
+        &me,
+        &form.id,
+        &form.client_id,
+        who,
+    )
+    .await
+    {
+        Ok(()) => Redirect::see_other(USERS_PATH).into_response(),
         Err(err) => error_page(&err),
     }
 }

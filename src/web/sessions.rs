@@ -7,8 +7,8 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::{
-    CsrfForm, Guarded, StepUpFields, confirm_its_you, confirm_page, csrf_field, done_notice,
-    geo_attribution, session_cells, session_headings, settings_page, tabs,
+    AppSignOutForm, CsrfForm, Guarded, StepUpFields, app_sign_outs, confirm_its_you, confirm_page,
+    csrf_field, done_notice, geo_attribution, session_cells, session_headings, settings_page, tabs,
 };
 use super::{client_of, error_page, html_response, page_session, presented, refused_token};
 use crate::domain::people::privacy;
@@ -74,6 +74,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                                         input type="hidden" name="id" value=(s.id.0);
                                         button.danger type="submit" { "Terminate" }
                                     }
+                                    (app_sign_outs(&format!("{SESSIONS_PATH}/apps/sign-out"), &csrf, s))
                                 }
                             }
                         }
@@ -125,6 +126,27 @@ pub async fn terminate(
 }
 
 csrf_field!(TerminateForm, ConfirmForm);
+
+/// "Sign out of Grafana" on one of my sessions: that app only (SPEC §21).
+#[handler]
+pub async fn sign_out_app(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AppSignOutForm>,
+) -> Response {
+    let who = crate::domain::oidc::sign_out::As::Owner;
+    match crate::domain::oidc::sign_out::sign_out_of_app(
+        &state,
+        &me,
+        &form.id,
+        &form.client_id,
+        who,
+    )
+    .await
+    {
+        Ok(()) => Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
 
 #[derive(Deserialize)]
 pub struct ConfirmForm {
