@@ -63,6 +63,7 @@ pub mod model;
 pub mod ua;
 
 pub(crate) mod api;
+pub(crate) mod backchannel;
 pub(crate) mod files;
 pub(crate) mod http;
 pub(crate) mod mail;
@@ -143,6 +144,7 @@ pub async fn serve(
     domain::ops::sweeper::spawn(state.clone(), stop_rx.clone());
     mail::worker::spawn(state.clone(), stop_rx.clone());
     webhooks::spawn(state.clone(), stop_rx.clone());
+    backchannel::spawn(state.clone(), stop_rx.clone());
     domain::ops::backup::spawn(state.clone(), stop_rx.clone());
     state.geo.spawn_reloader(stop_rx);
     if let Some(token) = domain::ops::bootstrap::first_start(&state).await {

@@ -53,6 +53,7 @@ impl AppState {
         })?;
         let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
         let oidc_keys = db.blocking(|c| crate::domain::oidc::keyring::Keys::open(c, &config))?;
+        db.blocking(|c| sync_backchannel_clients(c, &config))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -93,4 +94,24 @@ fn sync_webhooks(
     let ids = crate::db::webhooks::sync(&tx, &configured)?;
     tx.commit()?;
     Ok(ids)
+}
+
+/// Mirrors the clients with a `backchannel_logout_uri` into the database, where the
+/// triggers that queue logout tokens (SPEC §21) read them.
+fn sync_backchannel_clients(
+    c: &rusqlite::Connection,
+    config: &Config,
+) -> Result<(), crate::db::DbError> {
+    let ids: Vec<String> = config
+        .applications
+        .iter()
+        .filter_map(|a| a.oidc.as_ref())
+        .filter(|o| !o.backchannel_logout_uri.trim().is_empty())
+        .map(|o| o.client_id.clone())
+        .collect();
+    // Deferred: when nothing differs it only reads, and so starts on a read-only file.
+    let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
+    crate::db::oidc_logouts::sync_clients(&tx, &ids)?;
+    tx.commit()?;
+    Ok(())
 }

@@ -161,3 +161,48 @@ async fn a_session_without_a_second_factor_is_asked_for_one_by_such_an_applicati
     assert!(field(&page, "amr").contains("otp"), "{page}");
     b.quit().await;
 }
+
+/// Back-channel logout (SPEC §21): with `OIDCSessionType server-cache`, a Terminate in
+/// Doorman reaches Apache's back-channel endpoint, and its next request goes back to
+/// sign-in within five seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_in_doorman_signs_out_of_apache_through_its_back_channel() {
+    let (s, apache, issuer) = setup(false).await;
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+    b.goto(&apache.url("/protected/")).await;
+    b.wait_for_url("/login").await;
+    b.type_into("input[name=email]", "ann@acme.test").await;
+    b.type_into("input[name=password]", PASSWORD).await;
+    b.click("form[action='/login'] button[type=submit]").await;
+    b.wait_for_url(&apache.url("/protected/")).await;
+    let page = b.text("body").await;
+    let sid = field(&page, "sid");
+    assert_eq!(field(&page, "user"), "ann@acme.test", "{page}");
+
+    let api = login(&s, "ann@acme.test", CHROME_MAC).await;
+    let (status, body) = s
+        .delete(&format!("/api/v1/sessions/{sid}"), &api.token)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let ended = std::time::Instant::now();
+    let sent_back = eventually(std::time::Duration::from_secs(5), || async {
+        b.goto(&apache.url("/protected/")).await;
+        let at = b.current_url().await;
+        at.starts_with(&issuer) && at.contains("/login")
+    })
+    .await;
+    assert!(
+        sent_back,
+        "Apache still answers {:?} after the Terminate (logout: {:?})\n{}",
+        b.current_url().await,
+        s.sql_text("SELECT status || ' ' || coalesce(last_error, '') FROM oidc_logouts"),
+        apache.error_log()
+    );
+    assert!(ended.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM oidc_logouts WHERE status = 'delivered'"),
+        1
+    );
+    b.quit().await;
+}

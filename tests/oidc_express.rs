@@ -20,6 +20,16 @@ async fn setup(
     client_auth: &str,
     alg: SigningAlg,
 ) -> (TestServer, NodeRp, String) {
+    setup_with(client_id, client_auth, alg, false).await
+}
+
+/// [`setup`], with the application's back-channel logout endpoint registered or not.
+async fn setup_with(
+    client_id: &str,
+    client_auth: &str,
+    alg: SigningAlg,
+    backchannel: bool,
+) -> (TestServer, NodeRp, String) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let issuer = format!("http://localhost:{}", listener.local_addr().unwrap().port());
     let (secret, hash) = oidc_secret();
@@ -37,6 +47,11 @@ async fn setup(
         redirect_uris: vec![rp.redirect_uri()],
         post_logout_redirect_uris: vec![rp.post_logout_redirect_uri()],
         id_token_signed_response_alg: alg,
+        backchannel_logout_uri: if backchannel {
+            rp.backchannel_logout_uri()
+        } else {
+            String::new()
+        },
         ..Default::default()
     };
     let url = rp.base.clone();
@@ -172,7 +187,9 @@ async fn express_openid_connect_signs_in_refreshes_and_verifies_with_jose() {
         "the new access token works: {info}"
     );
 
-    // The Doorman session ends: the application's access and refresh tokens die with it.
+    // The Doorman session ends. This application has no back-channel URI, so it keeps its
+    // own session; its access and refresh tokens die with Doorman's, so it loses the
+    // person at its next check (the back-channel test below signs it out at once).
     let (status, body) = s
         .delete(&format!("/api/v1/sessions/{session}"), &api.token)
         .await;
@@ -201,5 +218,51 @@ async fn rs256_id_tokens_and_client_secret_post() {
     assert_eq!(verified["claims"]["sub"], claims["sub"], "{verified}");
     let info = json_at(&b, &rp.url("/userinfo")).await;
     assert_eq!(info["email"], "ann@acme.test", "{info}");
+    b.quit().await;
+}
+
+/// Back-channel logout (SPEC §21): a Terminate in Doorman signs the person out of the
+/// application, whose next request goes back to sign-in within five seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_in_doorman_signs_out_of_the_app_through_its_back_channel() {
+    let (s, rp, issuer) = setup_with("notes", "client_secret_basic", SigningAlg::ES256, true).await;
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+    sign_in_through_app(&b, &rp, &issuer).await;
+    let api = login(&s, "ann@acme.test", CHROME_MAC).await;
+    let session = browser_session_id(&s, &api).await;
+    // Still signed in to the application before the end.
+    let page = json_at(&b, &rp.url("/")).await;
+    assert!(page["claims"].is_object(), "{page}");
+
+    let (status, body) = s
+        .delete(&format!("/api/v1/sessions/{session}"), &api.token)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let ended = std::time::Instant::now();
+    let sent_back = eventually(std::time::Duration::from_secs(5), || async {
+        b.goto(&rp.url("/")).await;
+        let at = b.current_url().await;
+        at.starts_with(&issuer) && at.contains("/login")
+    })
+    .await;
+    assert!(
+        sent_back,
+        "the application still answers {:?} after the Terminate (logout: {:?})\n{}",
+        b.current_url().await,
+        s.sql_text("SELECT status || ' ' || coalesce(last_error, '') FROM oidc_logouts"),
+        rp.log_text()
+    );
+    assert!(ended.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        s.sql_i64(
+            "SELECT count(*) FROM oidc_logouts WHERE status = 'delivered' AND client_id = 'notes'"
+        ),
+        1
+    );
+    assert_eq!(
+        s.sql_i64("SELECT count(*) FROM events WHERE type = 'app.signed_out'"),
+        1
+    );
     b.quit().await;
 }

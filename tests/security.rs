@@ -555,7 +555,28 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
         0,
     );
 
+    // A grant of an application on two sessions, for the per-app sign-outs (§21).
+    for sid in [&own_api.id, &vic1.id] {
+        s.sql_exec(&format!(
+            "INSERT INTO oidc_grants (session_id, user_id, client_id, application, sid, scopes,
+                created_at, last_used_at)
+             SELECT id, user_id, 'grafana', 'Grafana', public_id, 'openid', 0, 0
+             FROM sessions WHERE public_id = '{sid}'"
+        ));
+    }
     let calls = vec![
+        call(
+            "DELETE",
+            format!("/api/v1/sessions/{}/apps/grafana", own_api.id),
+            None,
+            204,
+        ),
+        call(
+            "DELETE",
+            format!("/api/v1/admin/sessions/{}/apps/grafana", vic1.id),
+            None,
+            204,
+        ),
         call(
             "POST",
             "/api/v1/admin/users".into(),
@@ -725,6 +746,7 @@ async fn every_unsafe_api_call_with_the_cookie_needs_the_csrf_header() {
                 .split('/')
                 .map(|seg| {
                     let is_id = seg.parse::<i64>().is_ok()
+                        || seg == "grafana"
                         || [&own_api.id, &vic1.id].contains(&&seg.to_string());
                     if is_id {
                         "{}".to_string()

@@ -12,6 +12,7 @@ use super::json::{JsonOut, SizeHint};
 use super::model::{SESSION_JSON_BYTES, SessionJson};
 use super::{ApiAuth, ApiToken};
 use crate::domain::factors::step_up::{self, Proof};
+use crate::domain::oidc::sign_out;
 use crate::domain::sessions::{self as domain, AdminQuery};
 use crate::model::UserId;
 use crate::state::AppState;
@@ -54,6 +55,21 @@ api_errors!(EndOneError {
     NotFound = 404: "No active session with that id in your scope.",
     Conflict = 409: "It is the session making this request: sign out instead.",
 });
+
+api_errors!(SignOutAppError {
+    Unauthorized = 401: "No valid session.",
+    Forbidden = 403: "Cookie authentication without the X-CSRF-Token header.",
+    NotFound = 404: "No active session with that id in your scope signed in to that application.",
+});
+
+#[derive(ApiResponse)]
+pub enum SignedOutOfApp {
+    /// The session's grants for the application have ended, with their tokens; an
+    /// application with a back-channel logout URI is sent a logout token. The Doorman
+    /// session stays.
+    #[oai(status = 204)]
+    SignedOut,
+}
 
 api_errors!(AdminEndOneError {
     BadRequest = 400: "The reason is longer than 200 characters.",
@@ -128,6 +144,32 @@ impl SessionsApi {
     ) -> Result<EndedOne, EndOneError> {
         domain::end_mine(&state, auth.authed(), &id.0).await?;
         Ok(EndedOne::Ended)
+    }
+
+    /// Sign one of my sessions out of one application (SPEC §21).
+    #[oai(
+        path = "/sessions/:id/apps/:client_id",
+        method = "delete",
+        operation_id = "signMySessionOutOfApp"
+    )]
+    async fn sign_out_of_app(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The session's public id.
+        id: Path<String>,
+        /// The application's OpenID `client_id`.
+        client_id: Path<String>,
+    ) -> Result<SignedOutOfApp, SignOutAppError> {
+        sign_out::sign_out_of_app(
+            &state,
+            auth.authed(),
+            &id.0,
+            &client_id.0,
+            sign_out::As::Owner,
+        )
+        .await?;
+        Ok(SignedOutOfApp::SignedOut)
     }
 
     /// End all my sessions except the current one.
@@ -206,6 +248,32 @@ impl AdminSessionsApi {
     ) -> Result<EndedOne, AdminEndOneError> {
         domain::admin_end(&state, auth.authed(), &id.0, reason.0.as_deref()).await?;
         Ok(EndedOne::Ended)
+    }
+
+    /// Sign a session in my scope out of one application (SPEC §21).
+    #[oai(
+        path = "/admin/sessions/:id/apps/:client_id",
+        method = "delete",
+        operation_id = "signSessionOutOfApp"
+    )]
+    async fn sign_out_of_app(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiAuth,
+        /// The session's public id.
+        id: Path<String>,
+        /// The application's OpenID `client_id`.
+        client_id: Path<String>,
+    ) -> Result<SignedOutOfApp, SignOutAppError> {
+        sign_out::sign_out_of_app(
+            &state,
+            auth.authed(),
+            &id.0,
+            &client_id.0,
+            sign_out::As::Admin,
+        )
+        .await?;
+        Ok(SignedOutOfApp::SignedOut)
     }
 
     /// End every active session matching the filters (at least one), in my scope,

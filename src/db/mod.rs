@@ -16,6 +16,7 @@ pub mod login_records;
 pub mod migrate;
 pub mod oidc_grants;
 pub mod oidc_keys;
+pub mod oidc_logouts;
 pub mod oidc_tokens;
 pub mod second_factors;
 pub mod session_search;

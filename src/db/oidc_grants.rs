@@ -215,3 +215,18 @@ pub fn find_person(c: &Connection, user: UserId) -> Result<Option<PersonRow>, Db
     })
     .optional()?)
 }
+
+/// Ends the live grants of one session for one client (§21's per-app sign-out); how
+/// many. The triggers end their tokens and queue the client's logout token.
+pub fn end_for_session_client(
+    c: &Connection,
+    session_pk: i64,
+    client_id: &str,
+    now: i64,
+) -> Result<usize, DbError> {
+    Ok(c.prepare_cached(
+        "UPDATE oidc_grants SET ended_at = ?3, end_reason = 'signed_out'
+         WHERE session_id = ?1 AND client_id = ?2 AND ended_at IS NULL",
+    )?
+    .execute(params![session_pk, client_id, now])?)
+}

@@ -158,4 +158,28 @@ fn write_gauges(out: &mut String, g: &Gauges, now: i64) {
         "doorman_webhook_oldest_pending_seconds {}",
         oldest.map(|t| (now - t).max(0)).unwrap_or(0)
     );
+    let (pending, failed, oldest) = g.logouts;
+    let _ = writeln!(
+        out,
+        "# HELP doorman_logout_deliveries Back-channel logout tokens not delivered, by status (failed: given up)."
+    );
+    let _ = writeln!(out, "# TYPE doorman_logout_deliveries gauge");
+    let _ = writeln!(
+        out,
+        "doorman_logout_deliveries{{status=\"pending\"}} {pending}"
+    );
+    let _ = writeln!(
+        out,
+        "doorman_logout_deliveries{{status=\"failed\"}} {failed}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP doorman_logout_oldest_pending_seconds Age of the oldest pending back-channel logout (0 when none)."
+    );
+    let _ = writeln!(out, "# TYPE doorman_logout_oldest_pending_seconds gauge");
+    let _ = writeln!(
+        out,
+        "doorman_logout_oldest_pending_seconds {}",
+        oldest.map(|t| (now - t).max(0)).unwrap_or(0)
+    );
 }

@@ -154,6 +154,8 @@ string_enum!(EventType {
     AccessDenied => "access.denied",
     AppSignedIn => "app.signed_in",
     AppTokenRefused => "app.token_refused",
+    AppSignedOut => "app.signed_out",
+    AppLogoutFailed => "app.logout_failed",
     PolicyChanged => "policy.changed",
 });
 
@@ -509,6 +511,9 @@ pub struct Gauges {
     /// Webhook deliveries: pending, failed (given up), and when the oldest pending one
     /// was queued.
     pub webhooks: (i64, i64, Option<i64>),
+    /// Back-channel logouts (§21): pending, failed (given up), and when the oldest
+    /// pending one was queued.
+    pub logouts: (i64, i64, Option<i64>),
 }
 
 /// How the scheduled backups went since the server started (the newest backup found on

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::components::confirm::{Confirm, REASON_LABEL, confirm_page};
 use super::components::factors::reset_button;
+use super::components::session::{AppSignOutForm, app_sign_outs};
 use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
 use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{AdminPage, Client, CsrfForm, PageResult, csrf_field};
@@ -287,6 +288,7 @@ fn results(
                                     button.danger type="submit" { "Terminate" }
                                 }
                             }
+                            (app_sign_outs(&format!("{USERS_PATH}/apps/sign-out"), csrf, s))
                         }
                     }
                 }
@@ -394,6 +396,18 @@ pub async fn terminate(
     }
     domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await?;
     Ok(Redirect::see_other(form.filters.back(Some(1))).into_response())
+}
+
+/// "Sign out of Grafana" on a session in my scope: that app only (SPEC §21).
+#[handler]
+pub async fn sign_out_app(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AppSignOutForm>,
+) -> PageResult {
+    let who = crate::domain::oidc::sign_out::As::Admin;
+    crate::domain::oidc::sign_out::sign_out_of_app(&state, &me, &form.id, &form.client_id, who)
+        .await?;
+    Ok(Redirect::see_other(USERS_PATH).into_response())
 }
 
 #[handler]

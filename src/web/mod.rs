@@ -124,6 +124,14 @@ pub fn routes() -> Route {
             format!("{SESSIONS_PATH}/end-others"),
             post(sessions::end_others),
         )
+        .at(
+            format!("{SESSIONS_PATH}/apps/sign-out"),
+            post(sessions::sign_out_app),
+        )
+        .at(
+            format!("{}/apps/sign-out", USERS_SESSIONS),
+            post(admin_sessions::sign_out_app),
+        )
         .at(USERS_SESSIONS, get(admin_sessions::show))
         .at(
             format!("{}/terminate", USERS_SESSIONS),

@@ -321,5 +321,7 @@ fn label(t: &EventType) -> &'static str {
         EventType::PolicyChanged => "Second-factor policy changes",
         EventType::AppSignedIn => "Sign-ins to apps",
         EventType::AppTokenRefused => "App tokens refused",
+        EventType::AppSignedOut => "Sign-outs of apps",
+        EventType::AppLogoutFailed => "App sign-outs not delivered",
     }
 }

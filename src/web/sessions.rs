@@ -7,6 +7,7 @@ use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::components::confirm::{Confirm, confirm_page};
+use super::components::session::{AppSignOutForm, app_sign_outs};
 use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
 use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
@@ -80,6 +81,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                                         input type="hidden" name="id" value=(s.id.0);
                                         button.danger type="submit" { "Terminate" }
                                     }
+                                    (app_sign_outs(&format!("{SESSIONS_PATH}/apps/sign-out"), &csrf, s))
                                 }
                             }
                         }
@@ -132,6 +134,27 @@ pub async fn terminate(
 }
 
 csrf_field!(TerminateForm, ConfirmForm);
+
+/// "Sign out of Grafana" on one of my sessions: that app only (SPEC §21).
+#[handler]
+pub async fn sign_out_app(
+    state: Data<&AppState>,
+    CsrfForm { me, form, .. }: CsrfForm<AppSignOutForm>,
+) -> Response {
+    let who = crate::domain::oidc::sign_out::As::Owner;
+    match crate::domain::oidc::sign_out::sign_out_of_app(
+        &state,
+        &me,
+        &form.id,
+        &form.client_id,
+        who,
+    )
+    .await
+    {
+        Ok(()) => Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response(),
+        Err(err) => error_page(&err),
+    }
+}
 
 #[derive(Deserialize)]
 pub struct ConfirmForm {

@@ -18,7 +18,9 @@
 const crypto = require('node:crypto');
 const express = require('express');
 const { auth } = require('express-openid-connect');
-const jose = require('jose');
+// jose 5 under another name: the name `jose` stays with the one copy of jose 2 that
+// express-openid-connect and openid-client share (two copies break its logout-token check).
+const jose = require('jose-current');
 
 function env(name, fallback) {
   const value = process.env[name];

@@ -10,6 +10,8 @@
 pub mod authorize;
 pub mod keyring;
 pub mod keys;
+pub mod logout;
+pub mod sign_out;
 pub mod token;
 pub mod userinfo;
 

@@ -20,6 +20,7 @@ pub async fn gauges(state: &AppState) -> Result<Gauges> {
                 alerts: db::alerts::count_by_status(c)?,
                 oldest_pending: db::alerts::oldest_pending(c)?,
                 webhooks: db::webhooks::counts(c)?,
+                logouts: db::oidc_logouts::counts(c)?,
             })
         })
         .await

@@ -89,6 +89,12 @@ pub async fn enforce_retention(state: &AppState) -> Result<RetentionReport> {
         db::webhooks::delete_delivered_before(c, cutoff, BATCH)
     })
     .await?;
+    // Logout deliveries done (delivered or given up) go with delivered webhooks; they
+    // are not counted apart in the report.
+    report.webhook_deliveries += in_batches(state, move |c| {
+        db::oidc_logouts::delete_done_before(c, cutoff, BATCH)
+    })
+    .await?;
     if let Some(after) = p.truncate_ips_after {
         let cutoff = ago(after);
         report.ips_truncated = in_batches(state, move |c| truncate_batch(c, cutoff)).await?;

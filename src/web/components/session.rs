@@ -185,3 +185,31 @@ mod tests {
         assert!(cell.contains(r#"src="/assets/flags/4x3/jp.svg""#), "{cell}");
     }
 }
+
+/// "Sign out of Grafana" per app the session signed in to (SPEC §21): each form posts
+/// `id` and `client_id` to `action`; the page's handler ends that grant only.
+pub fn app_sign_outs(action: &str, csrf: &str, s: &Session) -> Markup {
+    html! {
+        @for a in &s.signed_in_to {
+            form.app-sign-out method="post" action=(action) {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="id" value=(s.id.0);
+                input type="hidden" name="client_id" value=(a.client_id);
+                button type="submit" { "Sign out of " (a.name) }
+            }
+        }
+    }
+}
+
+/// The form of an app sign-out button ([`app_sign_outs`]).
+#[derive(serde::Deserialize)]
+pub struct AppSignOutForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub client_id: String,
+}
+
+crate::web::extract::csrf_field!(AppSignOutForm);

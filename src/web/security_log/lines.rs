@@ -516,6 +516,20 @@ fn sentence(e: &Event, reader: Reader, fate: Option<&AlertFate>) -> (String, Sev
             let app = text(&d, "application").unwrap_or_else(|| "an app".into());
             (format!("{s} signed in to {app}."), Severity::Info)
         }
+        T::AppSignedOut => {
+            let app = text(&d, "application").unwrap_or_else(|| "an app".into());
+            (
+                format!("{app} was told that {s} signed out."),
+                Severity::Info,
+            )
+        }
+        T::AppLogoutFailed => {
+            let app = text(&d, "application").unwrap_or_else(|| "An app".into());
+            (
+                format!("{app} could not be told that {s} signed out; Doorman keeps trying."),
+                Severity::Warning,
+            )
+        }
         T::AppTokenRefused => {
             let app = text(&d, "application")
                 .or_else(|| text(&d, "client_id"))
