@@ -313,7 +313,12 @@ async fn the_security_notices_read_well_on_a_phone() {
         )
         .await;
     assert_eq!(st, 204, "{body}");
-    mail_about(&smtp, "second factors were reset").await;
+    let reset_by_admin = smtp::text_part(&mail_about(&smtp, "second factors were reset").await);
+    // Done by someone else: no "if this was you", and no device of the person's.
+    assert!(
+        !reset_by_admin.contains("If this was you") && reset_by_admin.contains("An administrator"),
+        "{reset_by_admin}"
+    );
 
     // He changes his email and confirms it from the new address.
     let token = s.token("bob@acme.test").await;
