@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::smtp::{self, SmtpServer};
-use common::webdriver::Driver;
+use common::webdriver::{Browser, Driver};
 use common::*;
 use doorman::config::Cidr;
 use doorman::model::Role;
@@ -164,51 +164,7 @@ async fn every_email_reads_well_on_a_phone() {
 
     let driver = Driver::start().await;
     let b = driver.browser().await;
-    b.screen_width(390).await;
-    let mut seen = Vec::new();
-    for (i, raw) in mails.iter().enumerate() {
-        let subject = subject(raw);
-        let text = smtp::text_part(raw);
-        let html = smtp::html_part(raw);
-        assert!(text.starts_with("Hello "), "{subject}: a text part: {text}");
-        assert!(
-            html.contains(
-                r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#
-            ),
-            "{subject}: {html}"
-        );
-        assert!(
-            !text.contains("iPhone 17.1") && !html.contains("iPhone 17.1"),
-            "{subject}"
-        );
-        let slug: String = subject
-            .to_lowercase()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .collect();
-        let file = out(&format!("{i:02}-{}.html", slug.trim_matches('-')));
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(&file, &html).unwrap();
-        b.goto(&format!("file://{}", file.display())).await;
-        let wide = b
-            .eval("return document.documentElement.scrollWidth;", vec![])
-            .await;
-        assert!(
-            wide.as_u64().unwrap() <= 390,
-            "{subject}: {wide} px wide at 390"
-        );
-        let heights = b
-            .eval("return Array.from(document.querySelectorAll('a.button')).map(a => a.getBoundingClientRect().height);", vec![])
-            .await;
-        for h in heights.as_array().unwrap() {
-            assert!(
-                h.as_f64().unwrap() >= 44.0,
-                "{subject}: a button {h} px tall"
-            );
-        }
-        b.screenshot_page(&file.with_extension("png")).await;
-        seen.push((subject, text, html));
-    }
+    let seen = render(&b, &mails, "").await;
 
     let find = |needle: &str| {
         seen.iter()
@@ -246,6 +202,212 @@ async fn every_email_reads_well_on_a_phone() {
     ] {
         find(kind);
     }
+    b.quit().await;
+}
+
+/// Writes each email's HTML part under target/screenshots/mail/, draws it at 390 px and
+/// checks it: a text part, the viewport meta, no wider than the phone, buttons a thumb can
+/// hit. Returns (subject, text, HTML) of each.
+async fn render(b: &Browser, mails: &[String], prefix: &str) -> Vec<(String, String, String)> {
+    b.screen_width(390).await;
+    let mut seen = Vec::new();
+    for (i, raw) in mails.iter().enumerate() {
+        let subject = subject(raw);
+        let text = smtp::text_part(raw);
+        let html = smtp::html_part(raw);
+        assert!(text.starts_with("Hello "), "{subject}: a text part: {text}");
+        assert!(
+            html.contains(
+                r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#
+            ),
+            "{subject}: {html}"
+        );
+        assert!(
+            !text.contains("iPhone 17.1") && !html.contains("iPhone 17.1"),
+            "{subject}"
+        );
+        let slug: String = subject
+            .to_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let file = out(&format!("{prefix}{i:02}-{}.html", slug.trim_matches('-')));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &html).unwrap();
+        b.goto(&format!("file://{}", file.display())).await;
+        let wide = b
+            .eval("return document.documentElement.scrollWidth;", vec![])
+            .await;
+        assert!(
+            wide.as_u64().unwrap() <= 390,
+            "{subject}: {wide} px wide at 390"
+        );
+        let heights = b
+            .eval("return Array.from(document.querySelectorAll('a.button')).map(a => a.getBoundingClientRect().height);", vec![])
+            .await;
+        for h in heights.as_array().unwrap() {
+            assert!(
+                h.as_f64().unwrap() >= 44.0,
+                "{subject}: a button {h} px tall"
+            );
+        }
+        b.screenshot_page(&file.with_extension("png")).await;
+        seen.push((subject, text, html));
+    }
+    seen
+}
+
+/// Waits for an email whose subject contains `needle`; returns it.
+async fn mail_about(smtp: &SmtpServer, needle: &str) -> String {
+    let found = |all: Vec<String>| all.into_iter().find(|m| subject(m).contains(needle));
+    assert!(
+        eventually(PROMPT, || async { found(smtp.messages()).is_some() }).await,
+        "no email about {needle}"
+    );
+    found(smtp.messages()).unwrap()
+}
+
+/// The second step fails three times after a right password, a recovery code is used, an
+/// admin resets the second factors, the email changes and the password is reset: each
+/// notice reads well on a phone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_security_notices_read_well_on_a_phone() {
+    let smtp = SmtpServer::start().await;
+    let url = smtp.url();
+    let s = start_with(move |c| {
+        c.mail.smtp_url = url;
+        c.server.public_url = "http://doorman.test".into();
+        c.security.login_rate_limit.failures = 50;
+    })
+    .await;
+    s.user("Acme", "ada@acme.test", Role::Admin).await;
+    let bob = s.user("Acme", "bob@acme.test", Role::User).await;
+    s.sql_exec("UPDATE users SET time_zone = 'America/New_York' WHERE email = 'bob@acme.test'");
+    let admin = s.token("ada@acme.test").await;
+    let token = s.token("bob@acme.test").await;
+    let (_, _, codes) = common::factors::enrol(&s, &token).await;
+    mail_about(&smtp, "second factor was added").await;
+
+    // The right password, then three wrong codes: someone knows the password.
+    let (st, first) = common::factors::password_step(&s, "bob@acme.test").await;
+    assert_eq!(st, 200, "{first}");
+    let challenge = first["challenge"].as_str().unwrap().to_string();
+    for _ in 0..3 {
+        let (st, _) = common::factors::second_step(&s, &challenge, "000000").await;
+        assert_eq!(st, 401);
+    }
+    let known = mail_about(&smtp, "Someone knows your Doorman password").await;
+
+    // A recovery code signs in.
+    let (_, again) = common::factors::password_step(&s, "bob@acme.test").await;
+    let (st, done) =
+        common::factors::second_step(&s, again["challenge"].as_str().unwrap(), &codes[0]).await;
+    assert_eq!(st, 201, "{done}");
+    mail_about(&smtp, "A recovery code was used").await;
+
+    // An admin resets his second factors.
+    let (st, body) = s
+        .delete(
+            &format!("/api/v1/admin/users/{}/second-factors", bob.id),
+            &admin,
+        )
+        .await;
+    assert_eq!(st, 204, "{body}");
+    let reset_by_admin = smtp::text_part(&mail_about(&smtp, "second factors were reset").await);
+    // Done by someone else: no "if this was you", and no device of the person's.
+    assert!(
+        !reset_by_admin.contains("If this was you") && reset_by_admin.contains("An administrator"),
+        "{reset_by_admin}"
+    );
+
+    // He changes his email and confirms it from the new address.
+    let token = s.token("bob@acme.test").await;
+    let (st, body) = s
+        .post(
+            "/api/v1/me/email",
+            &token,
+            json!({"new_email": "bob@new.test", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    let confirm = mail_about(&smtp, "Confirm your new email").await;
+    let t = link(&smtp::text_part(&confirm), "/settings/profile/email");
+    let c = browser();
+    let page = read(
+        c.get(s.url(&format!("/settings/profile/email?token={t}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let done = post_form(
+        &c,
+        &s,
+        "/settings/profile/email",
+        &[("csrf", &csrf), ("token", &t)],
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let changed = mail_about(&smtp, "email of your Doorman account was changed").await;
+    assert!(
+        smtp::header(&changed, "to")
+            .unwrap()
+            .contains("bob@acme.test"),
+        "to the old address"
+    );
+
+    // An admin sends a reset link; he chooses a new password with it.
+    let (st, body) = s
+        .post(
+            &format!("/api/v1/admin/users/{}/password-reset", bob.id),
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 202, "{body}");
+    let reset = mail_about(&smtp, "Reset your Doorman password").await;
+    let t = link(&smtp::text_part(&reset), "/reset");
+    let c = browser();
+    let page = read(
+        c.get(s.url(&format!("/reset?token={t}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let done = post_form(
+        &c,
+        &s,
+        "/reset",
+        &[
+            ("csrf", &csrf),
+            ("token", &t),
+            ("password", "plum kettle orbit 3"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    mail_about(&smtp, "Your Doorman password was reset").await;
+
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+    let seen = render(&b, &smtp.messages(), "notice-").await;
+    for kind in [
+        "Someone knows your Doorman password",
+        "A recovery code was used",
+        "second factors were reset",
+        "Your Doorman password was reset",
+        "email of your Doorman account was changed",
+    ] {
+        assert!(seen.iter().any(|(s, _, _)| s.contains(kind)), "{kind}");
+    }
+    // Its primary action: change the password.
+    let html = smtp::html_part(&known);
+    assert!(html.contains("Change your password</a>"), "{html}");
     b.quit().await;
 }
 

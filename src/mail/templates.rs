@@ -301,18 +301,34 @@ pub fn recovery_code_used(
     )
 }
 
+/// An administrator's reset: done by someone else, so no "if this was you" and no device
+/// rows (the request was the administrator's, not the person's).
 pub fn second_factors_reset(
     from: &Mailbox,
     d: &Details,
     sessions_url: &str,
     message_id: &str,
 ) -> Result<Message, String> {
-    factor_notice(
+    let what = "An administrator removed every second factor and recovery code of your \
+                Doorman account, and signed out all your sessions. Sign in with your \
+                password and set up a new second factor.";
+    Email {
+        preheader: what.to_string(),
+        name: header_safe(&d.to_name),
+        lead: vec![what.to_string()],
+        warning: Some(
+            "If you did not expect this, ask your administrator why before you sign in again."
+                .into(),
+        ),
+        footer: vec![sessions_link(sessions_url)],
+        ..Email::default()
+    }
+    .row("When", when(d, d.at))
+    .row("By", "An administrator")
+    .message(
         from,
-        d,
+        (&d.to_email, &d.to_name),
         "Your Doorman second factors were reset",
-        "An administrator removed every second factor and recovery code of your Doorman account, and signed out all your sessions. Sign in with your password and set up a new second factor.",
-        sessions_url,
         message_id,
     )
 }
