@@ -12,11 +12,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::oidc::verified;
 use common::*;
-use compact_jwt::crypto::JwsRs256Verifier;
-use compact_jwt::{Jwk, JwsCompact, JwsEs256Verifier, JwsVerifier};
 use doorman::config::{Application, OidcClient, SigningAlg};
 use doorman::model::Role;
 use poem::web::{Data, Form};
@@ -220,39 +217,6 @@ async fn sign_in_to(o: &Op, token: &str, client_id: &str) -> Value {
     let (status, body) = status_json(resp).await;
     assert_eq!(status, 200, "{body}");
     body
-}
-
-/// The header and claims of a logout token, its signature checked against `/oidc/jwks`.
-async fn verified(s: &TestServer, token: &str) -> (Value, Value) {
-    let (status, jwks) = status_json(client().get(s.url("/oidc/jwks")).send().await.unwrap()).await;
-    assert_eq!(status, 200);
-    let compact: JwsCompact = token.parse().unwrap();
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let kid = header["kid"].as_str().unwrap();
-    let jwk = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["kid"] == kid)
-        .unwrap_or_else(|| panic!("kid {kid} not in {jwks}"));
-    let jwk: Jwk = serde_json::from_value(jwk.clone()).unwrap();
-    let jws = match header["alg"].as_str().unwrap() {
-        "ES256" => JwsEs256Verifier::try_from(&jwk)
-            .unwrap()
-            .verify(&compact)
-            .unwrap(),
-        "RS256" => JwsRs256Verifier::try_from(&jwk)
-            .unwrap()
-            .verify(&compact)
-            .unwrap(),
-        other => panic!("alg {other}"),
-    };
-    (header, jws.from_json().unwrap())
 }
 
 /// Checks a logout token as a relying party would (Back-Channel Logout 1.0 §2.6).

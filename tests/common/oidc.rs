@@ -206,8 +206,9 @@ pub async fn refresh(o: &Op, client_id: &str, refresh: &str) -> (u16, Value) {
     .await
 }
 
-/// The id token's claims, its signature checked against `/oidc/jwks` by compact_jwt.
-pub async fn verified_claims(s: &TestServer, id_token: &str) -> Value {
+/// The header and claims of a signed token (an id token, a logout token), its signature
+/// checked against `/oidc/jwks` by compact_jwt.
+pub async fn verified(s: &TestServer, id_token: &str) -> (Value, Value) {
     let (status, jwks) = status_json(client().get(s.url("/oidc/jwks")).send().await.unwrap()).await;
     assert_eq!(status, 200);
     let compact: JwsCompact = id_token.parse().unwrap();
@@ -236,7 +237,12 @@ pub async fn verified_claims(s: &TestServer, id_token: &str) -> Value {
             .unwrap(),
         other => panic!("alg {other}"),
     };
-    jws.from_json().unwrap()
+    (header, jws.from_json().unwrap())
+}
+
+/// The id token's claims, its signature checked against `/oidc/jwks`.
+pub async fn verified_claims(s: &TestServer, id_token: &str) -> Value {
+    verified(s, id_token).await.1
 }
 
 /// Every hidden input of a page, as form pairs.
