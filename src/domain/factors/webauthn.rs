@@ -9,7 +9,8 @@
 
 use sha2::{Digest, Sha256};
 use webauthn_rs::prelude::{
-    Passkey, PasskeyAuthentication, PublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+    Passkey, PasskeyAuthentication, PublicKeyCredential, RequestChallengeResponse, Url, Uuid,
+    Webauthn, WebauthnBuilder,
 };
 
 use crate::db::challenges::NewChallenge;
@@ -205,10 +206,12 @@ pub(crate) async fn record_passkey_use(
 
 // ---- "confirm it's you" with a passkey ----
 
-/// A ceremony with which the signed-in person confirms it is them with one of their
-/// passkeys; `None` when they have none.
-pub async fn step_up_ceremony(state: &AppState, me: &Authed) -> Result<Option<Ceremony>> {
-    let user = me.principal.user_id;
+/// Starts a WebAuthn authentication with the passkeys of `user` (a second step, a
+/// "confirm it's you"); `None` when they have none.
+pub async fn start_authentication(
+    state: &AppState,
+    user: UserId,
+) -> Result<Option<(RequestChallengeResponse, PasskeyAuthentication)>> {
     let keys: Vec<Passkey> = state
         .db
         .run(move |c| passkeys_of(c, user))
@@ -219,9 +222,19 @@ pub async fn step_up_ceremony(state: &AppState, me: &Authed) -> Result<Option<Ce
     if keys.is_empty() {
         return Ok(None);
     }
-    let (rcr, auth) = webauthn(state)?
+    let started = webauthn(state)?
         .start_passkey_authentication(&keys)
         .map_err(|e| Error::Internal(format!("WebAuthn: {e}")))?;
+    Ok(Some(started))
+}
+
+/// A ceremony with which the signed-in person confirms it is them with one of their
+/// passkeys; `None` when they have none.
+pub async fn step_up_ceremony(state: &AppState, me: &Authed) -> Result<Option<Ceremony>> {
+    let user = me.principal.user_id;
+    let Some((rcr, auth)) = start_authentication(state, user).await? else {
+        return Ok(None);
+    };
     let token = store_ceremony(
         state,
         STEP_UP,

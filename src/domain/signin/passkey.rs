@@ -11,8 +11,8 @@ use crate::db;
 use crate::db::challenges::ChallengeRow;
 use crate::domain::attempts::challenges::Holder;
 use crate::domain::factors::webauthn::{
-    Ceremony, from_json, passkeys_of, record_passkey_use, store_ceremony, to_json, user_handle,
-    verify_limited, webauthn,
+    Ceremony, from_json, record_passkey_use, start_authentication, store_ceremony, to_json,
+    user_handle, verify_limited, webauthn,
 };
 use crate::domain::signin::issue::{SessionContext, SignedIn, store_session};
 use crate::domain::signin::second_step::{self, Purpose};
@@ -29,20 +29,9 @@ pub async fn second_step_options(state: &AppState, token: &str) -> Result<Option
     let Some(found) = second_step::find(state, token, Purpose::SecondFactor).await? else {
         return Ok(None);
     };
-    let user = found.user.id;
-    let keys: Vec<Passkey> = state
-        .db
-        .run(move |c| passkeys_of(c, user))
-        .await?
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    if keys.is_empty() {
+    let Some((rcr, auth)) = start_authentication(state, found.user.id).await? else {
         return Ok(None);
-    }
-    let (rcr, auth) = webauthn(state)?
-        .start_passkey_authentication(&keys)
-        .map_err(|e| Error::Internal(format!("WebAuthn: {e}")))?;
+    };
     let (cid, st) = (found.challenge.id, to_json(&auth)?);
     state
         .db
