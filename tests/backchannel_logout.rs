@@ -683,6 +683,11 @@ async fn one_app_at_a_time_ends_that_grant_only() {
     let bob = login(&o.s, "bob@acme.test", CHROME_MAC).await;
     let grafana = sign_in_to(&o, &a.token, "grafana").await;
     sign_in_to(&o, &a.token, "notes").await;
+    sign_in_to(&o, &a.token, "plain").await;
+    assert_eq!(
+        app_states(&o, &a).await,
+        json!({"grafana": ["signed_in", false], "notes": ["signed_in", false], "plain": ["signed_in", false]})
+    );
 
     // Someone else's session, an unknown app: not found, nothing ends.
     let mine = format!("/api/v1/sessions/{}/apps/grafana", a.id);
@@ -739,8 +744,40 @@ async fn one_app_at_a_time_ends_that_grant_only() {
     assert_eq!(got.len(), 1);
     check_token(&o.s, &got[0], "notes", &a.id).await;
     assert!(alive(&o.s, &a.token).await);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+
+    // Plain has no back-channel URI: its tokens are dead, it learns at its next check.
+    let plain = format!("/api/v1/sessions/{}/apps/plain", a.id);
+    assert_eq!(o.s.delete(&plain, &a.token).await.0, 204);
+    // The listing says per app where its sign-out stands, once the worker has marked
+    // Notes's delivery.
+    let want = json!({"grafana": ["signed_out", true], "notes": ["signed_out", true], "plain": ["at_next_check", true]});
+    let told = eventually(Duration::from_secs(10), || async {
+        app_states(&o, &a).await == want
+    })
+    .await;
+    assert!(told, "{} != {want}", app_states(&o, &a).await);
     assert_eq!(rx.tokens("grafana").len(), 1, "Grafana is not told twice");
+}
+
+/// Each app of the session `a` in its own listing: client id → [status, has a
+/// `signed_out_at`].
+async fn app_states(o: &Op, a: &Sess) -> Value {
+    let (status, list) = o.s.get("/api/v1/sessions", &a.token).await;
+    assert_eq!(status, 200, "{list}");
+    let me = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == a.id.as_str())
+        .unwrap();
+    let mut out = serde_json::Map::new();
+    for app in me["signed_in_to"].as_array().unwrap() {
+        out.insert(
+            app["client_id"].as_str().unwrap().to_string(),
+            json!([app["status"], !app["signed_out_at"].is_null()]),
+        );
+    }
+    Value::Object(out)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -780,6 +817,30 @@ async fn my_sessions_page_signs_a_session_out_of_one_app() {
     assert_eq!(got.len(), 1);
     check_token(&o.s, &got[0], "grafana", &a.id).await;
     assert!(alive(&o.s, &a.token).await);
+    // The page says what happened, once the delivery is marked: Grafana signed out
+    // just now, the session stays; the listing says it too, and offers Notes only.
+    let notice = o.s.url(&done.location);
+    let told = eventually(Duration::from_secs(10), || async {
+        let p = read(b.get(&notice).send().await.unwrap()).await;
+        p.body.contains("Signed out of Grafana just now.")
+            && p.body.contains("The session stays signed in to Doorman.")
+    })
+    .await;
+    let page = read(b.get(&notice).send().await.unwrap()).await;
+    assert!(told, "{}", page.body);
+    assert!(!page.body.contains("Sign out of Grafana"), "{}", page.body);
+    assert!(page.body.contains("Sign out of Notes"));
+    assert!(
+        page.body
+            .contains(r#"data-status="signed_out">Signed out of Grafana just now<"#),
+        "{}",
+        page.body
+    );
+
+    // Terminate from another session: the notice tells where each app stands.
+    let other = login(&o.s, "ann@acme.test", CHROME_MAC).await;
+    sign_in_to(&o, &other.token, "grafana").await;
+    sign_in_to(&o, &other.token, "plain").await;
     let page = read(
         b.get(o.s.url("/settings/security/sessions"))
             .send()
@@ -787,6 +848,28 @@ async fn my_sessions_page_signs_a_session_out_of_one_app() {
             .unwrap(),
     )
     .await;
-    assert!(!page.body.contains("Sign out of Grafana"), "{}", page.body);
-    assert!(page.body.contains("Sign out of Notes"));
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let done = read(
+        b.post(o.s.url("/settings/security/sessions/terminate"))
+            .form(&[("csrf", csrf.as_str()), ("id", other.id.as_str())])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let page = read(b.get(o.s.url(&done.location)).send().await.unwrap()).await;
+    assert!(page.body.contains("1 session ended."), "{}", page.body);
+    assert!(
+        page.body.contains("Signed out of Grafana")
+            || page.body.contains("Signing out of Grafana…"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("Plain: will sign out at its next check."),
+        "{}",
+        page.body
+    );
 }

@@ -128,3 +128,14 @@ mod tests {
         }
     }
 }
+
+/// [`rfc3339`] for a time that may be null.
+pub fn rfc3339_opt<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}

@@ -49,8 +49,9 @@ pub struct SessionJson {
     /// The protected applications this session has been used with (through the verify
     /// endpoints), most recent first; written at most once per touch interval.
     pub applications_used: Vec<AppUseJson>,
-    /// The applications signed in to with this session through OpenID Connect (its
-    /// live grants, one per client).
+    /// The applications signed in to with this session through OpenID Connect, one per
+    /// client, each with where its sign-out stands (`status`: still `signed_in`, or
+    /// signed out by back-channel logout, or `at_next_check` for an app without it).
     pub signed_in_to: Vec<SignedInJson>,
     /// How the session was signed in: `password`, `totp`, `recovery_code`, `passkey`
     /// (e.g. `["password", "totp"]`, or `["passkey"]`).
@@ -87,6 +88,43 @@ pub struct SignedInJson {
     /// The application's name.
     pub name: String,
     pub client_id: String,
+    /// Where its sign-out stands (SPEC §21).
+    pub status: AppStatusJson,
+    /// When it was told it is signed out (its logout token was taken) or, for an app
+    /// without back-channel logout, when its grant ended; null while signed in or being
+    /// told.
+    #[oai(nullable)]
+    #[serde(serialize_with = "crate::api::json::rfc3339_opt")]
+    pub signed_out_at: Option<OffsetDateTime>,
+}
+
+/// `signed_in`: the app has the person. `signing_out`: its grant ended and its logout
+/// token is being delivered. `signed_out`: it took the logout token. `logout_failed`: it
+/// refused the logout token for 24 hours; its tokens are dead, so it loses the person at
+/// its next check. `at_next_check`: no back-channel logout; its tokens are dead, so it
+/// loses the person at its next token refresh or userinfo call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, poem_openapi::Enum, Serialize)]
+#[oai(rename = "AppStatus", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatusJson {
+    SignedIn,
+    SigningOut,
+    SignedOut,
+    LogoutFailed,
+    AtNextCheck,
+}
+
+impl From<crate::model::AppStatus> for AppStatusJson {
+    fn from(s: crate::model::AppStatus) -> Self {
+        use crate::model::AppStatus as S;
+        match s {
+            S::SignedIn => AppStatusJson::SignedIn,
+            S::SigningOut => AppStatusJson::SigningOut,
+            S::SignedOut => AppStatusJson::SignedOut,
+            S::LogoutFailed => AppStatusJson::LogoutFailed,
+            S::AtNextCheck => AppStatusJson::AtNextCheck,
+        }
+    }
 }
 
 impl SessionJson {
@@ -139,6 +177,8 @@ impl SessionJson {
                 .signed_in_to
                 .into_iter()
                 .map(|a| SignedInJson {
+                    signed_out_at: a.at.map(at),
+                    status: a.status.into(),
                     name: a.name,
                     client_id: a.client_id,
                 })
@@ -236,10 +276,20 @@ mod tests {
             }],
             auth_methods: crate::model::AuthMethods::PASSWORD,
             verified_at: 1_700_000_000,
-            signed_in_to: vec![crate::model::SignedInApp {
-                name: "Wiki".into(),
-                client_id: "wiki".into(),
-            }],
+            signed_in_to: vec![
+                crate::model::SignedInApp {
+                    name: "Wiki".into(),
+                    client_id: "wiki".into(),
+                    status: crate::model::AppStatus::SignedIn,
+                    at: None,
+                },
+                crate::model::SignedInApp {
+                    name: "Grafana".into(),
+                    client_id: "grafana".into(),
+                    status: crate::model::AppStatus::SignedOut,
+                    at: Some(1_700_000_060),
+                },
+            ],
         }
     }
 

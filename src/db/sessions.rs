@@ -25,18 +25,33 @@ macro_rules! own_columns {
 }
 /// A session row, by name: every session-reading statement selects these, plus
 /// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
-/// With them, the applications signed in to with the session (SPEC §20): its live OpenID grants,
-/// one per client, as a JSON array; read with the row (one query per page, not one per
-/// session).
+/// With them, the applications signed in to with the session (SPEC §20), one per client,
+/// each with where its sign-out stands (SPEC §21): live grant, else its latest logout's
+/// status, else (no logout row) told long ago by a back-channel client, or left to its
+/// next check. Read with the row (one query per page, not one per session).
 pub(super) const COLUMNS: &str = concat!(
     own_columns!(),
     // Most sessions hold no grant: one index probe answers `[]` for them, and only the
     // others pay for the grouping.
-    ", CASE WHEN EXISTS (SELECT 1 FROM oidc_grants g
-                        WHERE g.session_id = s.id AND g.ended_at IS NULL)
-       THEN (SELECT json_group_array(json_object('name', application, 'client_id', client_id))
-             FROM (SELECT DISTINCT application, client_id FROM oidc_grants g
-                   WHERE g.session_id = s.id AND g.ended_at IS NULL))
+    ", CASE WHEN EXISTS (SELECT 1 FROM oidc_grants g WHERE g.session_id = s.id)
+       THEN (SELECT json_group_array(json_object('name', a.application,
+                    'client_id', a.client_id,
+                    'status', CASE
+                        WHEN a.live THEN 'signed_in'
+                        WHEN l.status = 'pending' THEN 'signing_out'
+                        WHEN l.status = 'delivered' THEN 'signed_out'
+                        WHEN l.status = 'failed' THEN 'logout_failed'
+                        WHEN b.client_id IS NOT NULL THEN 'signed_out'
+                        ELSE 'at_next_check' END,
+                    'at', CASE WHEN a.live THEN NULL
+                        WHEN l.id IS NOT NULL THEN l.delivered_at
+                        ELSE a.ended END))
+             FROM (SELECT g.client_id, max(g.ended_at IS NULL) AS live,
+                          max(g.ended_at) AS ended, g.application
+                   FROM oidc_grants g WHERE g.session_id = s.id GROUP BY g.client_id) a
+             LEFT JOIN oidc_logouts l ON l.id = (SELECT max(id) FROM oidc_logouts
+                   WHERE sid = s.public_id AND client_id = a.client_id)
+             LEFT JOIN oidc_backchannel_clients b ON b.client_id = a.client_id)
        ELSE '[]' END AS signed_in_to"
 );
 /// [`COLUMNS`] for the session check, which never shows them: no grants read.

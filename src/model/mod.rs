@@ -448,15 +448,54 @@ pub struct Session {
     pub auth_methods: AuthMethods,
     /// When its person last proved it was them in it (the sign-in, or a step-up).
     pub verified_at: i64,
-    /// The applications signed in to with it through OpenID Connect (SPEC §20).
+    /// The applications signed in to with it through OpenID Connect (SPEC §20), one per
+    /// client, and whether each is still signed in (SPEC §21).
     pub signed_in_to: Vec<SignedInApp>,
 }
 
-/// An application a session signed in to (a live OpenID grant).
+/// An application a session signed in to through OpenID Connect, and where its sign-out
+/// stands once its grant has ended (SPEC §21).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SignedInApp {
     pub name: String,
     pub client_id: String,
+    #[serde(default)]
+    pub status: AppStatus,
+    /// When the app was told (a delivered logout token) or, for an app without a
+    /// back-channel URI, when its grant ended.
+    #[serde(default)]
+    pub at: Option<i64>,
+}
+
+/// Where an app's sign-out from a session stands (SPEC §21).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppStatus {
+    /// Its grant is live: the app has the person.
+    #[default]
+    SignedIn,
+    /// Its grant ended; its logout token is on its way (or being retried).
+    SigningOut,
+    /// Its grant ended and it took the logout token (or ended the grant itself).
+    SignedOut,
+    /// Its grant ended; it refused the logout token for 24 hours. Its tokens are dead, so it
+    /// loses the person at its next check.
+    LogoutFailed,
+    /// Its grant ended and it has no back-channel URI: its tokens are dead, so it loses the
+    /// person at its next token refresh or userinfo call.
+    AtNextCheck,
+}
+
+impl AppStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppStatus::SignedIn => "signed_in",
+            AppStatus::SigningOut => "signing_out",
+            AppStatus::SignedOut => "signed_out",
+            AppStatus::LogoutFailed => "logout_failed",
+            AppStatus::AtNextCheck => "at_next_check",
+        }
+    }
 }
 
 /// Which sign-in alerts a person gets (SPEC §14): all on unless they turned some off.

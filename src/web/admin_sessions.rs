@@ -11,12 +11,15 @@ use serde::Deserialize;
 use super::components::confirm::{Confirm, REASON_LABEL, confirm_page};
 use super::components::factors::reset_button;
 use super::components::session::{AppSignOutForm, app_sign_outs};
-use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
+use super::components::session::{
+    apps_notice, done_notice, geo_attribution, session_cells, session_headings,
+};
 use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{AdminPage, Client, CsrfForm, PageResult, csrf_field};
 use super::nav::settings_page;
 use super::{encode, html_response};
 use crate::domain::factors::step_up;
+use crate::domain::oidc::sign_out;
 use crate::domain::ops::backup;
 use crate::domain::permissions::{AdminScope, admin_scope};
 use crate::domain::sessions::{self as domain, AdminQuery, Page};
@@ -41,6 +44,12 @@ pub struct Filters {
     #[serde(default)]
     cursor: String,
     done: Option<u64>,
+    /// The session just ended or signed out of an app: its apps' sign-outs are told.
+    #[serde(default)]
+    session: String,
+    /// The app it was signed out of, alone.
+    #[serde(default)]
+    app: String,
 }
 
 impl Filters {
@@ -76,6 +85,18 @@ impl Filters {
             ("account_id", self.account_id.clone()),
             ("application", self.application.clone()),
         ]
+    }
+
+    /// [`Self::back`] telling where the sign-outs of the session `id`'s apps stand
+    /// (`app`: the one it was signed out of).
+    fn back_told(&self, done: Option<usize>, id: &str, app: Option<&str>) -> String {
+        let back = self.back(done);
+        let sep = if back.contains('?') { '&' } else { '?' };
+        let mut url = format!("{back}{sep}session={}", encode(id));
+        if let Some(app) = app {
+            url.push_str(&format!("&app={}", encode(app)));
+        }
+        url
     }
 
     fn back(&self, done: Option<usize>) -> String {
@@ -135,10 +156,16 @@ pub async fn show(
         reset_for,
     };
     let alerted = domain::alerted(&state, &page.items).await?;
+    let apps = if f.session.is_empty() {
+        Vec::new()
+    } else {
+        sign_out::apps_of(&state, &me, &f.session, sign_out::As::Admin).await?
+    };
     let now = crate::clock::now();
     let body = html! {
         div {
             @if let Some(n) = done_notice(f.done) { p.notice.ok role="status" { (n) } }
+            @if let Some(n) = apps_notice(&apps, Some(f.app.as_str()).filter(|a| !a.is_empty()), now) { (n) }
             (filter_form(&f, &accounts, &applications))
             @if let Some(u) = page.items.first().filter(|_| !f.user_id.is_empty()) {
                 p.notice { "Showing the sessions of " strong { (u.user_email) } "." }
@@ -395,7 +422,7 @@ pub async fn terminate(
         return Ok(confirm_page(&me, &form.csrf, &confirm));
     }
     domain::admin_end(&state, &me, &form.id, Some(&form.reason)).await?;
-    Ok(Redirect::see_other(form.filters.back(Some(1))).into_response())
+    Ok(Redirect::see_other(form.filters.back_told(Some(1), &form.id, None)).into_response())
 }
 
 /// "Sign out of Grafana" on a session in my scope: that app only (SPEC §21).
@@ -404,10 +431,9 @@ pub async fn sign_out_app(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AppSignOutForm>,
 ) -> PageResult {
-    let who = crate::domain::oidc::sign_out::As::Admin;
-    crate::domain::oidc::sign_out::sign_out_of_app(&state, &me, &form.id, &form.client_id, who)
-        .await?;
-    Ok(Redirect::see_other(USERS_PATH).into_response())
+    sign_out::sign_out_of_app(&state, &me, &form.id, &form.client_id, sign_out::As::Admin).await?;
+    let back = Filters::default().back_told(None, &form.id, Some(&form.client_id));
+    Ok(Redirect::see_other(back).into_response())
 }
 
 #[handler]

@@ -8,12 +8,15 @@ use serde::Deserialize;
 
 use super::components::confirm::{Confirm, confirm_page};
 use super::components::session::{AppSignOutForm, app_sign_outs};
-use super::components::session::{done_notice, geo_attribution, session_cells, session_headings};
+use super::components::session::{
+    apps_notice, done_notice, geo_attribution, session_cells, session_headings,
+};
 use super::components::step_up::{Guarded, StepUpFields, confirm_its_you};
 use super::extract::{Client, CsrfForm, PageResult, PageSession, csrf_field};
 use super::nav::settings_page;
 use super::{client_of, error_page, html_response, presented, refused_token};
 use crate::domain::factors::step_up;
+use crate::domain::oidc::sign_out;
 use crate::domain::people::privacy;
 use crate::domain::permissions::admin_scope;
 use crate::domain::sessions as domain;
@@ -26,6 +29,10 @@ use crate::state::AppState;
 #[derive(Deserialize, Default)]
 pub struct Notice {
     done: Option<u64>,
+    /// The session just ended or signed out of an app: its apps' sign-outs are told.
+    session: Option<String>,
+    /// The app it was signed out of, alone.
+    app: Option<String>,
 }
 
 #[handler]
@@ -48,12 +55,19 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
         Ok(a) => a,
         Err(err) => return error_page(&err),
     };
+    let apps = match &notice.session {
+        Some(id) => sign_out::apps_of(&state, &me, id, sign_out::As::Owner)
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
     let body = html! {
         div {
             @if state.mailer.is_none() && admin_scope(&me.principal).is_ok() {
                 p.notice role="note" { "Email alerts are off: set " code { "mail.smtp_url" } " to email people when they sign in from a new device or country." }
             }
             @if let Some(n) = done_notice(notice.done) { p.notice.ok role="status" { (n) } }
+            @if let Some(n) = apps_notice(&apps, notice.app.as_deref(), now) { (n) }
             h2 { "This device" }
             @for s in &current {
                 section.card.current-box aria-label="Current session" {
@@ -63,6 +77,7 @@ pub async fn show(req: &Request, state: Data<&AppState>, notice: Query<Notice>) 
                             div { dt { (heading) } dd { (cell) } }
                         }
                     }
+                    (app_sign_outs(&format!("{SESSIONS_PATH}/apps/sign-out"), &csrf, s))
                 }
             }
             h2 { "Other sessions (" (others.len()) ")" }
@@ -130,7 +145,8 @@ pub async fn terminate(
     CsrfForm { me, form, .. }: CsrfForm<TerminateForm>,
 ) -> PageResult {
     domain::end_mine(&state, &me, &form.id).await?;
-    Ok(Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response())
+    let id = super::encode(&form.id);
+    Ok(Redirect::see_other(format!("{SESSIONS_PATH}?done=1&session={id}")).into_response())
 }
 
 csrf_field!(TerminateForm, ConfirmForm);
@@ -141,17 +157,13 @@ pub async fn sign_out_app(
     state: Data<&AppState>,
     CsrfForm { me, form, .. }: CsrfForm<AppSignOutForm>,
 ) -> Response {
-    let who = crate::domain::oidc::sign_out::As::Owner;
-    match crate::domain::oidc::sign_out::sign_out_of_app(
-        &state,
-        &me,
-        &form.id,
-        &form.client_id,
-        who,
-    )
-    .await
+    match sign_out::sign_out_of_app(&state, &me, &form.id, &form.client_id, sign_out::As::Owner)
+        .await
     {
-        Ok(()) => Redirect::see_other(format!("{SESSIONS_PATH}?done=1")).into_response(),
+        Ok(()) => {
+            let (id, app) = (super::encode(&form.id), super::encode(&form.client_id));
+            Redirect::see_other(format!("{SESSIONS_PATH}?session={id}&app={app}")).into_response()
+        }
         Err(err) => error_page(&err),
     }
 }

@@ -4,7 +4,7 @@
 use maud::{Markup, PreEscaped, html};
 
 use crate::clock::{relative, utc};
-use crate::model::Session;
+use crate::model::{AppStatus, Session, SignedInApp};
 
 /// Shown after an action: how many sessions it ended.
 pub fn done_notice(done: Option<u64>) -> Option<String> {
@@ -15,12 +15,34 @@ pub fn done_notice(done: Option<u64>) -> Option<String> {
     })
 }
 
+/// Shown after ending a session or signing it out of one app (`only`): where each of
+/// its apps' sign-out stands, one sentence each, read after the fact (SPEC §21).
+pub fn apps_notice(apps: &[SignedInApp], only: Option<&str>, now: i64) -> Option<Markup> {
+    let lines: Vec<String> = apps
+        .iter()
+        .filter(|a| a.status != AppStatus::SignedIn && only.is_none_or(|c| c == a.client_id))
+        .map(|a| app_sign_out_state(a, now))
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    Some(html! {
+        p.notice.ok role="status" {
+            @for (i, line) in lines.iter().enumerate() {
+                @if i > 0 { " " }
+                (line) "."
+            }
+            @if only.is_some() { " The session stays signed in to Doorman." }
+        }
+    })
+}
+
 /// What every listing shows of a session, heading and cell, in order: the current
 /// session's box, the My Sessions table and the Users Sessions table all render from
 /// here, so a new column is one line. `alerted`: the session raised a sign-in alert.
 pub fn session_cells(s: &Session, now: i64, alerted: bool) -> [(&'static str, Markup); 4] {
     [
-        ("Device", device_cell(s, alerted)),
+        ("Device", device_cell(s, now, alerted)),
         ("Location", location_cell(s)),
         ("Last active", time_cell(now, s.last_active_at)),
         ("Signed in", signed_in_cell(now, s.created_at)),
@@ -45,7 +67,7 @@ pub fn client_kind(application: &str) -> &str {
 /// The client, the device (its parts kept whole, so it wraps between them only), the
 /// applications used, the sign-in methods when more than a password, and the mark of a
 /// session that raised an alert.
-pub fn device_cell(s: &Session, alerted: bool) -> Markup {
+pub fn device_cell(s: &Session, now: i64, alerted: bool) -> Markup {
     let methods = auth_methods_label(s);
     let label = s.device.label();
     html! {
@@ -64,24 +86,26 @@ pub fn device_cell(s: &Session, alerted: bool) -> Markup {
         }
         @if !s.signed_in_to.is_empty() || !s.applications_used.is_empty() {
             span.muted.used {
-                @if !s.signed_in_to.is_empty() {
+                @let live = live_apps(s);
+                @if !live.is_empty() {
                     span.signed-in {
                         "Signed in to "
-                        @for (i, a) in s.signed_in_to.iter().enumerate() {
+                        @for (i, a) in live.iter().enumerate() {
                             @if i > 0 { ", " }
                             (a.name)
                         }
                     }
                 }
-                @if !s.signed_in_to.is_empty() && !s.applications_used.is_empty() { " · " }
+                @if !live.is_empty() && !s.applications_used.is_empty() { " · " }
                 @if !s.applications_used.is_empty() {
-                    @if s.signed_in_to.is_empty() { "Used with " } @else { "used with " }
+                    @if live.is_empty() { "Used with " } @else { "used with " }
                     @for (i, u) in s.applications_used.iter().enumerate() {
                         @if i > 0 { ", " }
                         (u.name)
                     }
                 }
             }
+            (app_sign_out_states(s, now))
         }
         @if methods != "Password" {
             span.muted.methods { "Signed in with " (methods) }
@@ -186,11 +210,47 @@ mod tests {
     }
 }
 
+/// The apps of `s` that still have its person.
+fn live_apps(s: &Session) -> Vec<&SignedInApp> {
+    s.signed_in_to
+        .iter()
+        .filter(|a| a.status == AppStatus::SignedIn)
+        .collect()
+}
+
+/// Where the sign-out of each app of `s` whose grant has ended stands (SPEC §21), one
+/// line each: "Signed out of Grafana just now", "Nextcloud: will sign out at its next
+/// check".
+pub fn app_sign_out_states(s: &Session, now: i64) -> Markup {
+    html! {
+        @for a in s.signed_in_to.iter().filter(|a| a.status != AppStatus::SignedIn) {
+            span.muted.app-state data-status=(a.status.as_str()) { (app_sign_out_state(a, now)) }
+        }
+    }
+}
+
+/// One app's line of [`app_sign_out_states`].
+pub fn app_sign_out_state(a: &SignedInApp, now: i64) -> String {
+    let name = &a.name;
+    match a.status {
+        AppStatus::SignedIn => format!("Signed in to {name}"),
+        AppStatus::SigningOut => format!("Signing out of {name}…"),
+        AppStatus::SignedOut => match a.at {
+            Some(t) => format!("Signed out of {name} {}", relative(now, t)),
+            None => format!("Signed out of {name}"),
+        },
+        AppStatus::LogoutFailed => {
+            format!("{name} did not take the sign-out: it will sign out at its next check")
+        }
+        AppStatus::AtNextCheck => format!("{name}: will sign out at its next check"),
+    }
+}
+
 /// "Sign out of Grafana" per app the session signed in to (SPEC §21): each form posts
 /// `id` and `client_id` to `action`; the page's handler ends that grant only.
 pub fn app_sign_outs(action: &str, csrf: &str, s: &Session) -> Markup {
     html! {
-        @for a in &s.signed_in_to {
+        @for a in live_apps(s) {
             form.app-sign-out method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
                 input type="hidden" name="id" value=(s.id.0);
