@@ -101,6 +101,17 @@ pub fn rfc3339<S: serde::Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, 
     s.serialize_str(std::str::from_utf8(&b).unwrap_or_default())
 }
 
+/// [`rfc3339`] for a time that may be null.
+pub fn rfc3339_opt<S: serde::Serializer>(
+    t: &Option<OffsetDateTime>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => rfc3339(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use poem_openapi::types::ToJSON;
@@ -126,16 +137,5 @@ mod tests {
             let ours = serde_json::to_value(At(t)).unwrap();
             assert_eq!(Some(ours), t.to_json(), "{secs}");
         }
-    }
-}
-
-/// [`rfc3339`] for a time that may be null.
-pub fn rfc3339_opt<S: serde::Serializer>(
-    t: &Option<OffsetDateTime>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => rfc3339(t, s),
-        None => s.serialize_none(),
     }
 }
