@@ -57,7 +57,10 @@ fn main() -> ExitCode {
         _ => return fail(USAGE),
     };
     let Ok(addr) = args[2].parse::<SocketAddr>() else {
-        return fail(&format!("`{}` is not an address such as 127.0.0.1:18081", args[2]));
+        return fail(&format!(
+            "`{}` is not an address such as 127.0.0.1:18081",
+            args[2]
+        ));
     };
     // Doorman's `serve`: tokio's defaults (one worker per core), at most 16 blocking threads.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
