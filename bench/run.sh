@@ -81,31 +81,36 @@ fi
 
 say "building (release)"
 cargo build --release --bin doorman --example seed --example probe --example reference
-BIN=$TARGET/release/doorman
-SEED=$TARGET/release/examples/seed
-PROBE=$TARGET/release/examples/probe
-REFERENCE=$TARGET/release/examples/reference
-mkdir -p "$OUT"
+mkdir -p "$OUT/bin"
+# Copied at once: the run uses these even if the target directory is rebuilt meanwhile.
+cp -f "$TARGET/release/doorman" "$TARGET"/release/examples/{seed,probe,reference} "$OUT/bin/"
+BIN=$OUT/bin/doorman
+SEED=$OUT/bin/seed
+PROBE=$OUT/bin/probe
+REFERENCE=$OUT/bin/reference
 # The single data set of earlier versions of this script, never read again.
 rm -f "$OUT/seed.sqlite3" "$OUT/tokens.txt" "$OUT/seed-ms"
 
 # --- data sets ---------------------------------------------------------------------------
 # A data set per size, kept for later runs: seed-s<sessions>-e<events>.sqlite3 and its
 # tokens file. Seeded sessions were created up to 13 days ago and idle-expire after 14: a
-# seed is good for a day. The tokens file is written last, so a seed cut short is redone.
-# Sets SEED_DB, SEED_TOKENS and SEED_MS_FILE.
+# seed is good for a day. The tokens file is written last, so a seed cut short is redone;
+# its `size` line says what the seed holds. Sets SEED_DB, SEED_TOKENS and SEED_MS_FILE.
+seed_size() { awk '$1 == "size" { print $2 "-" $3; exit }' "$1" 2>/dev/null || true; }
 ensure_seed() {
   local s=$1 e=$2 start
   SEED_DB=$OUT/seed-s$s-e$e.sqlite3
   SEED_TOKENS=$OUT/tokens-s$s-e$e.txt
   SEED_MS_FILE=$OUT/seed-s$s-e$e.ms
-  if [ -n "${BENCH_RESEED:-}" ] || [ ! -s "$SEED_DB" ] || [ ! -s "$SEED_TOKENS" ] ||
+  if [ -n "${BENCH_RESEED:-}" ] || [ ! -s "$SEED_DB" ] || [ "$(seed_size "$SEED_TOKENS")" != "$s-$e" ] ||
     [ -n "$(find "$SEED_DB" -mmin +1200)" ]; then
     say "seeding $(fmt "$s") sessions and $(fmt "$e") events (takes a while)"
     rm -f "$SEED_TOKENS" "$SEED_MS_FILE"
     start=$(date +%s%N)
     BENCH_SESSIONS=$s BENCH_EVENTS=$e "$SEED" "$SEED_DB" "$SEED_TOKENS"
     echo $((($(date +%s%N) - start) / 1000000)) >"$SEED_MS_FILE"
+    [ "$(seed_size "$SEED_TOKENS")" = "$s-$e" ] ||
+      die "the seed did not make $s sessions and $e events (an outdated build of bench/seed.rs?)"
   fi
 }
 
@@ -139,8 +144,8 @@ cleanup() {
   [ -n "$BG_PID" ] && kill "$BG_PID" 2>/dev/null
   local pid
   for pid in "${PIDS[@]}"; do
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
   done
   return 0
 }
@@ -184,6 +189,11 @@ start_doorman() {
 stop() {
   kill "$1"
   wait "$1" 2>/dev/null || true
+  local pid left=()
+  for pid in "${PIDS[@]}"; do
+    [ "$pid" = "$1" ] || left+=("$pid")
+  done
+  PIDS=("${left[@]}")
 }
 
 # The two reference servers: a constant 200, and the bare token lookup in DB.
@@ -499,7 +509,8 @@ EUSER=$(token eventuser "$TOKENS")
 EACCOUNT=$(token eventaccount "$TOKENS")
 ECURSOR=$(token eventcursor "$TOKENS")
 DAY=$(date -u -d '7 days ago' +%Y-%m-%d)
-for q in ":newest page" "type=login.failed:one type" "user_id=$EUSER:one user's events" \
+[ "$EVENTS" = 0 ] && row "GET /api/v1/admin/events (the security log)" "p99 20 ms" "not loaded: BENCH_EVENTS=0"
+[ "$EVENTS" = 0 ] || for q in ":newest page" "type=login.failed:one type" "user_id=$EUSER:one user's events" \
   "account_id=$EACCOUNT:one account" "account_id=$EACCOUNT&type=access.denied:rare type, one account" \
   "cursor=$ECURSOR:a page halfway down" \
   "since=${DAY}T00%3A00%3A00Z&until=${DAY}T23%3A59%3A59Z&type=session.ended:one day, one type"; do

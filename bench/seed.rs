@@ -10,10 +10,11 @@
 //! ```
 //!
 //! Tokens are random and only their SHA-256 is stored, exactly as at sign-in; the ones the
-//! load runs need are written to the tokens file, one per line:
-//! `password <pw>`, `owner <token>`, `fifty <token>`, `signin <email>`,
-//! `hot <token>` and `pair <actor token> <victim public id> <victim token>` (two sessions of
-//! one user: the actor ends the victim, whose token must be refused at once).
+//! load runs need are written to the tokens file, one per line: `size <sessions>
+//! <events>` (what the data set holds), `password <pw>`, `owner <token>`, `fifty <token>`,
+//! `signin <email>`, `hot <token>` and `pair <actor token> <victim public id> <victim
+//! token>` (two sessions of one user: the actor ends the victim, whose token must be
+//! refused at once).
 //!
 //! Then 10,000,000 security events (`BENCH_EVENTS` to change how many) over the last 13
 //! days, through `db::events::insert` as the server writes them: sign-ins, ended
@@ -175,6 +176,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
         .collect();
     let mut rng = Rng(0x00d0_0e5a_11ce);
     let mut out = String::new();
+    let _ = writeln!(out, "size {sessions} {events}");
     let _ = writeln!(out, "password {PASSWORD}");
 
     let now = doorman::clock::now();
