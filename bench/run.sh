@@ -324,7 +324,8 @@ ratio_row() {
       if (b <= 0) { printf "n/a (median of the second is %s)", b; exit }
       r = a / b
       ok = (op == ">=") ? (r >= t) : (r <= t)
-      printf "%.2f (medians %.6g / %.6g %s) %s", r, a, b, u, ok ? "met" : "NOT MET"
+      f = (u == "req/s") ? "%.2f (medians %.0f / %.0f %s) %s" : "%.2f (medians %.2f / %.2f %s) %s"
+      printf f, r, a, b, u, ok ? "met" : "NOT MET"
     }')"
 }
 
@@ -383,7 +384,7 @@ if [ "$ONLY" = flat ] || [ "$ONLY" = scale ]; then
   ensure_seed "${B_SIZE[@]}"
   B_TOKENS=$SEED_TOKENS
   working_copy "$SEED_DB" "$OUT/doorman-b.sqlite3"
-  say "starting Doorman on $URL ($A_NAME) and on $OTHER_URL ($B_NAME)"
+  say "starting Doorman on $URL (a: $A_NAME) and on $OTHER_URL (b: $B_NAME)"
   rm -f "$OUT/server.log" "$OUT/server-b.log"
   start_doorman "$URL" "$OUT/doorman.sqlite3" "$OUT/server.log"
   SERVER_PID=$LAST_PID
@@ -395,6 +396,10 @@ if [ "$ONLY" = flat ] || [ "$ONLY" = scale ]; then
   say "warming up"
   wrk -t1 -c8 -d3s "${A_AUTH[@]}" "$URL/auth/verify" >/dev/null
   wrk -t1 -c8 -d3s "${B_AUTH[@]}" "$OTHER_URL/auth/verify" >/dev/null
+  if [ "$ONLY" = scale ]; then
+    wrk -t1 -c8 -d2s "${A_OWNER[@]}" "$URL$SEARCH" >/dev/null
+    wrk -t1 -c8 -d2s "${B_OWNER[@]}" "$OTHER_URL$SEARCH" >/dev/null
+  fi
 
   if [ "$ONLY" = flat ]; then
     rounds flat_round
@@ -405,6 +410,8 @@ if [ "$ONLY" = flat ] || [ "$ONLY" = scale ]; then
     rounds scale_round
     round_row verify-a "GET /auth/verify, $A_NAME" ""
     round_row verify-b "GET /auth/verify, $B_NAME" ""
+    # user0424: users 42,400 to 42,499 (~1,000 sessions) on both sides when each has
+    # 425,000 sessions or more (one user per ten sessions).
     round_row search-a "admin search q=user0424, $A_NAME" ""
     round_row search-b "admin search q=user0424, $B_NAME" ""
     ratio_row "scale: verify ($A_NAME / $B_NAME)" verify-a verify-b ">=" 0.9
