@@ -35,7 +35,6 @@ use doorman::geo::Geo;
 use doorman::model::{AccountId, Device, EventType, Location, Role, UserId};
 
 const ACCOUNTS: usize = 10;
-const USERS: usize = 100_000;
 const SESSIONS: usize = 1_000_000;
 /// The user whose "My sessions" list is loaded: far more than anyone else (at most 19).
 const FIFTY: usize = 50;
@@ -154,13 +153,19 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     let mut out = String::new();
     let _ = writeln!(out, "password {PASSWORD}");
 
+    // `BENCH_SESSIONS` sessions instead of 1,000,000 (a tenth as many users): small data
+    // for trying the bench itself.
+    let sessions = std::env::var("BENCH_SESSIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(SESSIONS);
     let now = doorman::clock::now();
     let users = db
         .blocking(|c| -> Result<_, doorman::db::DbError> {
             // A bigger page cache for the bulk load only (this connection, this process).
             c.execute_batch("PRAGMA cache_size = -524288;")?;
             let tx = c.transaction()?;
-            let users = insert_users(&tx, &hash, &geo, &mut rng, now)?;
+            let users = insert_users(&tx, &hash, &geo, &mut rng, now, sessions)?;
             tx.commit()?;
             Ok(users)
         })
@@ -174,7 +179,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     );
 
     // Sessions in the order they were created, users interleaved, as in real life.
-    let mut plan: Vec<(i64, u32)> = Vec::with_capacity(SESSIONS);
+    let mut plan: Vec<(i64, u32)> = Vec::with_capacity(sessions);
     for (i, u) in users.iter().enumerate() {
         for _ in 0..u.sessions {
             // Created within the last 13 days, so none has reached the 14-day idle limit.
@@ -279,9 +284,15 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     for p in pairs.iter().filter(|p| p.len() == 2) {
         let _ = writeln!(out, "pair {} {} {}", p[0].0, p[1].1, p[1].0);
     }
-    for u in users.iter().skip(2).step_by(USERS / SIGNIN).take(SIGNIN) {
+    for u in users
+        .iter()
+        .skip(2)
+        .step_by(users.len() / SIGNIN)
+        .take(SIGNIN)
+    {
         let _ = writeln!(out, "signin {}", u.email);
     }
+    seed_logout_grants(&db, &users, now, &mut out)?;
 
     let events = std::env::var("BENCH_EVENTS")
         .ok()
@@ -303,6 +314,73 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     file.write_all(out.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", tokens_path.display()))?;
     eprintln!("seed: done in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+// ---- back-channel logout (the "logout delivered" row) ---------------------------------
+
+/// Sessions signed in to both OpenID clients, each of a distinct user.
+const LOGOUT_SESSIONS: usize = 1_000;
+/// The two clients, as bench/run.sh registers them (each with a `backchannel_logout_uri`).
+const LOGOUT_CLIENTS: [(&str, &str); 2] = [("bench-a", "Bench A"), ("bench-b", "Bench B")];
+
+/// One session of each of [`LOGOUT_SESSIONS`] users (none whose tokens the loads use)
+/// gets a grant of each client, through `db::oidc_grants::insert_grant` as a sign-in to
+/// them writes it. `logout <public id>` lines name them: the owner ends them.
+fn seed_logout_grants(
+    db: &Db,
+    users: &[UserInfo],
+    now: i64,
+    out: &mut String,
+) -> Result<(), String> {
+    // Not the owner, the fifty, the admins, nor the users of `hot` and `pair` lines.
+    let eligible: Vec<&UserInfo> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= 2 + 2 * ACCOUNTS && i % 97 != 0 && i % 89 != 0)
+        .map(|(_, u)| u)
+        .collect();
+    let step = (eligible.len() / LOGOUT_SESSIONS).max(1);
+    let chosen: Vec<&UserInfo> = eligible
+        .into_iter()
+        .step_by(step)
+        .take(LOGOUT_SESSIONS)
+        .collect();
+    let sids = db
+        .blocking(|c| -> Result<_, DbError> {
+            let tx = c.transaction()?;
+            let mut sids = Vec::with_capacity(chosen.len());
+            for u in &chosen {
+                let listed =
+                    db::sessions::list_active_for_user(&tx, u.id, &u.email, "", now, Some(1))?;
+                let Some(s) = listed.first() else { continue };
+                for (client_id, application) in LOGOUT_CLIENTS {
+                    db::oidc_grants::insert_grant(
+                        &tx,
+                        &db::oidc_grants::NewGrant {
+                            session_pk: s.pk,
+                            user_id: u.id,
+                            client_id,
+                            application,
+                            sid: &s.id.0,
+                            scopes: "openid email",
+                            now,
+                        },
+                    )?;
+                }
+                sids.push(s.id.0.clone());
+            }
+            tx.commit()?;
+            Ok(sids)
+        })
+        .map_err(|e| e.to_string())?;
+    for sid in &sids {
+        let _ = writeln!(out, "logout {sid}");
+    }
+    eprintln!(
+        "seed: {} sessions signed in to two OpenID clients",
+        sids.len()
+    );
     Ok(())
 }
 
@@ -393,29 +471,31 @@ fn insert_users(
     geo: &Geo,
     rng: &mut Rng,
     now: i64,
+    sessions_wanted: usize,
 ) -> Result<Vec<UserInfo>, DbError> {
+    let (user_count, session_count) = (sessions_wanted / 10, sessions_wanted);
     let mut accounts = Vec::with_capacity(ACCOUNTS);
     for name in ACCOUNT_NAMES {
         accounts.push(db::accounts::insert(c, name, now - 400 * 86_400)?);
     }
-    // 1 to 19 sessions each (10 on average), then trimmed to exactly SESSIONS in all.
-    let mut counts: Vec<usize> = (0..USERS).map(|_| 1 + rng.below(19)).collect();
+    // 1 to 19 sessions each (10 on average), then trimmed to exactly `sessions_wanted` in all.
+    let mut counts: Vec<usize> = (0..user_count).map(|_| 1 + rng.below(19)).collect();
     counts[0] = 1;
     counts[1] = FIFTY;
     let mut total: usize = counts.iter().sum();
     let mut i = 2;
-    while total != SESSIONS {
-        if total > SESSIONS && counts[i] > 1 {
+    while total != session_count {
+        if total > session_count && counts[i] > 1 {
             counts[i] -= 1;
             total -= 1;
-        } else if total < SESSIONS && counts[i] < 19 {
+        } else if total < session_count && counts[i] < 19 {
             counts[i] += 1;
             total += 1;
         }
-        i = if i + 1 == USERS { 2 } else { i + 1 };
+        i = if i + 1 == user_count { 2 } else { i + 1 };
     }
 
-    let mut users = Vec::with_capacity(USERS);
+    let mut users = Vec::with_capacity(user_count);
     for (n, &sessions) in counts.iter().enumerate() {
         let a = n % ACCOUNTS;
         let domain = ACCOUNT_NAMES[a].to_lowercase();

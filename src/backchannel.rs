@@ -24,6 +24,10 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Delivery ids in flight, with their client.
 type Busy = Arc<Mutex<HashMap<i64, String>>>;
+/// Told when an attempt ends: its slot is free for the next due logout at once, not at
+/// the next poll (a burst of ended sessions would otherwise go out [`PER_CLIENT`] per
+/// client per [`POLL`]).
+type Freed = Arc<tokio::sync::Notify>;
 
 pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let any = state
@@ -47,13 +51,15 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
         }
     };
     let busy: Busy = Arc::default();
+    let freed: Freed = Arc::default();
     tokio::spawn(async move {
         loop {
-            if let Err(err) = start_due(&state, &client, &busy).await {
+            if let Err(err) = start_due(&state, &client, &busy, &freed).await {
                 tracing::warn!(%err, "logout outbox unavailable");
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
+                _ = freed.notified() => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -65,6 +71,7 @@ async fn start_due(
     state: &AppState,
     client: &reqwest::Client,
     busy: &Busy,
+    freed: &Freed,
 ) -> crate::error::Result<()> {
     let free = IN_FLIGHT.saturating_sub(busy.lock().map(|b| b.len()).unwrap_or(IN_FLIGHT));
     if free == 0 {
@@ -83,7 +90,7 @@ async fn start_due(
             }
             b.insert(d.id, d.client_id.clone());
         }
-        let (st, cl, busy) = (state.clone(), client.clone(), busy.clone());
+        let (st, cl, busy, freed) = (state.clone(), client.clone(), busy.clone(), freed.clone());
         tokio::spawn(async move {
             let id = d.id;
             // Its own task: a panic while building one delivery is that delivery's
@@ -108,6 +115,7 @@ async fn start_due(
             if let Ok(mut b) = busy.lock() {
                 b.remove(&id);
             }
+            freed.notify_one();
         });
     }
     Ok(())

@@ -937,3 +937,51 @@ async fn my_sessions_page_signs_a_session_out_of_one_app() {
     assert!(!page.body.contains("Sign out of Grafana"), "{}", page.body);
     assert!(page.body.contains("Sign out of Notes"));
 }
+
+/// Runs the `doorman` command on the server's database (as an operator on the same
+/// machine would, beside the running server); its output.
+fn doorman_cli(s: &TestServer, args: &[&str]) -> String {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"));
+    c.args(args).current_dir(s.dir.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DOORMAN_") {
+            c.env_remove(key);
+        }
+    }
+    let out = c
+        .env_remove("RUST_LOG")
+        .env("DOORMAN_STORAGE__PATH", &s.db_path)
+        .env("DOORMAN_SECURITY__ARGON2__M", "1024")
+        .env("DOORMAN_SECURITY__ARGON2__T", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "doorman {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_commands_that_end_sessions_send_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let (o, _, _) = grafana_op(&rx, None, &["jon", "kim", "lou"]).await;
+
+    let j = signed_in(&o, "jon@acme.test").await;
+    let out = doorman_cli(&o.s, &["sessions", "end", &j.id]);
+    assert!(out.contains("ended"), "{out}");
+    expect_logout(&o, &rx, &j.id, "doorman sessions end").await;
+
+    let k = signed_in(&o, "kim@acme.test").await;
+    let out = doorman_cli(&o.s, &["user", "passwd", "--email", "kim@acme.test"]);
+    assert!(out.contains("1 session(s) ended"), "{out}");
+    expect_logout(&o, &rx, &k.id, "doorman user passwd").await;
+
+    let l = signed_in(&o, "lou@acme.test").await;
+    let out = doorman_cli(&o.s, &["user", "disable", "--email", "lou@acme.test"]);
+    assert!(out.contains("1 session(s) ended"), "{out}");
+    expect_logout(&o, &rx, &l.id, "doorman user disable").await;
+}
