@@ -938,11 +938,32 @@ async fn my_sessions_page_signs_a_session_out_of_one_app() {
     assert!(page.body.contains("Sign out of Notes"));
 }
 
-/// Runs the `doorman` command on the server's database (as an operator on the same
-/// machine would, beside the running server); its output.
+/// Runs the `doorman` command on the server's database with the server's applications
+/// (as an operator on the same machine would, beside the running server, with its
+/// `doorman.toml`); its output.
 fn doorman_cli(s: &TestServer, args: &[&str]) -> String {
+    let mut toml = String::new();
+    for app in &s.state.config.applications {
+        let Some(oidc) = &app.oidc else { continue };
+        toml += &format!(
+            "[[applications]]\nname = {:?}\nurl = {:?}\n\n[applications.oidc]\n\
+             client_id = {:?}\nclient_secret_hash = {:?}\nredirect_uris = {:?}\n\
+             backchannel_logout_uri = {:?}\n\n",
+            app.name,
+            app.url,
+            oidc.client_id,
+            oidc.client_secret_hash,
+            oidc.redirect_uris,
+            oidc.backchannel_logout_uri
+        );
+    }
+    let config = s.dir.path().join("cli.toml");
+    std::fs::write(&config, toml).unwrap();
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"));
-    c.args(args).current_dir(s.dir.path());
+    c.arg("--config")
+        .arg(&config)
+        .args(args)
+        .current_dir(s.dir.path());
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("DOORMAN_") {
             c.env_remove(key);
