@@ -11,6 +11,8 @@
 //! `password <pw>`, `owner <token>`, `fifty <token>`, `signin <email>`,
 //! `hot <token>` and `pair <actor token> <victim public id> <victim token>` (two sessions of
 //! one user: the actor ends the victim, whose token must be refused at once).
+//! `logout <public id>` names 1,000 sessions of distinct users, each holding a grant of
+//! the two OpenID clients of bench/run.sh, for the "logout delivered" row.
 //!
 //! Then 10,000,000 security events (`BENCH_EVENTS` to change how many) over the last 13
 //! days, through `db::events::insert` as the server writes them: sign-ins, ended
