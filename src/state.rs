@@ -43,10 +43,10 @@ pub struct AppState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Runs {
     /// The server: the webhook receivers and the back-channel logout clients of its
-    /// configuration are mirrored into the database, where its workers and triggers read
-    /// them.
+    /// configuration are mirrored into the database (exactly them), where its workers and
+    /// triggers read them.
     Server,
-    /// A command: it reads what the server mirrored and rewrites none of it (a command run
+    /// A command: it adds what its configuration names and removes nothing (a command run
     /// with another configuration, or none, must not silence the server's webhooks or
     /// logout tokens).
     Command,
@@ -64,14 +64,10 @@ impl AppState {
                 crate::domain::tokens::new_token().into_bytes()
             })
         })?;
-        let webhook_ids = match runs {
-            Runs::Server => db.blocking(|c| sync_webhooks(c, &config.webhooks))?,
-            Runs::Command => Vec::new(),
-        };
+        let prune = runs == Runs::Server;
+        let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks, prune))?;
         let oidc_keys = db.blocking(|c| crate::domain::oidc::keyring::Keys::open(c, &config))?;
-        if runs == Runs::Server {
-            db.blocking(|c| sync_backchannel_clients(c, &config))?;
-        }
+        db.blocking(|c| sync_backchannel_clients(c, &config, prune))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -102,6 +98,7 @@ impl AppState {
 fn sync_webhooks(
     c: &rusqlite::Connection,
     hooks: &[crate::config::WebhookConfig],
+    prune: bool,
 ) -> Result<Vec<i64>, crate::db::DbError> {
     let configured: Vec<(String, String)> = hooks
         .iter()
@@ -109,7 +106,7 @@ fn sync_webhooks(
         .collect();
     // Deferred: when nothing differs it only reads, and so starts on a read-only file.
     let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
-    let ids = crate::db::webhooks::sync(&tx, &configured)?;
+    let ids = crate::db::webhooks::sync(&tx, &configured, prune)?;
     tx.commit()?;
     Ok(ids)
 }
@@ -119,6 +116,7 @@ fn sync_webhooks(
 fn sync_backchannel_clients(
     c: &rusqlite::Connection,
     config: &Config,
+    prune: bool,
 ) -> Result<(), crate::db::DbError> {
     let ids: Vec<String> = config
         .applications
@@ -129,7 +127,7 @@ fn sync_backchannel_clients(
         .collect();
     // Deferred: when nothing differs it only reads, and so starts on a read-only file.
     let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Deferred)?;
-    crate::db::oidc_logouts::sync_clients(&tx, &ids)?;
+    crate::db::oidc_logouts::sync_clients(&tx, &ids, prune)?;
     tx.commit()?;
     Ok(())
 }

@@ -1,19 +1,20 @@
 //! `oidc_backchannel_clients` (the clients with a back-channel URI, mirrored) and
 //! `oidc_logouts` (SPEC §21's logout outbox). Rows are queued by the triggers of
-//! `migrations/0015_backchannel_logout.sql`, in the transaction that ends a grant.
+//! `migrations/0016_backchannel_logout.sql`, in the transaction that ends a grant.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
 
-/// Makes `oidc_backchannel_clients` hold exactly `client_ids`. Writes only what
-/// differs, so that an unchanged configuration starts on a read-only database.
-pub fn sync_clients(c: &Connection, client_ids: &[String]) -> Result<(), DbError> {
+/// Makes `oidc_backchannel_clients` hold `client_ids` (and, with `prune`, only them).
+/// Writes only what differs, so that an unchanged configuration starts on a read-only
+/// database.
+pub fn sync_clients(c: &Connection, client_ids: &[String], prune: bool) -> Result<(), DbError> {
     let stored: Vec<String> = c
         .prepare("SELECT client_id FROM oidc_backchannel_clients")?
         .query_map([], |r| r.get("client_id"))?
         .collect::<Result<_, _>>()?;
-    for id in stored.iter().filter(|s| !client_ids.contains(s)) {
+    for id in stored.iter().filter(|s| prune && !client_ids.contains(s)) {
         c.execute(
             "DELETE FROM oidc_backchannel_clients WHERE client_id = ?1",
             [id],

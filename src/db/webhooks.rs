@@ -9,13 +9,17 @@ use super::DbError;
 /// given keeps (or gets) its row and id; every other row keeps its id and deliveries
 /// but no longer matches any event. Writes only what differs, so that an unchanged
 /// configuration starts on a read-only database. Returns the ids, in the order given.
-pub fn sync(c: &Connection, configured: &[(String, String)]) -> Result<Vec<i64>, DbError> {
+pub fn sync(
+    c: &Connection,
+    configured: &[(String, String)],
+    prune: bool,
+) -> Result<Vec<i64>, DbError> {
     let stored: Vec<(i64, String, String)> = c
         .prepare("SELECT id, url, events FROM webhooks")?
         .query_map([], |r| Ok((r.get("id")?, r.get("url")?, r.get("events")?)))?
         .collect::<Result<_, _>>()?;
     for (id, url, events) in &stored {
-        if events != "[]" && !configured.iter().any(|(u, _)| u == url) {
+        if prune && events != "[]" && !configured.iter().any(|(u, _)| u == url) {
             c.execute("UPDATE webhooks SET events = '[]' WHERE id = ?1", [id])?;
         }
     }
