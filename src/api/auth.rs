@@ -5,7 +5,7 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use super::ApiAuth;
+use super::{ApiAuth, ApiToken};
 use super::errors::api_errors;
 use super::json::JsonOut;
 use super::model::{Me, MeUser, SessionJson};
@@ -231,11 +231,13 @@ impl AuthApi {
 
     /// The signed-in user and the current session.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, auth: ApiAuth) -> Result<JsonOut<Me>, AuthError> {
-        let a = auth.authed();
+    async fn me(&self, state: Data<&AppState>, auth: ApiToken) -> Result<JsonOut<Me>, AuthError> {
+        let (a, session) =
+            crate::domain::sessions::me_by_token(&state, &auth.0, || auth.1).await?;
+        let pk = session.pk;
         Ok(JsonOut(Me {
             user: MeUser::from(&a.principal),
-            session: SessionJson::new(&a.session, Some(a.session.pk)),
+            session: SessionJson::from_session(session, Some(pk)),
         }))
     }
 

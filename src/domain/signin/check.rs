@@ -105,7 +105,7 @@ where
         })
         .await?;
     if touched && let Some(ip) = from() {
-        crate::domain::alerts::moves::note_activity(state, &authed.session, ip);
+        crate::domain::alerts::moves::note_activity(state, authed.session.pk, ip);
     }
     Ok((authed, out))
 }
@@ -167,11 +167,11 @@ fn check_token(
         Authed {
             principal: Principal {
                 user_id: sess.user_id,
-                email: sess.user_email.clone(),
+                email: m.user_email,
                 name: m.user_name,
                 role: m.role,
                 account_id: sess.account_id,
-                account_name: sess.account_name.clone(),
+                account_name: m.account_name,
                 email_verified: m.email_verified,
             },
             enrolment_pending: (policy.factor_required || m.factor_required)
