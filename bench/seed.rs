@@ -1,16 +1,20 @@
 //! Builds the benchmark's data set through Doorman's own storage code: 10 accounts,
 //! 100,000 users, 1,000,000 active sessions (one user with 50), real User-Agents parsed
 //! with `doorman::ua::parse` and public IPs located with the embedded GeoLite2 database.
+//! `BENCH_SESSIONS` sets how many sessions (at least 1,000); there is one user for every
+//! ten sessions, so each user keeps 1 to 19 sessions whatever the size, and a search such
+//! as `user0424` finds the same 100 users in every data set of 425,000 sessions or more.
 //!
 //! ```sh
 //! cargo run --release --example seed -- target/bench/doorman.sqlite3 target/bench/tokens.txt
 //! ```
 //!
 //! Tokens are random and only their SHA-256 is stored, exactly as at sign-in; the ones the
-//! load runs need are written to the tokens file, one per line:
-//! `password <pw>`, `owner <token>`, `fifty <token>`, `signin <email>`,
-//! `hot <token>` and `pair <actor token> <victim public id> <victim token>` (two sessions of
-//! one user: the actor ends the victim, whose token must be refused at once).
+//! load runs need are written to the tokens file, one per line: `size <sessions>
+//! <events>` (what the data set holds), `password <pw>`, `owner <token>`, `fifty <token>`,
+//! `signin <email>`, `hot <token>` and `pair <actor token> <victim public id> <victim
+//! token>` (two sessions of one user: the actor ends the victim, whose token must be
+//! refused at once).
 //!
 //! Then 10,000,000 security events (`BENCH_EVENTS` to change how many) over the last 13
 //! days, through `db::events::insert` as the server writes them: sign-ins, ended
@@ -35,8 +39,12 @@ use doorman::geo::Geo;
 use doorman::model::{AccountId, Device, EventType, Location, Role, UserId};
 
 const ACCOUNTS: usize = 10;
-const USERS: usize = 100_000;
+/// Active sessions, unless `BENCH_SESSIONS` says otherwise.
 const SESSIONS: usize = 1_000_000;
+/// Sessions per user, on average.
+const SESSIONS_PER_USER: usize = 10;
+/// The fewest sessions `BENCH_SESSIONS` may ask for: enough for the named users.
+const MIN_SESSIONS: usize = 1_000;
 /// The user whose "My sessions" list is loaded: far more than anyone else (at most 19).
 const FIFTY: usize = 50;
 /// Tokens of sessions of distinct users, for load spread over many sessions.
@@ -134,8 +142,24 @@ fn main() {
     }
 }
 
+/// A count from the environment, or its default.
+fn knob(name: &str, default: usize) -> Result<usize, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace(['_', ','], "")
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, not `{v}`")),
+        Err(_) => Ok(default),
+    }
+}
+
 fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     let started = Instant::now();
+    let sessions = knob("BENCH_SESSIONS", SESSIONS)?;
+    if sessions < MIN_SESSIONS {
+        return Err(format!("BENCH_SESSIONS must be at least {MIN_SESSIONS}"));
+    }
+    let events = knob("BENCH_EVENTS", EVENTS)?;
     for suffix in ["", "-wal", "-shm"] {
         let mut p = PathBuf::from(path).into_os_string();
         p.push(suffix);
@@ -152,15 +176,15 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
         .collect();
     let mut rng = Rng(0x00d0_0e5a_11ce);
     let mut out = String::new();
+    let _ = writeln!(out, "size {sessions} {events}");
     let _ = writeln!(out, "password {PASSWORD}");
 
     let now = doorman::clock::now();
     let users = db
         .blocking(|c| -> Result<_, doorman::db::DbError> {
-            // A bigger page cache for the bulk load only (this connection, this process).
-            c.execute_batch("PRAGMA cache_size = -524288;")?;
+            bulk_cache(c)?;
             let tx = c.transaction()?;
-            let users = insert_users(&tx, &hash, &geo, &mut rng, now)?;
+            let users = insert_users(&tx, &hash, &geo, &mut rng, now, sessions)?;
             tx.commit()?;
             Ok(users)
         })
@@ -174,7 +198,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     );
 
     // Sessions in the order they were created, users interleaved, as in real life.
-    let mut plan: Vec<(i64, u32)> = Vec::with_capacity(SESSIONS);
+    let mut plan: Vec<(i64, u32)> = Vec::with_capacity(sessions);
     for (i, u) in users.iter().enumerate() {
         for _ in 0..u.sessions {
             // Created within the last 13 days, so none has reached the 14-day idle limit.
@@ -212,6 +236,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     for chunk in plan.chunks(BATCH) {
         let kept = db
             .blocking(|c| -> Result<_, doorman::db::DbError> {
+                bulk_cache(c)?;
                 let tx = c.transaction()?;
                 let mut kept = Vec::new();
                 for &(created, ui) in chunk {
@@ -279,14 +304,15 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     for p in pairs.iter().filter(|p| p.len() == 2) {
         let _ = writeln!(out, "pair {} {} {}", p[0].0, p[1].1, p[1].0);
     }
-    for u in users.iter().skip(2).step_by(USERS / SIGNIN).take(SIGNIN) {
+    for u in users
+        .iter()
+        .skip(2)
+        .step_by((users.len() / SIGNIN).max(1))
+        .take(SIGNIN)
+    {
         let _ = writeln!(out, "signin {}", u.email);
     }
 
-    let events = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(EVENTS);
     insert_events(&db, &users, &devices, &mut rng, now, events, &mut out)?;
     eprintln!("seed: {events} events ({:.1?})", started.elapsed());
 
@@ -334,6 +360,7 @@ fn insert_events(
     while done < n {
         let batch = BATCH.min(n - done);
         db.blocking(|c| -> Result<_, DbError> {
+            bulk_cache(c)?;
             let tx = c.transaction()?;
             for i in done..done + batch {
                 let at = start + (i as i64 * span) / n as i64;
@@ -386,36 +413,46 @@ fn insert_events(
     Ok(())
 }
 
-/// Accounts, users (user 0 is the owner, user 1 has 50 sessions) and their devices.
+/// A bigger page cache for the bulk load only (this connection, this process): the
+/// session indexes are keyed by random hashes, and every insert touches a random page.
+fn bulk_cache(c: &rusqlite::Connection) -> Result<(), DbError> {
+    c.execute_batch("PRAGMA cache_size = -1048576;")?;
+    Ok(())
+}
+
+/// Accounts, users (user 0 is the owner, user 1 has 50 sessions) and their devices: one
+/// user per [`SESSIONS_PER_USER`] of `sessions`.
 fn insert_users(
     c: &rusqlite::Connection,
     hash: &str,
     geo: &Geo,
     rng: &mut Rng,
     now: i64,
+    sessions: usize,
 ) -> Result<Vec<UserInfo>, DbError> {
     let mut accounts = Vec::with_capacity(ACCOUNTS);
     for name in ACCOUNT_NAMES {
         accounts.push(db::accounts::insert(c, name, now - 400 * 86_400)?);
     }
-    // 1 to 19 sessions each (10 on average), then trimmed to exactly SESSIONS in all.
-    let mut counts: Vec<usize> = (0..USERS).map(|_| 1 + rng.below(19)).collect();
+    let user_count = sessions / SESSIONS_PER_USER;
+    // 1 to 19 sessions each (10 on average), then trimmed to exactly `sessions` in all.
+    let mut counts: Vec<usize> = (0..user_count).map(|_| 1 + rng.below(19)).collect();
     counts[0] = 1;
     counts[1] = FIFTY;
     let mut total: usize = counts.iter().sum();
     let mut i = 2;
-    while total != SESSIONS {
-        if total > SESSIONS && counts[i] > 1 {
+    while total != sessions {
+        if total > sessions && counts[i] > 1 {
             counts[i] -= 1;
             total -= 1;
-        } else if total < SESSIONS && counts[i] < 19 {
+        } else if total < sessions && counts[i] < 19 {
             counts[i] += 1;
             total += 1;
         }
-        i = if i + 1 == USERS { 2 } else { i + 1 };
+        i = if i + 1 == user_count { 2 } else { i + 1 };
     }
 
-    let mut users = Vec::with_capacity(USERS);
+    let mut users = Vec::with_capacity(user_count);
     for (n, &sessions) in counts.iter().enumerate() {
         let a = n % ACCOUNTS;
         let domain = ACCOUNT_NAMES[a].to_lowercase();
