@@ -10,6 +10,14 @@
 //!   (`doorman_sign_in_seconds`); subtracting the first from the second gives what that
 //!   sign-in cost beyond the hash, exactly (no comparison of two noisy runs of argon2).
 //!   Prints the median, p90 and mean of that, and the mean seen by the client.
+//! - `probe logouts URL TOKENS PORT_A PORT_B SECONDS`: back-channel logout (SPEC §21).
+//!   Starts the receivers of the two OpenID clients bench/run.sh registers (`bench-a`
+//!   at `http://127.0.0.1:PORT_A/bc/bench-a`, `bench-b` at PORT_B), then ends, as the
+//!   owner, every session of a `logout` line (each holds a grant of both clients) with
+//!   `DELETE /api/v1/admin/sessions/{id}`, spread evenly over SECONDS. A receiver reads
+//!   the `sid` of each logout token (unverified: the tests verify them) and answers 200.
+//!   Prints how many tokens arrived and the times from the start of each DELETE to the
+//!   arrival of its session's token at each receiver (the 200 follows at once).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,7 +30,19 @@ fn main() {
             Ok(n) => signin(&args[2], Path::new(&args[3]), n),
             Err(_) => Err("N must be a number".into()),
         },
-        _ => Err("usage: probe terminate URL TOKENS | probe signin URL TOKENS N".into()),
+        Some("logouts") if args.len() == 7 => {
+            match (args[4].parse(), args[5].parse(), args[6].parse::<f64>()) {
+                (Ok(a), Ok(b), Ok(secs)) if secs > 0.0 => {
+                    logouts::run(&args[2], Path::new(&args[3]), [a, b], secs)
+                }
+                _ => Err("PORT_A and PORT_B must be ports, SECONDS a positive number".into()),
+            }
+        }
+        _ => Err(
+            "usage: probe terminate URL TOKENS | probe signin URL TOKENS N | \
+                  probe logouts URL TOKENS PORT_A PORT_B SECONDS"
+                .into(),
+        ),
     };
     if let Err(err) = result {
         eprintln!("probe: {err}");
@@ -227,4 +247,156 @@ async fn timings(client: &reqwest::Client, base: &str) -> Result<Timings, String
         return Err("/metrics has no doorman_password_check_seconds".into());
     }
     Ok(t)
+}
+
+mod logouts {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use base64::Engine as _;
+    use poem::http::StatusCode;
+    use poem::web::{Data, Form};
+    use poem::{EndpointExt, Route, handler, post};
+
+    use super::{entries, percentile};
+
+    /// The clients bench/run.sh registers, in the order of the ports.
+    const CLIENTS: [&str; 2] = ["bench-a", "bench-b"];
+    /// How long the last logout tokens may take to arrive after the last end.
+    const GRACE: Duration = Duration::from_secs(30);
+
+    /// When each (client, sid) logout token first arrived.
+    type Arrivals = Arc<Mutex<HashMap<(String, String), Instant>>>;
+
+    /// The `sid` claim of a JWS, read without checking the signature.
+    fn sid_of(jws: &str) -> Option<String> {
+        let payload = jws.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        claims.get("sid")?.as_str().map(str::to_string)
+    }
+
+    #[handler]
+    fn receive(
+        poem::web::Path(client): poem::web::Path<String>,
+        Form(form): Form<HashMap<String, String>>,
+        arrivals: Data<&Arrivals>,
+    ) -> StatusCode {
+        let at = Instant::now();
+        let Some(sid) = form.get("logout_token").and_then(|t| sid_of(t)) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        if let Ok(mut got) = arrivals.lock() {
+            got.entry((client, sid)).or_insert(at);
+        }
+        StatusCode::OK
+    }
+
+    fn receiver(port: u16, arrivals: &Arrivals) -> Result<(), String> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let acceptor =
+            poem::listener::TcpAcceptor::from_std(listener).map_err(|e| e.to_string())?;
+        let app = Route::new()
+            .at("/bc/:client", post(receive))
+            .data(arrivals.clone());
+        tokio::spawn(async move {
+            let _ = poem::Server::new_with_acceptor(acceptor).run(app).await;
+        });
+        Ok(())
+    }
+
+    pub fn run(base: &str, tokens: &Path, ports: [u16; 2], secs: f64) -> Result<(), String> {
+        let owner = entries(tokens, "owner")?
+            .into_iter()
+            .next()
+            .and_then(|o| o.into_iter().next())
+            .ok_or("no `owner` line in the tokens file")?;
+        let sids: Vec<String> = entries(tokens, "logout")?
+            .into_iter()
+            .filter_map(|l| l.into_iter().next())
+            .collect();
+        if sids.is_empty() {
+            return Err("no `logout` lines in the tokens file (reseed: BENCH_RESEED=1)".into());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let arrivals: Arrivals = Arc::default();
+            for port in ports {
+                receiver(port, &arrivals)?;
+            }
+            let client = reqwest::Client::new();
+            let gap = Duration::from_secs_f64(secs / sids.len() as f64);
+            let start = tokio::time::Instant::now();
+            let mut tasks = Vec::with_capacity(sids.len());
+            for (i, sid) in sids.iter().enumerate() {
+                tokio::time::sleep_until(start + gap * i as u32).await;
+                let (client, url, owner) = (
+                    client.clone(),
+                    format!("{base}/api/v1/admin/sessions/{sid}"),
+                    owner.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let ended = Instant::now();
+                    let resp = client.delete(url).bearer_auth(owner).send().await;
+                    let ok = resp.is_ok_and(|r| r.status().is_success());
+                    (ended, ok)
+                }));
+            }
+            let mut ends = HashMap::with_capacity(sids.len());
+            let mut errors = 0usize;
+            for (sid, task) in sids.iter().zip(tasks) {
+                match task.await {
+                    Ok((at, true)) => {
+                        ends.insert(sid.clone(), at);
+                    }
+                    _ => errors += 1,
+                }
+            }
+            let ended_in = start.elapsed();
+            let expected = ends.len() * CLIENTS.len();
+            let deadline = Instant::now() + GRACE;
+            let delivered = |a: &Arrivals| {
+                a.lock().map_or(0, |got| {
+                    got.keys().filter(|(_, sid)| ends.contains_key(sid)).count()
+                })
+            };
+            while delivered(&arrivals) < expected && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let mut times: Vec<Duration> = {
+                let got = arrivals.lock().map_err(|_| "poisoned".to_string())?;
+                got.iter()
+                    .filter_map(|((_, sid), at)| {
+                        ends.get(sid)
+                            .map(|ended| at.saturating_duration_since(*ended))
+                    })
+                    .collect()
+            };
+            times.sort();
+            println!(
+                "logouts: {} sessions ended in {:.1} s ({errors} errors), {} of {expected} \
+                 logout tokens delivered; end to 200: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+                ends.len(),
+                ended_in.as_secs_f64(),
+                times.len(),
+                percentile(&times, 0.5),
+                percentile(&times, 0.99),
+                times.last().map_or(f64::NAN, |d| super::millis(*d)),
+            );
+            if times.len() < expected || ends.is_empty() {
+                return Err("logout tokens missing".to_string());
+            }
+            Ok(())
+        })
+    }
 }

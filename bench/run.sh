@@ -137,6 +137,26 @@ allow_roles = ["user"]
 allow_emails = ["*.example"]
 TOML
 
+# --- back-channel logout: two OpenID clients whose receivers `probe logouts` runs --------
+# (the seed gives 1,000 sessions a grant of each; nothing else uses them)
+LOGOUT_PORTS=($((PORT + 4)) $((PORT + 5)))
+LOGOUT_HASH=sha256:$(printf 'bench-logout' | sha256sum | cut -d' ' -f1)
+for i in 0 1; do
+  c=bench-$([ "$i" = 0 ] && echo a || echo b)
+  cat >>"$OUT/doorman.toml" <<TOML
+
+[[applications]]
+name = "Bench $([ "$i" = 0 ] && echo A || echo B)"
+url = "https://$c.bench.example"
+
+[applications.oidc]
+client_id = "$c"
+client_secret_hash = "$LOGOUT_HASH"
+redirect_uris = ["https://$c.bench.example/callback"]
+backchannel_logout_uri = "http://127.0.0.1:${LOGOUT_PORTS[$i]}/bc/$c"
+TOML
+done
+
 # --- servers -----------------------------------------------------------------------------
 PIDS=()
 BG_PID=""
@@ -539,6 +559,31 @@ say "sign-in: 30 sequential sign-ins, then the argon2 verify alone"
 SIGNIN_LINE=$("$PROBE" signin "$URL" "$TOKENS" 30 || true)
 echo "  $SIGNIN_LINE" >&2
 row "POST /api/v1/login, beyond the argon2 hash" "2 ms" "${SIGNIN_LINE#signin: }"
+
+# --- back-channel logout -------------------------------------------------------------------
+# 1,000 sessions holding two OpenID grants each end (as the owner ends them), spread over
+# one load's duration; each end's two logout tokens go to receivers on loopback. The
+# session check is loaded just before and during it.
+say "logout delivered: 1,000 sessions x 2 apps end over $DURATION; the session check meanwhile"
+case $DURATION in
+  *m) LOGOUT_SECS=$(( ${DURATION%m} * 60 )) ;;
+  *s) LOGOUT_SECS=${DURATION%s} ;;
+  *) LOGOUT_SECS=$DURATION ;;
+esac
+read -r V_RPS _ V_P99 _ < <(load "verify before logouts" "$CONNS" "${AUTH[@]}" "$URL/auth/verify")
+"$PROBE" logouts "$URL" "$TOKENS" "${LOGOUT_PORTS[@]}" "$LOGOUT_SECS" >"$OUT/logouts.txt" 2>&1 &
+BG_PID=$!
+read -r D_RPS _ D_P99 D_BAD < <(load "verify during logouts" "$CONNS" "${AUTH[@]}" "$URL/auth/verify")
+wait "$BG_PID" 2>/dev/null || true
+BG_PID=""
+LOGOUT_LINE=$(tail -n 1 "$OUT/logouts.txt")
+echo "  $LOGOUT_LINE" >&2
+row "logout delivered (end to the receiver's 200)" "p99 2 s" "${LOGOUT_LINE#logouts: }"
+V_NOTE=""
+[ "$D_BAD" != 0 ] && V_NOTE=" ($D_BAD errors or non-2xx)"
+row "GET /auth/verify during those logouts / just before" "within noise" \
+  "$(awk -v d="$D_RPS" -v b="$V_RPS" 'BEGIN { printf "%.2f", d / b }') x req/s ($D_RPS vs $V_RPS), p99 $D_P99 vs $V_P99 ms$V_NOTE"
+echo "  verify: $D_RPS req/s during, $V_RPS before; p99 $D_P99 vs $V_P99 ms" >&2
 
 MEM=$(awk '/^VmRSS|^VmHWM/ { printf "%s %.0f MB  ", $1, $2 / 1024 }' "/proc/$SERVER_PID/status")
 row "server memory after the loads" "100 MB" "$MEM"

@@ -15,6 +15,8 @@
 //! `signin <email>`, `hot <token>` and `pair <actor token> <victim public id> <victim
 //! token>` (two sessions of one user: the actor ends the victim, whose token must be
 //! refused at once).
+//! `logout <public id>` names 1,000 sessions of distinct users, each holding a grant of
+//! the two OpenID clients of bench/run.sh, for the "logout delivered" row.
 //!
 //! Then 10,000,000 security events (`BENCH_EVENTS` to change how many) over the last 13
 //! days, through `db::events::insert` as the server writes them: sign-ins, ended
@@ -312,6 +314,7 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     {
         let _ = writeln!(out, "signin {}", u.email);
     }
+    seed_logout_grants(&db, &users, now, &mut out)?;
 
     insert_events(&db, &users, &devices, &mut rng, now, events, &mut out)?;
     eprintln!("seed: {events} events ({:.1?})", started.elapsed());
@@ -329,6 +332,73 @@ fn run(path: &Path, tokens_path: &Path) -> Result<(), String> {
     file.write_all(out.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", tokens_path.display()))?;
     eprintln!("seed: done in {:.1?}", started.elapsed());
+    Ok(())
+}
+
+// ---- back-channel logout (the "logout delivered" row) ---------------------------------
+
+/// Sessions signed in to both OpenID clients, each of a distinct user.
+const LOGOUT_SESSIONS: usize = 1_000;
+/// The two clients, as bench/run.sh registers them (each with a `backchannel_logout_uri`).
+const LOGOUT_CLIENTS: [(&str, &str); 2] = [("bench-a", "Bench A"), ("bench-b", "Bench B")];
+
+/// One session of each of [`LOGOUT_SESSIONS`] users (none whose tokens the loads use)
+/// gets a grant of each client, through `db::oidc_grants::insert_grant` as a sign-in to
+/// them writes it. `logout <public id>` lines name them: the owner ends them.
+fn seed_logout_grants(
+    db: &Db,
+    users: &[UserInfo],
+    now: i64,
+    out: &mut String,
+) -> Result<(), String> {
+    // Not the owner, the fifty, the admins, nor the users of `hot` and `pair` lines.
+    let eligible: Vec<&UserInfo> = users
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i >= 2 + 2 * ACCOUNTS && i % 97 != 0 && i % 89 != 0)
+        .map(|(_, u)| u)
+        .collect();
+    let step = (eligible.len() / LOGOUT_SESSIONS).max(1);
+    let chosen: Vec<&UserInfo> = eligible
+        .into_iter()
+        .step_by(step)
+        .take(LOGOUT_SESSIONS)
+        .collect();
+    let sids = db
+        .blocking(|c| -> Result<_, DbError> {
+            let tx = c.transaction()?;
+            let mut sids = Vec::with_capacity(chosen.len());
+            for u in &chosen {
+                let listed =
+                    db::sessions::list_active_for_user(&tx, u.id, &u.email, "", now, Some(1))?;
+                let Some(s) = listed.first() else { continue };
+                for (client_id, application) in LOGOUT_CLIENTS {
+                    db::oidc_grants::insert_grant(
+                        &tx,
+                        &db::oidc_grants::NewGrant {
+                            session_pk: s.pk,
+                            user_id: u.id,
+                            client_id,
+                            application,
+                            sid: &s.id.0,
+                            scopes: "openid email",
+                            now,
+                        },
+                    )?;
+                }
+                sids.push(s.id.0.clone());
+            }
+            tx.commit()?;
+            Ok(sids)
+        })
+        .map_err(|e| e.to_string())?;
+    for sid in &sids {
+        let _ = writeln!(out, "logout {sid}");
+    }
+    eprintln!(
+        "seed: {} sessions signed in to two OpenID clients",
+        sids.len()
+    );
     Ok(())
 }
 

@@ -90,7 +90,7 @@ fn seeded(dir: &Path) -> (AppState, String, UserId) {
             Ok((kept.unwrap(), fifty.unwrap()))
         })
         .unwrap();
-    let state = AppState::new(config, db, geo).unwrap();
+    let state = AppState::new(config, db, geo, doorman::Runs::Server).unwrap();
     (state, token, fifty)
 }
 

@@ -15,6 +15,8 @@ use crate::state::AppState;
 
 /// How often the outbox is looked at.
 const POLL: Duration = Duration::from_millis(250);
+/// How long a freed slot waits for others before the outbox is looked at again.
+const GATHER: Duration = Duration::from_millis(10);
 /// Attempts running at once.
 const IN_FLIGHT: usize = 32;
 /// Attempts running at once to one application.
@@ -24,6 +26,17 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Delivery ids in flight, with their client.
 type Busy = Arc<Mutex<HashMap<i64, String>>>;
+/// Told when an attempt ends: its slot is free for the next due logout at once, not at
+/// the next poll (a burst of ended sessions would otherwise go out [`PER_CLIENT`] per
+/// client per [`POLL`]).
+type Freed = Arc<tokio::sync::Notify>;
+/// Where attempts send their outcome. One task records them, many to a transaction: a
+/// burst of deliveries then holds one of the pool's connections and takes SQLite's one
+/// writer once per batch, instead of one connection per attempt in flight waiting for
+/// the writer, which would leave the session check waiting for a connection.
+type Outcomes = tokio::sync::mpsc::UnboundedSender<(DueLogout, Result<(), String>)>;
+/// Outcomes recorded in one transaction, at most.
+const RECORD_BATCH: usize = 256;
 
 pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let any = state
@@ -47,13 +60,19 @@ pub fn spawn(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) 
         }
     };
     let busy: Busy = Arc::default();
+    let freed: Freed = Arc::default();
+    let (outcomes, recorded) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(record(state.clone(), recorded, busy.clone(), freed.clone()));
     tokio::spawn(async move {
         loop {
-            if let Err(err) = start_due(&state, &client, &busy).await {
+            if let Err(err) = start_due(&state, &client, &busy, &outcomes).await {
                 tracing::warn!(%err, "logout outbox unavailable");
             }
             tokio::select! {
                 _ = tokio::time::sleep(POLL) => {}
+                // A moment more gathers the slots freed meanwhile: one look at the
+                // outbox for them all.
+                _ = freed.notified() => tokio::time::sleep(GATHER).await,
                 _ = shutdown.changed() => return,
             }
         }
@@ -65,6 +84,7 @@ async fn start_due(
     state: &AppState,
     client: &reqwest::Client,
     busy: &Busy,
+    outcomes: &Outcomes,
 ) -> crate::error::Result<()> {
     let free = IN_FLIGHT.saturating_sub(busy.lock().map(|b| b.len()).unwrap_or(IN_FLIGHT));
     if free == 0 {
@@ -83,7 +103,7 @@ async fn start_due(
             }
             b.insert(d.id, d.client_id.clone());
         }
-        let (st, cl, busy) = (state.clone(), client.clone(), busy.clone());
+        let (st, cl, outcomes) = (state.clone(), client.clone(), outcomes.clone());
         tokio::spawn(async move {
             let id = d.id;
             // Its own task: a panic while building one delivery is that delivery's
@@ -92,25 +112,48 @@ async fn start_due(
             let outcome = tokio::spawn(async move { attempt(&st2, &cl, &d2).await })
                 .await
                 .unwrap_or_else(|e| Err(format!("delivery failed unexpectedly: {e}")));
-            let recorded = match outcome {
+            match &outcome {
                 Ok(()) => {
                     tracing::info!(logout = id, client_id = %d.client_id, "logout token delivered");
-                    logout::mark_delivered(&st, d).await
                 }
                 Err(error) => {
                     tracing::warn!(logout = id, client_id = %d.client_id, attempts = d.attempts + 1, %error, "logout token not delivered");
-                    logout::mark_failed(&st, d, error).await
                 }
-            };
-            if let Err(err) = recorded {
-                tracing::warn!(logout = id, %err, "logout outcome not recorded");
             }
-            if let Ok(mut b) = busy.lock() {
-                b.remove(&id);
-            }
+            // Still busy until recorded: the next look at the outbox must not send it again.
+            let _ = outcomes.send((d, outcome));
         });
     }
     Ok(())
+}
+
+/// Records the outcomes of attempts as they come, many to a transaction, then frees
+/// their slots.
+async fn record(
+    state: AppState,
+    mut recorded: tokio::sync::mpsc::UnboundedReceiver<(DueLogout, Result<(), String>)>,
+    busy: Busy,
+    freed: Freed,
+) {
+    while let Some(first) = recorded.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < RECORD_BATCH {
+            match recorded.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<i64> = batch.iter().map(|(d, _)| d.id).collect();
+        if let Err(err) = logout::record_outcomes(&state, batch).await {
+            tracing::warn!(%err, logouts = ids.len(), "logout outcomes not recorded");
+        }
+        if let Ok(mut b) = busy.lock() {
+            for id in &ids {
+                b.remove(id);
+            }
+        }
+        freed.notify_one();
+    }
 }
 
 /// One attempt: POST a fresh logout token; Ok on 200 or 204 within the timeout.

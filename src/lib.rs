@@ -82,7 +82,7 @@ use poem::middleware::CatchPanic;
 use poem::{Endpoint, EndpointExt, Route, Server};
 
 pub use config::Config;
-pub use state::AppState;
+pub use state::{AppState, Runs};
 
 pub fn build_app(state: AppState) -> impl Endpoint {
     let headers = http::headers::SecurityHeaders::new(&state.config);
@@ -114,7 +114,8 @@ pub fn build_app(state: AppState) -> impl Endpoint {
 /// GeoIP database is not loaded.
 pub fn open_tool_state(config: Config) -> Result<AppState, String> {
     let db = db::Db::open(&config.storage.path).map_err(|e| e.to_string())?;
-    AppState::new(config, db, Arc::new(geo::Geo::disabled())).map_err(|e| e.to_string())
+    AppState::new(config, db, Arc::new(geo::Geo::disabled()), Runs::Command)
+        .map_err(|e| e.to_string())
 }
 
 /// Opens storage and the GeoIP database as the configuration says. Errors are plain
@@ -124,7 +125,7 @@ pub fn open_state(config: Config) -> Result<AppState, String> {
     let data_dir = geo::data_dir(&config.storage.path);
     let geo = geo::Geo::open(&config.geoip.database, &data_dir).map_err(|e| e.to_string())?;
     let geo = Arc::new(geo);
-    AppState::new(config, db, geo).map_err(|e| e.to_string())
+    AppState::new(config, db, geo, Runs::Server).map_err(|e| e.to_string())
 }
 
 /// Serves on an already-bound listener until `shutdown` resolves, with the background

@@ -41,8 +41,21 @@ pub struct AppState {
     pub oidc_keys: Arc<crate::domain::oidc::keyring::Keys>,
 }
 
+/// Whether the state serves requests, or runs one command beside (or without) the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    /// The server: the webhook receivers and the back-channel logout clients of its
+    /// configuration are mirrored into the database, where its workers and triggers read
+    /// them.
+    Server,
+    /// A command: it reads what the server mirrored and rewrites none of it (a command run
+    /// with another configuration, or none, must not silence the server's webhooks or
+    /// logout tokens).
+    Command,
+}
+
 impl AppState {
-    pub fn new(config: Config, db: Db, geo: Arc<Geo>) -> crate::error::Result<Self> {
+    pub fn new(config: Config, db: Db, geo: Arc<Geo>, runs: Runs) -> crate::error::Result<Self> {
         let hasher = Hasher::new(&config.security.argon2)?
             .with_min_length(config.security.password_min_length);
         let rl = &config.security.login_rate_limit;
@@ -53,9 +66,14 @@ impl AppState {
                 crate::domain::tokens::new_token().into_bytes()
             })
         })?;
-        let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks))?;
+        let webhook_ids = match runs {
+            Runs::Server => db.blocking(|c| sync_webhooks(c, &config.webhooks))?,
+            Runs::Command => Vec::new(),
+        };
         let oidc_keys = db.blocking(|c| crate::domain::oidc::keyring::Keys::open(c, &config))?;
-        db.blocking(|c| sync_backchannel_clients(c, &config))?;
+        if runs == Runs::Server {
+            db.blocking(|c| sync_backchannel_clients(c, &config))?;
+        }
         Ok(AppState {
             config: Arc::new(config),
             db,

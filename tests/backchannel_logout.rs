@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::oidc::verified;
+use common::smtp::{self, SmtpServer};
 use common::*;
 use doorman::config::{Application, OidcClient, SigningAlg};
 use doorman::model::Role;
@@ -479,14 +480,22 @@ async fn signed_in(o: &Op, email: &str) -> Sess {
     sess
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_way_a_session_ends_sends_a_logout_token() {
-    let rx = receiver_on(0, Mode::Ok).await;
+/// A provider with Grafana (telling `rx`), a sweeper that runs every second, mail to
+/// `smtp` when given, an admin of Acme (their session) and the people `who` of Acme
+/// (`{who}@acme.test`, by name: their user ids).
+async fn grafana_op(
+    rx: &Receiver,
+    smtp: Option<String>,
+    who: &[&'static str],
+) -> (Op, Sess, HashMap<&'static str, i64>) {
     let port = rx.addr.port();
     let (secret, hash) = oidc_secret();
     let s = start_with_port(move |c, p| {
         c.server.public_url = format!("http://127.0.0.1:{p}");
         c.privacy.sweep_interval = Duration::from_secs(1);
+        if let Some(url) = smtp {
+            c.mail.smtp_url = url;
+        }
         c.applications = vec![client_of(
             "grafana",
             &hash,
@@ -496,18 +505,29 @@ async fn every_way_a_session_ends_sends_a_logout_token() {
     })
     .await;
     let o = Op { s, secret };
-    let admin = {
-        o.s.user("Acme", "admin@acme.test", Role::Admin).await;
-        login(&o.s, "admin@acme.test", CHROME_MAC).await
-    };
+    o.s.user("Acme", "admin@acme.test", Role::Admin).await;
+    let admin = login(&o.s, "admin@acme.test", CHROME_MAC).await;
     let mut users = HashMap::new();
-    for who in ["ann", "bob", "cat", "dan", "eve", "fay"] {
+    for w in who {
         let u =
-            o.s.user("Acme", &format!("{who}@acme.test"), Role::User)
+            o.s.user("Acme", &format!("{w}@acme.test"), Role::User)
                 .await;
-        users.insert(who, u.id.0);
+        users.insert(*w, u.id.0);
     }
-    let ok = |status: u16, way: &str| assert!((200..300).contains(&status), "{way}: {status}");
+    (o, admin, users)
+}
+
+fn ok(status: u16, way: &str) {
+    assert!((200..300).contains(&status), "{way}: {status}");
+}
+
+// Every way a session ends (SPEC §21's list) sends Grafana a logout token for it: the
+// person's own ways, an admin's, the sweeper's, and the links of emails.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_a_person_ends_a_session_sends_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let (o, _, _) = grafana_op(&rx, None, &["ann", "bob", "fay"]).await;
 
     // Sign-out.
     let a = signed_in(&o, "ann@acme.test").await;
@@ -536,35 +556,6 @@ async fn every_way_a_session_ends_sends_a_logout_token() {
     );
     expect_logout(&o, &rx, &a.id, "end all other sessions").await;
 
-    // An admin's end, the bulk end, and the end of one person's sessions.
-    let a = signed_in(&o, "ann@acme.test").await;
-    ok(
-        o.s.delete(&format!("/api/v1/admin/sessions/{}", a.id), &admin.token)
-            .await
-            .0,
-        "admin end",
-    );
-    expect_logout(&o, &rx, &a.id, "admin end").await;
-    let a = signed_in(&o, "ann@acme.test").await;
-    ok(
-        o.s.delete("/api/v1/admin/sessions?q=ann%40acme.test", &admin.token)
-            .await
-            .0,
-        "admin bulk end",
-    );
-    expect_logout(&o, &rx, &a.id, "admin bulk end").await;
-    let a = signed_in(&o, "ann@acme.test").await;
-    ok(
-        o.s.delete(
-            &format!("/api/v1/admin/users/{}/sessions", users["ann"]),
-            &admin.token,
-        )
-        .await
-        .0,
-        "admin ends a person's sessions",
-    );
-    expect_logout(&o, &rx, &a.id, "admin ends a person's sessions").await;
-
     // A password change ends the other sessions.
     let b_keep = login(&o.s, "bob@acme.test", CHROME_MAC).await;
     let b = signed_in(&o, "bob@acme.test").await;
@@ -579,48 +570,6 @@ async fn every_way_a_session_ends_sends_a_logout_token() {
         "password change",
     );
     expect_logout(&o, &rx, &b.id, "password change").await;
-
-    // Disable.
-    let c = signed_in(&o, "cat@acme.test").await;
-    ok(
-        o.s.patch(
-            &format!("/api/v1/admin/users/{}", users["cat"]),
-            &admin.token,
-            json!({"status": "disabled"}),
-        )
-        .await
-        .0,
-        "disable",
-    );
-    expect_logout(&o, &rx, &c.id, "disable").await;
-
-    // Second-factor reset.
-    let e = signed_in(&o, "eve@acme.test").await;
-    ok(
-        o.s.delete(
-            &format!("/api/v1/admin/users/{}/second-factors", users["eve"]),
-            &admin.token,
-        )
-        .await
-        .0,
-        "second-factor reset",
-    );
-    expect_logout(&o, &rx, &e.id, "second-factor reset").await;
-
-    // Idle and lifetime expiry, ended by the sweeper.
-    let f = signed_in(&o, "fay@acme.test").await;
-    o.s.sql_exec(&format!(
-        "UPDATE sessions SET expires_at = strftime('%s','now') - 1 WHERE public_id = '{}'",
-        f.id
-    ));
-    expect_logout(&o, &rx, &f.id, "idle expiry").await;
-    let f = signed_in(&o, "fay@acme.test").await;
-    o.s.sql_exec(&format!(
-        "UPDATE sessions SET created_at = created_at - 90 * 86400, expires_at = strftime('%s','now') - 1
-         WHERE public_id = '{}'",
-        f.id
-    ));
-    expect_logout(&o, &rx, &f.id, "lifetime expiry").await;
 
     // RP-initiated logout: asked once, then the session ends.
     let f = login(&o.s, "fay@acme.test", CHROME_MAC).await;
@@ -655,6 +604,68 @@ async fn every_way_a_session_ends_sends_a_logout_token() {
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(done.location, "http://127.0.0.1:9/grafana/bye?state=bye");
     expect_logout(&o, &rx, &f.id, "RP-initiated logout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_an_admin_ends_a_session_sends_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let (o, admin, users) = grafana_op(&rx, None, &["ann", "cat", "dan", "eve"]).await;
+
+    // An admin's end, the bulk end, and the end of one person's sessions.
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete(&format!("/api/v1/admin/sessions/{}", a.id), &admin.token)
+            .await
+            .0,
+        "admin end",
+    );
+    expect_logout(&o, &rx, &a.id, "admin end").await;
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete("/api/v1/admin/sessions?q=ann%40acme.test", &admin.token)
+            .await
+            .0,
+        "admin bulk end",
+    );
+    expect_logout(&o, &rx, &a.id, "admin bulk end").await;
+    let a = signed_in(&o, "ann@acme.test").await;
+    ok(
+        o.s.delete(
+            &format!("/api/v1/admin/users/{}/sessions", users["ann"]),
+            &admin.token,
+        )
+        .await
+        .0,
+        "admin ends a person's sessions",
+    );
+    expect_logout(&o, &rx, &a.id, "admin ends a person's sessions").await;
+
+    // Disable.
+    let c = signed_in(&o, "cat@acme.test").await;
+    ok(
+        o.s.patch(
+            &format!("/api/v1/admin/users/{}", users["cat"]),
+            &admin.token,
+            json!({"status": "disabled"}),
+        )
+        .await
+        .0,
+        "disable",
+    );
+    expect_logout(&o, &rx, &c.id, "disable").await;
+
+    // Second-factor reset.
+    let e = signed_in(&o, "eve@acme.test").await;
+    ok(
+        o.s.delete(
+            &format!("/api/v1/admin/users/{}/second-factors", users["eve"]),
+            &admin.token,
+        )
+        .await
+        .0,
+        "second-factor reset",
+    );
+    expect_logout(&o, &rx, &e.id, "second-factor reset").await;
 
     // Deletion: the person is gone, their apps are still told.
     let d = signed_in(&o, "dan@acme.test").await;
@@ -668,6 +679,142 @@ async fn every_way_a_session_ends_sends_a_logout_token() {
         "deletion",
     );
     expect_logout(&o, &rx, &d.id, "deletion").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_lifetime_expiry_send_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let (o, _, _) = grafana_op(&rx, None, &["fay"]).await;
+    // Ended by the sweeper.
+    let f = signed_in(&o, "fay@acme.test").await;
+    o.s.sql_exec(&format!(
+        "UPDATE sessions SET expires_at = strftime('%s','now') - 1 WHERE public_id = '{}'",
+        f.id
+    ));
+    expect_logout(&o, &rx, &f.id, "idle expiry").await;
+    let f = signed_in(&o, "fay@acme.test").await;
+    o.s.sql_exec(&format!(
+        "UPDATE sessions SET created_at = created_at - 90 * 86400, expires_at = strftime('%s','now') - 1
+         WHERE public_id = '{}'",
+        f.id
+    ));
+    expect_logout(&o, &rx, &f.id, "lifetime expiry").await;
+    assert_eq!(
+        o.s.sql_i64(
+            "SELECT count(*) FROM sessions WHERE end_reason IN ('idle_timeout', 'max_lifetime')"
+        ),
+        2
+    );
+}
+
+/// The token of the newest link `…{marker}TOKEN` in a mail to `to`, once it is mailed.
+async fn mailed_token(smtp: &SmtpServer, to: &str, marker: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = smtp
+            .messages()
+            .iter()
+            .rev()
+            .filter(|m| smtp::header(m, "To").is_some_and(|t| t.contains(to)))
+            .map(|m| smtp::text_part(m))
+            .find_map(|text| {
+                let at = text.find(marker)? + marker.len();
+                Some(
+                    text[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect::<String>(),
+                )
+            });
+        if let Some(token) = found {
+            return token;
+        }
+        assert!(Instant::now() < until, "no {marker} mailed to {to}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A session on a new device of someone who signed in before: its sign-in is alerted.
+async fn alerted_sign_in(o: &Op, email: &str) -> Sess {
+    login(&o.s, email, FIREFOX_WIN).await;
+    signed_in(o, email).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_in_emails_that_end_sessions_send_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let smtp = SmtpServer::start().await;
+    let (o, admin, users) = grafana_op(&rx, Some(smtp.url()), &["gus", "hal", "ivy"]).await;
+
+    // "Was this you?" → "This wasn't me — secure my account" ends every session.
+    let g = alerted_sign_in(&o, "gus@acme.test").await;
+    let t = mailed_token(&smtp, "gus@acme.test", "/alerts/secure?t=").await;
+    let resp = client()
+        .post(o.s.url("/alerts/secure"))
+        .form(&[("t", t.as_str())])
+        .send()
+        .await
+        .unwrap();
+    ok(resp.status().as_u16(), "not me");
+    expect_logout(&o, &rx, &g.id, "not me").await;
+
+    // "Not you? End this session" (a moved-session alert's link) ends that session.
+    let h = alerted_sign_in(&o, "hal@acme.test").await;
+    mailed_token(&smtp, "hal@acme.test", "/alerts/secure?t=").await;
+    let t = end_link_token(&o.s, "hal@acme.test");
+    let resp = client()
+        .post(o.s.url("/alerts/end"))
+        .form(&[("t", t.as_str())])
+        .send()
+        .await
+        .unwrap();
+    ok(resp.status().as_u16(), "end link");
+    expect_logout(&o, &rx, &h.id, "end link").await;
+
+    // A password reset by the emailed link (an admin sent it) ends every session.
+    let i = signed_in(&o, "ivy@acme.test").await;
+    ok(
+        o.s.post(
+            &format!("/api/v1/admin/users/{}/password-reset", users["ivy"]),
+            &admin.token,
+            json!({}),
+        )
+        .await
+        .0,
+        "reset link sent",
+    );
+    let token = mailed_token(&smtp, "ivy@acme.test", "/reset?token=").await;
+    assert!(alive(&o.s, &i.token).await, "sending the link ends nothing");
+    let b = browser();
+    let page = read(
+        b.get(o.s.url(&format!("/reset?token={token}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = form_value(&page.body, "csrf").unwrap();
+    let done = post_form(
+        &b,
+        &o.s,
+        "/reset",
+        &[
+            ("csrf", &csrf),
+            ("token", &token),
+            ("password", "violet tractor umbrella"),
+        ],
+    )
+    .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    expect_logout(&o, &rx, &i.id, "password reset by link").await;
+    assert_eq!(
+        o.s.sql_i64(&format!(
+            "SELECT count(*) FROM sessions WHERE public_id = '{}' AND end_reason = 'password_reset'",
+            i.id
+        )),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -872,4 +1019,60 @@ async fn my_sessions_page_signs_a_session_out_of_one_app() {
         "{}",
         page.body
     );
+}
+
+/// Runs a command of the binary on the server's database as an operator would: with the
+/// storage path and nothing of the server's configuration (no applications). A command
+/// never rewrites what the running server mirrored of its configuration, so the server
+/// still tells the apps.
+fn doorman_cli(s: &TestServer, args: &[&str]) -> String {
+    let toml = String::new();
+    let config = s.dir.path().join("cli.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_doorman"));
+    c.arg("--config")
+        .arg(&config)
+        .args(args)
+        .current_dir(s.dir.path());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("DOORMAN_") {
+            c.env_remove(key);
+        }
+    }
+    let out = c
+        .env_remove("RUST_LOG")
+        .env("DOORMAN_STORAGE__PATH", &s.db_path)
+        .env("DOORMAN_SECURITY__ARGON2__M", "1024")
+        .env("DOORMAN_SECURITY__ARGON2__T", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "doorman {args:?}: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operators_commands_that_end_sessions_send_a_logout_token() {
+    let rx = receiver_on(0, Mode::Ok).await;
+    let (o, _, _) = grafana_op(&rx, None, &["jon", "kim", "lou"]).await;
+
+    let j = signed_in(&o, "jon@acme.test").await;
+    let out = doorman_cli(&o.s, &["sessions", "end", &j.id]);
+    assert!(out.contains("ended"), "{out}");
+    expect_logout(&o, &rx, &j.id, "doorman sessions end").await;
+
+    let k = signed_in(&o, "kim@acme.test").await;
+    let out = doorman_cli(&o.s, &["user", "passwd", "--email", "kim@acme.test"]);
+    assert!(out.contains("1 session(s) ended"), "{out}");
+    expect_logout(&o, &rx, &k.id, "doorman user passwd").await;
+
+    let l = signed_in(&o, "lou@acme.test").await;
+    let out = doorman_cli(&o.s, &["user", "disable", "--email", "lou@acme.test"]);
+    assert!(out.contains("1 session(s) ended"), "{out}");
+    expect_logout(&o, &rx, &l.id, "doorman user disable").await;
 }

@@ -61,15 +61,29 @@ pub async fn due(state: &AppState, limit: i64) -> Result<Vec<DueLogout>> {
         .await?)
 }
 
-/// The receiver answered 200 or 204: `app.signed_out`.
-pub async fn mark_delivered(state: &AppState, d: DueLogout) -> Result<()> {
+/// The outcomes of attempts, in one transaction: a burst of deliveries takes SQLite's
+/// one writer once per batch, not once per delivery. 200 or 204: delivered,
+/// `app.signed_out`. Otherwise retried after the webhooks' backoff, given up a day after
+/// the session ended; `app.logout_failed` is recorded at the first failure and when
+/// given up.
+pub async fn record_outcomes(
+    state: &AppState,
+    outcomes: Vec<(DueLogout, std::result::Result<(), String>)>,
+) -> Result<()> {
     let now = crate::clock::now();
     state
         .db
         .run(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            db::oidc_logouts::update_delivered(&tx, d.id, now)?;
-            record(&tx, EventType::AppSignedOut, &d, now, None)?;
+            for (d, outcome) in &outcomes {
+                match outcome {
+                    Ok(()) => {
+                        db::oidc_logouts::update_delivered(&tx, d.id, now)?;
+                        record(&tx, EventType::AppSignedOut, d, now, None)?;
+                    }
+                    Err(error) => failed(&tx, d, error, now)?,
+                }
+            }
             tx.commit()?;
             Ok::<_, DbError>(())
         })
@@ -77,26 +91,19 @@ pub async fn mark_delivered(state: &AppState, d: DueLogout) -> Result<()> {
     Ok(())
 }
 
-/// An attempt failed: retried after the webhooks' backoff, given up a day after the
-/// session ended. `app.logout_failed` is recorded at the first failure and when given up.
-pub async fn mark_failed(state: &AppState, d: DueLogout, error: String) -> Result<()> {
-    let now = crate::clock::now();
+fn failed(
+    tx: &Connection,
+    d: &DueLogout,
+    error: &str,
+    now: i64,
+) -> std::result::Result<(), DbError> {
     let give_up = now - d.created_at >= GIVE_UP_AFTER;
     let next = now + crate::domain::audit::webhooks::backoff(d.attempts);
-    state
-        .db
-        .run(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            db::oidc_logouts::update_failed_attempt(&tx, d.id, next, &error, give_up)?;
-            if d.attempts == 0 || give_up {
-                let detail =
-                    json!({ "error": error, "attempts": d.attempts + 1, "given_up": give_up });
-                record(&tx, EventType::AppLogoutFailed, &d, now, Some(detail))?;
-            }
-            tx.commit()?;
-            Ok::<_, DbError>(())
-        })
-        .await?;
+    db::oidc_logouts::update_failed_attempt(tx, d.id, next, error, give_up)?;
+    if d.attempts == 0 || give_up {
+        let detail = json!({ "error": error, "attempts": d.attempts + 1, "given_up": give_up });
+        record(tx, EventType::AppLogoutFailed, d, now, Some(detail))?;
+    }
     Ok(())
 }
 
