@@ -273,11 +273,12 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
 }
 
 pub fn find_by_pk(c: &Connection, pk: i64) -> Result<Option<Session>, DbError> {
-    query_one(
-        c,
-        &format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id = ?1"),
-        pk,
-    )
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id = ?1"));
+    static COLS: OnceLock<Cols> = OnceLock::new();
+    let mut stmt = c.prepare_cached(&SQL)?;
+    let cols = Cols::cached(&COLS, &stmt)?;
+    Ok(stmt.query_row([pk], |r| from_row(r, cols)).optional()?)
 }
 
 fn query_one(c: &Connection, sql: &str, key: impl ToSql) -> Result<Option<Session>, DbError> {
