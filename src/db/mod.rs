@@ -330,7 +330,10 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
     // LIMIT is a parameter (every listing's) is compiled again at each run, for a plan
     // that cannot change (there are no per-value statistics): a quarter of a listing's
     // time.
-    c.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     c.busy_timeout(BUSY_TIMEOUT)
 }
 

@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::model::{
-    AccountId, AppUse, AuthMethods, CurrentSession, Device, EndReason, Location, Moved, Role, Session, SessionId,
-    SignedInApp, UserId, UserStatus,
+    AccountId, AppUse, AuthMethods, CurrentSession, Device, EndReason, Location, Moved, Role,
+    Session, SessionId, SignedInApp, UserId, UserStatus,
 };
 
 /// The session's own columns.
@@ -338,6 +338,49 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
                 factor_required: r.get(17)?,
                 account_name: r.get(18)?,
             })
+        })
+        .optional()?)
+}
+
+/// [`find_by_token_hash`] with the session's whole row, for who shows it (`/api/v1/me`):
+/// one lookup still.
+pub fn find_whole_by_token_hash(
+    c: &Connection,
+    hash: &[u8],
+) -> Result<Option<(TokenMatch, Session)>, DbError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
+                    u.email_verified,
+                    u.require_second_factor OR a.require_second_factor AS factor_required {FROM}
+             WHERE s.token_hash = ?1"
+        )
+    });
+    columns!(UserCols {
+        user_name,
+        role,
+        status,
+        email_verified,
+        factor_required
+    });
+    static COLS: OnceLock<Cols> = OnceLock::new();
+    static USER: OnceLock<UserCols> = OnceLock::new();
+    let mut stmt = c.prepare_cached(&SQL)?;
+    let (cols, user) = (Cols::cached(&COLS, &stmt)?, UserCols::cached(&USER, &stmt)?);
+    Ok(stmt
+        .query_row([hash], |r| {
+            let s = from_row(r, cols)?;
+            let m = TokenMatch {
+                session: CurrentSession::of(&s),
+                user_email: s.user_email.clone(),
+                user_name: r.get(user.user_name)?,
+                role: r.get(user.role)?,
+                status: r.get(user.status)?,
+                email_verified: r.get(user.email_verified)?,
+                factor_required: r.get(user.factor_required)?,
+                account_name: s.account_name.clone(),
+            };
+            Ok((m, s))
         })
         .optional()?)
 }

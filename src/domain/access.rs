@@ -77,7 +77,10 @@ fn note_use(state: &AppState, authed: &Authed, app: &Application) {
     else {
         return;
     };
-    if !state.uses.first_since((authed.session.pk, place), now, every) {
+    if !state
+        .uses
+        .first_since((authed.session.pk, place), now, every)
+    {
         return;
     }
     let (st, pk, name) = (state.clone(), authed.session.pk, app.name.clone());

@@ -55,22 +55,6 @@ pub async fn list_mine_by_token(
     Ok((me, list))
 }
 
-/// The caller of `token` and their session's whole row (device, place, apps), read on
-/// the check's connection: `/api/v1/me`.
-pub async fn me_by_token(
-    state: &AppState,
-    token: &str,
-    from: impl FnOnce() -> Option<std::net::IpAddr>,
-) -> Result<(Authed, Session)> {
-    check::authenticate_then(state, token, from, |c, me, _| {
-        match db::sessions::find_by_pk(c, me.session.pk)? {
-            Some(s) => Ok(Some(s)),
-            None => Err(Error::Unauthenticated(None)),
-        }
-    })
-    .await
-}
-
 /// The sessions of `list` that raised a sign-in alert (their row ids): the listings
 /// mark them, so that the session an email was about is told apart (SPEC §22).
 pub async fn alerted(state: &AppState, list: &[Session]) -> Result<HashSet<i64>> {
