@@ -35,8 +35,6 @@ pub struct AppState {
     pub webhook_ids: Arc<Vec<i64>>,
     /// When each (session, application) refusal was last recorded as `access.denied`.
     pub denials: Arc<crate::domain::attempts::limits::Denials>,
-    /// When each (session, application) use was last recorded.
-    pub uses: Arc<crate::domain::attempts::limits::Uses>,
     /// The OpenID Provider's signing keys (SPEC §20).
     pub oidc_keys: Arc<crate::domain::oidc::keyring::Keys>,
 }
@@ -88,7 +86,6 @@ impl AppState {
             reset_limits: Arc::new(Default::default()),
             webhook_ids: Arc::new(webhook_ids),
             denials: Arc::default(),
-            uses: Arc::default(),
             oidc_keys: Arc::new(oidc_keys),
         })
     }

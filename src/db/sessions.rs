@@ -302,17 +302,35 @@ pub struct TokenMatch {
     pub account_name: String,
 }
 
-/// The session check's one lookup, on every authenticated request. Columns by position:
-/// the statement is this one literal.
-pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMatch>, DbError> {
-    const SQL: &str = "SELECT s.id, s.public_id, s.user_id, s.account_id, s.device_id,
-            s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
-            s.auth_methods, s.verified_at,
-            u.email, u.name, u.role, u.status, u.email_verified,
-            u.require_second_factor OR a.require_second_factor, a.name
-        FROM sessions s JOIN users u ON u.id = s.user_id JOIN accounts a ON a.id = s.account_id
-        WHERE s.token_hash = ?1";
-    let mut stmt = c.prepare_cached(SQL)?;
+/// The session check's one lookup, on every authenticated request (`uses`: with the
+/// applications the session was used with, for a forward-auth request for one). Columns
+/// by position: the statement is one of two literals.
+pub fn find_by_token_hash(
+    c: &Connection,
+    hash: &[u8],
+    uses: bool,
+) -> Result<Option<TokenMatch>, DbError> {
+    macro_rules! check_sql {
+        ($extra:literal) => {
+            concat!(
+                "SELECT s.id, s.public_id, s.user_id, s.account_id, s.device_id,
+                    s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
+                    s.auth_methods, s.verified_at,
+                    u.email, u.name, u.role, u.status, u.email_verified,
+                    u.require_second_factor OR a.require_second_factor, a.name",
+                $extra,
+                " FROM sessions s JOIN users u ON u.id = s.user_id
+                    JOIN accounts a ON a.id = s.account_id
+                WHERE s.token_hash = ?1"
+            )
+        };
+    }
+    let sql = if uses {
+        check_sql!(", s.applications_used")
+    } else {
+        check_sql!("")
+    };
+    let mut stmt = c.prepare_cached(sql)?;
     Ok(stmt
         .query_row([hash], |r| {
             Ok(TokenMatch {
@@ -329,6 +347,11 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
                     end_reason: r.get(9)?,
                     auth_methods: AuthMethods::parse_list(r.get_ref(10)?.as_str()?),
                     verified_at: r.get(11)?,
+                    applications_used: if uses {
+                        Some(applications_used(r.get_ref(19)?.as_str()?))
+                    } else {
+                        None
+                    },
                 },
                 user_email: r.get(12)?,
                 user_name: r.get(13)?,

@@ -6,7 +6,7 @@ use crate::address::Target;
 use crate::config::Application;
 use crate::db;
 use crate::domain::audit::events::{self, NewEvent};
-use crate::domain::signin::check::authenticate_from;
+use crate::domain::signin::check::{authenticate_for_app, authenticate_from};
 use crate::error::{Error, Result};
 use crate::model::Authed;
 use crate::model::{EventType, Role};
@@ -28,12 +28,21 @@ pub async fn verify(
     };
     // A session held at enrolment is signed out as far as applications are concerned:
     // the proxy sends the person to sign in, where they add a factor (SPEC §19).
-    let authed = match authenticate_from(state, token, from).await {
+    let at = match target {
+        Target::At(address) => state.config.application_at(address),
+        _ => None,
+    };
+    let checked = if at.is_some() {
+        authenticate_for_app(state, token, from).await
+    } else {
+        authenticate_from(state, token, from).await
+    };
+    let authed = match checked {
         Err(Error::EnrolmentRequired) => return Err(Error::Unauthenticated(None)),
         other => other?,
     };
     let app = match target {
-        Target::At(address) => state.config.application_at(address),
+        Target::At(_) => at,
         Target::Unknown => None,
         Target::Ambiguous if !state.config.any_rules() => None,
         Target::Ambiguous => {
@@ -64,23 +73,20 @@ pub async fn verify(
     Ok(authed)
 }
 
-/// Records that the session is used with `app`, at most once per touch interval per
-/// session and application, off the request path: the answer never waits for the write.
+/// Records that the session is used with `app`, at most once per touch interval (the
+/// session row read for the check says when it was last recorded), off the request
+/// path: the answer never waits for the write.
 fn note_use(state: &AppState, authed: &Authed, app: &Application) {
     let now = crate::clock::now();
     let every = state.config.sessions.touch_interval.as_secs() as i64;
-    let Some(place) = state
-        .config
-        .applications
+    let last = authed
+        .session
+        .applications_used
         .iter()
-        .position(|a| std::ptr::eq(a, app))
-    else {
-        return;
-    };
-    if !state
-        .uses
-        .first_since((authed.session.pk, place), now, every)
-    {
+        .flatten()
+        .find(|u| u.name == app.name)
+        .map(|u| u.last_used_at);
+    if last.is_some_and(|t| now - t < every) {
         return;
     }
     let (st, pk, name) = (state.clone(), authed.session.pk, app.name.clone());
@@ -221,6 +227,7 @@ mod tests {
                 end_reason: None,
                 auth_methods: crate::model::AuthMethods::PASSWORD,
                 verified_at: 0,
+                applications_used: None,
             },
             enrolment_pending: false,
         }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::{AccountId, AuthMethods, EndReason, Role, Session, SessionId, User, UserId};
+use super::{AccountId, AppUse, AuthMethods, EndReason, Role, Session, SessionId, User, UserId};
 
 /// Where a request comes from, as far as we believe it.
 #[derive(Debug, Clone)]
@@ -58,6 +58,10 @@ pub struct CurrentSession {
     pub auth_methods: AuthMethods,
     /// When its person last proved it was them in it (the sign-in, or a step-up).
     pub verified_at: i64,
+    /// The protected applications it has been used with: read only by the check of a
+    /// request for one of them (forward auth), which records a use at most once per
+    /// touch interval; `None` elsewhere.
+    pub applications_used: Option<Vec<AppUse>>,
 }
 
 impl CurrentSession {
@@ -80,6 +84,7 @@ impl CurrentSession {
             end_reason: s.end_reason,
             auth_methods: s.auth_methods,
             verified_at: s.verified_at,
+            applications_used: Some(s.applications_used.clone()),
         }
     }
 }

@@ -347,11 +347,6 @@ impl ResetLimits {
 /// hundreds.
 pub type Denials = Throttle<(i64, String)>;
 
-/// When each (session, application) use was last recorded (the application by its
-/// place in the configuration), so that a session's uses of an application are written
-/// once per touch interval, not on every request the proxy asks about.
-pub type Uses = Throttle<(i64, usize)>;
-
 /// When each key was last let through: once per interval each.
 pub struct Throttle<K>(std::sync::Mutex<std::collections::HashMap<K, i64>>);
 

@@ -40,7 +40,7 @@ pub async fn authenticate_held(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check(state, token, from, Held::Allowed, false, |_, _, _| {
+    check(state, token, from, Held::Allowed, Read::Check, |_, _, _| {
         Ok(Some(()))
     })
     .await
@@ -68,9 +68,34 @@ where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
-    check(state, token, from, Held::Refused, false, then)
+    check(state, token, from, Held::Refused, Read::Check, then)
         .await
         .map(|(authed, out, _)| (authed, out))
+}
+
+/// [`authenticate_from`] for a forward-auth request for a protected application: with
+/// the applications the session was used with (`CurrentSession::applications_used`).
+pub async fn authenticate_for_app(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Authed> {
+    check(state, token, from, Held::Refused, Read::Uses, |_, _, _| {
+        Ok(Some(()))
+    })
+    .await
+    .map(|(authed, (), _)| authed)
+}
+
+/// What the check reads of the session besides what deciding needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Nothing more.
+    Check,
+    /// The applications it was used with.
+    Uses,
+    /// Its whole row.
+    Whole,
 }
 
 /// [`authenticate_from`] that also reads the session's whole row (device, place, apps) in
@@ -80,7 +105,7 @@ pub async fn authenticate_whole(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<(Authed, Session)> {
-    let (authed, (), whole) = check(state, token, from, Held::Refused, true, |_, _, _| {
+    let (authed, (), whole) = check(state, token, from, Held::Refused, Read::Whole, |_, _, _| {
         Ok(Some(()))
     })
     .await?;
@@ -93,7 +118,7 @@ async fn check<T, F>(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
     held: Held,
-    whole: bool,
+    read: Read,
     then: F,
 ) -> Result<(Authed, T, Option<Session>)>
 where
@@ -115,8 +140,7 @@ where
     let (authed, out, whole, touched) = state
         .db
         .read_or_block(move |c, place| {
-            let Some((authed, whole, touched)) = check_token(c, &hash, policy, place, whole)?
-            else {
+            let Some((authed, whole, touched)) = check_token(c, &hash, policy, place, read)? else {
                 return Ok(None);
             };
             if authed.enrolment_pending && !held_ok {
@@ -149,12 +173,13 @@ fn check_token(
     hash: &[u8],
     policy: Policy,
     place: Place,
-    whole: bool,
+    read: Read,
 ) -> Result<Option<(Authed, Option<Session>, bool)>> {
-    let found = if whole {
-        db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(s)))
-    } else {
-        db::sessions::find_by_token_hash(c, hash)?.map(|m| (m, None))
+    let found = match read {
+        Read::Whole => db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(s))),
+        Read::Uses | Read::Check => {
+            db::sessions::find_by_token_hash(c, hash, read == Read::Uses)?.map(|m| (m, None))
+        }
     };
     let Some((mut m, mut whole)) = found else {
         return Err(Error::Unauthenticated(None));
