@@ -5,10 +5,10 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
-use super::ApiAuth;
 use super::errors::api_errors;
 use super::json::JsonOut;
 use super::model::{Me, MeUser, SessionJson};
+use super::{ApiAuth, ApiToken};
 use crate::domain::signin::flow::{self as auth_domain, SignInOutcome, SignInRequest};
 use crate::domain::signin::issue::SignedIn;
 use crate::domain::signin::second_step;
@@ -231,11 +231,13 @@ impl AuthApi {
 
     /// The signed-in user and the current session.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, auth: ApiAuth) -> Result<JsonOut<Me>, AuthError> {
-        let a = auth.authed();
+    async fn me(&self, state: Data<&AppState>, auth: ApiToken) -> Result<JsonOut<Me>, AuthError> {
+        let (a, session) =
+            crate::domain::signin::check::authenticate_whole(&state, &auth.0, || auth.1).await?;
+        let pk = session.pk;
         Ok(JsonOut(Me {
             user: MeUser::from(&a.principal),
-            session: SessionJson::new(&a.session, Some(a.session.pk)),
+            session: SessionJson::from_session(session, Some(pk)),
         }))
     }
 

@@ -326,6 +326,14 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;",
     )?;
+    // One plan per statement whatever its bound values: without it, a statement whose
+    // LIMIT is a parameter (every listing's) is compiled again at each run, for a plan
+    // that cannot change (there are no per-value statistics): a quarter of a listing's
+    // time.
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     c.busy_timeout(BUSY_TIMEOUT)
 }
 

@@ -6,12 +6,11 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::model::{
-    AccountId, AppUse, AuthMethods, Device, EndReason, Location, Moved, Role, Session, SessionId,
-    SignedInApp, UserId, UserStatus,
+    AccountId, AppUse, AuthMethods, CurrentSession, Device, EndReason, Location, Moved, Role,
+    Session, SessionId, SignedInApp, UserId, UserStatus,
 };
 
-/// The session's own columns (a macro, so that [`COLUMNS`] and the session check's
-/// [`CHECK_COLUMNS`] are one literal each).
+/// The session's own columns.
 macro_rules! own_columns {
     () => {
         "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application,
@@ -54,8 +53,6 @@ pub(super) const COLUMNS: &str = concat!(
              LEFT JOIN oidc_backchannel_clients b ON b.client_id = a.client_id)
        ELSE '[]' END AS signed_in_to"
 );
-/// [`COLUMNS`] for the session check, which never shows them: no grants read.
-const CHECK_COLUMNS: &str = concat!(own_columns!(), ", '[]' AS signed_in_to");
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -276,11 +273,12 @@ pub fn insert(c: &Connection, s: &NewSession<'_>) -> Result<Session, DbError> {
 }
 
 pub fn find_by_pk(c: &Connection, pk: i64) -> Result<Option<Session>, DbError> {
-    query_one(
-        c,
-        &format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id = ?1"),
-        pk,
-    )
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id = ?1"));
+    static COLS: OnceLock<Cols> = OnceLock::new();
+    let mut stmt = c.prepare_cached(&SQL)?;
+    let cols = Cols::cached(&COLS, &stmt)?;
+    Ok(stmt.query_row([pk], |r| from_row(r, cols)).optional()?)
 }
 
 fn query_one(c: &Connection, sql: &str, key: impl ToSql) -> Result<Option<Session>, DbError> {
@@ -289,22 +287,93 @@ fn query_one(c: &Connection, sql: &str, key: impl ToSql) -> Result<Option<Sessio
     Ok(stmt.query_row([key], |r| from_row(r, &cols)).optional()?)
 }
 
-/// What every authenticated request needs about its session and user, in one lookup.
+/// What every authenticated request needs about its session and user, in one lookup:
+/// the few columns the decision, the identity headers and the pages' "this session"
+/// read, not the whole row (device, place, apps: who shows them reads them by pk).
 pub struct TokenMatch {
-    pub session: Session,
+    pub session: CurrentSession,
+    pub user_email: String,
     pub user_name: String,
     pub role: Role,
     pub status: UserStatus,
     pub email_verified: bool,
     /// The person's account or the person requires a second factor.
     pub factor_required: bool,
+    pub account_name: String,
 }
 
-/// The session check's one lookup, on every authenticated request.
-pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMatch>, DbError> {
+/// The session check's one lookup, on every authenticated request (`uses`: with the
+/// applications the session was used with, for a forward-auth request for one). Columns
+/// by position: the statement is one of two literals.
+pub fn find_by_token_hash(
+    c: &Connection,
+    hash: &[u8],
+    uses: bool,
+) -> Result<Option<TokenMatch>, DbError> {
+    macro_rules! check_sql {
+        ($extra:literal) => {
+            concat!(
+                "SELECT s.id, s.public_id, s.user_id, s.account_id, s.device_id,
+                    s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
+                    s.auth_methods, s.verified_at,
+                    u.email, u.name, u.role, u.status, u.email_verified,
+                    u.require_second_factor OR a.require_second_factor, a.name",
+                $extra,
+                " FROM sessions s JOIN users u ON u.id = s.user_id
+                    JOIN accounts a ON a.id = s.account_id
+                WHERE s.token_hash = ?1"
+            )
+        };
+    }
+    let sql = if uses {
+        check_sql!(", s.applications_used")
+    } else {
+        check_sql!("")
+    };
+    let mut stmt = c.prepare_cached(sql)?;
+    Ok(stmt
+        .query_row([hash], |r| {
+            Ok(TokenMatch {
+                session: CurrentSession {
+                    pk: r.get(0)?,
+                    id: SessionId(r.get(1)?),
+                    user_id: r.get(2)?,
+                    account_id: r.get(3)?,
+                    device_id: r.get(4)?,
+                    created_at: r.get(5)?,
+                    last_active_at: r.get(6)?,
+                    expires_at: r.get(7)?,
+                    ended_at: r.get(8)?,
+                    end_reason: r.get(9)?,
+                    auth_methods: AuthMethods::parse_list(r.get_ref(10)?.as_str()?),
+                    verified_at: r.get(11)?,
+                    applications_used: if uses {
+                        Some(applications_used(r.get_ref(19)?.as_str()?))
+                    } else {
+                        None
+                    },
+                },
+                user_email: r.get(12)?,
+                user_name: r.get(13)?,
+                role: r.get(14)?,
+                status: r.get(15)?,
+                email_verified: r.get(16)?,
+                factor_required: r.get(17)?,
+                account_name: r.get(18)?,
+            })
+        })
+        .optional()?)
+}
+
+/// [`find_by_token_hash`] with the session's whole row, for who shows it (`/api/v1/me`):
+/// one lookup still.
+pub fn find_whole_by_token_hash(
+    c: &Connection,
+    hash: &[u8],
+) -> Result<Option<(TokenMatch, Session)>, DbError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
-            "SELECT {CHECK_COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
+            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
                     u.email_verified,
                     u.require_second_factor OR a.require_second_factor AS factor_required {FROM}
              WHERE s.token_hash = ?1"
@@ -323,14 +392,18 @@ pub fn find_by_token_hash(c: &Connection, hash: &[u8]) -> Result<Option<TokenMat
     let (cols, user) = (Cols::cached(&COLS, &stmt)?, UserCols::cached(&USER, &stmt)?);
     Ok(stmt
         .query_row([hash], |r| {
-            Ok(TokenMatch {
-                session: from_row(r, cols)?,
+            let s = from_row(r, cols)?;
+            let m = TokenMatch {
+                session: CurrentSession::of(&s),
+                user_email: s.user_email.clone(),
                 user_name: r.get(user.user_name)?,
                 role: r.get(user.role)?,
                 status: r.get(user.status)?,
                 email_verified: r.get(user.email_verified)?,
                 factor_required: r.get(user.factor_required)?,
-            })
+                account_name: s.account_name.clone(),
+            };
+            Ok((m, s))
         })
         .optional()?)
 }

@@ -6,7 +6,7 @@ use crate::address::Target;
 use crate::config::Application;
 use crate::db;
 use crate::domain::audit::events::{self, NewEvent};
-use crate::domain::signin::check::authenticate_from;
+use crate::domain::signin::check::{authenticate_for_app, authenticate_from};
 use crate::error::{Error, Result};
 use crate::model::Authed;
 use crate::model::{EventType, Role};
@@ -28,12 +28,21 @@ pub async fn verify(
     };
     // A session held at enrolment is signed out as far as applications are concerned:
     // the proxy sends the person to sign in, where they add a factor (SPEC §19).
-    let authed = match authenticate_from(state, token, from).await {
+    let at = match target {
+        Target::At(address) => state.config.application_at(address),
+        _ => None,
+    };
+    let checked = if at.is_some() {
+        authenticate_for_app(state, token, from).await
+    } else {
+        authenticate_from(state, token, from).await
+    };
+    let authed = match checked {
         Err(Error::EnrolmentRequired) => return Err(Error::Unauthenticated(None)),
         other => other?,
     };
     let app = match target {
-        Target::At(address) => state.config.application_at(address),
+        Target::At(_) => at,
         Target::Unknown => None,
         Target::Ambiguous if !state.config.any_rules() => None,
         Target::Ambiguous => {
@@ -59,27 +68,28 @@ pub async fn verify(
                 application: app.name.clone(),
             });
         }
-        note_use(state, &authed, &app.name);
+        note_use(state, &authed, app);
     }
     Ok(authed)
 }
 
-/// Records that the session is used with `application`, at most once per touch
-/// interval (the session row read for the check says when it was last recorded), off
-/// the request path: the answer never waits for the write.
-fn note_use(state: &AppState, authed: &Authed, application: &str) {
+/// Records that the session is used with `app`, at most once per touch interval (the
+/// session row read for the check says when it was last recorded), off the request
+/// path: the answer never waits for the write.
+fn note_use(state: &AppState, authed: &Authed, app: &Application) {
     let now = crate::clock::now();
     let every = state.config.sessions.touch_interval.as_secs() as i64;
     let last = authed
         .session
         .applications_used
         .iter()
-        .find(|u| u.name == application)
+        .flatten()
+        .find(|u| u.name == app.name)
         .map(|u| u.last_used_at);
     if last.is_some_and(|t| now - t < every) {
         return;
     }
-    let (st, pk, name) = (state.clone(), authed.session.pk, application.to_string());
+    let (st, pk, name) = (state.clone(), authed.session.pk, app.name.clone());
     tokio::spawn(async move {
         let recorded = st
             .db
@@ -102,13 +112,21 @@ pub(crate) fn note_denial(state: &AppState, authed: &Authed, application: &str, 
         return;
     }
     let event = NewEvent::new(EventType::AccessDenied, now)
-        .session(&authed.session)
         .actor(Some(authed.principal.user_id))
         .detail("application", application)
         .detail("reason", reason);
-    let st = state.clone();
+    let (st, pk) = (state.clone(), authed.session.pk);
     tokio::spawn(async move {
-        let recorded = st.db.run(move |c| events::record(c, event)).await;
+        let recorded = st
+            .db
+            .run(move |c| -> Result<()> {
+                let Some(session) = db::sessions::find_by_pk(c, pk)? else {
+                    return Ok(());
+                };
+                events::record(c, event.session(&session))?;
+                Ok(())
+            })
+            .await;
         if let Err(err) = recorded {
             tracing::warn!(%err, "could not record a refused access");
         }
@@ -183,7 +201,7 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::model::Principal;
-    use crate::model::{AccountId, Device, Location, Session, SessionId, UserId};
+    use crate::model::{AccountId, CurrentSession, SessionId, UserId};
 
     fn who(role: Role, email: &str, account: &str) -> Authed {
         Authed {
@@ -196,30 +214,20 @@ mod tests {
                 account_name: account.into(),
                 email_verified: true,
             },
-            session: Session {
+            session: CurrentSession {
                 pk: 1,
                 id: SessionId("s".into()),
                 user_id: UserId(1),
-                user_email: email.into(),
                 account_id: AccountId(1),
-                account_name: account.into(),
-                application: "web".into(),
                 device_id: "d".into(),
-                user_agent: String::new(),
-                device: Device::default(),
-                ip: "192.0.2.1".into(),
-                location: Location::default(),
                 created_at: 0,
                 last_active_at: 0,
                 expires_at: i64::MAX,
                 ended_at: None,
                 end_reason: None,
-                end_note: None,
-                moved_to: None,
-                applications_used: Vec::new(),
-                signed_in_to: Vec::new(),
                 auth_methods: crate::model::AuthMethods::PASSWORD,
                 verified_at: 0,
+                applications_used: None,
             },
             enrolment_pending: false,
         }

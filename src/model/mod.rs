@@ -3,7 +3,7 @@
 
 mod identity;
 
-pub use identity::{Authed, ClientInfo, Principal};
+pub use identity::{Authed, ClientInfo, CurrentSession, Principal};
 
 use std::fmt;
 

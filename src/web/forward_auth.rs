@@ -5,7 +5,7 @@
 //! request) and is never cached.
 
 use maud::html;
-use poem::http::{HeaderValue, StatusCode, header};
+use poem::http::{HeaderName, HeaderValue, StatusCode, header};
 use poem::web::{Data, Json, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
@@ -123,46 +123,59 @@ fn signed_in(state: &AppState, a: &Authed, asker: Asker) -> Response {
     };
     let mut resp = status.into_response();
     let families = &state.config.server.forward_auth_headers;
-    for (name, value) in identity(families, a) {
-        // Fails closed: a "yes" without the identity the application relies on would
-        // let it guess (or take a client's own header) instead.
-        let Ok(v) = HeaderValue::from_str(&value) else {
-            tracing::warn!(header = name, "identity cannot be sent as a header");
-            return json_error(&Error::Forbidden(
-                "Your identity cannot be passed on to the application (a header cannot carry it); ask an administrator.".into(),
-            ));
-        };
-        resp.headers_mut().insert(name, v);
+    // Fails closed: a "yes" without the identity the application relies on would let it
+    // guess (or take a client's own header) instead.
+    if identity(families, a, resp.headers_mut()).is_err() {
+        tracing::warn!("identity cannot be sent as a header");
+        return json_error(&Error::Forbidden(
+            "Your identity cannot be passed on to the application (a header cannot carry it); ask an administrator.".into(),
+        ));
     }
     resp
 }
 
-/// The identity headers of the configured families.
-fn identity(families: &[HeaderFamily], a: &Authed) -> Vec<(&'static str, String)> {
+const X_DOORMAN_USER: HeaderName = HeaderName::from_static("x-doorman-user");
+const X_DOORMAN_EMAIL: HeaderName = HeaderName::from_static("x-doorman-email");
+const X_DOORMAN_SESSION: HeaderName = HeaderName::from_static("x-doorman-session");
+const REMOTE_USER: HeaderName = HeaderName::from_static("remote-user");
+const REMOTE_EMAIL: HeaderName = HeaderName::from_static("remote-email");
+const REMOTE_NAME: HeaderName = HeaderName::from_static("remote-name");
+const REMOTE_GROUPS: HeaderName = HeaderName::from_static("remote-groups");
+const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-request-user");
+const X_AUTH_REQUEST_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
+const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
+
+/// Adds the identity headers of the configured families to `out`; an error when a value
+/// cannot be a header. Each value is made once and shared by the headers that carry it.
+fn identity(
+    families: &[HeaderFamily],
+    a: &Authed,
+    out: &mut poem::http::HeaderMap,
+) -> Result<(), poem::http::header::InvalidHeaderValue> {
     let p = &a.principal;
-    let groups = format!("{},{}", p.role, p.account_name);
-    let mut out = Vec::new();
+    let email = HeaderValue::from_str(&p.email)?;
+    let groups = || HeaderValue::from_str(&format!("{},{}", p.role, p.account_name));
     for family in families {
         match family {
-            HeaderFamily::Doorman => out.extend([
-                ("x-doorman-user", p.user_id.to_string()),
-                ("x-doorman-email", p.email.clone()),
-                ("x-doorman-session", a.session.id.0.clone()),
-            ]),
-            HeaderFamily::Remote => out.extend([
-                ("remote-user", p.email.clone()),
-                ("remote-email", p.email.clone()),
-                ("remote-name", p.name.clone()),
-                ("remote-groups", groups.clone()),
-            ]),
-            HeaderFamily::Oauth2Proxy => out.extend([
-                ("x-auth-request-user", p.email.clone()),
-                ("x-auth-request-email", p.email.clone()),
-                ("x-auth-request-groups", groups.clone()),
-            ]),
+            HeaderFamily::Doorman => {
+                out.insert(X_DOORMAN_USER, HeaderValue::from(p.user_id.0));
+                out.insert(X_DOORMAN_EMAIL, email.clone());
+                out.insert(X_DOORMAN_SESSION, HeaderValue::from_str(&a.session.id.0)?);
+            }
+            HeaderFamily::Remote => {
+                out.insert(REMOTE_USER, email.clone());
+                out.insert(REMOTE_EMAIL, email.clone());
+                out.insert(REMOTE_NAME, HeaderValue::from_str(&p.name)?);
+                out.insert(REMOTE_GROUPS, groups()?);
+            }
+            HeaderFamily::Oauth2Proxy => {
+                out.insert(X_AUTH_REQUEST_USER, email.clone());
+                out.insert(X_AUTH_REQUEST_EMAIL, email.clone());
+                out.insert(X_AUTH_REQUEST_GROUPS, groups()?);
+            }
         }
     }
-    out
+    Ok(())
 }
 
 /// Doorman's sign-in page, absolute, returning to `original` when it is known.

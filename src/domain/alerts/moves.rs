@@ -15,29 +15,49 @@ use crate::error::Result;
 use crate::model::{Location, Session};
 use crate::state::AppState;
 
-/// Called after the session check wrote `session`'s activity, for a request from `ip`.
-pub fn note_activity(state: &AppState, session: &Session, ip: IpAddr) {
-    // Signed in from an unknown place: there is nothing to have moved from.
-    let Some(home) = session.location.country_code.as_deref() else {
-        return;
-    };
+/// Called after the session check wrote the activity of the session `pk`, for a
+/// request from `ip`: the session's row (where it signed in from, where it was last
+/// seen) is read off the request's path.
+pub fn note_activity(state: &AppState, pk: i64, ip: IpAddr) {
     let here = locate(state, ip);
-    let Some(country) = here.country_code.as_deref() else {
+    if here.country_code.is_none() {
         return;
+    }
+    let st = state.clone();
+    tokio::spawn(async move {
+        let found = st.db.run(move |c| db::sessions::find_by_pk(c, pk)).await;
+        let session = match found {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(%err, "could not read a session to check where it is used");
+                return;
+            }
+        };
+        if !moved(&session, &here) {
+            return;
+        }
+        if let Err(err) = record(&st, session, here).await {
+            tracing::warn!(%err, "could not record a session's move");
+        }
+    });
+}
+
+/// Whether `here` is news for `session`: another country than it signed in from (or
+/// than it was last seen in), or back home after a move. Signed in from an unknown
+/// place, there is nothing to have moved from.
+fn moved(session: &Session, here: &Location) -> bool {
+    let (Some(home), Some(country)) = (
+        session.location.country_code.as_deref(),
+        here.country_code.as_deref(),
+    ) else {
+        return false;
     };
     let shown = session
         .moved_to
         .as_ref()
         .and_then(|m| m.location.country_code.as_deref());
-    if country == home && shown.is_none() || shown == Some(country) {
-        return;
-    }
-    let (st, s) = (state.clone(), session.clone());
-    tokio::spawn(async move {
-        if let Err(err) = record(&st, s, here).await {
-            tracing::warn!(%err, "could not record a session's move");
-        }
-    });
+    !(country == home && shown.is_none() || shown == Some(country))
 }
 
 /// Stores where the session is now (or that it is back home), and queues the one alert

@@ -10,8 +10,8 @@ use crate::db::{self, DbError};
 use crate::domain::alerts::classify::{Reasons, Verdict};
 use crate::domain::audit::events::{self, NewEvent};
 use crate::domain::tokens;
-use crate::error::Result;
-use crate::model::{EventType, Session, UserId};
+use crate::error::{Error, Result};
+use crate::model::{Authed, EventType, Session, UserId};
 use crate::state::AppState;
 
 /// Alerts emailed per user per hour; more are kept as `suppressed`.
@@ -334,4 +334,14 @@ pub async fn mark_failed(
         .run(move |c| db::alerts::update_failed_attempt(c, id, next, &error, give_up))
         .await?;
     Ok(())
+}
+
+/// The whole row of the caller's session (device, place), for a notice's "from this
+/// device": the session check reads only what deciding needs.
+pub async fn current_session(state: &AppState, me: &Authed) -> Result<Session> {
+    let pk = me.session.pk;
+    state
+        .db
+        .run(move |c| db::sessions::find_by_pk(c, pk)?.ok_or(Error::Unauthenticated(None)))
+        .await
 }

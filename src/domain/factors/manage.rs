@@ -19,7 +19,7 @@ use crate::domain::factors::policy::required;
 use crate::domain::factors::step_up;
 use crate::domain::place::locate;
 use crate::error::{Error, Result};
-use crate::model::{AuthMethod, Authed, ClientInfo, Session, UserId};
+use crate::model::{AuthMethod, Authed, ClientInfo, CurrentSession, Session, UserId};
 use crate::state::AppState;
 
 const MAX_NAME: usize = 64;
@@ -230,7 +230,7 @@ pub(crate) async fn activate_totp(
     state: &AppState,
     who: &Prover<'_>,
     from: Option<&Session>,
-    carry: Option<&Session>,
+    carry: Option<&CurrentSession>,
     id: i64,
     code: &str,
 ) -> Result<Activated> {
@@ -355,7 +355,8 @@ pub async fn activate_mine(
         client,
     };
     let carry = me.enrolment_pending.then_some(&me.session);
-    activate_totp(state, &who, Some(&me.session), carry, id, code).await
+    let current = crate::domain::alerts::notices::current_session(state, me).await?;
+    activate_totp(state, &who, Some(&current), carry, id, code).await
 }
 
 /// Renames one of the person's factors (a label only: no step-up).
@@ -385,11 +386,12 @@ pub async fn remove(
 ) -> Result<()> {
     step_up::require(state, me, client, proof).await?;
     let user = me.principal.user_id;
+    let current = crate::domain::alerts::notices::current_session(state, me).await?;
     let notice = Details::notice(
         &me.principal.email,
         &me.principal.name,
         crate::clock::now(),
-        Some(&me.session),
+        Some(&current),
     );
     let mail_enabled = state.mailer.is_some();
     let st = state.clone();

@@ -105,7 +105,7 @@ pub async fn finish_registration(
         &me.principal.email,
         &me.principal.name,
         now,
-        Some(&me.session),
+        Some(&crate::domain::alerts::notices::current_session(state, me).await?),
     );
     let mail_enabled = state.mailer.is_some();
     let (cid, name) = (ch.id, ch.target.clone());

@@ -323,7 +323,7 @@ pub async fn change_own_password(
         &me.principal.email,
         &me.principal.name,
         now,
-        Some(&me.session),
+        Some(&crate::domain::alerts::notices::current_session(state, me).await?),
     );
     let mail_enabled = state.mailer.is_some();
     let origin = Origin::of(state, client);

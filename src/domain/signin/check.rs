@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use crate::db::{self, Place};
 use crate::domain::tokens;
 use crate::error::{Error, Result};
-use crate::model::{Authed, Principal};
+use crate::model::{Authed, Principal, Session};
 use crate::model::{EndReason, UserStatus};
 use crate::state::AppState;
 
@@ -40,9 +40,11 @@ pub async fn authenticate_held(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check(state, token, from, Held::Allowed, |_, _, _| Ok(Some(())))
-        .await
-        .map(|(authed, ())| authed)
+    check(state, token, from, Held::Allowed, Read::Check, |_, _, _| {
+        Ok(Some(()))
+    })
+    .await
+    .map(|(authed, (), _)| authed)
 }
 
 /// Whether a session held at enrolment is handed out.
@@ -66,7 +68,49 @@ where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
-    check(state, token, from, Held::Refused, then).await
+    check(state, token, from, Held::Refused, Read::Check, then)
+        .await
+        .map(|(authed, out, _)| (authed, out))
+}
+
+/// [`authenticate_from`] for a forward-auth request for a protected application: with
+/// the applications the session was used with (`CurrentSession::applications_used`).
+pub async fn authenticate_for_app(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+) -> Result<Authed> {
+    check(state, token, from, Held::Refused, Read::Uses, |_, _, _| {
+        Ok(Some(()))
+    })
+    .await
+    .map(|(authed, (), _)| authed)
+}
+
+/// What the check reads of the session besides what deciding needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Nothing more.
+    Check,
+    /// The applications it was used with.
+    Uses,
+    /// Its whole row.
+    Whole,
+}
+
+/// [`authenticate_from`] that also reads the session's whole row (device, place, apps) in
+/// the same lookup: for `/api/v1/me`, which shows it.
+pub async fn authenticate_whole(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+) -> Result<(Authed, Session)> {
+    let (authed, (), whole) = check(state, token, from, Held::Refused, Read::Whole, |_, _, _| {
+        Ok(Some(()))
+    })
+    .await?;
+    let whole = whole.ok_or(Error::Unauthenticated(None))?;
+    Ok((authed, whole))
 }
 
 async fn check<T, F>(
@@ -74,8 +118,9 @@ async fn check<T, F>(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
     held: Held,
+    read: Read,
     then: F,
-) -> Result<(Authed, T)>
+) -> Result<(Authed, T, Option<Session>)>
 where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
@@ -92,22 +137,22 @@ where
         factor_required: state.config.security.require_second_factor,
     };
     let held_ok = held == Held::Allowed;
-    let (authed, out, touched) = state
+    let (authed, out, whole, touched) = state
         .db
-        .read_or_block(move |c, place| -> Result<Option<(Authed, T, bool)>> {
-            let Some((authed, touched)) = check_token(c, &hash, policy, place)? else {
+        .read_or_block(move |c, place| {
+            let Some((authed, whole, touched)) = check_token(c, &hash, policy, place, read)? else {
                 return Ok(None);
             };
             if authed.enrolment_pending && !held_ok {
                 return Err(Error::EnrolmentRequired);
             }
-            Ok(then(c, &authed, place)?.map(|out| (authed, out, touched)))
+            Ok(then(c, &authed, place)?.map(|out| (authed, out, whole, touched)))
         })
         .await?;
     if touched && let Some(ip) = from() {
-        crate::domain::alerts::moves::note_activity(state, &authed.session, ip);
+        crate::domain::alerts::moves::note_activity(state, authed.session.pk, ip);
     }
-    Ok((authed, out))
+    Ok((authed, out, whole))
 }
 
 /// Session lifetimes, in seconds, and whether the install requires a second factor.
@@ -119,16 +164,24 @@ struct Policy {
     factor_required: bool,
 }
 
-/// The check itself: the caller of the token and whether its activity was written now,
-/// or why it is refused. `None` when its activity is due to be written and the check
-/// runs [`Place::Inline`].
+/// The check itself: the caller of the token (with the session's whole row when asked)
+/// and whether its activity was written now, or why it is refused. `None` when its
+/// activity is due to be written and the check runs [`Place::Inline`].
+#[allow(clippy::type_complexity)]
 fn check_token(
     c: &Connection,
     hash: &[u8],
     policy: Policy,
     place: Place,
-) -> Result<Option<(Authed, bool)>> {
-    let Some(mut m) = db::sessions::find_by_token_hash(c, hash)? else {
+    read: Read,
+) -> Result<Option<(Authed, Option<Session>, bool)>> {
+    let found = match read {
+        Read::Whole => db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(s))),
+        Read::Uses | Read::Check => {
+            db::sessions::find_by_token_hash(c, hash, read == Read::Uses)?.map(|m| (m, None))
+        }
+    };
+    let Some((mut m, mut whole)) = found else {
         return Err(Error::Unauthenticated(None));
     };
     let now = crate::clock::now();
@@ -145,6 +198,10 @@ fn check_token(
         if db::sessions::touch_unless_busy(c, sess.pk, now, expires)? {
             sess.last_active_at = now;
             sess.expires_at = expires;
+            if let Some(w) = whole.as_mut() {
+                w.last_active_at = now;
+                w.expires_at = expires;
+            }
             touched = true;
         }
     }
@@ -167,17 +224,18 @@ fn check_token(
         Authed {
             principal: Principal {
                 user_id: sess.user_id,
-                email: sess.user_email.clone(),
+                email: m.user_email,
                 name: m.user_name,
                 role: m.role,
                 account_id: sess.account_id,
-                account_name: sess.account_name.clone(),
+                account_name: m.account_name,
                 email_verified: m.email_verified,
             },
             enrolment_pending: (policy.factor_required || m.factor_required)
                 && !sess.auth_methods.has_second_factor(),
             session: sess,
         },
+        whole,
         touched,
     )))
 }
