@@ -11,12 +11,16 @@
 # Knobs (environment):
 #   BENCH_DURATION (10s per load), BENCH_CONNECTIONS (32), BENCH_THREADS (wrk threads, 1),
 #   BENCH_PORT (18080: Doorman; +1 the constant reference, +2 the bare one, +3 a second
-#   Doorman in the flat and scale modes), BENCH_ROUNDS (3 interleaved rounds for the
+#   Doorman in the flat and scale modes, +4 and +5 the back-channel logout receivers of
+#   the "logout delivered" row), BENCH_ROUNDS (3 interleaved rounds for the
 #   ratios), BENCH_SESSIONS (1,000,000 active sessions, one user per ten), BENCH_EVENTS
 #   (10,000,000 security events), BENCH_SCALE_SESSIONS (10,000,000: the large side of
 #   the scale mode), BENCH_RESEED=1 (rebuild the data sets this run uses).
 # Modes (BENCH_ONLY):
-#   (unset)  everything: the ratio rounds, then every row of bench/RESULTS.md.
+#   (unset)  everything: the ratio rounds, then every row of bench/RESULTS.md, the last
+#            being "logout delivered" (1,000 sessions holding two OpenID grants each end
+#            over one load's duration; end to each receiver's 200, and /auth/verify during
+#            it against just before).
 #   ratios   only the ratio rounds and the memory after them.
 #   flat     /auth/verify on the data set with BENCH_EVENTS events against the same
 #            sessions with none, two servers up together, interleaved rounds.
