@@ -320,14 +320,7 @@ async fn failures_and_redirects_are_retried_with_a_fresh_token() {
         ),
         1
     );
-    let metrics = read(client().get(o.s.url("/metrics")).send().await.unwrap()).await;
-    assert!(
-        metrics
-            .body
-            .contains("doorman_logout_deliveries{status=\"pending\"} 1"),
-        "{}",
-        metrics.body
-    );
+    assert_metric(&o, "doorman_logout_deliveries{status=\"pending\"} 1").await;
     rx.set(Mode::Fail);
     // Due again after the 5 s backoff; 503 is another failure.
     assert!(
@@ -363,14 +356,22 @@ async fn failures_and_redirects_are_retried_with_a_fresh_token() {
         })
         .await
     );
-    let metrics = read(client().get(o.s.url("/metrics")).send().await.unwrap()).await;
-    assert!(
-        metrics
+    assert_metric(&o, "doorman_logout_deliveries{status=\"failed\"} 1").await;
+}
+
+/// Waits until `/metrics` shows `line`: its database gauges are read at most once per
+/// `metrics.gauge_cache` (5 s), so a scrape soon after another shows the older figures.
+async fn assert_metric(o: &Op, line: &str) {
+    let scrape = || async {
+        read(client().get(o.s.url("/metrics")).send().await.unwrap())
+            .await
             .body
-            .contains("doorman_logout_deliveries{status=\"failed\"} 1"),
-        "{}",
-        metrics.body
-    );
+    };
+    let shown = eventually(Duration::from_secs(15), || async {
+        scrape().await.contains(line)
+    })
+    .await;
+    assert!(shown, "{line} not in:\n{}", scrape().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
