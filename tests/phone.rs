@@ -71,6 +71,25 @@ async fn server() -> TestServer {
     }
     s.login_raw("bob@acme.test", "not the password", CHROME_MAC, None, None)
         .await;
+    // Olga's sessions signed in to apps through OpenID Connect (SPEC §21's lines and
+    // buttons): Grafana still signed in, Notes signed out by back-channel logout, Wiki
+    // (no back-channel URI) to sign out at its next check.
+    let now = doorman::clock::now();
+    s.sql_exec("INSERT INTO oidc_backchannel_clients (client_id) VALUES ('notes')");
+    s.sql_exec(&format!(
+        "INSERT INTO oidc_grants (session_id, user_id, client_id, application, sid, scopes,
+                                  created_at, last_used_at, ended_at, end_reason)
+           SELECT s.id, s.user_id, c.id, c.name, s.public_id, 'openid', {now}, {now}, c.ended,
+                  CASE WHEN c.ended IS NULL THEN NULL ELSE 'signed_out' END
+           FROM sessions s JOIN users u ON u.id = s.user_id,
+                (SELECT 'grafana' AS id, 'Grafana' AS name, NULL AS ended
+                 UNION ALL SELECT 'notes', 'Notes', {now}
+                 UNION ALL SELECT 'wiki', 'Team Wiki', {now}) c
+           WHERE u.email = 'olga@ops.test'"
+    ));
+    s.sql_exec(&format!(
+        "UPDATE oidc_logouts SET status = 'delivered', delivered_at = {now}"
+    ));
     s
 }
 
