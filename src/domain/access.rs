@@ -68,15 +68,15 @@ pub async fn verify(
                 application: app.name.clone(),
             });
         }
-        note_use(state, &authed, app);
+        note_use(state, &authed, &app.name);
     }
     Ok(authed)
 }
 
-/// Records that the session is used with `app`, at most once per touch interval (the
-/// session row read for the check says when it was last recorded), off the request
-/// path: the answer never waits for the write.
-fn note_use(state: &AppState, authed: &Authed, app: &Application) {
+/// Records that the session is used with `application`, at most once per touch
+/// interval (the session row read for the check says when it was last recorded), off
+/// the request path: the answer never waits for the write.
+fn note_use(state: &AppState, authed: &Authed, application: &str) {
     let now = crate::clock::now();
     let every = state.config.sessions.touch_interval.as_secs() as i64;
     let last = authed
@@ -84,12 +84,12 @@ fn note_use(state: &AppState, authed: &Authed, app: &Application) {
         .applications_used
         .iter()
         .flatten()
-        .find(|u| u.name == app.name)
+        .find(|u| u.name == application)
         .map(|u| u.last_used_at);
     if last.is_some_and(|t| now - t < every) {
         return;
     }
-    let (st, pk, name) = (state.clone(), authed.session.pk, app.name.clone());
+    let (st, pk, name) = (state.clone(), authed.session.pk, application.to_string());
     tokio::spawn(async move {
         let recorded = st
             .db

@@ -345,21 +345,12 @@ impl ResetLimits {
 /// When each (session, application) refusal was last recorded, so that a proxy asking
 /// again for every asset of a page records one `access.denied` per touch interval, not
 /// hundreds.
-pub type Denials = Throttle<(i64, String)>;
+#[derive(Default)]
+pub struct Denials(std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>);
 
-/// When each key was last let through: once per interval each.
-pub struct Throttle<K>(std::sync::Mutex<std::collections::HashMap<K, i64>>);
-
-impl<K> Default for Throttle<K> {
-    fn default() -> Self {
-        Throttle(std::sync::Mutex::default())
-    }
-}
-
-impl<K: std::hash::Hash + Eq> Throttle<K> {
-    /// Whether `key` at `now` is let through (and notes it): not when it was within the
-    /// last `every` seconds.
-    pub fn first_since(&self, key: K, now: i64, every: i64) -> bool {
+impl Denials {
+    /// Whether a refusal at `now` is to be recorded (and notes it).
+    pub fn first_since(&self, key: (i64, String), now: i64, every: i64) -> bool {
         let Ok(mut seen) = self.0.lock() else {
             return false;
         };
