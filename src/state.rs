@@ -12,8 +12,13 @@ use crate::domain::passwords::Hasher;
 use crate::geo::Geo;
 use crate::mail::Mailer;
 
+/// Cloned for every request (poem hands each one its own copy): one shared reference,
+/// so a clone is a single count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+/// What an [`AppState`] holds; reached through it (`state.config`, `state.db`, …).
+pub struct Parts {
     pub config: Arc<Config>,
     pub db: Db,
     pub geo: Arc<Geo>,
@@ -68,7 +73,7 @@ impl AppState {
         let webhook_ids = db.blocking(|c| sync_webhooks(c, &config.webhooks, prune))?;
         let oidc_keys = db.blocking(|c| crate::domain::oidc::keyring::Keys::open(c, &config))?;
         db.blocking(|c| sync_backchannel_clients(c, &config, prune))?;
-        Ok(AppState {
+        Ok(AppState(Arc::new(Parts {
             config: Arc::new(config),
             db,
             geo,
@@ -83,7 +88,15 @@ impl AppState {
             webhook_ids: Arc::new(webhook_ids),
             denials: Arc::default(),
             oidc_keys: Arc::new(oidc_keys),
-        })
+        })))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
     }
 }
 

@@ -175,6 +175,10 @@ pub fn ping(c: &Connection) -> Result<(), DbError> {
 /// How long a statement waits for another connection's write lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many prepared statements each connection keeps (see `init_connection`): more than
+/// the SQL Doorman writes, so none is compiled twice.
+const STATEMENT_CACHE: usize = 256;
+
 /// Connections in the pool, and so the most storage calls that run at once.
 const POOL_SIZE: u32 = 8;
 
@@ -334,6 +338,10 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // Room for every statement Doorman prepares (rusqlite keeps 16 by default): past it,
+    // the least recent is dropped and compiled again at its next use, which a mix of
+    // pages and checks would do on every request.
+    c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     c.busy_timeout(BUSY_TIMEOUT)
 }
 

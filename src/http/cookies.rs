@@ -18,7 +18,7 @@ pub const DEVICE_MAX_AGE: i64 = 400 * 24 * 60 * 60;
 /// The value of cookie `name`, if the request has one.
 pub fn get(req: &Request, name: &str) -> Option<String> {
     req.headers()
-        .get_all("cookie")
+        .get_all(poem::http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
@@ -31,7 +31,7 @@ pub fn get(req: &Request, name: &str) -> Option<String> {
 pub fn presented_token(req: &Request) -> Option<String> {
     let bearer = req
         .headers()
-        .get("authorization")
+        .get(poem::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")

@@ -10,6 +10,7 @@
 //! application has rules (fail closed).
 
 use poem::Request;
+use poem::http::HeaderName;
 
 use crate::address::{Target, normalise};
 use crate::config::Cidr;
@@ -30,13 +31,18 @@ pub enum Family {
 
 /// The headers that name an original request: from a peer that is not a trusted proxy,
 /// any of them makes the request ambiguous.
-const NAMING: [&str; 3] = ["x-original-url", "x-forwarded-host", "x-forwarded-uri"];
+const NAMING: [HeaderName; 3] = [X_ORIGINAL_URL, X_FORWARDED_HOST, X_FORWARDED_URI];
+
+const X_ORIGINAL_URL: HeaderName = HeaderName::from_static("x-original-url");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 
 /// The request the proxy asks about, read from `family` (see the module comment).
 pub fn target(req: &Request, trusted: &[Cidr], family: Family) -> Target {
     let headers = req.headers();
     if !crate::client_ip::peer_is_trusted(req, trusted) {
-        return if NAMING.iter().any(|h| headers.contains_key(*h)) {
+        return if NAMING.iter().any(|h| headers.contains_key(h)) {
             Target::Ambiguous
         } else {
             Target::Unknown
@@ -45,9 +51,9 @@ pub fn target(req: &Request, trusted: &[Cidr], family: Family) -> Target {
     let forwarded = match family {
         Family::Original => false,
         Family::Forwarded => true,
-        Family::Either => headers.contains_key("x-forwarded-host"),
+        Family::Either => headers.contains_key(X_FORWARDED_HOST),
     };
-    let one = |name: &str| -> Result<Option<&str>, ()> {
+    let one = |name: HeaderName| -> Result<Option<&str>, ()> {
         let mut all = headers.get_all(name).iter();
         let Some(first) = all.next() else {
             return Ok(None);
@@ -60,9 +66,9 @@ pub fn target(req: &Request, trusted: &[Cidr], family: Family) -> Target {
     };
     let url = if forwarded {
         let (Ok(proto), Ok(host), Ok(uri)) = (
-            one("x-forwarded-proto"),
-            one("x-forwarded-host"),
-            one("x-forwarded-uri"),
+            one(X_FORWARDED_PROTO),
+            one(X_FORWARDED_HOST),
+            one(X_FORWARDED_URI),
         ) else {
             return Target::Ambiguous;
         };
@@ -79,7 +85,7 @@ pub fn target(req: &Request, trusted: &[Cidr], family: Family) -> Target {
         }
         format!("{proto}://{host}{uri}")
     } else {
-        match one("x-original-url") {
+        match one(X_ORIGINAL_URL) {
             Ok(Some(url)) => url.to_string(),
             Ok(None) => return Target::Unknown,
             Err(()) => return Target::Ambiguous,

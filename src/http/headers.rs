@@ -94,11 +94,14 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
         };
         let h = resp.headers_mut();
         h.insert(
-            "x-content-type-options",
+            header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-        h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         let csp = if is_docs {
             // Swagger UI is one page of inline script and style that fetches the OpenAPI
             // document and calls the API on this origin: that, and nothing else.
@@ -108,10 +111,10 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
         } else {
             self.page_csp.clone()
         };
-        h.insert("content-security-policy", csp);
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
         if https {
             h.insert(
-                "strict-transport-security",
+                header::STRICT_TRANSPORT_SECURITY,
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             );
         }
@@ -142,6 +145,9 @@ pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<
     match declared {
         Some(n) if n > MAX_BODY as u64 => return Ok(too_large()),
         Some(_) => {}
+        // HTTP/1 has a body only with one of these two headers: nothing to read.
+        None if req.version() <= poem::http::Version::HTTP_11
+            && !req.headers().contains_key(header::TRANSFER_ENCODING) => {}
         None => {
             let body = req.take_body();
             match body.into_bytes_limit(MAX_BODY).await {

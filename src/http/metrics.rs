@@ -22,17 +22,14 @@ use crate::state::AppState;
 /// Counts every answer by its route pattern (not the raw path, so ids do not make new
 /// series) and status.
 pub async fn count_requests<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let counters = req.data::<AppState>().map(|s| s.metrics.clone());
+    let state = req.data::<AppState>().cloned();
     let resp = match next.call(req).await {
         Ok(r) => r.into_response(),
         Err(err) => err.into_response(),
     };
-    if let Some(m) = counters {
-        let route = resp
-            .data::<PathPattern>()
-            .map(|p| p.0.to_string())
-            .unwrap_or_else(|| "unmatched".into());
-        m.count_request(&route, resp.status().as_u16());
+    if let Some(state) = state {
+        let route = resp.data::<PathPattern>().map_or("unmatched", |p| &p.0);
+        state.metrics.count_request(route, resp.status().as_u16());
     }
     Ok(resp)
 }

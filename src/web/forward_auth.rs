@@ -122,6 +122,8 @@ fn signed_in(state: &AppState, a: &Authed, asker: Asker) -> Response {
         StatusCode::OK
     };
     let mut resp = status.into_response();
+    // Room for the identity and security headers, so the map is not regrown as they go in.
+    resp.headers_mut().reserve(24);
     let families = &state.config.server.forward_auth_headers;
     // Fails closed: a "yes" without the identity the application relies on would let it
     // guess (or take a client's own header) instead.
@@ -154,7 +156,11 @@ fn identity(
 ) -> Result<(), poem::http::header::InvalidHeaderValue> {
     let p = &a.principal;
     let email = HeaderValue::from_str(&p.email)?;
-    let groups = || HeaderValue::from_str(&format!("{},{}", p.role, p.account_name));
+    let groups = if families.iter().any(|f| *f != HeaderFamily::Doorman) {
+        HeaderValue::from_str(&format!("{},{}", p.role, p.account_name))?
+    } else {
+        HeaderValue::from_static("")
+    };
     for family in families {
         match family {
             HeaderFamily::Doorman => {
@@ -166,12 +172,12 @@ fn identity(
                 out.insert(REMOTE_USER, email.clone());
                 out.insert(REMOTE_EMAIL, email.clone());
                 out.insert(REMOTE_NAME, HeaderValue::from_str(&p.name)?);
-                out.insert(REMOTE_GROUPS, groups()?);
+                out.insert(REMOTE_GROUPS, groups.clone());
             }
             HeaderFamily::Oauth2Proxy => {
                 out.insert(X_AUTH_REQUEST_USER, email.clone());
                 out.insert(X_AUTH_REQUEST_EMAIL, email.clone());
-                out.insert(X_AUTH_REQUEST_GROUPS, groups()?);
+                out.insert(X_AUTH_REQUEST_GROUPS, groups.clone());
             }
         }
     }
