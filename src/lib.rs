@@ -85,7 +85,7 @@ pub use config::Config;
 pub use state::{AppState, Runs};
 
 pub fn build_app(state: AppState) -> impl Endpoint {
-    let headers = http::headers::SecurityHeaders::new(&state.config);
+    let every = http::headers::EveryRequest::new(&state.config);
     oidc::mount(Route::new())
         .nest("/api", api::routes())
         .at("/auth/verify", web::forward_auth::verify)
@@ -103,10 +103,8 @@ pub fn build_app(state: AppState) -> impl Endpoint {
             web::routes()
                 .catch_error(|_: poem::error::NotFoundError| async { web::not_found_page() }),
         )
-        .around(http::headers::limit_body)
         .with(CatchPanic::new())
-        .with(headers)
-        .around(http::metrics::count_requests)
+        .with(every)
         .data(state)
 }
 

@@ -1,5 +1,7 @@
-//! What every answer carries (security headers, `Cache-Control`) and the request body
-//! limit, for pages and the API alike.
+//! What every request is held to and every answer carries, for pages and the API alike:
+//! the request body limit, the security headers and `Cache-Control`, and the count by
+//! route that `/metrics` reports. One layer does all three (each layer costs every
+//! request a move of the request and a future of its own).
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
@@ -10,15 +12,16 @@ use crate::state::AppState;
 /// Request bodies larger than this are refused with 413 before they are read.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Security headers on every answer; the strict CSP on everything but the API docs,
-/// whose bundled UI needs inline script. The pages' policy is written once, at start.
-pub struct SecurityHeaders {
+/// The body limit ([`MAX_BODY`]), then security headers on every answer (the strict CSP
+/// on everything but the API docs, whose bundled UI needs inline script; the pages'
+/// policy is written once, at start), and the answer counted.
+pub struct EveryRequest {
     page_csp: HeaderValue,
 }
 
-impl SecurityHeaders {
+impl EveryRequest {
     pub fn new(config: &Config) -> Self {
-        SecurityHeaders {
+        EveryRequest {
             page_csp: page_csp(config),
         }
     }
@@ -62,35 +65,39 @@ fn page_csp(config: &Config) -> HeaderValue {
     })
 }
 
-impl<E: Endpoint> Middleware<E> for SecurityHeaders {
-    type Output = SecurityHeadersEndpoint<E>;
+impl<E: Endpoint> Middleware<E> for EveryRequest {
+    type Output = EveryRequestEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        SecurityHeadersEndpoint {
+        EveryRequestEndpoint {
             inner,
             page_csp: self.page_csp.clone(),
         }
     }
 }
 
-pub struct SecurityHeadersEndpoint<E> {
+pub struct EveryRequestEndpoint<E> {
     inner: E,
     page_csp: HeaderValue,
 }
 
-impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
+impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let is_docs = req.uri().path().starts_with("/api/docs");
-        let https = req
-            .data::<AppState>()
+        let state = req.data::<AppState>().cloned();
+        let https = state
+            .as_ref()
             .is_some_and(|s| s.config.server.secure_cookies());
         // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
         // too, and gets the same headers.
-        let mut resp = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
+        let mut resp = match limit_body(&mut req).await {
+            Some(refused) => refused,
+            None => match self.inner.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => e.into_response(),
+            },
         };
         let h = resp.headers_mut();
         h.insert(
@@ -121,13 +128,17 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
         if !h.contains_key(header::CACHE_CONTROL) {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
+        if let Some(state) = state {
+            super::metrics::count(&state, &resp);
+        }
         Ok(resp)
     }
 }
 
-/// Refuses request bodies over [`MAX_BODY`] with 413 before a handler reads them:
-/// by `Content-Length` when given, otherwise by reading at most that much.
-pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
+/// Refuses request bodies over [`MAX_BODY`] with 413 before a handler reads them: by
+/// `Content-Length` when given, otherwise by reading at most that much. `None` lets the
+/// request through.
+async fn limit_body(req: &mut Request) -> Option<Response> {
     let too_large = || {
         let body = super::errors::ErrorBody::new(
             "payload_too_large",
@@ -143,7 +154,7 @@ pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > MAX_BODY as u64 => return Ok(too_large()),
+        Some(n) if n > MAX_BODY as u64 => return Some(too_large()),
         Some(_) => {}
         // HTTP/1 has a body only with one of these two headers: nothing to read.
         None if req.version() <= poem::http::Version::HTTP_11
@@ -152,9 +163,9 @@ pub async fn limit_body<E: Endpoint>(next: E, mut req: Request) -> poem::Result<
             let body = req.take_body();
             match body.into_bytes_limit(MAX_BODY).await {
                 Ok(bytes) => req.set_body(bytes),
-                Err(_) => return Ok(too_large()),
+                Err(_) => return Some(too_large()),
             }
         }
     }
-    Ok(next.call(req).await?.into_response())
+    None
 }

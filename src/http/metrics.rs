@@ -12,26 +12,18 @@ use std::fmt::Write;
 use poem::PathPattern;
 use poem::http::HeaderValue;
 use poem::web::Data;
-use poem::{Endpoint, IntoResponse, Request, Response, handler};
+use poem::{IntoResponse, Request, Response, handler};
 
 use crate::domain::ops::health;
 use crate::domain::tokens;
 use crate::model::Gauges;
 use crate::state::AppState;
 
-/// Counts every answer by its route pattern (not the raw path, so ids do not make new
-/// series) and status.
-pub async fn count_requests<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    let state = req.data::<AppState>().cloned();
-    let resp = match next.call(req).await {
-        Ok(r) => r.into_response(),
-        Err(err) => err.into_response(),
-    };
-    if let Some(state) = state {
-        let route = resp.data::<PathPattern>().map_or("unmatched", |p| &p.0);
-        state.metrics.count_request(route, resp.status().as_u16());
-    }
-    Ok(resp)
+/// Counts an answer by its route pattern (not the raw path, so ids do not make new
+/// series) and status; called for every answer by [`EveryRequest`](super::headers::EveryRequest).
+pub fn count(state: &AppState, resp: &Response) {
+    let route = resp.data::<PathPattern>().map_or("unmatched", |p| &p.0);
+    state.metrics.count_request(route, resp.status().as_u16());
 }
 
 /// Whether the request may read the metrics (see the module comment).
