@@ -238,6 +238,8 @@ rss() {
     END { printf "VmRSS %.0f MB (anon %.0f, file %.0f)", t / 1024, a / 1024, f / 1024 }' \
     "/proc/$1/status"
 }
+# The most a server has held: "VmHWM N MB".
+peak() { awk '/^VmHWM/ { printf "VmHWM %.0f MB", $2 / 1024 }' "/proc/$1/status"; }
 
 ROWS=()
 row() { ROWS+=("$(printf '%-52s | %-22s | %s' "$1" "$2" "$3")"); }
@@ -502,8 +504,7 @@ ratio_row "ratio me / verify" me verify ">=" 0.85
 ratio_row "ratio sessions (50) / verify" sessions verify ">=" 0.25
 
 if [ "$ONLY" = ratios ]; then
-  row "server memory after the loads" "100 MB" \
-    "$(awk '/^VmRSS|^VmHWM/ { printf "%s %.0f MB  ", $1, $2 / 1024 }' "/proc/$SERVER_PID/status")"
+  row "server memory after the loads" "100 MB" "$(peak "$SERVER_PID"); $(rss "$SERVER_PID")"
   table
   exit 0
 fi
@@ -589,8 +590,7 @@ row "GET /auth/verify during those logouts / just before" "within noise" \
   "$(awk -v d="$D_RPS" -v b="$V_RPS" 'BEGIN { printf "%.2f", d / b }') x req/s ($D_RPS vs $V_RPS), p99 $D_P99 vs $V_P99 ms$V_NOTE"
 echo "  verify: $D_RPS req/s during, $V_RPS before; p99 $D_P99 vs $V_P99 ms" >&2
 
-MEM=$(awk '/^VmRSS|^VmHWM/ { printf "%s %.0f MB  ", $1, $2 / 1024 }' "/proc/$SERVER_PID/status")
-row "server memory after the loads" "100 MB" "$MEM"
+row "server memory after the loads" "100 MB" "$(peak "$SERVER_PID"); $(rss "$SERVER_PID")"
 row "start-up to first answered request" "1 s" \
   "$FIRST_MS ms first start (unpacks DB-IP, $GEO_FILES MB), $STARTUP_MS ms later starts ($(fmt "$SESSIONS") sessions)"
 row "server memory just after the later start" "within 20% of before" "$STARTED_MEM"

@@ -176,8 +176,9 @@ pub fn ping(c: &Connection) -> Result<(), DbError> {
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many prepared statements each connection keeps (see `init_connection`): more than
-/// the SQL Doorman writes, so none is compiled twice.
-const STATEMENT_CACHE: usize = 256;
+/// a request mixes, so that the hot ones are never compiled twice; rarely used ones may
+/// be, which keeps each connection's share of memory small.
+const STATEMENT_CACHE: usize = 64;
 
 /// Connections in the pool, and so the most storage calls that run at once.
 const POOL_SIZE: u32 = 8;
@@ -338,9 +339,9 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
-    // Room for every statement Doorman prepares (rusqlite keeps 16 by default): past it,
-    // the least recent is dropped and compiled again at its next use, which a mix of
-    // pages and checks would do on every request.
+    // Room for the statements in use (rusqlite keeps 16 by default): past it, the least
+    // recent is dropped and compiled again at its next use, which a mix of pages, checks
+    // and background work did on many requests.
     c.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     c.busy_timeout(BUSY_TIMEOUT)
 }
