@@ -27,9 +27,9 @@ pub async fn authenticate_from(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    authenticate_then(state, token, from, |_, _, _| Ok(Some(())))
+    check_alone(state, token, from, Held::Refused, Read::Check)
         .await
-        .map(|(authed, ())| authed)
+        .map(|(authed, _)| authed)
 }
 
 /// [`authenticate_from`] that also hands out a session held at enrolment
@@ -40,11 +40,9 @@ pub async fn authenticate_held(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check(state, token, from, Held::Allowed, Read::Check, |_, _, _| {
-        Ok(Some(()))
-    })
-    .await
-    .map(|(authed, (), _)| authed)
+    check_alone(state, token, from, Held::Allowed, Read::Check)
+        .await
+        .map(|(authed, _)| authed)
 }
 
 /// Whether a session held at enrolment is handed out.
@@ -80,11 +78,9 @@ pub async fn authenticate_for_app(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check(state, token, from, Held::Refused, Read::Uses, |_, _, _| {
-        Ok(Some(()))
-    })
-    .await
-    .map(|(authed, (), _)| authed)
+    check_alone(state, token, from, Held::Refused, Read::Uses)
+        .await
+        .map(|(authed, _)| authed)
 }
 
 /// What the check reads of the session besides what deciding needs.
@@ -105,12 +101,23 @@ pub async fn authenticate_whole(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<(Authed, Session)> {
-    let (authed, (), whole) = check(state, token, from, Held::Refused, Read::Whole, |_, _, _| {
-        Ok(Some(()))
-    })
-    .await?;
+    let (authed, whole) = check_alone(state, token, from, Held::Refused, Read::Whole).await?;
     let whole = whole.ok_or(Error::Unauthenticated(None))?;
     Ok((authed, whole))
+}
+
+/// [`check`] with nothing run after it on the connection: the caller, and the session's
+/// whole row when `read` asks for it.
+async fn check_alone(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+    held: Held,
+    read: Read,
+) -> Result<(Authed, Option<Session>)> {
+    check(state, token, from, held, read, |_, _, _| Ok(Some(())))
+        .await
+        .map(|(authed, (), whole)| (authed, whole))
 }
 
 async fn check<T, F>(
