@@ -1205,8 +1205,8 @@ async fn listing_refuses_bad_tokens_like_every_endpoint() {
 }
 
 /// Copies `session` (a public id) as `copy-<from>`… `n` times, with fresh tokens, copy `i`
-/// last active `i` seconds before now.
-fn copy_session(s: &TestServer, session: &str, from: usize, n: usize) -> usize {
+/// last active `i` seconds before `base`.
+fn copy_session(s: &TestServer, session: &str, from: usize, n: usize, base: i64) -> usize {
     sql_exec(
         s,
         &format!(
@@ -1218,10 +1218,9 @@ fn copy_session(s: &TestServer, session: &str, from: usize, n: usize) -> usize {
              SELECT 'copy-' || k.i, randomblob(32), user_id, account_id, application,
                device_id, user_agent, device_category, browser_name, browser_version, os_name,
                os_version, ip, country_code, country_name, city, created_at,
-               {now} - k.i, expires_at
+               {base} - k.i, expires_at
              FROM sessions, k WHERE public_id = '{session}'",
             last = from + n - 1,
-            now = now(),
         ),
     )
 }
@@ -1245,9 +1244,12 @@ async fn my_sessions_lists_every_session_however_many() {
             bob.id
         ),
     );
+    // One base time for every batch: copies made a second apart would otherwise tie in
+    // last activity across batches, and ties are ordered by id.
+    let base = now();
     let mut copied = 0;
     for total in [100, 101, 250] {
-        copied += copy_session(&s, &bob.id, copied + 1, total - 1 - copied);
+        copied += copy_session(&s, &bob.id, copied + 1, total - 1 - copied, base);
         let (status, body) = s.get("/api/v1/sessions", &bob.token).await;
         assert_eq!(status, 200, "{body}");
         let ids = ids_of(&body);
