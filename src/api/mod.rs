@@ -94,10 +94,12 @@ impl<'a> ApiExtractor<'a> for ApiAuth {
                         error_response(&Error::Unauthenticated(None))
                     }
                 })
-        } else if cookies::get(req, SESSION_COOKIE).is_some() {
-            CookieAuth::from_request(req, body, opts)
+        } else if let Some(key) = cookies::get(req, SESSION_COOKIE) {
+            // Read here rather than by the derived scheme, which reads poem's cookie jar:
+            // the API would then parse every request's cookies into one, for this one.
+            check_cookie(req, ApiKey { key })
                 .await
-                .map(ApiAuth::Cookie)
+                .map(|authed| ApiAuth::Cookie(CookieAuth(authed)))
         } else {
             Err(error_response(&Error::Unauthenticated(None)))
         }

@@ -92,7 +92,14 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
             .is_some_and(|s| s.config.server.secure_cookies());
         // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
         // too, and gets the same headers.
-        let mut resp = match limit_body(&mut req).await {
+        let refused = match body_fits(&req) {
+            Fits::Yes => None,
+            Fits::No => Some(too_large()),
+            // Boxed: reading takes a 4 KiB buffer, which would otherwise be part of every
+            // request's future (and copied with it) for the few that stream a body.
+            Fits::Unknown => Box::pin(read_limited(&mut req)).await,
+        };
+        let mut resp = match refused {
             Some(refused) => refused,
             None => match self.inner.call(req).await {
                 Ok(r) => r.into_response(),
@@ -135,37 +142,55 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
     }
 }
 
+/// Whether the request's body is within [`MAX_BODY`], as far as its headers tell.
+enum Fits {
+    Yes,
+    No,
+    /// A streamed body (no `Content-Length`): only reading it tells.
+    Unknown,
+}
+
 /// Refuses request bodies over [`MAX_BODY`] with 413 before a handler reads them: by
-/// `Content-Length` when given, otherwise by reading at most that much. `None` lets the
-/// request through.
-async fn limit_body(req: &mut Request) -> Option<Response> {
-    let too_large = || {
-        let body = super::errors::ErrorBody::new(
-            "payload_too_large",
-            format!("The request body is larger than {} bytes.", MAX_BODY),
-        );
-        poem::web::Json(body)
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-            .into_response()
-    };
+/// `Content-Length` when given, otherwise by reading at most that much
+/// ([`read_limited`]).
+fn body_fits(req: &Request) -> Fits {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > MAX_BODY as u64 => return Some(too_large()),
-        Some(_) => {}
+        Some(n) if n > MAX_BODY as u64 => Fits::No,
+        Some(_) => Fits::Yes,
         // HTTP/1 has a body only with one of these two headers: nothing to read.
         None if req.version() <= poem::http::Version::HTTP_11
-            && !req.headers().contains_key(header::TRANSFER_ENCODING) => {}
-        None => {
-            let body = req.take_body();
-            match body.into_bytes_limit(MAX_BODY).await {
-                Ok(bytes) => req.set_body(bytes),
-                Err(_) => return Some(too_large()),
-            }
+            && !req.headers().contains_key(header::TRANSFER_ENCODING) =>
+        {
+            Fits::Yes
         }
+        None => Fits::Unknown,
     }
-    None
+}
+
+/// Reads a streamed body up to [`MAX_BODY`] and puts it back; the 413 answer when it is
+/// longer.
+async fn read_limited(req: &mut Request) -> Option<Response> {
+    let body = req.take_body();
+    match body.into_bytes_limit(MAX_BODY).await {
+        Ok(bytes) => {
+            req.set_body(bytes);
+            None
+        }
+        Err(_) => Some(too_large()),
+    }
+}
+
+fn too_large() -> Response {
+    let body = super::errors::ErrorBody::new(
+        "payload_too_large",
+        format!("The request body is larger than {} bytes.", MAX_BODY),
+    );
+    poem::web::Json(body)
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        .into_response()
 }
