@@ -203,6 +203,37 @@ async fn identity_headers_come_in_the_configured_families() {
     assert!(h.get("x-doorman-session").is_some());
 }
 
+/// A value a header cannot carry (a name with a line break, written past the profile
+/// page's checks) fails closed: no "yes" without the identity the application expects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_no_header_can_carry_is_refused_not_sent_in_part() {
+    let s = server(true).await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let t = s.token("ann@acme.test").await;
+    let (status, _, _) = ask(&s, "/auth/verify", Some(&t), None, false).await;
+    assert_eq!(status, 200);
+    let changed = s.sql_exec(
+        "UPDATE users SET name = 'Ann' || char(10) || 'Smuggled: 1' WHERE email = 'ann@acme.test'",
+    );
+    assert_eq!(changed, 1);
+    for path in ["/auth/verify", "/api/authz/forward-auth", "/oauth2/auth"] {
+        let (status, h, body) = ask(&s, path, Some(&t), None, false).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(body.contains("cannot be passed on"), "{path}: {body}");
+        for leaked in [
+            "remote-user",
+            "remote-name",
+            "x-doorman-email",
+            "x-auth-request-user",
+        ] {
+            assert!(
+                h.get(leaked).is_none(),
+                "{path} sent {leaked} with a refusal"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rules_of_each_application_decide_and_refusals_are_403_everywhere() {
     let s = server(true).await;

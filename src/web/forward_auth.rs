@@ -127,8 +127,12 @@ fn signed_in(state: &AppState, a: &Authed, asker: Asker) -> Response {
     let families = &state.config.server.forward_auth_headers;
     // Fails closed: a "yes" without the identity the application relies on would let it
     // guess (or take a client's own header) instead.
-    if identity(families, a, resp.headers_mut()).is_err() {
-        tracing::warn!("identity cannot be sent as a header");
+    if let Err(field) = identity(families, a, resp.headers_mut()) {
+        tracing::warn!(
+            user_id = %a.principal.user_id,
+            field,
+            "identity cannot be sent as a header"
+        );
         return json_error(&Error::Forbidden(
             "Your identity cannot be passed on to the application (a header cannot carry it); ask an administrator.".into(),
         ));
@@ -147,17 +151,19 @@ const X_AUTH_REQUEST_USER: HeaderName = HeaderName::from_static("x-auth-request-
 const X_AUTH_REQUEST_EMAIL: HeaderName = HeaderName::from_static("x-auth-request-email");
 const X_AUTH_REQUEST_GROUPS: HeaderName = HeaderName::from_static("x-auth-request-groups");
 
-/// Adds the identity headers of the configured families to `out`; an error when a value
-/// cannot be a header. Each value is made once and shared by the headers that carry it.
+/// Adds the identity headers of the configured families to `out`; when a value cannot
+/// be a header, which one (`email`, `name`, `groups` or `session`). Each value is made
+/// once and shared by the headers that carry it.
 fn identity(
     families: &[HeaderFamily],
     a: &Authed,
     out: &mut poem::http::HeaderMap,
-) -> Result<(), poem::http::header::InvalidHeaderValue> {
+) -> Result<(), &'static str> {
     let p = &a.principal;
-    let email = HeaderValue::from_str(&p.email)?;
+    let value = |text: &str, field| HeaderValue::from_str(text).map_err(|_| field);
+    let email = value(&p.email, "email")?;
     let groups = if families.iter().any(|f| *f != HeaderFamily::Doorman) {
-        HeaderValue::from_str(&format!("{},{}", p.role, p.account_name))?
+        value(&format!("{},{}", p.role, p.account_name), "groups")?
     } else {
         HeaderValue::from_static("")
     };
@@ -166,12 +172,12 @@ fn identity(
             HeaderFamily::Doorman => {
                 out.insert(X_DOORMAN_USER, HeaderValue::from(p.user_id.0));
                 out.insert(X_DOORMAN_EMAIL, email.clone());
-                out.insert(X_DOORMAN_SESSION, HeaderValue::from_str(&a.session.id.0)?);
+                out.insert(X_DOORMAN_SESSION, value(&a.session.id.0, "session")?);
             }
             HeaderFamily::Remote => {
                 out.insert(REMOTE_USER, email.clone());
                 out.insert(REMOTE_EMAIL, email.clone());
-                out.insert(REMOTE_NAME, HeaderValue::from_str(&p.name)?);
+                out.insert(REMOTE_NAME, value(&p.name, "name")?);
                 out.insert(REMOTE_GROUPS, groups.clone());
             }
             HeaderFamily::Oauth2Proxy => {
