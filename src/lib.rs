@@ -85,7 +85,7 @@ pub use config::Config;
 pub use state::{AppState, Runs};
 
 pub fn build_app(state: AppState) -> impl Endpoint {
-    let every = http::headers::EveryRequest::new(&state.config);
+    let every = http::headers::EveryRequest::new(&state);
     oidc::mount(Route::new())
         .nest("/api", api::routes())
         .at("/auth/verify", web::forward_auth::verify)

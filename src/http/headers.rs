@@ -13,16 +13,21 @@ use crate::state::AppState;
 const MAX_BODY: usize = 64 * 1024;
 
 /// The body limit ([`MAX_BODY`]), then security headers on every answer (the strict CSP
-/// on everything but the API docs, whose bundled UI needs inline script; the pages'
-/// policy is written once, at start), and the answer counted.
+/// on everything but the API docs, whose bundled UI needs inline script), and the answer
+/// counted. What the configuration decides (the pages' policy, HSTS) is settled once, at
+/// start.
 pub struct EveryRequest {
     page_csp: HeaderValue,
+    https: bool,
+    state: AppState,
 }
 
 impl EveryRequest {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(state: &AppState) -> Self {
         EveryRequest {
-            page_csp: page_csp(config),
+            page_csp: page_csp(&state.config),
+            https: state.config.server.secure_cookies(),
+            state: state.clone(),
         }
     }
 }
@@ -72,6 +77,8 @@ impl<E: Endpoint> Middleware<E> for EveryRequest {
         EveryRequestEndpoint {
             inner,
             page_csp: self.page_csp.clone(),
+            https: self.https,
+            state: self.state.clone(),
         }
     }
 }
@@ -79,6 +86,8 @@ impl<E: Endpoint> Middleware<E> for EveryRequest {
 pub struct EveryRequestEndpoint<E> {
     inner: E,
     page_csp: HeaderValue,
+    https: bool,
+    state: AppState,
 }
 
 impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
@@ -86,10 +95,6 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let is_docs = req.uri().path().starts_with("/api/docs");
-        let state = req.data::<AppState>().cloned();
-        let https = state
-            .as_ref()
-            .is_some_and(|s| s.config.server.secure_cookies());
         // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
         // too, and gets the same headers.
         let refused = match body_fits(&req) {
@@ -126,7 +131,7 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
             self.page_csp.clone()
         };
         h.insert(header::CONTENT_SECURITY_POLICY, csp);
-        if https {
+        if self.https {
             h.insert(
                 header::STRICT_TRANSPORT_SECURITY,
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
@@ -135,9 +140,7 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
         if !h.contains_key(header::CACHE_CONTROL) {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        if let Some(state) = state {
-            super::metrics::count(&state, &resp);
-        }
+        super::metrics::count(&self.state, &resp);
         Ok(resp)
     }
 }
@@ -150,9 +153,9 @@ enum Fits {
     Unknown,
 }
 
-/// Refuses request bodies over [`MAX_BODY`] with 413 before a handler reads them: by
-/// `Content-Length` when given, otherwise by reading at most that much
-/// ([`read_limited`]).
+/// Whether the body fits, by `Content-Length` when given: bodies over [`MAX_BODY`] are
+/// refused with 413 before a handler reads them, and a streamed one is read at most that
+/// far ([`read_limited`]).
 fn body_fits(req: &Request) -> Fits {
     let declared = req
         .headers()
