@@ -47,3 +47,14 @@ pub const ALERT_SECURE: &str = "/alerts/secure";
 pub const SETUP: &str = "/setup";
 /// Where a proxy sends a signed-in person an application's rules do not let in.
 pub const DENIED: &str = "/denied";
+
+/// The forward-auth verdicts (SPEC §16): Doorman's own, then the paths Authelia and
+/// oauth2-proxy answer on. A proxy reads their "yes" and forwards the original request;
+/// no browser ever sees that answer.
+pub const VERDICTS: [&str; 5] = [
+    "/auth/verify",
+    "/api/authz/auth-request",
+    "/api/authz/forward-auth",
+    "/api/verify",
+    "/oauth2/auth",
+];

@@ -126,18 +126,41 @@ async fn each_path_answers_as_the_tool_it_stands_in_for() {
         assert_eq!(status, ok, "{path} signed in");
         assert_eq!(h["cache-control"], "no-store", "{path}");
         assert_eq!(h["remote-user"], "ann@acme.test", "{path}");
+        // Only the proxy reads a "yes": no browser headers on it.
+        for browser_only in [
+            "content-security-policy",
+            "x-frame-options",
+            "x-content-type-options",
+            "referrer-policy",
+        ] {
+            assert!(h.get(browser_only).is_none(), "{path}: {browser_only}");
+        }
     }
 
-    // Not signed in.
+    // Not signed in: these answers may reach the browser, with its headers.
+    let has_browser_headers = |h: &HeaderMap, what: &str| {
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{what}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "{what}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(h["cache-control"], "no-store", "{what}");
+    };
     let (status, h, body) = ask(&s, "/auth/verify", None, Some(original), true).await;
     assert_eq!(status, 401, "{body}");
     assert!(h.get("location").is_none());
+    has_browser_headers(&h, "verify 401");
     let (status, h, _) = ask(&s, "/api/authz/auth-request", None, Some(original), true).await;
     assert_eq!(status, 401);
     is_sign_in_for(&location(&h), original);
     let (status, h, _) = ask(&s, "/api/authz/forward-auth", None, Some(original), true).await;
     assert_eq!(status, 302, "a browser is sent to sign in");
     is_sign_in_for(&location(&h), original);
+    has_browser_headers(&h, "forward-auth 302");
     let (status, _, _) = ask(&s, "/api/authz/forward-auth", None, Some(original), false).await;
     assert_eq!(status, 401, "a script is told 401");
     let (status, _, _) = ask(&s, "/api/verify", None, Some(original), true).await;

@@ -8,13 +8,13 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use super::json::{JsonOut, SizeHint};
-use super::model::{SESSION_JSON_BYTES, SessionJson};
+use super::json::{JsonOut, SizeHint, Written, put_opt_str};
+use super::model::{SESSION_JSON_BYTES, SessionJson, write_session};
 use super::{ApiAuth, ApiToken};
 use crate::domain::factors::step_up::{self, Proof};
 use crate::domain::oidc::sign_out;
 use crate::domain::sessions::{self as domain, AdminQuery};
-use crate::model::UserId;
+use crate::model::{SessionView, UserId};
 use crate::state::AppState;
 
 #[derive(Debug, Object, serde::Serialize)]
@@ -114,6 +114,53 @@ fn list(items: Vec<crate::model::Session>, current: i64, next: Option<String>) -
     }
 }
 
+/// A [`SessionList`] written as its sessions are read: each session's JSON straight from
+/// its row ([`write_session`]), the current one moved first at the end.
+struct ListWriter {
+    out: Vec<u8>,
+    /// Where the current session's JSON (and its comma) is in `out`.
+    current: Option<(usize, usize)>,
+    label: String,
+}
+
+const ITEMS: &[u8] = b"{\"items\":[";
+
+impl ListWriter {
+    fn new() -> Self {
+        let mut out = Vec::with_capacity(64 + SESSION_JSON_BYTES * domain::DEFAULT_PAGE as usize);
+        out.extend_from_slice(ITEMS);
+        ListWriter {
+            out,
+            current: None,
+            label: String::with_capacity(64),
+        }
+    }
+
+    fn finish(mut self, next_cursor: Option<&str>) -> Vec<u8> {
+        if let Some((start, end)) = self.current {
+            self.out[ITEMS.len()..end].rotate_right(end - start);
+        }
+        if self.out.last() == Some(&b',') {
+            self.out.pop();
+        }
+        self.out.extend_from_slice(b"],\"next_cursor\":");
+        put_opt_str(&mut self.out, next_cursor);
+        self.out.push(b'}');
+        self.out
+    }
+}
+
+impl domain::SessionSink for ListWriter {
+    fn push(&mut self, s: &SessionView<'_>, current: bool) {
+        let start = self.out.len();
+        write_session(&mut self.out, s, current, &mut self.label);
+        self.out.push(b',');
+        if current {
+            self.current = Some((start, self.out.len()));
+        }
+    }
+}
+
 pub struct SessionsApi;
 
 #[OpenApi(tag = "ApiTags::Sessions")]
@@ -124,9 +171,10 @@ impl SessionsApi {
         &self,
         state: Data<&AppState>,
         auth: ApiToken,
-    ) -> Result<JsonOut<SessionList>, ListError> {
-        let (me, items) = domain::list_mine_by_token(&state, &auth.0, || auth.1).await?;
-        Ok(JsonOut(list(items, me.session.pk, None)))
+    ) -> Result<Written<SessionList>, ListError> {
+        let (_, list) =
+            domain::write_mine_by_token(&state, &auth.0, || auth.1, ListWriter::new).await?;
+        Ok(Written::new(list.finish(None)))
     }
 
     /// End one of my sessions.
@@ -332,5 +380,59 @@ impl AdminSessionsApi {
         let n = domain::admin_end_user(&state, auth.authed(), UserId(id.0), reason.0.as_deref())
             .await?;
         Ok(Json(Ended { ended: n as u64 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::sessions::SessionSink;
+    use crate::model::Location;
+
+    /// Writes `sessions` as the listing does, `current` marking one of them.
+    fn written(sessions: &[crate::model::Session], current: Option<i64>) -> Vec<u8> {
+        let mut w = ListWriter::new();
+        for s in sessions {
+            w.push(&s.view(), Some(s.pk) == current);
+        }
+        w.finish(None)
+    }
+
+    #[test]
+    fn the_written_listing_is_serdes_with_the_current_session_first() {
+        let sessions: Vec<_> = (1..=4)
+            .map(|pk| {
+                let mut s = crate::api::model::tests::session(Location::default());
+                s.pk = pk;
+                s.id = crate::model::SessionId(format!("s{pk}"));
+                s
+            })
+            .collect();
+        for current in [None, Some(1), Some(3), Some(4)] {
+            let mut ordered: Vec<_> = sessions.iter().collect();
+            if let Some(pos) = ordered.iter().position(|s| Some(s.pk) == current) {
+                ordered[..=pos].rotate_right(1);
+            }
+            let expected = SessionList {
+                items: ordered
+                    .iter()
+                    .map(|s| SessionJson::new(s, current))
+                    .collect(),
+                next_cursor: None,
+            };
+            assert_eq!(
+                String::from_utf8(written(&sessions, current)).unwrap(),
+                serde_json::to_string(&expected).unwrap(),
+                "{current:?}"
+            );
+        }
+        assert_eq!(
+            written(&[], None),
+            serde_json::to_vec(&SessionList {
+                items: vec![],
+                next_cursor: None
+            })
+            .unwrap()
+        );
     }
 }

@@ -1,13 +1,14 @@
 //! `sessions` table.
 
+use std::borrow::Cow;
 use std::sync::{LazyLock, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use super::DbError;
 use crate::model::{
-    AccountId, AppUse, AuthMethods, CurrentSession, Device, EndReason, Location, Moved, Role,
-    Session, SessionId, SignedInApp, UserId, UserStatus,
+    AccountId, AppUse, AuthMethods, CurrentSession, Device, DeviceRef, EndReason, Location, Moved,
+    PlaceRef, Role, Session, SessionId, SessionView, SignedInApp, UserId, UserStatus,
 };
 
 /// The session's own columns.
@@ -22,36 +23,49 @@ macro_rules! own_columns {
     s.verified_at"
     };
 }
+/// The applications signed in to with the session (SPEC §20), one per client, each with
+/// where its sign-out stands (SPEC §21): live grant, else its latest logout's status,
+/// else (no logout row) told long ago by a back-channel client, or left to its next
+/// check. Read with the row (one query per page, not one per session).
+macro_rules! signed_in_to {
+    () => {
+        // Most sessions hold no grant: one index probe answers `[]` for them, and only the
+        // others pay for the grouping.
+        ", CASE WHEN EXISTS (SELECT 1 FROM oidc_grants g WHERE g.session_id = s.id)
+           THEN (SELECT json_group_array(json_object('name', a.application,
+                        'client_id', a.client_id,
+                        'status', CASE
+                            WHEN a.live THEN 'signed_in'
+                            WHEN l.status = 'pending' THEN 'signing_out'
+                            WHEN l.status = 'delivered' THEN 'signed_out'
+                            WHEN l.status = 'failed' THEN 'logout_failed'
+                            WHEN b.client_id IS NOT NULL THEN 'signed_out'
+                            ELSE 'at_next_check' END,
+                        'at', CASE WHEN a.live THEN NULL
+                            WHEN l.id IS NOT NULL THEN l.delivered_at
+                            ELSE a.ended END))
+                 FROM (SELECT g.client_id, max(g.ended_at IS NULL) AS live,
+                              max(g.ended_at) AS ended, g.application
+                       FROM oidc_grants g WHERE g.session_id = s.id GROUP BY g.client_id) a
+                 LEFT JOIN oidc_logouts l ON l.id = (SELECT max(id) FROM oidc_logouts
+                       WHERE sid = s.public_id AND client_id = a.client_id)
+                 LEFT JOIN oidc_backchannel_clients b ON b.client_id = a.client_id)
+           ELSE '[]' END AS signed_in_to"
+    };
+}
 /// A session row, by name: every session-reading statement selects these, plus
 /// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
-/// With them, the applications signed in to with the session (SPEC §20), one per client,
-/// each with where its sign-out stands (SPEC §21): live grant, else its latest logout's
-/// status, else (no logout row) told long ago by a back-channel client, or left to its
-/// next check. Read with the row (one query per page, not one per session).
-pub(super) const COLUMNS: &str = concat!(
-    own_columns!(),
-    // Most sessions hold no grant: one index probe answers `[]` for them, and only the
-    // others pay for the grouping.
-    ", CASE WHEN EXISTS (SELECT 1 FROM oidc_grants g WHERE g.session_id = s.id)
-       THEN (SELECT json_group_array(json_object('name', a.application,
-                    'client_id', a.client_id,
-                    'status', CASE
-                        WHEN a.live THEN 'signed_in'
-                        WHEN l.status = 'pending' THEN 'signing_out'
-                        WHEN l.status = 'delivered' THEN 'signed_out'
-                        WHEN l.status = 'failed' THEN 'logout_failed'
-                        WHEN b.client_id IS NOT NULL THEN 'signed_out'
-                        ELSE 'at_next_check' END,
-                    'at', CASE WHEN a.live THEN NULL
-                        WHEN l.id IS NOT NULL THEN l.delivered_at
-                        ELSE a.ended END))
-             FROM (SELECT g.client_id, max(g.ended_at IS NULL) AS live,
-                          max(g.ended_at) AS ended, g.application
-                   FROM oidc_grants g WHERE g.session_id = s.id GROUP BY g.client_id) a
-             LEFT JOIN oidc_logouts l ON l.id = (SELECT max(id) FROM oidc_logouts
-                   WHERE sid = s.public_id AND client_id = a.client_id)
-             LEFT JOIN oidc_backchannel_clients b ON b.client_id = a.client_id)
-       ELSE '[]' END AS signed_in_to"
+pub(super) const COLUMNS: &str = concat!(own_columns!(), signed_in_to!());
+/// What a listing shows of a session ([`SessionView`]): [`COLUMNS`] without what only
+/// the check, the pages' details and the exports read (the User-Agent, coordinates,
+/// how it ended).
+const LISTED: &str = concat!(
+    "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application, s.device_category,
+    s.browser_name, s.browser_version, s.os_name, s.os_version, s.ip, s.country_code,
+    s.country_name, s.city, s.network, s.moved_country_code, s.moved_country_name,
+    s.moved_city, s.moved_at, s.created_at, s.last_active_at, s.expires_at,
+    s.applications_used, s.auth_methods",
+    signed_in_to!()
 );
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
@@ -650,6 +664,97 @@ pub fn list_active_for_user(
             from_row(r, cols)
         })?,
     )
+}
+
+columns!(
+    /// The columns of [`LISTED`], with the caller's user email and account name.
+    ListedCols {
+        pk, public_id, user_id, user_email, account_id, account_name, application,
+        device_category, browser_name, browser_version, os_name, os_version, ip,
+        country_code, country_name, city, network, moved_country_code, moved_country_name,
+        moved_city, moved_at, created_at, last_active_at, expires_at, applications_used,
+        auth_methods, signed_in_to,
+    }
+);
+
+/// [`list_active_for_user`], each session handed to `each` as it is read, borrowed from
+/// its row, instead of collected: a listing's JSON is written straight from the rows.
+/// Answers how many there were.
+pub fn each_active_for_user(
+    c: &Connection,
+    user: UserId,
+    email: &str,
+    account_name: &str,
+    now: i64,
+    limit: Option<u32>,
+    mut each: impl FnMut(&SessionView<'_>),
+) -> Result<usize, DbError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {LISTED}, ?3 AS user_email, ?4 AS account_name FROM sessions s
+             WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
+             ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
+        )
+    });
+    static COLS: OnceLock<ListedCols> = OnceLock::new();
+    let mut stmt = c.prepare_cached(&SQL)?;
+    let cols = ListedCols::cached(&COLS, &stmt)?;
+    let limit = limit.map_or(-1, i64::from);
+    let mut rows = stmt.query(params![user, now, email, account_name, limit])?;
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        each(&view_of_row(r, cols)?);
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn view_of_row<'r>(r: &'r Row<'_>, c: &ListedCols) -> rusqlite::Result<SessionView<'r>> {
+    let text = |i: usize| -> rusqlite::Result<&'r str> { Ok(r.get_ref(i)?.as_str()?) };
+    let maybe =
+        |i: usize| -> rusqlite::Result<Option<&'r str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
+    let moved_to = match r.get::<_, Option<i64>>(c.moved_at)? {
+        None => None,
+        Some(at) => Some((
+            PlaceRef {
+                country_code: maybe(c.moved_country_code)?,
+                country: maybe(c.moved_country_name)?,
+                city: maybe(c.moved_city)?,
+                network: None,
+            },
+            at,
+        )),
+    };
+    Ok(SessionView {
+        pk: r.get(c.pk)?,
+        id: text(c.public_id)?,
+        user_id: r.get(c.user_id)?,
+        user_email: text(c.user_email)?,
+        account_id: r.get(c.account_id)?,
+        account_name: text(c.account_name)?,
+        application: text(c.application)?,
+        device: DeviceRef {
+            category: text(c.device_category)?,
+            browser: text(c.browser_name)?,
+            browser_version: text(c.browser_version)?,
+            os: text(c.os_name)?,
+            os_version: text(c.os_version)?,
+        },
+        ip: text(c.ip)?,
+        place: PlaceRef {
+            country_code: maybe(c.country_code)?,
+            country: maybe(c.country_name)?,
+            city: maybe(c.city)?,
+            network: maybe(c.network)?,
+        },
+        created_at: r.get(c.created_at)?,
+        last_active_at: r.get(c.last_active_at)?,
+        expires_at: r.get(c.expires_at)?,
+        applications_used: Cow::Owned(applications_used(text(c.applications_used)?)),
+        signed_in_to: Cow::Owned(signed_in_to(text(c.signed_in_to)?)),
+        auth_methods: AuthMethods::parse_list(text(c.auth_methods)?),
+        moved_to,
+    })
 }
 
 /// Collects rows into a vector sized for a page up front: growing it row by row costs

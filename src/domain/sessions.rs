@@ -55,6 +55,43 @@ pub async fn list_mine_by_token(
     Ok((me, list))
 }
 
+/// Where a listing is written, one session at a time, as the rows are read (the API's
+/// JSON), instead of collected first.
+pub trait SessionSink: Send + 'static {
+    /// The next session by last activity. `current` marks the caller's own, which the
+    /// listing shows first (as [`list_mine_by_token`] orders them): the sink moves it
+    /// there.
+    fn push(&mut self, s: &crate::model::SessionView<'_>, current: bool);
+}
+
+/// [`list_mine_by_token`], each session written into a sink made by `new` as it is read.
+/// `new` may be called twice: a user with more sessions than are listed inline is listed
+/// again on the blocking pool.
+pub async fn write_mine_by_token<S: SessionSink>(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<std::net::IpAddr>,
+    new: impl Fn() -> S + Send + 'static,
+) -> Result<(Authed, S)> {
+    check::authenticate_then(state, token, from, move |c, me, place| {
+        let p = &me.principal;
+        let current = me.session.pk;
+        let limit = (place == Place::Inline).then_some(INLINE_ROWS + 1);
+        let mut sink = new();
+        let n = db::sessions::each_active_for_user(
+            c,
+            p.user_id,
+            &p.email,
+            &p.account_name,
+            crate::clock::now(),
+            limit,
+            |s| sink.push(s, s.pk == current),
+        )?;
+        Ok((place == Place::Blocking || n <= INLINE_ROWS as usize).then_some(sink))
+    })
+    .await
+}
+
 /// The sessions of `list` that raised a sign-in alert (their row ids): the listings
 /// mark them, so that the session an email was about is told apart (SPEC §22).
 pub async fn alerted(state: &AppState, list: &[Session]) -> Result<HashSet<i64>> {

@@ -12,8 +12,9 @@ use crate::state::AppState;
 /// Request bodies larger than this are refused with 413 before they are read.
 const MAX_BODY: usize = 64 * 1024;
 
-/// The body limit ([`MAX_BODY`]), then security headers on every answer (the strict CSP
-/// on everything but the API docs, whose bundled UI needs inline script), and the answer
+/// The body limit ([`MAX_BODY`]), then security headers on every answer a browser may
+/// see (the strict CSP on everything but the API docs, whose bundled UI needs inline
+/// script; not on a forward-auth "yes", which only the proxy reads), and the answer
 /// counted. What the configuration decides (the pages' policy, HSTS) is settled once, at
 /// start.
 pub struct EveryRequest {
@@ -94,7 +95,9 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let is_docs = req.uri().path().starts_with("/api/docs");
+        let path = req.uri().path();
+        let is_docs = path.starts_with("/api/docs");
+        let is_verdict = crate::paths::VERDICTS.contains(&path);
         // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
         // too, and gets the same headers.
         let refused = match body_fits(&req) {
@@ -111,6 +114,14 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
                 Err(e) => e.into_response(),
             },
         };
+        // A forward-auth "yes" goes to the proxy, which forwards the original request and
+        // shows the browser the application's answer instead: the browser's headers on it
+        // would be sent for nothing, on the busiest answer of all. Every other verdict (a
+        // 401, a redirect to sign in, a refusal page) may reach the browser, and gets them.
+        if is_verdict && resp.status().is_success() {
+            super::metrics::count(&self.state, &resp);
+            return Ok(resp);
+        }
         let h = resp.headers_mut();
         h.insert(
             header::X_CONTENT_TYPE_OPTIONS,

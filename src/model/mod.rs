@@ -298,16 +298,43 @@ impl Device {
     /// "Chrome 120 · macOS 10.15 · Desktop": browser major version, OS major.minor.
     pub fn label(&self) -> String {
         let mut out = String::with_capacity(64);
+        self.as_ref().label_into(&mut out);
+        out
+    }
+
+    pub fn as_ref(&self) -> DeviceRef<'_> {
+        DeviceRef {
+            category: &self.category,
+            browser: &self.browser,
+            browser_version: &self.browser_version,
+            os: &self.os,
+            os_version: &self.os_version,
+        }
+    }
+}
+
+/// A [`Device`] borrowed from where it was read.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceRef<'a> {
+    pub category: &'a str,
+    pub browser: &'a str,
+    pub browser_version: &'a str,
+    pub os: &'a str,
+    pub os_version: &'a str,
+}
+
+impl DeviceRef<'_> {
+    /// Appends [`Device::label`] to `out`.
+    pub fn label_into(&self, out: &mut String) {
         if self.browser != "Unknown" {
-            push_version(&mut out, &self.browser, &self.browser_version, 1);
+            push_version(out, self.browser, self.browser_version, 1);
             out.push_str(" · ");
         }
         if self.os != "Unknown" {
-            push_version(&mut out, &self.os, &self.os_version, 2);
+            push_version(out, self.os, self.os_version, 2);
             out.push_str(" · ");
         }
-        out.push_str(&self.category);
-        out
+        out.push_str(self.category);
     }
 }
 
@@ -536,6 +563,78 @@ pub struct AppUse {
 impl Session {
     pub fn is_active(&self, now: i64) -> bool {
         self.ended_at.is_none() && self.expires_at > now
+    }
+
+    /// What the listings show of it, borrowed.
+    pub fn view(&self) -> SessionView<'_> {
+        SessionView {
+            pk: self.pk,
+            id: &self.id.0,
+            user_id: self.user_id.0,
+            user_email: &self.user_email,
+            account_id: self.account_id.0,
+            account_name: &self.account_name,
+            application: &self.application,
+            device: self.device.as_ref(),
+            ip: &self.ip,
+            place: PlaceRef::of(&self.location),
+            created_at: self.created_at,
+            last_active_at: self.last_active_at,
+            expires_at: self.expires_at,
+            applications_used: std::borrow::Cow::Borrowed(&self.applications_used),
+            signed_in_to: std::borrow::Cow::Borrowed(&self.signed_in_to),
+            auth_methods: self.auth_methods,
+            moved_to: self
+                .moved_to
+                .as_ref()
+                .map(|m| (PlaceRef::of(&m.location), m.at)),
+        }
+    }
+}
+
+/// A session as the listings show it, borrowed from where it was read (a database row
+/// or a [`Session`]): a listing's JSON is written straight from it, with no string
+/// copied on the way.
+#[derive(Debug, Clone)]
+pub struct SessionView<'a> {
+    pub pk: i64,
+    pub id: &'a str,
+    pub user_id: i64,
+    pub user_email: &'a str,
+    pub account_id: i64,
+    pub account_name: &'a str,
+    pub application: &'a str,
+    pub device: DeviceRef<'a>,
+    pub ip: &'a str,
+    pub place: PlaceRef<'a>,
+    pub created_at: i64,
+    pub last_active_at: i64,
+    pub expires_at: i64,
+    /// Most recent first; seldom any (an empty vector holds nothing).
+    pub applications_used: std::borrow::Cow<'a, [AppUse]>,
+    pub signed_in_to: std::borrow::Cow<'a, [SignedInApp]>,
+    pub auth_methods: AuthMethods,
+    /// Where it is now used from (its network is never set), and since when.
+    pub moved_to: Option<(PlaceRef<'a>, i64)>,
+}
+
+/// The shown parts of a [`Location`], borrowed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlaceRef<'a> {
+    pub country_code: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub city: Option<&'a str>,
+    pub network: Option<&'a str>,
+}
+
+impl<'a> PlaceRef<'a> {
+    pub fn of(l: &'a Location) -> Self {
+        PlaceRef {
+            country_code: l.country_code.as_deref(),
+            country: l.country.as_deref(),
+            city: l.city.as_deref(),
+            network: l.network.as_deref(),
+        }
     }
 }
 
