@@ -6,8 +6,8 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
 
 use super::errors::api_errors;
-use super::json::JsonOut;
-use super::model::{Me, MeUser, SessionJson};
+use super::json::Written;
+use super::model::{Me, MeUser, SessionJson, write_me};
 use super::{ApiAuth, ApiToken};
 use crate::domain::signin::flow::{self as auth_domain, SignInOutcome, SignInRequest};
 use crate::domain::signin::issue::SignedIn;
@@ -231,14 +231,13 @@ impl AuthApi {
 
     /// The signed-in user and the current session.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, state: Data<&AppState>, auth: ApiToken) -> Result<JsonOut<Me>, AuthError> {
+    async fn me(&self, state: Data<&AppState>, auth: ApiToken) -> Result<Written<Me>, AuthError> {
         let (a, session) =
             crate::domain::signin::check::authenticate_whole(&state, &auth.0, || auth.1).await?;
-        let pk = session.pk;
-        Ok(JsonOut(Me {
-            user: MeUser::from(&a.principal),
-            session: SessionJson::from_session(session, Some(pk)),
-        }))
+        Ok(Written::new(write_me(
+            &MeUser::from(&a.principal),
+            &session,
+        )))
     }
 
     /// Change my display name.

@@ -4,7 +4,6 @@ use poem_openapi::Object;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::api::json::SizeHint;
 use crate::model::Principal;
 use crate::model::{Session, SessionView};
 
@@ -322,7 +321,16 @@ pub struct Me {
     pub session: SessionJson,
 }
 
-impl SizeHint for Me {}
+/// [`Me`] as serde writes it, its (current) session by [`write_session`].
+pub fn write_me(user: &MeUser, session: &Session) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + SESSION_JSON_BYTES);
+    out.extend_from_slice(b"{\"user\":");
+    crate::api::json::put(&mut out, user);
+    out.extend_from_slice(b",\"session\":");
+    write_session(&mut out, &session.view(), true, &mut String::new());
+    out.push(b'}');
+    out
+}
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -459,9 +467,10 @@ pub(crate) mod tests {
             network: Some("Office".into()),
             ..Location::default()
         };
+        let known_again = || known.clone();
         let unknown = Location::default();
         let items = vec![
-            SessionJson::new(&session(known), Some(7)),
+            SessionJson::new(&session(known.clone()), Some(7)),
             SessionJson::new(&session(unknown), Some(8)),
         ];
         same(&SessionList {
@@ -481,9 +490,14 @@ pub(crate) mod tests {
             account_name: "Acme".into(),
             email_verified: true,
         };
-        same(&Me {
+        let me = Me {
             user: MeUser::from(&principal),
             session: items[0].clone(),
-        });
+        };
+        same(&me);
+        assert_eq!(
+            write_me(&me.user, &session(known_again())),
+            serde_json::to_vec(&me).unwrap()
+        );
     }
 }

@@ -8,12 +8,12 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::auth::ApiTags;
 use super::errors::api_errors;
-use super::json::{JsonOut, SizeHint, Written, put_opt_str};
+use super::json::{Written, put_opt_str};
 use super::model::{SESSION_JSON_BYTES, SessionJson, write_session};
 use super::{ApiAuth, ApiToken};
 use crate::domain::factors::step_up::{self, Proof};
 use crate::domain::oidc::sign_out;
-use crate::domain::sessions::{self as domain, AdminQuery};
+use crate::domain::sessions::{self as domain, AdminQuery, SessionSink};
 use crate::model::{SessionView, UserId};
 use crate::state::AppState;
 
@@ -23,12 +23,6 @@ pub struct SessionList {
     /// Pass as `cursor` for the next page; null on the last page.
     #[oai(nullable)]
     pub next_cursor: Option<String>,
-}
-
-impl SizeHint for SessionList {
-    fn size_hint(&self) -> usize {
-        64 + SESSION_JSON_BYTES * self.items.len()
-    }
 }
 
 #[derive(Debug, Object)]
@@ -104,20 +98,11 @@ api_errors!(AdminEndManyError {
     NotFound = 404: "Not an admin, or a user or account outside your scope.",
 });
 
-fn list(items: Vec<crate::model::Session>, current: i64, next: Option<String>) -> SessionList {
-    SessionList {
-        items: items
-            .into_iter()
-            .map(|s| SessionJson::from_session(s, Some(current)))
-            .collect(),
-        next_cursor: next,
-    }
-}
-
 /// A [`SessionList`] written as its sessions are read: each session's JSON straight from
-/// its row ([`write_session`]), the current one moved first at the end.
+/// its row ([`write_session`]). My Sessions moves the current one first at the end.
 struct ListWriter {
     out: Vec<u8>,
+    current_first: bool,
     /// Where the current session's JSON (and its comma) is in `out`.
     current: Option<(usize, usize)>,
     label: String,
@@ -126,11 +111,22 @@ struct ListWriter {
 const ITEMS: &[u8] = b"{\"items\":[";
 
 impl ListWriter {
+    /// My Sessions: the current session first.
     fn new() -> Self {
+        Self::with_order(true)
+    }
+
+    /// A page of a search, in the order given.
+    fn in_order() -> Self {
+        Self::with_order(false)
+    }
+
+    fn with_order(current_first: bool) -> Self {
         let mut out = Vec::with_capacity(64 + SESSION_JSON_BYTES * domain::DEFAULT_PAGE as usize);
         out.extend_from_slice(ITEMS);
         ListWriter {
             out,
+            current_first,
             current: None,
             label: String::with_capacity(64),
         }
@@ -155,7 +151,7 @@ impl domain::SessionSink for ListWriter {
         let start = self.out.len();
         write_session(&mut self.out, s, current, &mut self.label);
         self.out.push(b',');
-        if current {
+        if current && self.current_first {
             self.current = Some((start, self.out.len()));
         }
     }
@@ -266,7 +262,7 @@ impl AdminSessionsApi {
         limit: Query<Option<i64>>,
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
-    ) -> Result<JsonOut<SessionList>, AdminListError> {
+    ) -> Result<Written<SessionList>, AdminListError> {
         let me = auth.authed();
         let query = AdminQuery {
             q: q.0,
@@ -275,7 +271,11 @@ impl AdminSessionsApi {
             application: application.0,
         };
         let page = domain::admin_list(&state, me, &query, limit.0, cursor.0.as_deref()).await?;
-        Ok(JsonOut(list(page.items, me.session.pk, page.next_cursor)))
+        let mut list = ListWriter::in_order();
+        for s in &page.items {
+            list.push(&s.view(), s.pk == me.session.pk);
+        }
+        Ok(Written::new(list.finish(page.next_cursor.as_deref())))
     }
 
     /// End a session in my scope.
@@ -386,7 +386,6 @@ impl AdminSessionsApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::sessions::SessionSink;
     use crate::model::Location;
 
     /// Writes `sessions` as the listing does, `current` marking one of them.
@@ -426,6 +425,22 @@ mod tests {
                 "{current:?}"
             );
         }
+        let mut w = ListWriter::in_order();
+        for s in &sessions {
+            w.push(&s.view(), s.pk == 3);
+        }
+        let expected = SessionList {
+            items: sessions
+                .iter()
+                .map(|s| SessionJson::new(s, Some(3)))
+                .collect(),
+            next_cursor: Some("next".into()),
+        };
+        assert_eq!(
+            String::from_utf8(w.finish(Some("next"))).unwrap(),
+            serde_json::to_string(&expected).unwrap(),
+            "a search's page keeps its order"
+        );
         assert_eq!(
             written(&[], None),
             serde_json::to_vec(&SessionList {

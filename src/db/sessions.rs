@@ -59,14 +59,18 @@ pub(super) const COLUMNS: &str = concat!(own_columns!(), signed_in_to!());
 /// What a listing shows of a session ([`SessionView`]): [`COLUMNS`] without what only
 /// the check, the pages' details and the exports read (the User-Agent, coordinates,
 /// how it ended).
-const LISTED: &str = concat!(
-    "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application, s.device_category,
+macro_rules! listed_columns {
+    () => {
+        "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application, s.device_category,
     s.browser_name, s.browser_version, s.os_name, s.os_version, s.ip, s.country_code,
     s.country_name, s.city, s.network, s.moved_country_code, s.moved_country_name,
     s.moved_city, s.moved_at, s.created_at, s.last_active_at, s.expires_at,
-    s.applications_used, s.auth_methods",
-    signed_in_to!()
-);
+    s.applications_used, s.auth_methods"
+    };
+}
+const LISTED: &str = concat!(listed_columns!(), signed_in_to!());
+/// [`LISTED`] for someone who holds no OpenID grant: signed in to no application.
+const LISTED_NO_GRANTS: &str = concat!(listed_columns!(), ", '[]' AS signed_in_to");
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -689,16 +693,22 @@ pub fn each_active_for_user(
     limit: Option<u32>,
     mut each: impl FnMut(&SessionView<'_>),
 ) -> Result<usize, DbError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
+    fn sql(columns: &str) -> String {
         format!(
-            "SELECT {LISTED}, ?3 AS user_email, ?4 AS account_name FROM sessions s
+            "SELECT {columns}, ?3 AS user_email, ?4 AS account_name FROM sessions s
              WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
              ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
         )
-    });
-    static COLS: OnceLock<ListedCols> = OnceLock::new();
-    let mut stmt = c.prepare_cached(&SQL)?;
-    let cols = ListedCols::cached(&COLS, &stmt)?;
+    }
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [sql(LISTED), sql(LISTED_NO_GRANTS)]);
+    static COLS: [OnceLock<ListedCols>; 2] = [OnceLock::new(), OnceLock::new()];
+    // One probe for the person instead of one per session: most hold no grant.
+    let grants: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM oidc_grants WHERE user_id = ?1)")?
+        .query_row([user], |r| r.get(0))?;
+    let which = usize::from(!grants);
+    let mut stmt = c.prepare_cached(&SQL[which])?;
+    let cols = ListedCols::cached(&COLS[which], &stmt)?;
     let limit = limit.map_or(-1, i64::from);
     let mut rows = stmt.query(params![user, now, email, account_name, limit])?;
     let mut n = 0;
