@@ -333,14 +333,15 @@ pub fn write_me(user: &MeUser, session: &Session) -> Vec<u8> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use poem_openapi::types::ToJSON;
 
     use super::*;
-    use crate::api::sessions::SessionList;
+    use crate::api::sessions::{ListWriter, SessionList};
+    use crate::domain::sessions::SessionSink;
     use crate::model::{AccountId, Device, Location, Role, SessionId, UserId};
 
-    pub(crate) fn session(location: Location) -> Session {
+    fn session(location: Location) -> Session {
         Session {
             pk: 7,
             id: SessionId("pub-id".into()),
@@ -498,6 +499,69 @@ pub(crate) mod tests {
         assert_eq!(
             write_me(&me.user, &session(known_again())),
             serde_json::to_vec(&me).unwrap()
+        );
+    }
+
+    /// Writes `sessions` as the listing does, `current` marking one of them.
+    fn written(sessions: &[crate::model::Session], current: Option<i64>) -> Vec<u8> {
+        let mut w = ListWriter::new();
+        for s in sessions {
+            w.push(&s.view(), Some(s.pk) == current);
+        }
+        w.finish(None)
+    }
+
+    #[test]
+    fn the_written_listing_is_serdes_with_the_current_session_first() {
+        let sessions: Vec<_> = (1..=4)
+            .map(|pk| {
+                let mut s = session(Location::default());
+                s.pk = pk;
+                s.id = crate::model::SessionId(format!("s{pk}"));
+                s
+            })
+            .collect();
+        for current in [None, Some(1), Some(3), Some(4)] {
+            let mut ordered: Vec<_> = sessions.iter().collect();
+            if let Some(pos) = ordered.iter().position(|s| Some(s.pk) == current) {
+                ordered[..=pos].rotate_right(1);
+            }
+            let expected = SessionList {
+                items: ordered
+                    .iter()
+                    .map(|s| SessionJson::new(s, current))
+                    .collect(),
+                next_cursor: None,
+            };
+            assert_eq!(
+                String::from_utf8(written(&sessions, current)).unwrap(),
+                serde_json::to_string(&expected).unwrap(),
+                "{current:?}"
+            );
+        }
+        let mut w = ListWriter::in_order();
+        for s in &sessions {
+            w.push(&s.view(), s.pk == 3);
+        }
+        let expected = SessionList {
+            items: sessions
+                .iter()
+                .map(|s| SessionJson::new(s, Some(3)))
+                .collect(),
+            next_cursor: Some("next".into()),
+        };
+        assert_eq!(
+            String::from_utf8(w.finish(Some("next"))).unwrap(),
+            serde_json::to_string(&expected).unwrap(),
+            "a search's page keeps its order"
+        );
+        assert_eq!(
+            written(&[], None),
+            serde_json::to_vec(&SessionList {
+                items: vec![],
+                next_cursor: None
+            })
+            .unwrap()
         );
     }
 }

@@ -100,7 +100,7 @@ api_errors!(AdminEndManyError {
 
 /// A [`SessionList`] written as its sessions are read: each session's JSON straight from
 /// its row ([`write_session`]). My Sessions moves the current one first at the end.
-struct ListWriter {
+pub(super) struct ListWriter {
     out: Vec<u8>,
     current_first: bool,
     /// Where the current session's JSON (and its comma) is in `out`.
@@ -112,12 +112,12 @@ const ITEMS: &[u8] = b"{\"items\":[";
 
 impl ListWriter {
     /// My Sessions: the current session first.
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self::with_order(true)
     }
 
     /// A page of a search, in the order given.
-    fn in_order() -> Self {
+    pub(super) fn in_order() -> Self {
         Self::with_order(false)
     }
 
@@ -132,7 +132,7 @@ impl ListWriter {
         }
     }
 
-    fn finish(mut self, next_cursor: Option<&str>) -> Vec<u8> {
+    pub(super) fn finish(mut self, next_cursor: Option<&str>) -> Vec<u8> {
         if let Some((start, end)) = self.current {
             self.out[ITEMS.len()..end].rotate_right(end - start);
         }
@@ -380,74 +380,5 @@ impl AdminSessionsApi {
         let n = domain::admin_end_user(&state, auth.authed(), UserId(id.0), reason.0.as_deref())
             .await?;
         Ok(Json(Ended { ended: n as u64 }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Location;
-
-    /// Writes `sessions` as the listing does, `current` marking one of them.
-    fn written(sessions: &[crate::model::Session], current: Option<i64>) -> Vec<u8> {
-        let mut w = ListWriter::new();
-        for s in sessions {
-            w.push(&s.view(), Some(s.pk) == current);
-        }
-        w.finish(None)
-    }
-
-    #[test]
-    fn the_written_listing_is_serdes_with_the_current_session_first() {
-        let sessions: Vec<_> = (1..=4)
-            .map(|pk| {
-                let mut s = crate::api::model::tests::session(Location::default());
-                s.pk = pk;
-                s.id = crate::model::SessionId(format!("s{pk}"));
-                s
-            })
-            .collect();
-        for current in [None, Some(1), Some(3), Some(4)] {
-            let mut ordered: Vec<_> = sessions.iter().collect();
-            if let Some(pos) = ordered.iter().position(|s| Some(s.pk) == current) {
-                ordered[..=pos].rotate_right(1);
-            }
-            let expected = SessionList {
-                items: ordered
-                    .iter()
-                    .map(|s| SessionJson::new(s, current))
-                    .collect(),
-                next_cursor: None,
-            };
-            assert_eq!(
-                String::from_utf8(written(&sessions, current)).unwrap(),
-                serde_json::to_string(&expected).unwrap(),
-                "{current:?}"
-            );
-        }
-        let mut w = ListWriter::in_order();
-        for s in &sessions {
-            w.push(&s.view(), s.pk == 3);
-        }
-        let expected = SessionList {
-            items: sessions
-                .iter()
-                .map(|s| SessionJson::new(s, Some(3)))
-                .collect(),
-            next_cursor: Some("next".into()),
-        };
-        assert_eq!(
-            String::from_utf8(w.finish(Some("next"))).unwrap(),
-            serde_json::to_string(&expected).unwrap(),
-            "a search's page keeps its order"
-        );
-        assert_eq!(
-            written(&[], None),
-            serde_json::to_vec(&SessionList {
-                items: vec![],
-                next_cursor: None
-            })
-            .unwrap()
-        );
     }
 }

@@ -56,9 +56,9 @@ macro_rules! signed_in_to {
 /// A session row, by name: every session-reading statement selects these, plus
 /// [`JOINED`] (or the same two names from the caller, as `list_active_for_user` does).
 pub(super) const COLUMNS: &str = concat!(own_columns!(), signed_in_to!());
-/// What a listing shows of a session ([`SessionView`]): [`COLUMNS`] without what only
-/// the check, the pages' details and the exports read (the User-Agent, coordinates,
-/// how it ended).
+/// [`COLUMNS`] for someone who holds no OpenID grant (see [`holds_grants`]): signed in to
+/// no application.
+const COLUMNS_NO_GRANTS: &str = concat!(own_columns!(), ", '[]' AS signed_in_to");
 macro_rules! listed_columns {
     () => {
         "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application, s.device_category,
@@ -68,6 +68,9 @@ macro_rules! listed_columns {
     s.applications_used, s.auth_methods"
     };
 }
+/// What a listing shows of a session ([`SessionView`]): [`COLUMNS`] without what only
+/// the check, the pages' details and the exports read (the User-Agent, coordinates,
+/// how it ended).
 const LISTED: &str = concat!(listed_columns!(), signed_in_to!());
 /// [`LISTED`] for someone who holds no OpenID grant: signed in to no application.
 const LISTED_NO_GRANTS: &str = concat!(listed_columns!(), ", '[]' AS signed_in_to");
@@ -651,16 +654,12 @@ pub fn list_active_for_user(
     now: i64,
     limit: Option<u32>,
 ) -> Result<Vec<Session>, DbError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS}, ?3 AS user_email, ?4 AS account_name FROM sessions s
-             WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
-             ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
-        )
-    });
-    static COLS: OnceLock<Cols> = OnceLock::new();
-    let mut stmt = c.prepare_cached(&SQL)?;
-    let cols = Cols::cached(&COLS, &stmt)?;
+    static SQL: LazyLock<[String; 2]> =
+        LazyLock::new(|| [COLUMNS, COLUMNS_NO_GRANTS].map(active_of_user));
+    static COLS: [OnceLock<Cols>; 2] = [OnceLock::new(), OnceLock::new()];
+    let which = usize::from(!holds_grants(c, user)?);
+    let mut stmt = c.prepare_cached(&SQL[which])?;
+    let cols = Cols::cached(&COLS[which], &stmt)?;
     // A negative LIMIT is none in SQLite.
     let limit = limit.map_or(-1, i64::from);
     collect(
@@ -693,20 +692,10 @@ pub fn each_active_for_user(
     limit: Option<u32>,
     mut each: impl FnMut(&SessionView<'_>),
 ) -> Result<usize, DbError> {
-    fn sql(columns: &str) -> String {
-        format!(
-            "SELECT {columns}, ?3 AS user_email, ?4 AS account_name FROM sessions s
-             WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
-             ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
-        )
-    }
-    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| [sql(LISTED), sql(LISTED_NO_GRANTS)]);
+    static SQL: LazyLock<[String; 2]> =
+        LazyLock::new(|| [LISTED, LISTED_NO_GRANTS].map(active_of_user));
     static COLS: [OnceLock<ListedCols>; 2] = [OnceLock::new(), OnceLock::new()];
-    // One probe for the person instead of one per session: most hold no grant.
-    let grants: bool = c
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM oidc_grants WHERE user_id = ?1)")?
-        .query_row([user], |r| r.get(0))?;
-    let which = usize::from(!grants);
+    let which = usize::from(!holds_grants(c, user)?);
     let mut stmt = c.prepare_cached(&SQL[which])?;
     let cols = ListedCols::cached(&COLS[which], &stmt)?;
     let limit = limit.map_or(-1, i64::from);
@@ -717,6 +706,25 @@ pub fn each_active_for_user(
         n += 1;
     }
     Ok(n)
+}
+
+/// The active sessions of user `?1` (`?2` is now, `?5` the limit), most recently active
+/// first, with `columns` and the caller's user email `?3` and account name `?4`.
+fn active_of_user(columns: &str) -> String {
+    format!(
+        "SELECT {columns}, ?3 AS user_email, ?4 AS account_name FROM sessions s
+         WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
+         ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?5"
+    )
+}
+
+/// Whether `user` holds any OpenID grant, live or ended: a listing asks once for the
+/// person instead of once per session, and most people hold none.
+fn holds_grants(c: &Connection, user: UserId) -> Result<bool, DbError> {
+    Ok(
+        c.prepare_cached("SELECT EXISTS (SELECT 1 FROM oidc_grants WHERE user_id = ?1)")?
+            .query_row([user], |r| r.get(0))?,
+    )
 }
 
 fn view_of_row<'r>(r: &'r Row<'_>, c: &ListedCols) -> rusqlite::Result<SessionView<'r>> {
