@@ -215,15 +215,10 @@ pub fn write_session(out: &mut Vec<u8>, s: &SessionView<'_>, current: bool, labe
     put_str(out, label);
     out.extend_from_slice(b"},\"ip\":");
     put_str(out, s.ip);
-    let p = &s.place;
-    out.extend_from_slice(b",\"location\":{\"country_code\":");
-    put_opt_str(out, p.country_code);
-    out.extend_from_slice(b",\"country\":");
-    put_opt_str(out, p.country);
-    out.extend_from_slice(b",\"city\":");
-    put_opt_str(out, p.city);
+    out.extend_from_slice(b",\"location\":{");
+    put_place(out, &s.place);
     out.extend_from_slice(b",\"network\":");
-    put_opt_str(out, p.network);
+    put_opt_str(out, s.place.network);
     out.extend_from_slice(b"},\"created_at\":");
     put_time(out, s.created_at);
     out.extend_from_slice(b",\"last_active_at\":");
@@ -253,18 +248,25 @@ pub fn write_session(out: &mut Vec<u8>, s: &SessionView<'_>, current: bool, labe
     match &s.moved_to {
         None => out.extend_from_slice(b"null"),
         Some((to, at)) => {
-            out.extend_from_slice(b"{\"country_code\":");
-            put_opt_str(out, to.country_code);
-            out.extend_from_slice(b",\"country\":");
-            put_opt_str(out, to.country);
-            out.extend_from_slice(b",\"city\":");
-            put_opt_str(out, to.city);
+            out.push(b'{');
+            put_place(out, to);
             out.extend_from_slice(b",\"at\":");
             put_time(out, *at);
             out.push(b'}');
         }
     }
     out.push(b'}');
+}
+
+/// A place's `"country_code"`, `"country"` and `"city"` fields.
+fn put_place(out: &mut Vec<u8>, p: &crate::model::PlaceRef<'_>) {
+    use crate::api::json::put_opt_str;
+    out.extend_from_slice(b"\"country_code\":");
+    put_opt_str(out, p.country_code);
+    out.extend_from_slice(b",\"country\":");
+    put_opt_str(out, p.country);
+    out.extend_from_slice(b",\"city\":");
+    put_opt_str(out, p.city);
 }
 
 fn app_uses(uses: &[crate::model::AppUse]) -> Vec<AppUseJson> {
