@@ -48,13 +48,22 @@ pub const SETUP: &str = "/setup";
 /// Where a proxy sends a signed-in person an application's rules do not let in.
 pub const DENIED: &str = "/denied";
 
-/// The forward-auth verdicts (SPEC §16): Doorman's own, then the paths Authelia and
-/// oauth2-proxy answer on. A proxy reads their "yes" and forwards the original request;
-/// no browser ever sees that answer.
+/// Doorman's own forward-auth verdict (SPEC §16).
+pub const VERIFY: &str = "/auth/verify";
+/// Authelia's nginx endpoint.
+pub const AUTH_REQUEST: &str = "/api/authz/auth-request";
+/// Authelia's Traefik and Caddy endpoint.
+pub const FORWARD_AUTH: &str = "/api/authz/forward-auth";
+/// Authelia's legacy endpoint.
+pub const LEGACY_VERIFY: &str = "/api/verify";
+/// oauth2-proxy's endpoint.
+pub const OAUTH2_AUTH: &str = "/oauth2/auth";
+/// Every forward-auth verdict path. A proxy reads their "yes" and forwards the original
+/// request; no browser ever sees that answer.
 pub const VERDICTS: [&str; 5] = [
-    "/auth/verify",
-    "/api/authz/auth-request",
-    "/api/authz/forward-auth",
-    "/api/verify",
-    "/oauth2/auth",
+    VERIFY,
+    AUTH_REQUEST,
+    FORWARD_AUTH,
+    LEGACY_VERIFY,
+    OAUTH2_AUTH,
 ];

@@ -118,11 +118,22 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
         // shows the browser the application's answer instead: the browser's headers on it
         // would be sent for nothing, on the busiest answer of all. Every other verdict (a
         // 401, a redirect to sign in, a refusal page) may reach the browser, and gets them.
-        if is_verdict && resp.status().is_success() {
-            super::metrics::count(&self.state, &resp);
-            return Ok(resp);
+        if !(is_verdict && resp.status().is_success()) {
+            self.browser_headers(resp.headers_mut(), is_docs);
         }
         let h = resp.headers_mut();
+        if !h.contains_key(header::CACHE_CONTROL) {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        super::metrics::count(&self.state, &resp);
+        Ok(resp)
+    }
+}
+
+impl<E> EveryRequestEndpoint<E> {
+    /// The headers a browser heeds: no sniffing, no referrer, no framing, the content
+    /// policy (the docs' own for the API docs), and HSTS on an HTTPS install.
+    fn browser_headers(&self, h: &mut poem::http::HeaderMap, is_docs: bool) {
         h.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -148,11 +159,6 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
                 HeaderValue::from_static("max-age=31536000; includeSubDomains"),
             );
         }
-        if !h.contains_key(header::CACHE_CONTROL) {
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-        super::metrics::count(&self.state, &resp);
-        Ok(resp)
     }
 }
 
