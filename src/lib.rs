@@ -86,13 +86,7 @@ pub use state::{AppState, Runs};
 
 pub fn build_app(state: AppState) -> impl Endpoint {
     let every = http::headers::EveryRequest::new(&state);
-    oidc::mount(Route::new())
-        .nest("/api", api::routes())
-        .at(paths::VERIFY, web::forward_auth::verify)
-        .at(paths::AUTH_REQUEST, web::forward_auth::auth_request)
-        .at(paths::FORWARD_AUTH, web::forward_auth::forward_auth)
-        .at(paths::LEGACY_VERIFY, web::forward_auth::legacy_verify)
-        .at(paths::OAUTH2_AUTH, web::forward_auth::oauth2_auth)
+    let routes = api::mount(oidc::mount(Route::new()))
         .at("/oauth2/start", web::forward_auth::oauth2_start)
         .at("/oauth2/sign_in", web::forward_auth::oauth2_start)
         .at(paths::DENIED, web::forward_auth::denied)
@@ -103,9 +97,10 @@ pub fn build_app(state: AppState) -> impl Endpoint {
             web::routes()
                 .catch_error(|_: poem::error::NotFoundError| async { web::not_found_page() }),
         )
+        .data(state.clone());
+    web::forward_auth::VerdictsFirst::new(routes, state)
         .with(CatchPanic::new())
         .with(every)
-        .data(state)
 }
 
 /// Opens storage only, for command-line tools: they never locate an address, so the

@@ -53,8 +53,21 @@ async fn metrics_count_answers_sign_ins_and_their_cost() {
         assert_eq!(s.get("/api/v1/me", &t).await.0, 200);
     }
     assert_eq!(s.get("/api/v1/me", "not-a-token").await.0, 401);
+    // The forward-auth verdicts are answered ahead of the router, and counted by path.
+    for _ in 0..2 {
+        assert_eq!(s.get("/auth/verify", &t).await.0, 200);
+    }
+    assert_eq!(s.get("/api/authz/forward-auth", "not-a-token").await.0, 401);
+    let (status, body) = s.get("/api/v2/nothing", &t).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 
     let after = scrape().await;
+    let verify_ok = r#"doorman_http_requests_total{route="/auth/verify",status="200"}"#;
+    let fa_401 = r#"doorman_http_requests_total{route="/api/authz/forward-auth",status="401"}"#;
+    let api_404 = r#"doorman_http_requests_total{route="/api",status="404"}"#;
+    assert_eq!(series(&after, verify_ok), 2.0);
+    assert_eq!(series(&after, fa_401), 1.0);
+    assert_eq!(series(&after, api_404), 1.0);
     let me_ok = r#"doorman_http_requests_total{route="/api/v1/me",status="200"}"#;
     let me_401 = r#"doorman_http_requests_total{route="/api/v1/me",status="401"}"#;
     assert_eq!(series(&after, me_ok), 3.0);

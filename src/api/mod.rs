@@ -18,7 +18,7 @@ pub mod sessions;
 use poem::RequestBody;
 use poem::http::{Method, StatusCode};
 use poem::web::Json as PoemJson;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
+use poem::{EndpointExt, IntoEndpoint, IntoResponse, Request, Response, Route};
 use poem_openapi::auth::{ApiKey, Bearer};
 use poem_openapi::registry::Registry;
 use poem_openapi::{
@@ -223,7 +223,9 @@ async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Authed> {
     Ok(authed)
 }
 
-pub fn routes() -> impl Endpoint {
+/// Mounts the API under `/api` on `route`: each part at its full path, so that a request
+/// passes one router, not one per path segment. Any other `/api` path is a JSON 404.
+pub fn mount(route: Route) -> Route {
     let apis = (
         auth::AuthApi,
         admin_users::AdminUsersApi,
@@ -241,13 +243,22 @@ pub fn routes() -> impl Endpoint {
     let service = OpenApiService::new(apis, "Doorman", env!("CARGO_PKG_VERSION"))
         .description("See where everyone is signed in, and end any sign-in.")
         .server("/api/v1");
-    let spec = service.spec_endpoint();
-    let docs = service.swagger_ui();
-    Route::new()
-        .nest("/v1", service)
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
-        .catch_all_error(json_error)
+    let spec = service.spec_endpoint().catch_all_error(json_error);
+    let docs = service.swagger_ui().catch_all_error(json_error);
+    route
+        .nest(
+            "/api/v1",
+            service.into_endpoint().catch_all_error(json_error),
+        )
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", docs)
+        .nest(
+            "/api",
+            poem::endpoint::make(|_| async {
+                Err::<(), poem::Error>(poem::error::NotFoundError.into())
+            })
+            .catch_all_error(json_error),
+        )
 }
 
 /// Keeps every error in `{error, message}` form, including the framework's own (bad

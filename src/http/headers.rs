@@ -97,7 +97,7 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let path = req.uri().path();
         let is_docs = path.starts_with("/api/docs");
-        let is_verdict = crate::paths::VERDICTS.contains(&path);
+        let verdict = crate::paths::VERDICTS.iter().copied().find(|v| *v == path);
         // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
         // too, and gets the same headers.
         let refused = match body_fits(&req) {
@@ -118,14 +118,16 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
         // shows the browser the application's answer instead: the browser's headers on it
         // would be sent for nothing, on the busiest answer of all. Every other verdict (a
         // 401, a redirect to sign in, a refusal page) may reach the browser, and gets them.
-        if !(is_verdict && resp.status().is_success()) {
+        if !(verdict.is_some() && resp.status().is_success()) {
             self.browser_headers(resp.headers_mut(), is_docs);
         }
         let h = resp.headers_mut();
         if !h.contains_key(header::CACHE_CONTROL) {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        super::metrics::count(&self.state, &resp);
+        // The verdicts are answered ahead of the router (`forward_auth::VerdictsFirst`):
+        // counted by their path.
+        super::metrics::count(&self.state, verdict, &resp);
         Ok(resp)
     }
 }

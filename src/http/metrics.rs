@@ -21,8 +21,11 @@ use crate::state::AppState;
 
 /// Counts an answer by its route pattern (not the raw path, so ids do not make new
 /// series) and status; called for every answer by [`EveryRequest`](super::headers::EveryRequest).
-pub fn count(state: &AppState, resp: &Response) {
-    let route = resp.data::<PathPattern>().map_or("unmatched", |p| &p.0);
+/// `route` is the pattern of an answer made without the router.
+pub fn count(state: &AppState, route: Option<&str>, resp: &Response) {
+    let route = route
+        .or_else(|| resp.data::<PathPattern>().map(|p| &*p.0))
+        .unwrap_or("unmatched");
     state.metrics.count_request(route, resp.status().as_u16());
 }
 

@@ -7,7 +7,7 @@
 use maud::html;
 use poem::http::{HeaderName, HeaderValue, StatusCode, header};
 use poem::web::{Data, Json, Query};
-use poem::{IntoResponse, Request, Response, handler};
+use poem::{Endpoint, IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::{encode, html_response, layout};
@@ -36,29 +36,29 @@ enum Asker {
     OAuth2,
 }
 
-#[handler]
-pub async fn verify(req: &Request, state: Data<&AppState>) -> Response {
-    answer(req, &state, Asker::Doorman).await
+/// The verdict paths, answered ahead of the router: the busiest requests of all skip its
+/// matching and the request data it adds, which they do not use. Everything else goes on
+/// to `inner`. Any method is answered, as a route does.
+pub struct VerdictsFirst<E> {
+    inner: E,
+    state: AppState,
 }
 
-#[handler]
-pub async fn auth_request(req: &Request, state: Data<&AppState>) -> Response {
-    answer(req, &state, Asker::AuthRequest).await
+impl<E> VerdictsFirst<E> {
+    pub fn new(inner: E, state: AppState) -> Self {
+        VerdictsFirst { inner, state }
+    }
 }
 
-#[handler]
-pub async fn forward_auth(req: &Request, state: Data<&AppState>) -> Response {
-    answer(req, &state, Asker::ForwardAuth).await
-}
+impl<E: Endpoint> Endpoint for VerdictsFirst<E> {
+    type Output = Response;
 
-#[handler]
-pub async fn legacy_verify(req: &Request, state: Data<&AppState>) -> Response {
-    answer(req, &state, Asker::Legacy).await
-}
-
-#[handler]
-pub async fn oauth2_auth(req: &Request, state: Data<&AppState>) -> Response {
-    answer(req, &state, Asker::OAuth2).await
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        match Asker::at(req.uri().path()) {
+            Some(asker) => Ok(answer(&req, &self.state, asker).await),
+            None => self.inner.call(req).await.map(IntoResponse::into_response),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,6 +81,18 @@ pub async fn oauth2_start(query: poem::Result<Query<Rd>>) -> Response {
 }
 
 impl Asker {
+    /// The asker whose verdict path is `path` ([`paths::VERDICTS`]).
+    fn at(path: &str) -> Option<Asker> {
+        match path {
+            paths::VERIFY => Some(Asker::Doorman),
+            paths::AUTH_REQUEST => Some(Asker::AuthRequest),
+            paths::FORWARD_AUTH => Some(Asker::ForwardAuth),
+            paths::LEGACY_VERIFY => Some(Asker::Legacy),
+            paths::OAUTH2_AUTH => Some(Asker::OAuth2),
+            _ => None,
+        }
+    }
+
     /// The header family this endpoint reads the original request from (SPEC §19).
     fn family(self) -> forward::Family {
         match self {
