@@ -100,7 +100,7 @@ pub async fn authenticate_whole(
     state: &AppState,
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
-) -> Result<(Authed, Session)> {
+) -> Result<(Authed, Box<Session>)> {
     let (authed, whole) = check_alone(state, token, from, Held::Refused, Read::Whole).await?;
     let whole = whole.ok_or(Error::Unauthenticated(None))?;
     Ok((authed, whole))
@@ -114,7 +114,7 @@ async fn check_alone(
     from: impl FnOnce() -> Option<IpAddr>,
     held: Held,
     read: Read,
-) -> Result<(Authed, Option<Session>)> {
+) -> Result<(Authed, Option<Box<Session>>)> {
     check(state, token, from, held, read, |_, _, _| Ok(Some(())))
         .await
         .map(|(authed, (), whole)| (authed, whole))
@@ -127,7 +127,7 @@ async fn check<T, F>(
     held: Held,
     read: Read,
     then: F,
-) -> Result<(Authed, T, Option<Session>)>
+) -> Result<(Authed, T, Option<Box<Session>>)>
 where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
@@ -181,9 +181,12 @@ fn check_token(
     policy: Policy,
     place: Place,
     read: Read,
-) -> Result<Option<(Authed, Option<Session>, bool)>> {
+) -> Result<Option<(Authed, Option<Box<Session>>, bool)>> {
     let found = match read {
-        Read::Whole => db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(s))),
+        // Boxed: a whole row is large, and moves up through every future of the check.
+        Read::Whole => {
+            db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(Box::new(s))))
+        }
         Read::Uses | Read::Check => {
             db::sessions::find_by_token_hash(c, hash, read == Read::Uses)?.map(|m| (m, None))
         }
