@@ -318,3 +318,32 @@ fn denied_page(state: &AppState, app: Option<&str>) -> Response {
         .with_status(StatusCode::FORBIDDEN)
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request layer knows the verdicts by `paths::VERDICTS` (no browser headers on
+    /// their "yes", counted by path) and this module answers them by `Asker::at`: the two
+    /// must name the same paths, each its own asker.
+    #[test]
+    fn every_verdict_path_has_its_own_asker_and_no_other_path_has_one() {
+        let askers: Vec<Asker> = paths::VERDICTS
+            .iter()
+            .map(|p| Asker::at(p).unwrap_or_else(|| panic!("{p} has no asker")))
+            .collect();
+        for (i, a) in askers.iter().enumerate() {
+            assert!(!askers[..i].contains(a), "{a:?} answers two paths");
+        }
+        assert_eq!(askers.len(), 5);
+        for other in [
+            "/auth/verify/",
+            "/api/v1/me",
+            "/oauth2/start",
+            paths::DENIED,
+            "/",
+        ] {
+            assert_eq!(Asker::at(other), None, "{other}");
+        }
+    }
+}
