@@ -178,17 +178,43 @@ pub fn put<V: Serialize + ?Sized>(out: &mut Vec<u8>, v: &V) {
     }
 }
 
-/// Writes the Unix time `secs` as [`rfc3339`] does.
+/// Writes the Unix time `secs` as [`rfc3339`] does: straight from the seconds for the
+/// years 1970 to 9999 (a listing writes three times per session), through `time` for
+/// the others.
 pub fn put_time(out: &mut Vec<u8>, secs: i64) {
-    let t = crate::clock::at(secs);
-    match digits(&t) {
-        Some(b) => {
-            out.push(b'"');
-            out.extend_from_slice(&b);
-            out.push(b'"');
-        }
-        None => put(out, &Rfc3339(t)),
+    const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    if !(0..=LAST).contains(&secs) {
+        return put(out, &Rfc3339(crate::clock::at(secs)));
     }
+    let (days, day_secs) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut b = *b"\"0000-00-00T00:00:00Z\"";
+    let pair = |b: &mut [u8], at: usize, v: i64| {
+        b[at] = b'0' + (v / 10) as u8;
+        b[at + 1] = b'0' + (v % 10) as u8;
+    };
+    pair(&mut b, 1, year / 100);
+    pair(&mut b, 3, year % 100);
+    pair(&mut b, 6, month);
+    pair(&mut b, 9, day);
+    pair(&mut b, 12, day_secs / 3600);
+    pair(&mut b, 15, day_secs / 60 % 60);
+    pair(&mut b, 18, day_secs % 60);
+    out.extend_from_slice(&b);
+}
+
+/// The proleptic Gregorian (year, month, day) of `days` since 1970-01-01, for days from
+/// then on (H. Hinnant's `civil_from_days`: whole 400-year eras, then the year of the
+/// era counted from March, so that the leap day falls last).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let (era, doe) = (z / 146_097, z % 146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (era * 400 + yoe + i64::from(month <= 2), month, day)
 }
 
 #[derive(Serialize)]
@@ -278,6 +304,18 @@ mod tests {
             4_102_444_799,
             253_402_300_799,
         ] {
+            let mut ours = Vec::new();
+            super::put_time(&mut ours, secs);
+            let t = crate::clock::at(secs);
+            assert_eq!(ours, serde_json::to_vec(&At(t)).unwrap(), "{secs}");
+        }
+    }
+
+    #[test]
+    fn every_day_to_the_year_2500_is_written_as_time_writes_it() {
+        // Each day at another time of day, and the edges of the quick path.
+        let days = (0..194_000i64).map(|d| d * 86_400 + d * 7919 % 86_400);
+        for secs in days.chain([-1, 86_399, 253_402_300_799, 253_402_300_800]) {
             let mut ours = Vec::new();
             super::put_time(&mut ours, secs);
             let t = crate::clock::at(secs);

@@ -183,6 +183,33 @@ const STATEMENT_CACHE: usize = 64;
 /// Connections in the pool, and so the most storage calls that run at once.
 const POOL_SIZE: u32 = 8;
 
+/// One read transaction around several statements run inline: they see one snapshot and
+/// take SQLite's read lock once, not once each (a lock and its release cost more than a
+/// short indexed read). Ended when dropped, on every path out, a panic's included, so
+/// that no connection goes back to the pool holding an old snapshot (SPEC §3: an ended
+/// session must be refused on its very next request).
+pub struct OneRead<'c>(&'c Connection);
+
+impl<'c> OneRead<'c> {
+    pub fn begin(c: &'c Connection) -> Result<Self, DbError> {
+        c.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+        Ok(OneRead(c))
+    }
+}
+
+impl Drop for OneRead<'_> {
+    fn drop(&mut self) {
+        // A read has nothing to keep: ROLLBACK ends it whatever was read.
+        let ended = self
+            .0
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]));
+        if ended.is_err() && !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
+}
+
 /// Where a [`Db::read_or_block`] read runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -355,4 +382,47 @@ fn describe_open_error(path: &Path, text: &str) -> DbError {
         text
     };
     DbError::Refused(format!("cannot open database {}: {hint}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::OneRead;
+
+    /// A connection goes back to the pool out of its read, however the read ended: else
+    /// it would keep answering from an old snapshot.
+    #[test]
+    fn one_read_ends_on_every_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        let other = Connection::open(&path).unwrap();
+        let read = |c: &Connection| -> i64 {
+            c.query_row("SELECT max(v) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        {
+            let _one = OneRead::begin(&c).unwrap();
+            assert!(!c.is_autocommit());
+            assert_eq!(read(&c), 1);
+            other.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            assert_eq!(read(&c), 1, "one snapshot inside the read");
+        }
+        assert!(c.is_autocommit());
+        assert_eq!(read(&c), 2, "the next read sees what was written meanwhile");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _one = OneRead::begin(&c).unwrap();
+            read(&c);
+            panic!("inside the read");
+        }));
+        assert!(panicked.is_err());
+        assert!(c.is_autocommit(), "a panic ends the read too");
+        other.execute("INSERT INTO t VALUES (3)", []).unwrap();
+        assert_eq!(read(&c), 3);
+    }
 }

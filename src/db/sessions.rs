@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use super::DbError;
 use crate::model::{
     AccountId, AppUse, AuthMethods, CurrentSession, Device, DeviceRef, EndReason, Location, Moved,
-    PlaceRef, Role, Session, SessionId, SessionView, SignedInApp, UserId, UserStatus,
+    PlaceRef, Principal, Role, Session, SessionId, SessionView, SignedInApp, UserId, UserStatus,
 };
 
 /// The session's own columns.
@@ -61,7 +61,7 @@ pub(super) const COLUMNS: &str = concat!(own_columns!(), signed_in_to!());
 const COLUMNS_NO_GRANTS: &str = concat!(own_columns!(), ", '[]' AS signed_in_to");
 macro_rules! listed_columns {
     () => {
-        "s.id AS pk, s.public_id, s.user_id, s.account_id, s.application, s.device_category,
+        "s.id AS pk, s.public_id, s.application, s.device_category,
     s.browser_name, s.browser_version, s.os_name, s.os_version, s.ip, s.country_code,
     s.country_name, s.city, s.network, s.moved_country_code, s.moved_country_name,
     s.moved_city, s.moved_at, s.created_at, s.last_active_at, s.expires_at,
@@ -70,10 +70,11 @@ macro_rules! listed_columns {
 }
 /// What a listing shows of a session ([`SessionView`]): [`COLUMNS`] without what only
 /// the check, the pages' details and the exports read (the User-Agent, coordinates,
-/// how it ended).
+/// how it ended), and without whose it is (the same on every row: the caller knows).
 const LISTED: &str = concat!(listed_columns!(), signed_in_to!());
-/// [`LISTED`] for someone who holds no OpenID grant: signed in to no application.
-const LISTED_NO_GRANTS: &str = concat!(listed_columns!(), ", '[]' AS signed_in_to");
+/// [`LISTED`] for someone who holds no OpenID grant: signed in to no application, which
+/// the reader knows without a column.
+const LISTED_NO_GRANTS: &str = listed_columns!();
 /// The session's user email and account name, from the joins of [`FROM`].
 pub(super) const JOINED: &str = "u.email AS user_email, a.name AS account_name";
 pub(super) const FROM: &str =
@@ -670,39 +671,54 @@ pub fn list_active_for_user(
 }
 
 columns!(
-    /// The columns of [`LISTED`], with the caller's user email and account name.
+    /// The columns of [`LISTED_NO_GRANTS`].
     ListedCols {
-        pk, public_id, user_id, user_email, account_id, account_name, application,
-        device_category, browser_name, browser_version, os_name, os_version, ip,
-        country_code, country_name, city, network, moved_country_code, moved_country_name,
-        moved_city, moved_at, created_at, last_active_at, expires_at, applications_used,
-        auth_methods, signed_in_to,
+        pk, public_id, application, device_category, browser_name, browser_version,
+        os_name, os_version, ip, country_code, country_name, city, network,
+        moved_country_code, moved_country_name, moved_city, moved_at, created_at,
+        last_active_at, expires_at, applications_used, auth_methods,
     }
 );
 
 /// [`list_active_for_user`], each session handed to `each` as it is read, borrowed from
 /// its row, instead of collected: a listing's JSON is written straight from the rows.
-/// Answers how many there were.
+/// Whose the sessions are (`owner`) is not read again on every row. Answers how many
+/// there were.
 pub fn each_active_for_user(
     c: &Connection,
-    user: UserId,
-    email: &str,
-    account_name: &str,
+    owner: &Principal,
     now: i64,
     limit: Option<u32>,
     mut each: impl FnMut(&SessionView<'_>),
 ) -> Result<usize, DbError> {
-    static SQL: LazyLock<[String; 2]> =
-        LazyLock::new(|| [LISTED, LISTED_NO_GRANTS].map(active_of_user));
+    static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+        [LISTED, LISTED_NO_GRANTS].map(|columns| {
+            format!(
+                "SELECT {columns} FROM sessions s
+                 WHERE s.user_id = ?1 AND s.ended_at IS NULL AND s.expires_at > ?2
+                 ORDER BY s.last_active_at DESC, s.id DESC LIMIT ?3"
+            )
+        })
+    });
     static COLS: [OnceLock<ListedCols>; 2] = [OnceLock::new(), OnceLock::new()];
-    let which = usize::from(!holds_grants(c, user)?);
+    static SIGNED_IN_TO: OnceLock<usize> = OnceLock::new();
+    let grants = holds_grants(c, owner.user_id)?;
+    let which = usize::from(!grants);
     let mut stmt = c.prepare_cached(&SQL[which])?;
     let cols = ListedCols::cached(&COLS[which], &stmt)?;
+    let signed_in_to = match (grants, SIGNED_IN_TO.get()) {
+        (false, _) => None,
+        (true, Some(&i)) => Some(i),
+        (true, None) => {
+            let i = stmt.column_index("signed_in_to")?;
+            Some(*SIGNED_IN_TO.get_or_init(|| i))
+        }
+    };
     let limit = limit.map_or(-1, i64::from);
-    let mut rows = stmt.query(params![user, now, email, account_name, limit])?;
+    let mut rows = stmt.query(params![owner.user_id, now, limit])?;
     let mut n = 0;
     while let Some(r) = rows.next()? {
-        each(&view_of_row(r, cols)?);
+        each(&view_of_row(r, cols, owner, signed_in_to)?);
         n += 1;
     }
     Ok(n)
@@ -727,7 +743,14 @@ fn holds_grants(c: &Connection, user: UserId) -> Result<bool, DbError> {
     )
 }
 
-fn view_of_row<'r>(r: &'r Row<'_>, c: &ListedCols) -> rusqlite::Result<SessionView<'r>> {
+/// A listed row of `owner`'s; `signed_in_to` is where that column is, when they hold
+/// grants (without, the session is signed in to nothing).
+fn view_of_row<'r>(
+    r: &'r Row<'_>,
+    c: &ListedCols,
+    owner: &'r Principal,
+    signed_in_to_at: Option<usize>,
+) -> rusqlite::Result<SessionView<'r>> {
     let text = |i: usize| -> rusqlite::Result<&'r str> { Ok(r.get_ref(i)?.as_str()?) };
     let maybe =
         |i: usize| -> rusqlite::Result<Option<&'r str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
@@ -746,10 +769,10 @@ fn view_of_row<'r>(r: &'r Row<'_>, c: &ListedCols) -> rusqlite::Result<SessionVi
     Ok(SessionView {
         pk: r.get(c.pk)?,
         id: text(c.public_id)?,
-        user_id: r.get(c.user_id)?,
-        user_email: text(c.user_email)?,
-        account_id: r.get(c.account_id)?,
-        account_name: text(c.account_name)?,
+        user_id: owner.user_id.0,
+        user_email: &owner.email,
+        account_id: owner.account_id.0,
+        account_name: &owner.account_name,
         application: text(c.application)?,
         device: DeviceRef {
             category: text(c.device_category)?,
@@ -769,7 +792,10 @@ fn view_of_row<'r>(r: &'r Row<'_>, c: &ListedCols) -> rusqlite::Result<SessionVi
         last_active_at: r.get(c.last_active_at)?,
         expires_at: r.get(c.expires_at)?,
         applications_used: Cow::Owned(applications_used(text(c.applications_used)?)),
-        signed_in_to: Cow::Owned(signed_in_to(text(c.signed_in_to)?)),
+        signed_in_to: match signed_in_to_at {
+            Some(i) => Cow::Owned(signed_in_to(text(i)?)),
+            None => Cow::Borrowed(&[]),
+        },
         auth_methods: AuthMethods::parse_list(text(c.auth_methods)?),
         moved_to,
     })

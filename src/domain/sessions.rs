@@ -74,15 +74,12 @@ pub async fn write_mine_by_token<S: SessionSink>(
     new: impl Fn() -> S + Send + 'static,
 ) -> Result<(Authed, S)> {
     check::authenticate_then(state, token, from, move |c, me, place| {
-        let p = &me.principal;
         let current = me.session.pk;
         let limit = (place == Place::Inline).then_some(INLINE_ROWS + 1);
         let mut sink = new();
         let n = db::sessions::each_active_for_user(
             c,
-            p.user_id,
-            &p.email,
-            &p.account_name,
+            &me.principal,
             crate::clock::now(),
             limit,
             |s| sink.push(s, s.pk == current),

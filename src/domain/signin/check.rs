@@ -66,7 +66,7 @@ where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
-    check(state, token, from, Held::Refused, Read::Check, then)
+    check(state, token, from, Held::Refused, Read::Then, then)
         .await
         .map(|(authed, out, _)| (authed, out))
 }
@@ -88,6 +88,9 @@ pub async fn authenticate_for_app(
 enum Read {
     /// Nothing more.
     Check,
+    /// Nothing more, and statements of the caller's follow on the same connection: run
+    /// inline, the check and they share one read transaction ([`db::OneRead`]).
+    Then,
     /// The applications it was used with.
     Uses,
     /// Its whole row.
@@ -147,6 +150,12 @@ where
     let (authed, out, whole, touched) = state
         .db
         .read_or_block(move |c, place| {
+            let c: &Connection = c;
+            // Inline, nothing is written (a due write of activity goes to the blocking
+            // pool), so one snapshot serves the check and the caller's reads alike.
+            let _one = (read == Read::Then && place == Place::Inline)
+                .then(|| db::OneRead::begin(c))
+                .transpose()?;
             let Some((authed, whole, touched)) = check_token(c, &hash, policy, place, read)? else {
                 return Ok(None);
             };
@@ -187,7 +196,7 @@ fn check_token(
         Read::Whole => {
             db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(Box::new(s))))
         }
-        Read::Uses | Read::Check => {
+        Read::Uses | Read::Check | Read::Then => {
             db::sessions::find_by_token_hash(c, hash, read == Read::Uses)?.map(|m| (m, None))
         }
     };
