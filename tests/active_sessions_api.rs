@@ -1264,3 +1264,41 @@ async fn my_sessions_lists_every_session_however_many() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(ids_of(&body), vec![ann.id.clone()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_shows_the_session_as_my_sessions_does_whether_or_not_activity_is_written() {
+    // `/api/v1/me` reads the session in the check's own lookup, except when the check
+    // writes the session's activity: then after, on the blocking pool. Ten minutes idle,
+    // a minute's touch interval has it written; a day's does not.
+    for (touch, writes) in [(86_400, false), (60, true)] {
+        let s = start_with(move |c| c.sessions.touch_interval = Duration::from_secs(touch)).await;
+        s.user("Acme", "ann@acme.test", Role::User).await;
+        let ann = login(&s, "ann@acme.test", CHROME_MAC).await;
+        login(&s, "ann@acme.test", FIREFOX_WIN).await;
+        let long_ago = now() - 600;
+        sql_exec(
+            &s,
+            &format!(
+                "UPDATE sessions SET last_active_at = {long_ago} WHERE public_id = '{}'",
+                ann.id
+            ),
+        );
+        let (status, me) = s.get("/api/v1/me", &ann.token).await;
+        assert_eq!(status, 200, "{me}");
+        let active = rfc3339_utc(&me["session"]["last_active_at"]);
+        assert_eq!(active > long_ago, writes, "activity written: {me}");
+        let (status, list) = s.get("/api/v1/sessions", &ann.token).await;
+        assert_eq!(status, 200, "{list}");
+        let mut listed = list["items"][0].clone();
+        let mut shown = me["session"].clone();
+        assert_eq!(listed["id"], ann.id.as_str(), "{list}");
+        // The listing's own check may write activity again, a second later.
+        for v in [&mut listed, &mut shown] {
+            let o = v.as_object_mut().unwrap();
+            o.remove("last_active_at");
+            o.remove("expires_at");
+        }
+        assert_eq!(shown, listed, "touch interval {touch}");
+        assert_eq!(me["user"]["email"], "ann@acme.test");
+    }
+}

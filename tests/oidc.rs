@@ -137,6 +137,10 @@ async fn code_flow_gives_verified_tokens_and_the_session_lists_the_app() {
         names.contains(&"Grafana") && names.contains(&"Wiki"),
         "{me}"
     );
+    // `/api/v1/me` reads the session in the check's own lookup: it shows the same.
+    let (status, whoami) = s.get("/api/v1/me", &sess.token).await;
+    assert_eq!(status, 200, "{whoami}");
+    assert_eq!(whoami["session"], me, "/api/v1/me and My Sessions agree");
     let page = read(
         with_cookie(&sess.token)
             .get(s.url("/settings/security/sessions"))

@@ -232,12 +232,14 @@ impl AuthApi {
     /// The signed-in user and the current session.
     #[oai(path = "/me", method = "get", operation_id = "me")]
     async fn me(&self, state: Data<&AppState>, auth: ApiToken) -> Result<Written<Me>, AuthError> {
-        let (a, session) =
-            crate::domain::signin::check::authenticate_whole(&state, &auth.0, || auth.1).await?;
-        Ok(Written::new(write_me(
-            &MeUser::from(&a.principal),
-            &session,
-        )))
+        let (_, json) = crate::domain::signin::check::authenticate_shown(
+            &state,
+            &auth.0,
+            || auth.1,
+            |me, session| write_me(&MeUser::from(&me.principal), session),
+        )
+        .await?;
+        Ok(Written::new(json))
     }
 
     /// Change my display name.

@@ -314,12 +314,12 @@ pub struct Me {
 }
 
 /// [`Me`] as serde writes it, its (current) session by [`write_session`].
-pub fn write_me(user: &MeUser, session: &Session) -> Vec<u8> {
+pub fn write_me(user: &MeUser, session: &SessionView<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256 + SESSION_JSON_BYTES);
     out.extend_from_slice(b"{\"user\":");
     crate::api::json::put(&mut out, user);
     out.extend_from_slice(b",\"session\":");
-    write_session(&mut out, &session.view(), true, &mut String::new());
+    write_session(&mut out, session, true, &mut String::new());
     out.push(b'}');
     out
 }
@@ -488,7 +488,7 @@ mod tests {
         };
         same(&me);
         assert_eq!(
-            write_me(&me.user, &session(known)),
+            write_me(&me.user, &session(known).view()),
             serde_json::to_vec(&me).unwrap()
         );
     }

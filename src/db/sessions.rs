@@ -332,21 +332,6 @@ pub fn find_by_token_hash(
     hash: &[u8],
     uses: bool,
 ) -> Result<Option<TokenMatch>, DbError> {
-    macro_rules! check_sql {
-        ($extra:literal) => {
-            concat!(
-                "SELECT s.id, s.public_id, s.user_id, s.account_id, s.device_id,
-                    s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
-                    s.auth_methods, s.verified_at,
-                    u.email, u.name, u.role, u.status, u.email_verified,
-                    u.require_second_factor OR a.require_second_factor, a.name",
-                $extra,
-                " FROM sessions s JOIN users u ON u.id = s.user_id
-                    JOIN accounts a ON a.id = s.account_id
-                WHERE s.token_hash = ?1"
-            )
-        };
-    }
     let sql = if uses {
         check_sql!(", s.applications_used")
     } else {
@@ -354,80 +339,112 @@ pub fn find_by_token_hash(
     };
     let mut stmt = c.prepare_cached(sql)?;
     Ok(stmt
-        .query_row([hash], |r| {
-            Ok(TokenMatch {
-                session: CurrentSession {
-                    pk: r.get(0)?,
-                    id: SessionId(r.get(1)?),
-                    user_id: r.get(2)?,
-                    account_id: r.get(3)?,
-                    device_id: r.get(4)?,
-                    created_at: r.get(5)?,
-                    last_active_at: r.get(6)?,
-                    expires_at: r.get(7)?,
-                    ended_at: r.get(8)?,
-                    end_reason: r.get(9)?,
-                    auth_methods: AuthMethods::parse_list(r.get_ref(10)?.as_str()?),
-                    verified_at: r.get(11)?,
-                    applications_used: if uses {
-                        Some(applications_used(r.get_ref(19)?.as_str()?))
-                    } else {
-                        None
-                    },
-                },
-                user_email: r.get(12)?,
-                user_name: r.get(13)?,
-                role: r.get(14)?,
-                status: r.get(15)?,
-                email_verified: r.get(16)?,
-                factor_required: r.get(17)?,
-                account_name: r.get(18)?,
-            })
-        })
+        .query_row([hash], |r| token_match(r, uses.then_some(19)))
         .optional()?)
 }
 
-/// [`find_by_token_hash`] with the session's whole row, for who shows it (`/api/v1/me`):
-/// one lookup still.
-pub fn find_whole_by_token_hash(
+/// The check's statement: [`token_match`]'s columns, then `$extra`.
+macro_rules! check_sql {
+    ($extra:expr) => {
+        concat!(
+            "SELECT s.id, s.public_id, s.user_id, s.account_id, s.device_id,
+                s.created_at, s.last_active_at, s.expires_at, s.ended_at, s.end_reason,
+                s.auth_methods, s.verified_at,
+                u.email, u.name, u.role, u.status, u.email_verified,
+                u.require_second_factor OR a.require_second_factor, a.name",
+            $extra,
+            " FROM sessions s JOIN users u ON u.id = s.user_id
+                JOIN accounts a ON a.id = s.account_id
+            WHERE s.token_hash = ?1"
+        )
+    };
+}
+use check_sql;
+
+/// The first nineteen columns of [`check_sql`]'s statement, and the applications the
+/// session was used with when `uses` says where they are.
+fn token_match(r: &Row<'_>, uses: Option<usize>) -> rusqlite::Result<TokenMatch> {
+    Ok(TokenMatch {
+        session: CurrentSession {
+            pk: r.get(0)?,
+            id: SessionId(r.get(1)?),
+            user_id: r.get(2)?,
+            account_id: r.get(3)?,
+            device_id: r.get(4)?,
+            created_at: r.get(5)?,
+            last_active_at: r.get(6)?,
+            expires_at: r.get(7)?,
+            ended_at: r.get(8)?,
+            end_reason: r.get(9)?,
+            auth_methods: AuthMethods::parse_list(r.get_ref(10)?.as_str()?),
+            verified_at: r.get(11)?,
+            applications_used: match uses {
+                Some(i) => Some(applications_used(r.get_ref(i)?.as_str()?)),
+                None => None,
+            },
+        },
+        user_email: r.get(12)?,
+        user_name: r.get(13)?,
+        role: r.get(14)?,
+        status: r.get(15)?,
+        email_verified: r.get(16)?,
+        factor_required: r.get(17)?,
+        account_name: r.get(18)?,
+    })
+}
+
+/// The row of a session as a listing shows it, still being read: [`ShownRow::view`]
+/// borrows from it.
+pub struct ShownRow<'r> {
+    row: &'r Row<'r>,
+    cols: &'static ListedCols,
+    signed_in_to: usize,
+}
+
+impl<'r> ShownRow<'r> {
+    /// The session, as `owner`'s (whose it is was read by the check, not again here).
+    pub fn view<'a>(&'a self, owner: &'a Principal) -> rusqlite::Result<SessionView<'a>> {
+        view_of_row(self.row, self.cols, owner, Some(self.signed_in_to))
+    }
+}
+
+/// [`find_by_token_hash`] and, in the same lookup, the session as a listing shows it:
+/// `judge` is handed both while the row is read (for `/api/v1/me`). `None` when no
+/// session has the token.
+pub fn with_token_shown<T>(
     c: &Connection,
     hash: &[u8],
-) -> Result<Option<(TokenMatch, Session)>, DbError> {
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {COLUMNS}, {JOINED}, u.name AS user_name, u.role, u.status,
-                    u.email_verified,
-                    u.require_second_factor OR a.require_second_factor AS factor_required {FROM}
-             WHERE s.token_hash = ?1"
-        )
-    });
-    columns!(UserCols {
-        user_name,
-        role,
-        status,
-        email_verified,
-        factor_required
-    });
-    static COLS: OnceLock<Cols> = OnceLock::new();
-    static USER: OnceLock<UserCols> = OnceLock::new();
-    let mut stmt = c.prepare_cached(&SQL)?;
-    let (cols, user) = (Cols::cached(&COLS, &stmt)?, UserCols::cached(&USER, &stmt)?);
-    Ok(stmt
-        .query_row([hash], |r| {
-            let s = from_row(r, cols)?;
-            let m = TokenMatch {
-                session: CurrentSession::of(&s),
-                user_email: s.user_email.clone(),
-                user_name: r.get(user.user_name)?,
-                role: r.get(user.role)?,
-                status: r.get(user.status)?,
-                email_verified: r.get(user.email_verified)?,
-                factor_required: r.get(user.factor_required)?,
-                account_name: s.account_name.clone(),
-            };
-            Ok((m, s))
-        })
-        .optional()?)
+    judge: impl FnOnce(TokenMatch, &ShownRow<'_>) -> T,
+) -> Result<Option<T>, DbError> {
+    const SQL: &str = check_sql!(concat!(", ", listed_columns!(), signed_in_to!()));
+    static COLS: OnceLock<(ListedCols, usize)> = OnceLock::new();
+    let mut stmt = c.prepare_cached(SQL)?;
+    let (cols, signed_in_to) = shown_cols(&COLS, &stmt)?;
+    let mut rows = stmt.query([hash])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let m = token_match(row, None)?;
+    Ok(Some(judge(
+        m,
+        &ShownRow {
+            row,
+            cols,
+            signed_in_to: *signed_in_to,
+        },
+    )))
+}
+
+/// Where a statement that selects [`LISTED`] has each listed column, found once.
+fn shown_cols(
+    cell: &'static OnceLock<(ListedCols, usize)>,
+    stmt: &rusqlite::Statement<'_>,
+) -> rusqlite::Result<&'static (ListedCols, usize)> {
+    if let Some(found) = cell.get() {
+        return Ok(found);
+    }
+    let found = (ListedCols::of(stmt)?, stmt.column_index("signed_in_to")?);
+    Ok(cell.get_or_init(|| found))
 }
 
 pub fn find_by_public_id(c: &Connection, id: &str) -> Result<Option<Session>, DbError> {
@@ -722,6 +739,31 @@ pub fn each_active_for_user(
         n += 1;
     }
     Ok(n)
+}
+
+/// The session `pk` of `owner`'s as a listing shows it, handed to `show` borrowed from
+/// its row (for `/api/v1/me`, after the check found it on the same connection).
+pub fn with_shown<T>(
+    c: &Connection,
+    pk: i64,
+    owner: &Principal,
+    show: impl FnOnce(&SessionView<'_>) -> T,
+) -> Result<Option<T>, DbError> {
+    static SQL: LazyLock<String> =
+        LazyLock::new(|| format!("SELECT {LISTED} FROM sessions s WHERE s.id = ?1"));
+    static COLS: OnceLock<(ListedCols, usize)> = OnceLock::new();
+    let mut stmt = c.prepare_cached(&SQL)?;
+    let (cols, signed_in_to) = shown_cols(&COLS, &stmt)?;
+    let mut rows = stmt.query([pk])?;
+    match rows.next()? {
+        Some(r) => Ok(Some(show(&view_of_row(
+            r,
+            cols,
+            owner,
+            Some(*signed_in_to),
+        )?))),
+        None => Ok(None),
+    }
 }
 
 /// The active sessions of user `?1` (`?2` is now, `?5` the limit), most recently active

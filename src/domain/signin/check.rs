@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use crate::db::{self, Place};
 use crate::domain::tokens;
 use crate::error::{Error, Result};
-use crate::model::{Authed, Principal, Session};
+use crate::model::{Authed, Principal, SessionView};
 use crate::model::{EndReason, UserStatus};
 use crate::state::AppState;
 
@@ -27,9 +27,7 @@ pub async fn authenticate_from(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check_alone(state, token, from, Held::Refused, Read::Check)
-        .await
-        .map(|(authed, _)| authed)
+    check_alone(state, token, from, Held::Refused, Read::Check).await
 }
 
 /// [`authenticate_from`] that also hands out a session held at enrolment
@@ -40,9 +38,7 @@ pub async fn authenticate_held(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check_alone(state, token, from, Held::Allowed, Read::Check)
-        .await
-        .map(|(authed, _)| authed)
+    check_alone(state, token, from, Held::Allowed, Read::Check).await
 }
 
 /// Whether a session held at enrolment is handed out.
@@ -66,9 +62,7 @@ where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
-    check(state, token, from, Held::Refused, Read::Then, then)
-        .await
-        .map(|(authed, out, _)| (authed, out))
+    check(state, token, from, Held::Refused, Read::Then, then).await
 }
 
 /// [`authenticate_from`] for a forward-auth request for a protected application: with
@@ -78,9 +72,7 @@ pub async fn authenticate_for_app(
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
 ) -> Result<Authed> {
-    check_alone(state, token, from, Held::Refused, Read::Uses)
-        .await
-        .map(|(authed, _)| authed)
+    check_alone(state, token, from, Held::Refused, Read::Uses).await
 }
 
 /// What the check reads of the session besides what deciding needs.
@@ -93,34 +85,19 @@ enum Read {
     Then,
     /// The applications it was used with.
     Uses,
-    /// Its whole row.
-    Whole,
 }
 
-/// [`authenticate_from`] that also reads the session's whole row (device, place, apps) in
-/// the same lookup: for `/api/v1/me`, which shows it.
-pub async fn authenticate_whole(
-    state: &AppState,
-    token: &str,
-    from: impl FnOnce() -> Option<IpAddr>,
-) -> Result<(Authed, Box<Session>)> {
-    let (authed, whole) = check_alone(state, token, from, Held::Refused, Read::Whole).await?;
-    let whole = whole.ok_or(Error::Unauthenticated(None))?;
-    Ok((authed, whole))
-}
-
-/// [`check`] with nothing run after it on the connection: the caller, and the session's
-/// whole row when `read` asks for it.
+/// [`check`] with nothing run after it on the connection.
 async fn check_alone(
     state: &AppState,
     token: &str,
     from: impl FnOnce() -> Option<IpAddr>,
     held: Held,
     read: Read,
-) -> Result<(Authed, Option<Box<Session>>)> {
+) -> Result<Authed> {
     check(state, token, from, held, read, |_, _, _| Ok(Some(())))
         .await
-        .map(|(authed, (), whole)| (authed, whole))
+        .map(|(authed, ())| authed)
 }
 
 async fn check<T, F>(
@@ -130,24 +107,14 @@ async fn check<T, F>(
     held: Held,
     read: Read,
     then: F,
-) -> Result<(Authed, T, Option<Box<Session>>)>
+) -> Result<(Authed, T)>
 where
     T: Send + 'static,
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
-    if token.is_empty() || token.len() > 128 {
-        return Err(Error::Unauthenticated(None));
-    }
-    let hash = tokens::hash_token(token);
-    let s = &state.config.sessions;
-    let policy = Policy {
-        touch: s.touch_interval.as_secs() as i64,
-        idle: s.idle_timeout.as_secs() as i64,
-        max: s.max_lifetime.as_secs() as i64,
-        factor_required: state.config.security.require_second_factor,
-    };
+    let (hash, policy) = hash_and_policy(state, token)?;
     let held_ok = held == Held::Allowed;
-    let (authed, out, whole, touched) = state
+    let (authed, out, touched) = state
         .db
         .read_or_block(move |c, place| {
             let c: &Connection = c;
@@ -156,19 +123,93 @@ where
             let _one = (read == Read::Then && place == Place::Inline)
                 .then(|| db::OneRead::begin(c))
                 .transpose()?;
-            let Some((authed, whole, touched)) = check_token(c, &hash, policy, place, read)? else {
+            let Some((authed, touched)) = check_token(c, &hash, policy, place, read)? else {
                 return Ok(None);
             };
             if authed.enrolment_pending && !held_ok {
                 return Err(Error::EnrolmentRequired);
             }
-            Ok(then(c, &authed, place)?.map(|out| (authed, out, whole, touched)))
+            Ok(then(c, &authed, place)?.map(|out| (authed, out, touched)))
         })
         .await?;
+    note_moves(state, &authed, touched, from);
+    Ok((authed, out))
+}
+
+/// [`authenticate_from`] that also hands `show` the session as a listing shows it, read
+/// in the same lookup when the check runs inline (`/api/v1/me`). When its activity is
+/// due to be written, the check writes it on the blocking pool and the session is read
+/// after, on the same connection.
+pub async fn authenticate_shown<T: Send + 'static>(
+    state: &AppState,
+    token: &str,
+    from: impl FnOnce() -> Option<IpAddr>,
+    show: impl Fn(&Authed, &SessionView<'_>) -> T + Send + 'static,
+) -> Result<(Authed, T)> {
+    let (hash, policy) = hash_and_policy(state, token)?;
+    let refused_held = |authed: &Authed| match authed.enrolment_pending {
+        true => Err(Error::EnrolmentRequired),
+        false => Ok(()),
+    };
+    let (authed, out, touched) = state
+        .db
+        .read_or_block(move |c, place| match place {
+            Place::Inline => db::sessions::with_token_shown(c, &hash, |m, row| {
+                let Some((authed, touched)) = judge(c, m, policy, place)? else {
+                    return Ok(None);
+                };
+                refused_held(&authed)?;
+                let out = show(&authed, &row.view(&authed.principal)?);
+                Ok(Some((authed, out, touched)))
+            })?
+            .unwrap_or(Err(Error::Unauthenticated(None))),
+            Place::Blocking => {
+                let Some((authed, touched)) = check_token(c, &hash, policy, place, Read::Check)?
+                else {
+                    return Ok(None);
+                };
+                refused_held(&authed)?;
+                let shown =
+                    db::sessions::with_shown(c, authed.session.pk, &authed.principal, |s| {
+                        show(&authed, s)
+                    })?;
+                // The check has just read the row; gone since, it is refused.
+                let out = shown.ok_or(Error::Unauthenticated(None))?;
+                Ok(Some((authed, out, touched)))
+            }
+        })
+        .await?;
+    note_moves(state, &authed, touched, from);
+    Ok((authed, out))
+}
+
+/// The hash a token is looked up by, and the install's session policy; a token no
+/// session can have is refused before any lookup.
+fn hash_and_policy(state: &AppState, token: &str) -> Result<([u8; 32], Policy)> {
+    if token.is_empty() || token.len() > 128 {
+        return Err(Error::Unauthenticated(None));
+    }
+    let s = &state.config.sessions;
+    let policy = Policy {
+        touch: s.touch_interval.as_secs() as i64,
+        idle: s.idle_timeout.as_secs() as i64,
+        max: s.max_lifetime.as_secs() as i64,
+        factor_required: state.config.security.require_second_factor,
+    };
+    Ok((tokens::hash_token(token), policy))
+}
+
+/// After a check that wrote the session's activity: whether it is used from another
+/// country than it signed in from (SPEC §14).
+fn note_moves(
+    state: &AppState,
+    authed: &Authed,
+    touched: bool,
+    from: impl FnOnce() -> Option<IpAddr>,
+) {
     if touched && let Some(ip) = from() {
         crate::domain::alerts::moves::note_activity(state, authed.session.pk, ip);
     }
-    Ok((authed, out, whole))
 }
 
 /// Session lifetimes, in seconds, and whether the install requires a second factor.
@@ -180,29 +221,29 @@ struct Policy {
     factor_required: bool,
 }
 
-/// The check itself: the caller of the token (with the session's whole row when asked)
-/// and whether its activity was written now, or why it is refused. `None` when its
-/// activity is due to be written and the check runs [`Place::Inline`].
-#[allow(clippy::type_complexity)]
+/// The check itself: the caller of the token and whether its activity was written now,
+/// or why it is refused. `None` when its activity is due to be written and the check
+/// runs [`Place::Inline`].
 fn check_token(
     c: &Connection,
     hash: &[u8],
     policy: Policy,
     place: Place,
     read: Read,
-) -> Result<Option<(Authed, Option<Box<Session>>, bool)>> {
-    let found = match read {
-        // Boxed: a whole row is large, and moves up through every future of the check.
-        Read::Whole => {
-            db::sessions::find_whole_by_token_hash(c, hash)?.map(|(m, s)| (m, Some(Box::new(s))))
-        }
-        Read::Uses | Read::Check | Read::Then => {
-            db::sessions::find_by_token_hash(c, hash, read == Read::Uses)?.map(|m| (m, None))
-        }
-    };
-    let Some((mut m, mut whole)) = found else {
+) -> Result<Option<(Authed, bool)>> {
+    let Some(m) = db::sessions::find_by_token_hash(c, hash, read == Read::Uses)? else {
         return Err(Error::Unauthenticated(None));
     };
+    judge(c, m, policy, place)
+}
+
+/// [`check_token`] once the session of the token is found.
+fn judge(
+    c: &Connection,
+    mut m: db::sessions::TokenMatch,
+    policy: Policy,
+    place: Place,
+) -> Result<Option<(Authed, bool)>> {
     let now = crate::clock::now();
     let sess = &mut m.session;
     let mut touched = false;
@@ -217,10 +258,6 @@ fn check_token(
         if db::sessions::touch_unless_busy(c, sess.pk, now, expires)? {
             sess.last_active_at = now;
             sess.expires_at = expires;
-            if let Some(w) = whole.as_mut() {
-                w.last_active_at = now;
-                w.expires_at = expires;
-            }
             touched = true;
         }
     }
@@ -254,7 +291,6 @@ fn check_token(
                 && !sess.auth_methods.has_second_factor(),
             session: sess,
         },
-        whole,
         touched,
     )))
 }
