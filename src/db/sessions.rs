@@ -95,20 +95,21 @@ macro_rules! columns {
                     $($field: stmt.column_index(stringify!($field))?,)*
                 })
             }
-
-            /// [`Self::of`] once per process for a statement whose text never changes.
-            fn cached(
-                cell: &'static std::sync::OnceLock<$name>,
-                stmt: &rusqlite::Statement<'_>,
-            ) -> rusqlite::Result<&'static $name> {
-                if let Some(c) = cell.get() {
-                    return Ok(c);
-                }
-                let found = $name::of(stmt)?;
-                Ok(cell.get_or_init(|| found))
-            }
         }
     };
+}
+
+/// Where a statement whose text never changes has its columns (`find`), found once per
+/// process and kept in `cell`.
+fn found_once<T>(
+    cell: &'static OnceLock<T>,
+    find: impl FnOnce() -> rusqlite::Result<T>,
+) -> rusqlite::Result<&'static T> {
+    if let Some(found) = cell.get() {
+        return Ok(found);
+    }
+    let found = find()?;
+    Ok(cell.get_or_init(|| found))
 }
 
 columns!(
@@ -299,7 +300,7 @@ pub fn find_by_pk(c: &Connection, pk: i64) -> Result<Option<Session>, DbError> {
         LazyLock::new(|| format!("SELECT {COLUMNS}, {JOINED} {FROM} WHERE s.id = ?1"));
     static COLS: OnceLock<Cols> = OnceLock::new();
     let mut stmt = c.prepare_cached(&SQL)?;
-    let cols = Cols::cached(&COLS, &stmt)?;
+    let cols = found_once(&COLS, || Cols::of(&stmt))?;
     Ok(stmt.query_row([pk], |r| from_row(r, cols)).optional()?)
 }
 
@@ -397,14 +398,13 @@ fn token_match(r: &Row<'_>, uses: Option<usize>) -> rusqlite::Result<TokenMatch>
 /// borrows from it.
 pub struct ShownRow<'r> {
     row: &'r Row<'r>,
-    cols: &'static ListedCols,
-    signed_in_to: usize,
+    cols: &'static ListedAt,
 }
 
 impl<'r> ShownRow<'r> {
     /// The session, as `owner`'s (whose it is was read by the check, not again here).
     pub fn view<'a>(&'a self, owner: &'a Principal) -> rusqlite::Result<SessionView<'a>> {
-        view_of_row(self.row, self.cols, owner, Some(self.signed_in_to))
+        view_of_row(self.row, self.cols, owner)
     }
 }
 
@@ -417,34 +417,15 @@ pub fn with_token_shown<T>(
     judge: impl FnOnce(TokenMatch, &ShownRow<'_>) -> T,
 ) -> Result<Option<T>, DbError> {
     const SQL: &str = check_sql!(concat!(", ", listed_columns!(), signed_in_to!()));
-    static COLS: OnceLock<(ListedCols, usize)> = OnceLock::new();
+    static COLS: OnceLock<ListedAt> = OnceLock::new();
     let mut stmt = c.prepare_cached(SQL)?;
-    let (cols, signed_in_to) = shown_cols(&COLS, &stmt)?;
+    let cols = found_once(&COLS, || ListedAt::of(&stmt))?;
     let mut rows = stmt.query([hash])?;
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
     let m = token_match(row, None)?;
-    Ok(Some(judge(
-        m,
-        &ShownRow {
-            row,
-            cols,
-            signed_in_to: *signed_in_to,
-        },
-    )))
-}
-
-/// Where a statement that selects [`LISTED`] has each listed column, found once.
-fn shown_cols(
-    cell: &'static OnceLock<(ListedCols, usize)>,
-    stmt: &rusqlite::Statement<'_>,
-) -> rusqlite::Result<&'static (ListedCols, usize)> {
-    if let Some(found) = cell.get() {
-        return Ok(found);
-    }
-    let found = (ListedCols::of(stmt)?, stmt.column_index("signed_in_to")?);
-    Ok(cell.get_or_init(|| found))
+    Ok(Some(judge(m, &ShownRow { row, cols })))
 }
 
 pub fn find_by_public_id(c: &Connection, id: &str) -> Result<Option<Session>, DbError> {
@@ -677,7 +658,7 @@ pub fn list_active_for_user(
     static COLS: [OnceLock<Cols>; 2] = [OnceLock::new(), OnceLock::new()];
     let which = usize::from(!holds_grants(c, user)?);
     let mut stmt = c.prepare_cached(&SQL[which])?;
-    let cols = Cols::cached(&COLS[which], &stmt)?;
+    let cols = found_once(&COLS[which], || Cols::of(&stmt))?;
     // A negative LIMIT is none in SQLite.
     let limit = limit.map_or(-1, i64::from);
     collect(
@@ -696,6 +677,25 @@ columns!(
         last_active_at, expires_at, applications_used, auth_methods,
     }
 );
+
+/// Where a statement that selects [`LISTED`] or [`LISTED_NO_GRANTS`] has each listed
+/// column: "signed in to" is a column of the first only.
+struct ListedAt {
+    cols: ListedCols,
+    signed_in_to: Option<usize>,
+}
+
+impl ListedAt {
+    fn of(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<Self> {
+        Ok(ListedAt {
+            cols: ListedCols::of(stmt)?,
+            signed_in_to: stmt
+                .column_names()
+                .iter()
+                .position(|n| *n == "signed_in_to"),
+        })
+    }
+}
 
 /// [`list_active_for_user`], each session handed to `each` as it is read, borrowed from
 /// its row, instead of collected: a listing's JSON is written straight from the rows.
@@ -717,25 +717,15 @@ pub fn each_active_for_user(
             )
         })
     });
-    static COLS: [OnceLock<ListedCols>; 2] = [OnceLock::new(), OnceLock::new()];
-    static SIGNED_IN_TO: OnceLock<usize> = OnceLock::new();
-    let grants = holds_grants(c, owner.user_id)?;
-    let which = usize::from(!grants);
+    static COLS: [OnceLock<ListedAt>; 2] = [OnceLock::new(), OnceLock::new()];
+    let which = usize::from(!holds_grants(c, owner.user_id)?);
     let mut stmt = c.prepare_cached(&SQL[which])?;
-    let cols = ListedCols::cached(&COLS[which], &stmt)?;
-    let signed_in_to = match (grants, SIGNED_IN_TO.get()) {
-        (false, _) => None,
-        (true, Some(&i)) => Some(i),
-        (true, None) => {
-            let i = stmt.column_index("signed_in_to")?;
-            Some(*SIGNED_IN_TO.get_or_init(|| i))
-        }
-    };
+    let cols = found_once(&COLS[which], || ListedAt::of(&stmt))?;
     let limit = limit.map_or(-1, i64::from);
     let mut rows = stmt.query(params![owner.user_id, now, limit])?;
     let mut n = 0;
     while let Some(r) = rows.next()? {
-        each(&view_of_row(r, cols, owner, signed_in_to)?);
+        each(&view_of_row(r, cols, owner)?);
         n += 1;
     }
     Ok(n)
@@ -751,17 +741,12 @@ pub fn with_shown<T>(
 ) -> Result<Option<T>, DbError> {
     static SQL: LazyLock<String> =
         LazyLock::new(|| format!("SELECT {LISTED} FROM sessions s WHERE s.id = ?1"));
-    static COLS: OnceLock<(ListedCols, usize)> = OnceLock::new();
+    static COLS: OnceLock<ListedAt> = OnceLock::new();
     let mut stmt = c.prepare_cached(&SQL)?;
-    let (cols, signed_in_to) = shown_cols(&COLS, &stmt)?;
+    let cols = found_once(&COLS, || ListedAt::of(&stmt))?;
     let mut rows = stmt.query([pk])?;
     match rows.next()? {
-        Some(r) => Ok(Some(show(&view_of_row(
-            r,
-            cols,
-            owner,
-            Some(*signed_in_to),
-        )?))),
+        Some(r) => Ok(Some(show(&view_of_row(r, cols, owner)?))),
         None => Ok(None),
     }
 }
@@ -785,14 +770,14 @@ fn holds_grants(c: &Connection, user: UserId) -> Result<bool, DbError> {
     )
 }
 
-/// A listed row of `owner`'s; `signed_in_to` is where that column is, when they hold
-/// grants (without, the session is signed in to nothing).
+/// A listed row of `owner`'s. Without a "signed in to" column (they hold no grant), the
+/// session is signed in to nothing.
 fn view_of_row<'r>(
     r: &'r Row<'_>,
-    c: &ListedCols,
+    at: &ListedAt,
     owner: &'r Principal,
-    signed_in_to_at: Option<usize>,
 ) -> rusqlite::Result<SessionView<'r>> {
+    let c = &at.cols;
     let text = |i: usize| -> rusqlite::Result<&'r str> { Ok(r.get_ref(i)?.as_str()?) };
     let maybe =
         |i: usize| -> rusqlite::Result<Option<&'r str>> { Ok(r.get_ref(i)?.as_str_or_null()?) };
@@ -834,7 +819,7 @@ fn view_of_row<'r>(
         last_active_at: r.get(c.last_active_at)?,
         expires_at: r.get(c.expires_at)?,
         applications_used: Cow::Owned(applications_used(text(c.applications_used)?)),
-        signed_in_to: match signed_in_to_at {
+        signed_in_to: match at.signed_in_to {
             Some(i) => Cow::Owned(signed_in_to(text(i)?)),
             None => Cow::Borrowed(&[]),
         },

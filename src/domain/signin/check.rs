@@ -113,22 +113,18 @@ where
     F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
     let (hash, policy) = hash_and_policy(state, token)?;
-    let held_ok = held == Held::Allowed;
     let (authed, out, touched) = state
         .db
-        .read_or_block(move |c, place| {
+        .read_or_block::<_, Error, _>(move |c, place| {
             let c: &Connection = c;
             // Inline, nothing is written (a due write of activity goes to the blocking
             // pool), so one snapshot serves the check and the caller's reads alike.
             let _one = (read == Read::Then && place == Place::Inline)
                 .then(|| db::OneRead::begin(c))
                 .transpose()?;
-            let Some((authed, touched)) = check_token(c, &hash, policy, place, read)? else {
+            let Some((authed, touched)) = check_token(c, &hash, policy, place, read, held)? else {
                 return Ok(None);
             };
-            if authed.enrolment_pending && !held_ok {
-                return Err(Error::EnrolmentRequired);
-            }
             Ok(then(c, &authed, place)?.map(|out| (authed, out, touched)))
         })
         .await?;
@@ -147,28 +143,23 @@ pub async fn authenticate_shown<T: Send + 'static>(
     show: impl Fn(&Authed, &SessionView<'_>) -> T + Send + 'static,
 ) -> Result<(Authed, T)> {
     let (hash, policy) = hash_and_policy(state, token)?;
-    let refused_held = |authed: &Authed| match authed.enrolment_pending {
-        true => Err(Error::EnrolmentRequired),
-        false => Ok(()),
-    };
     let (authed, out, touched) = state
         .db
         .read_or_block(move |c, place| match place {
             Place::Inline => db::sessions::with_token_shown(c, &hash, |m, row| {
-                let Some((authed, touched)) = judge(c, m, policy, place)? else {
+                let Some((authed, touched)) = judge(c, m, policy, place, Held::Refused)? else {
                     return Ok(None);
                 };
-                refused_held(&authed)?;
                 let out = show(&authed, &row.view(&authed.principal)?);
                 Ok(Some((authed, out, touched)))
             })?
             .unwrap_or(Err(Error::Unauthenticated(None))),
             Place::Blocking => {
-                let Some((authed, touched)) = check_token(c, &hash, policy, place, Read::Check)?
+                let Some((authed, touched)) =
+                    check_token(c, &hash, policy, place, Read::Check, Held::Refused)?
                 else {
                     return Ok(None);
                 };
-                refused_held(&authed)?;
                 let shown =
                     db::sessions::with_shown(c, authed.session.pk, &authed.principal, |s| {
                         show(&authed, s)
@@ -222,19 +213,20 @@ struct Policy {
 }
 
 /// The check itself: the caller of the token and whether its activity was written now,
-/// or why it is refused. `None` when its activity is due to be written and the check
-/// runs [`Place::Inline`].
+/// or why it is refused (a session held at enrolment too, unless `held` allows it).
+/// `None` when its activity is due to be written and the check runs [`Place::Inline`].
 fn check_token(
     c: &Connection,
     hash: &[u8],
     policy: Policy,
     place: Place,
     read: Read,
+    held: Held,
 ) -> Result<Option<(Authed, bool)>> {
     let Some(m) = db::sessions::find_by_token_hash(c, hash, read == Read::Uses)? else {
         return Err(Error::Unauthenticated(None));
     };
-    judge(c, m, policy, place)
+    judge(c, m, policy, place, held)
 }
 
 /// [`check_token`] once the session of the token is found.
@@ -243,6 +235,7 @@ fn judge(
     mut m: db::sessions::TokenMatch,
     policy: Policy,
     place: Place,
+    held: Held,
 ) -> Result<Option<(Authed, bool)>> {
     let now = crate::clock::now();
     let sess = &mut m.session;
@@ -276,6 +269,11 @@ fn judge(
     if m.status != UserStatus::Active {
         return Err(Error::Unauthenticated(Some(EndReason::UserDisabled)));
     }
+    let enrolment_pending =
+        (policy.factor_required || m.factor_required) && !sess.auth_methods.has_second_factor();
+    if enrolment_pending && held == Held::Refused {
+        return Err(Error::EnrolmentRequired);
+    }
     Ok(Some((
         Authed {
             principal: Principal {
@@ -287,8 +285,7 @@ fn judge(
                 account_name: m.account_name,
                 email_verified: m.email_verified,
             },
-            enrolment_pending: (policy.factor_required || m.factor_required)
-                && !sess.auth_methods.has_second_factor(),
+            enrolment_pending,
             session: sess,
         },
         touched,
