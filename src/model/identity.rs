@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::{AccountId, AppUse, AuthMethods, EndReason, Role, Session, SessionId, User, UserId};
+use super::{AccountId, AppUse, AuthMethods, EndReason, Role, SessionId, User, UserId};
 
 /// Where a request comes from, as far as we believe it.
 #[derive(Debug, Clone)]
@@ -67,25 +67,6 @@ pub struct CurrentSession {
 impl CurrentSession {
     pub fn is_active(&self, now: i64) -> bool {
         self.ended_at.is_none() && self.expires_at > now
-    }
-
-    /// The same fields of a whole session row.
-    pub fn of(s: &Session) -> Self {
-        CurrentSession {
-            pk: s.pk,
-            id: s.id.clone(),
-            user_id: s.user_id,
-            account_id: s.account_id,
-            device_id: s.device_id.clone(),
-            created_at: s.created_at,
-            last_active_at: s.last_active_at,
-            expires_at: s.expires_at,
-            ended_at: s.ended_at,
-            end_reason: s.end_reason,
-            auth_methods: s.auth_methods,
-            verified_at: s.verified_at,
-            applications_used: Some(s.applications_used.clone()),
-        }
     }
 }
 
