@@ -98,6 +98,7 @@ pub fn build_app(state: AppState) -> impl Endpoint {
                 .catch_error(|_: poem::error::NotFoundError| async { web::not_found_page() }),
         )
         .data(state.clone());
+    let routes = api::ReadsFirst::new(routes, state.clone());
     web::forward_auth::VerdictsFirst::new(routes, state)
         .with(CatchPanic::new())
         .with(every)

@@ -67,3 +67,10 @@ pub const VERDICTS: [&str; 5] = [
     LEGACY_VERIFY,
     OAUTH2_AUTH,
 ];
+
+/// The caller's own session and user (`GET`, the API's `me`).
+pub const API_ME: &str = "/api/v1/me";
+/// The caller's own sessions (`GET`, the API's `listMySessions`).
+pub const API_MY_SESSIONS: &str = "/api/v1/sessions";
+/// The API reads a script polls most, answered ahead of the router on `GET`.
+pub const READS_FIRST: [&str; 2] = [API_ME, API_MY_SESSIONS];

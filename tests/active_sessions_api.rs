@@ -1302,3 +1302,117 @@ async fn me_shows_the_session_as_my_sessions_does_whether_or_not_activity_is_wri
         assert_eq!(me["user"]["email"], "ann@acme.test");
     }
 }
+
+/// `GET /api/v1/me` and `GET /api/v1/sessions`, the reads a script polls most, are
+/// answered ahead of the router; `HEAD` on the same paths still goes through the OpenAPI
+/// service. Every way of presenting (or not) a session gets the same answer both ways:
+/// the status, the headers, and for a refusal the API's error.
+#[tokio::test]
+async fn the_reads_answered_first_answer_as_the_api_service_does() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let ann = login(&s, "ann@acme.test", FIREFOX_WIN).await;
+    let gone = login(&s, "ann@acme.test", FIREFOX_WIN).await;
+    let (status, _) = s.post("/api/v1/logout", &gone.token, json!({})).await;
+    assert_eq!(status, 204);
+    let bearer = |t: &str| ("authorization", format!("Bearer {t}"));
+    let cookie = |t: &str| ("cookie", format!("doorman_session={t}"));
+    // How the session is presented, the status wanted, and the error of a refusal.
+    type Way<'a> = (&'a str, Vec<(&'a str, String)>, u16, &'a str);
+    let ways: Vec<Way> = vec![
+        ("a bearer token", vec![bearer(&ann.token)], 200, ""),
+        (
+            "the cookie, no CSRF header (a read)",
+            vec![cookie(&ann.token)],
+            200,
+            "",
+        ),
+        (
+            "a bearer token beside an unknown cookie",
+            vec![bearer(&ann.token), cookie("nope")],
+            200,
+            "",
+        ),
+        (
+            "an unknown bearer token",
+            vec![bearer("nope")],
+            401,
+            "unauthenticated",
+        ),
+        (
+            "an ended session's token",
+            vec![bearer(&gone.token)],
+            401,
+            "session_ended",
+        ),
+        (
+            "an empty bearer token",
+            vec![bearer("")],
+            401,
+            "unauthenticated",
+        ),
+        (
+            "Basic credentials",
+            vec![("authorization", "Basic YTpi".into())],
+            401,
+            "unauthenticated",
+        ),
+        (
+            "an unknown cookie",
+            vec![cookie("nope")],
+            401,
+            "unauthenticated",
+        ),
+        ("nothing", vec![], 401, "unauthenticated"),
+    ];
+    let send = |method: reqwest::Method, path: &str, headers: &[(&str, String)]| {
+        let mut req = client().request(method, s.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        req.send()
+    };
+    let compared = |r: &reqwest::Response| -> Vec<(String, String)> {
+        let mut h: Vec<_> = r
+            .headers()
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "content-length" | "date"))
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        h.sort();
+        h
+    };
+    for path in ["/api/v1/me", "/api/v1/sessions"] {
+        for (what, headers, want, code) in &ways {
+            let get = send(reqwest::Method::GET, path, headers).await.unwrap();
+            let head = send(reqwest::Method::HEAD, path, headers).await.unwrap();
+            let context = format!("GET and HEAD {path} with {what}");
+            assert_eq!(get.status(), *want, "{context}");
+            assert_eq!(head.status(), get.status(), "{context}");
+            assert_eq!(compared(&get), compared(&head), "{context}");
+            let (status, body) = status_json(get).await;
+            if status == 200 {
+                let current = match path {
+                    "/api/v1/me" => body["session"].clone(),
+                    _ => body["items"][0].clone(),
+                };
+                assert_eq!(current["id"], ann.id.as_str(), "{context}: {body}");
+                assert_eq!(current["current"], true, "{context}: {body}");
+            } else {
+                assert_error(status, &body, *want, code, &context);
+            }
+        }
+    }
+
+    // A session held until its person adds a second factor reads neither (SPEC §19).
+    s.sql_exec("UPDATE accounts SET require_second_factor = 1");
+    for path in ["/api/v1/me", "/api/v1/sessions"] {
+        let headers = [bearer(&ann.token)];
+        let get = send(reqwest::Method::GET, path, &headers).await.unwrap();
+        let head = send(reqwest::Method::HEAD, path, &headers).await.unwrap();
+        assert_eq!(head.status(), get.status(), "{path}");
+        assert_eq!(compared(&get), compared(&head), "{path}");
+        let (status, body) = status_json(get).await;
+        assert_error(status, &body, 403, "second_factor_enrolment_required", path);
+    }
+}

@@ -58,6 +58,11 @@ async fn metrics_count_answers_sign_ins_and_their_cost() {
         assert_eq!(s.get("/auth/verify", &t).await.0, 200);
     }
     assert_eq!(s.get("/api/authz/forward-auth", "not-a-token").await.0, 401);
+    // So are the API's two busiest reads on GET, `/api/v1/me` above and this one (HEAD
+    // goes through the router), counted by their paths.
+    assert_eq!(s.get("/api/v1/sessions", &t).await.0, 200);
+    let head = client().head(s.url("/api/v1/sessions")).bearer_auth(&t);
+    assert_eq!(head.send().await.unwrap().status(), 200);
     let (status, body) = s.get("/api/v2/nothing", &t).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
 
@@ -72,6 +77,8 @@ async fn metrics_count_answers_sign_ins_and_their_cost() {
     let me_401 = r#"doorman_http_requests_total{route="/api/v1/me",status="401"}"#;
     assert_eq!(series(&after, me_ok), 3.0);
     assert_eq!(series(&after, me_401), 1.0);
+    let mine_ok = r#"doorman_http_requests_total{route="/api/v1/sessions",status="200"}"#;
+    assert_eq!(series(&after, mine_ok), 2.0);
     assert_eq!(
         series(&after, r#"doorman_sign_ins_total{outcome="success"}"#),
         1.0

@@ -231,7 +231,11 @@ impl AuthApi {
 
     /// The signed-in user and the current session.
     #[oai(path = "/me", method = "get", operation_id = "me")]
-    async fn me(&self, state: Data<&AppState>, auth: ApiToken) -> Result<Written<Me>, AuthError> {
+    pub(super) async fn me(
+        &self,
+        state: Data<&AppState>,
+        auth: ApiToken,
+    ) -> Result<Written<Me>, AuthError> {
         let (_, json) = crate::domain::signin::check::authenticate_shown(
             &state,
             &auth.0,

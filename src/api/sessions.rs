@@ -163,7 +163,7 @@ pub struct SessionsApi;
 impl SessionsApi {
     /// My active sessions: the current one first, then by last activity.
     #[oai(path = "/sessions", method = "get", operation_id = "listMySessions")]
-    async fn list_mine(
+    pub(super) async fn list_mine(
         &self,
         state: Data<&AppState>,
         auth: ApiToken,

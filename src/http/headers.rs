@@ -98,6 +98,13 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
         let path = req.uri().path();
         let is_docs = path.starts_with("/api/docs");
         let verdict = crate::paths::VERDICTS.iter().copied().find(|v| *v == path);
+        // What is answered ahead of the router is counted by its path, as the router
+        // would have counted it.
+        let first = verdict.or_else(|| {
+            let read = req.method() == poem::http::Method::GET;
+            let mut reads = crate::paths::READS_FIRST.iter().copied();
+            reads.find(|r| read && *r == path)
+        });
         // An extractor's refusal (an unreadable form, a wrong CSRF token) is an answer
         // too, and gets the same headers.
         let refused = match body_fits(&req) {
@@ -125,9 +132,7 @@ impl<E: Endpoint> Endpoint for EveryRequestEndpoint<E> {
         if !h.contains_key(header::CACHE_CONTROL) {
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        // The verdicts are answered ahead of the router (`forward_auth::VerdictsFirst`):
-        // counted by their path.
-        super::metrics::count(&self.state, verdict, &resp);
+        super::metrics::count(&self.state, first, &resp);
         Ok(resp)
     }
 }
