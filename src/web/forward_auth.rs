@@ -175,7 +175,13 @@ fn identity(
     let value = |text: &str, field| HeaderValue::from_str(text).map_err(|_| field);
     let email = value(&p.email, "email")?;
     let groups = if families.iter().any(|f| *f != HeaderFamily::Doorman) {
-        value(&format!("{},{}", p.role, p.account_name), "groups")?
+        let role = p.role.as_str();
+        let mut groups = String::with_capacity(role.len() + 1 + p.account_name.len());
+        groups.push_str(role);
+        groups.push(',');
+        groups.push_str(&p.account_name);
+        // Taken as it is, not copied again.
+        HeaderValue::try_from(groups).map_err(|_| "groups")?
     } else {
         HeaderValue::from_static("")
     };
