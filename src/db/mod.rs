@@ -245,7 +245,7 @@ impl Db {
         init_connection(&mut first).map_err(|e| describe_open_error(path, &e.to_string()))?;
         migrate::apply(&mut first)?;
         drop(first);
-        let manager = SqliteConnectionManager::file(path).with_init(init_connection);
+        let manager = SqliteConnectionManager::file(path).with_init(init_pooled);
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -373,6 +373,14 @@ fn init_connection(c: &mut Connection) -> rusqlite::Result<()> {
     c.busy_timeout(BUSY_TIMEOUT)
 }
 
+/// [`init_connection`], and the session check's views in the connection's own schema
+/// (`temp`): for the pool's connections, opened once the migrations are applied. A
+/// migration's connection has none, as SQLite checks every view when a table changes.
+fn init_pooled(c: &mut Connection) -> rusqlite::Result<()> {
+    init_connection(c)?;
+    c.execute_batch(sessions::CHECK_VIEWS)
+}
+
 fn describe_open_error(path: &Path, text: &str) -> DbError {
     let hint = if text.contains("not a database") {
         "the file is not a SQLite database"
@@ -424,5 +432,38 @@ mod tests {
         assert!(c.is_autocommit(), "a panic ends the read too");
         other.execute("INSERT INTO t VALUES (3)", []).unwrap();
         assert_eq!(read(&c), 3);
+    }
+
+    /// The pool's connections read the session check through views: on a file the
+    /// migrations have just made, each view is found by the token's index (a lookup, not
+    /// a scan of every session), and the migrations, run before the pool opens, are not
+    /// held up by views naming tables they have yet to make.
+    #[test]
+    fn the_checks_views_are_read_through_the_tokens_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::Db::open(&dir.path().join("t.sqlite3")).unwrap();
+        let c = db.pool.get().unwrap();
+        for view in ["session_check", "session_check_uses", "session_check_shown"] {
+            let mut stmt = c
+                .prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT * FROM temp.{view} WHERE token_hash = ?1"
+                ))
+                .unwrap();
+            let plan: Vec<String> = stmt
+                .query_map([[0u8; 32]], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|step| step.starts_with("SEARCH s USING INDEX")
+                        && step.contains("(token_hash=?)")),
+                "{view}: {plan:?}"
+            );
+            assert!(
+                !plan.iter().any(|step| step.starts_with("SCAN s")),
+                "{view}: {plan:?}"
+            );
+        }
     }
 }

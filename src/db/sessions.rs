@@ -327,16 +327,16 @@ pub struct TokenMatch {
 
 /// The session check's one lookup, on every authenticated request (`uses`: with the
 /// applications the session was used with, for a forward-auth request for one). Columns
-/// by position: the statement is one of two literals.
+/// by position: the statement reads one of two views ([`CHECK_VIEWS`]).
 pub fn find_by_token_hash(
     c: &Connection,
     hash: &[u8],
     uses: bool,
 ) -> Result<Option<TokenMatch>, DbError> {
     let sql = if uses {
-        check_sql!(", s.applications_used")
+        "SELECT * FROM temp.session_check_uses WHERE token_hash = ?1"
     } else {
-        check_sql!("")
+        "SELECT * FROM temp.session_check WHERE token_hash = ?1"
     };
     let mut stmt = c.prepare_cached(sql)?;
     Ok(stmt
@@ -345,7 +345,7 @@ pub fn find_by_token_hash(
 }
 
 /// The check's statement: [`token_match`]'s columns, then `$extra`.
-macro_rules! check_sql {
+macro_rules! check_select {
     ($extra:expr) => {
         concat!(
             "SELECT s.id, s.public_id, s.user_id, s.account_id, s.device_id,
@@ -354,15 +354,30 @@ macro_rules! check_sql {
                 u.email, u.name, u.role, u.status, u.email_verified,
                 u.require_second_factor OR a.require_second_factor, a.name",
             $extra,
-            " FROM sessions s JOIN users u ON u.id = s.user_id
-                JOIN accounts a ON a.id = s.account_id
-            WHERE s.token_hash = ?1"
+            ", s.token_hash AS token_hash FROM sessions s JOIN users u ON u.id = s.user_id
+                JOIN accounts a ON a.id = s.account_id"
         )
     };
 }
-use check_sql;
 
-/// The first nineteen columns of [`check_sql`]'s statement, and the applications the
+/// The session check's three statements read three views of the connection's own
+/// (`temp`, made when the pool opens it, after the migrations), each [`check_select`]
+/// with some columns more, so that they are found in the statement cache by a few words
+/// instead of a kilobyte or two: rusqlite finds a cached statement by its text, and
+/// hashes all of it twice a use. SQLite reads each view as the SELECT it stands for,
+/// through the token's index. The view's duplicate column names (a listed column the
+/// check reads too) are told apart by SQLite with a suffix; either holds the same value.
+pub(super) const CHECK_VIEWS: &str = concat!(
+    "CREATE TEMP VIEW session_check AS ",
+    check_select!(""),
+    ";\nCREATE TEMP VIEW session_check_uses AS ",
+    check_select!(", s.applications_used"),
+    ";\nCREATE TEMP VIEW session_check_shown AS ",
+    check_select!(concat!(", ", listed_columns!(), signed_in_to!())),
+    ";"
+);
+
+/// The first nineteen columns of [`check_select`]'s statement, and the applications the
 /// session was used with when `uses` says where they are.
 fn token_match(r: &Row<'_>, uses: Option<usize>) -> rusqlite::Result<TokenMatch> {
     Ok(TokenMatch {
@@ -416,7 +431,7 @@ pub fn with_token_shown<T>(
     hash: &[u8],
     judge: impl FnOnce(TokenMatch, &ShownRow<'_>) -> T,
 ) -> Result<Option<T>, DbError> {
-    const SQL: &str = check_sql!(concat!(", ", listed_columns!(), signed_in_to!()));
+    const SQL: &str = "SELECT * FROM temp.session_check_shown WHERE token_hash = ?1";
     static COLS: OnceLock<ListedAt> = OnceLock::new();
     let mut stmt = c.prepare_cached(SQL)?;
     let cols = found_once(&COLS, || ListedAt::of(&stmt))?;
