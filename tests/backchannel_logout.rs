@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::oidc::verified;
+use common::process::HeldPort;
 use common::smtp::{self, SmtpServer};
 use common::*;
 use doorman::config::{Application, OidcClient, SigningAlg};
@@ -98,8 +99,8 @@ async fn receive(
     }
 }
 
-async fn receiver_on(port: u16, mode: Mode) -> Receiver {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+async fn receiver_on(port: HeldPort, mode: Mode) -> Receiver {
+    let listener = port.listen();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     let rx = Receiver {
@@ -254,7 +255,7 @@ async fn ann(o: &Op) -> Sess {
 
 #[tokio::test]
 async fn terminate_sends_one_verified_token_to_each_app_with_a_uri() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let o = op_at(rx.addr.port()).await;
     let a = ann(&o).await;
     let other = login(&o.s, "ann@acme.test", CHROME_MAC).await;
@@ -299,7 +300,7 @@ async fn terminate_sends_one_verified_token_to_each_app_with_a_uri() {
 
 #[tokio::test]
 async fn failures_and_redirects_are_retried_with_a_fresh_token() {
-    let rx = receiver_on(0, Mode::Redirect).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Redirect).await;
     let o = op_at(rx.addr.port()).await;
     let a = ann(&o).await;
     sign_in_to(&o, &a.token, "grafana").await;
@@ -376,8 +377,8 @@ async fn assert_metric(o: &Op, line: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_never_answers_slows_nothing() {
-    let rx = receiver_on(0, Mode::Hang).await;
-    let good = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Hang).await;
+    let good = receiver_on(HeldPort::new(), Mode::Ok).await;
     let (secret, hash) = oidc_secret();
     let (hang_url, good_url) = (rx.url("grafana"), good.url("notes"));
     let s = start_with_port(move |c, p| {
@@ -439,8 +440,8 @@ async fn a_receiver_that_never_answers_slows_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_logouts_survive_a_restart() {
-    let port = common::process::free_port();
-    let o = op_at(port).await;
+    let port = HeldPort::new();
+    let o = op_at(port.port()).await;
     let a = ann(&o).await;
     sign_in_to(&o, &a.token, "grafana").await;
     o.s.post("/api/v1/logout", &a.token, json!({})).await;
@@ -527,7 +528,7 @@ fn ok(status: u16, way: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_a_person_ends_a_session_sends_a_logout_token() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let (o, _, _) = grafana_op(&rx, None, &["ann", "bob", "fay"]).await;
 
     // Sign-out.
@@ -609,7 +610,7 @@ async fn every_way_a_person_ends_a_session_sends_a_logout_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_way_an_admin_ends_a_session_sends_a_logout_token() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let (o, admin, users) = grafana_op(&rx, None, &["ann", "cat", "dan", "eve"]).await;
 
     // An admin's end, the bulk end, and the end of one person's sessions.
@@ -684,7 +685,7 @@ async fn every_way_an_admin_ends_a_session_sends_a_logout_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_and_lifetime_expiry_send_a_logout_token() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let (o, _, _) = grafana_op(&rx, None, &["fay"]).await;
     // Ended by the sweeper.
     let f = signed_in(&o, "fay@acme.test").await;
@@ -743,7 +744,7 @@ async fn alerted_sign_in(o: &Op, email: &str) -> Sess {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_in_emails_that_end_sessions_send_a_logout_token() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let smtp = SmtpServer::start().await;
     let (o, admin, users) = grafana_op(&rx, Some(smtp.url()), &["gus", "hal", "ivy"]).await;
 
@@ -820,7 +821,7 @@ async fn links_in_emails_that_end_sessions_send_a_logout_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_app_at_a_time_ends_that_grant_only() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let o = op_at(rx.addr.port()).await;
     let a = ann(&o).await;
     o.s.user("Acme", "admin@acme.test", Role::Admin).await;
@@ -930,7 +931,7 @@ async fn app_states(o: &Op, a: &Sess) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn my_sessions_page_signs_a_session_out_of_one_app() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let o = op_at(rx.addr.port()).await;
     let a = ann(&o).await;
     sign_in_to(&o, &a.token, "grafana").await;
@@ -1059,7 +1060,7 @@ fn doorman_cli(s: &TestServer, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operators_commands_that_end_sessions_send_a_logout_token() {
-    let rx = receiver_on(0, Mode::Ok).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Ok).await;
     let (o, _, _) = grafana_op(&rx, None, &["jon", "kim", "lou"]).await;
 
     let j = signed_in(&o, "jon@acme.test").await;

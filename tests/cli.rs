@@ -113,7 +113,7 @@ impl Workdir {
 
     /// Starts `doorman serve` on a free loopback port.
     fn serve(&self, env: &[(&str, &str)]) -> Served {
-        let port = free_port();
+        let port = common::process::free_port();
         let listen = format!("127.0.0.1:{port}");
         let base = format!("http://{listen}");
         let mut c = self.cmd(&["serve"]);
@@ -141,11 +141,6 @@ impl Workdir {
             lines,
         }
     }
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 /// A running `doorman serve`; killed if the test ends without stopping it.
@@ -394,7 +389,7 @@ fn a_database_from_a_newer_doorman_is_refused() {
         let mut c = w.cmd(args);
         c.env(
             "DOORMAN_SERVER__LISTEN",
-            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", common::process::free_port()),
         );
         let out = c.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -1334,10 +1334,7 @@ async fn the_binary_never_logs_tokens_or_passwords() {
     assert!(added.status.success(), "{add_log}");
     assert!(!add_log.contains(password), "{add_log}");
 
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::process::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let log_path = dir.path().join("serve.log");
     let mut child = doorman_cmd(&db, &["serve"])

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use common::process::HeldPort;
 use common::*;
 use doorman::config::{Config, WebhookConfig};
 use doorman::model::Role;
@@ -129,9 +130,8 @@ async fn hook(req: &Request, body: Vec<u8>, rx: Data<&Receiver>) -> Response {
     }
 }
 
-/// A receiver on `port` (0: any free one).
-async fn receiver_on(port: u16, mode: Mode) -> Receiver {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+async fn receiver_on(port: HeldPort, mode: Mode) -> Receiver {
+    let listener = port.listen();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     let rx = Receiver {
@@ -174,7 +174,7 @@ fn verify(r: &Received) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_signed_and_retried_with_the_same_id() {
-    let rx = receiver_on(0, Mode::Fail).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Fail).await;
     let url = rx.url();
     let s = start_with(|c| {
         c.webhooks = vec![hook_config(&url, &["session.*"], Duration::from_secs(2))];
@@ -256,8 +256,8 @@ async fn events_are_signed_and_retried_with_the_same_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_down_then_up_gets_each_event_once_in_order() {
-    let port = common::process::free_port();
-    let url = format!("http://127.0.0.1:{port}/hook");
+    let port = HeldPort::new();
+    let url = format!("http://127.0.0.1:{}/hook", port.port());
     let s = start_with(|c| {
         c.webhooks = vec![hook_config(&url, &["*"], Duration::from_secs(2))];
     })
@@ -310,7 +310,7 @@ async fn receiver_down_then_up_gets_each_event_once_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_never_answers_slows_nothing() {
-    let rx = receiver_on(0, Mode::Hang).await;
+    let rx = receiver_on(HeldPort::new(), Mode::Hang).await;
     let url = rx.url();
     let s = start_with(|c| {
         c.webhooks = vec![hook_config(&url, &["*"], Duration::from_secs(2))];
@@ -365,8 +365,8 @@ async fn a_receiver_that_never_answers_slows_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_deliveries_survive_a_restart() {
-    let port = common::process::free_port();
-    let url = format!("http://127.0.0.1:{port}/hook");
+    let port = HeldPort::new();
+    let url = format!("http://127.0.0.1:{}/hook", port.port());
     let s = start_with(|c| {
         c.webhooks = vec![hook_config(
             &url,
@@ -438,8 +438,8 @@ fn bad_webhook_settings_stop_start_up_naming_the_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_lists_and_retries_deliveries() {
-    let port = common::process::free_port();
-    let url = format!("http://127.0.0.1:{port}/hook");
+    let port = HeldPort::new();
+    let url = format!("http://127.0.0.1:{}/hook", port.port());
     let s = start_with(|c| {
         c.webhooks = vec![hook_config(&url, &["user.created"], Duration::from_secs(1))];
     })

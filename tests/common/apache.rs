@@ -23,10 +23,6 @@ use std::time::{Duration, Instant};
 const APACHE: &str = "/usr/sbin/apache2";
 const MODULES: &str = "/usr/lib/apache2/modules";
 
-/// How many ports a start tries before it gives up (another process may take a free
-/// port between the moment it is chosen and Apache's bind).
-const ATTEMPTS: usize = 5;
-
 /// What the Apache application is told about its provider and itself.
 pub struct OidcClient<'a> {
     /// Doorman's issuer (`server.public_url`).
@@ -58,23 +54,15 @@ impl Apache {
     /// Starts Apache protecting `/protected/` with `client`; waits until it answers.
     pub async fn start(client: &OidcClient<'_>) -> Apache {
         installed();
-        let mut failures = Vec::new();
-        for _ in 0..ATTEMPTS {
-            let dir = tempfile::tempdir().unwrap();
-            let port = super::process::free_port();
-            match Apache::try_start(dir, port, client).await {
-                Ok(apache) => return apache,
-                Err(why) => failures.push(why),
-            }
-        }
-        panic!(
-            "Apache did not start in {ATTEMPTS} attempts:\n{}",
-            failures.join("\n---\n")
-        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::process::free_port();
+        Apache::try_start(dir, port, client)
+            .await
+            .unwrap_or_else(|why| panic!("Apache did not start: {why}"))
     }
 
-    /// One start on `port`: Err with the error log when Apache ended (a port taken
-    /// meanwhile) or did not answer in time.
+    /// One start on `port`: Err with the error log when Apache ended or did not answer
+    /// in time.
     async fn try_start(
         dir: tempfile::TempDir,
         port: u16,

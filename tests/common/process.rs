@@ -17,10 +17,68 @@ use serde_json::{Value, json};
 
 use super::{PASSWORD, client, status_json};
 
-/// A port nothing listens on right now (bound, then let go).
+/// Where `free_port` starts looking: below the kernel's ephemeral range, which is where
+/// every port-0 listener and every outgoing connection of the test run gets its port.
+const CHILD_PORTS_FROM: u16 = 20_000;
+
+/// A loopback port for a child process (Doorman, nginx, Caddy, Apache) to listen on, that
+/// nothing else in the test run takes before the child binds it, nor while it restarts.
+///
+/// A port let go and bound again later is open to whatever asks the kernel for a port in
+/// between; so the port is chosen below the ephemeral range (see `CHILD_PORTS_FROM`) and
+/// claimed against the other test processes by a lock on a file named after it, held
+/// until this process ends.
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    static CLAIMED: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = ephemeral_from.saturating_sub(CHILD_PORTS_FROM);
+    assert!(
+        span >= 1_000,
+        "the ephemeral range starts at {ephemeral_from}"
+    );
+    let dir = std::env::temp_dir().join("doorman-test-ports");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut claimed = CLAIMED.lock().unwrap();
+    // Processes start looking at different places, so they seldom meet on a lock.
+    let start = (std::process::id() as usize * 7_919 + claimed.len()) % span as usize;
+    for i in 0..span as usize {
+        let port = CHILD_PORTS_FROM + ((start + i) % span as usize) as u16;
+        let lock = std::fs::File::create(dir.join(port.to_string())).unwrap();
+        if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            claimed.push(lock);
+            return port;
+        }
+    }
+    panic!("no free loopback port from {CHILD_PORTS_FROM} to {ephemeral_from}");
+}
+
+/// A loopback port held by this process for a listener it starts later: bound but not
+/// listening, so a connection to it is refused, as by a receiver that is down, and no
+/// other socket can take the port in the meantime.
+pub struct HeldPort(socket2::Socket);
+
+impl HeldPort {
+    pub fn new() -> HeldPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        // No SO_REUSEADDR: a socket that sets it may share a port with one not listening.
+        let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+        socket.bind(&any.into()).unwrap();
+        HeldPort(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().unwrap().as_socket().unwrap().port()
+    }
+
+    /// Starts listening on the held port.
+    pub fn listen(self) -> std::net::TcpListener {
+        self.0.listen(128).unwrap();
+        self.0.into()
+    }
 }
 
 /// The settings every child gets: its database, cheap argon2, no rate limiting in the way.

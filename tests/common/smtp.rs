@@ -47,9 +47,9 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
-    /// Starts on an ephemeral port.
+    /// Starts on a port of its own, which stays its own when it is stopped and restarted.
     pub async fn start() -> SmtpServer {
-        Self::start_on(0).await
+        Self::start_on(super::process::free_port()).await
     }
 
     /// Starts on `port` (0 for any free port).
@@ -65,7 +65,7 @@ impl SmtpServer {
         s
     }
 
-    /// A port on which nothing listens (found by binding and letting go).
+    /// A port on which nothing listens.
     pub async fn down() -> SmtpServer {
         let mut s = Self::start().await;
         s.stop().await;

@@ -65,11 +65,7 @@ fn find(cmd: &str, fallbacks: &[&str]) -> String {
 impl Driver {
     pub async fn start() -> Driver {
         let exe = find("chromedriver", &["/usr/bin/chromedriver"]);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::process::free_port();
         let child = Command::new(exe)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
