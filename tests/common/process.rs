@@ -17,27 +17,37 @@ use serde_json::{Value, json};
 
 use super::{PASSWORD, client, status_json};
 
-/// Where `free_port` starts looking: below the kernel's ephemeral range, which is where
-/// every port-0 listener and every outgoing connection of the test run gets its port.
+/// Where `free_port` looks first: from here up to the kernel's ephemeral range, which is
+/// where every port-0 listener and every outgoing connection of the test run gets its port.
 const CHILD_PORTS_FROM: u16 = 20_000;
 
 /// A loopback port for a child process (Doorman, nginx, Caddy, Apache) to listen on, that
 /// nothing else in the test run takes before the child binds it, nor while it restarts.
 ///
 /// A port let go and bound again later is open to whatever asks the kernel for a port in
-/// between; so the port is chosen below the ephemeral range (see `CHILD_PORTS_FROM`) and
-/// claimed against the other test processes by a lock on a file named after it, held
-/// until this process ends.
+/// between; so the port is chosen outside the ephemeral range (below it, or above it when
+/// that leaves more room) and claimed against the other test processes by a lock on a
+/// file named after it, held until this process ends.
 pub fn free_port() -> u16 {
     static CLAIMED: Mutex<Vec<std::fs::File>> = Mutex::new(Vec::new());
-    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    let span = ephemeral_from.saturating_sub(CHILD_PORTS_FROM);
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u16>().ok())
+        .collect::<Vec<_>>();
+    let (ephemeral_from, ephemeral_to) = match range[..] {
+        [from, to] => (from, to),
+        _ => (32_768, 60_999),
+    };
+    let below = (
+        CHILD_PORTS_FROM,
+        ephemeral_from.saturating_sub(CHILD_PORTS_FROM),
+    );
+    let above = (ephemeral_to.saturating_add(1), u16::MAX - ephemeral_to);
+    let (first, span) = if below.1 >= above.1 { below } else { above };
     assert!(
         span >= 1_000,
-        "the ephemeral range starts at {ephemeral_from}"
+        "the ephemeral range ({ephemeral_from}-{ephemeral_to}) leaves too few ports for the tests' own"
     );
     let dir = std::env::temp_dir().join("doorman-test-ports");
     std::fs::create_dir_all(&dir).unwrap();
@@ -45,14 +55,17 @@ pub fn free_port() -> u16 {
     // Processes start looking at different places, so they seldom meet on a lock.
     let start = (std::process::id() as usize * 7_919 + claimed.len()) % span as usize;
     for i in 0..span as usize {
-        let port = CHILD_PORTS_FROM + ((start + i) % span as usize) as u16;
+        let port = first + ((start + i) % span as usize) as u16;
         let lock = std::fs::File::create(dir.join(port.to_string())).unwrap();
         if lock.try_lock().is_ok() && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             claimed.push(lock);
             return port;
         }
     }
-    panic!("no free loopback port from {CHILD_PORTS_FROM} to {ephemeral_from}");
+    panic!(
+        "no free loopback port from {first} to {}",
+        first as usize + span as usize - 1
+    );
 }
 
 /// A loopback port held by this process for a listener it starts later: bound but not
