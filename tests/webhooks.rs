@@ -130,6 +130,7 @@ async fn hook(req: &Request, body: Vec<u8>, rx: Data<&Receiver>) -> Response {
     }
 }
 
+/// A receiver listening on `port`, held until now.
 async fn receiver_on(port: HeldPort, mode: Mode) -> Receiver {
     let listener = port.listen();
     let addr = listener.local_addr().unwrap();
