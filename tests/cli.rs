@@ -223,6 +223,22 @@ async fn me(base_url: &str, token: &str) -> (u16, Value) {
     status_json(resp).await
 }
 
+/// `/auth/verify`'s status for `token`, asked `times` times in a row (the server
+/// recalls a row it has read while nothing is committed: these make it recall).
+async fn verify(base_url: &str, token: &str, times: usize) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(times);
+    for _ in 0..times {
+        let resp = client()
+            .get(format!("{base_url}/auth/verify"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    statuses
+}
+
 // ---------------------------------------------------------------- configuration
 
 #[test]
@@ -482,6 +498,7 @@ async fn user_and_session_tools_work_on_a_live_database() {
     let token = body["token"].as_str().unwrap().to_string();
     let id = body["session"]["id"].as_str().unwrap().to_string();
     assert_eq!(me(&server.base, &token).await.1["user"]["role"], "admin");
+    assert_eq!(verify(&server.base, &token, 8).await, vec![200; 8]);
 
     let ran = w.run(&["sessions", "list"]);
     assert!(ran.ok(), "{ran:?}");
@@ -509,6 +526,7 @@ async fn user_and_session_tools_work_on_a_live_database() {
     // End it: refused on the server's very next request.
     let ran = w.run(&["sessions", "end", &id]);
     assert!(ran.ok(), "{ran:?}");
+    assert_eq!(verify(&server.base, &token, 2).await, vec![401; 2]);
     let (status, body) = me(&server.base, &token).await;
     assert_eq!(status, 401);
     assert!(
@@ -559,6 +577,7 @@ async fn user_and_session_tools_work_on_a_live_database() {
         200,
         "a refused change ends nothing"
     );
+    assert_eq!(verify(&server.base, &token, 8).await, vec![200; 8]);
 
     // Disable: sessions end, sign-in is refused.
     let ran = w.run(&["user", "disable", "--email", "a@x.test"]);
@@ -566,6 +585,7 @@ async fn user_and_session_tools_work_on_a_live_database() {
         ran.ok() && ran.stdout.contains("1 session(s) ended"),
         "{ran:?}"
     );
+    assert_eq!(verify(&server.base, &token, 2).await, vec![401; 2]);
     assert_eq!(me(&server.base, &token).await.0, 401);
     assert_eq!(
         api_login(&server.base, "a@x.test", "a brand new password")

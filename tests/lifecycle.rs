@@ -360,6 +360,94 @@ async fn disabling_a_user_refuses_its_sessions_at_once() {
     assert_eq!(status, 401, "{body}");
 }
 
+/// `/auth/verify` for `token` by `n` requests at once (so that they are answered on
+/// several pooled connections): their statuses.
+async fn verify_at_once(s: &TestServer, token: &str, n: usize) -> Vec<u16> {
+    let mut asked = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (url, token) = (s.url("/auth/verify"), token.to_string());
+        asked.spawn(async move {
+            let resp = client().get(url).bearer_auth(token).send().await.unwrap();
+            resp.status().as_u16()
+        });
+    }
+    asked.join_all().await
+}
+
+/// Checked again and again, several at a time: kept by storage, and recalled.
+async fn kept(s: &TestServer, token: &str) {
+    for _ in 0..4 {
+        assert_eq!(verify_at_once(s, token, 16).await, vec![200; 16]);
+    }
+}
+
+/// Storage recalls the row of a token it has just read while nothing is committed
+/// (`db::Pooled`): a session checked over and over, on several connections, is refused
+/// at once after a change from anywhere: the server's own API, another connection to
+/// the file (as the CLI's, or a script's), a person disabled behind the server's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let outside = rusqlite::Connection::open(&s.db_path).unwrap();
+    outside.busy_timeout(Duration::from_secs(5)).unwrap();
+
+    // Ended through the API, by another of the person's sessions.
+    let other = s.token("ann@acme.test").await;
+    let body = s.api_login("ann@acme.test", CHROME_MAC).await;
+    let token = body["token"].as_str().unwrap().to_string();
+    kept(&s, &token).await;
+    let id = body["session"]["id"].as_str().unwrap();
+    let (status, body) = s.delete(&format!("/api/v1/sessions/{id}"), &other).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        verify_at_once(&s, &token, 16).await,
+        vec![401; 16],
+        "the API"
+    );
+
+    // Ended by another connection to the file.
+    let body = s.api_login("ann@acme.test", CHROME_MAC).await;
+    let token = body["token"].as_str().unwrap().to_string();
+    kept(&s, &token).await;
+    outside
+        .execute(
+            "UPDATE sessions SET ended_at = unixepoch(), end_reason = 'terminated_by_admin'
+             WHERE public_id = ?1",
+            [body["session"]["id"].as_str().unwrap()],
+        )
+        .unwrap();
+    assert_eq!(
+        verify_at_once(&s, &token, 16).await,
+        vec![401; 16],
+        "outside"
+    );
+
+    // Its person disabled by another connection; then enabled again.
+    let token = s.token("ann@acme.test").await;
+    kept(&s, &token).await;
+    let status = |to: &str| {
+        outside
+            .execute(
+                "UPDATE users SET status = ?1 WHERE email = 'ann@acme.test'",
+                [to],
+            )
+            .unwrap()
+    };
+    status("disabled");
+    assert_eq!(
+        verify_at_once(&s, &token, 16).await,
+        vec![401; 16],
+        "disabled"
+    );
+    status("active");
+    assert_eq!(
+        verify_at_once(&s, &token, 16).await,
+        vec![200; 16],
+        "enabled"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_deletes_ended_sessions_after_retention() {
     let s = start_with(|c| c.sessions.retention = Duration::from_secs(1)).await;

@@ -1,7 +1,8 @@
 //! SQLite storage: a pool of connections. [`Db::run`] runs a closure on a pooled
 //! connection on the blocking pool; [`Db::read_or_block`] runs a short read at once on
 //! the async worker when a connection is idle (cheaper than the hand-off) and on the
-//! blocking pool otherwise. SQL lives in this module's children, one per table.
+//! blocking pool otherwise. SQL lives in this module's children, one per table. The
+//! session check's rows are recalled while the database is unchanged (`recall`).
 
 pub mod accounts;
 pub mod alert_prefs;
@@ -18,6 +19,7 @@ pub mod oidc_grants;
 pub mod oidc_keys;
 pub mod oidc_logouts;
 pub mod oidc_tokens;
+mod recall;
 pub mod second_factors;
 pub mod session_search;
 pub mod sessions;
@@ -32,6 +34,8 @@ use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, ErrorCode};
 use tokio::sync::Semaphore;
+
+pub use recall::Pooled;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -221,7 +225,7 @@ pub enum Place {
 
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<SqliteConnectionManager>,
+    pool: Pool<recall::Manager>,
     /// One permit per pooled connection. [`Db::run`] waits for a permit on the runtime
     /// before it takes a blocking thread, so under load requests queue as cheap futures
     /// instead of as dozens of blocking threads contending for eight connections (which
@@ -245,7 +249,10 @@ impl Db {
         init_connection(&mut first).map_err(|e| describe_open_error(path, &e.to_string()))?;
         migrate::apply(&mut first)?;
         drop(first);
-        let manager = SqliteConnectionManager::file(path).with_init(init_pooled);
+        let manager = recall::Manager::new(
+            SqliteConnectionManager::file(path).with_init(init_pooled),
+            Arc::new(recall::Memory::new()),
+        );
         let pool = Pool::builder()
             .max_size(POOL_SIZE)
             .min_idle(Some(1))
@@ -267,6 +274,16 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.run_pooled(move |c| f(c)).await
+    }
+
+    /// [`Db::run`], handing `f` the pooled connection itself.
+    async fn run_pooled<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut Pooled) -> Result<T, E> + Send + 'static,
     {
         // Held by the blocking task, not by this future: a request that goes away does
         // not free the connection before its query is done.
@@ -298,14 +315,14 @@ impl Db {
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
-        F: Fn(&mut Connection, Place) -> Result<Option<T>, E> + Send + 'static,
+        F: Fn(&mut Pooled, Place) -> Result<Option<T>, E> + Send + 'static,
     {
         if let Some(done) = self.try_inline(|c| f(c, Place::Inline))
             && let Some(value) = done?
         {
             return Ok(value);
         }
-        self.run(move |c| {
+        self.run_pooled(move |c| {
             f(c, Place::Blocking)?.ok_or_else(|| {
                 DbError::Task("a read on the blocking pool asked to wait".into()).into()
             })
@@ -317,7 +334,7 @@ impl Db {
     /// when none is.
     fn try_inline<T, E: From<DbError>>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+        f: impl FnOnce(&mut Pooled) -> Result<T, E>,
     ) -> Option<Result<T, E>> {
         let _permit = self.permits.try_acquire().ok()?;
         let mut conn = self.pool.try_get()?;

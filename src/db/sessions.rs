@@ -5,7 +5,7 @@ use std::sync::{LazyLock, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
-use super::DbError;
+use super::{DbError, Pooled};
 use crate::model::{
     AccountId, AppUse, AuthMethods, CurrentSession, Device, DeviceRef, EndReason, Location, Moved,
     PlaceRef, Principal, Role, Session, SessionId, SessionView, SignedInApp, UserId, UserStatus,
@@ -325,12 +325,48 @@ pub struct TokenMatch {
     pub account_name: String,
 }
 
+impl TokenMatch {
+    /// A copy, with the applications the session was used with only when `uses` asks
+    /// for them (as [`find_by_token_hash`] reads them).
+    pub(super) fn recalled(&self, uses: bool) -> TokenMatch {
+        TokenMatch {
+            session: CurrentSession {
+                id: self.session.id.clone(),
+                device_id: self.session.device_id.clone(),
+                applications_used: match uses {
+                    true => self.session.applications_used.clone(),
+                    false => None,
+                },
+                ..self.session
+            },
+            user_email: self.user_email.clone(),
+            user_name: self.user_name.clone(),
+            role: self.role,
+            status: self.status,
+            email_verified: self.email_verified,
+            factor_required: self.factor_required,
+            account_name: self.account_name.clone(),
+        }
+    }
+}
+
 /// The session check's one lookup, on every authenticated request (`uses`: with the
-/// applications the session was used with, for a forward-auth request for one). Columns
-/// by position: the statement reads one of two views ([`CHECK_VIEWS`]).
+/// applications the session was used with, for a forward-auth request for one): the
+/// row recalled when nothing has been committed since it was read ([`super::recall`]),
+/// else read. Columns by position: the statement reads one of two views
+/// ([`CHECK_VIEWS`]).
 pub fn find_by_token_hash(
+    c: &Pooled,
+    hash: &[u8; 32],
+    uses: bool,
+) -> Result<Option<TokenMatch>, DbError> {
+    c.recall_or_read(hash, uses, |c| read_by_token_hash(c, hash, uses))
+}
+
+/// [`find_by_token_hash`]'s read.
+pub(super) fn read_by_token_hash(
     c: &Connection,
-    hash: &[u8],
+    hash: &[u8; 32],
     uses: bool,
 ) -> Result<Option<TokenMatch>, DbError> {
     let sql = if uses {

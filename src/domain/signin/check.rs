@@ -1,13 +1,15 @@
 //! The check every authenticated request makes (SPEC §3): the session of the presented
 //! token must exist, not have ended, not have expired, and belong to an active user.
-//! Nothing is cached, so an ended session is refused on its very next request. Last
+//! No answer is kept: storage may recall the session's row instead of reading it again,
+//! but only while nothing at all has been committed since it was read
+//! ([`db::Pooled`]), so an ended session is refused on its very next request. Last
 //! activity is written at most once per `sessions.touch_interval`.
 
 use std::net::IpAddr;
 
 use rusqlite::Connection;
 
-use crate::db::{self, Place};
+use crate::db::{self, Place, Pooled};
 use crate::domain::tokens;
 use crate::error::{Error, Result};
 use crate::model::{Authed, Principal, SessionView};
@@ -116,7 +118,7 @@ where
     let (authed, out, touched) = state
         .db
         .read_or_block::<_, Error, _>(move |c, place| {
-            let c: &Connection = c;
+            let c: &Pooled = c;
             // Inline, nothing is written (a due write of activity goes to the blocking
             // pool), so one snapshot serves the check and the caller's reads alike.
             let _one = (read == Read::Then && place == Place::Inline)
@@ -216,8 +218,8 @@ struct Policy {
 /// or why it is refused (a session held at enrolment too, unless `held` allows it).
 /// `None` when its activity is due to be written and the check runs [`Place::Inline`].
 fn check_token(
-    c: &Connection,
-    hash: &[u8],
+    c: &Pooled,
+    hash: &[u8; 32],
     policy: Policy,
     place: Place,
     read: Read,

@@ -1,0 +1,408 @@
+//! The session check's recall: the rows it read, kept only while the database is
+//! unchanged since (SPEC §3: no cache may serve a stale "valid").
+//!
+//! Every check of a token still asks SQLite, but when the token's row was read before,
+//! it asks one question instead of reading the row again: has anything been committed
+//! since? `PRAGMA data_version` answers for commits by every other connection, in this
+//! process or another (the CLI, Litestream); a commit hook counts the connection's own.
+//! The first time any pooled connection sees a change, everything kept is forgotten at
+//! once (the epoch moves on). A row is kept under the epoch read before the check read
+//! anything, so a commit the row does not show moves the epoch on before the row can be
+//! recalled:
+//! - another connection's commit is seen by each connection's next look, a read that
+//!   begins after the commit;
+//! - a connection's own commit is seen by its next look, which comes after the statement
+//!   that committed has returned.
+//!
+//! What is recalled is the row, never the answer: the check still judges it against the
+//! clock and the policy on every request (expiry, the person's status, second factors).
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+use super::DbError;
+use super::sessions::TokenMatch;
+
+/// Rows kept at most. Past it, rows of earlier epochs are dropped, then all of them.
+const KEPT: usize = 4096;
+
+/// The rows the check has read, shared by the pool's connections.
+pub(super) struct Memory {
+    /// Moves on whenever a connection sees a change: rows kept under an earlier epoch are
+    /// never recalled.
+    epoch: AtomicU64,
+    rows: Mutex<HashMap<[u8; 32], Kept>>,
+}
+
+struct Kept {
+    epoch: u64,
+    row: TokenMatch,
+}
+
+impl Memory {
+    pub(super) fn new() -> Self {
+        Memory {
+            epoch: AtomicU64::new(0),
+            rows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The row kept for `hash` under `epoch`, with the applications it was used with
+    /// when `uses` asks for them (and without them otherwise, as a read would answer).
+    fn recall(&self, hash: &[u8; 32], epoch: u64, uses: bool) -> Option<TokenMatch> {
+        let rows = self.rows.lock().ok()?;
+        let kept = rows.get(hash).filter(|k| k.epoch == epoch)?;
+        if uses && kept.row.session.applications_used.is_none() {
+            return None;
+        }
+        Some(kept.row.recalled(uses))
+    }
+
+    /// Whether [`Memory::recall`] may find a row: asked before a look, which costs a
+    /// statement.
+    fn holds(&self, hash: &[u8; 32], epoch: u64, uses: bool) -> bool {
+        self.rows.lock().is_ok_and(|rows| {
+            rows.get(hash).is_some_and(|k| {
+                k.epoch == epoch && (!uses || k.row.session.applications_used.is_some())
+            })
+        })
+    }
+
+    fn keep(&self, hash: &[u8; 32], epoch: u64, row: &TokenMatch) {
+        let Ok(mut rows) = self.rows.lock() else {
+            return;
+        };
+        if rows.get(hash).is_some_and(|k| k.epoch > epoch) {
+            return;
+        }
+        if rows.len() >= KEPT && !rows.contains_key(hash) {
+            let now = self.epoch();
+            rows.retain(|_, k| k.epoch == now);
+            if rows.len() >= KEPT {
+                rows.clear();
+            }
+        }
+        let row = row.recalled(true);
+        rows.insert(*hash, Kept { epoch, row });
+    }
+}
+
+/// A pooled connection: SQLite's, and what it last saw of the database's version.
+pub struct Pooled {
+    conn: Connection,
+    memory: Arc<Memory>,
+    /// Transactions committed on this connection (its commit hook counts them).
+    commits: Arc<AtomicU64>,
+    /// `data_version` and [`Pooled::commits`] at this connection's last look; `None`
+    /// before its first.
+    seen: Cell<Option<(i64, u64)>>,
+}
+
+impl Deref for Pooled {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+}
+
+impl Pooled {
+    /// The row of the token whose hash is `hash`: recalled when it is kept and nothing
+    /// has been committed since, else `read` on this connection (and then kept).
+    pub(super) fn recall_or_read(
+        &self,
+        hash: &[u8; 32],
+        uses: bool,
+        read: impl FnOnce(&Connection) -> Result<Option<TokenMatch>, DbError>,
+    ) -> Result<Option<TokenMatch>, DbError> {
+        // Read before anything of this check is, even the look (which begins the
+        // snapshot of a transaction the check runs in): see the module comment.
+        let before = self.memory.epoch();
+        if self.memory.holds(hash, before, uses) {
+            self.look()?;
+            if let Some(row) = self.memory.recall(hash, self.memory.epoch(), uses) {
+                return Ok(Some(row));
+            }
+        }
+        let found = read(&self.conn)?;
+        // Inside a transaction, the snapshot may have begun before `before` was read.
+        if let Some(row) = &found
+            && self.conn.is_autocommit()
+        {
+            self.memory.keep(hash, before, row);
+        }
+        Ok(found)
+    }
+
+    /// Forgets every kept row when something was committed since this connection last
+    /// looked, by another connection or by this one.
+    fn look(&self) -> Result<(), DbError> {
+        let version: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        let now = (version, self.commits.load(Ordering::SeqCst));
+        if self.seen.replace(Some(now)) != Some(now) {
+            self.memory.forget_all();
+        }
+        Ok(())
+    }
+}
+
+/// The pool's connections: SQLite's manager's, each with a hook counting its commits.
+pub(super) struct Manager {
+    inner: SqliteConnectionManager,
+    memory: Arc<Memory>,
+}
+
+impl Manager {
+    pub(super) fn new(inner: SqliteConnectionManager, memory: Arc<Memory>) -> Self {
+        Manager { inner, memory }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Pooled;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Pooled, rusqlite::Error> {
+        let conn = r2d2::ManageConnection::connect(&self.inner)?;
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&commits);
+        conn.commit_hook(Some(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            false
+        }));
+        Ok(Pooled {
+            conn,
+            memory: Arc::clone(&self.memory),
+            commits,
+            seen: Cell::new(None),
+        })
+    }
+
+    fn is_valid(&self, c: &mut Pooled) -> Result<(), rusqlite::Error> {
+        self.inner.is_valid(&mut c.conn)
+    }
+
+    fn has_broken(&self, c: &mut Pooled) -> bool {
+        self.inner.has_broken(&mut c.conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use rusqlite::Connection;
+
+    use super::Pooled;
+    use crate::db::sessions::{NewSession, TokenMatch, insert, read_by_token_hash};
+    use crate::db::users::NewUser;
+    use crate::db::{Db, accounts, users};
+    use crate::model::{AuthMethods, Device, Location, Role};
+
+    const HASH: [u8; 32] = [7; 32];
+
+    /// A database with one session (token hash [`HASH`]) and two pooled connections
+    /// that have each looked once, so that what follows starts from a settled epoch.
+    fn setup() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.sqlite3")).unwrap();
+        let c = db.pool.get().unwrap();
+        let account = accounts::insert(&c, "Acme", 0).unwrap();
+        let user = users::insert(
+            &c,
+            &NewUser {
+                account_id: account,
+                email: "ann@acme.test",
+                name: "Ann",
+                role: Role::User,
+                password_hash: "x",
+                now: 0,
+                invited: false,
+                email_verified: true,
+            },
+        )
+        .unwrap();
+        insert(
+            &c,
+            &NewSession {
+                public_id: "s1",
+                token_hash: &HASH,
+                user_id: user,
+                account_id: account,
+                application: "web",
+                device_id: "d",
+                user_agent: "ua",
+                device: &Device::default(),
+                ip: "192.0.2.1",
+                location: &Location::default(),
+                now: 0,
+                expires_at: i64::MAX,
+                auth_methods: AuthMethods::PASSWORD,
+            },
+        )
+        .unwrap();
+        drop(c);
+        (dir, db)
+    }
+
+    /// The check's lookup on `c`, counting the reads that went to the row.
+    fn find(c: &Pooled, uses: bool, reads: &Cell<u32>) -> TokenMatch {
+        c.recall_or_read(&HASH, uses, |c| {
+            reads.set(reads.get() + 1);
+            read_by_token_hash(c, &HASH, uses)
+        })
+        .unwrap()
+        .unwrap()
+    }
+
+    fn end(c: &Connection) {
+        c.execute(
+            "UPDATE sessions SET ended_at = 1, end_reason = 'terminated'",
+            [],
+        )
+        .unwrap();
+    }
+
+    fn reopen(c: &Connection) {
+        c.execute("UPDATE sessions SET ended_at = NULL, end_reason = NULL", [])
+            .unwrap();
+    }
+
+    /// Two pooled connections, each having looked once.
+    fn two(
+        db: &Db,
+    ) -> (
+        r2d2::PooledConnection<super::Manager>,
+        r2d2::PooledConnection<super::Manager>,
+    ) {
+        let (a, b) = (db.pool.get().unwrap(), db.pool.get().unwrap());
+        a.look().unwrap();
+        b.look().unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn a_row_is_recalled_while_nothing_is_committed() {
+        let (_dir, db) = setup();
+        let (a, b) = two(&db);
+        let reads = Cell::new(0);
+        assert!(find(&a, false, &reads).session.ended_at.is_none());
+        assert_eq!(reads.get(), 1);
+        find(&a, false, &reads);
+        find(&b, false, &reads);
+        assert_eq!(reads.get(), 1, "recalled on either connection");
+        // Kept without the applications it was used with: a check that needs them reads.
+        assert!(find(&a, true, &reads).session.applications_used.is_some());
+        assert_eq!(reads.get(), 2);
+        assert!(find(&b, true, &reads).session.applications_used.is_some());
+        assert!(find(&b, false, &reads).session.applications_used.is_none());
+        assert_eq!(reads.get(), 2);
+    }
+
+    /// Ended by another pooled connection, by the very connection that recalls, and by
+    /// a connection outside the pool (as the CLI's, in another process): the next
+    /// lookup on any connection reads the ended row.
+    #[test]
+    fn every_commit_is_seen_by_the_next_lookup() {
+        let (dir, db) = setup();
+        let (a, b) = two(&db);
+        let outside = Connection::open(dir.path().join("t.sqlite3")).unwrap();
+        let reads = Cell::new(0);
+        let list: [(&str, &Connection); 3] = [
+            ("another pooled", &b),
+            ("the same", &a),
+            ("outside", &outside),
+        ];
+        for (who, by) in list {
+            for c in [&a, &b] {
+                // Kept, and recalled.
+                find(c, false, &reads);
+                find(c, false, &reads);
+            }
+            end(by);
+            assert!(
+                find(&a, false, &reads).session.ended_at.is_some(),
+                "{who}: a"
+            );
+            assert!(
+                find(&b, false, &reads).session.ended_at.is_some(),
+                "{who}: b"
+            );
+            reopen(by);
+            assert!(
+                find(&a, false, &reads).session.ended_at.is_none(),
+                "{who}: a"
+            );
+            assert!(
+                find(&b, false, &reads).session.ended_at.is_none(),
+                "{who}: b"
+            );
+        }
+    }
+
+    /// A commit made while the row is being read, and seen at once by another
+    /// connection, is not hidden by the row kept from the read.
+    #[test]
+    fn a_commit_during_the_read_is_not_hidden() {
+        let (_dir, db) = setup();
+        let (a, b) = two(&db);
+        let read = a
+            .recall_or_read(&HASH, false, |c| {
+                let row = read_by_token_hash(c, &HASH, false);
+                end(&b);
+                b.look()?;
+                row
+            })
+            .unwrap()
+            .unwrap();
+        assert!(read.session.ended_at.is_none());
+        let reads = Cell::new(0);
+        assert!(find(&b, false, &reads).session.ended_at.is_some());
+        assert!(find(&a, false, &reads).session.ended_at.is_some());
+    }
+
+    /// Inside a read transaction, whose snapshot may have begun before the check, a row
+    /// is recalled but not kept: it may be older than the epoch says.
+    #[test]
+    fn a_row_read_in_a_transaction_is_not_kept() {
+        let (_dir, db) = setup();
+        let (a, b) = two(&db);
+        let reads = Cell::new(0);
+        {
+            let _one = crate::db::OneRead::begin(&a).unwrap();
+            a.look().unwrap();
+            // Committed after the snapshot began; b sees it first and moves the epoch on.
+            end(&b);
+            b.look().unwrap();
+            assert!(
+                find(&a, false, &reads).session.ended_at.is_none(),
+                "the snapshot"
+            );
+        }
+        assert!(find(&b, false, &reads).session.ended_at.is_some());
+        assert!(find(&a, false, &reads).session.ended_at.is_some());
+    }
+}
