@@ -378,7 +378,14 @@ async fn verify_at_once(s: &TestServer, token: &str, n: usize) -> Vec<u16> {
 async fn kept(s: &TestServer, token: &str) {
     for _ in 0..4 {
         assert_eq!(verify_at_once(s, token, 16).await, vec![200; 16]);
+        assert_eq!(s.get("/api/v1/me", token).await.0, 200);
     }
+}
+
+/// Refused by `/auth/verify`, several at a time, and by `/api/v1/me`.
+async fn refused(s: &TestServer, token: &str, after: &str) {
+    assert_eq!(verify_at_once(s, token, 16).await, vec![401; 16], "{after}");
+    assert_eq!(s.get("/api/v1/me", token).await.0, 401, "{after}");
 }
 
 /// Storage recalls the row of a token it has just read while nothing is committed
@@ -400,11 +407,7 @@ async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
     let id = body["session"]["id"].as_str().unwrap();
     let (status, body) = s.delete(&format!("/api/v1/sessions/{id}"), &other).await;
     assert_eq!(status, 204, "{body}");
-    assert_eq!(
-        verify_at_once(&s, &token, 16).await,
-        vec![401; 16],
-        "the API"
-    );
+    refused(&s, &token, "the API").await;
 
     // Ended by another connection to the file.
     let body = s.api_login("ann@acme.test", CHROME_MAC).await;
@@ -417,11 +420,7 @@ async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
             [body["session"]["id"].as_str().unwrap()],
         )
         .unwrap();
-    assert_eq!(
-        verify_at_once(&s, &token, 16).await,
-        vec![401; 16],
-        "outside"
-    );
+    refused(&s, &token, "outside").await;
 
     // Its person disabled by another connection; then enabled again.
     let token = s.token("ann@acme.test").await;
@@ -435,11 +434,7 @@ async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
             .unwrap()
     };
     status("disabled");
-    assert_eq!(
-        verify_at_once(&s, &token, 16).await,
-        vec![401; 16],
-        "disabled"
-    );
+    refused(&s, &token, "disabled").await;
     status("active");
     assert_eq!(
         verify_at_once(&s, &token, 16).await,

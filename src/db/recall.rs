@@ -28,6 +28,7 @@ use rusqlite::Connection;
 
 use super::DbError;
 use super::sessions::TokenMatch;
+use crate::model::{AppUse, AuthMethods, DeviceRef, PlaceRef, Principal, SessionView, SignedInApp};
 
 /// Rows kept at most. Past it, rows of earlier epochs are dropped, then all of them.
 const KEPT: usize = 4096;
@@ -43,6 +44,18 @@ pub(super) struct Memory {
 struct Kept {
     epoch: u64,
     row: TokenMatch,
+    /// The session as a listing shows it, when `/api/v1/me` read it.
+    shown: Option<Arc<Shown>>,
+}
+
+/// What a lookup recalls, or the epoch a read made instead must be kept under.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned once per check: a box would cost an allocation each"
+)]
+enum Recalled {
+    Row(TokenMatch, Option<Arc<Shown>>),
+    Missed { before: u64 },
 }
 
 impl Memory {
@@ -62,32 +75,32 @@ impl Memory {
     }
 
     /// The row kept for `hash` under `epoch`, with the applications it was used with
-    /// when `uses` asks for them (and without them otherwise, as a read would answer).
-    fn recall(&self, hash: &[u8; 32], epoch: u64, uses: bool) -> Option<TokenMatch> {
+    /// when `uses` asks for them (and without them otherwise, as a read would answer),
+    /// and with the session as shown when `shown` asks for it.
+    fn recall(&self, hash: &[u8; 32], epoch: u64, uses: bool, shown: bool) -> Option<Recalled> {
         let rows = self.rows.lock().ok()?;
-        let kept = rows.get(hash).filter(|k| k.epoch == epoch)?;
-        if uses && kept.row.session.applications_used.is_none() {
-            return None;
-        }
-        Some(kept.row.recalled(uses))
+        let kept = rows.get(hash).filter(|k| k.fits(epoch, uses, shown))?;
+        Some(Recalled::Row(kept.row.recalled(uses), kept.shown.clone()))
     }
 
     /// Whether [`Memory::recall`] may find a row: asked before a look, which costs a
     /// statement.
-    fn holds(&self, hash: &[u8; 32], epoch: u64, uses: bool) -> bool {
-        self.rows.lock().is_ok_and(|rows| {
-            rows.get(hash).is_some_and(|k| {
-                k.epoch == epoch && (!uses || k.row.session.applications_used.is_some())
-            })
-        })
+    fn holds(&self, hash: &[u8; 32], epoch: u64, uses: bool, shown: bool) -> bool {
+        self.rows
+            .lock()
+            .is_ok_and(|rows| rows.get(hash).is_some_and(|k| k.fits(epoch, uses, shown)))
     }
 
-    fn keep(&self, hash: &[u8; 32], epoch: u64, row: &TokenMatch) {
+    fn keep(&self, hash: &[u8; 32], epoch: u64, row: &TokenMatch, shown: Option<Shown>) {
         let Ok(mut rows) = self.rows.lock() else {
             return;
         };
-        if rows.get(hash).is_some_and(|k| k.epoch > epoch) {
-            return;
+        let mut shown = shown.map(Arc::new);
+        match rows.get(hash) {
+            Some(k) if k.epoch > epoch => return,
+            // A check keeps what `/api/v1/me` read of the same row.
+            Some(k) if k.epoch == epoch && shown.is_none() => shown = k.shown.clone(),
+            _ => {}
         }
         if rows.len() >= KEPT && !rows.contains_key(hash) {
             let now = self.epoch();
@@ -97,7 +110,109 @@ impl Memory {
             }
         }
         let row = row.recalled(true);
-        rows.insert(*hash, Kept { epoch, row });
+        rows.insert(*hash, Kept { epoch, row, shown });
+    }
+}
+
+impl Kept {
+    fn fits(&self, epoch: u64, uses: bool, shown: bool) -> bool {
+        self.epoch == epoch
+            && (!uses || self.row.session.applications_used.is_some())
+            && (!shown || self.shown.is_some())
+    }
+}
+
+/// A session as a listing shows it, owned: kept beside the check's row for
+/// `/api/v1/me`, which shows it.
+pub struct Shown {
+    pk: i64,
+    id: String,
+    application: String,
+    device: [String; 5],
+    ip: String,
+    place: [Option<String>; 4],
+    created_at: i64,
+    last_active_at: i64,
+    expires_at: i64,
+    applications_used: Vec<AppUse>,
+    signed_in_to: Vec<SignedInApp>,
+    auth_methods: AuthMethods,
+    moved_to: Option<([Option<String>; 3], i64)>,
+}
+
+impl Shown {
+    /// What `v` shows of the session's row (its person is the check's).
+    pub(super) fn of(v: &SessionView<'_>) -> Shown {
+        let owned = |t: Option<&str>| t.map(str::to_string);
+        let d = &v.device;
+        Shown {
+            pk: v.pk,
+            id: v.id.to_string(),
+            application: v.application.to_string(),
+            device: [d.category, d.browser, d.browser_version, d.os, d.os_version]
+                .map(str::to_string),
+            ip: v.ip.to_string(),
+            place: [
+                v.place.country_code,
+                v.place.country,
+                v.place.city,
+                v.place.network,
+            ]
+            .map(owned),
+            created_at: v.created_at,
+            last_active_at: v.last_active_at,
+            expires_at: v.expires_at,
+            applications_used: v.applications_used.to_vec(),
+            signed_in_to: v.signed_in_to.to_vec(),
+            auth_methods: v.auth_methods,
+            moved_to: v
+                .moved_to
+                .map(|(p, at)| ([p.country_code, p.country, p.city].map(owned), at)),
+        }
+    }
+
+    /// The session, as `owner`'s.
+    pub(super) fn view<'a>(&'a self, owner: &'a Principal) -> SessionView<'a> {
+        let [category, browser, browser_version, os, os_version] = &self.device;
+        let [country_code, country, city, network] = &self.place;
+        SessionView {
+            pk: self.pk,
+            id: &self.id,
+            user_id: owner.user_id.0,
+            user_email: &owner.email,
+            account_id: owner.account_id.0,
+            account_name: &owner.account_name,
+            application: &self.application,
+            device: DeviceRef {
+                category,
+                browser,
+                browser_version,
+                os,
+                os_version,
+            },
+            ip: &self.ip,
+            place: PlaceRef {
+                country_code: country_code.as_deref(),
+                country: country.as_deref(),
+                city: city.as_deref(),
+                network: network.as_deref(),
+            },
+            created_at: self.created_at,
+            last_active_at: self.last_active_at,
+            expires_at: self.expires_at,
+            applications_used: std::borrow::Cow::Borrowed(&self.applications_used),
+            signed_in_to: std::borrow::Cow::Borrowed(&self.signed_in_to),
+            auth_methods: self.auth_methods,
+            moved_to: self.moved_to.as_ref().map(|([code, country, city], at)| {
+                let place = PlaceRef {
+                    country_code: code.as_deref(),
+                    country: country.as_deref(),
+                    city: city.as_deref(),
+                    network: None,
+                };
+                (place, *at)
+            }),
+        }
     }
 }
 
@@ -135,23 +250,57 @@ impl Pooled {
         uses: bool,
         read: impl FnOnce(&Connection) -> Result<Option<TokenMatch>, DbError>,
     ) -> Result<Option<TokenMatch>, DbError> {
+        let before = match self.recall(hash, uses, false)? {
+            Recalled::Row(row, _) => return Ok(Some(row)),
+            Recalled::Missed { before } => before,
+        };
+        let found = read(&self.conn)?;
+        if let Some(row) = &found {
+            self.keep(hash, before, row, None);
+        }
+        Ok(found)
+    }
+
+    /// [`Pooled::recall_or_read`] with the session as shown: recalled, or the epoch a
+    /// read must then be [`Pooled::keep`]-ed under.
+    pub(super) fn recall_shown(
+        &self,
+        hash: &[u8; 32],
+    ) -> Result<Result<(TokenMatch, Arc<Shown>), u64>, DbError> {
+        Ok(match self.recall(hash, false, true)? {
+            Recalled::Row(row, Some(shown)) => Ok((row, shown)),
+            // Not found as asked (it cannot be): kept under the first epoch, as if read
+            // before anything else, it is never recalled once any epoch has passed.
+            Recalled::Row(_, None) => Err(0),
+            Recalled::Missed { before } => Err(before),
+        })
+    }
+
+    fn recall(&self, hash: &[u8; 32], uses: bool, shown: bool) -> Result<Recalled, DbError> {
         // Read before anything of this check is, even the look (which begins the
         // snapshot of a transaction the check runs in): see the module comment.
         let before = self.memory.epoch();
-        if self.memory.holds(hash, before, uses) {
+        if self.memory.holds(hash, before, uses, shown) {
             self.look()?;
-            if let Some(row) = self.memory.recall(hash, self.memory.epoch(), uses) {
-                return Ok(Some(row));
+            if let Some(found) = self.memory.recall(hash, self.memory.epoch(), uses, shown) {
+                return Ok(found);
             }
         }
-        let found = read(&self.conn)?;
-        // Inside a transaction, the snapshot may have begun before `before` was read.
-        if let Some(row) = &found
-            && self.conn.is_autocommit()
-        {
-            self.memory.keep(hash, before, row);
+        Ok(Recalled::Missed { before })
+    }
+
+    /// Keeps a row read under `before` (from [`Pooled::recall_shown`]), unless it was
+    /// read inside a transaction, whose snapshot may have begun before `before` was.
+    pub(super) fn keep(
+        &self,
+        hash: &[u8; 32],
+        before: u64,
+        row: &TokenMatch,
+        shown: Option<Shown>,
+    ) {
+        if self.conn.is_autocommit() {
+            self.memory.keep(hash, before, row, shown);
         }
-        Ok(found)
     }
 
     /// Forgets every kept row when something was committed since this connection last
@@ -220,6 +369,7 @@ mod tests {
     use crate::db::sessions::{NewSession, TokenMatch, insert, read_by_token_hash};
     use crate::db::users::NewUser;
     use crate::db::{Db, accounts, users};
+    use crate::model::Principal;
     use crate::model::{AuthMethods, Device, Location, Role};
 
     const HASH: [u8; 32] = [7; 32];
@@ -404,5 +554,45 @@ mod tests {
         }
         assert!(find(&b, false, &reads).session.ended_at.is_some());
         assert!(find(&a, false, &reads).session.ended_at.is_some());
+    }
+
+    /// `/api/v1/me`'s lookup: the session as shown, recalled, is the session as read.
+    #[test]
+    fn the_session_shown_is_recalled_as_it_was_read() {
+        let (_dir, db) = setup();
+        let (a, b) = two(&db);
+        b.execute(
+            "UPDATE sessions SET moved_country_code = 'FR', moved_country_name = 'France',
+                moved_city = 'Lyon', moved_at = 5, country_code = 'DE', city = 'Berlin',
+                applications_used = '[{\"name\":\"Grafana\",\"last_used_at\":3}]'",
+            [],
+        )
+        .unwrap();
+        let shown = |c: &Pooled| {
+            crate::db::sessions::with_token_shown(c, &HASH, |m, row| {
+                let owner = Principal {
+                    user_id: m.session.user_id,
+                    email: m.user_email,
+                    name: m.user_name,
+                    role: m.role,
+                    account_id: m.session.account_id,
+                    account_name: m.account_name,
+                    email_verified: m.email_verified,
+                };
+                format!("{:?}", row.view(&owner).unwrap())
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let read = shown(&a);
+        assert!(read.contains("Lyon") && read.contains("Grafana"), "{read}");
+        let epoch = a.memory.epoch();
+        assert!(a.memory.holds(&HASH, epoch, false, true), "kept");
+        assert_eq!(shown(&a), read);
+        assert_eq!(shown(&b), read);
+        // And no longer once changed.
+        b.execute("UPDATE sessions SET city = 'Hamburg'", [])
+            .unwrap();
+        assert!(shown(&a).contains("Hamburg"));
     }
 }

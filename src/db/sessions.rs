@@ -1,10 +1,12 @@
 //! `sessions` table.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::sync::{LazyLock, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
+use super::recall::Shown;
 use super::{DbError, Pooled};
 use crate::model::{
     AccountId, AppUse, AuthMethods, CurrentSession, Device, DeviceRef, EndReason, Location, Moved,
@@ -445,30 +447,52 @@ fn token_match(r: &Row<'_>, uses: Option<usize>) -> rusqlite::Result<TokenMatch>
     })
 }
 
-/// The row of a session as a listing shows it, still being read: [`ShownRow::view`]
-/// borrows from it.
-pub struct ShownRow<'r> {
-    row: &'r Row<'r>,
-    cols: &'static ListedAt,
+/// A session as a listing shows it: its row still being read, or kept
+/// ([`super::recall`]). [`ShownRow::view`] borrows from it.
+pub struct ShownRow<'r>(Shows<'r>);
+
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per `/api/v1/me` request, on its stack: a box would cost an allocation"
+)]
+enum Shows<'r> {
+    /// The row, and a copy of what a view of it showed, to keep.
+    Read {
+        row: &'r Row<'r>,
+        cols: &'static ListedAt,
+        copy: RefCell<Option<Shown>>,
+    },
+    Kept(&'r Shown),
 }
 
 impl<'r> ShownRow<'r> {
     /// The session, as `owner`'s (whose it is was read by the check, not again here).
     pub fn view<'a>(&'a self, owner: &'a Principal) -> rusqlite::Result<SessionView<'a>> {
-        view_of_row(self.row, self.cols, owner)
+        match &self.0 {
+            Shows::Read { row, cols, copy } => {
+                let view = view_of_row(row, cols, owner)?;
+                copy.replace(Some(Shown::of(&view)));
+                Ok(view)
+            }
+            Shows::Kept(shown) => Ok(shown.view(owner)),
+        }
     }
 }
 
 /// [`find_by_token_hash`] and, in the same lookup, the session as a listing shows it:
-/// `judge` is handed both while the row is read (for `/api/v1/me`). `None` when no
-/// session has the token.
+/// `judge` is handed both while the row is read (for `/api/v1/me`), or as kept when
+/// nothing has been committed since they were. `None` when no session has the token.
 pub fn with_token_shown<T>(
-    c: &Connection,
-    hash: &[u8],
+    c: &Pooled,
+    hash: &[u8; 32],
     judge: impl FnOnce(TokenMatch, &ShownRow<'_>) -> T,
 ) -> Result<Option<T>, DbError> {
     const SQL: &str = "SELECT * FROM temp.session_check_shown WHERE token_hash = ?1";
     static COLS: OnceLock<ListedAt> = OnceLock::new();
+    let before = match c.recall_shown(hash)? {
+        Ok((m, shown)) => return Ok(Some(judge(m, &ShownRow(Shows::Kept(&shown))))),
+        Err(before) => before,
+    };
     let mut stmt = c.prepare_cached(SQL)?;
     let cols = found_once(&COLS, || ListedAt::of(&stmt))?;
     let mut rows = stmt.query([hash])?;
@@ -476,7 +500,19 @@ pub fn with_token_shown<T>(
         return Ok(None);
     };
     let m = token_match(row, None)?;
-    Ok(Some(judge(m, &ShownRow { row, cols })))
+    let kept = m.recalled(false);
+    let shown = ShownRow(Shows::Read {
+        row,
+        cols,
+        copy: RefCell::new(None),
+    });
+    let judged = judge(m, &shown);
+    if let Shows::Read { copy, .. } = shown.0
+        && let Some(copy) = copy.into_inner()
+    {
+        c.keep(hash, before, &kept, Some(copy));
+    }
+    Ok(Some(judged))
 }
 
 pub fn find_by_public_id(c: &Connection, id: &str) -> Result<Option<Session>, DbError> {
