@@ -14,8 +14,14 @@
 //! - a connection's own commit is seen by its next look, which comes after the statement
 //!   that committed has returned.
 //!
+//! A row read inside a transaction is not kept: the transaction's snapshot may have
+//! begun before the epoch was read. `/api/v1/me` keeps the session as shown beside the
+//! check's row, under the same rule.
+//!
 //! What is recalled is the row, never the answer: the check still judges it against the
 //! clock and the policy on every request (expiry, the person's status, second factors).
+//! A look costs a statement and SQLite's read lock, as a read does; what it saves is
+//! the row's three seeks, its columns and their copies.
 
 use std::cell::Cell;
 use std::collections::HashMap;
