@@ -54,16 +54,6 @@ struct Kept {
     shown: Option<Arc<Shown>>,
 }
 
-/// What a lookup recalls, or the epoch a read made instead must be kept under.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "returned once per check: a box would cost an allocation each"
-)]
-enum Recalled {
-    Row(TokenMatch, Option<Arc<Shown>>),
-    Missed { before: u64 },
-}
-
 impl Memory {
     pub(super) fn new() -> Self {
         Memory {
@@ -80,21 +70,15 @@ impl Memory {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The row kept for `hash` under `epoch`, with the applications it was used with
-    /// when `uses` asks for them (and without them otherwise, as a read would answer),
-    /// and with the session as shown when `shown` asks for it.
-    fn recall(&self, hash: &[u8; 32], epoch: u64, uses: bool, shown: bool) -> Option<Recalled> {
+    /// What `pick` takes of the row kept for `hash` under `epoch`.
+    fn recall<R>(
+        &self,
+        hash: &[u8; 32],
+        epoch: u64,
+        pick: impl FnOnce(&Kept) -> Option<R>,
+    ) -> Option<R> {
         let rows = self.rows.lock().ok()?;
-        let kept = rows.get(hash).filter(|k| k.fits(epoch, uses, shown))?;
-        Some(Recalled::Row(kept.row.recalled(uses), kept.shown.clone()))
-    }
-
-    /// Whether [`Memory::recall`] may find a row: asked before a look, which costs a
-    /// statement.
-    fn holds(&self, hash: &[u8; 32], epoch: u64, uses: bool, shown: bool) -> bool {
-        self.rows
-            .lock()
-            .is_ok_and(|rows| rows.get(hash).is_some_and(|k| k.fits(epoch, uses, shown)))
+        rows.get(hash).filter(|k| k.epoch == epoch).and_then(pick)
     }
 
     fn keep(&self, hash: &[u8; 32], epoch: u64, row: &TokenMatch, shown: Option<Shown>) {
@@ -117,14 +101,6 @@ impl Memory {
         }
         let row = row.recalled(true);
         rows.insert(*hash, Kept { epoch, row, shown });
-    }
-}
-
-impl Kept {
-    fn fits(&self, epoch: u64, uses: bool, shown: bool) -> bool {
-        self.epoch == epoch
-            && (!uses || self.row.session.applications_used.is_some())
-            && (!shown || self.shown.is_some())
     }
 }
 
@@ -256,9 +232,14 @@ impl Pooled {
         uses: bool,
         read: impl FnOnce(&Connection) -> Result<Option<TokenMatch>, DbError>,
     ) -> Result<Option<TokenMatch>, DbError> {
-        let before = match self.recall(hash, uses, false)? {
-            Recalled::Row(row, _) => return Ok(Some(row)),
-            Recalled::Missed { before } => before,
+        // With the applications it was used with when `uses` asks for them, and without
+        // them otherwise, as a read would answer.
+        let pick = |k: &Kept| {
+            (!uses || k.row.session.applications_used.is_some()).then(|| k.row.recalled(uses))
+        };
+        let before = match self.recall(hash, pick)? {
+            Ok(row) => return Ok(Some(row)),
+            Err(before) => before,
         };
         let found = read(&self.conn)?;
         if let Some(row) = &found {
@@ -273,26 +254,29 @@ impl Pooled {
         &self,
         hash: &[u8; 32],
     ) -> Result<Result<(TokenMatch, Arc<Shown>), u64>, DbError> {
-        Ok(match self.recall(hash, false, true)? {
-            Recalled::Row(row, Some(shown)) => Ok((row, shown)),
-            // Not found as asked (it cannot be): kept under the first epoch, as if read
-            // before anything else, it is never recalled once any epoch has passed.
-            Recalled::Row(_, None) => Err(0),
-            Recalled::Missed { before } => Err(before),
-        })
+        self.recall(hash, |k| Some((k.row.recalled(false), k.shown.clone()?)))
     }
 
-    fn recall(&self, hash: &[u8; 32], uses: bool, shown: bool) -> Result<Recalled, DbError> {
+    /// What `pick` takes of the row kept for `hash`, when nothing has been committed
+    /// since it was kept; else the epoch a read made instead must be kept under.
+    fn recall<R>(
+        &self,
+        hash: &[u8; 32],
+        pick: impl FnOnce(&Kept) -> Option<R>,
+    ) -> Result<Result<R, u64>, DbError> {
         // Read before anything of this check is, even the look (which begins the
         // snapshot of a transaction the check runs in): see the module comment.
         let before = self.memory.epoch();
-        if self.memory.holds(hash, before, uses, shown) {
-            self.look()?;
-            if let Some(found) = self.memory.recall(hash, self.memory.epoch(), uses, shown) {
-                return Ok(found);
-            }
-        }
-        Ok(Recalled::Missed { before })
+        let Some(found) = self.memory.recall(hash, before, pick) else {
+            return Ok(Err(before));
+        };
+        // Taken before the look, and good only if the look saw no change.
+        self.look()?;
+        Ok(if self.memory.epoch() == before {
+            Ok(found)
+        } else {
+            Err(before)
+        })
     }
 
     /// Keeps a row read under `before` (from [`Pooled::recall_shown`]), unless it was
@@ -593,7 +577,8 @@ mod tests {
         let read = shown(&a);
         assert!(read.contains("Lyon") && read.contains("Grafana"), "{read}");
         let epoch = a.memory.epoch();
-        assert!(a.memory.holds(&HASH, epoch, false, true), "kept");
+        let kept = a.memory.recall(&HASH, epoch, |k| k.shown.clone());
+        assert!(kept.is_some(), "kept");
         assert_eq!(shown(&a), read);
         assert_eq!(shown(&b), read);
         // And no longer once changed.
