@@ -34,7 +34,9 @@ use rusqlite::Connection;
 
 use super::DbError;
 use super::sessions::TokenMatch;
-use crate::model::{AppUse, AuthMethods, DeviceRef, PlaceRef, Principal, SessionView, SignedInApp};
+use crate::model::{
+    AppUse, AuthMethods, Device, Location, PlaceRef, Principal, SessionView, SignedInApp,
+};
 
 /// Rows kept at most. Past it, rows of earlier epochs are dropped, then all of them.
 const KEPT: usize = 4096;
@@ -110,53 +112,56 @@ pub struct Shown {
     pk: i64,
     id: String,
     application: String,
-    device: [String; 5],
+    device: Device,
     ip: String,
-    place: [Option<String>; 4],
+    /// Only what a listing shows of it (no coordinates).
+    place: Location,
     created_at: i64,
     last_active_at: i64,
     expires_at: i64,
     applications_used: Vec<AppUse>,
     signed_in_to: Vec<SignedInApp>,
     auth_methods: AuthMethods,
-    moved_to: Option<([Option<String>; 3], i64)>,
+    moved_to: Option<(Location, i64)>,
 }
 
 impl Shown {
     /// What `v` shows of the session's row (its person is the check's).
     pub(super) fn of(v: &SessionView<'_>) -> Shown {
         let owned = |t: Option<&str>| t.map(str::to_string);
+        let place = |p: &PlaceRef<'_>| Location {
+            country_code: owned(p.country_code),
+            country: owned(p.country),
+            city: owned(p.city),
+            network: owned(p.network),
+            ..Location::default()
+        };
         let d = &v.device;
         Shown {
             pk: v.pk,
             id: v.id.to_string(),
             application: v.application.to_string(),
-            device: [d.category, d.browser, d.browser_version, d.os, d.os_version]
-                .map(str::to_string),
+            device: Device {
+                category: d.category.to_string(),
+                browser: d.browser.to_string(),
+                browser_version: d.browser_version.to_string(),
+                os: d.os.to_string(),
+                os_version: d.os_version.to_string(),
+            },
             ip: v.ip.to_string(),
-            place: [
-                v.place.country_code,
-                v.place.country,
-                v.place.city,
-                v.place.network,
-            ]
-            .map(owned),
+            place: place(&v.place),
             created_at: v.created_at,
             last_active_at: v.last_active_at,
             expires_at: v.expires_at,
             applications_used: v.applications_used.to_vec(),
             signed_in_to: v.signed_in_to.to_vec(),
             auth_methods: v.auth_methods,
-            moved_to: v
-                .moved_to
-                .map(|(p, at)| ([p.country_code, p.country, p.city].map(owned), at)),
+            moved_to: v.moved_to.map(|(p, at)| (place(&p), at)),
         }
     }
 
     /// The session, as `owner`'s.
     pub(super) fn view<'a>(&'a self, owner: &'a Principal) -> SessionView<'a> {
-        let [category, browser, browser_version, os, os_version] = &self.device;
-        let [country_code, country, city, network] = &self.place;
         SessionView {
             pk: self.pk,
             id: &self.id,
@@ -165,35 +170,16 @@ impl Shown {
             account_id: owner.account_id.0,
             account_name: &owner.account_name,
             application: &self.application,
-            device: DeviceRef {
-                category,
-                browser,
-                browser_version,
-                os,
-                os_version,
-            },
+            device: self.device.as_ref(),
             ip: &self.ip,
-            place: PlaceRef {
-                country_code: country_code.as_deref(),
-                country: country.as_deref(),
-                city: city.as_deref(),
-                network: network.as_deref(),
-            },
+            place: PlaceRef::of(&self.place),
             created_at: self.created_at,
             last_active_at: self.last_active_at,
             expires_at: self.expires_at,
             applications_used: std::borrow::Cow::Borrowed(&self.applications_used),
             signed_in_to: std::borrow::Cow::Borrowed(&self.signed_in_to),
             auth_methods: self.auth_methods,
-            moved_to: self.moved_to.as_ref().map(|([code, country, city], at)| {
-                let place = PlaceRef {
-                    country_code: code.as_deref(),
-                    country: country.as_deref(),
-                    city: city.as_deref(),
-                    network: None,
-                };
-                (place, *at)
-            }),
+            moved_to: self.moved_to.as_ref().map(|(l, at)| (PlaceRef::of(l), *at)),
         }
     }
 }
