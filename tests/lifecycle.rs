@@ -443,6 +443,100 @@ async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
     );
 }
 
+/// My Sessions' ids for `token`, asked by `n` requests at once (so that they are
+/// answered on several pooled connections): every answer must be the same list.
+async fn listed_at_once(s: &TestServer, token: &str, n: usize) -> Vec<String> {
+    let mut asked = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (url, token) = (s.url("/api/v1/sessions"), token.to_string());
+        asked.spawn(async move {
+            let resp = client().get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<serde_json::Value>().await.unwrap()
+        });
+    }
+    let lists: Vec<Vec<String>> = asked
+        .join_all()
+        .await
+        .iter()
+        .map(|l| {
+            l["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    assert!(lists.windows(2).all(|w| w[0] == w[1]), "{lists:?}");
+    lists.into_iter().next().unwrap()
+}
+
+/// Storage recalls a person's listed sessions while nothing is committed (`db::Pooled`):
+/// My Sessions asked over and over, on several connections, lists every change at once:
+/// a session ended through the API, one ended by another connection to the file (as the
+/// CLI's), a new sign-in, a session ended by the person's sign-out of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn my_sessions_asked_over_and_over_lists_every_change_at_once() {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let outside = rusqlite::Connection::open(&s.db_path).unwrap();
+    outside.busy_timeout(Duration::from_secs(5)).unwrap();
+    let me = s.api_login("ann@acme.test", CHROME_MAC).await;
+    let token = me["token"].as_str().unwrap().to_string();
+    let mut others = Vec::new();
+    for _ in 0..3 {
+        let b = s.api_login("ann@acme.test", CHROME_MAC).await;
+        others.push((
+            b["session"]["id"].as_str().unwrap().to_string(),
+            b["token"].as_str().unwrap().to_string(),
+        ));
+    }
+    let asked = |n| listed_at_once(&s, &token, n);
+    let mut expected = asked(1).await;
+    assert_eq!(expected.len(), 4);
+    for _ in 0..4 {
+        assert_eq!(asked(8).await, expected, "kept");
+    }
+
+    // Ended through the API.
+    let (status, body) = s
+        .delete(&format!("/api/v1/sessions/{}", others[0].0), &token)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    expected.retain(|id| *id != others[0].0);
+    assert_eq!(asked(8).await, expected, "ended through the API");
+    asked(8).await;
+
+    // Ended by another connection to the file.
+    outside
+        .execute(
+            "UPDATE sessions SET ended_at = unixepoch(), end_reason = 'terminated_by_admin'
+             WHERE public_id = ?1",
+            [&others[1].0],
+        )
+        .unwrap();
+    expected.retain(|id| *id != others[1].0);
+    assert_eq!(asked(8).await, expected, "ended outside");
+    asked(8).await;
+
+    // A new sign-in is listed.
+    let new = s.api_login("ann@acme.test", CHROME_MAC).await;
+    let new_id = new["session"]["id"].as_str().unwrap().to_string();
+    let now = asked(8).await;
+    assert!(now.contains(&new_id), "{now:?}");
+    assert_eq!(now.len(), expected.len() + 1, "{now:?}");
+    expected = now;
+
+    // Signed out by its own person.
+    assert_eq!(
+        s.post("/api/v1/logout", &others[2].1, json!({})).await.0,
+        204
+    );
+    expected.retain(|id| *id != others[2].0);
+    assert_eq!(asked(8).await, expected, "signed out");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_deletes_ended_sessions_after_retention() {
     let s = start_with(|c| c.sessions.retention = Duration::from_secs(1)).await;

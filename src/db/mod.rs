@@ -192,25 +192,21 @@ const POOL_SIZE: u32 = 8;
 /// short indexed read). Ended when dropped, on every path out, a panic's included, so
 /// that no connection goes back to the pool holding an old snapshot (SPEC §3: an ended
 /// session must be refused on its very next request).
-pub struct OneRead<'c>(&'c Connection);
+///
+/// Storage may keep what is read inside it ([`recall`]): the epoch is read before it
+/// begins.
+pub struct OneRead<'c>(&'c Pooled);
 
 impl<'c> OneRead<'c> {
-    pub fn begin(c: &'c Connection) -> Result<Self, DbError> {
-        c.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+    pub fn begin(c: &'c Pooled) -> Result<Self, DbError> {
+        c.begin_read()?;
         Ok(OneRead(c))
     }
 }
 
 impl Drop for OneRead<'_> {
     fn drop(&mut self) {
-        // A read has nothing to keep: ROLLBACK ends it whatever was read.
-        let ended = self
-            .0
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut s| s.execute([]));
-        if ended.is_err() && !self.0.is_autocommit() {
-            let _ = self.0.execute_batch("ROLLBACK");
-        }
+        self.0.end_read();
     }
 }
 
@@ -421,11 +417,10 @@ mod tests {
     fn one_read_ends_on_every_way_out() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sqlite3");
-        let c = Connection::open(&path).unwrap();
-        c.execute_batch(
-            "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
-        )
-        .unwrap();
+        let db = super::Db::open(&path).unwrap();
+        let c = db.pool.get().unwrap();
+        c.execute_batch("CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);")
+            .unwrap();
         let other = Connection::open(&path).unwrap();
         let read = |c: &Connection| -> i64 {
             c.query_row("SELECT max(v) FROM t", [], |r| r.get(0))

@@ -14,14 +14,17 @@
 //! - a connection's own commit is seen by its next look, which comes after the statement
 //!   that committed has returned.
 //!
-//! A row read inside a transaction is not kept: the transaction's snapshot may have
-//! begun before the epoch was read. `/api/v1/me` keeps the session as shown beside the
-//! check's row, under the same rule.
+//! A row read inside a transaction is kept under the epoch read before the transaction
+//! began ([`super::OneRead`]), as its snapshot may be older than a later epoch says; in
+//! any other transaction, not at all. `/api/v1/me` keeps the session as shown beside the
+//! check's row, and My Sessions each person's active sessions as listed, under the same
+//! rule.
 //!
 //! What is recalled is the row, never the answer: the check still judges it against the
-//! clock and the policy on every request (expiry, the person's status, second factors).
-//! A look costs a statement and SQLite's read lock, as a read does; what it saves is
-//! the row's three seeks, its columns and their copies.
+//! clock and the policy on every request (expiry, the person's status, second factors),
+//! and a listing leaves out the sessions that have expired since it was read. A look
+//! costs a statement and SQLite's read lock, as a read does; what it saves is the row's
+//! three seeks, its columns and their copies (for a listing, fifty rows of them).
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -41,12 +44,33 @@ use crate::model::{
 /// Rows kept at most. Past it, rows of earlier epochs are dropped, then all of them.
 const KEPT: usize = 4096;
 
+/// Listed sessions kept at most, all people's together (a few megabytes), dropped as
+/// [`KEPT`]'s rows are.
+const KEPT_LISTED: usize = 8192;
+
 /// The rows the check has read, shared by the pool's connections.
 pub(super) struct Memory {
     /// Moves on whenever a connection sees a change: rows kept under an earlier epoch are
     /// never recalled.
     epoch: AtomicU64,
     rows: Mutex<HashMap<[u8; 32], Kept>>,
+    /// Each person's active sessions as My Sessions lists them, by user id.
+    lists: Mutex<Lists>,
+}
+
+#[derive(Default)]
+struct Lists {
+    by_user: HashMap<i64, Listed>,
+    /// The sessions of all of them.
+    sessions: usize,
+}
+
+/// A person's active sessions, most recently active first, as read at `read_at`: all of
+/// them, none cut off by a limit.
+struct Listed {
+    epoch: u64,
+    read_at: i64,
+    sessions: Arc<[Shown]>,
 }
 
 struct Kept {
@@ -61,6 +85,7 @@ impl Memory {
         Memory {
             epoch: AtomicU64::new(0),
             rows: Mutex::new(HashMap::new()),
+            lists: Mutex::new(Lists::default()),
         }
     }
 
@@ -103,6 +128,47 @@ impl Memory {
         }
         let row = row.recalled(true);
         rows.insert(*hash, Kept { epoch, row, shown });
+    }
+
+    /// The sessions of `user` kept under `epoch`, as a listing at `now` would read them:
+    /// none kept is `None`, as is a list read later than `now` (the clock went back, and
+    /// a session it left out as expired might be active again).
+    fn listed(&self, user: i64, epoch: u64, now: i64) -> Option<Arc<[Shown]>> {
+        let lists = self.lists.lock().ok()?;
+        let l = lists.by_user.get(&user)?;
+        (l.epoch == epoch && l.read_at <= now).then(|| Arc::clone(&l.sessions))
+    }
+
+    fn keep_listed(&self, user: i64, epoch: u64, read_at: i64, sessions: Vec<Shown>) {
+        let Ok(mut lists) = self.lists.lock() else {
+            return;
+        };
+        if lists.by_user.get(&user).is_some_and(|l| l.epoch > epoch) || sessions.len() > KEPT_LISTED
+        {
+            return;
+        }
+        if let Some(old) = lists.by_user.remove(&user) {
+            lists.sessions -= old.sessions.len();
+        }
+        if lists.sessions + sessions.len() > KEPT_LISTED {
+            let now = self.epoch();
+            lists.by_user.retain(|_, l| l.epoch == now);
+            lists.sessions = lists.by_user.values().map(|l| l.sessions.len()).sum();
+            if lists.sessions + sessions.len() > KEPT_LISTED {
+                lists.by_user.clear();
+                lists.sessions = 0;
+            }
+        }
+        lists.sessions += sessions.len();
+        let sessions = sessions.into();
+        lists.by_user.insert(
+            user,
+            Listed {
+                epoch,
+                read_at,
+                sessions,
+            },
+        );
     }
 }
 
@@ -160,6 +226,10 @@ impl Shown {
         }
     }
 
+    pub(super) fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+
     /// The session, as `owner`'s.
     pub(super) fn view<'a>(&'a self, owner: &'a Principal) -> SessionView<'a> {
         SessionView {
@@ -193,6 +263,9 @@ pub struct Pooled {
     /// `data_version` and [`Pooled::commits`] at this connection's last look; `None`
     /// before its first.
     seen: Cell<Option<(i64, u64)>>,
+    /// The epoch read before the read transaction open on this connection began, when
+    /// [`Pooled::begin_read`] began it.
+    began: Cell<Option<u64>>,
 }
 
 impl Deref for Pooled {
@@ -223,7 +296,7 @@ impl Pooled {
         let pick = |k: &Kept| {
             (!uses || k.row.session.applications_used.is_some()).then(|| k.row.recalled(uses))
         };
-        let before = match self.recall(hash, pick)? {
+        let before = match self.recall(|m, epoch| m.recall(hash, epoch, pick))? {
             Ok(row) => return Ok(Some(row)),
             Err(before) => before,
         };
@@ -240,33 +313,48 @@ impl Pooled {
         &self,
         hash: &[u8; 32],
     ) -> Result<Result<(TokenMatch, Arc<Shown>), u64>, DbError> {
-        self.recall(hash, |k| Some((k.row.recalled(false), k.shown.clone()?)))
+        self.recall(|m, epoch| {
+            m.recall(hash, epoch, |k| {
+                Some((k.row.recalled(false), k.shown.clone()?))
+            })
+        })
     }
 
-    /// What `pick` takes of the row kept for `hash`, when nothing has been committed
+    /// The active sessions of `user` as a listing at `now` reads them, most recently
+    /// active first, when they are kept and nothing has been committed since; else the
+    /// epoch a read must be [`Pooled::keep_listed`] under. Those that have expired since
+    /// are still among them: the caller leaves them out.
+    pub(super) fn recall_listed(
+        &self,
+        user: i64,
+        now: i64,
+    ) -> Result<Result<Arc<[Shown]>, u64>, DbError> {
+        self.recall(|m, epoch| m.listed(user, epoch, now))
+    }
+
+    /// What `find` finds kept under the current epoch, when nothing has been committed
     /// since it was kept; else the epoch a read made instead must be kept under.
     fn recall<R>(
         &self,
-        hash: &[u8; 32],
-        pick: impl FnOnce(&Kept) -> Option<R>,
+        find: impl FnOnce(&Memory, u64) -> Option<R>,
     ) -> Result<Result<R, u64>, DbError> {
         // Read before anything of this check is, even the look (which begins the
         // snapshot of a transaction the check runs in): see the module comment.
         let before = self.memory.epoch();
-        let Some(found) = self.memory.recall(hash, before, pick) else {
+        let Some(found) = find(&self.memory, before) else {
             return Ok(Err(before));
         };
-        // Taken before the look, and good only if the look saw no change.
+        // Taken before the look, and good only if the look saw no change. Else a read
+        // made after the look is kept under the epoch the look left.
         self.look()?;
-        Ok(if self.memory.epoch() == before {
-            Ok(found)
-        } else {
-            Err(before)
+        Ok(match self.memory.epoch() {
+            now if now == before => Ok(found),
+            now => Err(now),
         })
     }
 
-    /// Keeps a row read under `before` (from [`Pooled::recall_shown`]), unless it was
-    /// read inside a transaction, whose snapshot may have begun before `before` was.
+    /// Keeps a row read under `before` (from [`Pooled::recall_shown`]): see
+    /// [`Pooled::kept_under`].
     pub(super) fn keep(
         &self,
         hash: &[u8; 32],
@@ -274,8 +362,56 @@ impl Pooled {
         row: &TokenMatch,
         shown: Option<Shown>,
     ) {
+        if let Some(epoch) = self.kept_under(before) {
+            self.memory.keep(hash, epoch, row, shown);
+        }
+    }
+
+    /// Keeps the active sessions of `user` that a listing read at `read_at` (all of
+    /// them: none cut off by a limit), under `before` (from [`Pooled::recall_listed`]).
+    pub(super) fn keep_listed(&self, user: i64, before: u64, read_at: i64, sessions: Vec<Shown>) {
+        if let Some(epoch) = self.kept_under(before) {
+            self.memory.keep_listed(user, epoch, read_at, sessions);
+        }
+    }
+
+    /// Whether what is read now may be kept: outside a transaction, yes; inside one,
+    /// only one that [`Pooled::begin_read`] began.
+    pub(super) fn may_keep(&self) -> bool {
+        self.conn.is_autocommit() || self.began.get().is_some()
+    }
+
+    /// The epoch to keep what was read under, `before` having been read before the read:
+    /// inside a transaction, the epoch read before the transaction began (its snapshot
+    /// may have begun before `before` was read); in one that [`Pooled::begin_read`] did
+    /// not begin, none.
+    fn kept_under(&self, before: u64) -> Option<u64> {
         if self.conn.is_autocommit() {
-            self.memory.keep(hash, before, row, shown);
+            Some(before)
+        } else {
+            self.began.get()
+        }
+    }
+
+    /// Begins a read transaction ([`super::OneRead`]), the epoch read first: what is
+    /// read inside it may be kept under that epoch.
+    pub(super) fn begin_read(&self) -> Result<(), DbError> {
+        let before = self.memory.epoch();
+        self.conn.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+        self.began.set(Some(before));
+        Ok(())
+    }
+
+    /// Ends [`Pooled::begin_read`]'s transaction, on every path out.
+    pub(super) fn end_read(&self) {
+        self.began.set(None);
+        // A read has nothing to keep: ROLLBACK ends it whatever was read.
+        let ended = self
+            .conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut s| s.execute([]));
+        if ended.is_err() && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
 
@@ -323,6 +459,7 @@ impl r2d2::ManageConnection for Manager {
             memory: Arc::clone(&self.memory),
             commits,
             seen: Cell::new(None),
+            began: Cell::new(None),
         })
     }
 
@@ -511,9 +648,10 @@ mod tests {
     }
 
     /// Inside a read transaction, whose snapshot may have begun before the check, a row
-    /// is recalled but not kept: it may be older than the epoch says.
+    /// is kept under the epoch read before the transaction began, not the one read
+    /// before the check: it may be older than that one says.
     #[test]
-    fn a_row_read_in_a_transaction_is_not_kept() {
+    fn a_row_read_in_a_transaction_is_kept_under_the_epoch_before_it() {
         let (_dir, db) = setup();
         let (a, b) = two(&db);
         let reads = Cell::new(0);
@@ -571,5 +709,154 @@ mod tests {
         b.execute("UPDATE sessions SET city = 'Hamburg'", [])
             .unwrap();
         assert!(shown(&a).contains("Hamburg"));
+    }
+
+    /// Both connections look, so that what they keep next is recalled.
+    fn settle(a: &Pooled, b: &Pooled) {
+        a.look().unwrap();
+        b.look().unwrap();
+    }
+
+    /// Ann, the owner of every session in [`setup`]'s database.
+    fn ann(c: &Connection) -> Principal {
+        c.query_row(
+            "SELECT u.id, u.account_id FROM users u WHERE u.email = 'ann@acme.test'",
+            [],
+            |r| {
+                Ok(Principal {
+                    user_id: crate::model::UserId(r.get(0)?),
+                    email: "ann@acme.test".into(),
+                    name: "Ann".into(),
+                    role: Role::User,
+                    account_id: crate::model::AccountId(r.get(1)?),
+                    account_name: "Acme".into(),
+                    email_verified: true,
+                })
+            },
+        )
+        .unwrap()
+    }
+
+    /// Another session of Ann's, `id`, expiring at `expires_at`.
+    fn add_session(c: &Connection, id: &str, expires_at: i64) {
+        let owner = ann(c);
+        let hash = crate::domain::tokens::hash_token(id);
+        insert(
+            c,
+            &NewSession {
+                public_id: id,
+                token_hash: &hash,
+                user_id: owner.user_id,
+                account_id: owner.account_id,
+                application: "web",
+                device_id: "d",
+                user_agent: "ua",
+                device: &Device::default(),
+                ip: "192.0.2.2",
+                location: &Location::default(),
+                now: 0,
+                expires_at,
+                auth_methods: AuthMethods::PASSWORD,
+            },
+        )
+        .unwrap();
+    }
+
+    /// My Sessions' listing on `c` at `now`: the public ids listed.
+    fn listed(c: &Pooled, now: i64, limit: Option<u32>) -> Vec<String> {
+        let mut ids = Vec::new();
+        crate::db::sessions::each_active_for_user(c, &ann(c), now, limit, |s| {
+            ids.push(s.id.to_string())
+        })
+        .unwrap();
+        ids
+    }
+
+    /// Whether Ann's sessions as a listing at `now` reads them are kept, and recalled.
+    fn listing_kept(c: &Pooled, now: i64) -> bool {
+        let user = ann(c).user_id.0;
+        matches!(c.recall_listed(user, now), Ok(Ok(_)))
+    }
+
+    /// My Sessions recalls a person's sessions while nothing is committed, on any
+    /// connection; a commit from anywhere (another pooled connection, the same one, one
+    /// outside the pool) is listed at once.
+    #[test]
+    fn the_listed_sessions_are_recalled_while_nothing_is_committed() {
+        let (dir, db) = setup();
+        let (a, b) = two(&db);
+        let outside = Connection::open(dir.path().join("t.sqlite3")).unwrap();
+        add_session(&b, "s2", i64::MAX);
+        settle(&a, &b);
+        assert_eq!(listed(&a, 10, None).len(), 2);
+        assert!(listing_kept(&a, 10) && listing_kept(&b, 10), "kept");
+        assert_eq!(listed(&b, 10, None).len(), 2);
+        let list: [(&str, &Connection); 3] = [
+            ("another pooled", &b),
+            ("the same", &a),
+            ("outside", &outside),
+        ];
+        for (i, (who, by)) in list.into_iter().enumerate() {
+            let before = listed(&a, 10, None).len();
+            add_session(by, &format!("n{i}"), i64::MAX);
+            assert_eq!(listed(&a, 10, None).len(), before + 1, "{who}: a");
+            assert_eq!(listed(&b, 10, None).len(), before + 1, "{who}: b");
+            assert!(listing_kept(&a, 10), "{who}: kept again");
+            by.execute(
+                "UPDATE sessions SET ended_at = 1 WHERE public_id = 's2'",
+                [],
+            )
+            .unwrap();
+            assert!(!listed(&b, 10, None).contains(&"s2".into()), "{who}: b");
+            assert!(!listed(&a, 10, None).contains(&"s2".into()), "{who}: a");
+            by.execute(
+                "UPDATE sessions SET ended_at = NULL WHERE public_id = 's2'",
+                [],
+            )
+            .unwrap();
+        }
+    }
+
+    /// A recalled listing leaves out what has expired since it was read, answers a
+    /// limit as a read would, and is not recalled for an earlier time (a clock set
+    /// back); a listing cut short by its limit is not kept.
+    #[test]
+    fn a_recalled_listing_is_the_listing_a_read_would_give() {
+        let (_dir, db) = setup();
+        let (a, b) = two(&db);
+        add_session(&b, "s2", 100);
+        add_session(&b, "s3", 1_000);
+        a.execute_batch(
+            "UPDATE sessions SET last_active_at = 2 WHERE public_id = 's2';
+             UPDATE sessions SET last_active_at = 1 WHERE public_id = 's3';",
+        )
+        .unwrap();
+        settle(&a, &b);
+        assert_eq!(listed(&a, 10, Some(2)), ["s2", "s3"], "cut short");
+        assert!(!listing_kept(&a, 10), "not kept when cut short");
+        assert_eq!(listed(&a, 10, None), ["s2", "s3", "s1"]);
+        assert!(listing_kept(&b, 10));
+        assert_eq!(listed(&b, 10, Some(2)), ["s2", "s3"], "a limit");
+        assert_eq!(listed(&b, 100, None), ["s3", "s1"], "s2 has expired");
+        assert!(listing_kept(&b, 100), "and it was recalled");
+        assert!(!listing_kept(&b, 5), "not for an earlier time");
+        assert_eq!(listed(&b, 5, None), ["s2", "s3", "s1"]);
+    }
+
+    /// A listing read inside a read transaction is kept under the epoch read before the
+    /// transaction began: a commit seen after its snapshot began is listed at once.
+    #[test]
+    fn a_listing_read_in_a_transaction_hides_no_commit() {
+        let (_dir, db) = setup();
+        let (a, b) = two(&db);
+        {
+            let _one = crate::db::OneRead::begin(&a).unwrap();
+            a.look().unwrap();
+            add_session(&b, "s2", i64::MAX);
+            b.look().unwrap();
+            assert_eq!(listed(&a, 10, None), ["s1"], "the snapshot");
+        }
+        assert_eq!(listed(&b, 10, None).len(), 2);
+        assert_eq!(listed(&a, 10, None).len(), 2);
     }
 }

@@ -786,13 +786,44 @@ impl ListedAt {
 
 /// [`list_active_for_user`], each session handed to `each` as it is read, borrowed from
 /// its row, instead of collected: a listing's JSON is written straight from the rows.
-/// Whose the sessions are (`owner`) is not read again on every row. Answers how many
-/// there were.
+/// Whose the sessions are (`owner`) is not read again on every row. The sessions are
+/// recalled instead of read while nothing has been committed since they were
+/// ([`super::recall`]). Answers how many there were.
 pub fn each_active_for_user(
-    c: &Connection,
+    c: &Pooled,
     owner: &Principal,
     now: i64,
     limit: Option<u32>,
+    mut each: impl FnMut(&SessionView<'_>),
+) -> Result<usize, DbError> {
+    let limit = limit.map_or(usize::MAX, |l| l as usize);
+    let before = match c.recall_listed(owner.user_id.0, now)? {
+        Ok(kept) => {
+            let active = kept.iter().filter(|s| s.expires_at() > now).take(limit);
+            return Ok(active.map(|s| each(&s.view(owner))).count());
+        }
+        Err(before) => before,
+    };
+    let mut copies = c.may_keep().then(Vec::new);
+    let n = read_active_for_user(c, owner, now, limit, |s| {
+        each(s);
+        if let Some(copies) = &mut copies {
+            copies.push(Shown::of(s));
+        }
+    })?;
+    // Kept only when none was cut off by the limit: a recall answers every limit.
+    if let Some(copies) = copies.filter(|_| n < limit) {
+        c.keep_listed(owner.user_id.0, before, now, copies);
+    }
+    Ok(n)
+}
+
+/// [`each_active_for_user`]'s read, at most `limit` sessions.
+fn read_active_for_user(
+    c: &Connection,
+    owner: &Principal,
+    now: i64,
+    limit: usize,
     mut each: impl FnMut(&SessionView<'_>),
 ) -> Result<usize, DbError> {
     static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
@@ -808,7 +839,8 @@ pub fn each_active_for_user(
     let which = usize::from(!holds_grants(c, owner.user_id)?);
     let mut stmt = c.prepare_cached(&SQL[which])?;
     let cols = found_once(&COLS[which], || ListedAt::of(&stmt))?;
-    let limit = limit.map_or(-1, i64::from);
+    // A negative LIMIT is none in SQLite.
+    let limit = i64::try_from(limit).unwrap_or(-1);
     let mut rows = stmt.query(params![owner.user_id, now, limit])?;
     let mut n = 0;
     while let Some(r) = rows.next()? {

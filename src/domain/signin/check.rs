@@ -62,7 +62,7 @@ pub async fn authenticate_then<T, F>(
 ) -> Result<(Authed, T)>
 where
     T: Send + 'static,
-    F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
+    F: Fn(&Pooled, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
     check(state, token, from, Held::Refused, Read::Then, then).await
 }
@@ -112,7 +112,7 @@ async fn check<T, F>(
 ) -> Result<(Authed, T)>
 where
     T: Send + 'static,
-    F: Fn(&Connection, &Authed, Place) -> Result<Option<T>> + Send + 'static,
+    F: Fn(&Pooled, &Authed, Place) -> Result<Option<T>> + Send + 'static,
 {
     let (hash, policy) = hash_and_policy(state, token)?;
     let (authed, out, touched) = state
