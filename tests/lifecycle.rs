@@ -360,18 +360,21 @@ async fn disabling_a_user_refuses_its_sessions_at_once() {
     assert_eq!(status, 401, "{body}");
 }
 
-/// `/auth/verify` for `token` by `n` requests at once (so that they are answered on
-/// several pooled connections): their statuses.
-async fn verify_at_once(s: &TestServer, token: &str, n: usize) -> Vec<u16> {
+/// `path` asked for `token` by `n` requests at once (so that they are answered on
+/// several pooled connections): their responses.
+async fn get_at_once(s: &TestServer, path: &str, token: &str, n: usize) -> Vec<reqwest::Response> {
     let mut asked = tokio::task::JoinSet::new();
     for _ in 0..n {
-        let (url, token) = (s.url("/auth/verify"), token.to_string());
-        asked.spawn(async move {
-            let resp = client().get(url).bearer_auth(token).send().await.unwrap();
-            resp.status().as_u16()
-        });
+        let (url, token) = (s.url(path), token.to_string());
+        asked.spawn(async move { client().get(url).bearer_auth(token).send().await.unwrap() });
     }
     asked.join_all().await
+}
+
+/// `/auth/verify` for `token` by `n` requests at once: their statuses.
+async fn verify_at_once(s: &TestServer, token: &str, n: usize) -> Vec<u16> {
+    let answers = get_at_once(s, "/auth/verify", token, n).await;
+    answers.iter().map(|r| r.status().as_u16()).collect()
 }
 
 /// Checked again and again, several at a time: kept by storage, and recalled.
@@ -388,16 +391,33 @@ async fn refused(s: &TestServer, token: &str, after: &str) {
     assert_eq!(s.get("/api/v1/me", token).await.0, 401, "{after}");
 }
 
+/// A server with Ann, and another connection to its file (as the CLI's, or a script's).
+async fn ann_and_another_connection() -> (TestServer, rusqlite::Connection) {
+    let s = start().await;
+    s.user("Acme", "ann@acme.test", Role::User).await;
+    let outside = rusqlite::Connection::open(&s.db_path).unwrap();
+    outside.busy_timeout(Duration::from_secs(5)).unwrap();
+    (s, outside)
+}
+
+/// Ends session `id` through `outside`, behind the server's back.
+fn end_outside(outside: &rusqlite::Connection, id: &str) {
+    outside
+        .execute(
+            "UPDATE sessions SET ended_at = unixepoch(), end_reason = 'terminated_by_admin'
+             WHERE public_id = ?1",
+            [id],
+        )
+        .unwrap();
+}
+
 /// Storage recalls the row of a token it has just read while nothing is committed
 /// (`db::Pooled`): a session checked over and over, on several connections, is refused
 /// at once after a change from anywhere: the server's own API, another connection to
 /// the file (as the CLI's, or a script's), a person disabled behind the server's back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
-    let s = start().await;
-    s.user("Acme", "ann@acme.test", Role::User).await;
-    let outside = rusqlite::Connection::open(&s.db_path).unwrap();
-    outside.busy_timeout(Duration::from_secs(5)).unwrap();
+    let (s, outside) = ann_and_another_connection().await;
 
     // Ended through the API, by another of the person's sessions.
     let other = s.token("ann@acme.test").await;
@@ -413,13 +433,7 @@ async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
     let body = s.api_login("ann@acme.test", CHROME_MAC).await;
     let token = body["token"].as_str().unwrap().to_string();
     kept(&s, &token).await;
-    outside
-        .execute(
-            "UPDATE sessions SET ended_at = unixepoch(), end_reason = 'terminated_by_admin'
-             WHERE public_id = ?1",
-            [body["session"]["id"].as_str().unwrap()],
-        )
-        .unwrap();
+    end_outside(&outside, body["session"]["id"].as_str().unwrap());
     refused(&s, &token, "outside").await;
 
     // Its person disabled by another connection; then enabled again.
@@ -443,33 +457,21 @@ async fn a_session_checked_over_and_over_is_refused_at_once_after_any_change() {
     );
 }
 
-/// My Sessions' ids for `token`, asked by `n` requests at once (so that they are
-/// answered on several pooled connections): every answer must be the same list.
+/// My Sessions' ids for `token`, asked by `n` requests at once: every answer must be
+/// the same list.
 async fn listed_at_once(s: &TestServer, token: &str, n: usize) -> Vec<String> {
-    let mut asked = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let (url, token) = (s.url("/api/v1/sessions"), token.to_string());
-        asked.spawn(async move {
-            let resp = client().get(url).bearer_auth(token).send().await.unwrap();
-            assert_eq!(resp.status().as_u16(), 200);
-            resp.json::<serde_json::Value>().await.unwrap()
-        });
+    let mut lists = Vec::new();
+    for resp in get_at_once(s, "/api/v1/sessions", token, n).await {
+        assert_eq!(resp.status().as_u16(), 200);
+        let list: serde_json::Value = resp.json().await.unwrap();
+        let ids = list["items"].as_array().unwrap().iter();
+        lists.push(
+            ids.map(|i| i["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>(),
+        );
     }
-    let lists: Vec<Vec<String>> = asked
-        .join_all()
-        .await
-        .iter()
-        .map(|l| {
-            l["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["id"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .collect();
     assert!(lists.windows(2).all(|w| w[0] == w[1]), "{lists:?}");
-    lists.into_iter().next().unwrap()
+    lists.swap_remove(0)
 }
 
 /// Storage recalls a person's listed sessions while nothing is committed (`db::Pooled`):
@@ -478,10 +480,7 @@ async fn listed_at_once(s: &TestServer, token: &str, n: usize) -> Vec<String> {
 /// CLI's), a new sign-in, a session ended by the person's sign-out of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn my_sessions_asked_over_and_over_lists_every_change_at_once() {
-    let s = start().await;
-    s.user("Acme", "ann@acme.test", Role::User).await;
-    let outside = rusqlite::Connection::open(&s.db_path).unwrap();
-    outside.busy_timeout(Duration::from_secs(5)).unwrap();
+    let (s, outside) = ann_and_another_connection().await;
     let me = s.api_login("ann@acme.test", CHROME_MAC).await;
     let token = me["token"].as_str().unwrap().to_string();
     let mut others = Vec::new();
@@ -509,13 +508,7 @@ async fn my_sessions_asked_over_and_over_lists_every_change_at_once() {
     asked(8).await;
 
     // Ended by another connection to the file.
-    outside
-        .execute(
-            "UPDATE sessions SET ended_at = unixepoch(), end_reason = 'terminated_by_admin'
-             WHERE public_id = ?1",
-            [&others[1].0],
-        )
-        .unwrap();
+    end_outside(&outside, &others[1].0);
     expected.retain(|id| *id != others[1].0);
     assert_eq!(asked(8).await, expected, "ended outside");
     asked(8).await;

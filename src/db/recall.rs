@@ -494,7 +494,7 @@ mod tests {
         let db = Db::open(&dir.path().join("t.sqlite3")).unwrap();
         let c = db.pool.get().unwrap();
         let account = accounts::insert(&c, "Acme", 0).unwrap();
-        let user = users::insert(
+        users::insert(
             &c,
             &NewUser {
                 account_id: account,
@@ -508,25 +508,7 @@ mod tests {
             },
         )
         .unwrap();
-        insert(
-            &c,
-            &NewSession {
-                public_id: "s1",
-                token_hash: &HASH,
-                user_id: user,
-                account_id: account,
-                application: "web",
-                device_id: "d",
-                user_agent: "ua",
-                device: &Device::default(),
-                ip: "192.0.2.1",
-                location: &Location::default(),
-                now: 0,
-                expires_at: i64::MAX,
-                auth_methods: AuthMethods::PASSWORD,
-            },
-        )
-        .unwrap();
+        add_session(&c, "s1", &HASH, i64::MAX);
         drop(c);
         (dir, db)
     }
@@ -737,17 +719,21 @@ mod tests {
         .unwrap()
     }
 
-    /// Another session of Ann's, `id`, expiring at `expires_at`.
-    fn add_session(c: &Connection, id: &str, expires_at: i64) {
-        let owner = ann(c);
-        // Any 32 bytes do for a hash here: the id's, padded.
+    /// A token hash for session `id`: any 32 bytes do here, the id's, padded.
+    fn hash_of(id: &str) -> [u8; 32] {
         let mut hash = [0u8; 32];
         hash[..id.len()].copy_from_slice(id.as_bytes());
+        hash
+    }
+
+    /// A session of Ann's, `id`, with token hash `hash`, expiring at `expires_at`.
+    fn add_session(c: &Connection, id: &str, hash: &[u8; 32], expires_at: i64) {
+        let owner = ann(c);
         insert(
             c,
             &NewSession {
                 public_id: id,
-                token_hash: &hash,
+                token_hash: hash,
                 user_id: owner.user_id,
                 account_id: owner.account_id,
                 application: "web",
@@ -788,7 +774,7 @@ mod tests {
         let (dir, db) = setup();
         let (a, b) = two(&db);
         let outside = Connection::open(dir.path().join("t.sqlite3")).unwrap();
-        add_session(&b, "s2", i64::MAX);
+        add_session(&b, "s2", &hash_of("s2"), i64::MAX);
         settle(&a, &b);
         assert_eq!(listed(&a, 10, None).len(), 2);
         assert!(listing_kept(&a, 10) && listing_kept(&b, 10), "kept");
@@ -800,7 +786,8 @@ mod tests {
         ];
         for (i, (who, by)) in list.into_iter().enumerate() {
             let before = listed(&a, 10, None).len();
-            add_session(by, &format!("n{i}"), i64::MAX);
+            let id = format!("n{i}");
+            add_session(by, &id, &hash_of(&id), i64::MAX);
             assert_eq!(listed(&a, 10, None).len(), before + 1, "{who}: a");
             assert_eq!(listed(&b, 10, None).len(), before + 1, "{who}: b");
             assert!(listing_kept(&a, 10), "{who}: kept again");
@@ -826,8 +813,8 @@ mod tests {
     fn a_recalled_listing_is_the_listing_a_read_would_give() {
         let (_dir, db) = setup();
         let (a, b) = two(&db);
-        add_session(&b, "s2", 100);
-        add_session(&b, "s3", 1_000);
+        add_session(&b, "s2", &hash_of("s2"), 100);
+        add_session(&b, "s3", &hash_of("s3"), 1_000);
         a.execute_batch(
             "UPDATE sessions SET last_active_at = 2 WHERE public_id = 's2';
              UPDATE sessions SET last_active_at = 1 WHERE public_id = 's3';",
@@ -854,7 +841,7 @@ mod tests {
         {
             let _one = crate::db::OneRead::begin(&a).unwrap();
             a.look().unwrap();
-            add_session(&b, "s2", i64::MAX);
+            add_session(&b, "s2", &hash_of("s2"), i64::MAX);
             b.look().unwrap();
             assert_eq!(listed(&a, 10, None), ["s1"], "the snapshot");
         }
