@@ -368,24 +368,16 @@ impl Pooled {
     }
 
     /// Keeps the active sessions of `user` that a listing read at `read_at` (all of
-    /// them: none cut off by a limit), under `before` (from [`Pooled::recall_listed`]).
-    pub(super) fn keep_listed(&self, user: i64, before: u64, read_at: i64, sessions: Vec<Shown>) {
-        if let Some(epoch) = self.kept_under(before) {
-            self.memory.keep_listed(user, epoch, read_at, sessions);
-        }
-    }
-
-    /// Whether what is read now may be kept: outside a transaction, yes; inside one,
-    /// only one that [`Pooled::begin_read`] began.
-    pub(super) fn may_keep(&self) -> bool {
-        self.conn.is_autocommit() || self.began.get().is_some()
+    /// them: none cut off by a limit), under `epoch` (from [`Pooled::kept_under`]).
+    pub(super) fn keep_listed(&self, user: i64, epoch: u64, read_at: i64, sessions: Vec<Shown>) {
+        self.memory.keep_listed(user, epoch, read_at, sessions);
     }
 
     /// The epoch to keep what was read under, `before` having been read before the read:
     /// inside a transaction, the epoch read before the transaction began (its snapshot
     /// may have begun before `before` was read); in one that [`Pooled::begin_read`] did
-    /// not begin, none.
-    fn kept_under(&self, before: u64) -> Option<u64> {
+    /// not begin, none (nothing read there is kept).
+    pub(super) fn kept_under(&self, before: u64) -> Option<u64> {
         if self.conn.is_autocommit() {
             Some(before)
         } else {

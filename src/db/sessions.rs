@@ -804,16 +804,17 @@ pub fn each_active_for_user(
         }
         Err(before) => before,
     };
-    let mut copies = c.may_keep().then(Vec::new);
+    // Copied as they are read only when they may be kept.
+    let mut kept = c.kept_under(before).map(|epoch| (epoch, Vec::new()));
     let n = read_active_for_user(c, owner, now, limit, |s| {
         each(s);
-        if let Some(copies) = &mut copies {
+        if let Some((_, copies)) = &mut kept {
             copies.push(Shown::of(s));
         }
     })?;
     // Kept only when none was cut off by the limit: a recall answers every limit.
-    if let Some(copies) = copies.filter(|_| n < limit) {
-        c.keep_listed(owner.user_id.0, before, now, copies);
+    if let Some((epoch, copies)) = kept.filter(|_| n < limit) {
+        c.keep_listed(owner.user_id.0, epoch, now, copies);
     }
     Ok(n)
 }
